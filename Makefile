@@ -1,0 +1,58 @@
+# Distributor tier management: developer entry points.
+#
+#   make            same as `make test` (what CI runs through .ci/run)
+#   make test       cfn-lint the SAM template, smoke-test it on moto, then the whole cargo test
+#                   suite against a throwaway moto server
+#   make run        the local stack demo (moto + every function) on PORT (default 8080)
+#   make lint       clippy with warnings as errors, and cfn-lint
+#   make zips       release arm64 Lambda zips with cargo-lambda (target/lambda/<bin>/bootstrap.zip)
+#   make bench      the domain benchmarks
+#   make clean-venv remove .venv/ (the next target re-creates what it needs)
+#
+# Python tools live in the project-local .venv/, pinned and installed on demand by scripts/venv.sh.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+VENV := .venv
+CFN_LINT := $(VENV)/bin/cfn-lint
+TEMPLATE := infra/template.yaml
+PORT ?= 8080
+export PORT
+
+.PHONY: help test run lint cfn-lint template-smoke zips bench clean-venv
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+test:
+	scripts/venv.sh moto cfn-lint
+	$(CFN_LINT) $(TEMPLATE)
+	scripts/with-moto.sh $(VENV)/bin/python scripts/template-smoke.py
+	scripts/with-moto.sh cargo test --workspace --all-targets
+
+run:
+	scripts/venv.sh moto
+	cargo run -p local-stack --bin local-stack -- demo
+
+lint: cfn-lint
+	cargo clippy --workspace --all-targets -- -D warnings
+
+cfn-lint:
+	scripts/venv.sh cfn-lint
+	$(CFN_LINT) $(TEMPLATE)
+
+template-smoke:
+	scripts/venv.sh moto
+	scripts/with-moto.sh $(VENV)/bin/python scripts/template-smoke.py
+
+zips:
+	scripts/venv.sh cargo-lambda
+	scripts/build-zips.sh
+
+bench:
+	cargo bench -p tier-domain
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,27 @@
+//! The distributor tier domain (分销等级管理): pure logic, no I/O, no AWS.
+//!
+//! # Layout
+//! - [`money`]: `Money` and `Percent` on `rust_decimal`, and the rounding rule.
+//! - [`ids`]: identifiers, parsed at the boundary.
+//! - [`calendar`]: natural months and quarters in the brand's time zone.
+//! - [`metrics`]: what rules measure, kept in monthly buckets.
+//! - [`rules`]: the rule set (tiers, benefits, conditions) and evaluation.
+//! - [`order`]: order events, platform-neutral.
+//! - [`ledger`]: each order's contribution to metrics, exact under duplicate
+//!   and out-of-order delivery.
+//! - [`pricing`]: tier prices and their precedence.
+//! - [`tier`]: tier changes and their recorded reasons.
+
+pub mod calendar;
+pub mod ids;
+pub mod ledger;
+pub mod metrics;
+pub mod money;
+pub mod order;
+pub mod pricing;
+pub mod rules;
+pub mod tier;
+
+pub use calendar::{BrandCalendar, Month};
+pub use ids::*;
+pub use money::{Money, Percent};

@@ -1,0 +1,170 @@
+//! What rules measure. Metrics are the sum of the contributions recorded in
+//! the ledger ([`crate::ledger`]); they are stored as counters per natural
+//! month plus a lifetime counter, so that any calendar window is a sum of
+//! buckets.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Month;
+use crate::money::Money;
+
+/// A metric a rule can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// The distributor's own paid orders, net of refunds (销售额).
+    SalesAmount,
+    /// Paid orders not fully refunded or cancelled.
+    OrderCount,
+    /// Customers who have ever ordered from the distributor (下线用户).
+    DownlineUsers,
+    /// Customers with at least one paid order not fully refunded (有效下线用户).
+    ValidDownlineUsers,
+}
+
+impl Metric {
+    /// Counts of people are current values; they have no calendar window.
+    pub fn is_windowed(self) -> bool {
+        matches!(self, Metric::SalesAmount | Metric::OrderCount)
+    }
+}
+
+/// The period a windowed metric is summed over. Calendar windows are cut in
+/// the brand's time zone and end at the evaluation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The natural month so far (本月).
+    Month,
+    /// The natural quarter so far (本季度).
+    Quarter,
+    /// Everything ever recorded.
+    Lifetime,
+}
+
+/// Lifetime and per-month totals of one quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Buckets<T> {
+    pub lifetime: T,
+    pub by_month: BTreeMap<Month, T>,
+}
+
+impl<T> Buckets<T>
+where
+    T: Copy + Default + std::ops::Add<Output = T>,
+{
+    pub fn add(&mut self, month: Month, delta: T) {
+        self.lifetime = self.lifetime + delta;
+        let slot = self.by_month.entry(month).or_default();
+        *slot = *slot + delta;
+    }
+
+    pub fn month(&self, month: Month) -> T {
+        self.by_month.get(&month).copied().unwrap_or_default()
+    }
+
+    pub fn over(&self, window: Window, now: Month) -> T {
+        match window {
+            Window::Lifetime => self.lifetime,
+            Window::Month => self.month(now),
+            Window::Quarter => now
+                .quarter_months()
+                .into_iter()
+                .filter(|m| *m <= now)
+                .fold(T::default(), |acc, m| acc + self.month(m)),
+        }
+    }
+}
+
+/// Everything known about one distributor's results.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    pub sales: Buckets<Money>,
+    pub orders: Buckets<i64>,
+    pub downline_users: i64,
+    pub valid_downline_users: i64,
+}
+
+impl Metrics {
+    /// The value of `metric` over `window`, as of month `now`.
+    pub fn value(&self, metric: Metric, window: Window, now: Month) -> Decimal {
+        match metric {
+            Metric::SalesAmount => self.sales.over(window, now).amount(),
+            Metric::OrderCount => Decimal::from(self.orders.over(window, now)),
+            Metric::DownlineUsers => Decimal::from(self.downline_users),
+            Metric::ValidDownlineUsers => Decimal::from(self.valid_downline_users),
+        }
+    }
+
+    pub fn apply(&mut self, delta: &MetricsDelta) {
+        for (month, amount) in &delta.sales {
+            self.sales.add(*month, *amount);
+        }
+        for (month, count) in &delta.orders {
+            self.orders.add(*month, *count);
+        }
+        self.downline_users += delta.downline_users;
+        self.valid_downline_users += delta.valid_downline_users;
+    }
+}
+
+/// A change to [`Metrics`], as one event's contribution makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetricsDelta {
+    pub sales: Vec<(Month, Money)>,
+    pub orders: Vec<(Month, i64)>,
+    pub downline_users: i64,
+    pub valid_downline_users: i64,
+}
+
+impl MetricsDelta {
+    pub fn is_empty(&self) -> bool {
+        self.sales.iter().all(|(_, m)| m.is_zero())
+            && self.orders.iter().all(|(_, c)| *c == 0)
+            && self.downline_users == 0
+            && self.valid_downline_users == 0
+    }
+
+    /// Adds `other` to `self`, merging buckets of the same month.
+    pub fn merge(&mut self, other: &MetricsDelta) {
+        for (month, amount) in &other.sales {
+            match self.sales.iter_mut().find(|(m, _)| m == month) {
+                Some((_, a)) => *a = *a + *amount,
+                None => self.sales.push((*month, *amount)),
+            }
+        }
+        for (month, count) in &other.orders {
+            match self.orders.iter_mut().find(|(m, _)| m == month) {
+                Some((_, c)) => *c += *count,
+                None => self.orders.push((*month, *count)),
+            }
+        }
+        self.downline_users += other.downline_users;
+        self.valid_downline_users += other.valid_downline_users;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> Month {
+        Month::parse(s).unwrap()
+    }
+
+    #[test]
+    fn windows_sum_the_right_buckets() {
+        let mut sales = Buckets::<Money>::default();
+        sales.add(m("2026-06"), Money::cents(100));
+        sales.add(m("2026-07"), Money::cents(200));
+        sales.add(m("2026-08"), Money::cents(400));
+        sales.add(m("2026-09"), Money::cents(800));
+        assert_eq!(sales.over(Window::Month, m("2026-08")), Money::cents(400));
+        // The quarter so far: July and August, not June, not September.
+        assert_eq!(sales.over(Window::Quarter, m("2026-08")), Money::cents(600));
+        assert_eq!(sales.over(Window::Lifetime, m("2026-08")), Money::cents(1500));
+    }
+}

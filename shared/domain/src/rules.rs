@@ -1,0 +1,532 @@
+//! The brand's rule set: tiers, their benefits and the conditions that put a
+//! distributor in them.
+//!
+//! # Semantics
+//! A distributor's *qualified* tier is a pure function of its metrics at a
+//! point in time, so that evaluating twice gives the same answer and a
+//! recomputation from the ledger gives the same tier:
+//!
+//! 1. the highest-ranked tier whose upgrade rule holds (rank 0 needs none);
+//! 2. then one rank higher for every step-up rule that holds (the seed's
+//!    "5 valid downline users move it up one tier"), capped at the top tier.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::Month;
+use crate::ids::{RuleId, TierId};
+use crate::metrics::{Metric, Metrics, Window};
+use crate::money::Percent;
+
+/// What a tier grants (权益).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benefits {
+    /// Discount off the base price, in percent ("5" = 5 % off).
+    #[serde(default)]
+    pub discount_pct: Percent,
+    /// Commission rate on sales, in percent.
+    #[serde(default)]
+    pub commission_pct: Percent,
+    /// Order handling priority: higher ships first.
+    #[serde(default)]
+    pub priority: u8,
+}
+
+/// A condition over metrics. On the wire:
+/// `{"metric": "sales_amount", "window": "month", "gte": "50000"}`,
+/// `{"all": [..]}`, `{"any": [..]}`, `{"at_least": {"n": 2, "of": [..]}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawCondition", into = "RawCondition")]
+pub enum Condition {
+    Threshold { metric: Metric, window: Window, gte: Decimal },
+    All(Vec<Condition>),
+    Any(Vec<Condition>),
+    AtLeast { n: usize, of: Vec<Condition> },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AtLeastRaw {
+    n: usize,
+    of: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<Metric>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    window: Option<Window>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gte: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    all: Option<Vec<Condition>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    any: Option<Vec<Condition>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at_least: Option<AtLeastRaw>,
+}
+
+impl TryFrom<RawCondition> for Condition {
+    type Error = String;
+
+    fn try_from(raw: RawCondition) -> Result<Self, String> {
+        let shapes = [raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some(), raw.all.is_some(), raw.any.is_some(), raw.at_least.is_some()];
+        if shapes.iter().filter(|s| **s).count() != 1 {
+            return Err("a condition is exactly one of {metric, window, gte}, {all}, {any} or {at_least}".into());
+        }
+        if let Some(all) = raw.all {
+            return Ok(Condition::All(all));
+        }
+        if let Some(any) = raw.any {
+            return Ok(Condition::Any(any));
+        }
+        if let Some(AtLeastRaw { n, of }) = raw.at_least {
+            return Ok(Condition::AtLeast { n, of });
+        }
+        let metric = raw.metric.ok_or("a threshold needs \"metric\"")?;
+        let gte = raw.gte.ok_or("a threshold needs \"gte\" (a decimal string)")?;
+        let gte: Decimal = gte.trim().parse().map_err(|_| format!("gte {gte:?} is not a decimal number"))?;
+        let window = match (metric.is_windowed(), raw.window) {
+            (true, Some(w)) => w,
+            (true, None) => return Err(format!("metric {metric:?} needs a \"window\" (month, quarter or lifetime)")),
+            (false, None | Some(Window::Lifetime)) => Window::Lifetime,
+            (false, Some(w)) => return Err(format!("metric {metric:?} is a current count and takes no window, got {w:?}")),
+        };
+        Ok(Condition::Threshold { metric, window, gte })
+    }
+}
+
+impl From<Condition> for RawCondition {
+    fn from(c: Condition) -> Self {
+        match c {
+            Condition::Threshold { metric, window, gte } => RawCondition {
+                metric: Some(metric),
+                window: metric.is_windowed().then_some(window),
+                gte: Some(gte.to_string()),
+                ..Default::default()
+            },
+            Condition::All(v) => RawCondition { all: Some(v), ..Default::default() },
+            Condition::Any(v) => RawCondition { any: Some(v), ..Default::default() },
+            Condition::AtLeast { n, of } => RawCondition { at_least: Some(AtLeastRaw { n, of }), ..Default::default() },
+        }
+    }
+}
+
+/// One metric compared with one threshold, as it stood at evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub metric: Metric,
+    pub window: Window,
+    pub value: Decimal,
+    pub threshold: Decimal,
+    pub met: bool,
+}
+
+impl Condition {
+    /// Whether the condition holds; every threshold visited is appended to
+    /// `seen` so the outcome can be explained.
+    pub fn eval(&self, metrics: &Metrics, now: Month, seen: &mut Vec<Observation>) -> bool {
+        match self {
+            Condition::Threshold { metric, window, gte } => {
+                let value = metrics.value(*metric, *window, now);
+                let met = value >= *gte;
+                seen.push(Observation { metric: *metric, window: *window, value, threshold: *gte, met });
+                met
+            }
+            // Every branch is visited (no short-circuit) so explanations show
+            // all values, not just the first that failed.
+            Condition::All(cs) => cs.iter().fold(true, |acc, c| c.eval(metrics, now, seen) & acc),
+            Condition::Any(cs) => cs.iter().fold(false, |acc, c| c.eval(metrics, now, seen) | acc),
+            Condition::AtLeast { n, of } => of.iter().filter(|c| c.eval(metrics, now, seen)).count() >= *n,
+        }
+    }
+
+    /// The thresholds of a purely conjunctive condition, or `None`.
+    fn conjuncts(&self) -> Option<BTreeMap<(Metric, Window), Decimal>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![self];
+        while let Some(c) = stack.pop() {
+            match c {
+                Condition::Threshold { metric, window, gte } => {
+                    let slot = out.entry((*metric, *window)).or_insert(*gte);
+                    *slot = (*slot).max(*gte);
+                }
+                Condition::All(cs) => stack.extend(cs),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+/// One tier of the rule set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    pub id: TierId,
+    pub name: String,
+    pub rank: u32,
+    #[serde(default)]
+    pub benefits: Benefits,
+    /// What puts a distributor in this tier. Rank 0 has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Condition>,
+}
+
+/// "Up one tier when ..." (the seed's 5 valid downline users).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUp {
+    pub id: RuleId,
+    pub when: Condition,
+}
+
+/// The document a brand publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetDoc {
+    pub tiers: Vec<Tier>,
+    #[serde(default)]
+    pub step_ups: Vec<StepUp>,
+}
+
+/// A problem with a rule set, naming the field it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSetProblem {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid rule set: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+pub struct RuleSetError(pub Vec<RuleSetProblem>);
+
+/// A validated rule set: tiers sorted by rank, ranks 0..n.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleSet {
+    doc: RuleSetDoc,
+}
+
+/// The outcome of one rule, with the values that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleOutcome {
+    /// `upgrade:<tier id>` or `step_up:<rule id>`.
+    pub rule: String,
+    pub met: bool,
+    pub observed: Vec<Observation>,
+}
+
+/// Which tier the metrics qualify for, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Qualification {
+    pub tier: TierId,
+    pub rank: u32,
+    /// Every upgrade rule (ranks above 0, highest first) and every step-up
+    /// rule, with its values.
+    pub outcomes: Vec<RuleOutcome>,
+}
+
+impl Qualification {
+    /// The rules that explain a move from `from_rank` to this tier: on the
+    /// way up, the rules that hold; on the way down, the upgrade rules of the
+    /// tiers left behind, which no longer hold.
+    pub fn reasons(&self, from_rank: Option<u32>, rules: &RuleSet) -> Vec<RuleOutcome> {
+        let Some(from) = from_rank.filter(|f| *f > self.rank) else {
+            return self.outcomes.iter().filter(|o| o.met).cloned().collect();
+        };
+        let lost: Vec<RuleOutcome> = self
+            .outcomes
+            .iter()
+            .filter(|o| {
+                o.rule
+                    .strip_prefix("upgrade:")
+                    .and_then(|id| rules.tier_by_id(id))
+                    .is_some_and(|t| t.rank <= from && t.rank > self.rank && !o.met)
+            })
+            .cloned()
+            .collect();
+        if !lost.is_empty() {
+            return lost;
+        }
+        // The tier had come from step-ups; the ones that stopped holding explain it.
+        self.outcomes.iter().filter(|o| o.rule.starts_with("step_up:") && !o.met).cloned().collect()
+    }
+}
+
+impl RuleSet {
+    /// Parses and validates a rule set document. Every problem is reported,
+    /// each naming its field.
+    pub fn from_json(json: &str) -> Result<RuleSet, RuleSetError> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let doc: RuleSetDoc = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            RuleSetError(vec![RuleSetProblem { path, message: e.into_inner().to_string() }])
+        })?;
+        RuleSet::new(doc)
+    }
+
+    pub fn new(mut doc: RuleSetDoc) -> Result<RuleSet, RuleSetError> {
+        let mut problems = Vec::new();
+        let mut p = |path: String, message: String| problems.push(RuleSetProblem { path, message });
+
+        if doc.tiers.is_empty() {
+            p("tiers".into(), "at least one tier is required".into());
+        }
+        let mut ids = BTreeSet::new();
+        let mut ranks = BTreeSet::new();
+        for (i, t) in doc.tiers.iter().enumerate() {
+            if !ids.insert(t.id.clone()) {
+                p(format!("tiers[{i}].id"), format!("tier id {:?} is used twice", t.id.as_str()));
+            }
+            if !ranks.insert(t.rank) {
+                p(format!("tiers[{i}].rank"), format!("rank {} is used twice", t.rank));
+            }
+            if t.name.trim().is_empty() || t.name.chars().count() > 64 {
+                p(format!("tiers[{i}].name"), "a name of 1 to 64 characters is required".into());
+            }
+            match (&t.upgrade, t.rank) {
+                (Some(_), 0) => p(format!("tiers[{i}].upgrade"), "the rank-0 tier is where everyone starts; it takes no upgrade rule".into()),
+                (None, r) if r > 0 => p(format!("tiers[{i}].upgrade"), "a tier above rank 0 needs an upgrade rule".into()),
+                (Some(c), _) => check_condition(c, &format!("tiers[{i}].upgrade"), &mut p),
+                _ => {}
+            }
+        }
+        if let Some(max) = ranks.iter().max()
+            && (*max as usize) + 1 != ranks.len()
+        {
+            p("tiers".into(), format!("ranks must be 0, 1, 2, ... without gaps; got {ranks:?}"));
+        }
+        let mut step_ids = BTreeSet::new();
+        for (i, s) in doc.step_ups.iter().enumerate() {
+            if !step_ids.insert(s.id.clone()) {
+                p(format!("step_ups[{i}].id"), format!("step-up id {:?} is used twice", s.id.as_str()));
+            }
+            check_condition(&s.when, &format!("step_ups[{i}].when"), &mut p);
+        }
+
+        // A tier whose rule implies the rule of a higher tier can never be
+        // where anyone lands: the higher tier always wins.
+        for (i, lower) in doc.tiers.iter().enumerate() {
+            let Some(lc) = lower.upgrade.as_ref().and_then(Condition::conjuncts) else { continue };
+            for higher in doc.tiers.iter().filter(|h| h.rank > lower.rank) {
+                let Some(hc) = higher.upgrade.as_ref().and_then(Condition::conjuncts) else { continue };
+                let implied = hc.iter().all(|(k, h)| lc.get(k).is_some_and(|l| l >= h));
+                if implied {
+                    p(
+                        format!("tiers[{i}].upgrade"),
+                        format!(
+                            "tier {:?} is unreachable: whenever its rule holds, the rule of higher tier {:?} holds too",
+                            lower.id.as_str(),
+                            higher.id.as_str()
+                        ),
+                    );
+                    break;
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(RuleSetError(problems));
+        }
+        doc.tiers.sort_by_key(|t| t.rank);
+        Ok(RuleSet { doc })
+    }
+
+    pub fn doc(&self) -> &RuleSetDoc {
+        &self.doc
+    }
+
+    pub fn tiers(&self) -> &[Tier] {
+        &self.doc.tiers
+    }
+
+    /// The tier every distributor starts in.
+    pub fn entry_tier(&self) -> &Tier {
+        &self.doc.tiers[0]
+    }
+
+    pub fn tier_by_id(&self, id: &str) -> Option<&Tier> {
+        self.doc.tiers.iter().find(|t| t.id.as_str() == id)
+    }
+
+    /// The tier the metrics qualify for as of month `now` (see the module
+    /// docs for the semantics).
+    pub fn qualify(&self, metrics: &Metrics, now: Month) -> Qualification {
+        let tiers = &self.doc.tiers;
+        let mut outcomes = Vec::with_capacity(tiers.len() + self.doc.step_ups.len());
+        let mut base = 0usize;
+        for (idx, tier) in tiers.iter().enumerate().rev() {
+            let Some(cond) = &tier.upgrade else { continue };
+            let mut observed = Vec::new();
+            let met = cond.eval(metrics, now, &mut observed);
+            if met && base == 0 {
+                base = idx;
+            }
+            outcomes.push(RuleOutcome { rule: format!("upgrade:{}", tier.id), met, observed });
+        }
+        let mut steps = 0usize;
+        for step in &self.doc.step_ups {
+            let mut observed = Vec::new();
+            let met = step.when.eval(metrics, now, &mut observed);
+            steps += usize::from(met);
+            outcomes.push(RuleOutcome { rule: format!("step_up:{}", step.id), met, observed });
+        }
+        let idx = (base + steps).min(tiers.len() - 1);
+        Qualification { tier: tiers[idx].id.clone(), rank: tiers[idx].rank, outcomes }
+    }
+}
+
+fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)) {
+    match c {
+        Condition::Threshold { gte, .. } => {
+            if gte.is_sign_negative() && !gte.is_zero() {
+                p(format!("{path}.gte"), format!("threshold {gte} is negative"));
+            }
+        }
+        Condition::All(cs) | Condition::Any(cs) => {
+            let key = if matches!(c, Condition::All(_)) { "all" } else { "any" };
+            if cs.is_empty() {
+                p(format!("{path}.{key}"), "needs at least one condition".into());
+            }
+            for (i, c) in cs.iter().enumerate() {
+                check_condition(c, &format!("{path}.{key}[{i}]"), p);
+            }
+        }
+        Condition::AtLeast { n, of } => {
+            if *n == 0 || *n > of.len() {
+                p(format!("{path}.at_least.n"), format!("n must be between 1 and {} (the number of conditions), got {n}", of.len()));
+            }
+            for (i, c) in of.iter().enumerate() {
+                check_condition(c, &format!("{path}.at_least.of[{i}]"), p);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Money;
+
+    pub(crate) const CLOTHING: &str = r#"{
+      "tiers": [
+        {"id": "junior", "name": "初级 Junior", "rank": 0, "benefits": {"discount_pct": "0", "commission_pct": "5", "priority": 0}},
+        {"id": "intermediate", "name": "中级 Intermediate", "rank": 1, "benefits": {"discount_pct": "5", "commission_pct": "8", "priority": 1},
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50000"}},
+        {"id": "senior", "name": "高级 Senior", "rank": 2, "benefits": {"discount_pct": "10", "commission_pct": "10", "priority": 2},
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100000"}},
+        {"id": "gold", "name": "金牌 Gold", "rank": 3, "benefits": {"discount_pct": "15", "commission_pct": "12", "priority": 3},
+         "upgrade": {"all": [{"metric": "sales_amount", "window": "month", "gte": "300000"},
+                             {"metric": "valid_downline_users", "gte": "20"}]}}
+      ],
+      "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
+    }"#;
+
+    fn month() -> Month {
+        Month::parse("2026-11").unwrap()
+    }
+
+    fn with_sales(amount: &str, valid_users: i64) -> Metrics {
+        let mut m = Metrics::default();
+        m.sales.add(month(), Money::parse(amount).unwrap());
+        m.valid_downline_users = valid_users;
+        m
+    }
+
+    #[test]
+    fn the_clothing_example() {
+        let rules = RuleSet::from_json(CLOTHING).unwrap();
+        let tier = |sales: &str, users| rules.qualify(&with_sales(sales, users), month()).tier.to_string();
+        assert_eq!(tier("49999.99", 0), "junior");
+        assert_eq!(tier("50000", 0), "intermediate");
+        assert_eq!(tier("99999.99", 0), "intermediate");
+        assert_eq!(tier("100000", 0), "senior");
+        // 5 valid downline users: up one from wherever sales put it.
+        assert_eq!(tier("0", 5), "intermediate");
+        assert_eq!(tier("50000", 5), "senior");
+        assert_eq!(tier("100000", 5), "gold");
+        // Capped at the top.
+        assert_eq!(tier("300000", 20), "gold");
+    }
+
+    #[test]
+    fn last_months_sales_do_not_count_this_month() {
+        let rules = RuleSet::from_json(CLOTHING).unwrap();
+        let m = with_sales("120000", 0);
+        assert_eq!(rules.qualify(&m, month()).tier.as_str(), "senior");
+        let next = Month::parse("2026-12").unwrap();
+        assert_eq!(rules.qualify(&m, next).tier.as_str(), "junior");
+    }
+
+    #[test]
+    fn reasons_explain_up_and_down() {
+        let rules = RuleSet::from_json(CLOTHING).unwrap();
+        let q = rules.qualify(&with_sales("100000", 0), month());
+        let up = q.reasons(Some(0), &rules);
+        assert_eq!(up.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(), ["upgrade:senior", "upgrade:intermediate"]);
+        assert_eq!(up[0].observed[0].value, Decimal::from(100000));
+        let q = rules.qualify(&with_sales("60000", 0), month());
+        let down = q.reasons(Some(2), &rules);
+        assert_eq!(down.len(), 1);
+        assert_eq!(down[0].rule, "upgrade:senior");
+        assert!(!down[0].met);
+    }
+
+    #[test]
+    fn at_least_n_of() {
+        let c: Condition = serde_json::from_str(
+            r#"{"at_least": {"n": 2, "of": [
+                {"metric": "sales_amount", "window": "lifetime", "gte": "10"},
+                {"metric": "order_count", "window": "lifetime", "gte": "2"},
+                {"metric": "downline_users", "gte": "1"}]}}"#,
+        )
+        .unwrap();
+        let mut m = with_sales("10", 0);
+        let mut seen = vec![];
+        assert!(!c.eval(&m, month(), &mut seen));
+        assert_eq!(seen.len(), 3);
+        m.downline_users = 1;
+        assert!(c.eval(&m, month(), &mut vec![]));
+    }
+
+    #[test]
+    fn invalid_rule_sets_name_the_field() {
+        let err = |json: &str| RuleSet::from_json(json).unwrap_err().0;
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "salez", "window": "month", "gte": "1"}}]}"#);
+        assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
+        assert!(e[0].message.contains("salez"), "{e:?}");
+
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "gte": "1"}}]}"#);
+        assert!(e[0].message.contains("window"), "{e:?}");
+
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 2, "upgrade": {"metric": "order_count", "window": "month", "gte": "1"}}]}"#);
+        assert!(e.iter().any(|p| p.message.contains("without gaps")), "{e:?}");
+
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0},
+            {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100"}},
+            {"id": "c", "name": "C", "rank": 2, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50"}}]}"#);
+        assert_eq!(e[0].path, "tiers[1].upgrade");
+        assert!(e[0].message.contains("unreachable"), "{e:?}");
+
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"at_least": {"n": 3, "of": [{"metric": "downline_users", "gte": "1"}]}}}]}"#);
+        assert_eq!(e[0].path, "tiers[1].upgrade.at_least.n");
+
+        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0, "upgrade": {"metric": "downline_users", "gte": "1"}}]}"#);
+        assert_eq!(e[0].path, "tiers[0].upgrade");
+
+        let e = err(r#"{"tiers": []}"#);
+        assert_eq!(e[0].path, "tiers");
+    }
+
+    #[test]
+    fn conditions_round_trip() {
+        let rules = RuleSet::from_json(CLOTHING).unwrap();
+        let json = serde_json::to_string(rules.doc()).unwrap();
+        assert_eq!(RuleSet::from_json(&json).unwrap(), rules);
+    }
+}

@@ -1,0 +1,5 @@
+pub mod http;
+pub mod moto;
+pub mod poller;
+pub mod resources;
+pub mod template;

@@ -1,0 +1,165 @@
+//! HTTP at the edge: one error type per boundary maps to one response shape,
+//! `{"code": "<stable machine-readable code>", "message": "<for humans>"}`.
+
+use lambda_http::http::{HeaderMap, StatusCode};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use tier_store::StoreError;
+
+/// An HTTP error response. `code` values are part of the API: never rename
+/// one, only add.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json(self.status, &ErrorBody { code: self.code, message: &self.message })
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A storage failure is ours, not the caller's: logged with its cause, and
+/// answered without internals. 503 invites a retry, which is safe: every
+/// write path is idempotent.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage failure");
+        match e {
+            StoreError::Contention { .. } | StoreError::Aws { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is temporarily unavailable; retry later")
+            }
+            StoreError::Corrupt { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        }
+    }
+}
+
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(serde_json::to_string(body).expect("response bodies serialise")))
+        .expect("status and header are valid")
+}
+
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The request body, refusing anything over `limit` bytes.
+pub fn body_bytes(body: &Body, limit: usize) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = body.as_ref();
+    if bytes.len() > limit {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is {} bytes; the limit is {limit}", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body into `T`, naming the field that is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+        } else {
+            ApiError::unprocessable("invalid_document", format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// Compares a presented secret with the expected one in constant time.
+pub fn secret_matches(presented: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    presented.len() == expected.len() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The values of a repeated query parameter (`?sku=A&sku=B`), decoded.
+pub fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| percent_decode(k) == name)
+        .map(|(_, v)| percent_decode(v))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_query_values() {
+        assert_eq!(query_values(Some("sku=A&sku=B%2D1&x=1"), "sku"), ["A", "B-1"]);
+        assert!(query_values(None, "sku").is_empty());
+        assert_eq!(query_values(Some("sku=%"), "sku"), ["%"]);
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(secret_matches("abc", "abc"));
+        assert!(!secret_matches("abd", "abc"));
+        assert!(!secret_matches("ab", "abc"));
+    }
+}

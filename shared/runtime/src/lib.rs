@@ -1,0 +1,18 @@
+//! What every function shares at its edge.
+//!
+//! # Layout
+//! - [`aws`]: the AWS clients, built once.
+//! - [`env`]: configuration read from a variable lookup (the process
+//!   environment in Lambda, a map in the local stack).
+//! - [`http`]: the error shape of every HTTP response, body limits, JSON.
+//! - [`sqs`]: partial batch failures and dead-lettering with a reason.
+//! - [`logging`]: tracing set-up.
+
+pub mod aws;
+pub mod env;
+pub mod http;
+pub mod logging;
+pub mod sqs;
+
+pub use aws::AwsClients;
+pub use env::{ConfigError, Env};

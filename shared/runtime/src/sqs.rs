@@ -1,0 +1,102 @@
+//! SQS batches with partial failure, as Lambda's event source mapping runs
+//! them (`ReportBatchItemFailures`).
+//!
+//! Each record is parsed and handled on its own; one bad record never fails
+//! its neighbours. Failures are of two kinds:
+//! - permanent (the message can never succeed: unreadable, refers to
+//!   something impossible): sent to the dead-letter queue at once, with its
+//!   reason in message attributes, and deleted from the source queue;
+//! - retryable (throttling, a lost race, the network): reported as a batch
+//!   item failure so SQS delivers it again after the visibility timeout.
+//!   On the last allowed receive it is dead-lettered with its reason rather
+//!   than left for the queue's redrive, which would drop the reason.
+
+use std::future::Future;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use tier_messages::Message;
+use tier_store::{Queue, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{code}: {reason}")]
+    Permanent { code: &'static str, reason: String },
+    #[error(transparent)]
+    Retryable(#[from] StoreError),
+}
+
+impl Failure {
+    pub fn permanent(code: &'static str, reason: impl Into<String>) -> Self {
+        Failure::Permanent { code, reason: reason.into() }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct BatchProcessor {
+    dlq: Queue,
+    max_receive_count: u32,
+}
+
+/// How one record ended, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Done,
+    DeadLettered { code: String },
+    Retry,
+}
+
+impl BatchProcessor {
+    pub fn new(dlq: Queue, max_receive_count: u32) -> Self {
+        Self { dlq, max_receive_count }
+    }
+
+    pub async fn process<F, Fut>(&self, event: SqsEvent, handle: F) -> SqsBatchResponse
+    where
+        F: Fn(Message) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
+        let mut response = SqsBatchResponse::default();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if self.process_one(&record, &handle).await == RecordOutcome::Retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    async fn process_one<F, Fut>(&self, record: &SqsMessage, handle: &F) -> RecordOutcome
+    where
+        F: Fn(Message) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
+        let id = record.message_id.as_deref().unwrap_or("");
+        let body = record.body.as_deref().unwrap_or("");
+        let receives: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let result = match Message::from_json(body) {
+            Ok(message) => handle(message).await,
+            Err(e) => Err(Failure::permanent("malformed_message", e.reason)),
+        };
+        let (code, reason) = match result {
+            Ok(()) => return RecordOutcome::Done,
+            Err(Failure::Permanent { code, reason }) => (code, reason),
+            Err(Failure::Retryable(e)) if receives < self.max_receive_count => {
+                tracing::warn!(message_id = id, receives, error = %e, "retryable failure; the message will be redelivered");
+                return RecordOutcome::Retry;
+            }
+            Err(Failure::Retryable(e)) => ("retries_exhausted", format!("failed {receives} times; last error: {e}")),
+        };
+        tracing::error!(message_id = id, code, reason, "dead-lettering message");
+        match self.dlq.dead_letter(body, id, code, &reason).await {
+            Ok(()) => RecordOutcome::DeadLettered { code: code.to_owned() },
+            Err(e) => {
+                // Not lost: left on the source queue, whose redrive policy
+                // moves it to the same dead-letter queue in the end.
+                tracing::error!(message_id = id, error = %e, "could not dead-letter; leaving the message on its queue");
+                RecordOutcome::Retry
+            }
+        }
+    }
+}

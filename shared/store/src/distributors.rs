@@ -1,0 +1,358 @@
+//! Distributors, their stores, their metrics and their tier history.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tier_domain::calendar::Month;
+use tier_domain::ids::{DistributorId, Platform, StoreId, TierId};
+use tier_domain::metrics::{Metrics, MetricsDelta};
+use tier_domain::money::Money;
+use tier_domain::tier::TierChange;
+
+use crate::error::StoreError;
+use crate::item::{self, Item, get_s, n, new_item, opt_s, s};
+use crate::keys;
+use crate::table::{Table, TxOutcome};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Distributor {
+    pub id: DistributorId,
+    pub name: String,
+    pub upline: Option<DistributorId>,
+    pub region: Option<String>,
+    pub tier: Option<TierId>,
+    /// Bumped by every tier change; tier writes are conditional on it.
+    pub tier_version: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("distributor {0} already exists")]
+    AlreadyExists(DistributorId),
+    #[error("upline {0} does not exist")]
+    UnknownUpline(DistributorId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreRegisterError {
+    #[error("distributor {0} does not exist")]
+    UnknownDistributor(DistributorId),
+    #[error("store {platform}/{store} already belongs to distributor {owner}")]
+    OwnedByAnother { platform: Platform, store: StoreId, owner: DistributorId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
+    let corrupt = |what: &str| StoreError::corrupt(&item::key_of(item), what.to_owned());
+    Ok(Distributor {
+        id: DistributorId::parse(get_s(item, "id")?).map_err(|e| corrupt(&e.to_string()))?,
+        name: get_s(item, "name")?.to_owned(),
+        upline: opt_s(item, "upline").map(DistributorId::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        region: opt_s(item, "region").map(str::to_owned),
+        tier: opt_s(item, "tier").map(TierId::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        tier_version: item::get_u64_or_zero(item, "tier_version")?,
+        created_at: get_s(item, "created_at")?.parse().map_err(|_| corrupt("created_at is not a timestamp"))?,
+    })
+}
+
+/// Metrics are counters named `sales#{YYYY-MM}`, `sales#life`,
+/// `orders#{YYYY-MM}`, `orders#life`, so that one `ADD` updates them.
+fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
+    let mut m = Metrics::default();
+    for name in item.keys() {
+        let Some((kind, period)) = name.split_once('#') else { continue };
+        if !matches!(kind, "sales" | "orders") {
+            continue;
+        }
+        let month = match period {
+            "life" => None,
+            p => Some(Month::parse(p).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?),
+        };
+        match (kind, month) {
+            ("sales", None) => m.sales.lifetime = money(item, name)?,
+            ("sales", Some(mo)) => {
+                m.sales.by_month.insert(mo, money(item, name)?);
+            }
+            ("orders", None) => m.orders.lifetime = item::get_i64(item, name)?,
+            (_, Some(mo)) => {
+                m.orders.by_month.insert(mo, item::get_i64(item, name)?);
+            }
+            _ => {}
+        }
+    }
+    if item.contains_key("downline_users") {
+        m.downline_users = item::get_i64(item, "downline_users")?;
+    }
+    if item.contains_key("valid_downline_users") {
+        m.valid_downline_users = item::get_i64(item, "valid_downline_users")?;
+    }
+    Ok(m)
+}
+
+fn money(item: &Item, name: &str) -> Result<Money, StoreError> {
+    Money::from_decimal(item::get_decimal(item, name)?).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))
+}
+
+/// The `ADD` update that applies `delta` to the metrics item.
+pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsDelta) -> Update {
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut adds = Vec::new();
+    let mut push = |attr: String, value: String| {
+        let i = adds.len();
+        names.insert(format!("#a{i}"), attr);
+        values.insert(format!(":v{i}"), n(value));
+        adds.push(format!("#a{i} :v{i}"));
+    };
+    let sales_total: Money = delta.sales.iter().map(|(_, a)| *a).sum();
+    for (month, amount) in &delta.sales {
+        push(format!("sales#{month}"), amount.amount().to_string());
+    }
+    if !delta.sales.is_empty() {
+        push("sales#life".into(), sales_total.amount().to_string());
+    }
+    let orders_total: i64 = delta.orders.iter().map(|(_, c)| c).sum();
+    for (month, count) in &delta.orders {
+        push(format!("orders#{month}"), count.to_string());
+    }
+    if !delta.orders.is_empty() {
+        push("orders#life".into(), orders_total.to_string());
+    }
+    if delta.downline_users != 0 {
+        push("downline_users".into(), delta.downline_users.to_string());
+    }
+    if delta.valid_downline_users != 0 {
+        push("valid_downline_users".into(), delta.valid_downline_users.to_string());
+    }
+    names.insert("#e".into(), keys::ENTITY.into());
+    values.insert(":e".into(), s("metrics"));
+    let (pk, sk) = keys::metrics(id);
+    Update::builder()
+        .table_name(&table.name)
+        .key(keys::PK, s(pk))
+        .key(keys::SK, s(sk))
+        .update_expression(format!("SET #e = :e ADD {}", adds.join(", ")))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .expect("update has key and expression")
+}
+
+impl Table {
+    /// Registers a distributor, in `entry_tier` if a rule set is published.
+    /// The upline must already exist (so the network stays a tree).
+    pub async fn register_distributor(&self, d: &Distributor, entry: Option<&TierChange>) -> Result<(), RegisterError> {
+        let key = keys::distributor(&d.id);
+        let mut attrs = vec![
+            ("id", s(d.id.as_str())),
+            ("name", s(&d.name)),
+            ("tier_version", n(d.tier_version)),
+            ("created_at", s(d.created_at.to_rfc3339())),
+            (keys::GSI1PK, s(keys::tier_members(d.tier.as_ref()))),
+            (keys::GSI1SK, s(key.0.clone())),
+        ];
+        if let Some(u) = &d.upline {
+            attrs.push(("upline", s(u.as_str())));
+        }
+        if let Some(r) = &d.region {
+            attrs.push(("region", s(r)));
+        }
+        if let Some(t) = &d.tier {
+            attrs.push(("tier", s(t.as_str())));
+        }
+        let mut tx = vec![TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.name)
+                    .set_item(Some(new_item(&key, "distributor", attrs)))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .build()
+                    .expect("put has item"),
+            )
+            .build()];
+        if let Some(change) = entry {
+            tx.push(self.history_put(&d.id, d.tier_version, change));
+        }
+        if let Some(u) = &d.upline {
+            let (pk, sk) = keys::distributor(u);
+            tx.push(
+                TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.name)
+                            .key(keys::PK, s(pk))
+                            .key(keys::SK, s(sk))
+                            .condition_expression("attribute_exists(PK)")
+                            .build()
+                            .expect("check has key"),
+                    )
+                    .build(),
+            );
+        }
+        match self.transact(tx).await? {
+            TxOutcome::Committed => Ok(()),
+            TxOutcome::ConditionFailed { reasons } => {
+                if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
+                    Err(RegisterError::AlreadyExists(d.id.clone()))
+                } else {
+                    Err(RegisterError::UnknownUpline(d.upline.clone().expect("only the upline check remains")))
+                }
+            }
+        }
+    }
+
+    /// Maps a platform store to the distributor that owns it. Re-registering
+    /// the same mapping is a no-op; moving a store is refused.
+    pub async fn register_store(&self, platform: &Platform, store: &StoreId, owner: &DistributorId) -> Result<(), StoreRegisterError> {
+        let key = keys::store(platform, store);
+        let (dpk, dsk) = keys::distributor(owner);
+        let tx = vec![
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.name)
+                        .set_item(Some(new_item(
+                            &key,
+                            "store",
+                            [("platform", s(platform.as_str())), ("store", s(store.as_str())), ("distributor", s(owner.as_str()))],
+                        )))
+                        .condition_expression("attribute_not_exists(PK) OR distributor = :d")
+                        .expression_attribute_values(":d", s(owner.as_str()))
+                        .build()
+                        .expect("put has item"),
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.name)
+                        .key(keys::PK, s(dpk))
+                        .key(keys::SK, s(dsk))
+                        .condition_expression("attribute_exists(PK)")
+                        .build()
+                        .expect("check has key"),
+                )
+                .build(),
+        ];
+        match self.transact(tx).await? {
+            TxOutcome::Committed => Ok(()),
+            TxOutcome::ConditionFailed { reasons } => {
+                if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
+                    return Err(StoreRegisterError::UnknownDistributor(owner.clone()));
+                }
+                let current = self.get(&key, true).await?;
+                let owner_now = current.as_ref().and_then(|i| opt_s(i, "distributor")).unwrap_or("?");
+                Err(StoreRegisterError::OwnedByAnother {
+                    platform: platform.clone(),
+                    store: store.clone(),
+                    owner: DistributorId::parse(owner_now).unwrap_or_else(|_| owner.clone()),
+                })
+            }
+        }
+    }
+
+    pub async fn distributor(&self, id: &DistributorId) -> Result<Option<Distributor>, StoreError> {
+        self.get(&keys::distributor(id), false).await?.as_ref().map(parse_profile).transpose()
+    }
+
+    /// The profile and metrics in one consistent BatchGetItem.
+    pub async fn distributor_with_metrics(&self, id: &DistributorId) -> Result<Option<(Distributor, Metrics)>, StoreError> {
+        let pkey = keys::distributor(id);
+        let mkey = keys::metrics(id);
+        let items = self.batch_get(&[pkey.clone(), mkey.clone()], true).await?;
+        let Some(profile) = items.get(&pkey) else { return Ok(None) };
+        let metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
+        Ok(Some((parse_profile(profile)?, metrics)))
+    }
+
+    /// Moves a distributor to `change.to` if its tier is still at
+    /// `expected_version`, and appends the history entry, atomically.
+    /// `false` means another evaluation got there first.
+    pub async fn change_tier(&self, id: &DistributorId, expected_version: u64, change: &TierChange) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::distributor(id);
+        let next = expected_version + 1;
+        let update = Update::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET tier = :to, tier_version = :next, GSI1PK = :g, tier_changed_at = :at")
+            .condition_expression("tier_version = :v")
+            .expression_attribute_values(":to", s(change.to.as_str()))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":g", s(keys::tier_members(Some(&change.to))))
+            .expression_attribute_values(":at", s(change.at.to_rfc3339()))
+            .build()
+            .expect("update has key and expression");
+        let tx = vec![TransactWriteItem::builder().update(update).build(), self.history_put(id, next, change)];
+        Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
+    }
+
+    fn history_put(&self, id: &DistributorId, version: u64, change: &TierChange) -> TransactWriteItem {
+        let key = keys::history(id, version);
+        let mut attrs = vec![("to", s(change.to.as_str())), ("at", s(change.at.to_rfc3339())), ("change", item::json(change))];
+        if let Some(from) = &change.from {
+            attrs.push(("from", s(from.as_str())));
+        }
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.name)
+                    .set_item(Some(new_item(&key, "tier_change", attrs)))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .build()
+                    .expect("put has item"),
+            )
+            .build()
+    }
+
+    /// A distributor's tier changes, newest first.
+    pub async fn tier_history(&self, id: &DistributorId, limit: i32) -> Result<Vec<TierChange>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :h)")
+            .expression_attribute_values(":pk", s(keys::distributor(id).0))
+            .expression_attribute_values(":h", s(keys::HISTORY_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        out.items.unwrap_or_default().iter().map(|i| item::get_json(i, "change")).collect()
+    }
+
+    /// The ids of every distributor in `tier` (`None`: not yet in a tier),
+    /// a page at a time. Serves the scheduled review.
+    pub async fn tier_members(
+        &self,
+        tier: Option<&TierId>,
+        start: Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    ) -> Result<(Vec<DistributorId>, Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :g")
+            .expression_attribute_values(":g", s(keys::tier_members(tier)))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let ids = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
+            .collect::<Result<_, _>>()?;
+        Ok((ids, out.last_evaluated_key))
+    }
+}

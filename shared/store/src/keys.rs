@@ -1,0 +1,92 @@
+//! Single-table layout. Every item has `PK`, `SK` and `entity_type`; each
+//! key builder names the access patterns it serves.
+//!
+//! | item | PK | SK | access patterns |
+//! |---|---|---|---|
+//! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members |
+//! | metrics | `DIST#{id}` | `METRICS` | get with the profile (one BatchGetItem) |
+//! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
+//! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
+//! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
+//! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
+//! | price book | `SKU#{sku}` | `PRICE` | batch get by SKUs |
+//! | stock | `SKU#{sku}` | `STOCK` | get, conditional decrement |
+//! | reservation | `ORDER#{platform}#{store}#{order}` | `LINE#{line}` | one per order line |
+//! | cancellation | `ORDER#{platform}#{store}#{order}` | `CANCELLED` | stops a late payment reserving stock |
+//! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
+//! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
+
+use tier_domain::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, Platform, Sku, StoreId, TierId};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+pub const ENTITY: &str = "entity_type";
+pub const TTL: &str = "expires_at";
+
+pub type Key = (String, String);
+
+pub fn distributor(id: &DistributorId) -> Key {
+    (format!("DIST#{id}"), "PROFILE".into())
+}
+
+pub fn metrics(id: &DistributorId) -> Key {
+    (format!("DIST#{id}"), "METRICS".into())
+}
+
+pub fn history(id: &DistributorId, version: u64) -> Key {
+    (format!("DIST#{id}"), format!("HIST#{version:010}"))
+}
+
+pub const HISTORY_PREFIX: &str = "HIST#";
+
+pub fn order_ledger(id: &DistributorId, order: &OrderRef) -> Key {
+    (format!("DIST#{id}"), format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id))
+}
+
+pub fn buyer(id: &DistributorId, buyer: &BuyerId) -> Key {
+    (format!("DIST#{id}"), format!("BUYER#{buyer}"))
+}
+
+pub fn store(platform: &Platform, store: &StoreId) -> Key {
+    (format!("STORE#{platform}#{store}"), "STORE".into())
+}
+
+pub fn prices(sku: &Sku) -> Key {
+    (format!("SKU#{sku}"), "PRICE".into())
+}
+
+pub fn stock(sku: &Sku) -> Key {
+    (format!("SKU#{sku}"), "STOCK".into())
+}
+
+pub fn reservation(order: &OrderRef, line: &LineId) -> Key {
+    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), format!("LINE#{line}"))
+}
+
+pub fn cancellation(order: &OrderRef) -> Key {
+    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), "CANCELLED".into())
+}
+
+pub fn webhook(platform: &Platform, store: &StoreId, event: &EventId) -> Key {
+    (format!("WEBHOOK#{platform}#{store}#{event}"), "WEBHOOK".into())
+}
+
+pub fn rule_set_current() -> Key {
+    ("RULESET".into(), "CURRENT".into())
+}
+
+pub fn rule_set_version(version: u64) -> Key {
+    ("RULESET".into(), format!("V#{version:06}"))
+}
+
+/// GSI1 partition of a tier's members; distributors without a tier yet sit
+/// in `TIER#-`.
+pub fn tier_members(tier: Option<&TierId>) -> String {
+    match tier {
+        Some(t) => format!("TIER#{t}"),
+        None => "TIER#-".into(),
+    }
+}

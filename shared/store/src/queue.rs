@@ -1,0 +1,59 @@
+//! Sending to SQS: work for the next function, or a message that cannot be
+//! processed to the dead-letter queue with its reason.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use tier_messages::Message;
+
+use crate::error::StoreError;
+
+#[derive(Clone, Debug)]
+pub struct Queue {
+    client: Client,
+    url: String,
+}
+
+fn attr(v: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder().data_type("String").string_value(v).build().expect("type and value are set")
+}
+
+impl Queue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn send(&self, message: &Message) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(message.to_json())
+            .message_attributes("message_id", attr(&message.id()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// Sends `body` unchanged, with why it failed in message attributes
+    /// (`failure_code`, `failure_reason`, `source_message_id`), so an
+    /// operator can read the reason, fix the cause and redrive.
+    pub async fn dead_letter(&self, body: &str, source_message_id: &str, code: &str, reason: &str) -> Result<(), StoreError> {
+        // SQS attribute values are limited in size along with the message.
+        let reason: String = reason.chars().take(1000).collect();
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("failure_code", attr(code))
+            .message_attributes("failure_reason", attr(&reason))
+            .message_attributes("source_message_id", attr(source_message_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessage", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! The table handle and the few generic operations the access patterns
+//! build on.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
+
+use crate::error::StoreError;
+use crate::item::{Item, key_item, key_of};
+use crate::keys::Key;
+
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_MAX: usize = 100;
+/// TransactWriteItems takes at most 100 actions.
+pub const TRANSACT_MAX: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub(crate) client: Client,
+    pub(crate) name: String,
+}
+
+/// How a transaction ended.
+pub(crate) enum TxOutcome {
+    Committed,
+    /// A condition failed; `reasons[i]` is the code for action `i`
+    /// (`"ConditionalCheckFailed"`, `"None"`, ...).
+    ConditionFailed { reasons: Vec<String> },
+}
+
+impl Table {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self { client, name: name.into() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) async fn get(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .set_key(Some(key_item(key)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Reads many items, 100 keys per request, retrying unprocessed keys.
+    /// Missing items are simply absent from the map.
+    pub(crate) async fn batch_get(&self, keys: &[Key], consistent: bool) -> Result<HashMap<Key, Item>, StoreError> {
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut unique: Vec<&Key> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|k| key_item(k)).collect()))
+                    .consistent_read(consistent)
+                    .build()
+                    .expect("keys are set"),
+            );
+            let mut attempt = 0u32;
+            while let Some(req) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default() {
+                    found.insert(key_of(&item), item);
+                }
+                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    attempt += 1;
+                    // Unprocessed keys mean throttling: back off before asking again.
+                    tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, StoreError> {
+        debug_assert!(items.len() <= TRANSACT_MAX);
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(TxOutcome::Committed),
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(_)) => {
+                let TransactWriteItemsError::TransactionCanceledException(c) = e.into_err() else { unreachable!() };
+                let reasons: Vec<String> = c
+                    .cancellation_reasons
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|r| r.code.unwrap_or_else(|| "None".into()))
+                    .collect();
+                if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                    Ok(TxOutcome::ConditionFailed { reasons })
+                } else {
+                    // Conflicts with another transaction, throttling: retryable.
+                    Err(StoreError::Contention { what: format!("transaction ({})", reasons.join(", ")), attempts: 1 })
+                }
+            }
+            Err(e) => Err(StoreError::aws("TransactWriteItems", e)),
+        }
+    }
+}
+
+async fn tokio_sleep_ms(ms: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+}
