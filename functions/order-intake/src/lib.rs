@@ -1,1 +1,127 @@
+//! Order intake: `POST /webhooks/{platform}/{store}`.
+//!
+//! Verifies the signature over the raw bytes, validates the order, resolves
+//! the store to its distributor, and enqueues the order event for tier
+//! evaluation and for stock allocation. A retried webhook (same event id,
+//! same body) is answered 200 and changes nothing; nothing is stored or
+//! enqueued for a request that is refused.
+//!
+//! # Layout
+//! - [`signature`]: the signed-webhook scheme.
+//! - [`webhook`]: the document and its translation into an order event.
 
+pub mod signature;
+pub mod webhook;
+
+use chrono::Utc;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tier_domain::ids::{Platform, Sku, StoreId};
+use tier_domain::order::{OrderEvent, OrderEventKind};
+use tier_domain::OrderRef;
+use tier_messages::Message;
+use tier_runtime::http::{self, ApiError};
+use tier_runtime::{AwsClients, ConfigError, Env};
+use tier_store::{Queue, Table};
+
+use crate::signature::SignatureError;
+use crate::webhook::WebhookDoc;
+
+/// Far above any real order document, far below SQS's 256 KiB.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+pub struct OrderIntake {
+    table: Table,
+    tier_events: Queue,
+    stock_events: Queue,
+    secrets: Vec<String>,
+}
+
+impl OrderIntake {
+    pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
+        let secrets: Vec<String> = env.require("WEBHOOK_SECRETS")?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if secrets.iter().any(|s| s.len() < 16) {
+            return Err(ConfigError::Invalid { name: "WEBHOOK_SECRETS", reason: "every secret needs at least 16 characters".into() });
+        }
+        Ok(Self {
+            table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
+            tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
+            stock_events: Queue::new(aws.sqs.clone(), env.require("STOCK_EVENTS_QUEUE_URL")?),
+            secrets,
+        })
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        http::respond(self.accept(req).await)
+    }
+
+    async fn accept(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let (platform, store) = parse_path(req.uri().path())?;
+        let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
+        signature::verify(http::header(req.headers(), "x-signature"), body, &self.secrets, Utc::now().timestamp()).map_err(|e| {
+            let code = match e {
+                SignatureError::Missing => "missing_signature",
+                SignatureError::Malformed(_) => "malformed_signature",
+                SignatureError::Stale(_) => "stale_signature",
+                SignatureError::Mismatch => "invalid_signature",
+            };
+            ApiError::unauthorized(code, e.to_string())
+        })?;
+
+        let doc: WebhookDoc = http::parse_json(body)?;
+        let event_id = doc.event_id.clone();
+        let occurred_at = doc.occurred_at;
+        let order_id = doc.order_id.clone();
+        let kind = doc.into_kind().map_err(|m| ApiError::unprocessable("invalid_order", m))?;
+        kind.validate().map_err(|e| ApiError::unprocessable("invalid_order", e.to_string()))?;
+
+        let skus: Vec<Sku> = match &kind {
+            OrderEventKind::Paid { lines, .. } => lines.iter().map(|l| l.sku.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let view = self.table.intake_view(&platform, &store, &event_id, &skus).await?;
+        let digest = hex::encode(Sha256::digest(body));
+        if let Some(receipt) = view.receipt {
+            if receipt.body_sha256 == digest {
+                return Ok(http::json(StatusCode::OK, &json!({"status": "duplicate", "event_id": event_id, "received_at": receipt.received_at})));
+            }
+            return Err(ApiError::conflict("event_id_reused", format!("event {event_id} was received before with a different body")));
+        }
+        let owner = view.owner.ok_or_else(|| ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor")))?;
+        let mut unknown: Vec<&str> = skus.iter().filter(|s| !view.known_skus.contains(*s)).map(Sku::as_str).collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            return Err(ApiError::unprocessable("unknown_sku", format!("unknown SKU(s): {}", unknown.join(", "))));
+        }
+
+        let event = OrderEvent {
+            event_id: event_id.clone(),
+            order: OrderRef { platform: platform.clone(), store: store.clone(), order_id },
+            distributor: owner.clone(),
+            occurred_at,
+            kind,
+        };
+        let message = Message::OrderEventV1(event);
+        // Both sends before the receipt: if either fails the platform's retry
+        // sends both again, and the consumers drop what they already have.
+        let (tier, stock) = tokio::join!(self.tier_events.send(&message), self.stock_events.send(&message));
+        tier?;
+        stock?;
+        self.table.put_receipt(&platform, &store, &event_id, &digest, Utc::now()).await?;
+        tracing::info!(%platform, %store, %event_id, distributor = %owner, "order event accepted");
+        Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
+    }
+}
+
+fn parse_path(path: &str) -> Result<(Platform, StoreId), ApiError> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let [_, platform, store] = parts.as_slice() else {
+        return Err(ApiError::not_found("route_not_found", format!("no route for {path}")));
+    };
+    let platform = Platform::parse(platform).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    let store = StoreId::parse(store).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    Ok((platform, store))
+}

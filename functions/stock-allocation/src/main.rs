@@ -1,1 +1,15 @@
-fn main() {}
+// The SDK's nested futures exceed the default layout depth.
+#![recursion_limit = "256"]
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use stock_allocation::StockAllocation;
+use tier_runtime::{AwsClients, Env, logging};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init_json();
+    let app = StockAllocation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(app.handle_batch(event.payload).await) })).await
+}

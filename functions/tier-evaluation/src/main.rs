@@ -1,1 +1,26 @@
-fn main() {}
+// The SDK's nested futures exceed the default layout depth.
+#![recursion_limit = "256"]
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use tier_evaluation::TierEvaluation;
+use tier_runtime::{AwsClients, Env, logging};
+
+/// One binary, two triggers: SQS batches of order events, and the scheduled
+/// review (an EventBridge input of `{"review": "scheduled"}`).
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init_json();
+    let app = TierEvaluation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        if event.payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(event.payload)?;
+            Ok::<Value, Error>(serde_json::to_value(app.handle_batch(batch).await)?)
+        } else {
+            Ok(serde_json::to_value(app.review(chrono::Utc::now()).await?)?)
+        }
+    }))
+    .await
+}

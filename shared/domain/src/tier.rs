@@ -16,6 +16,8 @@ pub enum Cause {
     OrderEvent { event_id: EventId },
     /// The distributor was registered, or the rule set changed.
     Assignment,
+    /// The scheduled review of the given month.
+    Review { month: Month },
 }
 
 /// One entry in a distributor's tier history.

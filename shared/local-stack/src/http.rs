@@ -43,6 +43,9 @@ where
     Arc::new(move |req| Box::pin(f(req)))
 }
 
+/// How long [`serve`] lets open connections finish after shutdown.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// API Gateway's payload limit (10 MiB); larger requests get 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
@@ -297,7 +300,13 @@ pub async fn serve(
         }
         drop(listener);
         let _ = stop_tx.send(true);
-        while connections.join_next().await.is_some() {}
+        // Open requests may finish; a client that stops reading must not
+        // hold the server up forever.
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("local API: aborting connections still open {SHUTDOWN_GRACE:?} after shutdown");
+            connections.shutdown().await;
+        }
     });
     Ok((bound, task))
 }

@@ -171,6 +171,8 @@ async fn routes_like_an_http_api() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    let v = json_of(resp).await;
+    assert_eq!(v["body_hex"].as_str().unwrap().len(), 2 * MAX_BODY_BYTES);
     let resp = http
         .post(format!("{base}/webhooks/a/b"))
         .body(vec![b'x'; MAX_BODY_BYTES + 1])

@@ -271,3 +271,59 @@ async fn wait_idle_times_out_with_the_queue_state() {
     assert!(err.contains(&url) && err.contains("1 visible"), "{err}");
     res.destroy(&clients).await.unwrap();
 }
+
+/// Documents the moto behaviour the poller relies on (and that handlers may
+/// use for back-off): per-message visibility changes and queue-level
+/// visibility changes take effect, and the receive count grows per receive.
+#[tokio::test]
+async fn moto_visibility_semantics() {
+    let (clients, res) = stack().await;
+    let url = res.queue_url("StockEventsDLQ").to_owned(); // no redrive policy
+    send(&clients, &url, "v").await;
+    let receive = async || {
+        clients
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    let count = |m: &aws_sdk_sqs::types::Message| {
+        m.attributes().unwrap()[&MessageSystemAttributeName::ApproximateReceiveCount].clone()
+    };
+    let first = receive().await;
+    assert_eq!(count(&first[0]), "1");
+    assert!(receive().await.is_empty(), "invisible while in flight");
+    clients
+        .sqs
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(first[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let second = receive().await;
+    assert_eq!(count(&second[0]), "2", "visible again at once after ChangeMessageVisibility(0)");
+
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "3")
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the 1 s of the second receive runs out
+    let third = receive().await;
+    assert_eq!(count(&third[0]), "3");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(receive().await.is_empty(), "the new 3 s queue timeout applies");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(count(&receive().await[0]), "4");
+    res.destroy(&clients).await.unwrap();
+}

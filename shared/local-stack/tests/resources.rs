@@ -47,7 +47,7 @@ async fn creates_tables_and_queues_from_the_fixture() {
         .unwrap();
     assert_eq!(desc.table_arn.as_deref(), Some(table.arn.as_str()));
     assert_eq!(
-        desc.billing_mode_summary.and_then(|b| b.billing_mode),
+        desc.billing_mode_summary.clone().and_then(|b| b.billing_mode),
         Some(BillingMode::PayPerRequest)
     );
     let keys: Vec<_> = desc.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();

@@ -255,3 +255,32 @@ impl Table {
             .collect()
     }
 }
+
+/// Everything a price lookup needs, read together.
+#[derive(Debug, Clone)]
+pub struct PriceView {
+    pub distributor: Option<crate::distributors::Distributor>,
+    pub rules: Option<crate::rules::PublishedRuleSet>,
+    pub prices: HashMap<Sku, SkuPrices>,
+}
+
+impl Table {
+    /// The distributor, the current rule set and the SKUs' price books in
+    /// one BatchGetItem (two when more than 98 SKUs). Strongly consistent, so
+    /// that the lookup right after a tier change or a new price sees it.
+    pub async fn price_view(&self, id: &tier_domain::ids::DistributorId, skus: &[Sku]) -> Result<PriceView, StoreError> {
+        let dkey = keys::distributor(id);
+        let rkey = keys::rule_set_current();
+        let mut wanted = vec![dkey.clone(), rkey.clone()];
+        wanted.extend(skus.iter().map(keys::prices));
+        let items = self.batch_get(&wanted, true).await?;
+        let distributor = items.get(&dkey).map(crate::distributors::parse_profile).transpose()?;
+        let rules = items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?;
+        let prices = skus
+            .iter()
+            .filter_map(|sku| items.get(&keys::prices(sku)))
+            .map(|i| item::get_json::<SkuPrices>(i, "prices").map(|p| (p.sku.clone(), p)))
+            .collect::<Result<_, _>>()?;
+        Ok(PriceView { distributor, rules, prices })
+    }
+}

@@ -48,7 +48,7 @@ pub enum StoreRegisterError {
     Store(#[from] StoreError),
 }
 
-fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
+pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
     let corrupt = |what: &str| StoreError::corrupt(&item::key_of(item), what.to_owned());
     Ok(Distributor {
         id: DistributorId::parse(get_s(item, "id")?).map_err(|e| corrupt(&e.to_string()))?,

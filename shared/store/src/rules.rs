@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use tier_domain::rules::{RuleSet, RuleSetDoc};
 
 use crate::error::StoreError;
-use crate::item::{self, n, new_item, s};
+use crate::item::{self, Item, n, new_item, s};
 use crate::keys;
 use crate::table::{Table, TxOutcome};
 
@@ -16,18 +16,22 @@ pub struct PublishedRuleSet {
     pub published_at: DateTime<Utc>,
 }
 
+pub(crate) fn parse_rule_set(item: &Item) -> Result<PublishedRuleSet, StoreError> {
+    let key = item::key_of(item);
+    let doc: RuleSetDoc = item::get_json(item, "doc")?;
+    let rules = RuleSet::new(doc).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+    Ok(PublishedRuleSet {
+        version: item::get_u64_or_zero(item, "version")?,
+        rules,
+        published_at: item::get_s(item, "published_at")?.parse().map_err(|_| StoreError::corrupt(&key, "published_at"))?,
+    })
+}
+
 impl Table {
     /// The current rule set, if one was ever published.
     pub async fn current_rule_set(&self) -> Result<Option<PublishedRuleSet>, StoreError> {
         let key = keys::rule_set_current();
-        let Some(item) = self.get(&key, true).await? else { return Ok(None) };
-        let doc: RuleSetDoc = item::get_json(&item, "doc")?;
-        let rules = RuleSet::new(doc).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
-        Ok(Some(PublishedRuleSet {
-            version: item::get_u64_or_zero(&item, "version")?,
-            rules,
-            published_at: item::get_s(&item, "published_at")?.parse().map_err(|_| StoreError::corrupt(&key, "published_at"))?,
-        }))
+        self.get(&key, true).await?.as_ref().map(parse_rule_set).transpose()
     }
 
     /// Publishes `rules` as the next version. The new version and the

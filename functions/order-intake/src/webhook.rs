@@ -1,0 +1,74 @@
+//! The generic webhook document, and its translation into an order event.
+//!
+//! ```json
+//! {"event_id": "evt-1", "type": "order.paid", "occurred_at": "2026-11-27T02:15:00Z",
+//!  "order_id": "TM-1", "buyer_id": "b-1", "total": "398.00", "urgent": false,
+//!  "lines": [{"line_id": "1", "sku": "TEE", "quantity": 2, "unit_price": "199.00", "amount": "398.00"}]}
+//! {"event_id": "evt-2", "type": "order.refunded", "occurred_at": "...", "order_id": "TM-1",
+//!  "refund": {"refund_id": "RF-1", "amount": "199.00", "lines": [{"line_id": "1", "quantity": 1}]}}
+//! {"event_id": "evt-3", "type": "order.cancelled", "occurred_at": "...", "order_id": "TM-1"}
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tier_domain::ids::{BuyerId, EventId, OrderId, RefundId};
+use tier_domain::money::Money;
+use tier_domain::order::{OrderEventKind, OrderLine, ReturnedLine};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDoc {
+    pub event_id: EventId,
+    #[serde(rename = "type")]
+    pub kind: WebhookType,
+    pub occurred_at: DateTime<Utc>,
+    pub order_id: OrderId,
+    #[serde(default)]
+    pub buyer_id: Option<BuyerId>,
+    #[serde(default)]
+    pub total: Option<Money>,
+    #[serde(default)]
+    pub urgent: bool,
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
+    #[serde(default)]
+    pub refund: Option<RefundDoc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum WebhookType {
+    #[serde(rename = "order.paid")]
+    Paid,
+    #[serde(rename = "order.refunded")]
+    Refunded,
+    #[serde(rename = "order.cancelled")]
+    Cancelled,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundDoc {
+    pub refund_id: RefundId,
+    pub amount: Money,
+    #[serde(default)]
+    pub lines: Vec<ReturnedLine>,
+}
+
+impl WebhookDoc {
+    /// The event this document describes; `Err` names the missing field.
+    pub fn into_kind(self) -> Result<OrderEventKind, String> {
+        match self.kind {
+            WebhookType::Paid => Ok(OrderEventKind::Paid {
+                buyer: self.buyer_id.ok_or("order.paid needs buyer_id")?,
+                total: self.total.ok_or("order.paid needs total")?,
+                lines: self.lines,
+                urgent: self.urgent,
+            }),
+            WebhookType::Refunded => {
+                let refund = self.refund.ok_or("order.refunded needs refund")?;
+                Ok(OrderEventKind::Refunded { refund_id: refund.refund_id, amount: refund.amount, lines: refund.lines })
+            }
+            WebhookType::Cancelled => Ok(OrderEventKind::Cancelled),
+        }
+    }
+}
