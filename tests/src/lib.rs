@@ -1,0 +1,114 @@
+//! Helpers for the end-to-end tests: each test gets its own stack (fresh
+//! table and queues under a unique prefix, its own API port) on the shared
+//! emulator, so tests run in parallel.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+pub use local_stack::client::{ApiClient, Reply, docs};
+use local_stack::moto::Moto;
+pub use local_stack::stack::LocalStack;
+use local_stack::stack::StackOptions;
+use serde_json::Value;
+
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// A stack whose failed messages come back after 1 s instead of 60.
+pub async fn spawn_stack() -> (LocalStack, ApiClient) {
+    let mut opts = StackOptions::new(Moto::shared(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    opts.visibility_timeout = Some(1);
+    let stack = LocalStack::start(opts).await.expect("the local stack starts");
+    let api = ApiClient::for_stack(&stack);
+    (stack, api)
+}
+
+/// The stack with the clothing brand loaded.
+pub async fn clothing_stack() -> (LocalStack, ApiClient) {
+    let (stack, api) = spawn_stack().await;
+    local_stack::demo::load(&api).await.expect("the demo brand loads");
+    (stack, api)
+}
+
+pub async fn distributor(api: &ApiClient, id: &str) -> Value {
+    let r = api.get(&format!("distributors/{id}")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+pub async fn tier_of(api: &ApiClient, id: &str) -> String {
+    distributor(api, id).await["distributor"]["tier"].as_str().unwrap_or("").to_owned()
+}
+
+/// A decimal from a JSON string, for comparing numbers as numbers.
+pub fn dec(v: &Value) -> rust_decimal::Decimal {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a decimal: {s}")),
+        Value::Number(n) => n.to_string().parse().unwrap(),
+        Value::Null => rust_decimal::Decimal::ZERO,
+        other => panic!("not a decimal: {other}"),
+    }
+}
+
+pub fn d(s: &str) -> rust_decimal::Decimal {
+    s.parse().unwrap()
+}
+
+pub async fn stock(api: &ApiClient, sku: &str) -> i64 {
+    let r = api.get(&format!("skus/{sku}/stock")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["available"].as_i64().unwrap()
+}
+
+/// Approximate number of messages on a queue, visible or in flight.
+pub async fn depth(stack: &LocalStack, logical_id: &str) -> i64 {
+    let out = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(stack.queue_url(logical_id))
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let attrs = out.attributes.unwrap_or_default();
+    [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        .iter()
+        .map(|a| attrs.get(a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+        .sum()
+}
+
+/// A message read off a dead-letter queue: body and failure attributes.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub body: String,
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Receives what is on `logical_id` (a DLQ), waiting up to `wait` for at
+/// least `expect` messages.
+pub async fn dead_letters(stack: &LocalStack, logical_id: &str, expect: usize, wait: Duration) -> Vec<DeadLetter> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while out.len() < expect && std::time::Instant::now() < deadline {
+        let r = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(stack.queue_url(logical_id))
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in r.messages.unwrap_or_default() {
+            let attr = |k: &str| m.message_attributes.as_ref().and_then(|a| a.get(k)).and_then(|v| v.string_value.clone());
+            out.push(DeadLetter { body: m.body.clone().unwrap_or_default(), code: attr("failure_code"), reason: attr("failure_reason") });
+        }
+    }
+    out
+}

@@ -239,22 +239,21 @@ impl Qualification {
         let Some(from) = from_rank.filter(|f| *f > self.rank) else {
             return self.outcomes.iter().filter(|o| o.met).cloned().collect();
         };
-        let lost: Vec<RuleOutcome> = self
-            .outcomes
+        // What no longer holds: the upgrade rules of the tiers left behind,
+        // and the step-up rules that do not hold (a tier may have come from
+        // them).
+        self.outcomes
             .iter()
             .filter(|o| {
-                o.rule
+                let lost_upgrade = o
+                    .rule
                     .strip_prefix("upgrade:")
                     .and_then(|id| rules.tier_by_id(id))
-                    .is_some_and(|t| t.rank <= from && t.rank > self.rank && !o.met)
+                    .is_some_and(|t| t.rank <= from && t.rank > self.rank);
+                !o.met && (lost_upgrade || o.rule.starts_with("step_up:"))
             })
             .cloned()
-            .collect();
-        if !lost.is_empty() {
-            return lost;
-        }
-        // The tier had come from step-ups; the ones that stopped holding explain it.
-        self.outcomes.iter().filter(|o| o.rule.starts_with("step_up:") && !o.met).cloned().collect()
+            .collect()
     }
 }
 
@@ -472,9 +471,8 @@ mod tests {
         assert_eq!(up[0].observed[0].value, Decimal::from(100000));
         let q = rules.qualify(&with_sales("60000", 0), month());
         let down = q.reasons(Some(2), &rules);
-        assert_eq!(down.len(), 1);
-        assert_eq!(down[0].rule, "upgrade:senior");
-        assert!(!down[0].met);
+        assert_eq!(down.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(), ["upgrade:senior", "step_up:five-valid-downline-users"]);
+        assert!(down.iter().all(|o| !o.met));
     }
 
     #[test]

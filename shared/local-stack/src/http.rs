@@ -49,9 +49,8 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// API Gateway's payload limit (10 MiB); larger requests get 413.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Segment<'a> {
-    // Order matters: derives the specificity ranking (greater = more specific).
     Greedy(&'a str),
     Param(&'a str),
     Literal(&'a str),
@@ -153,7 +152,9 @@ pub enum RouteMatch<'a> {
         path_parameters: HashMap<String, String>,
     },
     /// The path matches some routes, none for this method.
-    MethodNotAllowed { allowed: Vec<String> },
+    MethodNotAllowed {
+        allowed: Vec<String>,
+    },
     NotFound,
 }
 
@@ -180,7 +181,9 @@ impl Router {
     }
 
     pub fn find(&self, method: &Method, path: &str) -> RouteMatch<'_> {
-        let mut best: Option<(Vec<u8>, bool, usize, HashMap<String, String>)> = None;
+        // (specificity per segment, explicit method, route index, path parameters)
+        type Candidate = (Vec<u8>, bool, usize, HashMap<String, String>);
+        let mut best: Option<Candidate> = None;
         let mut path_matched_methods = Vec::new();
         for (i, (route, _)) in self.routes.iter().enumerate() {
             if route.path == "$default" {
@@ -194,7 +197,10 @@ impl Router {
                 path_matched_methods.push(route.method.clone());
                 continue;
             }
-            let rank: Vec<u8> = parse_segments(&route.path).iter().map(Segment::rank).collect();
+            let rank: Vec<u8> = parse_segments(&route.path)
+                .iter()
+                .map(Segment::rank)
+                .collect();
             let better = match &best {
                 None => true,
                 Some((best_rank, best_exact, _, _)) => (&rank, exact) > (best_rank, *best_exact),
@@ -304,7 +310,9 @@ pub async fn serve(
         // hold the server up forever.
         let drain = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            tracing::warn!("local API: aborting connections still open {SHUTDOWN_GRACE:?} after shutdown");
+            tracing::warn!(
+                "local API: aborting connections still open {SHUTDOWN_GRACE:?} after shutdown"
+            );
             connections.shutdown().await;
         }
     });
@@ -328,7 +336,11 @@ async fn handle(
             let mut resp = json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{} is not allowed on {path}; allowed: {}", req.method(), allowed.join(", ")),
+                format!(
+                    "{} is not allowed on {path}; allowed: {}",
+                    req.method(),
+                    allowed.join(", ")
+                ),
             );
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
                 resp.headers_mut().insert(http::header::ALLOW, v);
@@ -363,7 +375,9 @@ async fn handle(
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return too_large();
             }
             return json_error(
@@ -384,7 +398,9 @@ async fn handle(
             return http::Response::builder()
                 .status(StatusCode::INTERNAL_SERVER_ERROR)
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from_static(b"{\"message\":\"Internal Server Error\"}")))
+                .body(Full::new(Bytes::from_static(
+                    b"{\"message\":\"Internal Server Error\"}",
+                )))
                 .expect("static response parts are valid");
         }
     };
@@ -412,8 +428,17 @@ fn to_lambda_request(
     // and adds the X-Forwarded-* headers.
     let mut headers = HeaderMap::new();
     for name in parts.headers.keys() {
-        let sep = if name == http::header::COOKIE { "; " } else { ", " };
-        let joined: Vec<&[u8]> = parts.headers.get_all(name).iter().map(HeaderValue::as_bytes).collect();
+        let sep = if name == http::header::COOKIE {
+            "; "
+        } else {
+            ", "
+        };
+        let joined: Vec<&[u8]> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
         let value = joined.join(sep.as_bytes());
         if let Ok(v) = HeaderValue::from_bytes(&value) {
             headers.insert(name.clone(), v);
@@ -447,7 +472,9 @@ fn to_lambda_request(
     let uri: http::Uri = uri.parse().unwrap_or_else(|_| parts.uri.clone());
     let query: QueryMap = raw_query.parse().unwrap_or_default();
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let request_id = uuid::Uuid::new_v4().to_string();
 
     let mut http_desc = ApiGatewayV2httpRequestContextHttpDescription::default();

@@ -20,7 +20,7 @@ pub struct Moto {
     /// `http://127.0.0.1:<port>`
     pub endpoint: String,
     pub port: u16,
-    /// Where the server's output goes.
+    /// Where the server's output goes (removed on drop).
     pub log_path: PathBuf,
     child: Child,
 }
@@ -63,6 +63,7 @@ impl Drop for Moto {
         // Child::kill signals exactly this PID (SIGKILL); wait reaps it.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 }
 
@@ -95,6 +96,9 @@ fn start_shared() -> anyhow::Result<String> {
             let moto = start_with(&repo_root(), true);
             match moto {
                 Ok(moto) => {
+                    // Nobody reads the shared server's log once it is up;
+                    // unlinking it now frees the space when the process ends.
+                    let _ = std::fs::remove_file(&moto.log_path);
                     let _ = tx.send(Ok(moto.endpoint.clone()));
                     // Keep the server (and this thread) alive until the
                     // process ends; the kernel then kills the child.
@@ -226,7 +230,14 @@ fn set_parent_death_signal(cmd: &mut Command) {
     // async-signal-safe functions (prctl, getppid).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl.

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use aws_lambda_events::encodings::Base64Data;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
 use lambda_http::BoxFuture;
 use tier_runtime::AwsClients;
 use tokio::task::JoinHandle;
@@ -139,13 +141,21 @@ pub fn spawn_poller_with(
     })
 }
 
-async fn process_batch(clients: &AwsClients, config: &PollerConfig, handler: &SqsHandler, messages: Vec<Message>) {
+async fn process_batch(
+    clients: &AwsClients,
+    config: &PollerConfig,
+    handler: &SqsHandler,
+    messages: Vec<Message>,
+) {
     let receipts: HashMap<String, String> = messages
         .iter()
         .filter_map(|m| Some((m.message_id.clone()?, m.receipt_handle.clone()?)))
         .collect();
     let mut event = SqsEvent::default();
-    event.records = messages.into_iter().map(|m| to_record(m, &config.queue_arn)).collect();
+    event.records = messages
+        .into_iter()
+        .map(|m| to_record(m, &config.queue_arn))
+        .collect();
 
     // The handler runs in its own task so a panic counts as a failed
     // invocation (as a crashed Lambda does) instead of killing the poller.
@@ -179,7 +189,10 @@ async fn process_batch(clients: &AwsClients, config: &PollerConfig, handler: &Sq
             if !failed.is_empty() {
                 tracing::info!(queue = %config.queue_url, failed = failed.len(), "poller: partial batch failure");
             }
-            receipts.iter().filter(|(id, _)| !failed.contains(id.as_str())).collect()
+            receipts
+                .iter()
+                .filter(|(id, _)| !failed.contains(id.as_str()))
+                .collect()
         }
     };
     if to_delete.is_empty() {
@@ -208,7 +221,9 @@ async fn process_batch(clients: &AwsClients, config: &PollerConfig, handler: &Sq
             tracing::warn!(queue = %config.queue_url, failed = ?out.failed, "poller: some deletes failed");
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(queue = %config.queue_url, error = %sdk_err(e), "poller: DeleteMessageBatch failed"),
+        Err(e) => {
+            tracing::warn!(queue = %config.queue_url, error = %sdk_err(e), "poller: DeleteMessageBatch failed")
+        }
     }
 }
 
@@ -335,7 +350,11 @@ pub async fn wait_idle(
             bail!(
                 "queues not idle after {timeout:?}: {} message(s) held by pollers; {}",
                 busy,
-                if detail.is_empty() { "queues empty".to_owned() } else { detail.join("; ") }
+                if detail.is_empty() {
+                    "queues empty".to_owned()
+                } else {
+                    detail.join("; ")
+                }
             );
         }
         tokio::time::sleep(Duration::from_millis(150)).await;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType as DdbKeyType,
-    LocalSecondaryIndex, Projection as DdbProjection, ProjectionType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType as DdbKeyType, LocalSecondaryIndex, Projection as DdbProjection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use tier_runtime::AwsClients;
@@ -90,9 +90,16 @@ pub async fn create(
         });
         let Some(i) = ready else {
             let q = pending[0];
-            let dlq = &q.redrive.as_ref().expect("only redriven queues wait").dlq_logical_id;
+            let dlq = &q
+                .redrive
+                .as_ref()
+                .expect("only redriven queues wait")
+                .dlq_logical_id;
             if template.queue(dlq).is_none() {
-                bail!("queue {}: RedrivePolicy points at {dlq}, which is not a queue in the template", q.logical_id);
+                bail!(
+                    "queue {}: RedrivePolicy points at {dlq}, which is not a queue in the template",
+                    q.logical_id
+                );
             }
             bail!("queues' RedrivePolicies form a cycle (at {})", q.logical_id);
         };
@@ -122,14 +129,19 @@ fn key_schema(keys: &[KeyElement]) -> anyhow::Result<Vec<KeySchemaElement>> {
 
 fn projection(index: &IndexDef) -> DdbProjection {
     let p = &index.projection;
-    let mut b = DdbProjection::builder().projection_type(ProjectionType::from(p.projection_type.as_str()));
+    let mut b =
+        DdbProjection::builder().projection_type(ProjectionType::from(p.projection_type.as_str()));
     for a in &p.non_key_attributes {
         b = b.non_key_attributes(a);
     }
     b.build()
 }
 
-async fn create_table(clients: &AwsClients, prefix: &str, table: &TableDef) -> anyhow::Result<TableRef> {
+async fn create_table(
+    clients: &AwsClients,
+    prefix: &str,
+    table: &TableDef,
+) -> anyhow::Result<TableRef> {
     let name = format!("{prefix}-{}", table.logical_id);
     let ddb = &clients.dynamodb;
     let mut req = ddb
@@ -173,7 +185,9 @@ async fn create_table(clients: &AwsClients, prefix: &str, table: &TableDef) -> a
     }
     match req.send().await {
         Ok(_) => {}
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
         Err(e) => return Err(sdk_err(e)),
     }
 
@@ -187,7 +201,9 @@ async fn create_table(clients: &AwsClients, prefix: &str, table: &TableDef) -> a
             .send()
             .await
             .map_err(sdk_err)?;
-        let t = out.table.ok_or_else(|| anyhow!("DescribeTable returned no table"))?;
+        let t = out
+            .table
+            .ok_or_else(|| anyhow!("DescribeTable returned no table"))?;
         if t.table_status == Some(TableStatus::Active) {
             break t;
         }
@@ -257,19 +273,27 @@ async fn create_queue(
         attrs.push((QueueAttributeName::DelaySeconds, v.to_string()));
     }
     if let Some(v) = queue.receive_message_wait_time_seconds {
-        attrs.push((QueueAttributeName::ReceiveMessageWaitTimeSeconds, v.to_string()));
+        attrs.push((
+            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+            v.to_string(),
+        ));
     }
     if queue.fifo_queue {
         attrs.push((QueueAttributeName::FifoQueue, "true".to_owned()));
         if queue.content_based_deduplication {
-            attrs.push((QueueAttributeName::ContentBasedDeduplication, "true".to_owned()));
+            attrs.push((
+                QueueAttributeName::ContentBasedDeduplication,
+                "true".to_owned(),
+            ));
         }
     }
     if let Some(redrive) = &queue.redrive {
-        let dlq = created
-            .queues
-            .get(&redrive.dlq_logical_id)
-            .ok_or_else(|| anyhow!("dead-letter queue {} not created yet", redrive.dlq_logical_id))?;
+        let dlq = created.queues.get(&redrive.dlq_logical_id).ok_or_else(|| {
+            anyhow!(
+                "dead-letter queue {} not created yet",
+                redrive.dlq_logical_id
+            )
+        })?;
         let policy = serde_json::json!({
             "deadLetterTargetArn": dlq.arn,
             "maxReceiveCount": redrive.max_receive_count,
@@ -280,11 +304,10 @@ async fn create_queue(
     for (k, v) in attrs {
         req = req.attributes(k, v);
     }
-    let out = req
-        .send()
-        .await
-        .map_err(sdk_err)?;
-    let url = out.queue_url.ok_or_else(|| anyhow!("CreateQueue returned no QueueUrl"))?;
+    let out = req.send().await.map_err(sdk_err)?;
+    let url = out
+        .queue_url
+        .ok_or_else(|| anyhow!("CreateQueue returned no QueueUrl"))?;
     let attrs = clients
         .sqs
         .get_queue_attributes()
@@ -352,9 +375,9 @@ impl Resources {
             .env
             .iter()
             .map(|(name, expr)| {
-                let value = self
-                    .resolve(template, expr, params)
-                    .with_context(|| format!("function {function_logical_id}: environment variable {name}"))?;
+                let value = self.resolve(template, expr, params).with_context(|| {
+                    format!("function {function_logical_id}: environment variable {name}")
+                })?;
                 Ok((name.clone(), value))
             })
             .collect()
@@ -370,8 +393,14 @@ impl Resources {
         match expr {
             Expr::Literal(s) => Ok(s.clone()),
             Expr::Ref(name) => self.resolve_ref(template, name, params),
-            Expr::GetAtt { logical_id, attribute } => self.resolve_get_att(logical_id, attribute),
-            Expr::Sub { template: text, vars } => {
+            Expr::GetAtt {
+                logical_id,
+                attribute,
+            } => self.resolve_get_att(logical_id, attribute),
+            Expr::Sub {
+                template: text,
+                vars,
+            } => {
                 let mut out = String::new();
                 let mut rest = text.as_str();
                 while let Some(start) = rest.find("${") {
@@ -443,10 +472,9 @@ impl Resources {
         if let Some(t) = self.tables.get(logical_id) {
             return match attribute {
                 "Arn" => Ok(t.arn.clone()),
-                "StreamArn" => t
-                    .stream_arn
-                    .clone()
-                    .ok_or_else(|| anyhow!("Fn::GetAtt {logical_id}.StreamArn: the table has no stream")),
+                "StreamArn" => t.stream_arn.clone().ok_or_else(|| {
+                    anyhow!("Fn::GetAtt {logical_id}.StreamArn: the table has no stream")
+                }),
                 other => bail!("Fn::GetAtt {logical_id}.{other}: unknown table attribute"),
             };
         }
@@ -458,7 +486,9 @@ impl Resources {
                 other => bail!("Fn::GetAtt {logical_id}.{other}: unknown queue attribute"),
             };
         }
-        bail!("Fn::GetAtt {logical_id}.{attribute}: {logical_id} is not a table or queue of the local stack")
+        bail!(
+            "Fn::GetAtt {logical_id}.{attribute}: {logical_id} is not a table or queue of the local stack"
+        )
     }
 
     /// Deletes every table and queue (best effort; errors are returned after
@@ -466,13 +496,27 @@ impl Resources {
     pub async fn destroy(&self, clients: &AwsClients) -> anyhow::Result<()> {
         let mut errors = Vec::new();
         for t in self.tables.values() {
-            if let Err(e) = clients.dynamodb.delete_table().table_name(&t.name).send().await {
-                errors.push(format!("{}: {}", t.name, aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+            if let Err(e) = clients
+                .dynamodb
+                .delete_table()
+                .table_name(&t.name)
+                .send()
+                .await
+            {
+                errors.push(format!(
+                    "{}: {}",
+                    t.name,
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                ));
             }
         }
         for q in self.queues.values() {
             if let Err(e) = clients.sqs.delete_queue().queue_url(&q.url).send().await {
-                errors.push(format!("{}: {}", q.name, aws_sdk_sqs::error::DisplayErrorContext(e)));
+                errors.push(format!(
+                    "{}: {}",
+                    q.name,
+                    aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
             }
         }
         if errors.is_empty() {

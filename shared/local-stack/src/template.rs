@@ -173,10 +173,19 @@ pub struct SqsEventSource {
 pub enum Expr {
     Literal(String),
     Ref(String),
-    GetAtt { logical_id: String, attribute: String },
+    GetAtt {
+        logical_id: String,
+        attribute: String,
+    },
     /// `Fn::Sub` with its template string and its explicit variables.
-    Sub { template: String, vars: BTreeMap<String, Expr> },
-    Join { separator: String, parts: Vec<Expr> },
+    Sub {
+        template: String,
+        vars: BTreeMap<String, Expr>,
+    },
+    Join {
+        separator: String,
+        parts: Vec<Expr>,
+    },
     /// Something the local stack cannot evaluate (for example `Fn::If`);
     /// resolving it is an error naming the variable.
     Unsupported(String),
@@ -198,7 +207,9 @@ impl Template {
                 let name = key_str(name)?;
                 let default = match get(body, "Default") {
                     None | Some(Yaml::Null) => None,
-                    Some(v) => Some(scalar(v).with_context(|| format!("parameter {name}: Default"))?),
+                    Some(v) => {
+                        Some(scalar(v).with_context(|| format!("parameter {name}: Default"))?)
+                    }
                 };
                 template.parameters.insert(name, default);
             }
@@ -218,7 +229,9 @@ impl Template {
             .ok_or_else(|| anyhow!("template has no Resources map"))?;
         for (id, resource) in resources {
             let id = key_str(id)?;
-            let kind = get(resource, "Type").and_then(Yaml::as_str).unwrap_or_default();
+            let kind = get(resource, "Type")
+                .and_then(Yaml::as_str)
+                .unwrap_or_default();
             let empty = Yaml::Mapping(Default::default());
             let props = get(resource, "Properties").unwrap_or(&empty);
             let params = &template.parameters;
@@ -257,7 +270,9 @@ fn get<'a>(v: &'a Yaml, key: &str) -> Option<&'a Yaml> {
 }
 
 fn key_str(v: &Yaml) -> anyhow::Result<String> {
-    v.as_str().map(str::to_owned).ok_or_else(|| anyhow!("expected a string key, got {v:?}"))
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("expected a string key, got {v:?}"))
 }
 
 /// A scalar as text: strings as is, numbers and booleans as YAML writes them.
@@ -280,11 +295,7 @@ fn string_prop(props: &Yaml, key: &str) -> anyhow::Result<String> {
 /// A number that may be written as `5`, `"5"` or `{Ref: Param}` (resolved
 /// to the parameter's default: resources are created before any parameter
 /// override is known).
-fn number(
-    v: &Yaml,
-    what: &str,
-    params: &BTreeMap<String, Option<String>>,
-) -> anyhow::Result<u32> {
+fn number(v: &Yaml, what: &str, params: &BTreeMap<String, Option<String>>) -> anyhow::Result<u32> {
     let text = match parse_expr(v)? {
         Expr::Literal(s) => s,
         Expr::Ref(name) => match params.get(&name) {
@@ -335,7 +346,10 @@ fn parse_key_schema(props: &Yaml) -> anyhow::Result<Vec<KeyElement>> {
                 "RANGE" => KeyType::Range,
                 other => bail!("KeyType {other:?} is neither HASH nor RANGE"),
             };
-            Ok(KeyElement { attribute_name, key_type })
+            Ok(KeyElement {
+                attribute_name,
+                key_type,
+            })
         })
         .collect::<anyhow::Result<_>>()
         .context("KeySchema")
@@ -425,7 +439,10 @@ fn parse_queue(
             let target = get(policy, "deadLetterTargetArn")
                 .ok_or_else(|| anyhow!("RedrivePolicy has no deadLetterTargetArn"))?;
             let dlq_logical_id = match parse_expr(target)? {
-                Expr::GetAtt { logical_id, attribute } if attribute == "Arn" => logical_id,
+                Expr::GetAtt {
+                    logical_id,
+                    attribute,
+                } if attribute == "Arn" => logical_id,
                 other => bail!(
                     "RedrivePolicy.deadLetterTargetArn must be {{Fn::GetAtt: [Queue, Arn]}}, got {other:?}"
                 ),
@@ -447,7 +464,11 @@ fn parse_queue(
         visibility_timeout: opt_number(props, "VisibilityTimeout", params)?,
         message_retention_period: opt_number(props, "MessageRetentionPeriod", params)?,
         delay_seconds: opt_number(props, "DelaySeconds", params)?,
-        receive_message_wait_time_seconds: opt_number(props, "ReceiveMessageWaitTimeSeconds", params)?,
+        receive_message_wait_time_seconds: opt_number(
+            props,
+            "ReceiveMessageWaitTimeSeconds",
+            params,
+        )?,
         fifo_queue: boolean(props, "FifoQueue")?,
         content_based_deduplication: boolean(props, "ContentBasedDeduplication")?,
         redrive,
@@ -486,7 +507,9 @@ fn parse_function(
     if let Some(events) = get(props, "Events").and_then(Yaml::as_mapping) {
         for (name, event) in events {
             let name = key_str(name)?;
-            let kind = get(event, "Type").and_then(Yaml::as_str).unwrap_or_default();
+            let kind = get(event, "Type")
+                .and_then(Yaml::as_str)
+                .unwrap_or_default();
             let empty = Yaml::Mapping(Default::default());
             let eprops = get(event, "Properties").unwrap_or(&empty);
             match kind {
@@ -498,7 +521,11 @@ fn parse_function(
                         None => Route::new("ANY", "$default"),
                         Some(path) => {
                             let method = method.unwrap_or_else(|| "ANY".to_owned());
-                            let method = if method == "*" { "ANY".to_owned() } else { method };
+                            let method = if method == "*" {
+                                "ANY".to_owned()
+                            } else {
+                                method
+                            };
                             validate_path(&path).with_context(|| format!("event {name}"))?;
                             Route::new(method, path)
                         }
@@ -509,7 +536,10 @@ fn parse_function(
                     let queue = get(eprops, "Queue")
                         .ok_or_else(|| anyhow!("SQS event {name} has no Queue"))?;
                     let queue_logical_id = match parse_expr(queue)? {
-                        Expr::GetAtt { logical_id, attribute } if attribute == "Arn" => logical_id,
+                        Expr::GetAtt {
+                            logical_id,
+                            attribute,
+                        } if attribute == "Arn" => logical_id,
                         other => bail!(
                             "SQS event {name}: Queue must be {{Fn::GetAtt: [Queue, Arn]}}, got {other:?}"
                         ),
@@ -599,7 +629,10 @@ pub fn parse_expr(v: &Yaml) -> anyhow::Result<Expr> {
                         },
                         other => bail!("Fn::GetAtt: expected [Resource, Attribute], got {other:?}"),
                     };
-                    Ok(Expr::GetAtt { logical_id, attribute })
+                    Ok(Expr::GetAtt {
+                        logical_id,
+                        attribute,
+                    })
                 }
                 "Fn::Sub" => match arg {
                     Yaml::String(s) => Ok(Expr::Sub {
@@ -623,9 +656,10 @@ pub fn parse_expr(v: &Yaml) -> anyhow::Result<Expr> {
                     Yaml::Sequence(s) if s.len() == 2 => {
                         let separator = scalar(&s[0]).context("Fn::Join separator")?;
                         let parts = match &s[1] {
-                            Yaml::Sequence(parts) => {
-                                parts.iter().map(parse_expr).collect::<anyhow::Result<_>>()?
-                            }
+                            Yaml::Sequence(parts) => parts
+                                .iter()
+                                .map(parse_expr)
+                                .collect::<anyhow::Result<_>>()?,
                             other => bail!("Fn::Join: expected a list of parts, got {other:?}"),
                         };
                         Ok(Expr::Join { separator, parts })

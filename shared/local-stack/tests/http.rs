@@ -14,10 +14,23 @@ fn echo(name: &'static str) -> HttpHandler {
         let query = req.query_string_parameters();
         let query_json: HashMap<String, Vec<String>> = query
             .iter()
-            .map(|(k, _)| (k.to_owned(), query.all(k).unwrap().into_iter().map(str::to_owned).collect()))
+            .map(|(k, _)| {
+                (
+                    k.to_owned(),
+                    query
+                        .all(k)
+                        .unwrap()
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            })
             .collect();
-        let path_params: HashMap<String, String> =
-            req.path_parameters().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let path_params: HashMap<String, String> = req
+            .path_parameters()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let route_key = match req.request_context_ref() {
             Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone(),
             _ => None,
@@ -51,14 +64,24 @@ fn echo(name: &'static str) -> HttpHandler {
     })
 }
 
-async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn start() -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let routes = vec![
-        (Route::new("POST", "/webhooks/{platform}/{store}"), echo("webhook")),
+        (
+            Route::new("POST", "/webhooks/{platform}/{store}"),
+            echo("webhook"),
+        ),
         (Route::new("GET", "/v1/prices/{sku}"), echo("price")),
         (Route::new("ANY", "/v1/admin/{proxy+}"), echo("admin-any")),
         (Route::new("GET", "/v1/admin/{proxy+}"), echo("admin-get")),
         (Route::new("GET", "/v1/admin/health"), echo("admin-health")),
-        (Route::new("GET", "/v1/admin/{resource}/export"), echo("admin-export")),
+        (
+            Route::new("GET", "/v1/admin/{resource}/export"),
+            echo("admin-export"),
+        ),
         (
             Route::new("GET", "/panic"),
             handler(|_req| async move {
@@ -113,7 +136,10 @@ async fn routes_like_an_http_api() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-handler"], "webhook");
     let v = json_of(resp).await;
-    assert_eq!(v["path"], json!({"platform": "shopify", "store": "store 1"}));
+    assert_eq!(
+        v["path"],
+        json!({"platform": "shopify", "store": "store 1"})
+    );
     assert_eq!(v["query"]["a"], json!(["1", "2"]));
     assert_eq!(v["query"]["b"], json!(["x y"]));
     assert_eq!(v["body_kind"], "binary");
@@ -122,34 +148,85 @@ async fn routes_like_an_http_api() {
     assert_eq!(v["forwarded_for"], "127.0.0.1");
     assert_eq!(v["route_key"], "POST /webhooks/{platform}/{store}");
     assert_eq!(v["raw_path"], "/webhooks/shopify/store%201");
-    assert_eq!(v["uri"], format!("http://{addr}/webhooks/shopify/store%201?a=1&a=2&b=x%20y"));
+    assert_eq!(
+        v["uri"],
+        format!("http://{addr}/webhooks/shopify/store%201?a=1&a=2&b=x%20y")
+    );
     assert!(!v["request_id"].as_str().unwrap().is_empty());
 
     // Empty body → Body::Empty.
-    let v = json_of(http.get(format!("{base}/v1/prices/SKU-1")).send().await.unwrap()).await;
+    let v = json_of(
+        http.get(format!("{base}/v1/prices/SKU-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "price");
     assert_eq!(v["path"], json!({"sku": "SKU-1"}));
     assert_eq!(v["body_kind"], "empty");
     assert_eq!(v["query"], json!({}));
 
     // Greedy path, ANY, and the most specific route winning.
-    let v = json_of(http.delete(format!("{base}/v1/admin/tiers/gold")).send().await.unwrap()).await;
+    let v = json_of(
+        http.delete(format!("{base}/v1/admin/tiers/gold"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "admin-any");
     assert_eq!(v["method"], "DELETE");
     assert_eq!(v["path"], json!({"proxy": "tiers/gold"}));
-    let v = json_of(http.get(format!("{base}/v1/admin/tiers/gold")).send().await.unwrap()).await;
+    let v = json_of(
+        http.get(format!("{base}/v1/admin/tiers/gold"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "admin-get", "an explicit method beats ANY");
-    let v = json_of(http.get(format!("{base}/v1/admin/health")).send().await.unwrap()).await;
-    assert_eq!(v["handler"], "admin-health", "a literal path beats a greedy one");
+    let v = json_of(
+        http.get(format!("{base}/v1/admin/health"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["handler"], "admin-health",
+        "a literal path beats a greedy one"
+    );
     assert_eq!(v["path"], json!({}));
-    let v = json_of(http.get(format!("{base}/v1/admin/tiers/export")).send().await.unwrap()).await;
+    let v = json_of(
+        http.get(format!("{base}/v1/admin/tiers/export"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "admin-export");
     assert_eq!(v["path"], json!({"resource": "tiers"}));
-    let v = json_of(http.post(format!("{base}/v1/admin/health")).send().await.unwrap()).await;
-    assert_eq!(v["handler"], "admin-any", "POST falls back to ANY /v1/admin/{{proxy+}}");
+    let v = json_of(
+        http.post(format!("{base}/v1/admin/health"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        v["handler"], "admin-any",
+        "POST falls back to ANY /v1/admin/{{proxy+}}"
+    );
 
     // No route.
-    for path in ["/nope", "/v1/admin", "/v1/prices", "/v1/prices/a/b", "/webhooks/a/b/c"] {
+    for path in [
+        "/nope",
+        "/v1/admin",
+        "/v1/prices",
+        "/v1/prices/a/b",
+        "/webhooks/a/b/c",
+    ] {
         let resp = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
         let v = json_of(resp).await;
@@ -158,7 +235,11 @@ async fn routes_like_an_http_api() {
     }
 
     // Path matches, method does not.
-    let resp = http.get(format!("{base}/webhooks/shopify/s1")).send().await.unwrap();
+    let resp = http
+        .get(format!("{base}/webhooks/shopify/s1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "POST");
     assert_eq!(json_of(resp).await["code"], "method_not_allowed");
@@ -187,9 +268,17 @@ async fn routes_like_an_http_api() {
     assert_eq!(resp.status(), 500);
     let resp = http.get(format!("{base}/binary")).send().await.unwrap();
     assert_eq!(resp.status(), 201);
-    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), &[0, 159, 146, 150, 255]);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        &[0, 159, 146, 150, 255]
+    );
 
     // Shutdown ends the server task, even with a keep-alive connection open.
     stop.send(()).unwrap();
@@ -206,24 +295,47 @@ async fn default_route_catches_the_rest() {
         (Route::new("GET", "/a/{id}"), echo("a")),
         (Route::new("ANY", "$default"), echo("default")),
     ];
-    let (addr, _task) = serve("127.0.0.1:0".parse().unwrap(), routes, std::future::pending())
-        .await
-        .unwrap();
+    let (addr, _task) = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        routes,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let http = reqwest::Client::new();
     let v = json_of(http.get(format!("http://{addr}/a/1")).send().await.unwrap()).await;
     assert_eq!(v["handler"], "a");
-    let v = json_of(http.post(format!("http://{addr}/a/1")).send().await.unwrap()).await;
+    let v = json_of(
+        http.post(format!("http://{addr}/a/1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "default");
     assert_eq!(v["route_key"], "$default");
-    let v = json_of(http.get(format!("http://{addr}/x/y/z")).send().await.unwrap()).await;
+    let v = json_of(
+        http.get(format!("http://{addr}/x/y/z"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(v["handler"], "default");
 }
 
 #[tokio::test]
 async fn rejects_duplicate_routes() {
-    let routes = vec![(Route::new("GET", "/a"), echo("1")), (Route::new("get", "/a"), echo("2"))];
-    let err = serve("127.0.0.1:0".parse().unwrap(), routes, std::future::pending())
-        .await
-        .unwrap_err();
+    let routes = vec![
+        (Route::new("GET", "/a"), echo("1")),
+        (Route::new("get", "/a"), echo("2")),
+    ];
+    let err = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        routes,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("duplicate route GET /a"), "{err}");
 }

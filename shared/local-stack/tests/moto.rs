@@ -15,7 +15,11 @@ async fn start_answers_and_drop_kills() {
     drop(moto);
     // The process is gone (reaped) and the port no longer answers.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let probe = tokio::time::timeout(Duration::from_secs(3), reqwest::get(format!("{endpoint}/moto-api/"))).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(3),
+        reqwest::get(format!("{endpoint}/moto-api/")),
+    )
+    .await;
     assert!(matches!(probe, Ok(Err(_))), "moto still answers after drop");
 }
 

@@ -49,7 +49,10 @@ async fn send(clients: &AwsClients, url: &str, body: &str) {
 }
 
 fn receive_count(m: &SqsMessage) -> u32 {
-    m.attributes["ApproximateReceiveCount"].trim().parse().unwrap()
+    m.attributes["ApproximateReceiveCount"]
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Every record any invocation got, in order.
@@ -107,16 +110,27 @@ async fn partial_failure_retries_then_dead_letters() {
     );
 
     // The poison message ends up in the DLQ after 3 receives.
-    until("the poison message in the DLQ", Duration::from_secs(30), async || {
-        queue_depth(&clients, &dlq.url).await.unwrap().visible == 1
-    })
+    until(
+        "the poison message in the DLQ",
+        Duration::from_secs(30),
+        async || queue_depth(&clients, &dlq.url).await.unwrap().visible == 1,
+    )
     .await;
-    wait_idle(&clients, std::slice::from_ref(&queue.url), &in_flight, Duration::from_secs(10))
-        .await
-        .unwrap();
+    wait_idle(
+        &clients,
+        std::slice::from_ref(&queue.url),
+        &in_flight,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
 
     let seen = seen.lock().unwrap().clone();
-    let bodies = |b: &str| seen.iter().filter(|m| m.body.as_deref() == Some(b)).collect::<Vec<_>>();
+    let bodies = |b: &str| {
+        seen.iter()
+            .filter(|m| m.body.as_deref() == Some(b))
+            .collect::<Vec<_>>()
+    };
     // The successful ones were deleted after their first delivery.
     for ok in ["ok-1", "ok-2"] {
         let got = bodies(ok);
@@ -133,11 +147,26 @@ async fn partial_failure_retries_then_dead_letters() {
     assert_eq!(first.event_source.as_deref(), Some("aws:sqs"));
     assert_eq!(first.event_source_arn.as_deref(), Some(queue.arn.as_str()));
     assert_eq!(first.aws_region.as_deref(), Some("us-east-1"));
-    for attr in ["SentTimestamp", "ApproximateFirstReceiveTimestamp", "SenderId", "ApproximateReceiveCount"] {
-        assert!(first.attributes.contains_key(attr), "{attr} in {:?}", first.attributes);
+    for attr in [
+        "SentTimestamp",
+        "ApproximateFirstReceiveTimestamp",
+        "SenderId",
+        "ApproximateReceiveCount",
+    ] {
+        assert!(
+            first.attributes.contains_key(attr),
+            "{attr} in {:?}",
+            first.attributes
+        );
     }
-    assert_eq!(first.message_attributes["kind"].string_value.as_deref(), Some("test"));
-    assert_eq!(first.message_attributes["kind"].data_type.as_deref(), Some("String"));
+    assert_eq!(
+        first.message_attributes["kind"].string_value.as_deref(),
+        Some("test")
+    );
+    assert_eq!(
+        first.message_attributes["kind"].data_type.as_deref(),
+        Some("String")
+    );
     assert!(first.md5_of_body.is_some());
     assert!(first.receipt_handle.is_some());
 
@@ -154,11 +183,20 @@ async fn partial_failure_retries_then_dead_letters() {
     let msgs = out.messages.unwrap_or_default();
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].body(), Some("poison"));
-    assert_eq!(msgs[0].message_id, first.message_id, "same message id in the DLQ");
-    eprintln!("DLQ message attributes as moto reports them: {:?}", msgs[0].attributes);
+    assert_eq!(
+        msgs[0].message_id, first.message_id,
+        "same message id in the DLQ"
+    );
+    eprintln!(
+        "DLQ message attributes as moto reports them: {:?}",
+        msgs[0].attributes
+    );
 
     stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(5), poller).await.expect("poller stops").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("poller stops")
+        .unwrap();
     res.destroy(&clients).await.unwrap();
 }
 
@@ -167,7 +205,9 @@ async fn handler_error_retries_the_whole_batch() {
     let (clients, res) = stack().await;
     let queue = res.queue("TierEventsQueue").unwrap().clone();
 
-    let seen: Arc<Mutex<Vec<Vec<(String, u32)>>>> = Arc::default();
+    // Per invocation: (body, receive count) of each record.
+    type Batches = Arc<Mutex<Vec<Vec<(String, u32)>>>>;
+    let seen: Batches = Arc::default();
     let handler = {
         let seen = seen.clone();
         sqs_handler(move |event: SqsEvent| {
@@ -205,17 +245,36 @@ async fn handler_error_retries_the_whole_batch() {
         in_flight.clone(),
         std::future::pending(),
     );
-    wait_idle(&clients, std::slice::from_ref(&queue.url), &in_flight, Duration::from_secs(20))
-        .await
-        .unwrap();
+    wait_idle(
+        &clients,
+        std::slice::from_ref(&queue.url),
+        &in_flight,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
 
     let seen = seen.lock().unwrap().clone();
     let all: Vec<(String, u32)> = seen.iter().flatten().cloned().collect();
     for body in ["a", "b"] {
-        let counts: Vec<u32> = all.iter().filter(|(b, _)| b == body).map(|(_, c)| *c).collect();
-        assert_eq!(counts, [1, 2, 3], "{body} redelivered after the error and the panic: {seen:?}");
+        let counts: Vec<u32> = all
+            .iter()
+            .filter(|(b, _)| b == body)
+            .map(|(_, c)| *c)
+            .collect();
+        assert_eq!(
+            counts,
+            [1, 2, 3],
+            "{body} redelivered after the error and the panic: {seen:?}"
+        );
     }
-    assert_eq!(queue_depth(&clients, res.queue_url("TierEventsDLQ")).await.unwrap().visible, 0);
+    assert_eq!(
+        queue_depth(&clients, res.queue_url("TierEventsDLQ"))
+            .await
+            .unwrap()
+            .visible,
+        0
+    );
     res.destroy(&clients).await.unwrap();
 }
 
@@ -252,9 +311,14 @@ async fn unknown_item_identifier_fails_the_whole_batch() {
         in_flight.clone(),
         std::future::pending(),
     );
-    wait_idle(&clients, std::slice::from_ref(&queue.url), &in_flight, Duration::from_secs(20))
-        .await
-        .unwrap();
+    wait_idle(
+        &clients,
+        std::slice::from_ref(&queue.url),
+        &in_flight,
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
     assert_eq!(*calls.lock().unwrap(), [1, 2]);
     res.destroy(&clients).await.unwrap();
 }
@@ -264,10 +328,15 @@ async fn wait_idle_times_out_with_the_queue_state() {
     let (clients, res) = stack().await;
     let url = res.queue_url("StockEventsDLQ").to_owned();
     send(&clients, &url, "stuck").await;
-    let err = wait_idle(&clients, std::slice::from_ref(&url), &InFlight::new(), Duration::from_millis(500))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = wait_idle(
+        &clients,
+        std::slice::from_ref(&url),
+        &InFlight::new(),
+        Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains(&url) && err.contains("1 visible"), "{err}");
     res.destroy(&clients).await.unwrap();
 }
@@ -308,13 +377,20 @@ async fn moto_visibility_semantics() {
         .await
         .unwrap();
     let second = receive().await;
-    assert_eq!(count(&second[0]), "2", "visible again at once after ChangeMessageVisibility(0)");
+    assert_eq!(
+        count(&second[0]),
+        "2",
+        "visible again at once after ChangeMessageVisibility(0)"
+    );
 
     clients
         .sqs
         .set_queue_attributes()
         .queue_url(&url)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "3")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "3",
+        )
         .send()
         .await
         .unwrap();
@@ -322,7 +398,10 @@ async fn moto_visibility_semantics() {
     let third = receive().await;
     assert_eq!(count(&third[0]), "3");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(receive().await.is_empty(), "the new 3 s queue timeout applies");
+    assert!(
+        receive().await.is_empty(),
+        "the new 3 s queue timeout applies"
+    );
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(count(&receive().await[0]), "4");
     res.destroy(&clients).await.unwrap();

@@ -36,20 +36,34 @@ fn parses_the_fixture() {
     assert_eq!(r.dlq_logical_id, "TierEventsDLQ");
     assert_eq!(r.max_receive_count, 3);
     // String-form GetAtt and a quoted maxReceiveCount.
-    let r = t.queue("StockEventsQueue").unwrap().redrive.clone().unwrap();
+    let r = t
+        .queue("StockEventsQueue")
+        .unwrap()
+        .redrive
+        .clone()
+        .unwrap();
     assert_eq!(r.dlq_logical_id, "StockEventsDLQ");
     assert_eq!(r.max_receive_count, 2);
     assert!(t.queue("TierEventsDLQ").unwrap().redrive.is_none());
 
     assert_eq!(t.functions.len(), 5);
     let f = t.function("OrderIntakeFunction").unwrap();
-    assert_eq!(f.http_routes, vec![Route::new("POST", "/webhooks/{platform}/{store}")]);
+    assert_eq!(
+        f.http_routes,
+        vec![Route::new("POST", "/webhooks/{platform}/{store}")]
+    );
     assert_eq!(f.env["TABLE_NAME"], Expr::Ref("TierTable".into()));
     assert_eq!(f.env["RUST_LOG"], Expr::Literal("info".into()));
-    assert_eq!(f.env["TIER_EVENTS_QUEUE_URL"], Expr::Ref("TierEventsQueue".into()));
+    assert_eq!(
+        f.env["TIER_EVENTS_QUEUE_URL"],
+        Expr::Ref("TierEventsQueue".into())
+    );
 
     let admin = t.function("AdminApiFunction").unwrap();
-    assert_eq!(admin.http_routes, vec![Route::new("ANY", "/v1/admin/{proxy+}")]);
+    assert_eq!(
+        admin.http_routes,
+        vec![Route::new("ANY", "/v1/admin/{proxy+}")]
+    );
     // A function's own variable overrides the global one.
     assert_eq!(admin.env["STAGE"], Expr::Literal("admin-override".into()));
 
@@ -108,13 +122,25 @@ fn parses_the_real_template_when_present() {
 
     let table = t.table("TierTable").expect("TierTable");
     assert_eq!(
-        table.key_schema.iter().map(|k| k.attribute_name.as_str()).collect::<Vec<_>>(),
+        table
+            .key_schema
+            .iter()
+            .map(|k| k.attribute_name.as_str())
+            .collect::<Vec<_>>(),
         ["PK", "SK"]
     );
-    assert!(table.global_secondary_indexes.iter().any(|g| g.index_name == "GSI1"));
+    assert!(
+        table
+            .global_secondary_indexes
+            .iter()
+            .any(|g| g.index_name == "GSI1")
+    );
     assert_eq!(table.ttl_attribute.as_deref(), Some("expires_at"));
 
-    for (queue, dlq) in [("TierEventsQueue", "TierEventsDLQ"), ("StockEventsQueue", "StockEventsDLQ")] {
+    for (queue, dlq) in [
+        ("TierEventsQueue", "TierEventsDLQ"),
+        ("StockEventsQueue", "StockEventsDLQ"),
+    ] {
         let q = t.queue(queue).unwrap_or_else(|| panic!("{queue}"));
         assert_eq!(q.redrive.as_ref().expect("redrive").dlq_logical_id, dlq);
         assert!(t.queue(dlq).is_some(), "{dlq}");
@@ -123,25 +149,47 @@ fn parses_the_real_template_when_present() {
     let routes: Vec<(String, Route)> = t
         .functions
         .iter()
-        .flat_map(|f| f.http_routes.iter().map(|r| (f.logical_id.clone(), r.clone())))
+        .flat_map(|f| {
+            f.http_routes
+                .iter()
+                .map(|r| (f.logical_id.clone(), r.clone()))
+        })
         .collect();
-    for id in ["OrderIntakeFunction", "PriceLookupFunction", "AdminApiFunction"] {
-        assert!(routes.iter().any(|(f, _)| f == id), "{id} has an HttpApi route: {routes:?}");
+    for id in [
+        "OrderIntakeFunction",
+        "PriceLookupFunction",
+        "AdminApiFunction",
+    ] {
+        assert!(
+            routes.iter().any(|(f, _)| f == id),
+            "{id} has an HttpApi route: {routes:?}"
+        );
     }
     for (id, queue) in [
         ("TierEvaluationFunction", "TierEventsQueue"),
         ("StockAllocationFunction", "StockEventsQueue"),
     ] {
         let f = t.function(id).unwrap_or_else(|| panic!("{id}"));
-        let ev = f.sqs_events.first().unwrap_or_else(|| panic!("{id} has an SQS event"));
+        let ev = f
+            .sqs_events
+            .first()
+            .unwrap_or_else(|| panic!("{id} has an SQS event"));
         assert_eq!(ev.queue_logical_id, queue);
         assert!(ev.report_batch_item_failures, "{id}");
         assert!(ev.batch_size >= 1 && ev.batch_size <= 10, "{id}");
     }
     for f in &t.functions {
-        assert!(f.env.contains_key("TABLE_NAME"), "{} gets TABLE_NAME", f.logical_id);
+        assert!(
+            f.env.contains_key("TABLE_NAME"),
+            "{} gets TABLE_NAME",
+            f.logical_id
+        );
         for (name, expr) in &f.env {
-            assert!(!matches!(expr, Expr::Unsupported(_)), "{}: {name} = {expr:?}", f.logical_id);
+            assert!(
+                !matches!(expr, Expr::Unsupported(_)),
+                "{}: {name} = {expr:?}",
+                f.logical_id
+            );
         }
     }
 }

@@ -26,12 +26,20 @@ impl AwsClients {
     /// Against a local emulator. Static credentials on purpose: without them
     /// the SDK probes the instance metadata address and stalls.
     pub fn local(endpoint: &str) -> Self {
-        let config = aws_sdk_dynamodb::config::Builder::new()
+        Self::local_counted(endpoint, None)
+    }
+
+    /// As [`AwsClients::local`], counting every DynamoDB operation.
+    pub fn local_counted(endpoint: &str, counter: Option<crate::cost::DynamoCounter>) -> Self {
+        let mut config = aws_sdk_dynamodb::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
-            .credentials_provider(Credentials::from_keys("test", "test", None))
-            .build();
+            .credentials_provider(Credentials::from_keys("test", "test", None));
+        if let Some(c) = counter {
+            config = config.interceptor(c);
+        }
+        let config = config.build();
         let sqs_config = aws_sdk_sqs::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`aws`]: the AWS clients, built once.
+//! - [`cost`]: DynamoDB requests and capacity units, counted.
 //! - [`env`]: configuration read from a variable lookup (the process
 //!   environment in Lambda, a map in the local stack).
 //! - [`http`]: the error shape of every HTTP response, body limits, JSON.
@@ -9,6 +10,7 @@
 //! - [`logging`]: tracing set-up.
 
 pub mod aws;
+pub mod cost;
 pub mod env;
 pub mod http;
 pub mod logging;

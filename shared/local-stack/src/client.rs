@@ -1,0 +1,119 @@
+//! A small client of the product's HTTP API: admin calls, signed webhooks
+//! and price lookups. The demo and the tests speak to the local API only
+//! through it, never to the tables.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::stack::LocalStack;
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    pub base_url: String,
+    pub admin_key: String,
+    pub webhook_secret: String,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The stable error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body.get("code").and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+impl ApiClient {
+    pub fn for_stack(stack: &LocalStack) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base_url: stack.base_url.clone(),
+            admin_key: stack.admin_key.clone(),
+            webhook_secret: stack.webhook_secret.clone(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
+        let resp = req.send().await.context("calling the local API")?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).with_context(|| format!("response is not JSON: {}", String::from_utf8_lossy(&bytes)))? };
+        Ok(Reply { status, body })
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
+        let mut req = self.http.request(method, format!("{}/v1/admin/{}", self.base_url, path.trim_start_matches('/'))).header("x-admin-key", &self.admin_key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.admin(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
+        self.admin(reqwest::Method::GET, path, None).await
+    }
+
+    /// Delivers a webhook signed with the stack's secret, as a platform would.
+    pub async fn webhook(&self, platform: &str, store: &str, doc: &Value) -> anyhow::Result<Reply> {
+        let body = serde_json::to_vec(doc)?;
+        let signature = order_intake::signature::sign(&body, &self.webhook_secret, Utc::now().timestamp());
+        self.webhook_raw(platform, store, body, Some(signature)).await
+    }
+
+    pub async fn webhook_raw(&self, platform: &str, store: &str, body: Vec<u8>, signature: Option<String>) -> anyhow::Result<Reply> {
+        let mut req = self.http.post(format!("{}/webhooks/{platform}/{store}", self.base_url)).header("content-type", "application/json").body(body);
+        if let Some(s) = signature {
+            req = req.header("x-signature", s);
+        }
+        self.send(req).await
+    }
+
+    pub async fn prices(&self, distributor: &str, skus: &[&str]) -> anyhow::Result<Reply> {
+        let query: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", *s)).collect();
+        self.send(self.http.get(format!("{}/v1/distributors/{distributor}/prices", self.base_url)).query(&query)).await
+    }
+}
+
+/// Webhook documents in the generic format.
+pub mod docs {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    /// `lines` are (sku, quantity, unit price); line amounts and the total
+    /// are computed exactly.
+    pub fn paid(event_id: &str, order_id: &str, buyer: &str, lines: &[(&str, u32, &str)], at: DateTime<Utc>) -> Value {
+        let mut total = Decimal::ZERO;
+        let lines: Vec<Value> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (sku, qty, price))| {
+                let amount = price.parse::<Decimal>().expect("demo prices are decimals") * Decimal::from(*qty);
+                total += amount;
+                json!({"line_id": (i + 1).to_string(), "sku": sku, "quantity": qty, "unit_price": price, "amount": format!("{amount:.2}")})
+            })
+            .collect();
+        json!({"event_id": event_id, "type": "order.paid", "occurred_at": at, "order_id": order_id, "buyer_id": buyer, "total": format!("{total:.2}"), "lines": lines})
+    }
+
+    /// A refund; `returned` lists (line id, quantity) going back to stock.
+    pub fn refunded(event_id: &str, order_id: &str, refund_id: &str, amount: &str, returned: &[(&str, u32)], at: DateTime<Utc>) -> Value {
+        let lines: Vec<Value> = returned.iter().map(|(l, q)| json!({"line_id": l, "quantity": q})).collect();
+        json!({"event_id": event_id, "type": "order.refunded", "occurred_at": at, "order_id": order_id,
+               "refund": {"refund_id": refund_id, "amount": amount, "lines": lines}})
+    }
+
+    pub fn cancelled(event_id: &str, order_id: &str, at: DateTime<Utc>) -> Value {
+        json!({"event_id": event_id, "type": "order.cancelled", "occurred_at": at, "order_id": order_id})
+    }
+}

@@ -1,0 +1,188 @@
+//! The seed's clothing brand, end to end: monthly sales of 50,000 CNY make a
+//! distributor Intermediate, 100,000 make it Senior, and 5 valid downline
+//! users move it up one tier. All data goes in through the admin API and
+//! every order through signed webhooks.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, ensure};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::client::{ApiClient, docs};
+use crate::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack};
+
+/// The brand's rule set, as an operator would publish it.
+pub fn clothing_rule_set() -> Value {
+    json!({
+      "tiers": [
+        {"id": "junior", "name": "初级 Junior", "rank": 0,
+         "benefits": {"discount_pct": "0", "commission_pct": "5", "priority": 0}},
+        {"id": "intermediate", "name": "中级 Intermediate", "rank": 1,
+         "benefits": {"discount_pct": "5", "commission_pct": "8", "priority": 1},
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50000"}},
+        {"id": "senior", "name": "高级 Senior", "rank": 2,
+         "benefits": {"discount_pct": "10", "commission_pct": "10", "priority": 2},
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100000"}},
+        {"id": "gold", "name": "金牌 Gold", "rank": 3,
+         "benefits": {"discount_pct": "15", "commission_pct": "12", "priority": 3},
+         "upgrade": {"all": [{"metric": "sales_amount", "window": "month", "gte": "300000"},
+                             {"metric": "valid_downline_users", "gte": "20"}]}}
+      ],
+      "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
+    })
+}
+
+/// (id, name, upline, region, platform, store)
+pub const DISTRIBUTORS: &[(&str, &str, Option<&str>, &str, &str, &str)] = &[
+    ("d-hangzhou", "杭州 Hangzhou Studio", None, "Zhejiang", "tmall", "hz-flagship"),
+    ("d-shanghai", "上海 Shanghai Outlet", Some("d-hangzhou"), "Shanghai", "jd", "sh-outlet"),
+    ("d-suzhou", "苏州 Suzhou Live", Some("d-hangzhou"), "Jiangsu", "douyin", "sz-live"),
+];
+
+/// (sku, base price, fixed tier prices, stock)
+pub const SKUS: &[(&str, &str, &[(&str, &str)], u64)] = &[
+    ("TEE-WHITE", "199.00", &[("gold", "150.00")], 5000),
+    ("HOODIE-GREY", "459.00", &[], 2000),
+    ("JACKET-DOWN", "1299.00", &[("senior", "1099.00")], 40),
+];
+
+/// Loads the brand: rule set, distributors with uplines, stores, prices, stock.
+pub async fn load(api: &ApiClient) -> anyhow::Result<()> {
+    let r = api.put("rule-set", &clothing_rule_set()).await?;
+    ensure!(r.status == 201, "publishing the rule set: {} {}", r.status, r.body);
+    for (id, name, upline, region, platform, store) in DISTRIBUTORS {
+        let r = api.put(&format!("distributors/{id}"), &json!({"name": name, "upline": upline, "region": region})).await?;
+        ensure!(r.status == 201, "registering {id}: {} {}", r.status, r.body);
+        let r = api.put(&format!("stores/{platform}/{store}"), &json!({"distributor": id})).await?;
+        ensure!(r.status == 200, "registering store {store}: {} {}", r.status, r.body);
+    }
+    for (sku, base, tier_prices, stock) in SKUS {
+        let tiers: serde_json::Map<String, Value> = tier_prices.iter().map(|(t, p)| (t.to_string(), json!(p))).collect();
+        let r = api.put(&format!("skus/{sku}/prices"), &json!({"base_price": base, "tier_prices": tiers})).await?;
+        ensure!(r.status == 200, "pricing {sku}: {} {}", r.status, r.body);
+        let r = api.put(&format!("skus/{sku}/stock"), &json!({"available": stock})).await?;
+        ensure!(r.status == 200, "stocking {sku}: {} {}", r.status, r.body);
+    }
+    Ok(())
+}
+
+fn price_table(reply: &Value) -> String {
+    let mut out = String::new();
+    let tier = reply["tier"]["name"].as_str().unwrap_or("?");
+    for p in reply["prices"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "    {:<12} {:>9} CNY  (base {:>8}, {}{})  tier {tier}",
+            p["sku"].as_str().unwrap_or(""),
+            p["unit_price"].as_str().unwrap_or(""),
+            p["base_price"].as_str().unwrap_or(""),
+            p["rule"].as_str().unwrap_or(""),
+            p.get("discount_pct").and_then(Value::as_str).map(|d| format!(" {d}%")).unwrap_or_default(),
+        );
+    }
+    out
+}
+
+/// One line per tier change, with the rule and values that decided it.
+pub fn describe_history(id: &str, history: &Value) -> String {
+    let mut entries: Vec<&Value> = history.as_array().into_iter().flatten().collect();
+    entries.reverse(); // oldest first
+    let mut out = String::new();
+    for h in entries {
+        let from = h["from"].as_str().unwrap_or("(none)");
+        let to = h["to"].as_str().unwrap_or("?");
+        let cause = match h["cause"]["type"].as_str() {
+            Some("order_event") => format!("order event {}", h["cause"]["event_id"].as_str().unwrap_or("")),
+            Some("review") => format!("review of {}", h["cause"]["month"].as_str().unwrap_or("")),
+            Some(other) => other.to_owned(),
+            None => "?".into(),
+        };
+        let _ = writeln!(out, "  {id}: {from} → {to} ({}) caused by {cause}", h["direction"].as_str().unwrap_or(""));
+        for r in h["reasons"].as_array().into_iter().flatten() {
+            let values: Vec<String> = r["observed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| {
+                    format!(
+                        "{}({}) = {} {} {}",
+                        o["metric"].as_str().unwrap_or(""),
+                        o["window"].as_str().unwrap_or(""),
+                        o["value"].as_str().unwrap_or(""),
+                        if o["met"].as_bool() == Some(true) { "≥" } else { "<" },
+                        o["threshold"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "      {} {}: {}", if r["met"].as_bool() == Some(true) { "met" } else { "not met" }, r["rule"].as_str().unwrap_or(""), values.join(", "));
+        }
+    }
+    out
+}
+
+/// Drives the scenario and prints what happened.
+pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
+    let api = ApiClient::for_stack(stack);
+    println!("Loading the clothing brand through the admin API ...");
+    load(&api).await?;
+    let skus = ["TEE-WHITE", "HOODIE-GREY", "JACKET-DOWN"];
+    let before = api.prices("d-shanghai", &skus).await?;
+    println!("\nPrices for d-shanghai before any order:\n{}", price_table(&before.body));
+
+    let now = Utc::now();
+    let mut sent = 0;
+    let mut send = |platform: &'static str, store: &'static str, doc: Value| {
+        sent += 1;
+        let api = api.clone();
+        async move {
+            let r = api.webhook(platform, store, &doc).await?;
+            println!("  webhook {:<22} {:<16} → {} {}", doc["event_id"].as_str().unwrap_or(""), doc["type"].as_str().unwrap_or(""), r.status, r.body["status"].as_str().unwrap_or(r.code()));
+            anyhow::Ok(r)
+        }
+    };
+    println!("Driving signed webhooks through order intake:");
+    // d-shanghai sells 40 down jackets (51,960 CNY this month): Intermediate.
+    send("jd", "sh-outlet", docs::paid("jd-evt-1", "JD-1001", "buyer-001", &[("JACKET-DOWN", 30, "1299.00")], now)).await?;
+    send("jd", "sh-outlet", docs::paid("jd-evt-2", "JD-1002", "buyer-002", &[("JACKET-DOWN", 10, "1299.00")], now)).await?;
+    // The platform retries a webhook: nothing changes the second time.
+    send("jd", "sh-outlet", docs::paid("jd-evt-2", "JD-1002", "buyer-002", &[("JACKET-DOWN", 10, "1299.00")], now)).await?;
+    // Jackets are sold out now: this one is backordered, not dropped.
+    send("jd", "sh-outlet", docs::paid("jd-evt-3", "JD-1003", "buyer-003", &[("JACKET-DOWN", 2, "1299.00")], now)).await?;
+    // 110 hoodies (50,490 CNY): 102,450 this month, Senior.
+    send("jd", "sh-outlet", docs::paid("jd-evt-4", "JD-1004", "buyer-004", &[("HOODIE-GREY", 110, "459.00")], now)).await?;
+    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
+    let mid = api.prices("d-shanghai", &skus).await?;
+    println!("\nPrices for d-shanghai after its sales passed 100,000 CNY:\n{}", price_table(&mid.body));
+
+    // The hoodie order is refunded in full, goods returned: back to Intermediate.
+    send("jd", "sh-outlet", docs::refunded("jd-evt-5", "JD-1004", "RF-1004", "50490.00", &[("1", 110)], now)).await?;
+    // The backordered order is cancelled.
+    send("jd", "sh-outlet", docs::cancelled("jd-evt-6", "JD-1003", now)).await?;
+    // d-suzhou: five different buyers, one T-shirt each: five valid downline users, up one tier.
+    for i in 1..=5 {
+        let (evt, order, buyer) = (format!("dy-evt-{i}"), format!("DY-{i}"), format!("fan-{i}"));
+        send("douyin", "sz-live", docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now)).await?;
+    }
+    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
+    println!("\n{sent} webhooks delivered; queues drained.");
+
+    println!("\nTier changes, with the rule and metric values that decided each:");
+    for (id, ..) in DISTRIBUTORS {
+        let d = api.get(&format!("distributors/{id}")).await?;
+        print!("{}", describe_history(id, &d.body["tier_history"]));
+    }
+    let after = api.prices("d-shanghai", &skus).await?;
+    println!("\nPrices for d-shanghai now:\n{}", price_table(&after.body));
+    let suzhou = api.prices("d-suzhou", &skus).await?;
+    println!("Prices for d-suzhou now:\n{}", price_table(&suzhou.body));
+
+    println!("Stock:");
+    for sku in skus {
+        let s = api.get(&format!("skus/{sku}/stock")).await?;
+        println!("    {sku:<12} {} available", s.body["available"]);
+    }
+    let r = api.get("orders/jd/sh-outlet/JD-1003/reservations").await.context("reading reservations")?;
+    println!("    order JD-1003 (backordered, then cancelled): {}", r.body["lines"]);
+    Ok(())
+}

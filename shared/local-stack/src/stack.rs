@@ -1,0 +1,203 @@
+//! The whole product on one machine: the template's tables and queues in
+//! the emulator, the HTTP functions behind one local API, and each SQS
+//! consumer fed by a poller with Lambda's event-source semantics. Every
+//! function is built from its own resolved `Environment` block, exactly as
+//! in Lambda, and runs the same handler code as its Lambda binary.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use tier_runtime::{AwsClients, Env};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::http::{self as local_http, HttpHandler, Route};
+use crate::poller::{self, InFlight, PollerConfig, SqsHandler};
+use crate::resources::{self, LocalOptions, Resources};
+use crate::template::Template;
+
+/// Development values of the template's secret parameters. Never deployed:
+/// the template has no defaults for them.
+pub const LOCAL_ADMIN_KEY: &str = "local-admin-key-0123456789abcdef0123";
+pub const LOCAL_WEBHOOK_SECRET: &str = "local-webhook-secret-0123456789";
+
+pub struct StackOptions {
+    /// The emulator's endpoint.
+    pub endpoint: String,
+    /// Where the local API listens; port 0 picks a free one.
+    pub addr: SocketAddr,
+    /// Prefix of every table and queue name, so stacks can share an emulator.
+    pub prefix: String,
+    pub visibility_timeout: Option<u32>,
+    /// Template parameter values; the secret ones default to the local values above.
+    pub params: HashMap<String, String>,
+}
+
+impl StackOptions {
+    pub fn new(endpoint: impl Into<String>, addr: SocketAddr) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            addr,
+            prefix: format!("tiers-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            visibility_timeout: None,
+            params: HashMap::new(),
+        }
+    }
+}
+
+pub struct LocalStack {
+    pub base_url: String,
+    pub clients: AwsClients,
+    pub template: Template,
+    pub resources: Resources,
+    pub in_flight: InFlight,
+    pub admin_key: String,
+    pub webhook_secret: String,
+    pub tier_evaluation: Arc<tier_evaluation::TierEvaluation>,
+    /// Every DynamoDB operation the stack's functions make.
+    pub dynamo_usage: tier_runtime::cost::DynamoCounter,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+enum Function {
+    Http(HttpHandler),
+    Sqs(SqsHandler),
+}
+
+impl LocalStack {
+    pub async fn start(opts: StackOptions) -> anyhow::Result<LocalStack> {
+        let template = Template::from_path(&crate::moto::repo_root().join("infra/template.yaml"))?;
+        let dynamo_usage = tier_runtime::cost::DynamoCounter::default();
+        let clients = AwsClients::local_counted(&opts.endpoint, Some(dynamo_usage.clone()));
+        let resources = resources::create(&template, &clients, &opts.prefix, &LocalOptions { visibility_timeout: opts.visibility_timeout })
+            .await
+            .context("creating the template's tables and queues")?;
+        let mut params = opts.params;
+        params.entry("AdminApiKey".into()).or_insert_with(|| LOCAL_ADMIN_KEY.into());
+        params.entry("WebhookSecrets".into()).or_insert_with(|| LOCAL_WEBHOOK_SECRET.into());
+        let admin_key = params["AdminApiKey"].clone();
+        let webhook_secret = params["WebhookSecrets"].split(',').next().unwrap_or_default().to_owned();
+
+        let (shutdown, _) = watch::channel(false);
+        let stopped = |tx: &watch::Sender<bool>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let in_flight = InFlight::new();
+        let mut routes = Vec::new();
+        let mut tasks = Vec::new();
+        let mut tier_evaluation = None;
+        for f in &template.functions {
+            let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
+            let function = match f.logical_id.as_str() {
+                "OrderIntakeFunction" => {
+                    let app = Arc::new(order_intake::OrderIntake::from_env(&env, &clients)?);
+                    Function::Http(local_http::handler(move |req| {
+                        let app = app.clone();
+                        async move { app.handle(req).await }
+                    }))
+                }
+                "PriceLookupFunction" => {
+                    let app = Arc::new(price_lookup::PriceLookup::from_env(&env, &clients)?);
+                    Function::Http(local_http::handler(move |req| {
+                        let app = app.clone();
+                        async move { app.handle(req).await }
+                    }))
+                }
+                "AdminApiFunction" => {
+                    let app = Arc::new(admin_api::AdminApi::from_env(&env, &clients)?);
+                    Function::Http(local_http::handler(move |req| {
+                        let app = app.clone();
+                        async move { app.handle(req).await }
+                    }))
+                }
+                "TierEvaluationFunction" => {
+                    let app = Arc::new(tier_evaluation::TierEvaluation::from_env(&env, &clients)?);
+                    tier_evaluation = Some(app.clone());
+                    Function::Sqs(poller::sqs_handler(move |event| {
+                        let app = app.clone();
+                        async move { Ok(app.handle_batch(event).await) }
+                    }))
+                }
+                "StockAllocationFunction" => {
+                    let app = Arc::new(stock_allocation::StockAllocation::from_env(&env, &clients)?);
+                    Function::Sqs(poller::sqs_handler(move |event| {
+                        let app = app.clone();
+                        async move { Ok(app.handle_batch(event).await) }
+                    }))
+                }
+                other => bail!("the template declares function {other}, which the local stack does not know how to run"),
+            };
+            match function {
+                Function::Http(h) => {
+                    if f.http_routes.is_empty() {
+                        bail!("{} is an HTTP function without HttpApi routes", f.logical_id);
+                    }
+                    routes.extend(f.http_routes.iter().map(|r: &Route| (r.clone(), h.clone())));
+                }
+                Function::Sqs(h) => {
+                    for source in f.sqs_events.iter().filter(|s| s.enabled) {
+                        let queue = resources.queue(&source.queue_logical_id).ok_or_else(|| anyhow!("{}: no queue {}", f.logical_id, source.queue_logical_id))?;
+                        let config = PollerConfig {
+                            queue_url: queue.url.clone(),
+                            queue_arn: queue.arn.clone(),
+                            batch_size: source.batch_size,
+                            report_batch_item_failures: source.report_batch_item_failures,
+                            wait_time_seconds: 1,
+                        };
+                        tasks.push(poller::spawn_poller_with(clients.clone(), config, h.clone(), in_flight.clone(), stopped(&shutdown)));
+                    }
+                }
+            }
+        }
+        let (bound, server) = local_http::serve(opts.addr, routes, stopped(&shutdown)).await?;
+        tasks.push(server);
+        Ok(LocalStack {
+            base_url: format!("http://{bound}"),
+            clients,
+            template,
+            resources,
+            in_flight,
+            admin_key,
+            webhook_secret,
+            dynamo_usage,
+            tier_evaluation: tier_evaluation.ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The work queues (not the dead-letter queues).
+    pub fn work_queue_urls(&self) -> Vec<String> {
+        self.template.queues.iter().filter(|q| q.redrive.is_some()).filter_map(|q| self.resources.queue(&q.logical_id)).map(|q| q.url.clone()).collect()
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        self.resources.queue_url(logical_id).to_owned()
+    }
+
+    pub fn table_name(&self) -> String {
+        self.resources.table_name("TierTable").to_owned()
+    }
+
+    /// Returns once every work queue is empty and no poller holds a message.
+    pub async fn wait_idle(&self, timeout: Duration) -> anyhow::Result<()> {
+        poller::wait_idle(&self.clients, &self.work_queue_urls(), &self.in_flight, timeout).await
+    }
+
+    /// Stops the pollers and the API, letting work in progress finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

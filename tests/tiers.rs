@@ -1,0 +1,176 @@
+//! The seed's clothing brand through signed webhooks: tiers move up and down
+//! as its rules say, every change is recorded with its reason, and the price
+//! lookup follows the tier.
+
+use chrono::{Duration, Utc};
+use serde_json::Value;
+use system_tests::*;
+
+const SKUS: [&str; 3] = ["TEE-WHITE", "HOODIE-GREY", "JACKET-DOWN"];
+
+fn price_of<'a>(reply: &'a Value, sku: &str) -> &'a Value {
+    reply["prices"].as_array().unwrap().iter().find(|p| p["sku"] == sku).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn monthly_sales_thresholds_move_the_tier_and_the_price_follows() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    let before = api.prices("d-shanghai", &SKUS).await.unwrap();
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.body["tier"]["id"], "junior");
+    assert_eq!(price_of(&before.body, "HOODIE-GREY")["unit_price"], "459.00");
+    assert_eq!(price_of(&before.body, "HOODIE-GREY")["rule"], "base_price");
+
+    // 38 × 1299 = 49,362: just under 50,000.
+    api.webhook("jd", "sh-outlet", &docs::paid("e1", "O1", "b1", &[("JACKET-DOWN", 38, "1299.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior");
+
+    // + 2 × 459 = 50,280: Intermediate, and the next lookup shows 5 % off.
+    api.webhook("jd", "sh-outlet", &docs::paid("e2", "O2", "b2", &[("HOODIE-GREY", 2, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    let mid = api.prices("d-shanghai", &SKUS).await.unwrap();
+    assert_eq!(mid.body["tier"]["id"], "intermediate");
+    assert_eq!(price_of(&mid.body, "HOODIE-GREY")["unit_price"], "436.05");
+    assert_eq!(price_of(&mid.body, "HOODIE-GREY")["rule"], "tier_discount");
+
+    // + 110 × 459 = 50,490 → 100,770: Senior, with its fixed jacket price.
+    api.webhook("jd", "sh-outlet", &docs::paid("e3", "O3", "b3", &[("HOODIE-GREY", 110, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let after = api.prices("d-shanghai", &SKUS).await.unwrap();
+    assert_eq!(after.body["tier"]["id"], "senior");
+    assert_eq!(price_of(&after.body, "JACKET-DOWN")["unit_price"], "1099.00");
+    assert_eq!(price_of(&after.body, "JACKET-DOWN")["rule"], "tier_fixed_price");
+    assert_eq!(price_of(&after.body, "TEE-WHITE")["unit_price"], "179.10");
+
+    // The history says what moved it, with the values.
+    let shanghai = distributor(&api, "d-shanghai").await;
+    let history = shanghai["tier_history"].as_array().unwrap();
+    let latest = &history[0];
+    assert_eq!(latest["from"], "intermediate");
+    assert_eq!(latest["to"], "senior");
+    assert_eq!(latest["direction"], "up");
+    assert_eq!(latest["cause"]["event_id"], "e3");
+    let reason = &latest["reasons"][0];
+    assert_eq!(reason["rule"], "upgrade:senior");
+    assert_eq!(dec(&reason["observed"][0]["value"]), d("100770"));
+    assert_eq!(dec(&reason["observed"][0]["threshold"]), d("100000"));
+    assert_eq!(history.len(), 3, "assignment, up to intermediate, up to senior: {history:?}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_valid_downline_users_move_up_one_tier_and_a_refund_moves_it_back() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    for i in 1..=4 {
+        api.webhook("douyin", "sz-live", &docs::paid(&format!("p{i}"), &format!("O{i}"), &format!("fan-{i}"), &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    }
+    // A repeat buyer is still one user.
+    api.webhook("douyin", "sz-live", &docs::paid("p4b", "O4b", "fan-4", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let d4 = distributor(&api, "d-suzhou").await;
+    assert_eq!(d4["metrics"]["valid_downline_users"], 4);
+    assert_eq!(d4["distributor"]["tier"], "junior");
+
+    api.webhook("douyin", "sz-live", &docs::paid("p5", "O5", "fan-5", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let d5 = distributor(&api, "d-suzhou").await;
+    assert_eq!(d5["metrics"]["valid_downline_users"], 5);
+    assert_eq!(d5["metrics"]["downline_users"], 5);
+    assert_eq!(d5["distributor"]["tier"], "intermediate");
+    assert_eq!(d5["tier_history"][0]["reasons"][0]["rule"], "step_up:five-valid-downline-users");
+
+    // fan-5's only order is refunded in full: no longer a valid user.
+    api.webhook("douyin", "sz-live", &docs::refunded("r5", "O5", "RF5", "199.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let after = distributor(&api, "d-suzhou").await;
+    assert_eq!(after["metrics"]["valid_downline_users"], 4);
+    assert_eq!(after["metrics"]["downline_users"], 5);
+    assert_eq!(after["distributor"]["tier"], "junior");
+    assert_eq!(after["tier_history"][0]["direction"], "down");
+    let reasons = after["tier_history"][0]["reasons"].as_array().unwrap();
+    let step = reasons.iter().find(|r| r["rule"] == "step_up:five-valid-downline-users").expect("the lost step-up explains the move");
+    assert_eq!(step["met"], false);
+    assert_eq!(step["observed"][0]["value"], "4");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refunds_move_metrics_back_exactly_and_can_move_the_tier_down() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("a", "OA", "b1", &[("HOODIE-GREY", 120, "459.00")], now)).await.unwrap(); // 55,080
+    api.webhook("jd", "sh-outlet", &docs::paid("b", "OB", "b2", &[("HOODIE-GREY", 100, "459.00"), ("TEE-WHITE", 3, "199.99")], now)).await.unwrap(); // 45,900 + 599.97
+    stack.wait_idle(IDLE).await.unwrap();
+    let d1 = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&d1["metrics"]["sales"]["lifetime"]), d("101579.97"));
+    assert_eq!(d1["distributor"]["tier"], "senior");
+
+    // A partial refund of 0.99, then a full refund of the rest of order B.
+    api.webhook("jd", "sh-outlet", &docs::refunded("rb1", "OB", "RB1", "0.99", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let d2 = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&d2["metrics"]["sales"]["lifetime"]), d("101578.98"));
+    assert_eq!(d2["metrics"]["orders"]["lifetime"], 2);
+    assert_eq!(d2["distributor"]["tier"], "senior");
+
+    api.webhook("jd", "sh-outlet", &docs::refunded("rb2", "OB", "RB2", "46498.98", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let d3 = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&d3["metrics"]["sales"]["lifetime"]), d("55080"));
+    let month = now.with_timezone(&chrono_tz_shanghai()).format("%Y-%m").to_string();
+    assert_eq!(dec(&d3["metrics"]["sales"]["by_month"][&month]), d("55080"));
+    assert_eq!(d3["metrics"]["orders"]["lifetime"], 1, "a fully refunded order no longer counts");
+    assert_eq!(d3["metrics"]["valid_downline_users"], 1);
+    assert_eq!(d3["distributor"]["tier"], "intermediate");
+    let down = &d3["tier_history"][0];
+    assert_eq!(down["direction"], "down");
+    assert_eq!(down["cause"]["event_id"], "rb2");
+    assert_eq!(down["reasons"][0]["rule"], "upgrade:senior");
+    assert_eq!(dec(&down["reasons"][0]["observed"][0]["value"]), d("55080"));
+    stack.stop().await;
+}
+
+fn chrono_tz_shanghai() -> chrono::FixedOffset {
+    // Asia/Shanghai has had no daylight saving since 1991.
+    chrono::FixedOffset::east_opt(8 * 3600).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_that_overtakes_its_order_ends_in_the_same_metrics() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::refunded("r-early", "OX", "RFX", "100.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["sales"]["lifetime"]), d("0"));
+    api.webhook("jd", "sh-outlet", &docs::paid("p-late", "OX", "b1", &[("HOODIE-GREY", 1, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["sales"]["lifetime"]), d("359"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_month_end_review_applies_the_rules_to_the_new_month() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("e1", "O1", "b1", &[("HOODIE-GREY", 120, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    // The review at the start of next month: this month's sales are zero.
+    let next_month = now + Duration::days(40);
+    let report = stack.tier_evaluation.review(next_month).await.unwrap();
+    assert_eq!(report.reviewed, 3);
+    assert_eq!(report.changed, 1);
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    // A rerun of the same review changes nothing.
+    let again = stack.tier_evaluation.review(next_month).await.unwrap();
+    assert_eq!(again.changed, 0);
+    assert_eq!(distributor(&api, "d-shanghai").await["tier_history"].as_array().unwrap().len(), 3);
+    stack.stop().await;
+}
