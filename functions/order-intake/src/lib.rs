@@ -70,7 +70,10 @@ impl OrderIntake {
             ApiError::unauthorized(code, e.to_string())
         })?;
 
-        let doc: WebhookDoc = http::parse_json(body)?;
+        let doc: WebhookDoc = http::parse_json(body).map_err(|e| match e.code {
+            "invalid_document" => ApiError { code: "invalid_order", ..e },
+            _ => e,
+        })?;
         let event_id = doc.event_id.clone();
         let occurred_at = doc.occurred_at;
         let order_id = doc.order_id.clone();

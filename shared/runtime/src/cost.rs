@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
-use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 
@@ -50,14 +50,38 @@ impl DynamoCounter {
     }
 }
 
+/// The operation, told by its input type (the operation metadata is not in
+/// the config bag yet when execution starts).
+fn operation_name(input: &Input) -> &'static str {
+    use aws_sdk_dynamodb::operation::*;
+    macro_rules! by_input {
+        ($($module:ident :: $ty:ident => $name:literal),* $(,)?) => {
+            $(if input.downcast_ref::<$module::$ty>().is_some() { return $name; })*
+        };
+    }
+    by_input!(
+        get_item::GetItemInput => "GetItem",
+        put_item::PutItemInput => "PutItem",
+        update_item::UpdateItemInput => "UpdateItem",
+        delete_item::DeleteItemInput => "DeleteItem",
+        query::QueryInput => "Query",
+        scan::ScanInput => "Scan",
+        batch_get_item::BatchGetItemInput => "BatchGetItem",
+        batch_write_item::BatchWriteItemInput => "BatchWriteItem",
+        transact_write_items::TransactWriteItemsInput => "TransactWriteItems",
+        transact_get_items::TransactGetItemsInput => "TransactGetItems",
+    );
+    "Other"
+}
+
 impl Intercept for DynamoCounter {
     fn name(&self) -> &'static str {
         "DynamoCounter"
     }
 
-    fn read_before_execution(&self, context: &BeforeSerializationInterceptorContextRef<'_>, cfg: &mut ConfigBag) -> Result<(), BoxError> {
-        let op = cfg.load::<Metadata>().map(|m| m.name().to_owned()).unwrap_or_else(|| "unknown".into());
+    fn read_before_execution(&self, context: &BeforeSerializationInterceptorContextRef<'_>, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
         let input = context.input();
+        let op = operation_name(input).to_owned();
         let (writes, reads) = match op.as_str() {
             "PutItem" | "UpdateItem" | "DeleteItem" => (1.0, 0.0),
             "TransactWriteItems" => (input.downcast_ref::<TransactWriteItemsInput>().map_or(0.0, |i| 2.0 * i.transact_items().len() as f64), 0.0),

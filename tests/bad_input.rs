@@ -1,0 +1,141 @@
+//! Bad input gets a clear error with a stable code, and nothing is stored
+//! or enqueued for it.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use serde_json::json;
+use system_tests::*;
+
+async fn receipts(stack: &LocalStack) -> usize {
+    let out = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table_name())
+        .filter_expression("entity_type = :e")
+        .expression_attribute_values(":e", AttributeValue::S("webhook_receipt".into()))
+        .send()
+        .await
+        .unwrap();
+    out.items.unwrap_or_default().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_webhooks_say_why_and_leave_no_trace() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    let good = docs::paid("evt-1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now);
+    let body = serde_json::to_vec(&good).unwrap();
+    let sign = |body: &[u8], t: i64| order_intake::signature::sign(body, &api.webhook_secret, t);
+
+    let cases: Vec<(&str, Vec<u8>, Option<String>, u16, &str)> = vec![
+        ("no signature", body.clone(), None, 401, "missing_signature"),
+        ("wrong secret", body.clone(), Some(order_intake::signature::sign(&body, "not-the-secret-at-all", now.timestamp())), 401, "invalid_signature"),
+        ("tampered body", body.iter().map(|b| if *b == b'9' { b'8' } else { *b }).collect(), Some(sign(&body, now.timestamp())), 401, "invalid_signature"),
+        ("stale", body.clone(), Some(sign(&body, now.timestamp() - 301)), 401, "stale_signature"),
+        ("garbage header", body.clone(), Some("v1=abc".into()), 401, "malformed_signature"),
+    ];
+    for (name, body, signature, status, code) in cases {
+        let r = api.webhook_raw("jd", "sh-outlet", body, signature).await.unwrap();
+        assert_eq!((r.status, r.code()), (status, code), "{name}: {}", r.body);
+        assert!(!r.body["message"].as_str().unwrap_or("").is_empty(), "{name}: a message for humans");
+    }
+
+    let signed = |doc: serde_json::Value| serde_json::to_vec(&doc).unwrap();
+    let mut negative = good.clone();
+    negative["lines"][0]["quantity"] = json!(-1);
+    let mut mismatch = good.clone();
+    mismatch["total"] = json!("200.00");
+    let mut sub_cent = good.clone();
+    sub_cent["lines"][0]["amount"] = json!("199.001");
+    let mut no_buyer = good.clone();
+    no_buyer.as_object_mut().unwrap().remove("buyer_id");
+    let mut unknown_field = good.clone();
+    unknown_field["surprise"] = json!(true);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("not json", "sh-outlet", b"{\"event_id\": ".to_vec(), 400, "malformed_json"),
+        ("negative quantity", "sh-outlet", signed(negative), 422, "invalid_order"),
+        ("total is not the sum", "sh-outlet", signed(mismatch), 422, "invalid_order"),
+        ("fraction of a cent", "sh-outlet", signed(sub_cent), 422, "invalid_order"),
+        ("paid without buyer", "sh-outlet", signed(no_buyer), 422, "invalid_order"),
+        ("unknown field", "sh-outlet", signed(unknown_field), 422, "invalid_order"),
+        ("unknown sku", "sh-outlet", signed(docs::paid("evt-2", "O2", "b1", &[("NO-SUCH-SKU", 1, "1.00")], now)), 422, "unknown_sku"),
+        ("unknown store", "nowhere", signed(good.clone()), 422, "unknown_store"),
+        ("too large", "sh-outlet", vec![b' '; 200 * 1024], 413, "payload_too_large"),
+    ];
+    for (name, store, body, status, code) in cases {
+        let signature = sign(&body, Utc::now().timestamp());
+        let r = api.webhook_raw("jd", store, body, Some(signature)).await.unwrap();
+        assert_eq!((r.status, r.code()), (status, code), "{name}: {}", r.body);
+    }
+
+    assert_eq!(depth(&stack, "TierEventsQueue").await, 0, "nothing enqueued");
+    assert_eq!(depth(&stack, "StockEventsQueue").await, 0, "nothing enqueued");
+    assert_eq!(receipts(&stack).await, 0, "nothing stored");
+    // The valid document still goes through afterwards.
+    let r = api.webhook("jd", "sh-outlet", &good).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(receipts(&stack).await, 1);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_api_refuses_bad_keys_and_bad_documents() {
+    let (stack, api) = clothing_stack().await;
+    let mut no_key = api.clone();
+    no_key.admin_key = "wrong-key-wrong-key-wrong-key-wrong".into();
+    let r = no_key.get("rule-set").await.unwrap();
+    assert_eq!((r.status, r.code()), (401, "invalid_admin_key"));
+
+    let bad_rules = json!({"tiers": [{"id": "a", "name": "A", "rank": 0},
+        {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "fortnight", "gte": "1"}}]});
+    let r = api.put("rule-set", &bad_rules).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"), "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("tiers[1].upgrade"), "{}", r.body);
+    let unreachable = json!({"tiers": [{"id": "a", "name": "A", "rank": 0},
+        {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100"}},
+        {"id": "c", "name": "C", "rank": 2, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "10"}}]});
+    let r = api.put("rule-set", &unreachable).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    assert!(r.body["message"].as_str().unwrap().contains("unreachable"), "{}", r.body);
+    // The published version is untouched.
+    assert_eq!(api.get("rule-set").await.unwrap().body["version"], 1);
+
+    let r = api.put("distributors/d-new", &json!({"name": "N", "upline": "d-ghost"})).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_upline"));
+    let r = api.put("distributors/d-shanghai", &json!({"name": "again"})).await.unwrap();
+    assert_eq!((r.status, r.code()), (409, "distributor_exists"));
+    let r = api.put("stores/jd/sh-outlet", &json!({"distributor": "d-suzhou"})).await.unwrap();
+    assert_eq!((r.status, r.code()), (409, "store_owned_by_another"));
+    let r = api.put("skus/TEE-WHITE/prices", &json!({"base_price": "-1.00"})).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_price"));
+    let r = api.put("skus/TEE-WHITE/prices", &json!({"base_price": "10.00", "tier_prices": {"platinum": "9.00"}})).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_tier"));
+    let r = api.put("skus/NEW-SKU/stock", &json!({"available": 5})).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_sku"));
+    let r = api.put("skus/TEE-WHITE/stock", &json!({"available": -5})).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_document"));
+    let r = api.get("nothing-here").await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "route_not_found"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn price_lookup_refuses_bad_requests_and_reports_unknown_skus() {
+    let (stack, api) = clothing_stack().await;
+    let r = api.prices("d-ghost", &["TEE-WHITE"]).await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "distributor_not_found"));
+    let r = api.prices("d-shanghai", &[]).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "missing_sku"));
+    let r = api.prices("d-shanghai", &["BAD#SKU"]).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "invalid_sku"));
+    let many: Vec<String> = (0..101).map(|i| format!("S{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let r = api.prices("d-shanghai", &many).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "too_many_skus"));
+    let r = api.prices("d-shanghai", &["TEE-WHITE", "NOPE"]).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["unknown_skus"], json!(["NOPE"]));
+    assert_eq!(r.body["prices"].as_array().unwrap().len(), 1);
+    stack.stop().await;
+}

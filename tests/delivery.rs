@@ -1,0 +1,103 @@
+//! At-least-once delivery: webhook retries and SQS redeliveries change
+//! nothing the second time; an unreadable message goes to the dead-letter
+//! queue with its reason without holding up its batch.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use system_tests::*;
+use tier_domain::ids::*;
+use tier_domain::money::Money;
+use tier_domain::order::{OrderEvent, OrderEventKind, OrderLine};
+use tier_messages::Message;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_delivered_twice_changes_nothing_the_second_time() {
+    let (stack, api) = clothing_stack().await;
+    let doc = docs::paid("evt-1", "O1", "b1", &[("JACKET-DOWN", 3, "1299.00")], Utc::now());
+    let first = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+    assert_eq!(first.status, 202, "{}", first.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    let before = distributor(&api, "d-shanghai").await;
+    let stock_before = stock(&api, "JACKET-DOWN").await;
+    assert_eq!(stock_before, 37);
+
+    let again = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["status"], "duplicate");
+    assert_eq!(depth(&stack, "TierEventsQueue").await, 0, "a duplicate is not enqueued");
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(distributor(&api, "d-shanghai").await, before);
+    assert_eq!(stock(&api, "JACKET-DOWN").await, stock_before);
+
+    // The same event id with another body is not a retry: refused.
+    let other = docs::paid("evt-1", "O1", "b1", &[("JACKET-DOWN", 4, "1299.00")], Utc::now());
+    let reused = api.webhook("jd", "sh-outlet", &other).await.unwrap();
+    assert_eq!(reused.status, 409, "{}", reused.body);
+    assert_eq!(reused.code(), "event_id_reused");
+    stack.stop().await;
+}
+
+fn paid_event(event_id: &str, order: &str, distributor: &str, sku: &str, qty: u32, unit: &str) -> Message {
+    let unit = Money::parse(unit).unwrap();
+    Message::OrderEventV1(OrderEvent {
+        event_id: EventId::parse(event_id).unwrap(),
+        order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse(order).unwrap() },
+        distributor: DistributorId::parse(distributor).unwrap(),
+        occurred_at: Utc::now(),
+        kind: OrderEventKind::Paid {
+            buyer: BuyerId::parse("b1").unwrap(),
+            total: unit.times(qty),
+            lines: vec![OrderLine { line_id: LineId::parse("1").unwrap(), sku: Sku::parse(sku).unwrap(), quantity: qty, unit_price: unit, amount: unit.times(qty) }],
+            urgent: false,
+        },
+    })
+}
+
+async fn send_raw(stack: &LocalStack, queue: &str, body: &str) {
+    stack.clients.sqs.send_message().queue_url(stack.queue_url(queue)).message_body(body).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sqs_message_delivered_many_times_is_applied_once() {
+    let (stack, api) = clothing_stack().await;
+    let message = paid_event("evt-dup", "O-dup", "d-shanghai", "HOODIE-GREY", 2, "459.00").to_json();
+    // Five copies on each queue, as SQS may deliver under at-least-once.
+    for _ in 0..5 {
+        send_raw(&stack, "TierEventsQueue", &message).await;
+        send_raw(&stack, "StockEventsQueue", &message).await;
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let d1 = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&d1["metrics"]["sales"]["lifetime"]), d("918"));
+    assert_eq!(d1["metrics"]["orders"]["lifetime"], 1);
+    assert_eq!(d1["metrics"]["downline_users"], 1);
+    assert_eq!(stock(&api, "HOODIE-GREY").await, 1998);
+    assert!(dead_letters(&stack, "TierEventsDLQ", 1, Duration::from_secs(1)).await.is_empty());
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_message_is_dead_lettered_with_its_reason_and_its_batch_goes_on() {
+    let (stack, api) = clothing_stack().await;
+    let good = paid_event("evt-good", "O-good", "d-shanghai", "TEE-WHITE", 1, "199.00").to_json();
+    send_raw(&stack, "TierEventsQueue", "{not json").await;
+    send_raw(&stack, "TierEventsQueue", &good).await;
+    send_raw(&stack, "TierEventsQueue", &json!({"type": "order_event.v7", "payload": {}}).to_string()).await;
+    // A readable message about a distributor that does not exist can never succeed either.
+    send_raw(&stack, "TierEventsQueue", &paid_event("evt-ghost", "O-ghost", "d-nobody", "TEE-WHITE", 1, "199.00").to_json()).await;
+    stack.wait_idle(IDLE).await.unwrap();
+
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["sales"]["lifetime"]), d("199"));
+    let mut dead = dead_letters(&stack, "TierEventsDLQ", 3, Duration::from_secs(10)).await;
+    dead.sort_by(|a, b| a.body.cmp(&b.body));
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    let codes: Vec<_> = dead.iter().map(|m| m.code.clone().unwrap_or_default()).collect();
+    assert!(codes.contains(&"malformed_message".to_owned()), "{codes:?}");
+    assert!(codes.contains(&"unknown_distributor".to_owned()), "{codes:?}");
+    let v7 = dead.iter().find(|m| m.body.contains("order_event.v7")).unwrap();
+    assert!(v7.reason.as_deref().unwrap_or("").contains("order_event.v7"), "{v7:?}");
+    assert!(dead.iter().any(|m| m.body == "{not json"), "the body is kept as it was");
+    stack.stop().await;
+}
