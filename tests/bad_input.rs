@@ -28,7 +28,9 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
     let body = serde_json::to_vec(&good).unwrap();
     let sign = |body: &[u8], t: i64| order_intake::signature::sign(body, &api.webhook_secret, t);
 
-    let cases: Vec<(&str, Vec<u8>, Option<String>, u16, &str)> = vec![
+    // (case, body, X-Signature, status, code)
+    type Case<'a> = (&'a str, Vec<u8>, Option<String>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("no signature", body.clone(), None, 401, "missing_signature"),
         ("wrong secret", body.clone(), Some(order_intake::signature::sign(&body, "not-the-secret-at-all", now.timestamp())), 401, "invalid_signature"),
         ("tampered body", body.iter().map(|b| if *b == b'9' { b'8' } else { *b }).collect(), Some(sign(&body, now.timestamp())), 401, "invalid_signature"),

@@ -1,1 +1,63 @@
-fn main() {}
+//! Rule evaluation per distributor, with the 4-tier clothing rule set and
+//! two years of monthly buckets. The baseline, measured in the same run, is
+//! one threshold condition: report the ratio, not the absolute time, since
+//! the machines running this are shared.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tier_domain::calendar::Month;
+use tier_domain::ids::{EventId, TierId};
+use tier_domain::metrics::{Metric, Metrics, Window};
+use tier_domain::money::Money;
+use tier_domain::rules::{Condition, RuleSet};
+use tier_domain::tier::{self, Cause};
+
+const RULES: &str = r#"{
+  "tiers": [
+    {"id": "junior", "name": "Junior", "rank": 0},
+    {"id": "intermediate", "name": "Intermediate", "rank": 1, "benefits": {"discount_pct": "5"},
+     "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50000"}},
+    {"id": "senior", "name": "Senior", "rank": 2, "benefits": {"discount_pct": "10"},
+     "upgrade": {"any": [{"metric": "sales_amount", "window": "month", "gte": "100000"},
+                         {"metric": "sales_amount", "window": "quarter", "gte": "250000"}]}},
+    {"id": "gold", "name": "Gold", "rank": 3, "benefits": {"discount_pct": "15"},
+     "upgrade": {"all": [{"metric": "sales_amount", "window": "month", "gte": "300000"},
+                         {"metric": "valid_downline_users", "gte": "20"}]}}
+  ],
+  "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
+}"#;
+
+fn metrics(now: Month) -> Metrics {
+    let mut m = Metrics::default();
+    let mut month = now;
+    for i in 0..24 {
+        m.sales.add(month, Money::cents(3_000_000 + i * 10_000));
+        m.orders.add(month, 40 + i);
+        month = month.previous();
+    }
+    m.valid_downline_users = 7;
+    m.downline_users = 12;
+    m
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = RuleSet::from_json(RULES).unwrap();
+    let now = Month::parse("2026-11").unwrap();
+    let m = metrics(now);
+    let single = Condition::Threshold { metric: Metric::SalesAmount, window: Window::Month, gte: 50_000.into() };
+    let current = TierId::parse("intermediate").unwrap();
+    let at = "2026-11-27T00:00:00Z".parse().unwrap();
+    let cause = Cause::OrderEvent { event_id: EventId::parse("e").unwrap() };
+
+    let mut g = c.benchmark_group("rule_evaluation");
+    g.bench_function("baseline: one threshold", |b| b.iter(|| single.eval(black_box(&m), black_box(now), &mut Vec::with_capacity(1))));
+    g.bench_function("qualify: 4 tiers + step-up", |b| b.iter(|| rules.qualify(black_box(&m), black_box(now))));
+    g.bench_function("decide: qualify + change record", |b| {
+        b.iter(|| tier::decide(&rules, 1, Some(black_box(&current)), black_box(&m), at, now, cause.clone()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -33,36 +33,52 @@ pub fn clothing_rule_set() -> Value {
     })
 }
 
-/// (id, name, upline, region, platform, store)
-pub const DISTRIBUTORS: &[(&str, &str, Option<&str>, &str, &str, &str)] = &[
-    ("d-hangzhou", "杭州 Hangzhou Studio", None, "Zhejiang", "tmall", "hz-flagship"),
-    ("d-shanghai", "上海 Shanghai Outlet", Some("d-hangzhou"), "Shanghai", "jd", "sh-outlet"),
-    ("d-suzhou", "苏州 Suzhou Live", Some("d-hangzhou"), "Jiangsu", "douyin", "sz-live"),
+pub struct DemoDistributor {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub upline: Option<&'static str>,
+    pub region: &'static str,
+    /// The one store it sells through: (platform, store).
+    pub store: (&'static str, &'static str),
+}
+
+pub const DISTRIBUTORS: &[DemoDistributor] = &[
+    DemoDistributor { id: "d-hangzhou", name: "杭州 Hangzhou Studio", upline: None, region: "Zhejiang", store: ("tmall", "hz-flagship") },
+    DemoDistributor { id: "d-shanghai", name: "上海 Shanghai Outlet", upline: Some("d-hangzhou"), region: "Shanghai", store: ("jd", "sh-outlet") },
+    DemoDistributor { id: "d-suzhou", name: "苏州 Suzhou Live", upline: Some("d-hangzhou"), region: "Jiangsu", store: ("douyin", "sz-live") },
 ];
 
-/// (sku, base price, fixed tier prices, stock)
-pub const SKUS: &[(&str, &str, &[(&str, &str)], u64)] = &[
-    ("TEE-WHITE", "199.00", &[("gold", "150.00")], 5000),
-    ("HOODIE-GREY", "459.00", &[], 2000),
-    ("JACKET-DOWN", "1299.00", &[("senior", "1099.00")], 40),
+pub struct DemoSku {
+    pub sku: &'static str,
+    pub base_price: &'static str,
+    /// Fixed prices: (tier id, price).
+    pub tier_prices: &'static [(&'static str, &'static str)],
+    pub stock: u64,
+}
+
+pub const SKUS: &[DemoSku] = &[
+    DemoSku { sku: "TEE-WHITE", base_price: "199.00", tier_prices: &[("gold", "150.00")], stock: 5000 },
+    DemoSku { sku: "HOODIE-GREY", base_price: "459.00", tier_prices: &[], stock: 2000 },
+    DemoSku { sku: "JACKET-DOWN", base_price: "1299.00", tier_prices: &[("senior", "1099.00")], stock: 40 },
 ];
 
 /// Loads the brand: rule set, distributors with uplines, stores, prices, stock.
 pub async fn load(api: &ApiClient) -> anyhow::Result<()> {
     let r = api.put("rule-set", &clothing_rule_set()).await?;
     ensure!(r.status == 201, "publishing the rule set: {} {}", r.status, r.body);
-    for (id, name, upline, region, platform, store) in DISTRIBUTORS {
-        let r = api.put(&format!("distributors/{id}"), &json!({"name": name, "upline": upline, "region": region})).await?;
-        ensure!(r.status == 201, "registering {id}: {} {}", r.status, r.body);
-        let r = api.put(&format!("stores/{platform}/{store}"), &json!({"distributor": id})).await?;
+    for d in DISTRIBUTORS {
+        let r = api.put(&format!("distributors/{}", d.id), &json!({"name": d.name, "upline": d.upline, "region": d.region})).await?;
+        ensure!(r.status == 201, "registering {}: {} {}", d.id, r.status, r.body);
+        let (platform, store) = d.store;
+        let r = api.put(&format!("stores/{platform}/{store}"), &json!({"distributor": d.id})).await?;
         ensure!(r.status == 200, "registering store {store}: {} {}", r.status, r.body);
     }
-    for (sku, base, tier_prices, stock) in SKUS {
-        let tiers: serde_json::Map<String, Value> = tier_prices.iter().map(|(t, p)| (t.to_string(), json!(p))).collect();
-        let r = api.put(&format!("skus/{sku}/prices"), &json!({"base_price": base, "tier_prices": tiers})).await?;
-        ensure!(r.status == 200, "pricing {sku}: {} {}", r.status, r.body);
-        let r = api.put(&format!("skus/{sku}/stock"), &json!({"available": stock})).await?;
-        ensure!(r.status == 200, "stocking {sku}: {} {}", r.status, r.body);
+    for s in SKUS {
+        let tiers: serde_json::Map<String, Value> = s.tier_prices.iter().map(|(t, p)| (t.to_string(), json!(p))).collect();
+        let r = api.put(&format!("skus/{}/prices", s.sku), &json!({"base_price": s.base_price, "tier_prices": tiers})).await?;
+        ensure!(r.status == 200, "pricing {}: {} {}", s.sku, r.status, r.body);
+        let r = api.put(&format!("skus/{}/stock", s.sku), &json!({"available": s.stock})).await?;
+        ensure!(r.status == 200, "stocking {}: {} {}", s.sku, r.status, r.body);
     }
     Ok(())
 }
@@ -149,7 +165,7 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
     send("jd", "sh-outlet", docs::paid("jd-evt-2", "JD-1002", "buyer-002", &[("JACKET-DOWN", 10, "1299.00")], now)).await?;
     // Jackets are sold out now: this one is backordered, not dropped.
     send("jd", "sh-outlet", docs::paid("jd-evt-3", "JD-1003", "buyer-003", &[("JACKET-DOWN", 2, "1299.00")], now)).await?;
-    // 110 hoodies (50,490 CNY): 102,450 this month, Senior.
+    // 110 hoodies (50,490 CNY): 105,048 this month with the backordered order, Senior.
     send("jd", "sh-outlet", docs::paid("jd-evt-4", "JD-1004", "buyer-004", &[("HOODIE-GREY", 110, "459.00")], now)).await?;
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     let mid = api.prices("d-shanghai", &skus).await?;
@@ -168,9 +184,9 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
     println!("\n{sent} webhooks delivered; queues drained.");
 
     println!("\nTier changes, with the rule and metric values that decided each:");
-    for (id, ..) in DISTRIBUTORS {
-        let d = api.get(&format!("distributors/{id}")).await?;
-        print!("{}", describe_history(id, &d.body["tier_history"]));
+    for d in DISTRIBUTORS {
+        let r = api.get(&format!("distributors/{}", d.id)).await?;
+        print!("{}", describe_history(d.id, &r.body["tier_history"]));
     }
     let after = api.prices("d-shanghai", &skus).await?;
     println!("\nPrices for d-shanghai now:\n{}", price_table(&after.body));
