@@ -18,8 +18,10 @@ async fn main() -> Result<(), Error> {
         if event.payload.get("Records").is_some() {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(app.handle_batch(batch).await)?)
-        } else {
+        } else if event.payload.get("review").is_some() {
             Ok(serde_json::to_value(app.review(chrono::Utc::now()).await?)?)
+        } else {
+            Err(format!("unrecognised event: expected SQS records or {{\"review\": ...}}, got {}", event.payload).into())
         }
     }))
     .await

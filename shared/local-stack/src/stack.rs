@@ -95,43 +95,36 @@ impl LocalStack {
         let mut tier_evaluation = None;
         for f in &template.functions {
             let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
+            // Each function's app is built once, as in a Lambda init, and
+            // shared by every request or batch.
+            macro_rules! http_app {
+                ($app:expr) => {{
+                    let app = Arc::new($app);
+                    Function::Http(local_http::handler(move |req| {
+                        let app = app.clone();
+                        async move { app.handle(req).await }
+                    }))
+                }};
+            }
+            macro_rules! sqs_app {
+                ($app:expr) => {{
+                    let app = $app;
+                    Function::Sqs(poller::sqs_handler(move |event| {
+                        let app = app.clone();
+                        async move { Ok(app.handle_batch(event).await) }
+                    }))
+                }};
+            }
             let function = match f.logical_id.as_str() {
-                "OrderIntakeFunction" => {
-                    let app = Arc::new(order_intake::OrderIntake::from_env(&env, &clients)?);
-                    Function::Http(local_http::handler(move |req| {
-                        let app = app.clone();
-                        async move { app.handle(req).await }
-                    }))
-                }
-                "PriceLookupFunction" => {
-                    let app = Arc::new(price_lookup::PriceLookup::from_env(&env, &clients)?);
-                    Function::Http(local_http::handler(move |req| {
-                        let app = app.clone();
-                        async move { app.handle(req).await }
-                    }))
-                }
-                "AdminApiFunction" => {
-                    let app = Arc::new(admin_api::AdminApi::from_env(&env, &clients)?);
-                    Function::Http(local_http::handler(move |req| {
-                        let app = app.clone();
-                        async move { app.handle(req).await }
-                    }))
-                }
+                "OrderIntakeFunction" => http_app!(order_intake::OrderIntake::from_env(&env, &clients)?),
+                "PriceLookupFunction" => http_app!(price_lookup::PriceLookup::from_env(&env, &clients)?),
+                "AdminApiFunction" => http_app!(admin_api::AdminApi::from_env(&env, &clients)?),
                 "TierEvaluationFunction" => {
                     let app = Arc::new(tier_evaluation::TierEvaluation::from_env(&env, &clients)?);
                     tier_evaluation = Some(app.clone());
-                    Function::Sqs(poller::sqs_handler(move |event| {
-                        let app = app.clone();
-                        async move { Ok(app.handle_batch(event).await) }
-                    }))
+                    sqs_app!(app)
                 }
-                "StockAllocationFunction" => {
-                    let app = Arc::new(stock_allocation::StockAllocation::from_env(&env, &clients)?);
-                    Function::Sqs(poller::sqs_handler(move |event| {
-                        let app = app.clone();
-                        async move { Ok(app.handle_batch(event).await) }
-                    }))
-                }
+                "StockAllocationFunction" => sqs_app!(Arc::new(stock_allocation::StockAllocation::from_env(&env, &clients)?)),
                 other => bail!("the template declares function {other}, which the local stack does not know how to run"),
             };
             match function {

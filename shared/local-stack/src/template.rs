@@ -564,14 +564,16 @@ fn parse_function(
                         enabled,
                     });
                 }
-                "Schedule" => {
+                // EventBridge rule (`Schedule`) or EventBridge Scheduler (`ScheduleV2`).
+                "Schedule" | "ScheduleV2" => {
+                    let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
                     let enabled = match get(eprops, "Enabled") {
                         None => true,
                         Some(_) => boolean(eprops, "Enabled")?,
                     };
                     schedules.push(ScheduleEvent {
                         event_name: name.clone(),
-                        schedule: string_prop(eprops, "Schedule")
+                        schedule: string_prop(eprops, key)
                             .with_context(|| format!("Schedule event {name}"))?,
                         input: get(eprops, "Input").map(scalar).transpose()?,
                         enabled,

@@ -113,12 +113,15 @@ Resources:
 }
 
 #[test]
-fn parses_the_real_template_when_present() {
-    let Some(path) = common::real_template_path() else {
-        eprintln!("infra/template.yaml does not exist yet; skipped");
-        return;
-    };
+fn parses_the_real_template() {
+    let path = common::real_template_path().expect("infra/template.yaml exists");
     let t = Template::from_path(&path).unwrap();
+
+    // The month-end review: EventBridge Scheduler in the brand's time zone.
+    let review = t.function("TierEvaluationFunction").expect("TierEvaluationFunction");
+    assert_eq!(review.schedules.len(), 1);
+    assert_eq!(review.schedules[0].schedule, "cron(5 0 1 * ? *)");
+    assert!(review.schedules[0].input.as_deref().unwrap_or("").contains("review"));
 
     let table = t.table("TierTable").expect("TierTable");
     assert_eq!(
