@@ -109,10 +109,6 @@ async fn admin_api_refuses_bad_keys_and_bad_documents() {
     assert_eq!((r.status, r.code()), (409, "distributor_exists"));
     let r = api.put("stores/jd/sh-outlet", &json!({"distributor": "d-suzhou"})).await.unwrap();
     assert_eq!((r.status, r.code()), (409, "store_owned_by_another"));
-    let r = api.put("skus/TEE-WHITE/prices", &json!({"base_price": "-1.00"})).await.unwrap();
-    assert_eq!((r.status, r.code()), (422, "invalid_price"));
-    let r = api.put("skus/TEE-WHITE/prices", &json!({"base_price": "10.00", "tier_prices": {"platinum": "9.00"}})).await.unwrap();
-    assert_eq!((r.status, r.code()), (422, "unknown_tier"));
     let r = api.put("skus/NEW-SKU/stock", &json!({"available": 5})).await.unwrap();
     assert_eq!((r.status, r.code()), (422, "unknown_sku"));
     let r = api.put("skus/TEE-WHITE/stock", &json!({"available": -5})).await.unwrap();
@@ -135,6 +131,10 @@ async fn price_lookup_refuses_bad_requests_and_reports_unknown_skus() {
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let r = api.prices("d-shanghai", &many).await.unwrap();
     assert_eq!((r.status, r.code()), (400, "too_many_skus"));
+    let r = api.prices_query("d-shanghai", &["TEE-WHITE"], &[("qty", "0")]).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "invalid_quantity"));
+    let r = api.prices_query("d-shanghai", &["TEE-WHITE", "HOODIE-GREY"], &[("qty", "1"), ("qty", "2"), ("qty", "3")]).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "invalid_quantity"));
     let r = api.prices("d-shanghai", &["TEE-WHITE", "NOPE"]).await.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body["unknown_skus"], json!(["NOPE"]));

@@ -49,7 +49,7 @@ fn paid_event(event_id: &str, order: &str, distributor: &str, sku: &str, qty: u3
         kind: OrderEventKind::Paid {
             buyer: BuyerId::parse("b1").unwrap(),
             total: unit.times(qty),
-            lines: vec![OrderLine { line_id: LineId::parse("1").unwrap(), sku: Sku::parse(sku).unwrap(), quantity: qty, unit_price: unit, amount: unit.times(qty) }],
+            lines: vec![OrderLine { line_id: LineId::parse("1").unwrap(), sku: Sku::parse(sku).unwrap(), quantity: qty, unit_price: unit, amount: unit.times(qty), entitled_unit_price: None }],
             urgent: false,
         },
     })

@@ -63,6 +63,7 @@ async fn concurrent_reservations_never_oversell() {
                 quantity: 1,
                 unit_price: Money::cents(45900),
                 amount: Money::cents(45900),
+                entitled_unit_price: None,
             };
             table.reserve_line(&order, &line, &EventId::parse(&format!("ev{i}")).unwrap()).await.unwrap()
         });

@@ -36,13 +36,23 @@ async fn monthly_sales_thresholds_move_the_tier_and_the_price_follows() {
     assert_eq!(price_of(&mid.body, "HOODIE-GREY")["unit_price"], "436.05");
     assert_eq!(price_of(&mid.body, "HOODIE-GREY")["rule"], "tier_discount");
 
-    // + 110 × 459 = 50,490 → 100,770: Senior, with its fixed jacket price.
+    // Intermediate does not see the Senior/Gold jacket promotion.
+    assert_eq!(price_of(&mid.body, "JACKET-DOWN")["rule"], "tier_discount");
+    assert!(price_of(&mid.body, "JACKET-DOWN").get("promotion").is_none());
+
+    // + 110 × 459 = 50,490 → 100,770: Senior, with its promotion on jackets,
+    // which beats its fixed jacket price while open.
     api.webhook("jd", "sh-outlet", &docs::paid("e3", "O3", "b3", &[("HOODIE-GREY", 110, "459.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     let after = api.prices("d-shanghai", &SKUS).await.unwrap();
     assert_eq!(after.body["tier"]["id"], "senior");
-    assert_eq!(price_of(&after.body, "JACKET-DOWN")["unit_price"], "1099.00");
-    assert_eq!(price_of(&after.body, "JACKET-DOWN")["rule"], "tier_fixed_price");
+    let jacket = price_of(&after.body, "JACKET-DOWN");
+    assert_eq!(jacket["unit_price"], "1049.00");
+    assert_eq!(jacket["rule"], "promotion");
+    assert_eq!(jacket["candidates"][1]["rule"], "tier_fixed_price");
+    assert_eq!(jacket["candidates"][1]["unit_price"], "1099.00");
+    assert_eq!(jacket["promotion"]["subsidy_pct"], "2");
+    assert!(jacket["valid_until"].is_string(), "the promotion's end bounds the answer");
     assert_eq!(price_of(&after.body, "TEE-WHITE")["unit_price"], "179.10");
 
     // The history says what moved it, with the values.

@@ -25,8 +25,8 @@ pub async fn spawn_stack() -> (LocalStack, ApiClient) {
 
 /// The stack with the clothing brand loaded.
 pub async fn clothing_stack() -> (LocalStack, ApiClient) {
-    let (stack, api) = spawn_stack().await;
-    local_stack::demo::load(&api).await.expect("the demo brand loads");
+    let (stack, mut api) = spawn_stack().await;
+    local_stack::demo::load(&mut api).await.expect("the demo brand loads");
     (stack, api)
 }
 

@@ -9,7 +9,11 @@
 //! | PUT | `/v1/admin/distributors/{id}` | register a distributor (`name`, `upline`, `region`) |
 //! | GET | `/v1/admin/distributors/{id}` | profile, metrics and tier history |
 //! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
-//! | PUT | `/v1/admin/skus/{sku}/prices` | the SKU's base price and fixed tier prices |
+//! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
+//! | GET | `/v1/admin/price-book` | the current version and its promotions |
+//! | POST | `/v1/admin/api-keys` | create an API key (shown once) |
+//! | GET | `/v1/admin/api-keys` | list the keys |
+//! | DELETE | `/v1/admin/api-keys/{id}` | revoke a key |
 //! | PUT | `/v1/admin/skus/{sku}/stock` | set the stock available to reserve |
 //! | GET | `/v1/admin/skus/{sku}/stock` | the stock available |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
@@ -21,9 +25,10 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId};
-use tier_domain::money::Money;
-use tier_domain::pricing::SkuPrices;
+use sha2::{Digest, Sha256};
+use tier_domain::access::{self, ApiKey, Scope};
+use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId};
+use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
 use tier_domain::tier::{Cause, Direction, TierChange};
 use tier_runtime::http::{self, ApiError};
@@ -31,7 +36,8 @@ use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::Table;
 use tier_store::distributors::{Distributor, RegisterError, StoreRegisterError};
 
-const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Price books are the largest bodies: 50,000 rows of CSV fit.
+const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 pub struct AdminApi {
     table: Table,
@@ -56,10 +62,9 @@ struct StoreOwner {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PriceBody {
-    base_price: Money,
-    #[serde(default)]
-    tier_prices: BTreeMap<TierId, Money>,
+struct NewApiKey {
+    name: String,
+    scope: Scope,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +106,14 @@ impl AdminApi {
             (Method::PUT, ["v1", "admin", "distributors", d]) => self.register_distributor(id(d, DistributorId::parse)?, body).await,
             (Method::GET, ["v1", "admin", "distributors", d]) => self.get_distributor(id(d, DistributorId::parse)?).await,
             (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
-            (Method::PUT, ["v1", "admin", "skus", s, "prices"]) => self.put_prices(id(s, Sku::parse)?, body).await,
+            (Method::PUT, ["v1", "admin", "price-book"]) => {
+                let csv = http::header(req.headers(), "content-type").is_some_and(|c| c.starts_with("text/csv"));
+                self.publish_price_book(body, csv).await
+            }
+            (Method::GET, ["v1", "admin", "price-book"]) => self.get_price_book().await,
+            (Method::POST, ["v1", "admin", "api-keys"]) => self.create_api_key(body).await,
+            (Method::GET, ["v1", "admin", "api-keys"]) => Ok(http::json(StatusCode::OK, &json!({"keys": self.table.list_api_keys().await?}))),
+            (Method::DELETE, ["v1", "admin", "api-keys", key]) => self.revoke_api_key(key).await,
             (Method::PUT, ["v1", "admin", "skus", s, "stock"]) => self.put_stock(id(s, Sku::parse)?, body).await,
             (Method::GET, ["v1", "admin", "skus", s, "stock"]) => self.get_stock(id(s, Sku::parse)?).await,
             (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
@@ -188,17 +200,70 @@ impl AdminApi {
         Ok(http::json(StatusCode::OK, &json!({"platform": platform, "store": store, "distributor": owner.distributor})))
     }
 
-    async fn put_prices(&self, sku: Sku, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let b: PriceBody = http::parse_json(body)?;
-        let prices = SkuPrices { sku, base_price: b.base_price, tier_prices: b.tier_prices };
-        prices.validate().map_err(|e| ApiError::unprocessable("invalid_price", e.to_string()))?;
-        if let Some(rules) = self.table.current_rule_set().await?
-            && let Some(unknown) = prices.tier_prices.keys().find(|t| rules.rules.tier_by_id(t.as_str()).is_none())
-        {
-            return Err(ApiError::unprocessable("unknown_tier", format!("tier {unknown} is not in rule set version {}", rules.version)));
+    async fn publish_price_book(&self, body: &[u8], csv: bool) -> Result<Response<Body>, ApiError> {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("malformed_body", "the price book must be UTF-8"))?;
+        // Tier rows are checked against the current rule set.
+        let rules = self
+            .table
+            .current_rule_set()
+            .await?
+            .ok_or_else(|| ApiError::conflict("no_rule_set", "publish a rule set before a price book: tier prices refer to its tiers"))?;
+        let parsed = if csv { PriceBookDraft::from_csv(text, &rules.rules) } else { PriceBookDraft::from_json(text, &rules.rules) };
+        let draft = parsed.map_err(|errors| {
+            let first = errors.first().map(|e| format!("line {} {}: {}", e.line, e.field, e.message)).unwrap_or_default();
+            ApiError::unprocessable("invalid_price_book", format!("{} problem(s); the book was not published. First: {first}", errors.len()))
+                .with_errors(serde_json::to_value(&errors).expect("row errors serialise"))
+        })?;
+        let published = self.table.publish_price_book(&draft, Utc::now()).await?;
+        tracing::info!(version = published.version, skus = draft.skus.len(), "price book published");
+        Ok(http::json(
+            StatusCode::CREATED,
+            &json!({"version": published.version, "published_at": published.published_at, "skus": draft.skus.len(), "promotions": draft.promotions.len()}),
+        ))
+    }
+
+    async fn get_price_book(&self) -> Result<Response<Body>, ApiError> {
+        let book = self.table.current_book().await?.ok_or_else(|| ApiError::not_found("no_price_book", "no price book has been published"))?;
+        let promotions = self.table.book_promotions(book.version).await?;
+        Ok(http::json(StatusCode::OK, &json!({"version": book.version, "published_at": book.published_at, "promotions": promotions})))
+    }
+
+    async fn create_api_key(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let new: NewApiKey = http::parse_json(body)?;
+        if new.name.trim().is_empty() || new.name.chars().count() > 128 {
+            return Err(ApiError::unprocessable("invalid_document", "name: 1 to 128 characters"));
         }
-        self.table.put_prices(&prices, Utc::now()).await?;
-        Ok(http::json(StatusCode::OK, &prices))
+        if let Scope::Distributor { distributor_id } = &new.scope
+            && self.table.distributor(distributor_id).await?.is_none()
+        {
+            return Err(ApiError::unprocessable("unknown_distributor", format!("distributor {distributor_id} does not exist")));
+        }
+        // 16 + 64 hex characters from two v4 UUIDs: 244 random bits.
+        let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let key = ApiKey {
+            id: id.clone(),
+            name: new.name,
+            scope: new.scope,
+            secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        self.table.create_api_key(&key).await?;
+        let mut answer = serde_json::to_value(&key).expect("keys serialise");
+        // The only time the key is shown: it is stored hashed.
+        answer["key"] = json!(format!("{}{id}_{secret}", access::KEY_PREFIX));
+        Ok(http::json(StatusCode::CREATED, &answer))
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<Response<Body>, ApiError> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::not_found("api_key_not_found", format!("no API key {id}")));
+        }
+        if !self.table.revoke_api_key(id, Utc::now()).await? {
+            return Err(ApiError::not_found("api_key_not_found", format!("no API key {id}")));
+        }
+        Ok(http::json(StatusCode::OK, &json!({"id": id, "revoked": true})))
     }
 
     async fn put_stock(&self, sku: Sku, body: &[u8]) -> Result<Response<Body>, ApiError> {
@@ -206,8 +271,8 @@ impl AdminApi {
         if b.available > 1_000_000_000 {
             return Err(ApiError::unprocessable("invalid_stock", "available must be at most 1,000,000,000"));
         }
-        if self.table.prices(std::slice::from_ref(&sku)).await?.is_empty() {
-            return Err(ApiError::unprocessable("unknown_sku", format!("SKU {sku} has no price book; set its prices first")));
+        if !self.table.sku_in_current_book(&sku).await? {
+            return Err(ApiError::unprocessable("unknown_sku", format!("SKU {sku} is not in the current price book; publish its prices first")));
         }
         self.table.set_stock(&sku, b.available, Utc::now()).await?;
         Ok(http::json(StatusCode::OK, &json!({"sku": sku, "available": b.available})))

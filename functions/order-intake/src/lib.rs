@@ -20,6 +20,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::ids::{Platform, Sku, StoreId};
 use tier_domain::order::{OrderEvent, OrderEventKind};
+use tier_domain::pricing;
+use tier_domain::rules::Permission;
 use tier_domain::OrderRef;
 use tier_messages::Message;
 use tier_runtime::http::{self, ApiError};
@@ -86,20 +88,23 @@ impl OrderIntake {
         };
         let view = self.table.intake_view(&platform, &store, &event_id, &skus).await?;
         let digest = hex::encode(Sha256::digest(body));
-        if let Some(receipt) = view.receipt {
+        if let Some(receipt) = &view.receipt {
             if receipt.body_sha256 == digest {
                 return Ok(http::json(StatusCode::OK, &json!({"status": "duplicate", "event_id": event_id, "received_at": receipt.received_at})));
             }
             return Err(ApiError::conflict("event_id_reused", format!("event {event_id} was received before with a different body")));
         }
-        let owner = view.owner.ok_or_else(|| ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor")))?;
-        let mut unknown: Vec<&str> = skus.iter().filter(|s| !view.known_skus.contains(*s)).map(Sku::as_str).collect();
+        let owner = view.owner.clone().ok_or_else(|| ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor")))?;
+        let mut unknown: Vec<&str> = skus.iter().filter(|s| !view.entries.contains_key(*s)).map(Sku::as_str).collect();
         unknown.sort_unstable();
         unknown.dedup();
         if !unknown.is_empty() {
-            return Err(ApiError::unprocessable("unknown_sku", format!("unknown SKU(s): {}", unknown.join(", "))));
+            return Err(ApiError::unprocessable("unknown_sku", format!("SKU(s) not in the current price book: {}", unknown.join(", "))));
         }
-
+        let mut kind = kind;
+        if let OrderEventKind::Paid { lines, .. } = &mut kind {
+            record_entitled_prices(lines, &view, &owner, occurred_at);
+        }
         let event = OrderEvent {
             event_id: event_id.clone(),
             order: OrderRef { platform: platform.clone(), store: store.clone(), order_id },
@@ -116,6 +121,32 @@ impl OrderIntake {
         self.table.put_receipt(&platform, &store, &event_id, &digest, Utc::now()).await?;
         tracing::info!(%platform, %store, %event_id, distributor = %owner, "order event accepted");
         Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
+    }
+}
+
+/// What the distributor was entitled to pay per unit, by its tier and the
+/// price book at the moment of the order, on each line.
+fn record_entitled_prices(lines: &mut [tier_domain::order::OrderLine], view: &tier_store::webhooks::IntakeView, owner: &tier_domain::ids::DistributorId, at: chrono::DateTime<Utc>) {
+    let (Some(rules), Some(book)) = (&view.rules, view.book) else { return };
+    let tier = view
+        .distributor
+        .as_ref()
+        .and_then(|d| d.tier.as_ref())
+        .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+        .unwrap_or_else(|| rules.rules.entry_tier());
+    for line in lines {
+        if let Some(entry) = view.entries.get(&line.sku) {
+            let q = pricing::quote(&pricing::QuoteRequest {
+                book: entry,
+                tier,
+                distributor: owner,
+                quantity: line.quantity,
+                at,
+                promotions_allowed: tier.may(Permission::SeePromotions),
+                book_published_at: book.published_at,
+            });
+            line.entitled_unit_price = Some(q.unit_price);
+        }
     }
 }
 

@@ -9,9 +9,11 @@
 //! - [`order`]: order events, platform-neutral.
 //! - [`ledger`]: each order's contribution to metrics, exact under duplicate
 //!   and out-of-order delivery.
-//! - [`pricing`]: tier prices and their precedence.
+//! - [`pricing`]: the versioned price book, precedence, promotions, floors.
 //! - [`tier`]: tier changes and their recorded reasons.
+//! - [`access`]: API keys and their scopes.
 
+pub mod access;
 pub mod calendar;
 pub mod ids;
 pub mod ledger;

@@ -16,6 +16,11 @@ pub struct OrderLine {
     pub unit_price: Money,
     /// What the buyer paid for the line, after any line discount.
     pub amount: Money,
+    /// What the distributor was entitled to pay per unit at order time, by
+    /// the price book and its tier then: recorded by order intake so that
+    /// resale prices are later compared like with like.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitled_unit_price: Option<Money>,
 }
 
 /// Goods coming back with a refund, which releases their reserved stock.

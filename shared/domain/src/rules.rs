@@ -176,6 +176,29 @@ pub struct Tier {
     /// What puts a distributor in this tier. Rank 0 has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<Condition>,
+    /// Operations this tier may perform (权限管理).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub permissions: BTreeSet<Permission>,
+}
+
+/// A per-tier operation permission, enforced on the APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See and use the promotions that list the tier.
+    SeePromotions,
+    /// See stock levels in price lookups.
+    SeeStock,
+    /// Place orders for SKUs out of stock.
+    PlacePreOrders,
+    /// Request commission withdrawals.
+    RequestWithdrawals,
+}
+
+impl Tier {
+    pub fn may(&self, p: Permission) -> bool {
+        self.permissions.contains(&p)
+    }
 }
 
 /// "Up one tier when ..." (the seed's 5 valid downline users).

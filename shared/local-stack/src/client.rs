@@ -14,6 +14,8 @@ pub struct ApiClient {
     pub base_url: String,
     pub admin_key: String,
     pub webhook_secret: String,
+    /// The API key price lookups are made with (`Authorization: Bearer`).
+    pub api_key: Option<String>,
 }
 
 /// A response: status and JSON body (`Value::Null` when empty).
@@ -37,6 +39,7 @@ impl ApiClient {
             base_url: stack.base_url.clone(),
             admin_key: stack.admin_key.clone(),
             webhook_secret: stack.webhook_secret.clone(),
+            api_key: None,
         }
     }
 
@@ -79,9 +82,44 @@ impl ApiClient {
         self.send(req).await
     }
 
+    fn with_api_key(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.api_key {
+            Some(k) => req.bearer_auth(k),
+            None => req,
+        }
+    }
+
     pub async fn prices(&self, distributor: &str, skus: &[&str]) -> anyhow::Result<Reply> {
-        let query: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", *s)).collect();
-        self.send(self.http.get(format!("{}/v1/distributors/{distributor}/prices", self.base_url)).query(&query)).await
+        self.prices_query(distributor, skus, &[]).await
+    }
+
+    /// A lookup with extra query parameters (`qty`, `include`).
+    pub async fn prices_query(&self, distributor: &str, skus: &[&str], extra: &[(&str, &str)]) -> anyhow::Result<Reply> {
+        let mut query: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", *s)).collect();
+        query.extend_from_slice(extra);
+        self.send(self.with_api_key(self.http.get(format!("{}/v1/distributors/{distributor}/prices", self.base_url)).query(&query))).await
+    }
+
+    pub async fn prices_batch(&self, body: &Value) -> anyhow::Result<Reply> {
+        self.send(self.with_api_key(self.http.post(format!("{}/v1/prices:batch", self.base_url)).json(body))).await
+    }
+
+    /// Publishes a price book as CSV.
+    pub async fn put_csv(&self, path: &str, csv: &str) -> anyhow::Result<Reply> {
+        let req = self
+            .http
+            .put(format!("{}/v1/admin/{}", self.base_url, path.trim_start_matches('/')))
+            .header("x-admin-key", &self.admin_key)
+            .header("content-type", "text/csv")
+            .body(csv.to_owned());
+        self.send(req).await
+    }
+
+    /// Creates an API key through the admin API and returns it.
+    pub async fn create_api_key(&self, name: &str, scope: Value) -> anyhow::Result<String> {
+        let r = self.admin(reqwest::Method::POST, "api-keys", Some(&json!({"name": name, "scope": scope}))).await?;
+        anyhow::ensure!(r.status == 201, "creating an API key: {} {}", r.status, r.body);
+        Ok(r.body["key"].as_str().unwrap_or_default().to_owned())
     }
 }
 

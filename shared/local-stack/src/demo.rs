@@ -23,11 +23,13 @@ pub fn clothing_rule_set() -> Value {
          "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50000"}},
         {"id": "senior", "name": "高级 Senior", "rank": 2,
          "benefits": {"discount_pct": "10", "commission_pct": "10", "priority": 2},
-         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100000"}},
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100000"},
+         "permissions": ["see_promotions"]},
         {"id": "gold", "name": "金牌 Gold", "rank": 3,
          "benefits": {"discount_pct": "15", "commission_pct": "12", "priority": 3},
          "upgrade": {"all": [{"metric": "sales_amount", "window": "month", "gte": "300000"},
-                             {"metric": "valid_downline_users", "gte": "20"}]}}
+                             {"metric": "valid_downline_users", "gte": "20"}]},
+         "permissions": ["see_promotions", "see_stock", "place_pre_orders", "request_withdrawals"]}
       ],
       "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
     })
@@ -48,22 +50,49 @@ pub const DISTRIBUTORS: &[DemoDistributor] = &[
     DemoDistributor { id: "d-suzhou", name: "苏州 Suzhou Live", upline: Some("d-hangzhou"), region: "Jiangsu", store: ("douyin", "sz-live") },
 ];
 
-pub struct DemoSku {
-    pub sku: &'static str,
-    pub base_price: &'static str,
-    /// Fixed prices: (tier id, price).
-    pub tier_prices: &'static [(&'static str, &'static str)],
-    pub stock: u64,
+/// The price book, as a brand's ERP would export it.
+pub const PRICE_BOOK_CSV: &str = "\
+type,sku,tier,distributor,min_qty,price,discount_pct
+base,TEE-WHITE,,,,199.00,
+floor,TEE-WHITE,,,,129.00,
+tier_price,TEE-WHITE,gold,,,150.00,
+volume_break,TEE-WHITE,,,100,,3
+base,HOODIE-GREY,,,,459.00,
+floor,HOODIE-GREY,,,,299.00,
+base,JACKET-DOWN,,,,1299.00,
+floor,JACKET-DOWN,,,,999.00,
+tier_price,JACKET-DOWN,senior,,,1099.00,
+";
+
+/// The same book in JSON, with a winter promotion for Senior and Gold open
+/// around `now` (promotions are published in JSON).
+pub fn price_book_with_promotion(now: chrono::DateTime<Utc>) -> Value {
+    let mut rows = Vec::new();
+    for line in PRICE_BOOK_CSV.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let mut row = serde_json::Map::new();
+        for (k, v) in ["type", "sku", "tier", "distributor", "min_qty", "price", "discount_pct"].iter().zip(f) {
+            if !v.is_empty() {
+                row.insert((*k).into(), json!(v));
+            }
+        }
+        rows.push(Value::Object(row));
+    }
+    json!({
+        "rows": rows,
+        "promotions": [{"id": "winter-jackets", "name": "冬季羽绒 Winter jackets", "skus": ["JACKET-DOWN"], "tiers": ["senior", "gold"],
+                        "starts_at": now - chrono::Duration::days(1), "ends_at": now + chrono::Duration::days(7),
+                        "price": "1049.00", "subsidy_pct": "2"}]
+    })
 }
 
-pub const SKUS: &[DemoSku] = &[
-    DemoSku { sku: "TEE-WHITE", base_price: "199.00", tier_prices: &[("gold", "150.00")], stock: 5000 },
-    DemoSku { sku: "HOODIE-GREY", base_price: "459.00", tier_prices: &[], stock: 2000 },
-    DemoSku { sku: "JACKET-DOWN", base_price: "1299.00", tier_prices: &[("senior", "1099.00")], stock: 40 },
-];
+/// (SKU, stock on hand)
+pub const STOCK: &[(&str, u64)] = &[("TEE-WHITE", 5000), ("HOODIE-GREY", 2000), ("JACKET-DOWN", 40)];
 
-/// Loads the brand: rule set, distributors with uplines, stores, prices, stock.
-pub async fn load(api: &ApiClient) -> anyhow::Result<()> {
+/// Loads the brand: rule set, distributors with uplines, stores, price
+/// book, stock, and an API key for the ERP integration, which `api` then
+/// uses for price lookups.
+pub async fn load(api: &mut ApiClient) -> anyhow::Result<()> {
     let r = api.put("rule-set", &clothing_rule_set()).await?;
     ensure!(r.status == 201, "publishing the rule set: {} {}", r.status, r.body);
     for d in DISTRIBUTORS {
@@ -73,13 +102,15 @@ pub async fn load(api: &ApiClient) -> anyhow::Result<()> {
         let r = api.put(&format!("stores/{platform}/{store}"), &json!({"distributor": d.id})).await?;
         ensure!(r.status == 200, "registering store {store}: {} {}", r.status, r.body);
     }
-    for s in SKUS {
-        let tiers: serde_json::Map<String, Value> = s.tier_prices.iter().map(|(t, p)| (t.to_string(), json!(p))).collect();
-        let r = api.put(&format!("skus/{}/prices", s.sku), &json!({"base_price": s.base_price, "tier_prices": tiers})).await?;
-        ensure!(r.status == 200, "pricing {}: {} {}", s.sku, r.status, r.body);
-        let r = api.put(&format!("skus/{}/stock", s.sku), &json!({"available": s.stock})).await?;
-        ensure!(r.status == 200, "stocking {}: {} {}", s.sku, r.status, r.body);
+    let r = api.put_csv("price-book", PRICE_BOOK_CSV).await?;
+    ensure!(r.status == 201, "publishing the CSV price book: {} {}", r.status, r.body);
+    let r = api.put("price-book", &price_book_with_promotion(Utc::now())).await?;
+    ensure!(r.status == 201, "publishing the price book with its promotion: {} {}", r.status, r.body);
+    for (sku, available) in STOCK {
+        let r = api.put(&format!("skus/{sku}/stock"), &json!({"available": available})).await?;
+        ensure!(r.status == 200, "stocking {sku}: {} {}", r.status, r.body);
     }
+    api.api_key = Some(api.create_api_key("ERP integration", json!({"type": "erp"})).await?);
     Ok(())
 }
 
@@ -87,14 +118,21 @@ fn price_table(reply: &Value) -> String {
     let mut out = String::new();
     let tier = reply["tier"]["name"].as_str().unwrap_or("?");
     for p in reply["prices"].as_array().into_iter().flatten() {
+        let beaten: Vec<String> = p["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .skip(1)
+            .map(|c| format!("{} {}", c["rule"].as_str().unwrap_or(""), c["unit_price"].as_str().unwrap_or("")))
+            .collect();
+        let promo = p.get("promotion").and_then(|x| x.get("name")).and_then(Value::as_str).map(|n| format!(" «{n}», subsidy {}%", p["promotion"]["subsidy_pct"].as_str().unwrap_or(""))).unwrap_or_default();
         let _ = writeln!(
             out,
-            "    {:<12} {:>9} CNY  (base {:>8}, {}{})  tier {tier}",
+            "    {:<12} {:>9} CNY  by {}{promo}  (tier {tier}; beat: {})",
             p["sku"].as_str().unwrap_or(""),
             p["unit_price"].as_str().unwrap_or(""),
-            p["base_price"].as_str().unwrap_or(""),
             p["rule"].as_str().unwrap_or(""),
-            p.get("discount_pct").and_then(Value::as_str).map(|d| format!(" {d}%")).unwrap_or_default(),
+            if beaten.is_empty() { "-".into() } else { beaten.join(", ") },
         );
     }
     out
@@ -139,9 +177,9 @@ pub fn describe_history(id: &str, history: &Value) -> String {
 
 /// Drives the scenario and prints what happened.
 pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
-    let api = ApiClient::for_stack(stack);
+    let mut api = ApiClient::for_stack(stack);
     println!("Loading the clothing brand through the admin API ...");
-    load(&api).await?;
+    load(&mut api).await?;
     let skus = ["TEE-WHITE", "HOODIE-GREY", "JACKET-DOWN"];
     let before = api.prices("d-shanghai", &skus).await?;
     println!("\nPrices for d-shanghai before any order:\n{}", price_table(&before.body));
@@ -198,6 +236,8 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
         let s = api.get(&format!("skus/{sku}/stock")).await?;
         println!("    {sku:<12} {} available", s.body["available"]);
     }
+    let r = api.get("orders/jd/sh-outlet/JD-1004/reservations").await.context("reading reservations")?;
+    println!("    order JD-1004 (hoodies, refunded and returned): {}", r.body["lines"]);
     let r = api.get("orders/jd/sh-outlet/JD-1003/reservations").await.context("reading reservations")?;
     println!("    order JD-1003 (backordered, then cancelled): {}", r.body["lines"]);
     Ok(())

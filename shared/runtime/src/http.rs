@@ -13,11 +13,18 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Itemised problems (every bad row of a price book), when there are many.
+    pub errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), errors: None }
+    }
+
+    pub fn with_errors(mut self, errors: serde_json::Value) -> Self {
+        self.errors = Some(errors);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -41,7 +48,7 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json(self.status, &ErrorBody { code: self.code, message: &self.message })
+        json(self.status, &ErrorBody { code: self.code, message: &self.message, errors: self.errors.as_ref() })
     }
 }
 
@@ -49,6 +56,8 @@ impl ApiError {
 struct ErrorBody<'a> {
     code: &'a str,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a serde_json::Value>,
 }
 
 /// A storage failure is ours, not the caller's: logged with its cause, and

@@ -1,12 +1,9 @@
 //! SKUs: price books, stock on hand and stock reservations.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use tier_domain::ids::{EventId, LineId, OrderRef, Sku};
 use tier_domain::order::OrderLine;
-use tier_domain::pricing::SkuPrices;
 
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, s};
@@ -34,32 +31,6 @@ pub struct LineReservation {
 }
 
 impl Table {
-    pub async fn put_prices(&self, prices: &SkuPrices, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let item = new_item(
-            &keys::prices(&prices.sku),
-            "price_book",
-            [("prices", item::json(prices)), ("base_price", n(prices.base_price.amount())), ("updated_at", s(at.to_rfc3339()))],
-        );
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem", e))?;
-        Ok(())
-    }
-
-    /// Price books of many SKUs; SKUs without one are absent.
-    pub async fn prices(&self, skus: &[Sku]) -> Result<HashMap<Sku, SkuPrices>, StoreError> {
-        let keys: Vec<_> = skus.iter().map(keys::prices).collect();
-        let items = self.batch_get(&keys, false).await?;
-        items
-            .values()
-            .map(|i| item::get_json::<SkuPrices>(i, "prices").map(|p| (p.sku.clone(), p)))
-            .collect()
-    }
-
     /// Sets the stock on hand (available to reserve) of a SKU.
     pub async fn set_stock(&self, sku: &Sku, available: u64, at: DateTime<Utc>) -> Result<(), StoreError> {
         let item = new_item(&keys::stock(sku), "stock", [("sku", s(sku.as_str())), ("available", n(available)), ("updated_at", s(at.to_rfc3339()))]);
@@ -95,8 +66,12 @@ impl Table {
                     ("status", s(status)),
                     ("order", s(order.to_string())),
                     ("paid_event", s(event.as_str())),
+                    ("unit_price", n(line.unit_price.amount())),
                 ],
             )
+            .into_iter()
+            .chain(line.entitled_unit_price.map(|p| ("entitled_unit_price".to_owned(), n(p.amount()))))
+            .collect()
         };
         let put = |item: Item| {
             TransactWriteItem::builder()
@@ -256,31 +231,3 @@ impl Table {
     }
 }
 
-/// Everything a price lookup needs, read together.
-#[derive(Debug, Clone)]
-pub struct PriceView {
-    pub distributor: Option<crate::distributors::Distributor>,
-    pub rules: Option<crate::rules::PublishedRuleSet>,
-    pub prices: HashMap<Sku, SkuPrices>,
-}
-
-impl Table {
-    /// The distributor, the current rule set and the SKUs' price books in
-    /// one BatchGetItem (two when more than 98 SKUs). Strongly consistent, so
-    /// that the lookup right after a tier change or a new price sees it.
-    pub async fn price_view(&self, id: &tier_domain::ids::DistributorId, skus: &[Sku]) -> Result<PriceView, StoreError> {
-        let dkey = keys::distributor(id);
-        let rkey = keys::rule_set_current();
-        let mut wanted = vec![dkey.clone(), rkey.clone()];
-        wanted.extend(skus.iter().map(keys::prices));
-        let items = self.batch_get(&wanted, true).await?;
-        let distributor = items.get(&dkey).map(crate::distributors::parse_profile).transpose()?;
-        let rules = items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?;
-        let prices = skus
-            .iter()
-            .filter_map(|sku| items.get(&keys::prices(sku)))
-            .map(|i| item::get_json::<SkuPrices>(i, "prices").map(|p| (p.sku.clone(), p)))
-            .collect::<Result<_, _>>()?;
-        Ok(PriceView { distributor, rules, prices })
-    }
-}

@@ -9,7 +9,9 @@
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
 //! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
 //! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
-//! | price book | `SKU#{sku}` | `PRICE` | batch get by SKUs |
+//! | price book version | `PRICEBOOK` | `CURRENT` / `V#{version:06}` | the current version; a version's metadata (claimed before its items are written) |
+//! | price book entry | `BOOK#{version:06}` | `SKU#{sku}` | batch get a version's SKUs: one consistent version per lookup |
+//! | API key | `APIKEY#{id}` | `APIKEY` | get by the id in the presented key; GSI1 `APIKEYS` / `{created}#{id}` lists them |
 //! | stock | `SKU#{sku}` | `STOCK` | get, conditional decrement |
 //! | reservation | `ORDER#{platform}#{store}#{order}` | `LINE#{line}` | one per order line |
 //! | cancellation | `ORDER#{platform}#{store}#{order}` | `CANCELLED` | stops a late payment reserving stock |
@@ -54,9 +56,23 @@ pub fn store(platform: &Platform, store: &StoreId) -> Key {
     (format!("STORE#{platform}#{store}"), "STORE".into())
 }
 
-pub fn prices(sku: &Sku) -> Key {
-    (format!("SKU#{sku}"), "PRICE".into())
+pub fn book_pointer() -> Key {
+    ("PRICEBOOK".into(), "CURRENT".into())
 }
+
+pub fn book_version(version: u64) -> Key {
+    ("PRICEBOOK".into(), format!("V#{version:06}"))
+}
+
+pub fn book_entry(version: u64, sku: &Sku) -> Key {
+    (format!("BOOK#{version:06}"), format!("SKU#{sku}"))
+}
+
+pub fn api_key(id: &str) -> Key {
+    (format!("APIKEY#{id}"), "APIKEY".into())
+}
+
+pub const API_KEYS_INDEX: &str = "APIKEYS";
 
 pub fn stock(sku: &Sku) -> Key {
     (format!("SKU#{sku}"), "STOCK".into())

@@ -6,17 +6,21 @@
 //! - [`table`]: the table handle, batched reads, transactions.
 //! - [`distributors`]: profiles, stores, metrics, tier changes and history.
 //! - [`ledger`]: order events applied exactly once.
-//! - [`catalog`]: price books, stock, reservations.
+//! - [`price_book`]: versioned price books and what a lookup reads.
+//! - [`catalog`]: stock and reservations.
+//! - [`api_keys`]: integration keys.
 //! - [`rules`]: published rule sets.
 //! - [`webhooks`]: what order intake reads and its receipts.
 //! - [`queue`]: SQS sends and dead-lettering.
 
+pub mod api_keys;
 pub mod catalog;
 pub mod distributors;
 pub mod error;
 pub mod item;
 pub mod keys;
 pub mod ledger;
+pub mod price_book;
 pub mod queue;
 pub mod rules;
 pub mod table;

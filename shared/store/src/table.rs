@@ -14,6 +14,8 @@ use crate::keys::Key;
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
+/// BatchWriteItem takes at most 25 items.
+const BATCH_WRITE_MAX: usize = 25;
 /// TransactWriteItems takes at most 100 actions.
 pub const TRANSACT_MAX: usize = 100;
 
@@ -53,42 +55,78 @@ impl Table {
         Ok(out.item)
     }
 
-    /// Reads many items, 100 keys per request, retrying unprocessed keys.
-    /// Missing items are simply absent from the map.
+    /// Reads many items, 100 keys per request, the requests in parallel
+    /// (so up to 100 keys cost one round trip, 200 still one), retrying
+    /// unprocessed keys. Missing items are simply absent from the map.
     pub(crate) async fn batch_get(&self, keys: &[Key], consistent: bool) -> Result<HashMap<Key, Item>, StoreError> {
-        let mut found = HashMap::with_capacity(keys.len());
         let mut unique: Vec<&Key> = keys.iter().collect();
         unique.sort();
         unique.dedup();
-        for chunk in unique.chunks(BATCH_GET_MAX) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(|k| key_item(k)).collect()))
-                    .consistent_read(consistent)
-                    .build()
-                    .expect("keys are set"),
-            );
+        let chunks = unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get_chunk(chunk, consistent));
+        let mut found = HashMap::with_capacity(unique.len());
+        for part in futures::future::try_join_all(chunks).await? {
+            found.extend(part);
+        }
+        Ok(found)
+    }
+
+    async fn batch_get_chunk(&self, chunk: &[&Key], consistent: bool) -> Result<HashMap<Key, Item>, StoreError> {
+        let mut found = HashMap::with_capacity(chunk.len());
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(|k| key_item(k)).collect()))
+                .consistent_read(consistent)
+                .build()
+                .expect("keys are set"),
+        );
+        let mut attempt = 0u32;
+        while let Some(req) = request.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.name, req)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchGetItem", e))?;
+            for item in out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default() {
+                found.insert(key_of(&item), item);
+            }
+            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).filter(|k| !k.keys.is_empty());
+            if request.is_some() {
+                attempt += 1;
+                // Unprocessed keys mean throttling: back off before asking again.
+                tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes items 25 per request (BatchWriteItem's limit, enforced here:
+    /// some emulators accept more), retrying unprocessed items.
+    pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(BATCH_WRITE_MAX) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item set")).build())
+                .collect();
             let mut attempt = 0u32;
-            while let Some(req) = request.take() {
+            while !pending.is_empty() {
                 let out = self
                     .client
-                    .batch_get_item()
-                    .request_items(&self.name, req)
+                    .batch_write_item()
+                    .request_items(&self.name, pending)
                     .send()
                     .await
-                    .map_err(|e| StoreError::aws("BatchGetItem", e))?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default() {
-                    found.insert(key_of(&item), item);
-                }
-                request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).filter(|k| !k.keys.is_empty());
-                if request.is_some() {
+                    .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.name)).unwrap_or_default();
+                if !pending.is_empty() {
                     attempt += 1;
-                    // Unprocessed keys mean throttling: back off before asking again.
                     tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
                 }
             }
         }
-        Ok(found)
+        Ok(())
     }
 
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<TxOutcome, StoreError> {

@@ -1,10 +1,16 @@
 //! What order intake needs from the table: the store's owner, whether the
-//! event was seen before, and which SKUs exist, all in one BatchGetItem.
+//! event was seen before, which SKUs exist and what the distributor is
+//! entitled to pay for them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use tier_domain::ids::{DistributorId, EventId, Platform, Sku, StoreId};
+use tier_domain::pricing::SkuBook;
+
+use crate::distributors::{Distributor, parse_profile};
+use crate::price_book::BookVersion;
+use crate::rules::{PublishedRuleSet, parse_rule_set};
 
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
@@ -26,18 +32,24 @@ pub struct Receipt {
 pub struct IntakeView {
     pub owner: Option<DistributorId>,
     pub receipt: Option<Receipt>,
-    pub known_skus: HashSet<Sku>,
+    /// The owner's profile, the rule set and the SKUs' current book entries:
+    /// what the distributor is entitled to pay. Read only for a new event of
+    /// a known store.
+    pub distributor: Option<Distributor>,
+    pub rules: Option<PublishedRuleSet>,
+    pub book: Option<BookVersion>,
+    pub entries: HashMap<Sku, SkuBook>,
 }
 
 impl Table {
+    /// Two round trips: the store, the receipt, the rule set and the book
+    /// version; then the distributor and the SKUs' entries.
     pub async fn intake_view(&self, platform: &Platform, store: &StoreId, event: &EventId, skus: &[Sku]) -> Result<IntakeView, StoreError> {
         let store_key = keys::store(platform, store);
         let receipt_key = keys::webhook(platform, store, event);
-        let mut wanted = vec![store_key.clone(), receipt_key.clone()];
-        wanted.extend(skus.iter().map(keys::prices));
         // Consistent: a retry that arrives right after the first delivery
         // must see its receipt.
-        let items = self.batch_get(&wanted, true).await?;
+        let mut items = self.batch_get(&[store_key.clone(), receipt_key.clone(), keys::rule_set_current(), keys::book_pointer()], true).await?;
         let owner = items
             .get(&store_key)
             .map(|i| item::get_s(i, "distributor").and_then(|d| DistributorId::parse(d).map_err(|e| StoreError::corrupt(&store_key, e.to_string()))))
@@ -46,8 +58,28 @@ impl Table {
             .get(&receipt_key)
             .map(|i| Ok::<_, StoreError>(Receipt { body_sha256: item::get_s(i, "body_sha256")?.to_owned(), received_at: item::get_s(i, "received_at")?.to_owned() }))
             .transpose()?;
-        let known_skus = skus.iter().filter(|sku| items.contains_key(&keys::prices(sku))).cloned().collect();
-        Ok(IntakeView { owner, receipt, known_skus })
+        let mut view = IntakeView {
+            rules: items.remove(&keys::rule_set_current()).as_ref().map(parse_rule_set).transpose()?,
+            book: items.remove(&keys::book_pointer()).as_ref().map(|i| self.parse_book_version(i)).transpose()?,
+            owner,
+            receipt,
+            ..Default::default()
+        };
+        let Some(owner) = view.owner.clone().filter(|_| view.receipt.is_none()) else { return Ok(view) };
+        let mut wanted = vec![keys::distributor(&owner)];
+        if let Some(b) = view.book {
+            wanted.extend(skus.iter().map(|s| keys::book_entry(b.version, s)));
+        }
+        let items = self.batch_get(&wanted, true).await?;
+        view.distributor = items.get(&keys::distributor(&owner)).map(parse_profile).transpose()?;
+        if let Some(b) = view.book {
+            for sku in skus {
+                if let Some(i) = items.get(&keys::book_entry(b.version, sku)) {
+                    view.entries.insert(sku.clone(), item::get_json(i, "book")?);
+                }
+            }
+        }
+        Ok(view)
     }
 
     /// Written after the event is enqueued: a crash in between means the

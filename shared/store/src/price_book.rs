@@ -1,0 +1,159 @@
+//! Published price books. A version is claimed, its entries written, and
+//! only then made current, so a lookup always reads one whole version.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tier_domain::ids::{DistributorId, Sku};
+use tier_domain::pricing::{PriceBookDraft, SkuBook};
+
+use crate::distributors::{Distributor, parse_profile};
+use crate::error::StoreError;
+use crate::item::{self, Item, n, new_item, s};
+use crate::keys;
+use crate::rules::{PublishedRuleSet, parse_rule_set};
+use crate::table::Table;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookVersion {
+    pub version: u64,
+    pub published_at: DateTime<Utc>,
+}
+
+fn parse_version(item: &Item) -> Result<BookVersion, StoreError> {
+    Ok(BookVersion {
+        version: item::get_u64_or_zero(item, "version")?,
+        published_at: item::get_s(item, "published_at")?.parse().map_err(|_| StoreError::corrupt(&item::key_of(item), "published_at"))?,
+    })
+}
+
+/// What a lookup reads in its first round trip.
+#[derive(Debug, Clone, Default)]
+pub struct LookupHeads {
+    pub distributors: HashMap<DistributorId, Distributor>,
+    pub rules: Option<PublishedRuleSet>,
+    pub book: Option<BookVersion>,
+    /// The raw API key item, if an id was asked for.
+    pub api_key: Option<Item>,
+}
+
+impl Table {
+    pub(crate) fn parse_book_version(&self, item: &Item) -> Result<BookVersion, StoreError> {
+        parse_version(item)
+    }
+
+    /// Publishes `draft` as the next version and makes it current.
+    pub async fn publish_price_book(&self, draft: &PriceBookDraft, at: DateTime<Utc>) -> Result<BookVersion, StoreError> {
+        let current = self.get(&keys::book_pointer(), true).await?.as_ref().map(parse_version).transpose()?.map_or(0, |v| v.version);
+        // Claim a version number: two publishers never write into the same one.
+        let mut version = current + 1;
+        loop {
+            let meta = new_item(
+                &keys::book_version(version),
+                "price_book_version",
+                [("version", n(version)), ("published_at", s(at.to_rfc3339())), ("skus", n(draft.skus.len())), ("promotions", item::json(&draft.promotions))],
+            );
+            let claimed = self
+                .client
+                .put_item()
+                .table_name(&self.name)
+                .set_item(Some(meta))
+                .condition_expression("attribute_not_exists(PK)")
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => break,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => version += 1,
+                Err(e) => return Err(StoreError::aws("PutItem", e)),
+            }
+        }
+        let entries: Vec<Item> = draft
+            .skus
+            .values()
+            .map(|b| new_item(&keys::book_entry(version, &b.sku), "price_book_entry", [("book", item::json(b)), ("version", n(version))]))
+            .collect();
+        self.batch_put(entries).await?;
+        // Only a newer version may become current: a slow publisher of an
+        // older one does not roll the book back.
+        let pointer = new_item(&keys::book_pointer(), "price_book_pointer", [("version", n(version)), ("published_at", s(at.to_rfc3339()))]);
+        let flipped = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(pointer))
+            .condition_expression("attribute_not_exists(PK) OR version < :v")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match flipped {
+            Ok(_) => Ok(BookVersion { version, published_at: at }),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Contention { what: format!("price book version {version} was overtaken by a newer one"), attempts: 1 })
+            }
+            Err(e) => Err(StoreError::aws("PutItem", e)),
+        }
+    }
+
+    pub async fn current_book(&self) -> Result<Option<BookVersion>, StoreError> {
+        self.get(&keys::book_pointer(), true).await?.as_ref().map(parse_version).transpose()
+    }
+
+    /// Round trip 1 of a lookup: distributors, rule set, book version and
+    /// API key, in one BatchGetItem.
+    pub async fn lookup_heads(&self, distributors: &[DistributorId], api_key_id: Option<&str>) -> Result<LookupHeads, StoreError> {
+        let mut wanted: Vec<keys::Key> = distributors.iter().map(keys::distributor).collect();
+        wanted.push(keys::rule_set_current());
+        wanted.push(keys::book_pointer());
+        if let Some(id) = api_key_id {
+            wanted.push(keys::api_key(id));
+        }
+        // Strongly consistent: the lookup right after a tier change or a new
+        // book version must see it.
+        let mut items = self.batch_get(&wanted, true).await?;
+        let mut heads = LookupHeads {
+            rules: items.remove(&keys::rule_set_current()).as_ref().map(parse_rule_set).transpose()?,
+            book: items.remove(&keys::book_pointer()).as_ref().map(parse_version).transpose()?,
+            api_key: api_key_id.and_then(|id| items.remove(&keys::api_key(id))),
+            ..Default::default()
+        };
+        for d in distributors {
+            if let Some(i) = items.get(&keys::distributor(d)) {
+                heads.distributors.insert(d.clone(), parse_profile(i)?);
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Round trip 2 of a lookup: the SKUs' entries of one book version, and
+    /// their stock when asked. SKUs not in the book are absent.
+    pub async fn book_entries(&self, version: u64, skus: &[Sku], with_stock: bool) -> Result<(HashMap<Sku, SkuBook>, HashMap<Sku, i64>), StoreError> {
+        let mut wanted: Vec<keys::Key> = skus.iter().map(|s| keys::book_entry(version, s)).collect();
+        if with_stock {
+            wanted.extend(skus.iter().map(keys::stock));
+        }
+        let items = self.batch_get(&wanted, true).await?;
+        let mut books = HashMap::new();
+        let mut stock = HashMap::new();
+        for sku in skus {
+            if let Some(i) = items.get(&keys::book_entry(version, sku)) {
+                books.insert(sku.clone(), item::get_json::<SkuBook>(i, "book")?);
+            }
+            if let Some(i) = items.get(&keys::stock(sku)) {
+                stock.insert(sku.clone(), item::get_i64(i, "available")?);
+            }
+        }
+        Ok((books, stock))
+    }
+
+    /// Whether `sku` is in the current book.
+    pub async fn sku_in_current_book(&self, sku: &Sku) -> Result<bool, StoreError> {
+        let Some(book) = self.current_book().await? else { return Ok(false) };
+        Ok(self.get(&keys::book_entry(book.version, sku), true).await?.is_some())
+    }
+
+    /// The promotions of a version (for the admin API).
+    pub async fn book_promotions(&self, version: u64) -> Result<serde_json::Value, StoreError> {
+        let item = self.get(&keys::book_version(version), true).await?.ok_or_else(|| StoreError::corrupt(&keys::book_version(version), "missing"))?;
+        item::get_json(&item, "promotions")
+    }
+}
