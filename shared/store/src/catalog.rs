@@ -28,6 +28,16 @@ pub struct LineReservation {
     pub quantity: u32,
     pub reserved: u32,
     pub status: String,
+    /// What the buyer paid per unit (the distributor's resale price).
+    pub unit_price: Option<tier_domain::money::Money>,
+    /// What the distributor was entitled to pay per unit at order time.
+    pub entitled_unit_price: Option<tier_domain::money::Money>,
+}
+
+fn money_attr(i: &Item, name: &str) -> Result<Option<tier_domain::money::Money>, StoreError> {
+    i.contains_key(name)
+        .then(|| item::get_decimal(i, name).and_then(|d| tier_domain::money::Money::from_decimal(d).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
+        .transpose()
 }
 
 impl Table {
@@ -224,6 +234,8 @@ impl Table {
                         quantity: u32::try_from(item::get_i64(i, "quantity")?).unwrap_or(0),
                         reserved: u32::try_from(item::get_i64(i, "reserved")?).unwrap_or(0),
                         status: item::get_s(i, "status")?.to_owned(),
+                        unit_price: money_attr(i, "unit_price")?,
+                        entitled_unit_price: money_attr(i, "entitled_unit_price")?,
                     },
                 ))
             })
