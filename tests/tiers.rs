@@ -184,3 +184,160 @@ async fn the_month_end_review_applies_the_rules_to_the_new_month() {
     assert_eq!(distributor(&api, "d-shanghai").await["tier_history"].as_array().unwrap().len(), 3);
     stack.stop().await;
 }
+
+/// The food brand: quarterly sales past the Senior threshold make a
+/// distributor Senior at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn food_brand_quarterly_sales_cross_senior_at_once() {
+    let (stack, api) = clothing_stack().await;
+    let food = serde_json::json!({
+      "tiers": [
+        {"id": "junior", "name": "Junior", "rank": 0},
+        {"id": "intermediate", "name": "Intermediate", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "quarter", "gte": "100000"}},
+        {"id": "senior", "name": "Senior", "rank": 2, "upgrade": {"metric": "sales_amount", "window": "quarter", "gte": "300000"}}
+      ]});
+    assert_eq!(api.put("rule-set", &food).await.unwrap().status, 201);
+    let now = Utc::now();
+    api.webhook("douyin", "sz-live", &docs::paid("f1", "F1", "b1", &[("JACKET-DOWN", 100, "1299.00")], now)).await.unwrap(); // 129,900
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-suzhou").await, "intermediate");
+    api.webhook("douyin", "sz-live", &docs::paid("f2", "F2", "b2", &[("JACKET-DOWN", 140, "1299.00")], now)).await.unwrap(); // 311,760
+    stack.wait_idle(IDLE).await.unwrap();
+    let suzhou = distributor(&api, "d-suzhou").await;
+    assert_eq!(suzhou["distributor"]["tier"], "senior");
+    let reason = &suzhou["tier_history"][0]["reasons"][0];
+    assert_eq!(reason["rule"], "upgrade:senior");
+    assert_eq!(reason["observed"][0]["window"], "quarter");
+    assert_eq!(dec(&reason["observed"][0]["value"]), d("311760"));
+    stack.stop().await;
+}
+
+fn protected_rules(extra: serde_json::Value) -> serde_json::Value {
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["downgrades"] = extra;
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downgrade_waits_for_the_protection_period_and_the_review() {
+    let (stack, api) = clothing_stack().await;
+    let rules = protected_rules(serde_json::json!({"protection_days": 30, "strategy": "review_only"}));
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("u1", "U1", "b1", &[("HOODIE-GREY", 120, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    // Review only: a full refund does not downgrade on the spot.
+    api.webhook("jd", "sh-outlet", &docs::refunded("u1r", "U1", "RF1", "55080.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    // A review inside the 30-day protection period keeps the tier ...
+    let inside = stack.tier_evaluation.review(now + Duration::days(20)).await.unwrap();
+    assert_eq!(inside.changed, 0);
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    // ... the first review after it applies the rules.
+    let after = stack.tier_evaluation.review(now + Duration::days(31)).await.unwrap();
+    assert_eq!(after.changed, 1);
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+    assert_eq!(shanghai["tier_history"][0]["direction"], "down");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_override_with_a_lock_holds_until_unlocked() {
+    let (stack, api) = clothing_stack().await;
+    let r = api.put("distributors/d-shanghai/tier", &serde_json::json!({"tier": "gold", "reason": "flagship partner, contract 2026-17", "lock": true})).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "gold");
+    assert_eq!(shanghai["distributor"]["tier_locked"], true);
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "manual");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["reason"], "flagship partner, contract 2026-17");
+
+    // Locked: an order that would re-evaluate to Junior changes nothing.
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("m1", "M1", "b1", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "gold");
+    assert_eq!(stack.tier_evaluation.review(now).await.unwrap().changed, 0);
+
+    // Unlocked: the next evaluation applies the rules again.
+    let r = api.admin(reqwest::Method::DELETE, "distributors/d-shanghai/tier-lock", None).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    api.webhook("jd", "sh-outlet", &docs::paid("m2", "M2", "b1", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior");
+
+    for (body, code) in [
+        (serde_json::json!({"tier": "gold", "reason": " "}), "missing_reason"),
+        (serde_json::json!({"tier": "platinum", "reason": "x"}), "unknown_tier"),
+        (serde_json::json!({"tier": "gold"}), "invalid_document"),
+    ] {
+        let r = api.put("distributors/d-shanghai/tier", &body).await.unwrap();
+        assert_eq!((r.status, r.code()), (422, code), "{}", r.body);
+    }
+    let r = api.put("distributors/d-ghost/tier", &serde_json::json!({"tier": "gold", "reason": "x"})).await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "distributor_not_found"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_to_the_next_tier_and_the_history_are_readable_by_api_key() {
+    let (stack, mut api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("g1", "G1", "b1", &[("HOODIE-GREY", 66, "459.00")], now)).await.unwrap(); // 30,294
+    stack.wait_idle(IDLE).await.unwrap();
+    let key = api.api_key.clone().unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: String, key: String| {
+        let http = http.clone();
+        let base = api.base_url.clone();
+        async move {
+            let r = http.get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, tier) = get("/v1/distributors/d-shanghai/tier".into(), key.clone()).await;
+    assert_eq!(status, 200, "{tier}");
+    assert_eq!(tier["tier"]["id"], "junior");
+    assert_eq!(tier["next"]["tier"]["id"], "intermediate");
+    assert_eq!(tier["next"]["met"], false);
+    let c = &tier["next"]["conditions"][0];
+    assert_eq!((dec(&c["value"]), dec(&c["threshold"]), dec(&c["remaining"])), (d("30294"), d("50000"), d("19706")));
+
+    let (status, history) = get("/v1/distributors/d-shanghai/tier-history".into(), key.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(history["history"].as_array().unwrap().len(), 1);
+    // A distributor's own key reads only its own tier.
+    let own = api.create_api_key("own", serde_json::json!({"type": "distributor", "distributor_id": "d-suzhou"})).await.unwrap();
+    let (status, body) = get("/v1/distributors/d-shanghai/tier".into(), own.clone()).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden_distributor")));
+    assert_eq!(get("/v1/distributors/d-suzhou/tier-history".into(), own).await.0, 200);
+    api.api_key = None;
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_if_reports_who_would_move_and_writes_nothing() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("w1", "W1", "b1", &[("HOODIE-GREY", 66, "459.00")], now)).await.unwrap(); // 30,294
+    stack.wait_idle(IDLE).await.unwrap();
+    let mut draft = local_stack::demo::clothing_rule_set();
+    draft["tiers"][1]["upgrade"]["gte"] = serde_json::json!("30000");
+    let r = api.admin(reqwest::Method::POST, "rule-set:what-if", Some(&draft)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["evaluated"], 3);
+    assert_eq!(r.body["unchanged"], 2);
+    assert_eq!(r.body["moves"], serde_json::json!([{"from": "junior", "to": "intermediate", "count": 1, "distributors": ["d-shanghai"]}]));
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior", "nothing written");
+    assert_eq!(api.get("rule-set").await.unwrap().body["version"], 1);
+    let mut bad = draft.clone();
+    bad["tiers"][1]["upgrade"]["window"] = serde_json::json!("decade");
+    let r = api.admin(reqwest::Method::POST, "rule-set:what-if", Some(&bad)).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    stack.stop().await;
+}

@@ -8,6 +8,9 @@
 //! | GET | `/v1/admin/rule-set` | the current rule set and its version |
 //! | PUT | `/v1/admin/distributors/{id}` | register a distributor (`name`, `upline`, `region`) |
 //! | GET | `/v1/admin/distributors/{id}` | profile, metrics and tier history |
+//! | PUT | `/v1/admin/distributors/{id}/tier` | manual override with a reason, optionally locked |
+//! | DELETE | `/v1/admin/distributors/{id}/tier-lock` | lift a lock: automatic changes resume |
+//! | POST | `/v1/admin/rule-set:what-if` | evaluate a draft rule set against every distributor, writing nothing |
 //! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
 //! | GET | `/v1/admin/price-book` | the current version and its promotions |
@@ -30,7 +33,7 @@ use tier_domain::access::{self, ApiKey, Scope};
 use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId};
 use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
-use tier_domain::tier::{Cause, Direction, TierChange};
+use tier_domain::tier::{self, Cause, Direction, Standing, TierChange, Trigger};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::Table;
@@ -42,6 +45,16 @@ const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub struct AdminApi {
     table: Table,
     admin_key: String,
+    calendar: tier_domain::calendar::BrandCalendar,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualTier {
+    tier: tier_domain::ids::TierId,
+    reason: String,
+    #[serde(default)]
+    lock: bool,
 }
 
 #[derive(Deserialize)]
@@ -83,7 +96,9 @@ impl AdminApi {
         if admin_key.len() < 32 {
             return Err(ConfigError::Invalid { name: "ADMIN_API_KEY", reason: "needs at least 32 characters".into() });
         }
-        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?), admin_key })
+        let calendar = tier_domain::calendar::BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
+            .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
+        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?), admin_key, calendar })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -105,6 +120,18 @@ impl AdminApi {
             (Method::GET, ["v1", "admin", "rule-set"]) => self.get_rule_set().await,
             (Method::PUT, ["v1", "admin", "distributors", d]) => self.register_distributor(id(d, DistributorId::parse)?, body).await,
             (Method::GET, ["v1", "admin", "distributors", d]) => self.get_distributor(id(d, DistributorId::parse)?).await,
+            (Method::PUT, ["v1", "admin", "distributors", d, "tier"]) => {
+                let actor = http::header(req.headers(), "x-actor").unwrap_or("admin").chars().take(128).collect();
+                self.set_tier(id(d, DistributorId::parse)?, actor, body).await
+            }
+            (Method::DELETE, ["v1", "admin", "distributors", d, "tier-lock"]) => {
+                let d = id(d, DistributorId::parse)?;
+                if !self.table.unlock_tier(&d).await? {
+                    return Err(ApiError::not_found("distributor_not_found", format!("distributor {d} does not exist")));
+                }
+                Ok(http::json(StatusCode::OK, &json!({"distributor_id": d, "locked": false})))
+            }
+            (Method::POST, ["v1", "admin", "rule-set:what-if"]) => self.what_if(body).await,
             (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "price-book"]) => {
                 let csv = http::header(req.headers(), "content-type").is_some_and(|c| c.starts_with("text/csv"));
@@ -171,6 +198,8 @@ impl AdminApi {
             tier: entry.as_ref().map(|e| e.to.clone()),
             tier_version: u64::from(entry.is_some()),
             created_at: now,
+            upgraded_at: None,
+            tier_locked: false,
         };
         self.table.register_distributor(&d, entry.as_ref()).await.map_err(|e| match e {
             RegisterError::AlreadyExists(_) => ApiError::conflict("distributor_exists", e.to_string()),
@@ -188,6 +217,86 @@ impl AdminApi {
             .ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
         let history = self.table.tier_history(&id, 50).await?;
         Ok(http::json(StatusCode::OK, &json!({"distributor": profile, "metrics": metrics, "tier_history": history})))
+    }
+
+    async fn set_tier(&self, id: DistributorId, actor: String, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let m: ManualTier = http::parse_json(body)?;
+        if m.reason.trim().is_empty() || m.reason.chars().count() > 500 {
+            return Err(ApiError::unprocessable("missing_reason", "a manual tier change needs a reason of 1 to 500 characters"));
+        }
+        let rules = self.table.current_rule_set().await?.ok_or_else(|| ApiError::conflict("no_rule_set", "no rule set has been published"))?;
+        let to = rules.rules.tier_by_id(m.tier.as_str()).ok_or_else(|| ApiError::unprocessable("unknown_tier", format!("tier {} is not in rule set version {}", m.tier, rules.version)))?;
+        for _ in 0..5 {
+            let d = self.table.distributor(&id).await?.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
+            let from_rank = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).map(|t| t.rank);
+            let change = (d.tier.as_ref() != Some(&to.id)).then(|| TierChange {
+                from: d.tier.clone(),
+                to: to.id.clone(),
+                direction: if from_rank.is_some_and(|f| f > to.rank) { Direction::Down } else { Direction::Up },
+                rule_set_version: rules.version,
+                reasons: Vec::new(),
+                cause: Cause::Manual { actor: actor.clone(), reason: m.reason.clone(), locked: m.lock },
+                at: Utc::now(),
+            });
+            if self.table.set_tier_manually(&id, d.tier_version, change.as_ref(), m.lock).await? {
+                tracing::info!(distributor = %id, to = %to.id, lock = m.lock, %actor, "manual tier change");
+                return Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "tier": to.id, "locked": m.lock, "change": change})));
+            }
+        }
+        Err(ApiError::conflict("concurrent_change", "the tier changed while this request was applied; retry"))
+    }
+
+    /// Every distributor re-evaluated against a draft rule set as a review
+    /// would (protection periods and locks included). Writes nothing.
+    async fn what_if(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
+        let draft = RuleSet::new(doc).map_err(|e| {
+            let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+            ApiError::unprocessable("invalid_rule_set", problems.join("; "))
+        })?;
+        let current = self.table.current_rule_set().await?;
+        let mut partitions: Vec<Option<tier_domain::ids::TierId>> = draft.tiers().iter().map(|t| Some(t.id.clone())).collect();
+        for t in current.iter().flat_map(|c| c.rules.tiers()) {
+            if !partitions.contains(&Some(t.id.clone())) {
+                partitions.push(Some(t.id.clone()));
+            }
+        }
+        partitions.push(None);
+        let now = Utc::now();
+        let month = self.calendar.month_of(now);
+        let mut evaluated = 0u64;
+        let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for tier in partitions {
+            let mut start = None;
+            loop {
+                let (ids, next) = self.table.tier_members(tier.as_ref(), start).await?;
+                for chunk in ids.chunks(50) {
+                    for (d, metrics) in self.table.distributors_with_metrics(chunk).await? {
+                        evaluated += 1;
+                        let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
+                        if let Some(change) = tier::decide(&draft, 0, standing, &metrics, now, month, Trigger::Review, Cause::Assignment) {
+                            let key = (change.from.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), change.to.to_string());
+                            *counts.entry(key.clone()).or_default() += 1;
+                            let who = moves.entry(key).or_default();
+                            if who.len() < 100 {
+                                who.push(d.id.to_string());
+                            }
+                        }
+                    }
+                }
+                match next {
+                    Some(n) => start = Some(n),
+                    None => break,
+                }
+            }
+        }
+        let moved: u64 = counts.values().sum();
+        let moves: Vec<_> = counts
+            .into_iter()
+            .map(|((from, to), count)| json!({"from": from, "to": to, "count": count, "distributors": moves.remove(&(from.clone(), to.clone())).unwrap_or_default()}))
+            .collect();
+        Ok(http::json(StatusCode::OK, &json!({"evaluated": evaluated, "unchanged": evaluated - moved, "moves": moves, "as_of": now})))
     }
 
     async fn register_store(&self, platform: Platform, store: StoreId, body: &[u8]) -> Result<Response<Body>, ApiError> {

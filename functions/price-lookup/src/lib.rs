@@ -2,6 +2,8 @@
 //!
 //! - `GET /v1/distributors/{id}/prices?sku=A&sku=B&qty=10[&include=stock]`
 //! - `POST /v1/prices:batch` with up to 100 (distributor, SKU, quantity).
+//! - `GET /v1/distributors/{id}/tier`: the tier, and progress to the next.
+//! - `GET /v1/distributors/{id}/tier-history`: every change, with its reason.
 //!
 //! Every answer is explained (see `tier_domain::pricing` for the
 //! precedence) and fresh: reads are strongly consistent and nothing is
@@ -39,6 +41,7 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub struct PriceLookup {
     table: Table,
+    calendar: tier_domain::calendar::BrandCalendar,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,7 +111,9 @@ fn quote_one(basis: &Basis<'_>, entry: &tier_domain::pricing::SkuBook, tier: &Ti
 
 impl PriceLookup {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?) })
+        let calendar = tier_domain::calendar::BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
+            .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
+        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?), calendar })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -117,6 +122,8 @@ impl PriceLookup {
         let result = match (req.method().clone(), parts.as_slice()) {
             (Method::GET, ["v1", "distributors", id, "prices"]) => self.prices(&req, id).await,
             (Method::POST, ["v1", "prices:batch"]) => self.batch(&req).await,
+            (Method::GET, ["v1", "distributors", id, "tier"]) => self.tier(&req, id).await,
+            (Method::GET, ["v1", "distributors", id, "tier-history"]) => self.tier_history(&req, id).await,
             (m, _) => Err(ApiError::not_found("route_not_found", format!("no route for {m} {path}"))),
         };
         http::respond(result)
@@ -226,6 +233,63 @@ impl PriceLookup {
             StatusCode::OK,
             &json!({"rule_set_version": basis.rules.version, "price_book_version": basis.book.version, "currency": "CNY", "priced_at": at, "results": results}),
         ))
+    }
+}
+
+impl PriceLookup {
+    async fn tier(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let presented = auth::presented(req)?;
+        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
+        let view = self.table.tier_view(&id, presented.id).await?;
+        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
+        if !key.scope.may_read(&id) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
+        }
+        let (d, metrics) = view.distributor.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
+        let rules = view.rules.ok_or_else(|| ApiError::conflict("no_rule_set", "the brand has not published a rule set yet"))?;
+        let tier = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
+        let month = self.calendar.month_of(Utc::now());
+        // Each condition of the next tier's rule against where the distributor is now.
+        let next = rules.rules.progress(&metrics, month, tier.rank).map(|outcome| {
+            let next = rules.rules.tier_by_rank(tier.rank + 1).expect("progress implies a next tier");
+            let conditions: Vec<_> = outcome
+                .observed
+                .iter()
+                .map(|o| json!({"metric": o.metric, "window": o.window, "value": o.value.to_string(), "threshold": o.threshold.to_string(), "met": o.met,
+                                "remaining": (o.threshold - o.value).max(rust_decimal::Decimal::ZERO).to_string()}))
+                .collect();
+            json!({"tier": TierRef::from(next), "met": outcome.met, "conditions": conditions})
+        });
+        let retention = tier.retention.as_ref().map(|c| {
+            let mut observed = Vec::new();
+            let met = c.eval(&metrics, month, &mut observed);
+            json!({"met": met, "conditions": observed})
+        });
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"distributor_id": id, "tier": TierRef::from(tier), "benefits": tier.benefits, "permissions": tier.permissions,
+                    "upgraded_at": d.upgraded_at, "locked": d.tier_locked, "rule_set_version": rules.version, "month": month,
+                    "next": next, "retention": retention}),
+        ))
+    }
+
+    async fn tier_history(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let presented = auth::presented(req)?;
+        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
+        let limit = match http::query_values(req.uri().query(), "limit").first() {
+            None => 50,
+            Some(raw) => raw.parse::<i32>().ok().filter(|l| (1..=200).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", "limit is 1 to 200"))?,
+        };
+        let view = self.table.tier_view(&id, presented.id).await?;
+        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
+        if !key.scope.may_read(&id) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
+        }
+        if view.distributor.is_none() {
+            return Err(ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")));
+        }
+        let history = self.table.tier_history(&id, limit).await?;
+        Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "history": history})))
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::{DistributorId, TierId};
 use tier_domain::order::OrderEvent;
-use tier_domain::tier::{self, Cause, TierChange};
+use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
 use tier_messages::Message;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -70,7 +70,7 @@ impl TierEvaluation {
             return Ok(());
         };
         let cause = Cause::OrderEvent { event_id: event.event_id.clone() };
-        match self.evaluate(&event.distributor, rules, cause, Utc::now()).await {
+        match self.evaluate(&event.distributor, rules, cause, Utc::now(), Trigger::Event).await {
             Err(EvalError::UnknownDistributor(id)) => Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
             Err(EvalError::Store(e)) => Err(e.into()),
             Ok(_) => Ok(()),
@@ -79,11 +79,12 @@ impl TierEvaluation {
 
     /// Re-evaluates one distributor and applies a change, if any, with a
     /// write conditional on the tier version it read.
-    pub async fn evaluate(&self, id: &DistributorId, rules: &PublishedRuleSet, cause: Cause, now: DateTime<Utc>) -> Result<Option<TierChange>, EvalError> {
+    pub async fn evaluate(&self, id: &DistributorId, rules: &PublishedRuleSet, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
         let month = self.calendar.month_of(now);
         for _ in 0..MAX_TIER_ATTEMPTS {
             let (profile, metrics) = self.table.distributor_with_metrics(id).await?.ok_or_else(|| EvalError::UnknownDistributor(id.clone()))?;
-            let Some(change) = tier::decide(&rules.rules, rules.version, profile.tier.as_ref(), &metrics, now, month, cause.clone()) else {
+            let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
+            let Some(change) = tier::decide(&rules.rules, rules.version, standing, &metrics, now, month, trigger, cause.clone()) else {
                 return Ok(None);
             };
             if self.table.change_tier(id, profile.tier_version, &change).await? {
@@ -107,7 +108,7 @@ impl TierEvaluation {
                 let (ids, next) = self.table.tier_members(tier.as_ref(), start).await?;
                 for id in ids {
                     report.reviewed += 1;
-                    match self.evaluate(&id, &rules, Cause::Review { month: self.calendar.month_of(now) }, now).await {
+                    match self.evaluate(&id, &rules, Cause::Review { month: self.calendar.month_of(now) }, now, Trigger::Review).await {
                         Ok(Some(_)) => report.changed += 1,
                         Ok(None) => {}
                         Err(EvalError::UnknownDistributor(_)) => {}

@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
         rank: 3,
         benefits: Benefits { discount_pct: Percent::parse("15").unwrap(), ..Default::default() },
         upgrade: None,
+        retention: None,
         permissions: [Permission::SeePromotions].into(),
     };
     let d = DistributorId::parse("d-1").unwrap();

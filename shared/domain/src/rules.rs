@@ -20,6 +20,7 @@ use crate::ids::{RuleId, TierId};
 use crate::metrics::{Metric, Metrics, Window};
 use crate::money::Percent;
 
+
 /// What a tier grants (权益).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +177,11 @@ pub struct Tier {
     /// What puts a distributor in this tier. Rank 0 has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade: Option<Condition>,
+    /// What keeps a distributor in this tier once there (保级条件), when its
+    /// upgrade rule no longer holds. Without one, the upgrade rule must
+    /// keep holding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Condition>,
     /// Operations this tier may perform (权限管理).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub permissions: BTreeSet<Permission>,
@@ -216,6 +222,43 @@ pub struct RuleSetDoc {
     pub tiers: Vec<Tier>,
     #[serde(default)]
     pub step_ups: Vec<StepUp>,
+    #[serde(default)]
+    pub downgrades: Downgrades,
+}
+
+/// How tiers move down (保级).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downgrades {
+    /// Days after an upgrade during which no automatic downgrade happens
+    /// (保护期), so sales oscillating around a threshold do not make the
+    /// tier flap.
+    #[serde(default)]
+    pub protection_days: u32,
+    #[serde(default)]
+    pub strategy: DowngradeStrategy,
+    #[serde(default)]
+    pub step: DowngradeStep,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DowngradeStrategy {
+    /// As soon as an event leaves the distributor below its tier.
+    #[default]
+    RealTime,
+    /// Only at the scheduled review; events only ever move tiers up.
+    ReviewOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DowngradeStep {
+    /// To the highest tier still qualified for.
+    #[default]
+    HighestQualified,
+    /// One tier at a time.
+    OneStep,
 }
 
 /// A problem with a rule set, naming the field it is in.
@@ -311,6 +354,11 @@ impl RuleSet {
             if t.name.trim().is_empty() || t.name.chars().count() > 64 {
                 p(format!("tiers[{i}].name"), "a name of 1 to 64 characters is required".into());
             }
+            match (&t.retention, t.rank) {
+                (Some(_), 0) => p(format!("tiers[{i}].retention"), "nobody leaves the rank-0 tier; it takes no retention rule".into()),
+                (Some(c), _) => check_condition(c, &format!("tiers[{i}].retention"), &mut p),
+                _ => {}
+            }
             match (&t.upgrade, t.rank) {
                 (Some(_), 0) => p(format!("tiers[{i}].upgrade"), "the rank-0 tier is where everyone starts; it takes no upgrade rule".into()),
                 (None, r) if r > 0 => p(format!("tiers[{i}].upgrade"), "a tier above rank 0 needs an upgrade rule".into()),
@@ -322,6 +370,9 @@ impl RuleSet {
             && (*max as usize) + 1 != ranks.len()
         {
             p("tiers".into(), format!("ranks must be 0, 1, 2, ... without gaps; got {ranks:?}"));
+        }
+        if doc.downgrades.protection_days > 3650 {
+            p("downgrades.protection_days".into(), "at most 3650 days".into());
         }
         let mut step_ids = BTreeSet::new();
         for (i, s) in doc.step_ups.iter().enumerate() {
@@ -374,6 +425,24 @@ impl RuleSet {
 
     pub fn tier_by_id(&self, id: &str) -> Option<&Tier> {
         self.doc.tiers.iter().find(|t| t.id.as_str() == id)
+    }
+
+    pub fn downgrades(&self) -> &Downgrades {
+        &self.doc.downgrades
+    }
+
+    pub fn tier_by_rank(&self, rank: u32) -> Option<&Tier> {
+        self.doc.tiers.get(rank as usize)
+    }
+
+    /// Progress towards the next tier: each condition of its upgrade rule,
+    /// its current value and its threshold.
+    pub fn progress(&self, metrics: &Metrics, now: Month, current_rank: u32) -> Option<RuleOutcome> {
+        let next = self.tier_by_rank(current_rank + 1)?;
+        let cond = next.upgrade.as_ref()?;
+        let mut observed = Vec::new();
+        let met = cond.eval(metrics, now, &mut observed);
+        Some(RuleOutcome { rule: format!("upgrade:{}", next.id), met, observed })
     }
 
     /// The tier the metrics qualify for as of month `now` (see the module

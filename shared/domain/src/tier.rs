@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Month;
 use crate::ids::{EventId, TierId};
 use crate::metrics::Metrics;
-use crate::rules::{RuleOutcome, RuleSet};
+use chrono::Duration;
+
+use crate::rules::{DowngradeStep, DowngradeStrategy, RuleOutcome, RuleSet};
 
 /// What caused a tier change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +20,8 @@ pub enum Cause {
     Assignment,
     /// The scheduled review of the given month.
     Review { month: Month },
+    /// An operator set the tier by hand.
+    Manual { actor: String, reason: String, locked: bool },
 }
 
 /// One entry in a distributor's tier history.
@@ -41,30 +45,198 @@ pub enum Direction {
     Down,
 }
 
-/// Decides whether `metrics` move a distributor out of `current`, and if so
-/// builds the history entry. `None` means the tier stays.
+/// Where a distributor stands now.
+#[derive(Debug, Clone, Copy)]
+pub struct Standing<'a> {
+    pub tier: Option<&'a TierId>,
+    /// When it last moved up (or was assigned), for the protection period.
+    pub since: Option<DateTime<Utc>>,
+    /// A manual lock suspends every automatic change.
+    pub locked: bool,
+}
+
+/// What asked for the evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An order, refund or network event.
+    Event,
+    /// The scheduled review.
+    Review,
+}
+
+/// Decides whether `metrics` move a distributor from where it stands, and
+/// if so builds the history entry. `None` means the tier stays.
+///
+/// Up: at once, to the qualified tier. Down: only if the current tier's
+/// retention rule (or, without one, its upgrade rule) no longer holds, the
+/// protection period since the last upgrade is over, and the rule set's
+/// strategy allows it for this trigger; then to the highest tier still
+/// qualified for, or one step, as configured.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     rules: &RuleSet,
     rule_set_version: u64,
-    current: Option<&TierId>,
+    standing: Standing<'_>,
     metrics: &Metrics,
     now: DateTime<Utc>,
     month: Month,
+    trigger: Trigger,
     cause: Cause,
 ) -> Option<TierChange> {
-    let q = rules.qualify(metrics, month);
-    let from_rank = current.and_then(|c| rules.tier_by_id(c.as_str())).map(|t| t.rank);
-    if current == Some(&q.tier) {
+    if standing.locked {
         return None;
     }
-    let direction = if from_rank.is_some_and(|f| f > q.rank) { Direction::Down } else { Direction::Up };
+    let q = rules.qualify(metrics, month);
+    let current = standing.tier.and_then(|c| rules.tier_by_id(c.as_str()));
+    let Some(current) = current else {
+        // No tier yet, or one a newer rule set dropped: assign what qualifies.
+        return Some(TierChange {
+            from: standing.tier.cloned(),
+            to: q.tier.clone(),
+            direction: Direction::Up,
+            rule_set_version,
+            reasons: q.reasons(None, rules),
+            cause,
+            at: now,
+        });
+    };
+    if q.rank == current.rank {
+        return None;
+    }
+    if q.rank > current.rank {
+        return Some(TierChange {
+            from: Some(current.id.clone()),
+            to: q.tier.clone(),
+            direction: Direction::Up,
+            rule_set_version,
+            reasons: q.reasons(Some(current.rank), rules),
+            cause,
+            at: now,
+        });
+    }
+    // Down, unless something holds it up.
+    let downgrades = rules.downgrades();
+    if trigger == Trigger::Event && downgrades.strategy == DowngradeStrategy::ReviewOnly {
+        return None;
+    }
+    if let Some(since) = standing.since
+        && now < since + Duration::days(i64::from(downgrades.protection_days))
+    {
+        return None;
+    }
+    let mut reasons = q.reasons(Some(current.rank), rules);
+    if let Some(retention) = &current.retention {
+        let mut observed = Vec::new();
+        let met = retention.eval(metrics, month, &mut observed);
+        if met {
+            return None;
+        }
+        reasons.insert(0, RuleOutcome { rule: format!("retention:{}", current.id), met, observed });
+    }
+    let to = match downgrades.step {
+        DowngradeStep::HighestQualified => rules.tier_by_rank(q.rank),
+        DowngradeStep::OneStep => rules.tier_by_rank(current.rank - 1),
+    }
+    .expect("ranks are contiguous");
     Some(TierChange {
-        from: current.cloned(),
-        to: q.tier.clone(),
-        direction,
+        from: Some(current.id.clone()),
+        to: to.id.clone(),
+        direction: Direction::Down,
         rule_set_version,
-        reasons: q.reasons(from_rank, rules),
+        reasons,
         cause,
         at: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Money;
+
+    const RULES: &str = r#"{
+      "tiers": [
+        {"id": "junior", "name": "Junior", "rank": 0},
+        {"id": "intermediate", "name": "Intermediate", "rank": 1,
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "50000"}},
+        {"id": "senior", "name": "Senior", "rank": 2,
+         "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100000"},
+         "retention": {"metric": "sales_amount", "window": "month", "gte": "80000"}}
+      ],
+      "downgrades": {"protection_days": 30}
+    }"#;
+
+    fn rules(extra: &str) -> RuleSet {
+        let json = RULES.replace(r#""protection_days": 30"#, &format!(r#""protection_days": 30{extra}"#));
+        RuleSet::from_json(&json).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn sales(amount: &str) -> (Metrics, Month) {
+        let month = Month::parse("2026-11").unwrap();
+        let mut m = Metrics::default();
+        m.sales.add(month, Money::parse(amount).unwrap());
+        (m, month)
+    }
+
+    fn run(rules: &RuleSet, tier: &str, since: &str, locked: bool, amount: &str, now: &str, trigger: Trigger) -> Option<String> {
+        let t = TierId::parse(tier).unwrap();
+        let (m, month) = sales(amount);
+        let standing = Standing { tier: Some(&t), since: Some(at(since)), locked };
+        decide(rules, 1, standing, &m, at(now), month, trigger, Cause::Assignment).map(|c| c.to.to_string())
+    }
+
+    #[test]
+    fn retention_keeps_a_tier_its_upgrade_rule_no_longer_grants() {
+        let r = rules("");
+        let long_ago = "2026-01-01T00:00:00Z";
+        let now = "2026-11-20T00:00:00Z";
+        assert_eq!(run(&r, "senior", long_ago, false, "85000", now, Trigger::Event), None);
+        assert_eq!(run(&r, "senior", long_ago, false, "79999.99", now, Trigger::Event).as_deref(), Some("intermediate"));
+        // Intermediate has no retention rule: its upgrade rule must hold.
+        assert_eq!(run(&r, "intermediate", long_ago, false, "49999", now, Trigger::Event).as_deref(), Some("junior"));
+    }
+
+    #[test]
+    fn no_downgrade_inside_the_protection_period() {
+        let r = rules("");
+        let upgraded = "2026-11-10T00:00:00Z";
+        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-11-20T00:00:00Z", Trigger::Event), None);
+        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-12-09T23:59:59Z", Trigger::Review), None);
+        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-12-10T00:00:00Z", Trigger::Review).as_deref(), Some("junior"));
+        // Upgrades are never held back.
+        assert_eq!(run(&r, "junior", upgraded, false, "100000", "2026-11-20T00:00:00Z", Trigger::Event).as_deref(), Some("senior"));
+    }
+
+    #[test]
+    fn review_only_strategy_and_one_step() {
+        let r = rules(r#", "strategy": "review_only", "step": "one_step""#);
+        let long_ago = "2026-01-01T00:00:00Z";
+        let now = "2026-11-20T00:00:00Z";
+        assert_eq!(run(&r, "senior", long_ago, false, "0", now, Trigger::Event), None);
+        assert_eq!(run(&r, "senior", long_ago, false, "0", now, Trigger::Review).as_deref(), Some("intermediate"));
+        assert_eq!(run(&r, "junior", long_ago, false, "60000", now, Trigger::Event).as_deref(), Some("intermediate"));
+    }
+
+    #[test]
+    fn a_lock_suspends_every_automatic_change() {
+        let r = rules("");
+        assert_eq!(run(&r, "senior", "2026-01-01T00:00:00Z", true, "0", "2026-11-20T00:00:00Z", Trigger::Review), None);
+        assert_eq!(run(&r, "junior", "2026-01-01T00:00:00Z", true, "500000", "2026-11-20T00:00:00Z", Trigger::Event), None);
+    }
+
+    #[test]
+    fn a_downgrade_explains_the_retention_rule_it_failed() {
+        let r = rules("");
+        let t = TierId::parse("senior").unwrap();
+        let (m, month) = sales("60000");
+        let standing = Standing { tier: Some(&t), since: None, locked: false };
+        let change = decide(&r, 1, standing, &m, at("2026-11-20T00:00:00Z"), month, Trigger::Event, Cause::Assignment).unwrap();
+        assert_eq!(change.direction, Direction::Down);
+        assert_eq!(change.reasons[0].rule, "retention:senior");
+        assert!(!change.reasons[0].met);
+    }
 }

@@ -26,6 +26,12 @@ pub struct Distributor {
     /// Bumped by every tier change; tier writes are conditional on it.
     pub tier_version: u64,
     pub created_at: DateTime<Utc>,
+    /// When the distributor last moved up: the protection period runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgraded_at: Option<DateTime<Utc>>,
+    /// Set by a manual override with a lock: no automatic change until unlocked.
+    #[serde(default)]
+    pub tier_locked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,8 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
         tier: opt_s(item, "tier").map(TierId::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
         tier_version: item::get_u64_or_zero(item, "tier_version")?,
         created_at: get_s(item, "created_at")?.parse().map_err(|_| corrupt("created_at is not a timestamp"))?,
+        upgraded_at: opt_s(item, "upgraded_at").map(|t| t.parse()).transpose().map_err(|_| corrupt("upgraded_at is not a timestamp"))?,
+        tier_locked: item.get("tier_locked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
 
@@ -275,22 +283,45 @@ impl Table {
     /// `expected_version`, and appends the history entry, atomically.
     /// `false` means another evaluation got there first.
     pub async fn change_tier(&self, id: &DistributorId, expected_version: u64, change: &TierChange) -> Result<bool, StoreError> {
+        self.write_tier(id, expected_version, Some(change), None).await
+    }
+
+    /// A manual override: the tier (if it changes, with its history entry)
+    /// and the lock, conditional on the tier version read.
+    pub async fn set_tier_manually(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: bool) -> Result<bool, StoreError> {
+        self.write_tier(id, expected_version, change, Some(lock)).await
+    }
+
+    async fn write_tier(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: Option<bool>) -> Result<bool, StoreError> {
         let (pk, sk) = keys::distributor(id);
-        let next = expected_version + 1;
-        let update = Update::builder()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("SET tier = :to, tier_version = :next, GSI1PK = :g, tier_changed_at = :at")
+        let next = expected_version + u64::from(change.is_some());
+        let mut sets = vec!["tier_version = :next"];
+        let mut update = Update::builder().table_name(&self.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        if let Some(change) = change {
+            sets.extend(["tier = :to", "GSI1PK = :g", "tier_changed_at = :at"]);
+            update = update
+                .expression_attribute_values(":to", s(change.to.as_str()))
+                .expression_attribute_values(":g", s(keys::tier_members(Some(&change.to))))
+                .expression_attribute_values(":at", s(change.at.to_rfc3339()));
+            if change.direction == tier_domain::tier::Direction::Up {
+                sets.push("upgraded_at = :at");
+            }
+        }
+        if let Some(lock) = lock {
+            sets.push("tier_locked = :lock");
+            update = update.expression_attribute_values(":lock", aws_sdk_dynamodb::types::AttributeValue::Bool(lock));
+        }
+        let update = update
+            .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression("tier_version = :v")
-            .expression_attribute_values(":to", s(change.to.as_str()))
             .expression_attribute_values(":next", n(next))
             .expression_attribute_values(":v", n(expected_version))
-            .expression_attribute_values(":g", s(keys::tier_members(Some(&change.to))))
-            .expression_attribute_values(":at", s(change.at.to_rfc3339()))
             .build()
             .expect("update has key and expression");
-        let tx = vec![TransactWriteItem::builder().update(update).build(), self.history_put(id, next, change)];
+        let mut tx = vec![TransactWriteItem::builder().update(update).build()];
+        if let Some(change) = change {
+            tx.push(self.history_put(id, next, change));
+        }
         Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
     }
 
@@ -354,5 +385,61 @@ impl Table {
             .map(|i| get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
             .collect::<Result<_, _>>()?;
         Ok((ids, out.last_evaluated_key))
+    }
+}
+
+/// What `GET /v1/distributors/{id}/tier` reads, in one BatchGetItem.
+#[derive(Debug, Clone, Default)]
+pub struct TierView {
+    pub distributor: Option<(Distributor, Metrics)>,
+    pub rules: Option<crate::rules::PublishedRuleSet>,
+    pub api_key: Option<Item>,
+}
+
+impl Table {
+    pub async fn tier_view(&self, id: &DistributorId, api_key_id: &str) -> Result<TierView, StoreError> {
+        let (pkey, mkey, rkey, kkey) = (keys::distributor(id), keys::metrics(id), keys::rule_set_current(), keys::api_key(api_key_id));
+        let mut items = self.batch_get(&[pkey.clone(), mkey.clone(), rkey.clone(), kkey.clone()], true).await?;
+        let metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
+        Ok(TierView {
+            distributor: items.get(&pkey).map(parse_profile).transpose()?.map(|d| (d, metrics)),
+            rules: items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?,
+            api_key: items.remove(&kkey),
+        })
+    }
+
+    /// Clears a manual lock. `false` if the distributor does not exist.
+    pub async fn unlock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::distributor(id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET tier_locked = :f")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
+    /// Profiles and metrics of many distributors (for the what-if).
+    pub async fn distributors_with_metrics(&self, ids: &[DistributorId]) -> Result<Vec<(Distributor, Metrics)>, StoreError> {
+        let mut wanted = Vec::with_capacity(ids.len() * 2);
+        for id in ids {
+            wanted.push(keys::distributor(id));
+            wanted.push(keys::metrics(id));
+        }
+        let items = self.batch_get(&wanted, false).await?;
+        ids.iter()
+            .filter_map(|id| items.get(&keys::distributor(id)).map(|p| (id, p)))
+            .map(|(id, p)| Ok((parse_profile(p)?, items.get(&keys::metrics(id)).map(parse_metrics).transpose()?.unwrap_or_default())))
+            .collect()
     }
 }

@@ -173,6 +173,7 @@ mod tests {
             rank: 1,
             benefits: Benefits { discount_pct: Percent::parse(pct).unwrap(), ..Default::default() },
             upgrade: None,
+            retention: None,
             permissions: Default::default(),
         }
     }
