@@ -7,6 +7,7 @@
 #   make lint       clippy with warnings as errors, and cfn-lint
 #   make zips       release arm64 Lambda zips with cargo-lambda (target/lambda/<bin>/bootstrap.zip)
 #   make bench      the domain benchmarks
+#   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
 #   make clean-venv remove .venv/ (the next target re-creates what it needs)
 #
 # Python tools live in the project-local .venv/, pinned and installed on demand by scripts/venv.sh.
@@ -21,10 +22,10 @@ TEMPLATE := infra/template.yaml
 PORT ?= 8080
 export PORT
 
-.PHONY: help test run lint cfn-lint template-smoke zips bench clean-venv
+.PHONY: help test run lint cfn-lint template-smoke zips bench bench-lookup clean-venv
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 test:
 	scripts/venv.sh moto cfn-lint
@@ -53,6 +54,11 @@ zips:
 
 bench:
 	cargo bench -p tier-domain
+
+# ITERATIONS=N to change the sample size (default 300).
+bench-lookup:
+	scripts/venv.sh moto
+	cargo run --release -p local-stack --bin lookup-latency
 
 clean-venv:
 	rm -rf $(VENV)

@@ -175,8 +175,9 @@ pub fn describe_history(id: &str, history: &Value) -> String {
     out
 }
 
-/// Drives the scenario and prints what happened.
-pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
+/// Drives the scenario and prints what happened. Returns the ERP API key it
+/// created, for the reader to try the API with.
+pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     let mut api = ApiClient::for_stack(stack);
     println!("Loading the clothing brand through the admin API ...");
     load(&mut api).await?;
@@ -240,5 +241,5 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<()> {
     println!("    order JD-1004 (hoodies, refunded and returned): {}", r.body["lines"]);
     let r = api.get("orders/jd/sh-outlet/JD-1003/reservations").await.context("reading reservations")?;
     println!("    order JD-1003 (backordered, then cancelled): {}", r.body["lines"]);
-    Ok(())
+    Ok(api.api_key.clone().unwrap_or_default())
 }

@@ -23,13 +23,18 @@ async fn main() -> anyhow::Result<()> {
     let stack = LocalStack::start(StackOptions::new(moto.endpoint.clone(), SocketAddr::from(([127, 0, 0, 1], port)))).await?;
     println!("  tables and queues created from infra/template.yaml with prefix {}", stack.resources.prefix);
 
-    let outcome = if mode == "demo" { local_stack::demo::run(&stack).await } else { Ok(()) };
+    let outcome = if mode == "demo" { local_stack::demo::run(&stack).await.map(Some) } else { Ok(None) };
     if let Err(e) = &outcome {
         eprintln!("\nThe demo failed: {e:#}");
     }
     let base = &stack.base_url;
     println!("\nServing on {base} until Ctrl-C:");
-    println!("  curl '{base}/v1/distributors/d-shanghai/prices?sku=TEE-WHITE&sku=JACKET-DOWN'");
+    let key = match &outcome {
+        Ok(Some(key)) => key.clone(),
+        _ => "<create one: POST /v1/admin/api-keys>".into(),
+    };
+    println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/prices?sku=TEE-WHITE&sku=JACKET-DOWN'");
+    println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/tier'");
     println!("  curl -H 'X-Admin-Key: {}' {base}/v1/admin/distributors/d-shanghai", stack.admin_key);
     println!("  POST {base}/webhooks/{{platform}}/{{store}}  (X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">, secret {})", stack.webhook_secret);
     // Ctrl-C, or SIGTERM from a supervisor: either way the emulator is
@@ -42,5 +47,5 @@ async fn main() -> anyhow::Result<()> {
     println!("\nStopping ...");
     stack.stop().await;
     drop(moto); // kills the emulator by its pid
-    outcome
+    outcome.map(|_| ())
 }

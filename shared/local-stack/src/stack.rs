@@ -90,28 +90,43 @@ impl LocalStack {
             }
         };
         let in_flight = InFlight::new();
+        // The emulator's transactions are not isolated: it snapshots the
+        // whole table before a transaction and restores the snapshot when a
+        // condition fails, undoing any write another request made meanwhile.
+        // DynamoDB has no such behaviour, so locally one function invocation
+        // runs at a time, which no test of ours depends on otherwise.
+        let serial = Arc::new(tokio::sync::Mutex::new(()));
         let mut routes = Vec::new();
         let mut tasks = Vec::new();
         let mut tier_evaluation = None;
         for f in &template.functions {
             let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
             // Each function's app is built once, as in a Lambda init, and
-            // shared by every request or batch.
+            // shared by every request or batch. Invocations take turns (see
+            // `serial` above).
             macro_rules! http_app {
                 ($app:expr) => {{
                     let app = Arc::new($app);
+                    let serial = serial.clone();
                     Function::Http(local_http::handler(move |req| {
-                        let app = app.clone();
-                        async move { app.handle(req).await }
+                        let (app, serial) = (app.clone(), serial.clone());
+                        async move {
+                            let _turn = serial.lock().await;
+                            app.handle(req).await
+                        }
                     }))
                 }};
             }
             macro_rules! sqs_app {
                 ($app:expr) => {{
                     let app = $app;
+                    let serial = serial.clone();
                     Function::Sqs(poller::sqs_handler(move |event| {
-                        let app = app.clone();
-                        async move { Ok(app.handle_batch(event).await) }
+                        let (app, serial) = (app.clone(), serial.clone());
+                        async move {
+                            let _turn = serial.lock().await;
+                            Ok(app.handle_batch(event).await)
+                        }
                     }))
                 }};
             }

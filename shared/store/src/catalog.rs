@@ -162,7 +162,13 @@ impl Table {
             let q = quantity.unwrap_or(reserved).min(reserved);
             let sku = item::get_s(&current, "sku")?;
             let status = if reserved == q { "released" } else { "reserved" };
-            let status = if item::get_s(&current, "status")? == "backordered" { "backordered" } else { status };
+            // A backorder that is cancelled is closed; one that is partly
+            // refunded stays open.
+            let status = match (item::get_s(&current, "status")?, quantity) {
+                ("backordered", None) => "cancelled",
+                ("backordered", Some(_)) => "backordered",
+                _ => status,
+            };
             let mut tx = vec![TransactWriteItem::builder()
                 .update(
                     Update::builder()
