@@ -1,1 +1,1138 @@
-//! placeholder
+//! `api/openapi.yaml` is checked against the product:
+//!
+//! - the document is well formed: OpenAPI 3.1, every operation with an
+//!   operationId, a summary and responses, every `$ref` resolving, every
+//!   error response an `Error` listing its stable codes, every path
+//!   parameter declared, every example valid against its own schema;
+//! - it covers every route the SAM template declares, and documents nothing
+//!   the template does not route;
+//! - every documented operation is served by the running stack: never
+//!   `404 route_not_found`, always a status the operation documents, every
+//!   error with a documented `code`, every body valid against the documented
+//!   schema (undeclared fields count as a mismatch);
+//! - the documented request examples, sent in order, succeed with a
+//!   documented 2xx answer whose body matches its schema.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::Utc;
+use regex::Regex;
+use serde_json::{Value, json};
+use system_tests::*;
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+
+fn load_doc() -> Value {
+    let path = local_stack::moto::repo_root().join("api/openapi.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    serde_json::to_value(&yaml).unwrap_or_else(|e| panic!("{} does not map to JSON (non-string keys?): {e}", path.display()))
+}
+
+/// One operation of the document.
+struct Op<'a> {
+    method: String,
+    path: String,
+    op: &'a Value,
+    path_item: &'a Value,
+}
+
+impl Op<'_> {
+    fn id(&self) -> &str {
+        self.op["operationId"].as_str().unwrap_or("?")
+    }
+
+    fn label(&self) -> String {
+        format!("{} {} ({})", self.method.to_uppercase(), self.path, self.id())
+    }
+}
+
+fn operations(doc: &Value) -> Vec<Op<'_>> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths is a map") {
+        for m in METHODS {
+            if let Some(op) = item.get(m) {
+                out.push(Op { method: m.to_owned(), path: path.clone(), op, path_item: item });
+            }
+        }
+    }
+    out
+}
+
+/// Follows `$ref`s (local ones only) to the value they point at.
+fn resolve<'a>(doc: &'a Value, mut v: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => v = lookup_ref(doc, r).unwrap_or_else(|| panic!("unresolvable $ref {r}")),
+            None => return v,
+        }
+    }
+    panic!("$ref cycle")
+}
+
+fn lookup_ref<'a>(doc: &'a Value, r: &str) -> Option<&'a Value> {
+    r.strip_prefix('#').and_then(|p| doc.pointer(p))
+}
+
+/// Path and operation parameters, resolved; operation ones override.
+fn parameters<'a>(doc: &'a Value, op: &Op<'a>) -> Vec<&'a Value> {
+    let mut by_key: BTreeMap<(String, String), &Value> = BTreeMap::new();
+    for list in [op.path_item.get("parameters"), op.op.get("parameters")].into_iter().flatten() {
+        for p in list.as_array().expect("parameters is a list") {
+            let p = resolve(doc, p);
+            let key = (p["in"].as_str().unwrap_or("").to_owned(), p["name"].as_str().unwrap_or("").to_owned());
+            by_key.insert(key, p);
+        }
+    }
+    by_key.into_values().collect()
+}
+
+fn template_params(path: &str) -> Vec<String> {
+    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).map(str::to_owned).collect()
+}
+
+/// The `code` values an error response schema lists.
+fn error_codes(doc: &Value, schema: &Value) -> Option<Vec<String>> {
+    let schema = resolve(doc, schema);
+    let own = schema.pointer("/properties/code/enum").and_then(Value::as_array);
+    let from_all_of = schema.get("allOf").and_then(Value::as_array).and_then(|bs| bs.iter().find_map(|b| resolve(doc, b).pointer("/properties/code/enum")?.as_array()));
+    own.or(from_all_of).map(|e| e.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+}
+
+/// Whether an error response schema is (or extends) the shared `Error` shape.
+fn is_error_schema(doc: &Value, schema: &Value) -> bool {
+    let error = &doc["components"]["schemas"]["Error"];
+    let is_ref_to_error = |s: &Value| s.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/Error");
+    if is_ref_to_error(schema) || schema.get("allOf").and_then(Value::as_array).is_some_and(|bs| bs.iter().any(is_ref_to_error)) {
+        return true;
+    }
+    // A dedicated error schema (the price book's) must have the same
+    // required string fields.
+    let s = resolve(doc, schema);
+    ["code", "message"].iter().all(|f| {
+        s["required"].as_array().is_some_and(|r| r.iter().any(|x| x == f)) && s["properties"][f]["type"] == error["properties"][f]["type"]
+    })
+}
+
+fn collect_refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref" {
+                    if let Some(r) = x.as_str() {
+                        out.push((at.clone(), r));
+                    }
+                } else {
+                    collect_refs(x, format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                collect_refs(x, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small JSON Schema (2020-12 subset) validator: the keywords the document uses, no more.
+// Unknown keywords are refused by `schema_keywords_are_supported` so nothing is silently ignored.
+// ---------------------------------------------------------------------------------------------
+
+const VALIDATION_KEYWORDS: &[&str] = &[
+    "$ref", "type", "const", "enum", "pattern", "format", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems",
+    "uniqueItems", "items", "properties", "required", "additionalProperties", "propertyNames", "allOf", "oneOf", "anyOf",
+];
+const ANNOTATION_KEYWORDS: &[&str] = &["description", "title", "default", "examples", "example", "discriminator", "deprecated", "readOnly", "writeOnly"];
+
+struct Validator<'a> {
+    doc: &'a Value,
+    /// Objects whose schema declares `properties` and says nothing of
+    /// `additionalProperties` may not carry undeclared fields.
+    strict: bool,
+    regexes: HashMap<String, Regex>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(doc: &'a Value, strict: bool) -> Self {
+        Self { doc, strict, regexes: HashMap::new() }
+    }
+
+    fn check(&mut self, schema: &Value, value: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        self.validate(schema, value, "$", self.strict, &mut errs);
+        errs
+    }
+
+    /// Declared property names of an object schema, through `$ref` and
+    /// `allOf`; `None` if it admits any others.
+    fn declared(&self, schema: &Value, into: &mut BTreeSet<String>) -> bool {
+        let s = resolve(self.doc, schema);
+        if s.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false)) {
+            return false;
+        }
+        if let Some(p) = s.get("properties").and_then(Value::as_object) {
+            into.extend(p.keys().cloned());
+        }
+        s.get("allOf").and_then(Value::as_array).is_none_or(|bs| bs.iter().all(|b| self.declared(b, into)))
+    }
+
+    fn validate(&mut self, schema: &Value, value: &Value, at: &str, closed_here: bool, errs: &mut Vec<String>) {
+        let s = match schema {
+            Value::Bool(true) => return,
+            Value::Bool(false) => return errs.push(format!("{at}: no value is allowed here")),
+            Value::Object(s) => s,
+            other => return errs.push(format!("{at}: schema is not an object: {other}")),
+        };
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            let Some(target) = lookup_ref(self.doc, r) else { return errs.push(format!("{at}: unresolvable $ref {r}")) };
+            self.validate(target, value, at, closed_here, errs);
+        }
+        if let Some(t) = s.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let ok = types.iter().any(|t| match *t {
+                "object" => value.is_object(),
+                "array" => value.is_array(),
+                "string" => value.is_string(),
+                "boolean" => value.is_boolean(),
+                "null" => value.is_null(),
+                "integer" => value.is_i64() || value.is_u64(),
+                "number" => value.is_number(),
+                _ => false,
+            });
+            if !ok {
+                return errs.push(format!("{at}: {value} is not of type {t}"));
+            }
+        }
+        if let Some(c) = s.get("const")
+            && c != value
+        {
+            errs.push(format!("{at}: {value} is not {c}"));
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array)
+            && !e.contains(value)
+        {
+            errs.push(format!("{at}: {value} is not one of {}", Value::Array(e.clone())));
+        }
+        if let Value::String(text) = value {
+            if let Some(p) = s.get("pattern").and_then(Value::as_str) {
+                let re = self.regexes.entry(p.to_owned()).or_insert_with(|| Regex::new(p).unwrap_or_else(|e| panic!("pattern {p}: {e}")));
+                if !re.is_match(text) {
+                    errs.push(format!("{at}: {value} does not match {p}"));
+                }
+            }
+            if s.get("format").and_then(Value::as_str) == Some("date-time") && chrono::DateTime::parse_from_rfc3339(text).is_err() {
+                errs.push(format!("{at}: {value} is not an RFC 3339 date-time"));
+            }
+            let chars = text.chars().count() as u64;
+            if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| chars < m) || s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| chars > m) {
+                errs.push(format!("{at}: {value} has a length outside the bounds"));
+            }
+        }
+        if let Some(n) = value.as_f64()
+            && (s.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) || s.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m))
+        {
+            errs.push(format!("{at}: {value} is outside the bounds"));
+        }
+        if let Value::Array(items) = value {
+            let len = items.len() as u64;
+            if s.get("minItems").and_then(Value::as_u64).is_some_and(|m| len < m) || s.get("maxItems").and_then(Value::as_u64).is_some_and(|m| len > m) {
+                errs.push(format!("{at}: {len} items is outside the bounds"));
+            }
+            if s.get("uniqueItems") == Some(&Value::Bool(true)) && items.iter().enumerate().any(|(i, x)| items[..i].contains(x)) {
+                errs.push(format!("{at}: items are not unique"));
+            }
+            if let Some(item_schema) = s.get("items") {
+                for (i, x) in items.iter().enumerate() {
+                    self.validate(item_schema, x, &format!("{at}[{i}]"), self.strict, errs);
+                }
+            }
+        }
+        if let Value::Object(obj) = value {
+            let props = s.get("properties").and_then(Value::as_object);
+            for r in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+                if !obj.contains_key(r) {
+                    errs.push(format!("{at}: missing required field {r:?}"));
+                }
+            }
+            for (k, x) in obj {
+                if let Some(ps) = props.and_then(|p| p.get(k)) {
+                    self.validate(ps, x, &format!("{at}.{k}"), self.strict, errs);
+                }
+            }
+            let undeclared = || obj.keys().filter(|k| props.is_none_or(|p| !p.contains_key(*k)));
+            match s.get("additionalProperties") {
+                Some(Value::Bool(false)) => {
+                    for k in undeclared() {
+                        errs.push(format!("{at}: field {k:?} is not allowed"));
+                    }
+                }
+                Some(extra @ Value::Object(_)) => {
+                    let keys: Vec<String> = undeclared().cloned().collect();
+                    for k in keys {
+                        self.validate(extra, &obj[&k], &format!("{at}.{k}"), self.strict, errs);
+                    }
+                }
+                Some(_) => {}
+                None if closed_here && (props.is_some() || s.contains_key("allOf")) => {
+                    let mut declared = BTreeSet::new();
+                    if self.declared(schema, &mut declared) && !declared.is_empty() {
+                        for k in obj.keys().filter(|k| !declared.contains(*k)) {
+                            errs.push(format!("{at}: field {k:?} is not documented"));
+                        }
+                    }
+                }
+                None => {}
+            }
+            if let Some(names) = s.get("propertyNames") {
+                for k in obj.keys() {
+                    self.validate(names, &Value::String(k.clone()), &format!("{at} key {k:?}"), false, errs);
+                }
+            }
+        }
+        if let Some(branches) = s.get("allOf").and_then(Value::as_array) {
+            for b in branches {
+                // Undeclared fields are judged here, over the union of the branches.
+                self.validate(b, value, at, false, errs);
+            }
+        }
+        for (kw, exactly_one) in [("oneOf", true), ("anyOf", false)] {
+            if let Some(branches) = s.get(kw).and_then(Value::as_array) {
+                let mut reasons = Vec::new();
+                let mut matched = 0;
+                for (i, b) in branches.iter().enumerate() {
+                    let mut e = Vec::new();
+                    self.validate(b, value, at, closed_here, &mut e);
+                    if e.is_empty() {
+                        matched += 1;
+                    } else {
+                        reasons.push(format!("[{i}] {}", e.join("; ")));
+                    }
+                }
+                if matched == 0 || (exactly_one && matched > 1) {
+                    errs.push(format!("{at}: {matched} of the {kw} alternatives match: {}", reasons.join(" | ")));
+                }
+            }
+        }
+    }
+}
+
+/// Every schema object reachable in the document, with where it is.
+fn walk_schemas<'a>(schema: &'a Value, at: String, out: &mut Vec<(String, &'a Value)>) {
+    let Value::Object(s) = schema else { return };
+    out.push((at.clone(), schema));
+    for key in ["items", "additionalProperties", "propertyNames"] {
+        if let Some(sub @ Value::Object(_)) = s.get(key) {
+            walk_schemas(sub, format!("{at}/{key}"), out);
+        }
+    }
+    if let Some(props) = s.get("properties").and_then(Value::as_object) {
+        for (k, sub) in props {
+            walk_schemas(sub, format!("{at}/properties/{k}"), out);
+        }
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for (i, sub) in s.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+            walk_schemas(sub, format!("{at}/{key}/{i}"), out);
+        }
+    }
+}
+
+/// The media types of a request body or response, resolved.
+fn media<'a>(doc: &'a Value, holder: &'a Value) -> Vec<(&'a str, &'a Value)> {
+    resolve(doc, holder).get("content").and_then(Value::as_object).map(|c| c.iter().map(|(k, v)| (k.as_str(), v)).collect()).unwrap_or_default()
+}
+
+/// The examples of a media type object (`example`, or each of `examples`).
+fn media_examples(doc: &Value, mt: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Some(e) = mt.get("example") {
+        out.push(("example".to_owned(), e.clone()));
+    }
+    for (name, e) in mt.get("examples").and_then(Value::as_object).into_iter().flatten() {
+        if let Some(v) = resolve(doc, e).get("value") {
+            out.push((name.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_document_is_well_formed() {
+    let doc = load_doc();
+    let mut problems: Vec<String> = Vec::new();
+
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "openapi must be 3.1.x, is {}", doc["openapi"]);
+    assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()) && doc["info"]["version"].as_str().is_some_and(|v| !v.is_empty()), "info needs a title and a version");
+
+    // Every $ref resolves within the document.
+    let mut refs = Vec::new();
+    collect_refs(&doc, String::new(), &mut refs);
+    assert!(refs.len() > 50, "suspiciously few $refs: {}", refs.len());
+    for (at, r) in &refs {
+        if !r.starts_with("#/") || lookup_ref(&doc, r).is_none() {
+            problems.push(format!("{at}: $ref {r} does not resolve within the document"));
+        }
+    }
+
+    let schemes = doc["components"]["securitySchemes"].as_object().expect("components.securitySchemes");
+    for (name, want) in [("adminKey", json!({"type": "apiKey", "in": "header", "name": "X-Admin-Key"})), ("apiKey", json!({"type": "http", "scheme": "bearer"}))] {
+        let got = &schemes.get(name).unwrap_or_else(|| panic!("no security scheme {name}"));
+        for (k, v) in want.as_object().unwrap() {
+            assert_eq!(&got[k], v, "securitySchemes.{name}.{k}");
+        }
+    }
+    assert!(
+        schemes.values().any(|s| s["type"] == "apiKey" && s["in"] == "header" && s["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("x-signature"))),
+        "a security scheme for the webhook X-Signature header"
+    );
+
+    let ops = operations(&doc);
+    let mut ids = BTreeSet::new();
+    for op in &ops {
+        let label = op.label();
+        match op.op["operationId"].as_str() {
+            Some(id) if !id.is_empty() => {
+                if !ids.insert(id.to_owned()) {
+                    problems.push(format!("{label}: operationId {id} is used twice"));
+                }
+            }
+            _ => problems.push(format!("{label}: no operationId")),
+        }
+        if op.op["summary"].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{label}: no summary"));
+        }
+        // Every operation is authenticated, by a declared scheme.
+        let security = op.op["security"].as_array().or(doc["security"].as_array());
+        match security {
+            Some(reqs) if !reqs.is_empty() => {
+                for req in reqs {
+                    for name in req.as_object().into_iter().flat_map(|m| m.keys()) {
+                        if !schemes.contains_key(name) {
+                            problems.push(format!("{label}: unknown security scheme {name}"));
+                        }
+                    }
+                }
+            }
+            _ => problems.push(format!("{label}: no security requirement")),
+        }
+
+        // Path parameters: exactly those of the template, required.
+        let params = parameters(&doc, op);
+        let declared: BTreeSet<String> = params.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap_or("").to_owned()).collect();
+        let in_template: BTreeSet<String> = template_params(&op.path).into_iter().collect();
+        if declared != in_template {
+            problems.push(format!("{label}: path parameters {declared:?} but the path has {in_template:?}"));
+        }
+        for p in &params {
+            if p["in"] == "path" && p["required"] != true {
+                problems.push(format!("{label}: path parameter {} must be required", p["name"]));
+            }
+            if p.get("schema").is_none() {
+                problems.push(format!("{label}: parameter {} has no schema", p["name"]));
+            }
+        }
+
+        // Responses: present, well keyed, errors in the shared shape with their codes.
+        let Some(responses) = op.op["responses"].as_object().filter(|r| !r.is_empty()) else {
+            problems.push(format!("{label}: no responses"));
+            continue;
+        };
+        if !responses.keys().any(|k| k.starts_with('2')) {
+            problems.push(format!("{label}: no 2xx response"));
+        }
+        for (status, response) in responses {
+            let valid_key = status == "default" || (status.len() == 3 && status.chars().all(|c| c.is_ascii_digit()) && ('1'..='5').contains(&status.chars().next().unwrap()));
+            if !valid_key {
+                problems.push(format!("{label}: response key {status:?}"));
+                continue;
+            }
+            if resolve(&doc, response)["description"].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("{label} {status}: no description"));
+            }
+            let content = media(&doc, response);
+            let json_schema = content.iter().find(|(t, _)| *t == "application/json").and_then(|(_, mt)| mt.get("schema"));
+            let Some(schema) = json_schema else {
+                problems.push(format!("{label} {status}: no application/json schema"));
+                continue;
+            };
+            if status.starts_with('4') || status.starts_with('5') {
+                if !is_error_schema(&doc, schema) {
+                    problems.push(format!("{label} {status}: the body is not the shared Error schema"));
+                }
+                match error_codes(&doc, schema) {
+                    Some(codes) if !codes.is_empty() => {}
+                    _ => problems.push(format!("{label} {status}: no `code` enum listing the stable codes")),
+                }
+            }
+        }
+    }
+    assert!(ops.len() >= 21, "only {} operations documented", ops.len());
+
+    // Every schema uses only keywords the checks here understand.
+    let mut schemas = Vec::new();
+    for (name, s) in doc["components"]["schemas"].as_object().expect("components.schemas") {
+        walk_schemas(s, format!("#/components/schemas/{name}"), &mut schemas);
+    }
+    for op in &ops {
+        for p in parameters(&doc, op) {
+            walk_schemas(&p["schema"], format!("{} parameter {}", op.label(), p["name"]), &mut schemas);
+        }
+        if let Some(body) = op.op.get("requestBody") {
+            for (t, mt) in media(&doc, body) {
+                walk_schemas(&mt["schema"], format!("{} request {t}", op.label()), &mut schemas);
+            }
+        }
+        for (status, r) in op.op["responses"].as_object().into_iter().flatten() {
+            for (t, mt) in media(&doc, r) {
+                walk_schemas(&mt["schema"], format!("{} {status} {t}", op.label()), &mut schemas);
+            }
+        }
+    }
+    for (at, s) in &schemas {
+        for k in s.as_object().unwrap().keys() {
+            if !VALIDATION_KEYWORDS.contains(&k.as_str()) && !ANNOTATION_KEYWORDS.contains(&k.as_str()) {
+                problems.push(format!("{at}: unsupported schema keyword {k:?}"));
+            }
+        }
+        if let Some(p) = s.get("pattern").and_then(Value::as_str)
+            && let Err(e) = Regex::new(p)
+        {
+            problems.push(format!("{at}: pattern {p}: {e}"));
+        }
+    }
+
+    // Every example is valid against its own schema.
+    let mut v = Validator::new(&doc, true);
+    for op in &ops {
+        for p in parameters(&doc, op) {
+            if let Some(example) = p.get("example") {
+                for e in v.check(&p["schema"], example) {
+                    problems.push(format!("{} parameter {} example: {e}", op.label(), p["name"]));
+                }
+            }
+        }
+        if let Some(body) = op.op.get("requestBody") {
+            let content = media(&doc, body);
+            if content.is_empty() {
+                problems.push(format!("{}: a request body without content", op.label()));
+            }
+            for (t, mt) in content {
+                let examples = media_examples(&doc, mt);
+                if examples.is_empty() {
+                    problems.push(format!("{}: request {t} has no example", op.label()));
+                }
+                for (name, example) in examples {
+                    for e in v.check(&mt["schema"], &example) {
+                        problems.push(format!("{} request {t} {name}: {e}", op.label()));
+                    }
+                }
+            }
+        }
+    }
+    for (name, s) in doc["components"]["schemas"].as_object().unwrap() {
+        for example in s.get("examples").and_then(Value::as_array).into_iter().flatten() {
+            for e in v.check(s, example) {
+                problems.push(format!("#/components/schemas/{name} example: {e}"));
+            }
+        }
+    }
+
+    // The money and percentage conventions.
+    let schemas_by_name = &doc["components"]["schemas"];
+    assert_eq!(schemas_by_name["Money"]["pattern"], r"^-?\d+\.\d{2}$", "Money is a string with two decimals");
+    let mut money = Validator::new(&doc, true);
+    for (value, ok) in [("179.10", true), ("-2.50", true), ("179.1", false), ("179", false), ("1e3", false)] {
+        assert_eq!(money.check(&json!({"$ref": "#/components/schemas/Money"}), &json!(value)).is_empty(), ok, "Money {value}");
+    }
+    assert!(!money.check(&json!({"$ref": "#/components/schemas/Money"}), &json!(179.1)).is_empty(), "Money is never a JSON number");
+    for name in ["Error", "RuleSet", "Tier", "Benefits", "Condition", "StepUp", "PriceBook", "PriceBookRow", "Promotion", "PriceQuote"] {
+        assert!(schemas_by_name.get(name).is_some(), "component schema {name}");
+    }
+
+    assert!(problems.is_empty(), "{} problem(s) in api/openapi.yaml:\n  {}", problems.len(), problems.join("\n  "));
+}
+
+/// The validator itself catches what it is meant to catch, so a passing
+/// check means something.
+#[test]
+fn the_schema_checks_can_fail() {
+    let doc = load_doc();
+    let mut v = Validator::new(&doc, true);
+    let quote = json!({"$ref": "#/components/schemas/PriceQuote"});
+    let good = json!({"sku": "TEE-WHITE", "quantity": 1, "unit_price": "179.10", "currency": "CNY", "tier": "senior", "rule": "tier_discount",
+        "base_price": "199.00", "candidates": [{"rule": "tier_discount", "unit_price": "179.10"}, {"rule": "base_price", "unit_price": "199.00"}],
+        "floor_applied": false, "valid_from": "2026-11-01T00:00:00Z", "valid_until": null});
+    assert_eq!(v.check(&quote, &good), Vec::<String>::new());
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut x = good.clone();
+        f(&mut x);
+        x
+    };
+    for (what, bad) in [
+        ("undocumented field", mutate(&|x| x["discount_pct"] = json!("10"))),
+        ("missing field", mutate(&|x| {
+            x.as_object_mut().unwrap().remove("candidates");
+        })),
+        ("money with one decimal", mutate(&|x| x["unit_price"] = json!("179.1"))),
+        ("unknown rule", mutate(&|x| x["rule"] = json!("tier_price"))),
+        ("bad time", mutate(&|x| x["valid_from"] = json!("yesterday"))),
+        ("wrong type", mutate(&|x| x["quantity"] = json!("1"))),
+    ] {
+        assert!(!v.check(&quote, &bad).is_empty(), "{what} must be refused");
+    }
+    let error_401 = &doc["paths"]["/webhooks/{platform}/{store}"]["post"]["responses"]["401"]["content"]["application/json"]["schema"];
+    assert!(v.check(error_401, &json!({"code": "invalid_signature", "message": "no signature matches"})).is_empty());
+    assert!(!v.check(error_401, &json!({"code": "invalid_admin_key", "message": "x"})).is_empty(), "a code the response does not list");
+    assert!(!v.check(error_401, &json!({"message": "x"})).is_empty(), "an error without a code");
+    let condition = json!({"$ref": "#/components/schemas/Condition"});
+    assert!(v.check(&condition, &json!({"at_least": {"n": 1, "of": [{"any": [{"metric": "order_count", "window": "quarter", "gte": "3"}]}]}})).is_empty());
+    assert!(!v.check(&condition, &json!({"metric": "salez", "window": "month", "gte": "1"})).is_empty());
+    assert!(!v.check(&condition, &json!({"all": [], "any": []})).is_empty(), "a condition is exactly one shape");
+}
+
+/// A documented (method, path) is served by a template route: the same path
+/// (method or ANY), or under a `{proxy+}` route's prefix.
+fn routed_by(route: &local_stack::template::Route, method: &str, path: &str) -> bool {
+    let method_ok = route.method == "ANY" || route.method.eq_ignore_ascii_case(method);
+    if !method_ok {
+        return false;
+    }
+    // `/v1/admin/{proxy+}` routes every path under `/v1/admin/`.
+    match route.path.strip_suffix("+}").and_then(|p| p.rfind('{')) {
+        Some(i) => path.starts_with(&route.path[..i]) && path.len() > i,
+        None => route.path == path,
+    }
+}
+
+/// What of the template's routes the document misses, and what it
+/// documents that no template route serves.
+fn template_coverage(doc: &Value, template: &local_stack::template::Template) -> Vec<String> {
+    let routes: Vec<&local_stack::template::Route> = template.functions.iter().flat_map(|f| &f.http_routes).collect();
+    assert!(routes.len() >= 4, "the template declares only {} HTTP routes", routes.len());
+    let documented: Vec<(String, String)> = operations(doc).iter().map(|o| (o.method.clone(), o.path.clone())).collect();
+    let mut problems = Vec::new();
+    for r in &routes {
+        assert_ne!(r.path, "$default", "a $default route cannot be documented path by path");
+        let covered = if r.path.ends_with("+}") {
+            documented.iter().any(|(m, p)| routed_by(r, m, p))
+        } else {
+            documented.iter().any(|(m, p)| p == &r.path && (r.method == "ANY" || m.eq_ignore_ascii_case(&r.method)))
+        };
+        if !covered {
+            problems.push(format!("template route {} is not documented", r.route_key()));
+        }
+    }
+    for (m, p) in &documented {
+        if !routes.iter().any(|r| routed_by(r, m, p)) {
+            problems.push(format!("documented {} {p} is not routed by the template", m.to_uppercase()));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_template_route_is_documented_and_nothing_else() {
+    let doc = load_doc();
+    let template = local_stack::template::Template::from_path(&local_stack::moto::repo_root().join("infra/template.yaml")).expect("the SAM template parses");
+    let problems = template_coverage(&doc, &template);
+    // The admin proxy is covered route by route (every arm of the handler:
+    // see `every_handler_route_is_documented_and_nothing_else`).
+    let admin = operations(&doc).iter().filter(|o| o.path.starts_with("/v1/admin/")).count();
+    assert!(admin >= 16, "only {admin} admin operations documented");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every `(Method::X, ["v1", ...])` arm of the HTTP handlers' routing
+/// matches is a documented operation, and every documented `/v1/...`
+/// operation is an arm. Variables in a pattern stand for path parameters.
+#[test]
+fn every_handler_route_is_documented_and_nothing_else() {
+    let doc = load_doc();
+    let shape = |method: &str, path: &str| {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        format!("{} /{}", method.to_uppercase(), segs.join("/"))
+    };
+    let documented: BTreeSet<String> = operations(&doc).iter().map(|o| shape(&o.method, &o.path)).collect();
+    let arm = Regex::new(r#"\(Method::([A-Z]+),\s*\[([^\]]*)\]\)"#).unwrap();
+    let mut routed = BTreeSet::new();
+    for file in ["functions/admin-api/src/lib.rs", "functions/price-lookup/src/lib.rs"] {
+        let source = std::fs::read_to_string(local_stack::moto::repo_root().join(file)).unwrap();
+        let before = routed.len();
+        for c in arm.captures_iter(&source) {
+            let segs: Vec<String> = c[2]
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).map_or_else(|| "{}".to_owned(), str::to_owned))
+                .collect();
+            routed.insert(format!("{} /{}", &c[1], segs.join("/")));
+        }
+        assert!(routed.len() > before, "no routing arms found in {file}: the pattern of this test needs updating");
+    }
+    let undocumented: Vec<&String> = routed.difference(&documented).collect();
+    let unrouted: Vec<&String> = documented.iter().filter(|d| d.contains(" /v1/")).filter(|d| !routed.contains(*d)).collect();
+    assert!(undocumented.is_empty() && unrouted.is_empty(), "handler routes not documented: {undocumented:?}; documented but not routed by a handler: {unrouted:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the running stack.
+// ---------------------------------------------------------------------------------------------
+
+/// Plausible path parameter values from the demo data.
+fn plausible(name: &str) -> &'static str {
+    match name {
+        "id" => "d-shanghai",
+        "sku" => "TEE-WHITE",
+        "platform" => "jd",
+        "store" => "sh-outlet",
+        "order" => "O-1",
+        "key_id" => "0123456789abcdef",
+        other => panic!("no plausible value for path parameter {other:?}: add one to the test"),
+    }
+}
+
+fn fill_path(path: &str, value: impl Fn(&str) -> String) -> String {
+    path.split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(name) => value(name),
+            None => seg.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Required query parameters, from their documented examples.
+fn required_query(doc: &Value, op: &Op<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in parameters(doc, op) {
+        if p["in"] != "query" || p["required"] != true {
+            continue;
+        }
+        let name = p["name"].as_str().unwrap().to_owned();
+        match p.get("example") {
+            Some(Value::Array(xs)) => out.extend(xs.iter().map(|x| (name.clone(), x.as_str().map_or_else(|| x.to_string(), str::to_owned)))),
+            Some(Value::String(x)) => out.push((name, x.clone())),
+            Some(x) => out.push((name, x.to_string())),
+            None => panic!("{}: required query parameter {name} has no example", op.label()),
+        }
+    }
+    out
+}
+
+#[derive(Clone, PartialEq)]
+enum Auth {
+    /// The operation's first security scheme, with the stack's credentials.
+    Valid,
+    /// For the webhook: a well-formed, fresh signature that does not match.
+    BadSignature,
+    Absent,
+    /// This header instead.
+    Header(&'static str, String),
+}
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Value,
+    raw: String,
+}
+
+/// Sends requests to the stack as the document describes them.
+struct Caller<'a> {
+    http: reqwest::Client,
+    api: ApiClient,
+    doc: &'a Value,
+}
+
+impl Caller<'_> {
+    async fn send(&self, op: &Op<'_>, url_path: &str, query: &[(String, String)], body: Option<(&str, Vec<u8>)>, auth: Auth) -> Answer {
+        let api = &self.api;
+        let method = reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{url_path}", api.base_url)).query(query);
+        let schemes: Vec<String> = op.op["security"].as_array().into_iter().flatten().flat_map(|r| r.as_object().unwrap().keys().cloned()).collect();
+        let body_bytes = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+        if let Auth::Header(h, value) = &auth {
+            req = req.header(*h, value);
+        } else if auth != Auth::Absent {
+            // The first scheme the operation accepts.
+            let scheme = schemes.first().unwrap_or_else(|| panic!("{}: no security", op.label()));
+            let def = &self.doc["components"]["securitySchemes"][scheme];
+            match (def["type"].as_str(), def["in"].as_str(), def["name"].as_str()) {
+                (Some("http"), _, _) => req = req.bearer_auth(api.api_key.as_deref().expect("the demo's API key")),
+                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-admin-key") => req = req.header(h, &api.admin_key),
+                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-api-key") => req = req.header(h, api.api_key.as_deref().unwrap()),
+                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-signature") => {
+                    let now = Utc::now().timestamp();
+                    let signature = match auth {
+                        Auth::BadSignature => format!("t={now},v1={}", "0".repeat(64)),
+                        _ => order_intake::signature::sign(&body_bytes, &api.webhook_secret, now),
+                    };
+                    req = req.header(h, signature);
+                }
+                other => panic!("{}: no credentials for scheme {scheme} {other:?}", op.label()),
+            }
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", op.label()));
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let raw = resp.text().await.unwrap();
+        let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
+        Answer { status, content_type, body, raw }
+    }
+}
+
+/// Checks an answer against the operation's documented responses.
+fn judge(doc: &Value, v: &mut Validator<'_>, op: &Op<'_>, what: &str, a: &Answer, problems: &mut Vec<String>) {
+    let label = format!("{} [{what}]", op.label());
+    if a.status == 404 && a.body["code"] == "route_not_found" {
+        problems.push(format!("{label}: not served: 404 route_not_found {}", a.raw));
+        return;
+    }
+    let responses = op.op["responses"].as_object().unwrap();
+    let Some(response) = responses.get(&a.status.to_string()).or(responses.get("default")) else {
+        problems.push(format!("{label}: answered {} which is not documented (documented: {:?}): {}", a.status, responses.keys().collect::<Vec<_>>(), a.raw));
+        return;
+    };
+    if !a.raw.is_empty() && !a.content_type.starts_with("application/json") {
+        problems.push(format!("{label}: content-type {:?}, documented application/json", a.content_type));
+    }
+    if a.status >= 400 && !(a.body["code"].is_string() && a.body["message"].is_string()) {
+        problems.push(format!("{label}: error {} without a string code and message: {}", a.status, a.raw));
+    }
+    let content = media(doc, response);
+    let Some((_, mt)) = content.iter().find(|(t, _)| *t == "application/json") else {
+        problems.push(format!("{label}: {} has no documented JSON body", a.status));
+        return;
+    };
+    for e in v.check(&mt["schema"], &a.body) {
+        problems.push(format!("{label}: {} body does not match the documented schema: {e}\n      body: {}", a.status, a.raw));
+    }
+}
+
+fn report(problems: &[String]) {
+    assert!(problems.is_empty(), "{} mismatch(es) between api/openapi.yaml and the handlers:\n  {}", problems.len(), problems.join("\n  "));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_operation_is_served() {
+    let doc = load_doc();
+    let (stack, api) = clothing_stack().await;
+    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let mut v = Validator::new(&doc, true);
+    // The routes the running stack serves are the documented ones.
+    let mut problems = template_coverage(&doc, &stack.template);
+    let ops = operations(&doc);
+    for op in &ops {
+        // A DELETE is sent for something that does not exist.
+        let url_path = fill_path(&op.path, |n| if op.method == "delete" && n == "id" { "d-nobody".to_owned() } else { plausible(n).to_owned() });
+        let query = required_query(&doc, op);
+        // A minimal body, refused by every state-changing operation: nothing
+        // this test sends changes what a later call sees.
+        let body = op.op.get("requestBody").map(|_| ("application/json", b"{}".to_vec()));
+
+        // With credentials (for the webhook, a signature that does not match).
+        let auth = if op.path.starts_with("/webhooks/") { Auth::BadSignature } else { Auth::Valid };
+        let a = caller.send(op, &url_path, &query, body.clone(), auth.clone()).await;
+        judge(&doc, &mut v, op, "authenticated", &a, &mut problems);
+        if op.path.starts_with("/webhooks/") && a.body["code"] != "invalid_signature" {
+            problems.push(format!("{}: a bad signature answered {} {}, expected 401 invalid_signature", op.label(), a.status, a.raw));
+        }
+        let read_only = op.method == "get" || ["batchPrices", "whatIfRuleSet"].contains(&op.id());
+        if !read_only && a.status < 400 {
+            problems.push(format!("{}: the minimal body was accepted ({} {}): the test changed state", op.label(), a.status, a.raw));
+        }
+
+        // Without credentials: 401, documented.
+        let a = caller.send(op, &url_path, &query, body, Auth::Absent).await;
+        judge(&doc, &mut v, op, "no credentials", &a, &mut problems);
+        if a.status != 401 {
+            problems.push(format!("{}: without credentials answered {} {}, expected 401", op.label(), a.status, a.raw));
+        }
+    }
+    stack.stop().await;
+    report(&problems);
+}
+
+/// One request that must be refused with a documented status and code.
+struct Case {
+    op: &'static str,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<(&'static str, Vec<u8>)>,
+    auth: Auth,
+    want: (u16, &'static str),
+}
+
+fn case(op: &'static str, path: &str, want: (u16, &'static str)) -> Case {
+    Case { op, path: path.to_owned(), query: Vec::new(), body: None, auth: Auth::Valid, want }
+}
+
+impl Case {
+    fn json(mut self, body: Value) -> Self {
+        self.body = Some(("application/json", serde_json::to_vec(&body).unwrap()));
+        self
+    }
+
+    fn raw(mut self, content_type: &'static str, bytes: Vec<u8>) -> Self {
+        self.body = Some((content_type, bytes));
+        self
+    }
+
+    fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.query = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self
+    }
+
+    fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+}
+
+/// The documented error codes are what the handlers answer: one refused
+/// request per code that can be provoked without changing state (nothing
+/// here is accepted), each also judged against the document.
+#[tokio::test(flavor = "multi_thread")]
+async fn documented_error_codes_are_answered() {
+    let doc = load_doc();
+    let (stack, api) = clothing_stack().await;
+    let secret = api.webhook_secret.clone();
+    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let mut v = Validator::new(&doc, true);
+    let mut problems = Vec::new();
+    let now = Utc::now();
+    let paid = |sku: &str| docs::paid("evt-refused", "O-REFUSED", "b-1", &[(sku, 1, "199.00")], now);
+    let stale = {
+        let body = serde_json::to_vec(&paid("TEE-WHITE")).unwrap();
+        order_intake::signature::sign(&body, &secret, now.timestamp() - 1000)
+    };
+    let skus: Vec<String> = (0..101).map(|i| format!("S-{i}")).collect();
+    let many: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", s.as_str())).collect();
+    let wh = "/webhooks/jd/sh-outlet";
+    let cases = vec![
+        case("receiveWebhook", wh, (400, "malformed_json")).raw("application/json", b"{not json".to_vec()),
+        case("receiveWebhook", "/webhooks/jd/sh%23outlet", (400, "invalid_path")).json(paid("TEE-WHITE")),
+        case("receiveWebhook", wh, (401, "malformed_signature")).json(paid("TEE-WHITE")).auth(Auth::Header("x-signature", "garbage".into())),
+        case("receiveWebhook", wh, (401, "stale_signature")).json(paid("TEE-WHITE")).auth(Auth::Header("x-signature", stale)),
+        case("receiveWebhook", wh, (413, "payload_too_large")).raw("application/json", vec![b' '; 129 * 1024]),
+        case("receiveWebhook", wh, (422, "invalid_order")).json(json!({"event_id": "e-1", "type": "order.paid", "occurred_at": now, "order_id": "O-1"})),
+        case("receiveWebhook", wh, (422, "invalid_order")).json(json!({"event_id": "e-1", "type": "order.shipped", "occurred_at": now, "order_id": "O-1"})),
+        case("receiveWebhook", "/webhooks/jd/no-such-store", (422, "unknown_store")).json(paid("TEE-WHITE")),
+        case("receiveWebhook", wh, (422, "unknown_sku")).json(paid("NO-SUCH-SKU")),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "missing_sku")),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "invalid_sku")).query(&[("sku", "A#B")]),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "too_many_skus")).query(&many),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "invalid_quantity")).query(&[("sku", "TEE-WHITE"), ("qty", "0")]),
+        case("getDistributorPrices", "/v1/distributors/d%23x/prices", (400, "invalid_distributor_id")).query(&[("sku", "TEE-WHITE")]),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (401, "invalid_api_key"))
+            .query(&[("sku", "TEE-WHITE")])
+            .auth(Auth::Header("authorization", "Bearer nope".into())),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (401, "invalid_api_key"))
+            .query(&[("sku", "TEE-WHITE")])
+            .auth(Auth::Header("x-api-key", format!("tk_{}_{}", "0".repeat(16), "0".repeat(64)))),
+        case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (403, "permission_denied")).query(&[("sku", "TEE-WHITE"), ("include", "stock")]),
+        case("getDistributorPrices", "/v1/distributors/d-nobody/prices", (404, "distributor_not_found")).query(&[("sku", "TEE-WHITE")]),
+        case("batchPrices", "/v1/prices:batch", (400, "malformed_json")).raw("application/json", b"[".to_vec()),
+        case("batchPrices", "/v1/prices:batch", (400, "invalid_batch_size")).json(json!({"items": []})),
+        case("batchPrices", "/v1/prices:batch", (413, "payload_too_large")).raw("application/json", vec![b' '; 65 * 1024]),
+        case("batchPrices", "/v1/prices:batch", (422, "invalid_quantity")).json(json!({"items": [{"distributor_id": "d-shanghai", "sku": "TEE-WHITE", "quantity": 0}]})),
+        case("batchPrices", "/v1/prices:batch", (422, "invalid_document")).json(json!({"items": [{"distributor_id": "d-shanghai"}]})),
+        case("getDistributorTier", "/v1/distributors/d%23x/tier", (400, "invalid_distributor_id")),
+        case("getDistributorTier", "/v1/distributors/d-nobody/tier", (404, "distributor_not_found")),
+        case("getDistributorTierHistory", "/v1/distributors/d-shanghai/tier-history", (400, "invalid_limit")).query(&[("limit", "0")]),
+        case("getDistributorTierHistory", "/v1/distributors/d-nobody/tier-history", (404, "distributor_not_found")),
+        case("getRuleSet", "/v1/admin/rule-set", (401, "invalid_admin_key")).auth(Auth::Header("x-admin-key", "wrong".into())),
+        case("publishRuleSet", "/v1/admin/rule-set", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("publishRuleSet", "/v1/admin/rule-set", (413, "payload_too_large")).raw("application/json", vec![b' '; 5 * 1024 * 1024 + 1]),
+        case("publishRuleSet", "/v1/admin/rule-set", (422, "invalid_rule_set")).json(json!({"tiers": [{"id": "a", "name": "A", "rank": 1}]})),
+        case("whatIfRuleSet", "/v1/admin/rule-set:what-if", (422, "invalid_rule_set")).json(json!({"tiers": []})),
+        case("registerDistributor", "/v1/admin/distributors/d%23x", (400, "invalid_path")).json(json!({"name": "X"})),
+        case("registerDistributor", "/v1/admin/distributors/d-shanghai", (409, "distributor_exists")).json(json!({"name": "X"})),
+        case("registerDistributor", "/v1/admin/distributors/d-new", (422, "unknown_upline")).json(json!({"name": "X", "upline": "d-nobody"})),
+        case("registerDistributor", "/v1/admin/distributors/d-new", (422, "invalid_upline")).json(json!({"name": "X", "upline": "d-new"})),
+        case("registerDistributor", "/v1/admin/distributors/d-new", (422, "invalid_document")).json(json!({"name": " "})),
+        case("getDistributor", "/v1/admin/distributors/d-nobody", (404, "distributor_not_found")),
+        case("setDistributorTier", "/v1/admin/distributors/d-shanghai/tier", (422, "unknown_tier")).json(json!({"tier": "platinum", "reason": "r"})),
+        case("setDistributorTier", "/v1/admin/distributors/d-shanghai/tier", (422, "missing_reason")).json(json!({"tier": "senior", "reason": " "})),
+        case("setDistributorTier", "/v1/admin/distributors/d-nobody/tier", (404, "distributor_not_found")).json(json!({"tier": "senior", "reason": "r"})),
+        case("unlockDistributorTier", "/v1/admin/distributors/d-nobody/tier-lock", (404, "distributor_not_found")),
+        case("registerStore", "/v1/admin/stores/jd/sh-outlet", (409, "store_owned_by_another")).json(json!({"distributor": "d-suzhou"})),
+        case("registerStore", "/v1/admin/stores/jd/new-store", (422, "unknown_distributor")).json(json!({"distributor": "d-nobody"})),
+        case("publishPriceBook", "/v1/admin/price-book", (400, "malformed_body")).raw("text/csv", vec![0xff, 0xfe]),
+        case("publishPriceBook", "/v1/admin/price-book", (422, "invalid_price_book")).raw("text/csv", b"type,sku,tier,distributor,min_qty,price,discount_pct\nbase,TEE-WHITE,,,,-1.00,\n".to_vec()),
+        case("publishPriceBook", "/v1/admin/price-book", (422, "invalid_price_book")).raw("application/json", b"{not json".to_vec()),
+        case("createApiKey", "/v1/admin/api-keys", (422, "unknown_distributor")).json(json!({"name": "k", "scope": {"type": "distributor", "distributor_id": "d-nobody"}})),
+        case("createApiKey", "/v1/admin/api-keys", (422, "invalid_document")).json(json!({"name": "k", "scope": {"type": "root"}})),
+        case("revokeApiKey", "/v1/admin/api-keys/not-a-key", (404, "api_key_not_found")),
+        case("setStock", "/v1/admin/skus/TEE-WHITE/stock", (422, "invalid_stock")).json(json!({"available": 2_000_000_000u64})),
+        case("setStock", "/v1/admin/skus/TEE-WHITE/stock", (422, "invalid_document")).json(json!({"available": -1})),
+        case("setStock", "/v1/admin/skus/NO-SUCH-SKU/stock", (422, "unknown_sku")).json(json!({"available": 1})),
+        case("getStock", "/v1/admin/skus/NO-SUCH-SKU/stock", (404, "stock_not_found")),
+        case("getStock", "/v1/admin/skus/A%23B/stock", (400, "invalid_path")),
+        case("getOrderReservations", "/v1/admin/orders/jd/sh-outlet/O%231/reservations", (400, "invalid_path")),
+    ];
+    let ops = operations(&doc);
+    for c in cases {
+        let op = ops.iter().find(|o| o.id() == c.op).unwrap_or_else(|| panic!("no operation {}", c.op));
+        let what = format!("{} expecting {} {}", c.path, c.want.0, c.want.1);
+        let a = caller.send(op, &c.path, &c.query, c.body, c.auth).await;
+        judge(&doc, &mut v, op, &what, &a, &mut problems);
+        if (a.status, a.body["code"].as_str().unwrap_or("")) != c.want {
+            problems.push(format!("{} [{what}]: answered {} {}", op.label(), a.status, a.raw.chars().take(300).collect::<String>()));
+        }
+    }
+    // The documented optional query parameters are served too.
+    let prices = ops.iter().find(|o| o.id() == "getDistributorPrices").expect("getDistributorPrices");
+    let query: Vec<(String, String)> = [("sku", "TEE-WHITE"), ("sku", "JACKET-DOWN"), ("sku", "NO-SUCH-SKU"), ("qty", "120"), ("qty", "1"), ("qty", "1")].iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let a = caller.send(prices, "/v1/distributors/d-shanghai/prices", &query, None, Auth::Valid).await;
+    judge(&doc, &mut v, prices, "qty per SKU and an unknown SKU", &a, &mut problems);
+    if a.status != 200 || a.body["unknown_skus"] != json!(["NO-SUCH-SKU"]) || a.body["prices"][0]["quantity"] != 120 {
+        problems.push(format!("{}: qty per SKU: {} {}", prices.label(), a.status, a.raw));
+    }
+    stack.stop().await;
+    report(&problems);
+}
+
+/// The order the examples are sent in: every operation, each once, so that
+/// each finds what it needs (a key to revoke, an order's reservations).
+const EXAMPLE_ORDER: &[&str] = &[
+    "publishRuleSet",
+    "getRuleSet",
+    "publishPriceBook",
+    "getPriceBook",
+    "registerDistributor",
+    "registerStore",
+    "setStock",
+    "getStock",
+    "createApiKey",
+    "listApiKeys",
+    "revokeApiKey",
+    "getDistributorPrices",
+    "batchPrices",
+    "receiveWebhook",
+    "getOrderReservations",
+    "whatIfRuleSet",
+    "setDistributorTier",
+    "unlockDistributorTier",
+    "getDistributor",
+    "getDistributorTier",
+    "getDistributorTierHistory",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_examples_succeed() {
+    let doc = load_doc();
+    let ops = operations(&doc);
+    let documented: BTreeSet<&str> = ops.iter().map(Op::id).collect();
+    let ordered: BTreeSet<&str> = EXAMPLE_ORDER.iter().copied().collect();
+    assert_eq!(documented, ordered, "EXAMPLE_ORDER must list every documented operation");
+
+    let (stack, api) = clothing_stack().await;
+    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let mut v = Validator::new(&doc, true);
+    let mut problems = Vec::new();
+    let mut created_key: Option<String> = None;
+    let mut created_secret: Option<String> = None;
+    for id in EXAMPLE_ORDER {
+        let op = ops.iter().find(|o| o.id() == *id).unwrap();
+        let params: HashMap<String, String> = parameters(&doc, op)
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .map(|p| {
+                let name = p["name"].as_str().unwrap().to_owned();
+                let example = p["example"].as_str().unwrap_or_else(|| panic!("{}: path parameter {name} has no example", op.label())).to_owned();
+                (name, example)
+            })
+            .collect();
+        let url_path = fill_path(&op.path, |name| match (*id, name) {
+            // A new distributor, not the example's existing one.
+            ("registerDistributor", "id") => "d-ningbo".to_owned(),
+            ("revokeApiKey", "key_id") => created_key.clone().expect("createApiKey ran first"),
+            _ => params[name].clone(),
+        });
+        let query = required_query(&doc, op);
+        let bodies: Vec<Option<(String, String, Vec<u8>)>> = match op.op.get("requestBody") {
+            None => vec![None],
+            Some(rb) => media(&doc, rb)
+                .into_iter()
+                .flat_map(|(t, mt)| {
+                    let mut examples = media_examples(&doc, mt);
+                    // Events in the order they happened (the examples map is sorted by name).
+                    examples.sort_by_key(|(_, e)| (e["occurred_at"].as_str().unwrap_or("").to_owned(), e["event_id"].as_str().unwrap_or("").to_owned()));
+                    examples.into_iter().map(move |(name, e)| {
+                        let bytes = match &e {
+                            Value::String(s) if !t.contains("json") => s.clone().into_bytes(),
+                            other => serde_json::to_vec(other).unwrap(),
+                        };
+                        Some((format!("{t} {name}"), t.to_owned(), bytes))
+                    })
+                })
+                .collect(),
+        };
+        let mut sent_webhooks = Vec::new();
+        for body in &bodies {
+            let what = body.as_ref().map_or_else(|| "example".to_owned(), |(w, _, _)| w.clone());
+            let payload = body.as_ref().map(|(_, t, b)| (t.as_str(), b.clone()));
+            let a = caller.send(op, &url_path, &query, payload.clone(), Auth::Valid).await;
+            if !(200..300).contains(&a.status) {
+                problems.push(format!("{} [{what}]: the documented example answered {} {}", op.label(), a.status, a.raw));
+            }
+            judge(&doc, &mut v, op, &what, &a, &mut problems);
+            if *id == "createApiKey" {
+                created_key = a.body["id"].as_str().map(str::to_owned);
+                created_secret = a.body["key"].as_str().map(str::to_owned);
+            }
+            if let Some(p) = payload.filter(|_| *id == "receiveWebhook") {
+                sent_webhooks.push(p);
+                // Each event processed before the next, as a platform sends them.
+                stack.wait_idle(IDLE).await.expect("the queues drain");
+            }
+            if *id == "getOrderReservations" && a.body["lines"].as_object().is_none_or(|l| l.is_empty()) {
+                problems.push(format!("{}: the webhook examples' order has no reservations to check: {}", op.label(), a.raw));
+            }
+            if *id == "getDistributorTierHistory" && a.body["history"].as_array().is_none_or(|h| h.len() < 2) {
+                problems.push(format!("{}: expected the assignment and the manual change in the history: {}", op.label(), a.raw));
+            }
+        }
+        if *id == "receiveWebhook" {
+            // A platform's retry: the documented duplicate answer.
+            let (t, b) = sent_webhooks.first().cloned().expect("webhook examples");
+            let a = caller.send(op, &url_path, &query, Some((t, b)), Auth::Valid).await;
+            if a.status != 200 || a.body["status"] != "duplicate" {
+                problems.push(format!("{}: a retried webhook answered {} {}", op.label(), a.status, a.raw));
+            }
+            judge(&doc, &mut v, op, "retry", &a, &mut problems);
+            // The same event id with another body.
+            let (t, b) = sent_webhooks.first().cloned().unwrap();
+            let mut changed: Value = serde_json::from_slice(&b).unwrap();
+            changed["occurred_at"] = json!(Utc::now());
+            let a = caller.send(op, &url_path, &query, Some((t, serde_json::to_vec(&changed).unwrap())), Auth::Valid).await;
+            if a.status != 409 || a.body["code"] != "event_id_reused" {
+                problems.push(format!("{}: a reused event id answered {} {}", op.label(), a.status, a.raw));
+            }
+            judge(&doc, &mut v, op, "reused event id", &a, &mut problems);
+            stack.wait_idle(IDLE).await.expect("the queues drain");
+        }
+    }
+    // The key revoked above is refused by price lookup, as documented.
+    let prices = ops.iter().find(|o| o.id() == "getDistributorPrices").unwrap();
+    let mut with_revoked = Caller { http: caller.http.clone(), api: caller.api.clone(), doc: &doc };
+    with_revoked.api.api_key = Some(created_secret.expect("createApiKey answered the key"));
+    let a = with_revoked.send(prices, "/v1/distributors/d-shanghai/prices", &[("sku".into(), "TEE-WHITE".into())], None, Auth::Valid).await;
+    if a.status != 401 || a.body["code"] != "revoked_api_key" {
+        problems.push(format!("{}: a revoked key answered {} {}", prices.label(), a.status, a.raw));
+    }
+    judge(&doc, &mut v, prices, "revoked key", &a, &mut problems);
+    stack.stop().await;
+    report(&problems);
+}
