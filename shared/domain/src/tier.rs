@@ -49,7 +49,8 @@ pub enum Direction {
 #[derive(Debug, Clone, Copy)]
 pub struct Standing<'a> {
     pub tier: Option<&'a TierId>,
-    /// When it last moved up (or was assigned), for the protection period.
+    /// When it last moved up, for the protection period (none for a
+    /// distributor only ever assigned the entry tier: nothing is below it).
     pub since: Option<DateTime<Utc>>,
     /// A manual lock suspends every automatic change.
     pub locked: bool,
