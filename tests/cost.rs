@@ -65,3 +65,54 @@ async fn one_line_order_costs() {
     }
     stack.stop().await;
 }
+
+/// A burst for one distributor: the events of a batch share one
+/// transaction, so one metrics write per batch, not per order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
+    use tier_domain::ids::*;
+    use tier_domain::money::Money;
+    use tier_domain::order::{OrderEvent, OrderEventKind, OrderLine};
+    use tier_messages::Message;
+
+    let (stack, api) = clothing_stack().await;
+    stack.wait_idle(IDLE).await.unwrap();
+    const ORDERS: usize = 60;
+    // Sent ten at a time, as fast as possible, so that batches of several
+    // orders form on the queue.
+    let sqs = &stack.clients.sqs;
+    let url = stack.queue_url("TierEventsQueue");
+    let unit = Money::parse("100.00").unwrap();
+    stack.dynamo_usage.reset();
+    for chunk in (0..ORDERS).collect::<Vec<_>>().chunks(10) {
+        let mut batch = sqs.send_message_batch().queue_url(&url);
+        for i in chunk {
+            let event = Message::OrderEventV1(OrderEvent {
+                event_id: EventId::parse(&format!("burst-{i}")).unwrap(),
+                order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse(&format!("B{i}")).unwrap() },
+                distributor: DistributorId::parse("d-shanghai").unwrap(),
+                occurred_at: Utc::now(),
+                kind: OrderEventKind::Paid {
+                    buyer: BuyerId::parse("repeat-buyer").unwrap(),
+                    total: unit,
+                    lines: vec![OrderLine { line_id: LineId::parse("1").unwrap(), sku: Sku::parse("TEE-WHITE").unwrap(), quantity: 1, unit_price: unit, amount: unit, entitled_unit_price: None }],
+                    urgent: false,
+                },
+            });
+            batch = batch.entries(aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(event.to_json()).build().unwrap());
+        }
+        batch.send().await.unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let usage = stack.dynamo_usage.snapshot();
+    let transactions = usage.requests.get("TransactWriteItems").copied().unwrap_or(0);
+    println!("{ORDERS} orders for one distributor: {transactions} transactions, {} write units, {usage:?}", usage.write_units);
+    // Each transaction carries exactly one metrics update; per-order
+    // processing would have needed one per order.
+    assert!(transactions <= (ORDERS / 5) as u64, "{transactions} transactions for {ORDERS} orders: {usage:?}");
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&shanghai["metrics"]["sales"]["lifetime"]), d("6000"));
+    assert_eq!(shanghai["metrics"]["orders"]["lifetime"], ORDERS as i64);
+    assert_eq!(shanghai["metrics"]["valid_downline_users"], 1);
+    stack.stop().await;
+}

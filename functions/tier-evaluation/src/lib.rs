@@ -17,12 +17,11 @@ use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
 use tier_messages::Message;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
-use tier_store::ledger::LedgerOutcome;
+use tier_domain::metrics::Metrics;
+use tier_store::distributors::Distributor;
+use tier_store::ledger::{GroupError, MAX_GROUP};
 use tier_store::rules::PublishedRuleSet;
 use tier_store::{Queue, StoreError, Table};
-
-/// How often a tier write may lose a race before the message is retried.
-const MAX_TIER_ATTEMPTS: u32 = 5;
 
 pub struct TierEvaluation {
     table: Table,
@@ -47,52 +46,66 @@ impl TierEvaluation {
         })
     }
 
+    /// One batch: the order events grouped by distributor, each group
+    /// applied with one metrics write and at most one tier change, however
+    /// many orders of that distributor the batch holds.
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
-        // One rule set read per batch, not per message.
-        let rules = tokio::sync::OnceCell::new();
         self.batches
-            .process(event, |message| async {
-                let rules = rules.get_or_try_init(|| self.table.current_rule_set()).await.map_err(Failure::from)?;
-                match message {
-                    Message::OrderEventV1(e) => self.on_order_event(&e, rules.as_ref()).await,
-                }
-            })
+            .process_grouped(
+                event,
+                |m| match m {
+                    Message::OrderEventV1(e) => e.distributor.clone(),
+                },
+                |messages| async move {
+                    let events: Vec<OrderEvent> = messages.into_iter().map(|Message::OrderEventV1(e)| e).collect();
+                    self.on_order_events(&events).await
+                },
+            )
             .await
     }
 
-    async fn on_order_event(&self, event: &OrderEvent, rules: Option<&PublishedRuleSet>) -> Result<(), Failure> {
-        let outcome = self.table.apply_order_event(event, &self.calendar).await?;
-        if let LedgerOutcome::Recorded { delta } = &outcome {
-            tracing::info!(event_id = %event.event_id, distributor = %event.distributor, ?delta, "metrics updated");
+    async fn on_order_events(&self, events: &[OrderEvent]) -> Result<(), Failure> {
+        let Some(first) = events.first() else { return Ok(()) };
+        let distributor = &first.distributor;
+        let now = Utc::now();
+        for chunk in events.chunks(MAX_GROUP) {
+            // The last event of the group is the cause a change is recorded with.
+            let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
+            let decide = self.decider(now, Trigger::Event, cause);
+            match self.table.apply_group(distributor, chunk, &self.calendar, &decide).await {
+                Ok(outcome) => {
+                    tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
+                    if let Some(c) = &outcome.change {
+                        tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
+                    }
+                }
+                Err(GroupError::UnknownDistributor(id)) => return Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
+                Err(GroupError::Store(e)) => return Err(e.into()),
+            }
         }
-        let Some(rules) = rules else {
-            tracing::warn!("no rule set published yet; tiers are not evaluated");
-            return Ok(());
-        };
-        let cause = Cause::OrderEvent { event_id: event.event_id.clone() };
-        match self.evaluate(&event.distributor, rules, cause, Utc::now(), Trigger::Event).await {
-            Err(EvalError::UnknownDistributor(id)) => Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
-            Err(EvalError::Store(e)) => Err(e.into()),
-            Ok(_) => Ok(()),
+        Ok(())
+    }
+
+    /// The tier decision, as the store applies it atomically with the metrics
+    /// it is drawn from.
+    fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
+        let month = self.calendar.month_of(now);
+        move |profile, metrics, rules| {
+            let rules = rules?;
+            let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
+            tier::decide(&rules.rules, rules.version, standing, metrics, now, month, trigger, cause.clone())
         }
     }
 
-    /// Re-evaluates one distributor and applies a change, if any, with a
-    /// write conditional on the tier version it read.
-    pub async fn evaluate(&self, id: &DistributorId, rules: &PublishedRuleSet, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
-        let month = self.calendar.month_of(now);
-        for _ in 0..MAX_TIER_ATTEMPTS {
-            let (profile, metrics) = self.table.distributor_with_metrics(id).await?.ok_or_else(|| EvalError::UnknownDistributor(id.clone()))?;
-            let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-            let Some(change) = tier::decide(&rules.rules, rules.version, standing, &metrics, now, month, trigger, cause.clone()) else {
-                return Ok(None);
-            };
-            if self.table.change_tier(id, profile.tier_version, &change).await? {
-                tracing::info!(distributor = %id, from = ?change.from, to = %change.to, direction = ?change.direction, "tier changed");
-                return Ok(Some(change));
-            }
+    /// Re-evaluates one distributor and applies a change, if any, guarded by
+    /// the versions of its tier and its metrics.
+    pub async fn evaluate(&self, id: &DistributorId, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
+        let decide = self.decider(now, trigger, cause);
+        match self.table.apply_group(id, &[], &self.calendar, &decide).await {
+            Ok(outcome) => Ok(outcome.change),
+            Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),
+            Err(GroupError::Store(e)) => Err(e.into()),
         }
-        Err(StoreError::Contention { what: format!("tier of {id}"), attempts: MAX_TIER_ATTEMPTS }.into())
     }
 
     /// The scheduled review: every distributor, tier by tier, re-evaluated
@@ -108,7 +121,7 @@ impl TierEvaluation {
                 let (ids, next) = self.table.tier_members(tier.as_ref(), start).await?;
                 for id in ids {
                     report.reviewed += 1;
-                    match self.evaluate(&id, &rules, Cause::Review { month: self.calendar.month_of(now) }, now, Trigger::Review).await {
+                    match self.evaluate(&id, Cause::Review { month: self.calendar.month_of(now) }, now, Trigger::Review).await {
                         Ok(Some(_)) => report.changed += 1,
                         Ok(None) => {}
                         Err(EvalError::UnknownDistributor(_)) => {}

@@ -11,7 +11,7 @@ use tier_domain::ids::{EventId, TierId};
 use tier_domain::metrics::{Metric, Metrics, Window};
 use tier_domain::money::Money;
 use tier_domain::rules::{Condition, RuleSet};
-use tier_domain::tier::{self, Cause};
+use tier_domain::tier::{self, Cause, Standing, Trigger};
 
 const RULES: &str = r#"{
   "tiers": [
@@ -54,7 +54,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("baseline: one threshold", |b| b.iter(|| single.eval(black_box(&m), black_box(now), &mut Vec::with_capacity(1))));
     g.bench_function("qualify: 4 tiers + step-up", |b| b.iter(|| rules.qualify(black_box(&m), black_box(now))));
     g.bench_function("decide: qualify + change record", |b| {
-        b.iter(|| tier::decide(&rules, 1, Some(black_box(&current)), black_box(&m), at, now, cause.clone()))
+        b.iter(|| {
+            let standing = Standing { tier: Some(black_box(&current)), since: None, locked: false };
+            tier::decide(&rules, 1, standing, black_box(&m), at, now, Trigger::Event, cause.clone())
+        })
     });
     g.finish();
 }

@@ -72,13 +72,60 @@ impl BatchProcessor {
         F: Fn(Message) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        let id = record.message_id.as_deref().unwrap_or("");
-        let body = record.body.as_deref().unwrap_or("");
-        let receives: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-        let result = match Message::from_json(body) {
+        let result = match Message::from_json(record.body.as_deref().unwrap_or("")) {
             Ok(message) => handle(message).await,
             Err(e) => Err(Failure::permanent("malformed_message", e.reason)),
         };
+        self.settle(record, result).await
+    }
+
+    /// Like [`BatchProcessor::process`], but the readable messages are
+    /// handed over in groups (by `key`), so that a group's effects can be
+    /// written together. A group's result applies to each of its records;
+    /// unreadable records are dead-lettered on their own.
+    pub async fn process_grouped<K, KF, F, Fut>(&self, event: SqsEvent, key: KF, handle: F) -> SqsBatchResponse
+    where
+        K: Ord,
+        KF: Fn(&Message) -> K,
+        F: Fn(Vec<Message>) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
+        let mut groups: std::collections::BTreeMap<K, Vec<(SqsMessage, Message)>> = std::collections::BTreeMap::new();
+        let mut outcomes = Vec::new();
+        for record in event.records {
+            match Message::from_json(record.body.as_deref().unwrap_or("")) {
+                Ok(m) => groups.entry(key(&m)).or_default().push((record, m)),
+                Err(e) => outcomes.push((record.message_id.clone(), self.settle(&record, Err(Failure::permanent("malformed_message", e.reason))).await)),
+            }
+        }
+        for (_, members) in groups {
+            let (records, messages): (Vec<SqsMessage>, Vec<Message>) = members.into_iter().unzip();
+            let result = handle(messages).await;
+            for record in &records {
+                let one = match &result {
+                    Ok(()) => Ok(()),
+                    Err(Failure::Permanent { code, reason }) => Err(Failure::Permanent { code, reason: reason.clone() }),
+                    Err(Failure::Retryable(e)) => Err(Failure::Retryable(StoreError::Contention { what: e.to_string(), attempts: 1 })),
+                };
+                outcomes.push((record.message_id.clone(), self.settle(record, one).await));
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        for (id, outcome) in outcomes {
+            if outcome == RecordOutcome::Retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.unwrap_or_default();
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Ends one record: done, retried, or dead-lettered with its reason.
+    async fn settle(&self, record: &SqsMessage, result: Result<(), Failure>) -> RecordOutcome {
+        let id = record.message_id.as_deref().unwrap_or("");
+        let body = record.body.as_deref().unwrap_or("");
+        let receives: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
         let (code, reason) = match result {
             Ok(()) => return RecordOutcome::Done,
             Err(Failure::Permanent { code, reason }) => (code, reason),

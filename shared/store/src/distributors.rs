@@ -71,7 +71,7 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
 
 /// Metrics are counters named `sales#{YYYY-MM}`, `sales#life`,
 /// `orders#{YYYY-MM}`, `orders#life`, so that one `ADD` updates them.
-fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
+pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     let mut m = Metrics::default();
     for name in item.keys() {
         let Some((kind, period)) = name.split_once('#') else { continue };
@@ -108,7 +108,10 @@ fn money(item: &Item, name: &str) -> Result<Money, StoreError> {
 }
 
 /// The `ADD` update that applies `delta` to the metrics item.
-pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsDelta) -> Update {
+/// `expected` guards the metrics item's version (`mversion`): the tier
+/// decided from the metrics read is written only if nobody changed them
+/// meanwhile. `Some(0)` means the item had no version yet.
+pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsDelta, expected: Option<u64>) -> Update {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut adds = Vec::new();
@@ -141,11 +144,21 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
     let (pk, sk) = keys::metrics(id);
-    Update::builder()
-        .table_name(&table.name)
-        .key(keys::PK, s(pk))
-        .key(keys::SK, s(sk))
-        .update_expression(format!("SET #e = :e ADD {}", adds.join(", ")))
+    let mut sets = vec!["#e = :e"];
+    let mut update = Update::builder().table_name(&table.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+    if let Some(v) = expected {
+        sets.push("mversion = :mnext");
+        values.insert(":mnext".into(), n(v + 1));
+        if v == 0 {
+            update = update.condition_expression("attribute_not_exists(mversion)");
+        } else {
+            values.insert(":mv".into(), n(v));
+            update = update.condition_expression("mversion = :mv");
+        }
+    }
+    let adds = if adds.is_empty() { String::new() } else { format!(" ADD {}", adds.join(", ")) };
+    update
+        .update_expression(format!("SET {}{adds}", sets.join(", ")))
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()
@@ -293,6 +306,13 @@ impl Table {
     }
 
     async fn write_tier(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: Option<bool>) -> Result<bool, StoreError> {
+        let tx = self.tier_items(id, expected_version, change, lock);
+        Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
+    }
+
+    /// The profile update (conditional on the tier version) and, for a
+    /// change, its history entry.
+    pub(crate) fn tier_items(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: Option<bool>) -> Vec<TransactWriteItem> {
         let (pk, sk) = keys::distributor(id);
         let next = expected_version + u64::from(change.is_some());
         let mut sets = vec!["tier_version = :next"];
@@ -322,7 +342,7 @@ impl Table {
         if let Some(change) = change {
             tx.push(self.history_put(id, next, change));
         }
-        Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
+        tx
     }
 
     fn history_put(&self, id: &DistributorId, version: u64, change: &TierChange) -> TransactWriteItem {

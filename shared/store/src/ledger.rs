@@ -1,100 +1,197 @@
-//! Applying an order event to the ledger and the metrics, exactly once.
+//! Applying order events to the ledger, the metrics and the tier, exactly
+//! once, one distributor at a time.
+//!
+//! The events of one SQS batch are grouped by distributor, and each group
+//! costs one read round trip (two with new buyers) and one transaction:
+//! every changed ledger entry, every changed buyer, one metrics update
+//! (whatever the number of orders) and, when the new metrics move the tier,
+//! the tier change with its history entry. Every write is conditional on
+//! the version read, so a concurrent delivery or evaluation makes the
+//! transaction fail and the group is read and applied again.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use tier_domain::calendar::BrandCalendar;
-use tier_domain::ledger::{self, Applied, BuyerRecord, OrderRecord};
-use tier_domain::metrics::MetricsDelta;
+use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
+use tier_domain::ledger::{self, Applied, BuyerRecord, Contribution, OrderRecord};
+use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::order::OrderEvent;
+use tier_domain::tier::TierChange;
 
-use crate::distributors::metrics_update;
+use crate::distributors::{Distributor, metrics_update, parse_metrics, parse_profile};
 use crate::error::StoreError;
-use crate::item::{self, n, new_item};
+use crate::item::{self, n, new_item, s};
 use crate::keys;
+use crate::rules::{PublishedRuleSet, parse_rule_set};
 use crate::table::{Table, TxOutcome};
 
 /// Conditional writes that lose a race are retried from a fresh read this
-/// many times before the message is handed back to the queue.
+/// many times before the messages are handed back to the queue.
 const MAX_ATTEMPTS: u32 = 8;
+/// Events per transaction: each may touch its ledger entry and its buyer,
+/// and TransactWriteItems takes 100 actions.
+pub const MAX_GROUP: usize = 45;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LedgerOutcome {
-    /// The event was already recorded.
-    Duplicate,
-    Recorded { delta: MetricsDelta },
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupOutcome {
+    pub recorded: usize,
+    pub duplicates: usize,
+    pub delta: MetricsDelta,
+    pub change: Option<TierChange>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("distributor {0} does not exist")]
+    UnknownDistributor(DistributorId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the tier decision sees: the profile, the metrics as they will be
+/// after the group, and the current rule set.
+pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync + 'a;
+
 impl Table {
-    /// Records `event` in its order's ledger entry and adds the change in the
-    /// order's contribution to the distributor's metrics, in one transaction
-    /// conditional on the entry's version. A redelivered event finds itself
-    /// in the entry and changes nothing.
-    pub async fn apply_order_event(&self, event: &OrderEvent, calendar: &BrandCalendar) -> Result<LedgerOutcome, StoreError> {
-        let order_key = keys::order_ledger(&event.distributor, &event.order);
+    /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
+    /// tier change `decide` draws from the resulting metrics.
+    pub async fn apply_group(&self, distributor: &DistributorId, events: &[OrderEvent], calendar: &BrandCalendar, decide: &Decide<'_>) -> Result<GroupOutcome, GroupError> {
+        debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
         for _ in 0..MAX_ATTEMPTS {
-            let current = self.get(&order_key, true).await?;
-            let version = match &current {
-                Some(i) => item::get_u64_or_zero(i, "version")?,
-                None => 0,
-            };
-            let mut record: OrderRecord = match &current {
-                Some(i) => item::get_json(i, "record")?,
-                None => OrderRecord::default(),
-            };
-            let Applied::Changed { before, after } = record.apply(event, calendar) else {
-                return Ok(LedgerOutcome::Duplicate);
-            };
-            let mut delta = ledger::delta(before, after);
-
-            let mut tx = vec![TransactWriteItem::builder()
-                .put({
-                    let put = Put::builder()
-                        .table_name(&self.name)
-                        .set_item(Some(new_item(
-                            &order_key,
-                            "order_ledger",
-                            [("record", item::json(&record)), ("version", n(version + 1)), ("order", item::s(event.order.to_string()))],
-                        )));
-                    let put = if version == 0 {
-                        put.condition_expression("attribute_not_exists(PK)")
-                    } else {
-                        put.condition_expression("version = :v").expression_attribute_values(":v", n(version))
-                    };
-                    put.build().expect("put has item")
-                })
-                .build()];
-
-            // The buyer's record changes when the order starts or stops
-            // counting, or when the buyer is first seen.
-            let newly_paid = before.month.is_none() && record.paid.is_some();
-            if let Some(buyer) = record.buyer().filter(|_| newly_paid || before.live != after.live) {
-                let bkey = keys::buyer(&event.distributor, buyer);
-                let existing = self.get(&bkey, true).await?;
-                let mut rec = BuyerRecord { live_orders: existing.as_ref().map(|i| item::get_i64(i, "live_orders")).transpose()?.unwrap_or(0) };
-                let old_live = rec.live_orders;
-                // Counted as a downline user from the first paid order on.
-                delta.merge(&rec.apply(after.live - before.live, existing.is_some()));
-                let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
-                    &bkey,
-                    "downline_user",
-                    [("live_orders", n(rec.live_orders)), ("buyer", item::s(buyer.as_str()))],
-                )));
-                let put = if existing.is_none() {
-                    put.condition_expression("attribute_not_exists(PK)")
-                } else {
-                    put.condition_expression("live_orders = :old").expression_attribute_values(":old", n(old_live))
-                };
-                tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
-            }
-            if !delta.is_empty() {
-                tx.push(TransactWriteItem::builder().update(metrics_update(self, &event.distributor, &delta)).build());
-            }
-            match self.transact(tx).await {
-                Ok(TxOutcome::Committed) => return Ok(LedgerOutcome::Recorded { delta }),
-                // Someone else wrote the entry or the buyer: read again.
-                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => continue,
-                Err(e) => return Err(e),
+            if let Some(outcome) = self.try_group(distributor, events, calendar, decide).await? {
+                return Ok(outcome);
             }
         }
-        Err(StoreError::Contention { what: format!("ledger entry {}", event.order), attempts: MAX_ATTEMPTS })
+        Err(StoreError::Contention { what: format!("ledger of {distributor}"), attempts: MAX_ATTEMPTS }.into())
+    }
+
+    /// One read-decide-write pass; `None` when a conditional write lost a race.
+    async fn try_group(&self, distributor: &DistributorId, events: &[OrderEvent], calendar: &BrandCalendar, decide: &Decide<'_>) -> Result<Option<GroupOutcome>, GroupError> {
+        let pkey = keys::distributor(distributor);
+        let mkey = keys::metrics(distributor);
+        let rkey = keys::rule_set_current();
+        let mut orders: Vec<&OrderRef> = events.iter().map(|e| &e.order).collect();
+        orders.sort();
+        orders.dedup();
+        let mut wanted = vec![pkey.clone(), mkey.clone(), rkey.clone()];
+        wanted.extend(orders.iter().map(|o| keys::order_ledger(distributor, o)));
+        let items = self.batch_get(&wanted, true).await?;
+        let profile = items.get(&pkey).map(parse_profile).transpose()?.ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
+        let rules = items.get(&rkey).map(parse_rule_set).transpose()?;
+        let metrics_item = items.get(&mkey);
+        let mut metrics = metrics_item.map(parse_metrics).transpose()?.unwrap_or_default();
+        let mversion = metrics_item.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
+
+        // Every event applied to its order's entry, in arrival order.
+        struct Entry {
+            record: OrderRecord,
+            version: u64,
+            before: Contribution,
+            changed: bool,
+        }
+        let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
+        for o in &orders {
+            let key = keys::order_ledger(distributor, o);
+            let (record, version) = match items.get(&key) {
+                Some(i) => (item::get_json::<OrderRecord>(i, "record")?, item::get_u64_or_zero(i, "version")?),
+                None => (OrderRecord::default(), 0),
+            };
+            let before = record.contribution();
+            entries.insert(o, Entry { record, version, before, changed: false });
+        }
+        let mut outcome = GroupOutcome::default();
+        for e in events {
+            let entry = entries.get_mut(&e.order).expect("every order was read");
+            match entry.record.apply(e, calendar) {
+                Applied::Duplicate => outcome.duplicates += 1,
+                Applied::Changed { .. } => {
+                    entry.changed = true;
+                    outcome.recorded += 1;
+                }
+            }
+        }
+
+        // The metrics delta, and which buyers' counts move.
+        let mut buyer_changes: BTreeMap<BuyerId, (i64, bool)> = BTreeMap::new();
+        for entry in entries.values().filter(|e| e.changed) {
+            let after = entry.record.contribution();
+            outcome.delta.merge(&ledger::delta(entry.before, after));
+            let newly_paid = entry.before.month.is_none() && entry.record.paid.is_some();
+            if let Some(buyer) = entry.record.buyer().filter(|_| newly_paid || entry.before.live != after.live) {
+                let slot = buyer_changes.entry(buyer.clone()).or_default();
+                slot.0 += after.live - entry.before.live;
+                slot.1 |= newly_paid;
+            }
+        }
+        let buyer_items = if buyer_changes.is_empty() {
+            HashMap::new()
+        } else {
+            let keys: Vec<_> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
+            self.batch_get(&keys, true).await?
+        };
+
+        let mut tx = Vec::new();
+        for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
+            let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
+                &keys::order_ledger(distributor, order),
+                "order_ledger",
+                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string()))],
+            )));
+            let put = if entry.version == 0 {
+                put.condition_expression("attribute_not_exists(PK)")
+            } else {
+                put.condition_expression("version = :v").expression_attribute_values(":v", n(entry.version))
+            };
+            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+        }
+        for (buyer, (change, _)) in &buyer_changes {
+            let bkey = keys::buyer(distributor, buyer);
+            let existing = buyer_items.get(&bkey);
+            let mut rec = BuyerRecord { live_orders: existing.map(|i| item::get_i64(i, "live_orders")).transpose()?.unwrap_or(0) };
+            let old = rec.live_orders;
+            // Counted as a downline user from the first paid order on.
+            outcome.delta.merge(&rec.apply(*change, existing.is_some()));
+            let put = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(&bkey, "downline_user", [("live_orders", n(rec.live_orders)), ("buyer", s(buyer.as_str()))])));
+            let put = match existing {
+                None => put.condition_expression("attribute_not_exists(PK)"),
+                Some(_) => put.condition_expression("live_orders = :old").expression_attribute_values(":old", n(old)),
+            };
+            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+        }
+
+        metrics.apply(&outcome.delta);
+        // Decided on the metrics as they will be once this commits; the
+        // metrics version guard makes that true.
+        outcome.change = decide(&profile, &metrics, rules.as_ref());
+        if !outcome.delta.is_empty() {
+            tx.push(TransactWriteItem::builder().update(metrics_update(self, distributor, &outcome.delta, Some(mversion))).build());
+        } else if outcome.change.is_some() {
+            tx.push(self.metrics_unchanged_check(distributor, mversion));
+        }
+        if let Some(change) = &outcome.change {
+            tx.extend(self.tier_items(distributor, profile.tier_version, Some(change), None));
+        }
+        if tx.is_empty() {
+            return Ok(Some(outcome));
+        }
+        match self.transact(tx).await {
+            Ok(TxOutcome::Committed) => Ok(Some(outcome)),
+            Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn metrics_unchanged_check(&self, distributor: &DistributorId, mversion: u64) -> TransactWriteItem {
+        let (pk, sk) = keys::metrics(distributor);
+        let check = ConditionCheck::builder().table_name(&self.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let check = if mversion == 0 {
+            check.condition_expression("attribute_not_exists(mversion)")
+        } else {
+            check.condition_expression("mversion = :mv").expression_attribute_values(":mv", n(mversion))
+        };
+        TransactWriteItem::builder().condition_check(check.build().expect("check has key")).build()
     }
 }
