@@ -341,3 +341,52 @@ async fn what_if_reports_who_would_move_and_writes_nothing() {
     assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
     stack.stop().await;
 }
+
+/// The schedule's path: the review of a period fans out through the queue
+/// (partition messages, then pages of members), evaluates everyone at the
+/// run's instant, and a second start in the same period changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scheduled_review_fans_out_through_the_queue_once_per_period() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("s1", "S1", "b1", &[("HOODIE-GREY", 120, "459.00")], now)).await.unwrap();
+    // Enough members for several pages of the entry tier.
+    for i in 0..130 {
+        let r = api.put(&format!("distributors/d-bulk-{i:03}"), &serde_json::json!({"name": format!("Bulk {i}"), "upline": "d-hangzhou"})).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    let next_month = now + Duration::days(40);
+    stack.dynamo_usage.reset();
+    let run = stack.tier_evaluation.start_review(next_month).await.unwrap();
+    assert!(run.created);
+    stack.wait_idle(IDLE).await.unwrap();
+    let usage = stack.dynamo_usage.snapshot();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let record = table.review(run.period).await.unwrap().unwrap();
+    assert_eq!(record.evaluated, 133);
+    assert_eq!(record.changed, 1);
+    assert!(record.pages_done >= 2, "{record:?}");
+    println!(
+        "review of {} distributors: {:?}; per distributor {:.2} read units, {:.3} requests",
+        record.evaluated,
+        usage,
+        usage.read_units / record.evaluated as f64,
+        usage.total_requests() as f64 / record.evaluated as f64
+    );
+
+    // The schedule fires again in the same period (a retry, an overlap):
+    // same run, same instant, nothing more changes.
+    let again = stack.tier_evaluation.start_review(next_month + Duration::hours(1)).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.at, run.at);
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(distributor(&api, "d-shanghai").await["tier_history"].as_array().unwrap().len(), 3);
+    assert_eq!(table.review(run.period).await.unwrap().unwrap().changed, 1);
+    stack.stop().await;
+}

@@ -35,6 +35,8 @@ impl StockAllocation {
             .process(event, |message| async move {
                 match message {
                     Message::OrderEventV1(e) => self.on_order_event(&e).await,
+                    // Reviews belong to tier evaluation's queue: one here was misrouted.
+                    other => Err(Failure::permanent("unexpected_message", format!("stock allocation does not handle {}", other.id()))),
                 }
             })
             .await

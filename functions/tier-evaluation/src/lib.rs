@@ -11,10 +11,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tier_domain::calendar::BrandCalendar;
-use tier_domain::ids::{DistributorId, TierId};
+use tier_domain::ids::DistributorId;
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
-use tier_messages::Message;
+use tier_messages::{Message, ReviewPage, ReviewPartition, ReviewRun};
+use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_domain::metrics::Metrics;
@@ -27,7 +28,15 @@ pub struct TierEvaluation {
     table: Table,
     batches: BatchProcessor,
     calendar: BrandCalendar,
+    /// This function's own queue: the review fans out through it.
+    queue: Queue,
 }
+
+/// Members per review page message: one BatchGetItem-sized bite.
+pub const REVIEW_PAGE_SIZE: i32 = 100;
+/// Pages one partition message enumerates before handing on to a
+/// continuation of itself, so no invocation runs long.
+pub const PAGES_PER_PARTITION_MESSAGE: usize = 20;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReviewReport {
@@ -43,6 +52,7 @@ impl TierEvaluation {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
             batches: BatchProcessor::new(Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?), env.parse_or("MAX_RECEIVE_COUNT", 5u32)?),
             calendar,
+            queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
         })
     }
 
@@ -53,11 +63,20 @@ impl TierEvaluation {
         self.batches
             .process_grouped(
                 event,
+                // Order events group by distributor; review messages go alone.
                 |m| match m {
-                    Message::OrderEventV1(e) => e.distributor.clone(),
+                    Message::OrderEventV1(e) => (0, e.distributor.to_string()),
+                    other => (1, other.id()),
                 },
                 |messages| async move {
-                    let events: Vec<OrderEvent> = messages.into_iter().map(|Message::OrderEventV1(e)| e).collect();
+                    let mut events = Vec::new();
+                    for m in messages {
+                        match m {
+                            Message::OrderEventV1(e) => events.push(e),
+                            Message::ReviewPartitionV1(p) => self.on_review_partition(&p).await?,
+                            Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
+                        }
+                    }
                     self.on_order_events(&events).await
                 },
             )
@@ -108,28 +127,72 @@ impl TierEvaluation {
         }
     }
 
-    /// The scheduled review: every distributor, tier by tier, re-evaluated
-    /// as of `now`. Idempotent: a rerun finds nothing left to change.
+    /// What the schedule calls: starts the review of the current period
+    /// (or finds the run already started, and its instant) and fans it out,
+    /// one partition message per tier. Safe to call again: pages are
+    /// evaluated at the run's instant, and evaluating twice changes nothing.
+    pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+        let run = self.table.start_review(self.calendar.month_of(now), now).await?;
+        let Some(rules) = self.table.current_rule_set().await? else { return Ok(run) };
+        let review = ReviewRun { period: run.period, at: run.at };
+        for tier in rules.rules.tiers().iter().map(|t| Some(t.id.clone())).chain([None]) {
+            self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: review.clone(), tier, cursor: None })).await?;
+        }
+        tracing::info!(period = %run.period, at = %run.at, created = run.created, "review fanned out");
+        Ok(run)
+    }
+
+    async fn on_review_partition(&self, p: &ReviewPartition) -> Result<(), Failure> {
+        let mut cursor = p.cursor.clone();
+        for _ in 0..PAGES_PER_PARTITION_MESSAGE {
+            let (ids, next) = self.table.tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_PAGE_SIZE).await?;
+            if !ids.is_empty() {
+                self.queue.send(&Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: ids })).await?;
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(()),
+            }
+        }
+        // More members: a continuation carries on from here.
+        self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor })).await?;
+        Ok(())
+    }
+
+    async fn on_review_page(&self, page: &ReviewPage) -> Result<(), Failure> {
+        let report = self.review_distributors(&page.distributors, &page.run).await?;
+        self.table.record_review_page(page.run.period, report.reviewed, report.changed).await?;
+        Ok(())
+    }
+
+    async fn review_distributors(&self, ids: &[DistributorId], run: &ReviewRun) -> Result<ReviewReport, StoreError> {
+        let mut report = ReviewReport::default();
+        for id in ids {
+            report.reviewed += 1;
+            match self.evaluate(id, Cause::Review { month: run.period }, run.at, Trigger::Review).await {
+                Ok(Some(_)) => report.changed += 1,
+                Ok(None) | Err(EvalError::UnknownDistributor(_)) => {}
+                Err(EvalError::Store(e)) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The review run in-process, page by page, without the queue: for
+    /// operators' scripts and tests. Same evaluation as the fanned-out one.
     pub async fn review(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
         let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
-        let mut partitions: Vec<Option<TierId>> = rules.rules.tiers().iter().map(|t| Some(t.id.clone())).collect();
-        partitions.push(None);
-        for tier in partitions {
-            let mut start = None;
+        let run = ReviewRun { period: self.calendar.month_of(now), at: now };
+        for tier in rules.rules.tiers().iter().map(|t| Some(t.id.clone())).chain([None]) {
+            let mut cursor = None;
             loop {
-                let (ids, next) = self.table.tier_members(tier.as_ref(), start).await?;
-                for id in ids {
-                    report.reviewed += 1;
-                    match self.evaluate(&id, Cause::Review { month: self.calendar.month_of(now) }, now, Trigger::Review).await {
-                        Ok(Some(_)) => report.changed += 1,
-                        Ok(None) => {}
-                        Err(EvalError::UnknownDistributor(_)) => {}
-                        Err(EvalError::Store(e)) => return Err(e),
-                    }
-                }
+                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_PAGE_SIZE).await?;
+                let page = self.review_distributors(&ids, &run).await?;
+                report.reviewed += page.reviewed;
+                report.changed += page.changed;
                 match next {
-                    Some(n) => start = Some(n),
+                    Some(n) => cursor = Some(n),
                     None => break,
                 }
             }

@@ -7,8 +7,9 @@ use serde_json::Value;
 use tier_evaluation::TierEvaluation;
 use tier_runtime::{AwsClients, Env, logging};
 
-/// One binary, two triggers: SQS batches of order events, and the scheduled
-/// review (an EventBridge input of `{"review": "scheduled"}`).
+/// One binary, two triggers: SQS batches (order events, and the review's
+/// partition and page messages), and the schedule (`{"review": "scheduled"}`),
+/// which starts the review of the period and fans it out through the queue.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
@@ -19,7 +20,7 @@ async fn main() -> Result<(), Error> {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(app.handle_batch(batch).await)?)
         } else if event.payload.get("review").is_some() {
-            Ok(serde_json::to_value(app.review(chrono::Utc::now()).await?)?)
+            Ok(serde_json::to_value(app.start_review(chrono::Utc::now()).await?)?)
         } else {
             Err(format!("unrecognised event: expected SQS records or {{\"review\": ...}}, got {}", event.payload).into())
         }

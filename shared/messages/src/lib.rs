@@ -7,7 +7,10 @@
 //! `fixtures/` holds one JSON file per variant and kind; the tests below
 //! keep them and the types in step.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tier_domain::calendar::Month;
+use tier_domain::ids::{DistributorId, TierId};
 use tier_domain::order::OrderEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +20,38 @@ pub enum Message {
     /// intake to tier evaluation and to stock allocation.
     #[serde(rename = "order_event.v1")]
     OrderEventV1(OrderEvent),
+    /// One tier partition of a scheduled review, from a page on: the
+    /// consumer enqueues a [`Message::ReviewPageV1`] per page of members and
+    /// a continuation of itself before it runs out of time.
+    #[serde(rename = "review_partition.v1")]
+    ReviewPartitionV1(ReviewPartition),
+    /// Distributors to re-evaluate in a scheduled review.
+    #[serde(rename = "review_page.v1")]
+    ReviewPageV1(ReviewPage),
+}
+
+/// Which review: its period and the instant every evaluation of it uses,
+/// so that reruns and overlapping runs decide the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRun {
+    pub period: Month,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewPartition {
+    pub run: ReviewRun,
+    /// The tier whose members to review; `None`: distributors without a tier.
+    pub tier: Option<TierId>,
+    /// Where the previous message stopped (an opaque cursor), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewPage {
+    pub run: ReviewRun,
+    pub distributors: Vec<DistributorId>,
 }
 
 /// A message body that cannot be read. It will never become readable, so it
@@ -40,6 +75,8 @@ impl Message {
     pub fn id(&self) -> String {
         match self {
             Message::OrderEventV1(e) => format!("{}/{}/{}", e.order.platform, e.order.store, e.event_id),
+            Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
+            Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
         }
     }
 }

@@ -17,6 +17,7 @@
 //! | cancellation | `ORDER#{platform}#{store}#{order}` | `CANCELLED` | stops a late payment reserving stock |
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
+//! | review run | `REVIEW#{YYYY-MM}` | `RUN` | one per period: its instant and progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, Platform, Sku, StoreId, TierId};
 

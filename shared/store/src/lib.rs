@@ -11,6 +11,7 @@
 //! - [`api_keys`]: integration keys.
 //! - [`rules`]: published rule sets.
 //! - [`webhooks`]: what order intake reads and its receipts.
+//! - [`reviews`]: scheduled review runs and pages of tier members.
 //! - [`queue`]: SQS sends and dead-lettering.
 
 pub mod api_keys;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod ledger;
 pub mod price_book;
 pub mod queue;
+pub mod reviews;
 pub mod rules;
 pub mod table;
 pub mod webhooks;

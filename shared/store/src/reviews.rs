@@ -1,0 +1,119 @@
+//! Scheduled review runs: one record per period, so that a rerun or an
+//! overlapping run evaluates at the same instant as the first, and pages of
+//! a tier's members to fan the work out.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use tier_domain::calendar::Month;
+use tier_domain::ids::{DistributorId, TierId};
+
+use crate::error::StoreError;
+use crate::item::{self, n, new_item, s};
+use crate::keys;
+use crate::table::Table;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReviewRecord {
+    pub period: Month,
+    pub at: DateTime<Utc>,
+    /// Whether this call created the run (`false`: it already existed).
+    pub created: bool,
+    pub pages_done: u64,
+    pub evaluated: u64,
+    pub changed: u64,
+}
+
+fn review_key(period: Month) -> keys::Key {
+    (format!("REVIEW#{period}"), "RUN".into())
+}
+
+impl Table {
+    /// Starts the review of `period` at `at`, or returns the run that
+    /// already exists (with its own `at`).
+    pub async fn start_review(&self, period: Month, at: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+        let key = review_key(period);
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(new_item(&key, "review_run", [("period", s(period.to_string())), ("at", s(at.to_rfc3339())), ("pages_done", n(0))])))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        let created = match put {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => false,
+            Err(e) => return Err(StoreError::aws("PutItem", e)),
+        };
+        let mut record = self.review(period).await?.ok_or_else(|| StoreError::corrupt(&key, "vanished after being written"))?;
+        record.created = created;
+        Ok(record)
+    }
+
+    pub async fn review(&self, period: Month) -> Result<Option<ReviewRecord>, StoreError> {
+        let key = review_key(period);
+        let Some(i) = self.get(&key, true).await? else { return Ok(None) };
+        let count = |name: &str| item::get_u64_or_zero(&i, name);
+        Ok(Some(ReviewRecord {
+            period,
+            at: item::get_s(&i, "at")?.parse().map_err(|_| StoreError::corrupt(&key, "at"))?,
+            created: false,
+            pages_done: count("pages_done")?,
+            evaluated: count("evaluated")?,
+            changed: count("changed")?,
+        }))
+    }
+
+    /// Progress counters, for operators. A redelivered page counts twice:
+    /// they say how much work ran, not how many distributors exist.
+    pub async fn record_review_page(&self, period: Month, evaluated: u64, changed: u64) -> Result<(), StoreError> {
+        let (pk, sk) = review_key(period);
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("ADD pages_done :one, evaluated :e, changed :c")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":e", n(evaluated))
+            .expression_attribute_values(":c", n(changed))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// One page of a tier's members (GSI1), from `cursor`; returns the ids
+    /// and the cursor of the next page, if any.
+    pub async fn tier_members_page(&self, tier: Option<&TierId>, cursor: Option<&str>, limit: i32) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
+        let start = cursor
+            .map(|c| serde_json::from_str::<HashMap<String, String>>(c).map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string())))
+            .transpose()?
+            .map(|m| m.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect());
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(keys::GSI1)
+            .key_condition_expression("GSI1PK = :g")
+            .expression_attribute_values(":g", s(keys::tier_members(tier)))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let ids = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| item::get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
+            .collect::<Result<_, _>>()?;
+        let next = out.last_evaluated_key.map(|k| {
+            let m: HashMap<String, String> = k.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone()))).collect();
+            serde_json::to_string(&m).expect("strings serialise")
+        });
+        Ok((ids, next))
+    }
+}
