@@ -390,3 +390,31 @@ async fn the_scheduled_review_fans_out_through_the_queue_once_per_period() {
     assert_eq!(table.review(run.period).await.unwrap().unwrap().changed, 1);
     stack.stop().await;
 }
+
+/// Registering distributors moves their uplines' network metrics, at level
+/// 1 and all levels, and re-evaluates the uplines' tiers.
+#[tokio::test(flavor = "multi_thread")]
+async fn registering_downline_distributors_moves_the_uplines() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = serde_json::json!([{"id": "three-downline-distributors", "when": {"metric": "downline_distributors", "gte": "3"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!((hangzhou["metrics"]["downline_distributors"].as_i64(), hangzhou["metrics"]["downline_distributors_all"].as_i64()), (Some(2), Some(2)));
+
+    for i in 0..3 {
+        let r = api.put(&format!("distributors/d-sz-{i}"), &serde_json::json!({"name": format!("Suzhou {i}"), "upline": "d-suzhou"})).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.body["ancestors"], serde_json::json!(["d-suzhou", "d-hangzhou"]));
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let suzhou = distributor(&api, "d-suzhou").await;
+    assert_eq!((suzhou["metrics"]["downline_distributors"].as_i64(), suzhou["metrics"]["downline_distributors_all"].as_i64()), (Some(3), Some(3)));
+    assert_eq!(suzhou["distributor"]["tier"], "intermediate");
+    assert_eq!(suzhou["tier_history"][0]["cause"]["type"], "network");
+    assert_eq!(suzhou["tier_history"][0]["cause"]["downline"], "d-sz-2");
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!((hangzhou["metrics"]["downline_distributors"].as_i64(), hangzhou["metrics"]["downline_distributors_all"].as_i64()), (Some(2), Some(5)));
+    assert_eq!(hangzhou["distributor"]["tier"], "junior", "two at level 1 is not three");
+    stack.stop().await;
+}

@@ -44,6 +44,8 @@ const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
 pub struct AdminApi {
     table: Table,
+    /// Tier evaluation's queue: a new distributor's ancestors are re-evaluated through it.
+    tier_events: tier_store::Queue,
     admin_key: String,
     calendar: tier_domain::calendar::BrandCalendar,
 }
@@ -98,7 +100,12 @@ impl AdminApi {
         }
         let calendar = tier_domain::calendar::BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
             .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
-        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?), admin_key, calendar })
+        Ok(Self {
+            table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
+            tier_events: tier_store::Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
+            admin_key,
+            calendar,
+        })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -177,6 +184,19 @@ impl AdminApi {
         if new.upline.as_ref() == Some(&id) {
             return Err(ApiError::unprocessable("invalid_upline", "a distributor cannot be its own upline"));
         }
+        // The newcomer counts in the network metrics of every ancestor.
+        let ancestors = match &new.upline {
+            None => Vec::new(),
+            Some(u) => {
+                let up = self.table.distributor(u).await?.ok_or_else(|| ApiError::unprocessable("unknown_upline", format!("upline {u} does not exist")))?;
+                let mut a = vec![u.clone()];
+                a.extend(up.ancestors);
+                a
+            }
+        };
+        if ancestors.len() > tier_store::distributors::MAX_DEPTH {
+            return Err(ApiError::unprocessable("network_too_deep", format!("a network is at most {} levels deep", tier_store::distributors::MAX_DEPTH)));
+        }
         let now = Utc::now();
         // Everyone starts in the entry tier of the current rule set, with the
         // assignment recorded as the first history entry.
@@ -200,12 +220,21 @@ impl AdminApi {
             created_at: now,
             upgraded_at: None,
             tier_locked: false,
+            ancestors,
         };
         self.table.register_distributor(&d, entry.as_ref()).await.map_err(|e| match e {
             RegisterError::AlreadyExists(_) => ApiError::conflict("distributor_exists", e.to_string()),
             RegisterError::UnknownUpline(_) => ApiError::unprocessable("unknown_upline", e.to_string()),
             RegisterError::Store(s) => s.into(),
         })?;
+        if !d.ancestors.is_empty() {
+            let message = tier_messages::Message::NetworkChangedV1(tier_messages::NetworkChanged { downline: d.id.clone(), ancestors: d.ancestors.clone() });
+            // The metrics are recorded; if this send fails the ancestors are
+            // re-evaluated at their next event or review instead.
+            if let Err(e) = self.tier_events.send(&message).await {
+                tracing::error!(distributor = %d.id, error = %e, "could not ask for the ancestors' re-evaluation");
+            }
+        }
         Ok(http::json(StatusCode::CREATED, &d))
     }
 

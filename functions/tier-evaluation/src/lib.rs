@@ -14,7 +14,7 @@ use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::DistributorId;
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
-use tier_messages::{Message, ReviewPage, ReviewPartition, ReviewRun};
+use tier_messages::{Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -75,6 +75,7 @@ impl TierEvaluation {
                             Message::OrderEventV1(e) => events.push(e),
                             Message::ReviewPartitionV1(p) => self.on_review_partition(&p).await?,
                             Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
+                            Message::NetworkChangedV1(n) => self.on_network_changed(&n).await?,
                         }
                     }
                     self.on_order_events(&events).await
@@ -156,6 +157,17 @@ impl TierEvaluation {
         }
         // More members: a continuation carries on from here.
         self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor })).await?;
+        Ok(())
+    }
+
+    async fn on_network_changed(&self, n: &NetworkChanged) -> Result<(), Failure> {
+        let now = Utc::now();
+        for ancestor in &n.ancestors {
+            match self.evaluate(ancestor, Cause::Network { downline: n.downline.clone() }, now, Trigger::Event).await {
+                Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
+                Err(EvalError::Store(e)) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 

@@ -23,6 +23,10 @@ pub enum Metric {
     DownlineUsers,
     /// Customers with at least one paid order not fully refunded (有效下线用户).
     ValidDownlineUsers,
+    /// Distributors whose upline is this one (下线分销商, level 1).
+    DownlineDistributors,
+    /// Distributors anywhere below this one (all levels).
+    DownlineDistributorsAll,
 }
 
 impl Metric {
@@ -86,6 +90,10 @@ pub struct Metrics {
     pub orders: Buckets<i64>,
     pub downline_users: i64,
     pub valid_downline_users: i64,
+    #[serde(default)]
+    pub downline_distributors: i64,
+    #[serde(default)]
+    pub downline_distributors_all: i64,
 }
 
 impl Metrics {
@@ -96,6 +104,8 @@ impl Metrics {
             Metric::OrderCount => Decimal::from(self.orders.over(window, now)),
             Metric::DownlineUsers => Decimal::from(self.downline_users),
             Metric::ValidDownlineUsers => Decimal::from(self.valid_downline_users),
+            Metric::DownlineDistributors => Decimal::from(self.downline_distributors),
+            Metric::DownlineDistributorsAll => Decimal::from(self.downline_distributors_all),
         }
     }
 
@@ -108,6 +118,8 @@ impl Metrics {
         }
         self.downline_users += delta.downline_users;
         self.valid_downline_users += delta.valid_downline_users;
+        self.downline_distributors += delta.downline_distributors;
+        self.downline_distributors_all += delta.downline_distributors_all;
     }
 }
 
@@ -118,6 +130,10 @@ pub struct MetricsDelta {
     pub orders: Vec<(Month, i64)>,
     pub downline_users: i64,
     pub valid_downline_users: i64,
+    #[serde(default)]
+    pub downline_distributors: i64,
+    #[serde(default)]
+    pub downline_distributors_all: i64,
 }
 
 impl MetricsDelta {
@@ -126,6 +142,8 @@ impl MetricsDelta {
             && self.orders.iter().all(|(_, c)| *c == 0)
             && self.downline_users == 0
             && self.valid_downline_users == 0
+            && self.downline_distributors == 0
+            && self.downline_distributors_all == 0
     }
 
     /// Adds `other` to `self`, merging buckets of the same month.
@@ -144,6 +162,8 @@ impl MetricsDelta {
         }
         self.downline_users += other.downline_users;
         self.valid_downline_users += other.valid_downline_users;
+        self.downline_distributors += other.downline_distributors;
+        self.downline_distributors_all += other.downline_distributors_all;
     }
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Month;
-use crate::ids::{EventId, TierId};
+use crate::ids::{DistributorId, EventId, TierId};
 use crate::metrics::Metrics;
 use chrono::Duration;
 
@@ -20,6 +20,8 @@ pub enum Cause {
     Assignment,
     /// The scheduled review of the given month.
     Review { month: Month },
+    /// A distributor joined this one's downline network.
+    Network { downline: DistributorId },
     /// An operator set the tier by hand.
     Manual { actor: String, reason: String, locked: bool },
 }

@@ -28,6 +28,16 @@ pub enum Message {
     /// Distributors to re-evaluate in a scheduled review.
     #[serde(rename = "review_page.v1")]
     ReviewPageV1(ReviewPage),
+    /// A distributor joined a network: its ancestors' network metrics moved,
+    /// so their tiers are re-evaluated. Sent by the admin API.
+    #[serde(rename = "network_changed.v1")]
+    NetworkChangedV1(NetworkChanged),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkChanged {
+    pub downline: DistributorId,
+    pub ancestors: Vec<DistributorId>,
 }
 
 /// Which review: its period and the instant every evaluation of it uses,
@@ -77,6 +87,7 @@ impl Message {
             Message::OrderEventV1(e) => format!("{}/{}/{}", e.order.platform, e.order.store, e.event_id),
             Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
             Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
+            Message::NetworkChangedV1(n) => format!("network/{}", n.downline),
         }
     }
 }

@@ -32,7 +32,15 @@ pub struct Distributor {
     /// Set by a manual override with a lock: no automatic change until unlocked.
     #[serde(default)]
     pub tier_locked: bool,
+    /// The upline, its upline, and so on to the top: whose network metrics
+    /// this distributor counts in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<DistributorId>,
 }
+
+/// How deep a network may be: a registration updates every ancestor in one
+/// transaction, and TransactWriteItems takes 100 actions.
+pub const MAX_DEPTH: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -66,6 +74,7 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
         created_at: get_s(item, "created_at")?.parse().map_err(|_| corrupt("created_at is not a timestamp"))?,
         upgraded_at: opt_s(item, "upgraded_at").map(|t| t.parse()).transpose().map_err(|_| corrupt("upgraded_at is not a timestamp"))?,
         tier_locked: item.get("tier_locked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        ancestors: if item.contains_key("ancestors") { item::get_json(item, "ancestors")? } else { Vec::new() },
     })
 }
 
@@ -99,6 +108,12 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     }
     if item.contains_key("valid_downline_users") {
         m.valid_downline_users = item::get_i64(item, "valid_downline_users")?;
+    }
+    if item.contains_key("downline_distributors") {
+        m.downline_distributors = item::get_i64(item, "downline_distributors")?;
+    }
+    if item.contains_key("downline_distributors_all") {
+        m.downline_distributors_all = item::get_i64(item, "downline_distributors_all")?;
     }
     Ok(m)
 }
@@ -141,19 +156,34 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     if delta.valid_downline_users != 0 {
         push("valid_downline_users".into(), delta.valid_downline_users.to_string());
     }
+    if delta.downline_distributors != 0 {
+        push("downline_distributors".into(), delta.downline_distributors.to_string());
+    }
+    if delta.downline_distributors_all != 0 {
+        push("downline_distributors_all".into(), delta.downline_distributors_all.to_string());
+    }
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
     let (pk, sk) = keys::metrics(id);
     let mut sets = vec!["#e = :e"];
     let mut update = Update::builder().table_name(&table.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
-    if let Some(v) = expected {
-        sets.push("mversion = :mnext");
-        values.insert(":mnext".into(), n(v + 1));
-        if v == 0 {
-            update = update.condition_expression("attribute_not_exists(mversion)");
-        } else {
-            values.insert(":mv".into(), n(v));
-            update = update.condition_expression("mversion = :mv");
+    // Every change bumps the version, so a tier decided from a read of the
+    // metrics is written only if they are still what was read.
+    match expected {
+        Some(v) => {
+            sets.push("mversion = :mnext");
+            values.insert(":mnext".into(), n(v + 1));
+            if v == 0 {
+                update = update.condition_expression("attribute_not_exists(mversion)");
+            } else {
+                values.insert(":mv".into(), n(v));
+                update = update.condition_expression("mversion = :mv");
+            }
+        }
+        None => {
+            sets.push("mversion = if_not_exists(mversion, :zero) + :one");
+            values.insert(":zero".into(), n(0));
+            values.insert(":one".into(), n(1));
         }
     }
     let adds = if adds.is_empty() { String::new() } else { format!(" ADD {}", adds.join(", ")) };
@@ -187,6 +217,9 @@ impl Table {
         if let Some(t) = &d.tier {
             attrs.push(("tier", s(t.as_str())));
         }
+        if !d.ancestors.is_empty() {
+            attrs.push(("ancestors", item::json(&d.ancestors)));
+        }
         let mut tx = vec![TransactWriteItem::builder()
             .put(
                 Put::builder()
@@ -215,6 +248,12 @@ impl Table {
                     )
                     .build(),
             );
+        }
+        // Every ancestor counts the newcomer: its upline at level 1, all of
+        // them at all levels.
+        for (level, ancestor) in d.ancestors.iter().enumerate() {
+            let delta = MetricsDelta { downline_distributors: i64::from(level == 0), downline_distributors_all: 1, ..Default::default() };
+            tx.push(TransactWriteItem::builder().update(metrics_update(self, ancestor, &delta, None)).build());
         }
         match self.transact(tx).await? {
             TxOutcome::Committed => Ok(()),
