@@ -10,6 +10,7 @@
 //! | GET | `/v1/admin/distributors/{id}` | profile, metrics and tier history |
 //! | PUT | `/v1/admin/distributors/{id}/tier` | manual override with a reason, optionally locked |
 //! | DELETE | `/v1/admin/distributors/{id}/tier-lock` | lift a lock: automatic changes resume |
+//! | POST | `/v1/admin/distributors/{id}/withdrawals` | pay out withdrawable commission, once per request id |
 //! | POST | `/v1/admin/rule-set:what-if` | evaluate a draft rule set against every distributor, writing nothing |
 //! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
@@ -48,6 +49,14 @@ pub struct AdminApi {
     tier_events: tier_store::Queue,
     admin_key: String,
     calendar: tier_domain::calendar::BrandCalendar,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawalRequest {
+    /// The payout system's id for the request: a retry pays once.
+    request_id: tier_domain::ids::EventId,
+    amount: tier_domain::money::Money,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +148,7 @@ impl AdminApi {
                 Ok(http::json(StatusCode::OK, &json!({"distributor_id": d, "locked": false})))
             }
             (Method::POST, ["v1", "admin", "rule-set:what-if"]) => self.what_if(body).await,
+            (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => self.withdraw(id(d, DistributorId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "price-book"]) => {
                 let csv = http::header(req.headers(), "content-type").is_some_and(|c| c.starts_with("text/csv"));
@@ -246,6 +256,35 @@ impl AdminApi {
             .ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
         let history = self.table.tier_history(&id, 50).await?;
         Ok(http::json(StatusCode::OK, &json!({"distributor": profile, "metrics": metrics, "tier_history": history})))
+    }
+
+    async fn withdraw(&self, id: DistributorId, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        use tier_store::commission::WithdrawOutcome;
+        let w: WithdrawalRequest = http::parse_json(body)?;
+        if w.amount.is_negative() || w.amount.is_zero() {
+            return Err(ApiError::unprocessable("invalid_amount", "the amount must be positive"));
+        }
+        let rules = self.table.current_rule_set().await?.ok_or_else(|| ApiError::conflict("no_rule_set", "no rule set has been published"))?;
+        let d = self.table.distributor(&id).await?.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
+        let tier = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
+        if !tier.may(tier_domain::rules::Permission::RequestWithdrawals) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "permission_denied", format!("tier {} may not request withdrawals", tier.id)));
+        }
+        let min = rules.rules.commission().min_withdrawal;
+        if w.amount < min {
+            return Err(ApiError::unprocessable("below_minimum", format!("the smallest withdrawal is {min} CNY")));
+        }
+        match self.table.withdraw(&id, w.request_id.as_str(), w.amount, Utc::now()).await? {
+            WithdrawOutcome::Paid(p) => {
+                tracing::info!(distributor = %id, amount = %p.amount, request = %p.request_id, "commission withdrawn");
+                Ok(http::json(StatusCode::CREATED, &json!({"distributor_id": id, "withdrawal": p})))
+            }
+            WithdrawOutcome::AlreadyPaid(p) => Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "withdrawal": p, "status": "duplicate"}))),
+            WithdrawOutcome::RequestReused(p) => Err(ApiError::conflict("request_id_reused", format!("request {} paid {} before", p.request_id, p.amount))),
+            WithdrawOutcome::Insufficient { withdrawable } => {
+                Err(ApiError::unprocessable("insufficient_balance", format!("{} CNY is withdrawable, less than {}", withdrawable, w.amount)))
+            }
+        }
     }
 
     async fn set_tier(&self, id: DistributorId, actor: String, body: &[u8]) -> Result<Response<Body>, ApiError> {

@@ -4,6 +4,7 @@
 //! - `POST /v1/prices:batch` with up to 100 (distributor, SKU, quantity).
 //! - `GET /v1/distributors/{id}/tier`: the tier, and progress to the next.
 //! - `GET /v1/distributors/{id}/tier-history`: every change, with its reason.
+//! - `GET /v1/distributors/{id}/commission`: earned, frozen, withdrawable.
 //!
 //! Every answer is explained (see `tier_domain::pricing` for the
 //! precedence) and fresh: reads are strongly consistent and nothing is
@@ -124,6 +125,7 @@ impl PriceLookup {
             (Method::POST, ["v1", "prices:batch"]) => self.batch(&req).await,
             (Method::GET, ["v1", "distributors", id, "tier"]) => self.tier(&req, id).await,
             (Method::GET, ["v1", "distributors", id, "tier-history"]) => self.tier_history(&req, id).await,
+            (Method::GET, ["v1", "distributors", id, "commission"]) => self.commission(&req, id).await,
             (m, _) => Err(ApiError::not_found("route_not_found", format!("no route for {m} {path}"))),
         };
         http::respond(result)
@@ -270,6 +272,26 @@ impl PriceLookup {
             &json!({"distributor_id": id, "tier": TierRef::from(tier), "benefits": tier.benefits, "permissions": tier.permissions,
                     "upgraded_at": d.upgraded_at, "locked": d.tier_locked, "rule_set_version": rules.version, "month": month,
                     "next": next, "retention": retention}),
+        ))
+    }
+
+    async fn commission(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let presented = auth::presented(req)?;
+        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
+        let view = self.table.tier_view(&id, presented.id).await?;
+        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
+        if !key.scope.may_read(&id) {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
+        }
+        let (_, metrics) = view.distributor.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
+        let entries = self.table.commission_entries(&id).await?;
+        let now = Utc::now();
+        let balance = tier_domain::commission::balance(entries.iter().map(|r| &r.entry), metrics.withdrawn_commission, now);
+        let policy = view.rules.map(|r| r.rules.commission().clone()).unwrap_or_default();
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"distributor_id": id, "currency": "CNY", "as_of": now, "balance": balance, "settlement_days": policy.settlement_days,
+                    "min_withdrawal": policy.min_withdrawal, "entries": entries}),
         ))
     }
 

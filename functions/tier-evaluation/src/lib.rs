@@ -98,6 +98,14 @@ impl TierEvaluation {
                     if let Some(c) = &outcome.change {
                         tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
                     }
+                    // Commission moved: the uplines' tiers may move with it.
+                    for receiver in &outcome.commission_receivers {
+                        let cause = Cause::Commission { event_id: chunk[chunk.len() - 1].event_id.clone() };
+                        match self.evaluate(receiver, cause, now, Trigger::Event).await {
+                            Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
+                            Err(EvalError::Store(e)) => return Err(e.into()),
+                        }
+                    }
                 }
                 Err(GroupError::UnknownDistributor(id)) => return Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
                 Err(GroupError::Store(e)) => return Err(e.into()),

@@ -12,9 +12,11 @@
 //! - [`pricing`]: the versioned price book, precedence, promotions, floors.
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
+//! - [`commission`]: commission entries, their base, rounding and balance.
 
 pub mod access;
 pub mod calendar;
+pub mod commission;
 pub mod ids;
 pub mod ledger;
 pub mod metrics;

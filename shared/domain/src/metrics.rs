@@ -27,10 +27,15 @@ pub enum Metric {
     DownlineDistributors,
     /// Distributors anywhere below this one (all levels).
     DownlineDistributorsAll,
+    /// Commission earned, net of reversals (累计佣金), lifetime.
+    CumulativeCommission,
+    /// Commission paid out (已提现佣金), lifetime.
+    WithdrawnCommission,
 }
 
 impl Metric {
-    /// Counts of people are current values; they have no calendar window.
+    /// Counts of people and commission totals are current values; they have
+    /// no calendar window.
     pub fn is_windowed(self) -> bool {
         matches!(self, Metric::SalesAmount | Metric::OrderCount)
     }
@@ -94,6 +99,10 @@ pub struct Metrics {
     pub downline_distributors: i64,
     #[serde(default)]
     pub downline_distributors_all: i64,
+    #[serde(default)]
+    pub cumulative_commission: Money,
+    #[serde(default)]
+    pub withdrawn_commission: Money,
 }
 
 impl Metrics {
@@ -106,6 +115,8 @@ impl Metrics {
             Metric::ValidDownlineUsers => Decimal::from(self.valid_downline_users),
             Metric::DownlineDistributors => Decimal::from(self.downline_distributors),
             Metric::DownlineDistributorsAll => Decimal::from(self.downline_distributors_all),
+            Metric::CumulativeCommission => self.cumulative_commission.amount(),
+            Metric::WithdrawnCommission => self.withdrawn_commission.amount(),
         }
     }
 
@@ -120,6 +131,8 @@ impl Metrics {
         self.valid_downline_users += delta.valid_downline_users;
         self.downline_distributors += delta.downline_distributors;
         self.downline_distributors_all += delta.downline_distributors_all;
+        self.cumulative_commission = self.cumulative_commission + delta.cumulative_commission;
+        self.withdrawn_commission = self.withdrawn_commission + delta.withdrawn_commission;
     }
 }
 
@@ -134,6 +147,10 @@ pub struct MetricsDelta {
     pub downline_distributors: i64,
     #[serde(default)]
     pub downline_distributors_all: i64,
+    #[serde(default)]
+    pub cumulative_commission: Money,
+    #[serde(default)]
+    pub withdrawn_commission: Money,
 }
 
 impl MetricsDelta {
@@ -144,6 +161,8 @@ impl MetricsDelta {
             && self.valid_downline_users == 0
             && self.downline_distributors == 0
             && self.downline_distributors_all == 0
+            && self.cumulative_commission.is_zero()
+            && self.withdrawn_commission.is_zero()
     }
 
     /// Adds `other` to `self`, merging buckets of the same month.
@@ -164,6 +183,8 @@ impl MetricsDelta {
         self.valid_downline_users += other.valid_downline_users;
         self.downline_distributors += other.downline_distributors;
         self.downline_distributors_all += other.downline_distributors_all;
+        self.cumulative_commission = self.cumulative_commission + other.cumulative_commission;
+        self.withdrawn_commission = self.withdrawn_commission + other.withdrawn_commission;
     }
 }
 

@@ -28,9 +28,13 @@ pub struct Benefits {
     /// Discount off the base price, in percent ("5" = 5 % off).
     #[serde(default)]
     pub discount_pct: Percent,
-    /// Commission rate on sales, in percent.
+    /// Commission (返佣) a distributor of this tier earns on the orders of
+    /// its level-1 downline distributors, in percent of the amount paid.
     #[serde(default)]
     pub commission_pct: Percent,
+    /// ... and on those of its level-2 downline.
+    #[serde(default)]
+    pub commission_l2_pct: Percent,
     /// Order handling priority: higher ships first.
     #[serde(default)]
     pub priority: u8,
@@ -224,6 +228,30 @@ pub struct RuleSetDoc {
     pub step_ups: Vec<StepUp>,
     #[serde(default)]
     pub downgrades: Downgrades,
+    #[serde(default)]
+    pub commission: CommissionPolicy,
+}
+
+/// When commission becomes withdrawable, and the smallest withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommissionPolicy {
+    /// Days after the order is paid that its commission stays frozen
+    /// (the refund window).
+    #[serde(default = "default_settlement_days")]
+    pub settlement_days: u32,
+    #[serde(default)]
+    pub min_withdrawal: crate::money::Money,
+}
+
+fn default_settlement_days() -> u32 {
+    7
+}
+
+impl Default for CommissionPolicy {
+    fn default() -> Self {
+        Self { settlement_days: default_settlement_days(), min_withdrawal: crate::money::Money::ZERO }
+    }
 }
 
 /// How tiers move down (保级).
@@ -371,6 +399,12 @@ impl RuleSet {
         {
             p("tiers".into(), format!("ranks must be 0, 1, 2, ... without gaps; got {ranks:?}"));
         }
+        if doc.commission.settlement_days > 3650 {
+            p("commission.settlement_days".into(), "at most 3650 days".into());
+        }
+        if doc.commission.min_withdrawal.is_negative() {
+            p("commission.min_withdrawal".into(), "must not be negative".into());
+        }
         if doc.downgrades.protection_days > 3650 {
             p("downgrades.protection_days".into(), "at most 3650 days".into());
         }
@@ -425,6 +459,10 @@ impl RuleSet {
 
     pub fn tier_by_id(&self, id: &str) -> Option<&Tier> {
         self.doc.tiers.iter().find(|t| t.id.as_str() == id)
+    }
+
+    pub fn commission(&self) -> &CommissionPolicy {
+        &self.doc.commission
     }
 
     pub fn downgrades(&self) -> &Downgrades {

@@ -20,6 +20,8 @@ pub enum Cause {
     Assignment,
     /// The scheduled review of the given month.
     Review { month: Month },
+    /// Commission earned on a downline's order moved (累计佣金).
+    Commission { event_id: EventId },
     /// A distributor joined this one's downline network.
     Network { downline: DistributorId },
     /// An operator set the tier by hand.

@@ -84,8 +84,17 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     let mut m = Metrics::default();
     for name in item.keys() {
         let Some((kind, period)) = name.split_once('#') else { continue };
-        if !matches!(kind, "sales" | "orders") {
-            continue;
+        match (kind, period) {
+            ("commission", "life") => {
+                m.cumulative_commission = money(item, name)?;
+                continue;
+            }
+            ("withdrawn", "life") => {
+                m.withdrawn_commission = money(item, name)?;
+                continue;
+            }
+            ("sales" | "orders", _) => {}
+            _ => continue,
         }
         let month = match period {
             "life" => None,
@@ -161,6 +170,12 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     }
     if delta.downline_distributors_all != 0 {
         push("downline_distributors_all".into(), delta.downline_distributors_all.to_string());
+    }
+    if !delta.cumulative_commission.is_zero() {
+        push("commission#life".into(), delta.cumulative_commission.amount().to_string());
+    }
+    if !delta.withdrawn_commission.is_zero() {
+        push("withdrawn#life".into(), delta.withdrawn_commission.amount().to_string());
     }
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));

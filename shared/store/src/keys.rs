@@ -8,6 +8,8 @@
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
 //! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
+//! | commission | `DIST#{receiver}` | `COMM#{platform}#{store}#{order}` | get by order; query a receiver's entries for its balance |
+//! | withdrawal | `DIST#{id}` | `WITHDRAWAL#{request id}` | one per request: a retried request pays once |
 //! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
 //! | price book version | `PRICEBOOK` | `CURRENT` / `V#{version:06}` | the current version; a version's metadata (claimed before its items are written) |
 //! | price book entry | `BOOK#{version:06}` | `SKU#{sku}` | batch get a version's SKUs: one consistent version per lookup |
@@ -47,6 +49,16 @@ pub const HISTORY_PREFIX: &str = "HIST#";
 
 pub fn order_ledger(id: &DistributorId, order: &OrderRef) -> Key {
     (format!("DIST#{id}"), format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id))
+}
+
+pub fn commission(receiver: &DistributorId, order: &OrderRef) -> Key {
+    (format!("DIST#{receiver}"), format!("COMM#{}#{}#{}", order.platform, order.store, order.order_id))
+}
+
+pub const COMMISSION_PREFIX: &str = "COMM#";
+
+pub fn withdrawal(id: &DistributorId, request: &str) -> Key {
+    (format!("DIST#{id}"), format!("WITHDRAWAL#{request}"))
 }
 
 pub fn buyer(id: &DistributorId, buyer: &BuyerId) -> Key {

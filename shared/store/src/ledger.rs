@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use tier_domain::calendar::BrandCalendar;
+use tier_domain::commission::CommissionEntry;
+use tier_domain::money::Money;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
 use tier_domain::ledger::{self, Applied, BuyerRecord, Contribution, OrderRecord};
 use tier_domain::metrics::{Metrics, MetricsDelta};
@@ -29,9 +31,9 @@ use crate::table::{Table, TxOutcome};
 /// Conditional writes that lose a race are retried from a fresh read this
 /// many times before the messages are handed back to the queue.
 const MAX_ATTEMPTS: u32 = 8;
-/// Events per transaction: each may touch its ledger entry and its buyer,
-/// and TransactWriteItems takes 100 actions.
-pub const MAX_GROUP: usize = 45;
+/// Events per transaction: each may touch its ledger entry, its buyer and
+/// two commission entries, and TransactWriteItems takes 100 actions.
+pub const MAX_GROUP: usize = 20;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
@@ -39,6 +41,8 @@ pub struct GroupOutcome {
     pub duplicates: usize,
     pub delta: MetricsDelta,
     pub change: Option<TierChange>,
+    /// Uplines whose commission moved: their tiers may move with it.
+    pub commission_receivers: Vec<DistributorId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,12 +128,23 @@ impl Table {
                 slot.1 |= newly_paid;
             }
         }
-        let buyer_items = if buyer_changes.is_empty() {
-            HashMap::new()
+        // Commission: the seller's upline (level 1) and its upline (level 2)
+        // earn on every order whose amount moved.
+        let receivers: Vec<(u8, &DistributorId)> = profile.ancestors.iter().take(2).enumerate().map(|(i, a)| (i as u8 + 1, a)).collect();
+        let commission_orders: Vec<&OrderRef> = if rules.is_some() {
+            entries.iter().filter(|(_, e)| e.changed && e.record.contribution().sales != e.before.sales).map(|(o, _)| *o).collect()
         } else {
-            let keys: Vec<_> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
-            self.batch_get(&keys, true).await?
+            Vec::new()
         };
+        let mut round2: Vec<keys::Key> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
+        if !commission_orders.is_empty() {
+            for (_, r) in &receivers {
+                round2.push(keys::distributor(r));
+                round2.extend(commission_orders.iter().map(|o| keys::commission(r, o)));
+            }
+        }
+        let round2_items = if round2.is_empty() { HashMap::new() } else { self.batch_get(&round2, true).await? };
+        let buyer_items = &round2_items;
 
         let mut tx = Vec::new();
         for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
@@ -160,6 +175,57 @@ impl Table {
                 Some(_) => put.condition_expression("live_orders = :old").expression_attribute_values(":old", n(old)),
             };
             tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+        }
+
+        if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
+            let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
+            for (level, receiver) in &receivers {
+                let Some(rprofile) = round2_items.get(&keys::distributor(receiver)).map(parse_profile).transpose()? else { continue };
+                // The receiver's rate now, for an order it has no entry for yet.
+                let tier = rprofile.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
+                let rate_now = if *level == 1 { tier.benefits.commission_pct } else { tier.benefits.commission_l2_pct };
+                for order in &commission_orders {
+                    let entry = &entries[order];
+                    let Some(paid) = &entry.record.paid else { continue };
+                    let ckey = keys::commission(receiver, order);
+                    let existing = round2_items.get(&ckey);
+                    let (old, version) = match existing {
+                        Some(i) => (Some(item::get_json::<CommissionEntry>(i, "entry")?), item::get_u64_or_zero(i, "version")?),
+                        None => (None, 0),
+                    };
+                    let rate = old.as_ref().map_or(rate_now, |e| e.rate);
+                    let amount = CommissionEntry::amount_for(rate, entry.record.contribution().sales);
+                    let before = old.as_ref().map_or(Money::ZERO, |e| e.amount);
+                    if amount == before && (old.is_some() || rate.is_zero()) {
+                        continue;
+                    }
+                    let settles_at = paid.at + chrono::Duration::days(i64::from(rules.rules.commission().settlement_days));
+                    let new_entry = CommissionEntry { level: *level, rate, amount, settles_at };
+                    let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
+                        &ckey,
+                        "commission",
+                        [
+                            ("entry", item::json(&new_entry)),
+                            ("version", n(version + 1)),
+                            ("source", s(distributor.as_str())),
+                            ("order", s(order.to_string())),
+                        ],
+                    )));
+                    let put = if version == 0 {
+                        put.condition_expression("attribute_not_exists(PK)")
+                    } else {
+                        put.condition_expression("version = :v").expression_attribute_values(":v", n(version))
+                    };
+                    tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+                    let slot = earned.entry(receiver).or_default();
+                    *slot = *slot + (amount - before);
+                }
+            }
+            for (receiver, amount) in earned.into_iter().filter(|(_, a)| !a.is_zero()) {
+                let delta = MetricsDelta { cumulative_commission: amount, ..Default::default() };
+                tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
+                outcome.commission_receivers.push(receiver.clone());
+            }
         }
 
         metrics.apply(&outcome.delta);

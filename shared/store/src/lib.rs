@@ -8,6 +8,7 @@
 //! - [`ledger`]: order events applied exactly once.
 //! - [`price_book`]: versioned price books and what a lookup reads.
 //! - [`catalog`]: stock and reservations.
+//! - [`commission`]: commission entries and withdrawals.
 //! - [`api_keys`]: integration keys.
 //! - [`rules`]: published rule sets.
 //! - [`webhooks`]: what order intake reads and its receipts.
@@ -16,6 +17,7 @@
 
 pub mod api_keys;
 pub mod catalog;
+pub mod commission;
 pub mod distributors;
 pub mod error;
 pub mod item;

@@ -1,0 +1,118 @@
+//! Commission entries and withdrawals.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+use tier_domain::commission::CommissionEntry;
+use tier_domain::ids::DistributorId;
+use tier_domain::metrics::MetricsDelta;
+use tier_domain::money::Money;
+
+use crate::distributors::{metrics_update, parse_metrics};
+use crate::error::StoreError;
+use crate::item::{self, n, new_item, s};
+use crate::keys;
+use crate::table::{Table, TxOutcome};
+
+/// A receiver's entry, with the order it is for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EntryRow {
+    pub order: String,
+    pub source: String,
+    #[serde(flatten)]
+    pub entry: CommissionEntry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Withdrawal {
+    pub request_id: String,
+    pub amount: Money,
+    pub at: DateTime<Utc>,
+}
+
+/// How a withdrawal request ended.
+#[derive(Debug)]
+pub enum WithdrawOutcome {
+    Paid(Withdrawal),
+    /// The same request was paid before.
+    AlreadyPaid(Withdrawal),
+    /// The request id was used for another amount.
+    RequestReused(Withdrawal),
+    /// Not enough withdrawable commission.
+    Insufficient { withdrawable: Money },
+}
+
+impl Table {
+    /// Every commission entry of a receiver.
+    pub async fn commission_entries(&self, receiver: &DistributorId) -> Result<Vec<EntryRow>, StoreError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :c)")
+                .expression_attribute_values(":pk", s(keys::distributor(receiver).0))
+                .expression_attribute_values(":c", s(keys::COMMISSION_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for i in out.items.unwrap_or_default() {
+                rows.push(EntryRow {
+                    order: item::get_s(&i, "order")?.to_owned(),
+                    source: item::get_s(&i, "source")?.to_owned(),
+                    entry: item::get_json(&i, "entry")?,
+                });
+            }
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(rows),
+            }
+        }
+    }
+
+    /// Pays out `amount` if the commission withdrawable at `at` covers it.
+    /// Once per `request_id`; guarded by the metrics version, so two
+    /// withdrawals cannot both spend the same balance.
+    pub async fn withdraw(&self, id: &DistributorId, request_id: &str, amount: Money, at: DateTime<Utc>) -> Result<WithdrawOutcome, StoreError> {
+        let wkey = keys::withdrawal(id, request_id);
+        for _ in 0..5 {
+            let items = self.batch_get(&[wkey.clone(), keys::metrics(id)], true).await?;
+            if let Some(w) = items.get(&wkey) {
+                let previous = Withdrawal {
+                    request_id: request_id.to_owned(),
+                    amount: Money::from_decimal(item::get_decimal(w, "amount")?).map_err(|e| StoreError::corrupt(&wkey, e.to_string()))?,
+                    at: item::get_s(w, "at")?.parse().map_err(|_| StoreError::corrupt(&wkey, "at"))?,
+                };
+                return Ok(if previous.amount == amount { WithdrawOutcome::AlreadyPaid(previous) } else { WithdrawOutcome::RequestReused(previous) });
+            }
+            let mitem = items.get(&keys::metrics(id));
+            let metrics = mitem.map(parse_metrics).transpose()?.unwrap_or_default();
+            let mversion = mitem.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
+            let entries = self.commission_entries(id).await?;
+            let balance = tier_domain::commission::balance(entries.iter().map(|r| &r.entry), metrics.withdrawn_commission, at);
+            if balance.withdrawable < amount {
+                return Ok(WithdrawOutcome::Insufficient { withdrawable: balance.withdrawable });
+            }
+            let put = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(&wkey, "withdrawal", [("amount", n(amount.amount())), ("at", s(at.to_rfc3339())), ("request_id", s(request_id))])))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .expect("put has item");
+            let delta = MetricsDelta { withdrawn_commission: amount, ..Default::default() };
+            let tx = vec![
+                TransactWriteItem::builder().put(put).build(),
+                TransactWriteItem::builder().update(metrics_update(self, id, &delta, Some(mversion))).build(),
+            ];
+            match self.transact(tx).await {
+                Ok(TxOutcome::Committed) => return Ok(WithdrawOutcome::Paid(Withdrawal { request_id: request_id.to_owned(), amount, at })),
+                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention { what: format!("withdrawal {request_id} of {id}"), attempts: 5 })
+    }
+}

@@ -1,0 +1,80 @@
+//! Commission (返佣) through the real queues: the seller's level-1 and
+//! level-2 uplines earn at their tiers' rates, a refund reverses it exactly,
+//! commission feeds the rules, and withdrawals pay out once.
+
+use chrono::Utc;
+use serde_json::json;
+use system_tests::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uplines_earn_commission_that_refunds_reverse_and_withdrawals_pay_out_once() {
+    let (stack, mut api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["tiers"][0]["benefits"]["commission_l2_pct"] = json!("2");
+    rules["tiers"][0]["permissions"] = json!(["request_withdrawals"]);
+    rules["commission"] = json!({"settlement_days": 0, "min_withdrawal": "10.00"});
+    rules["step_ups"] = json!([{"id": "earner", "when": {"metric": "cumulative_commission", "gte": "25"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    // d-ningbo sells under d-shanghai, which sells under d-hangzhou.
+    assert_eq!(api.put("distributors/d-ningbo", &json!({"name": "宁波 Ningbo", "upline": "d-shanghai"})).await.unwrap().status, 201);
+    assert_eq!(api.put("stores/tmall/nb-shop", &json!({"distributor": "d-ningbo"})).await.unwrap().status, 200);
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let now = Utc::now();
+    api.webhook("tmall", "nb-shop", &docs::paid("n1", "N1", "b1", &[("HOODIE-GREY", 2, "500.00")], now)).await.unwrap(); // 1,000.00
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&shanghai["metrics"]["cumulative_commission"]), d("50")); // 5 % at level 1
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("20")); // 2 % at level 2
+    // Commission feeds the rules: d-shanghai moved up on it.
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "commission");
+
+    // A partial refund reverses exactly, at the rate the order was counted at.
+    api.webhook("tmall", "nb-shop", &docs::refunded("n1r", "N1", "RF1", "400.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["cumulative_commission"]), d("30"));
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("12"));
+
+    // The balance, by API key.
+    let http = reqwest::Client::new();
+    let balance = http
+        .get(format!("{}/v1/distributors/d-hangzhou/commission", api.base_url))
+        .bearer_auth(api.api_key.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(dec(&balance["balance"]["earned"]), d("12"));
+    assert_eq!(dec(&balance["balance"]["withdrawable"]), d("12"));
+    assert_eq!(balance["entries"][0]["level"], 2);
+    assert_eq!(balance["entries"][0]["source"], "d-ningbo");
+
+    // Withdrawals: d-hangzhou (Junior, allowed) takes 10, once per request.
+    let pay = |amount: &str, request: &str| json!({"request_id": request, "amount": amount});
+    let post = |path: String, body: serde_json::Value| {
+        let api = api.clone();
+        async move { api.admin(reqwest::Method::POST, &path, Some(&body)).await.unwrap() }
+    };
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("10.00", "W-1")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("10.00", "W-1")).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("duplicate")));
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("11.00", "W-1")).await;
+    assert_eq!((r.status, r.code()), (409, "request_id_reused"));
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("10.00", "W-2")).await;
+    assert_eq!((r.status, r.code()), (422, "insufficient_balance"), "2.00 left: {}", r.body);
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("5.00", "W-3")).await;
+    assert_eq!((r.status, r.code()), (422, "below_minimum"));
+    let r = post("distributors/d-hangzhou/withdrawals".into(), pay("-5.00", "W-4")).await;
+    assert_eq!((r.status, r.code()), (422, "invalid_amount"));
+    // Intermediate has no withdrawal permission in this rule set.
+    let r = post("distributors/d-shanghai/withdrawals".into(), pay("20.00", "W-5")).await;
+    assert_eq!((r.status, r.code()), (403, "permission_denied"));
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!(dec(&hangzhou["metrics"]["withdrawn_commission"]), d("10"));
+    api.api_key = None;
+    stack.stop().await;
+}
