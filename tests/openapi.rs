@@ -1091,11 +1091,10 @@ async fn the_documented_examples_succeed() {
             let payload = body.as_ref().map(|(_, t, b)| (t.as_str(), b.clone()));
             let a = caller.send(op, &url_path, &query, payload.clone(), Auth::Valid).await;
             match EXAMPLES_REFUSED.iter().find(|(refused, ..)| refused == id) {
-                Some((_, status, code)) => {
-                    if (a.status, a.body["code"].as_str().unwrap_or("")) != (*status, *code) {
-                        problems.push(format!("{} [{what}]: expected {status} {code}, answered {} {}", op.label(), a.status, a.raw));
-                    }
+                Some((_, status, code)) if (a.status, a.body["code"].as_str().unwrap_or("")) != (*status, *code) => {
+                    problems.push(format!("{} [{what}]: expected {status} {code}, answered {} {}", op.label(), a.status, a.raw));
                 }
+                Some(_) => {}
                 None if !(200..300).contains(&a.status) => {
                     problems.push(format!("{} [{what}]: the documented example answered {} {}", op.label(), a.status, a.raw));
                 }
