@@ -33,7 +33,12 @@ async fn uplines_earn_commission_that_refunds_reverse_and_withdrawals_pay_out_on
     // A partial refund reverses exactly, at the rate the order was counted at.
     api.webhook("tmall", "nb-shop", &docs::refunded("n1r", "N1", "RF1", "400.00", &[], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
-    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["cumulative_commission"]), d("30"));
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&shanghai["metrics"]["cumulative_commission"]), d("30"));
+    // Its level-1 downline's sales are its downline sales, net of the refund.
+    assert_eq!(dec(&shanghai["metrics"]["downline_sales"]["lifetime"]), d("600"));
+    assert_eq!(shanghai["metrics"]["downline_orders"]["lifetime"], 1);
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["downline_sales"]["lifetime"]), d("0"), "level 1 only");
     assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("12"));
 
     // The balance, by API key.

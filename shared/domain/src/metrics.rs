@@ -27,6 +27,16 @@ pub enum Metric {
     DownlineDistributors,
     /// Distributors anywhere below this one (all levels).
     DownlineDistributorsAll,
+    /// Paid orders of the level-1 downline distributors, net of refunds
+    /// (下线订单金额).
+    DownlineSalesAmount,
+    /// Their order count.
+    DownlineOrderCount,
+    /// Own sales this window against the previous one, in percent
+    /// (销售增长率): `month` compares with last month, `quarter` with last
+    /// quarter (the same number of months into it). Nothing sold before
+    /// means no growth to measure: the value is 0.
+    SalesGrowthPct,
     /// Commission earned, net of reversals (累计佣金), lifetime.
     CumulativeCommission,
     /// Commission paid out (已提现佣金), lifetime.
@@ -37,7 +47,7 @@ impl Metric {
     /// Counts of people and commission totals are current values; they have
     /// no calendar window.
     pub fn is_windowed(self) -> bool {
-        matches!(self, Metric::SalesAmount | Metric::OrderCount)
+        matches!(self, Metric::SalesAmount | Metric::OrderCount | Metric::DownlineSalesAmount | Metric::DownlineOrderCount | Metric::SalesGrowthPct)
     }
 }
 
@@ -93,6 +103,10 @@ where
 pub struct Metrics {
     pub sales: Buckets<Money>,
     pub orders: Buckets<i64>,
+    #[serde(default)]
+    pub downline_sales: Buckets<Money>,
+    #[serde(default)]
+    pub downline_orders: Buckets<i64>,
     pub downline_users: i64,
     pub valid_downline_users: i64,
     #[serde(default)]
@@ -115,12 +129,40 @@ impl Metrics {
             Metric::ValidDownlineUsers => Decimal::from(self.valid_downline_users),
             Metric::DownlineDistributors => Decimal::from(self.downline_distributors),
             Metric::DownlineDistributorsAll => Decimal::from(self.downline_distributors_all),
+            Metric::DownlineSalesAmount => self.downline_sales.over(window, now).amount(),
+            Metric::DownlineOrderCount => Decimal::from(self.downline_orders.over(window, now)),
+            Metric::SalesGrowthPct => self.growth_pct(window, now),
             Metric::CumulativeCommission => self.cumulative_commission.amount(),
             Metric::WithdrawnCommission => self.withdrawn_commission.amount(),
         }
     }
 
+    /// Growth of own sales, this window against the previous, in percent,
+    /// rounded to 0.01.
+    fn growth_pct(&self, window: Window, now: Month) -> Decimal {
+        let (current, previous) = match window {
+            Window::Month => (self.sales.month(now), self.sales.month(now.previous())),
+            Window::Quarter => {
+                // The quarter so far against the same months of the last one.
+                let months: Vec<Month> = now.quarter_months().into_iter().filter(|m| *m <= now).collect();
+                let shift = |m: Month| (0..3).fold(m, |m, _| m.previous());
+                (months.iter().map(|m| self.sales.month(*m)).sum::<Money>(), months.iter().map(|m| self.sales.month(shift(*m))).sum::<Money>())
+            }
+            Window::Lifetime => return Decimal::ZERO,
+        };
+        if previous.is_zero() || previous.is_negative() {
+            return Decimal::ZERO;
+        }
+        ((current.amount() - previous.amount()) * Decimal::ONE_HUNDRED / previous.amount()).round_dp(2)
+    }
+
     pub fn apply(&mut self, delta: &MetricsDelta) {
+        for (month, amount) in &delta.downline_sales {
+            self.downline_sales.add(*month, *amount);
+        }
+        for (month, count) in &delta.downline_orders {
+            self.downline_orders.add(*month, *count);
+        }
         for (month, amount) in &delta.sales {
             self.sales.add(*month, *amount);
         }
@@ -141,6 +183,10 @@ impl Metrics {
 pub struct MetricsDelta {
     pub sales: Vec<(Month, Money)>,
     pub orders: Vec<(Month, i64)>,
+    #[serde(default)]
+    pub downline_sales: Vec<(Month, Money)>,
+    #[serde(default)]
+    pub downline_orders: Vec<(Month, i64)>,
     pub downline_users: i64,
     pub valid_downline_users: i64,
     #[serde(default)]
@@ -157,6 +203,8 @@ impl MetricsDelta {
     pub fn is_empty(&self) -> bool {
         self.sales.iter().all(|(_, m)| m.is_zero())
             && self.orders.iter().all(|(_, c)| *c == 0)
+            && self.downline_sales.iter().all(|(_, m)| m.is_zero())
+            && self.downline_orders.iter().all(|(_, c)| *c == 0)
             && self.downline_users == 0
             && self.valid_downline_users == 0
             && self.downline_distributors == 0
@@ -165,8 +213,23 @@ impl MetricsDelta {
             && self.withdrawn_commission.is_zero()
     }
 
+    /// What an upline's metrics gain from this distributor's own sales.
+    pub fn as_downline(&self) -> MetricsDelta {
+        MetricsDelta { downline_sales: self.sales.clone(), downline_orders: self.orders.clone(), ..Default::default() }
+    }
+
     /// Adds `other` to `self`, merging buckets of the same month.
     pub fn merge(&mut self, other: &MetricsDelta) {
+        fn add<T: Copy + std::ops::Add<Output = T>>(into: &mut Vec<(Month, T)>, from: &[(Month, T)]) {
+            for (month, v) in from {
+                match into.iter_mut().find(|(m, _)| m == month) {
+                    Some((_, a)) => *a = *a + *v,
+                    None => into.push((*month, *v)),
+                }
+            }
+        }
+        add(&mut self.downline_sales, &other.downline_sales);
+        add(&mut self.downline_orders, &other.downline_orders);
         for (month, amount) in &other.sales {
             match self.sales.iter_mut().find(|(m, _)| m == month) {
                 Some((_, a)) => *a = *a + *amount,
@@ -194,6 +257,19 @@ mod tests {
 
     fn m(s: &str) -> Month {
         Month::parse(s).unwrap()
+    }
+
+    #[test]
+    fn growth_against_the_previous_period() {
+        let mut metrics = Metrics::default();
+        metrics.sales.add(m("2026-10"), Money::cents(100_000));
+        metrics.sales.add(m("2026-11"), Money::cents(125_000));
+        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-11")), Decimal::new(25, 0));
+        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-10")), Decimal::ZERO, "nothing before");
+        // Q4 so far (Oct, Nov) against Jul, Aug.
+        metrics.sales.add(m("2026-07"), Money::cents(150_000));
+        metrics.sales.add(m("2026-08"), Money::cents(50_000));
+        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Quarter, m("2026-11")), Decimal::new(1250, 2));
     }
 
     #[test]

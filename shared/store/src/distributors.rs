@@ -93,7 +93,7 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
                 m.withdrawn_commission = money(item, name)?;
                 continue;
             }
-            ("sales" | "orders", _) => {}
+            ("sales" | "orders" | "dsales" | "dorders", _) => {}
             _ => continue,
         }
         let month = match period {
@@ -101,12 +101,20 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
             p => Some(Month::parse(p).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?),
         };
         match (kind, month) {
+            ("dsales", None) => m.downline_sales.lifetime = money(item, name)?,
+            ("dsales", Some(mo)) => {
+                m.downline_sales.by_month.insert(mo, money(item, name)?);
+            }
+            ("dorders", None) => m.downline_orders.lifetime = item::get_i64(item, name)?,
+            ("dorders", Some(mo)) => {
+                m.downline_orders.by_month.insert(mo, item::get_i64(item, name)?);
+            }
             ("sales", None) => m.sales.lifetime = money(item, name)?,
             ("sales", Some(mo)) => {
                 m.sales.by_month.insert(mo, money(item, name)?);
             }
             ("orders", None) => m.orders.lifetime = item::get_i64(item, name)?,
-            (_, Some(mo)) => {
+            ("orders", Some(mo)) => {
                 m.orders.by_month.insert(mo, item::get_i64(item, name)?);
             }
             _ => {}
@@ -151,6 +159,20 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     }
     if !delta.sales.is_empty() {
         push("sales#life".into(), sales_total.amount().to_string());
+    }
+    let dsales_total: Money = delta.downline_sales.iter().map(|(_, a)| *a).sum();
+    for (month, amount) in &delta.downline_sales {
+        push(format!("dsales#{month}"), amount.amount().to_string());
+    }
+    if !delta.downline_sales.is_empty() {
+        push("dsales#life".into(), dsales_total.amount().to_string());
+    }
+    let dorders_total: i64 = delta.downline_orders.iter().map(|(_, c)| c).sum();
+    for (month, count) in &delta.downline_orders {
+        push(format!("dorders#{month}"), count.to_string());
+    }
+    if !delta.downline_orders.is_empty() {
+        push("dorders#life".into(), dorders_total.to_string());
     }
     let orders_total: i64 = delta.orders.iter().map(|(_, c)| c).sum();
     for (month, count) in &delta.orders {

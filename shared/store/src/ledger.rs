@@ -41,7 +41,8 @@ pub struct GroupOutcome {
     pub duplicates: usize,
     pub delta: MetricsDelta,
     pub change: Option<TierChange>,
-    /// Uplines whose commission moved: their tiers may move with it.
+    /// Uplines whose metrics moved (downline sales, commission): their
+    /// tiers may move with them.
     pub commission_receivers: Vec<DistributorId>,
 }
 
@@ -118,9 +119,12 @@ impl Table {
 
         // The metrics delta, and which buyers' counts move.
         let mut buyer_changes: BTreeMap<BuyerId, (i64, bool)> = BTreeMap::new();
+        // The seller's own sales and orders: its upline's downline metrics.
+        let mut own_sales = MetricsDelta::default();
         for entry in entries.values().filter(|e| e.changed) {
             let after = entry.record.contribution();
             outcome.delta.merge(&ledger::delta(entry.before, after));
+            own_sales.merge(&ledger::delta(entry.before, after));
             let newly_paid = entry.before.month.is_none() && entry.record.paid.is_some();
             if let Some(buyer) = entry.record.buyer().filter(|_| newly_paid || entry.before.live != after.live) {
                 let slot = buyer_changes.entry(buyer.clone()).or_default();
@@ -177,6 +181,15 @@ impl Table {
             tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
         }
 
+        // What each upline gains: the level-1 upline the seller's sales as
+        // downline sales, each receiver its commission. One update each.
+        let mut receiver_deltas: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
+        if let Some((_, l1)) = receivers.first() {
+            let downline = own_sales.as_downline();
+            if !downline.is_empty() {
+                receiver_deltas.entry(*l1).or_default().merge(&downline);
+            }
+        }
         if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
             let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
             for (level, receiver) in &receivers {
@@ -222,10 +235,12 @@ impl Table {
                 }
             }
             for (receiver, amount) in earned.into_iter().filter(|(_, a)| !a.is_zero()) {
-                let delta = MetricsDelta { cumulative_commission: amount, ..Default::default() };
-                tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
-                outcome.commission_receivers.push(receiver.clone());
+                receiver_deltas.entry(receiver).or_default().merge(&MetricsDelta { cumulative_commission: amount, ..Default::default() });
             }
+        }
+        for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
+            tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
+            outcome.commission_receivers.push(receiver.clone());
         }
 
         metrics.apply(&outcome.delta);
