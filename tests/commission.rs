@@ -38,7 +38,14 @@ async fn uplines_earn_commission_that_refunds_reverse_and_withdrawals_pay_out_on
     // Its level-1 downline's sales are its downline sales, net of the refund.
     assert_eq!(dec(&shanghai["metrics"]["downline_sales"]["lifetime"]), d("600"));
     assert_eq!(shanghai["metrics"]["downline_orders"]["lifetime"], 1);
-    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["downline_sales"]["lifetime"]), d("0"), "level 1 only");
+    assert_eq!(dec(&shanghai["metrics"]["downline_sales_all"]["lifetime"]), d("600"));
+    assert_eq!(shanghai["metrics"]["downline_users_all"], 1);
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!(dec(&hangzhou["metrics"]["downline_sales"]["lifetime"]), d("0"), "d-ningbo is not its level 1");
+    assert_eq!(dec(&hangzhou["metrics"]["downline_sales_all"]["lifetime"]), d("600"), "but it is in its network");
+    assert_eq!((hangzhou["metrics"]["downline_users_all"].as_i64(), hangzhou["metrics"]["valid_downline_users_all"].as_i64()), (Some(1), Some(1)));
+    let ningbo = distributor(&api, "d-ningbo").await;
+    assert_eq!((ningbo["metrics"]["downline_users"].as_i64(), ningbo["metrics"]["downline_users_all"].as_i64()), (Some(1), Some(1)));
     assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("12"));
 
     // The balance, by API key.

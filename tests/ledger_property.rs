@@ -112,6 +112,10 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let (_, up) = table.distributor_with_metrics(&upline).await.unwrap().unwrap();
     assert_eq!(up.cumulative_commission, commission, "seed {seed}");
     assert_eq!(up.downline_sales.lifetime, net, "seed {seed}");
+    assert_eq!(up.downline_sales_all.lifetime, net, "seed {seed}");
+    assert_eq!(up.downline_orders_all.lifetime, live, "seed {seed}");
+    assert_eq!(up.valid_downline_users_all, metrics.valid_downline_users, "seed {seed}");
+    assert_eq!(metrics.valid_downline_users_all, metrics.valid_downline_users, "seed {seed}");
     assert!(metrics.sales.lifetime.amount() >= Decimal::ZERO);
     let entries = table.commission_entries(&upline).await.unwrap();
     assert_eq!(entries.iter().map(|e| e.entry.amount).sum::<Money>(), commission, "seed {seed}");

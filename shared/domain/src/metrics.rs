@@ -32,6 +32,14 @@ pub enum Metric {
     DownlineSalesAmount,
     /// Their order count.
     DownlineOrderCount,
+    /// Paid orders of every downline distributor, all levels, net of refunds.
+    DownlineSalesAmountAll,
+    /// Their order count.
+    DownlineOrderCountAll,
+    /// Customers of this distributor and of every distributor below it.
+    DownlineUsersAll,
+    /// ... those with a paid order not fully refunded.
+    ValidDownlineUsersAll,
     /// Own sales this window against the previous one, in percent
     /// (销售增长率): `month` compares with last month, `quarter` with last
     /// quarter (the same number of months into it). Nothing sold before
@@ -47,7 +55,16 @@ impl Metric {
     /// Counts of people and commission totals are current values; they have
     /// no calendar window.
     pub fn is_windowed(self) -> bool {
-        matches!(self, Metric::SalesAmount | Metric::OrderCount | Metric::DownlineSalesAmount | Metric::DownlineOrderCount | Metric::SalesGrowthPct)
+        matches!(
+            self,
+            Metric::SalesAmount
+                | Metric::OrderCount
+                | Metric::DownlineSalesAmount
+                | Metric::DownlineOrderCount
+                | Metric::DownlineSalesAmountAll
+                | Metric::DownlineOrderCountAll
+                | Metric::SalesGrowthPct
+        )
     }
 }
 
@@ -107,6 +124,14 @@ pub struct Metrics {
     pub downline_sales: Buckets<Money>,
     #[serde(default)]
     pub downline_orders: Buckets<i64>,
+    #[serde(default)]
+    pub downline_sales_all: Buckets<Money>,
+    #[serde(default)]
+    pub downline_orders_all: Buckets<i64>,
+    #[serde(default)]
+    pub downline_users_all: i64,
+    #[serde(default)]
+    pub valid_downline_users_all: i64,
     pub downline_users: i64,
     pub valid_downline_users: i64,
     #[serde(default)]
@@ -131,6 +156,10 @@ impl Metrics {
             Metric::DownlineDistributorsAll => Decimal::from(self.downline_distributors_all),
             Metric::DownlineSalesAmount => self.downline_sales.over(window, now).amount(),
             Metric::DownlineOrderCount => Decimal::from(self.downline_orders.over(window, now)),
+            Metric::DownlineSalesAmountAll => self.downline_sales_all.over(window, now).amount(),
+            Metric::DownlineOrderCountAll => Decimal::from(self.downline_orders_all.over(window, now)),
+            Metric::DownlineUsersAll => Decimal::from(self.downline_users_all),
+            Metric::ValidDownlineUsersAll => Decimal::from(self.valid_downline_users_all),
             Metric::SalesGrowthPct => self.growth_pct(window, now),
             Metric::CumulativeCommission => self.cumulative_commission.amount(),
             Metric::WithdrawnCommission => self.withdrawn_commission.amount(),
@@ -163,6 +192,14 @@ impl Metrics {
         for (month, count) in &delta.downline_orders {
             self.downline_orders.add(*month, *count);
         }
+        for (month, amount) in &delta.downline_sales_all {
+            self.downline_sales_all.add(*month, *amount);
+        }
+        for (month, count) in &delta.downline_orders_all {
+            self.downline_orders_all.add(*month, *count);
+        }
+        self.downline_users_all += delta.downline_users_all;
+        self.valid_downline_users_all += delta.valid_downline_users_all;
         for (month, amount) in &delta.sales {
             self.sales.add(*month, *amount);
         }
@@ -187,6 +224,14 @@ pub struct MetricsDelta {
     pub downline_sales: Vec<(Month, Money)>,
     #[serde(default)]
     pub downline_orders: Vec<(Month, i64)>,
+    #[serde(default)]
+    pub downline_sales_all: Vec<(Month, Money)>,
+    #[serde(default)]
+    pub downline_orders_all: Vec<(Month, i64)>,
+    #[serde(default)]
+    pub downline_users_all: i64,
+    #[serde(default)]
+    pub valid_downline_users_all: i64,
     pub downline_users: i64,
     pub valid_downline_users: i64,
     #[serde(default)]
@@ -205,6 +250,10 @@ impl MetricsDelta {
             && self.orders.iter().all(|(_, c)| *c == 0)
             && self.downline_sales.iter().all(|(_, m)| m.is_zero())
             && self.downline_orders.iter().all(|(_, c)| *c == 0)
+            && self.downline_sales_all.iter().all(|(_, m)| m.is_zero())
+            && self.downline_orders_all.iter().all(|(_, c)| *c == 0)
+            && self.downline_users_all == 0
+            && self.valid_downline_users_all == 0
             && self.downline_users == 0
             && self.valid_downline_users == 0
             && self.downline_distributors == 0
@@ -213,9 +262,21 @@ impl MetricsDelta {
             && self.withdrawn_commission.is_zero()
     }
 
-    /// What an upline's metrics gain from this distributor's own sales.
-    pub fn as_downline(&self) -> MetricsDelta {
-        MetricsDelta { downline_sales: self.sales.clone(), downline_orders: self.orders.clone(), ..Default::default() }
+    /// What an upline's metrics gain from this distributor's own sales and
+    /// users: every upline at all levels, the level-1 upline also at level 1.
+    pub fn as_downline(&self, level1: bool) -> MetricsDelta {
+        let mut d = MetricsDelta {
+            downline_sales_all: self.sales.clone(),
+            downline_orders_all: self.orders.clone(),
+            downline_users_all: self.downline_users,
+            valid_downline_users_all: self.valid_downline_users,
+            ..Default::default()
+        };
+        if level1 {
+            d.downline_sales = self.sales.clone();
+            d.downline_orders = self.orders.clone();
+        }
+        d
     }
 
     /// Adds `other` to `self`, merging buckets of the same month.
@@ -230,6 +291,10 @@ impl MetricsDelta {
         }
         add(&mut self.downline_sales, &other.downline_sales);
         add(&mut self.downline_orders, &other.downline_orders);
+        add(&mut self.downline_sales_all, &other.downline_sales_all);
+        add(&mut self.downline_orders_all, &other.downline_orders_all);
+        self.downline_users_all += other.downline_users_all;
+        self.valid_downline_users_all += other.valid_downline_users_all;
         for (month, amount) in &other.sales {
             match self.sales.iter_mut().find(|(m, _)| m == month) {
                 Some((_, a)) => *a = *a + *amount,

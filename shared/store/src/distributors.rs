@@ -40,7 +40,7 @@ pub struct Distributor {
 
 /// How deep a network may be: a registration updates every ancestor in one
 /// transaction, and TransactWriteItems takes 100 actions.
-pub const MAX_DEPTH: usize = 50;
+pub const MAX_DEPTH: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -93,7 +93,7 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
                 m.withdrawn_commission = money(item, name)?;
                 continue;
             }
-            ("sales" | "orders" | "dsales" | "dorders", _) => {}
+            ("sales" | "orders" | "dsales" | "dorders" | "dsalesA" | "dordersA", _) => {}
             _ => continue,
         }
         let month = match period {
@@ -101,6 +101,14 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
             p => Some(Month::parse(p).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?),
         };
         match (kind, month) {
+            ("dsalesA", None) => m.downline_sales_all.lifetime = money(item, name)?,
+            ("dsalesA", Some(mo)) => {
+                m.downline_sales_all.by_month.insert(mo, money(item, name)?);
+            }
+            ("dordersA", None) => m.downline_orders_all.lifetime = item::get_i64(item, name)?,
+            ("dordersA", Some(mo)) => {
+                m.downline_orders_all.by_month.insert(mo, item::get_i64(item, name)?);
+            }
             ("dsales", None) => m.downline_sales.lifetime = money(item, name)?,
             ("dsales", Some(mo)) => {
                 m.downline_sales.by_month.insert(mo, money(item, name)?);
@@ -125,6 +133,12 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     }
     if item.contains_key("valid_downline_users") {
         m.valid_downline_users = item::get_i64(item, "valid_downline_users")?;
+    }
+    if item.contains_key("downline_users_all") {
+        m.downline_users_all = item::get_i64(item, "downline_users_all")?;
+    }
+    if item.contains_key("valid_downline_users_all") {
+        m.valid_downline_users_all = item::get_i64(item, "valid_downline_users_all")?;
     }
     if item.contains_key("downline_distributors") {
         m.downline_distributors = item::get_i64(item, "downline_distributors")?;
@@ -173,6 +187,26 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     }
     if !delta.downline_orders.is_empty() {
         push("dorders#life".into(), dorders_total.to_string());
+    }
+    let all_sales: Money = delta.downline_sales_all.iter().map(|(_, a)| *a).sum();
+    for (month, amount) in &delta.downline_sales_all {
+        push(format!("dsalesA#{month}"), amount.amount().to_string());
+    }
+    if !delta.downline_sales_all.is_empty() {
+        push("dsalesA#life".into(), all_sales.amount().to_string());
+    }
+    let all_orders: i64 = delta.downline_orders_all.iter().map(|(_, c)| c).sum();
+    for (month, count) in &delta.downline_orders_all {
+        push(format!("dordersA#{month}"), count.to_string());
+    }
+    if !delta.downline_orders_all.is_empty() {
+        push("dordersA#life".into(), all_orders.to_string());
+    }
+    if delta.downline_users_all != 0 {
+        push("downline_users_all".into(), delta.downline_users_all.to_string());
+    }
+    if delta.valid_downline_users_all != 0 {
+        push("valid_downline_users_all".into(), delta.valid_downline_users_all.to_string());
     }
     let orders_total: i64 = delta.orders.iter().map(|(_, c)| c).sum();
     for (month, count) in &delta.orders {

@@ -32,8 +32,10 @@ use crate::table::{Table, TxOutcome};
 /// many times before the messages are handed back to the queue.
 const MAX_ATTEMPTS: u32 = 8;
 /// Events per transaction: each may touch its ledger entry, its buyer and
-/// two commission entries, and TransactWriteItems takes 100 actions.
-pub const MAX_GROUP: usize = 20;
+/// two commission entries, beside one metrics update per ancestor (at most
+/// [`crate::distributors::MAX_DEPTH`]), and TransactWriteItems takes 100
+/// actions.
+pub const MAX_GROUP: usize = 12;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
@@ -184,12 +186,20 @@ impl Table {
         // What each upline gains: the level-1 upline the seller's sales as
         // downline sales, each receiver its commission. One update each.
         let mut receiver_deltas: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
-        if let Some((_, l1)) = receivers.first() {
-            let downline = own_sales.as_downline();
+        // The seller's sales and its buyers count in every ancestor's
+        // network metrics (all levels), and at level 1 in its upline's.
+        let mut network = own_sales.clone();
+        network.downline_users = outcome.delta.downline_users;
+        network.valid_downline_users = outcome.delta.valid_downline_users;
+        for (level, ancestor) in profile.ancestors.iter().enumerate() {
+            let downline = network.as_downline(level == 0);
             if !downline.is_empty() {
-                receiver_deltas.entry(*l1).or_default().merge(&downline);
+                receiver_deltas.entry(ancestor).or_default().merge(&downline);
             }
         }
+        // Its own customers count among its users at all levels too.
+        outcome.delta.downline_users_all += outcome.delta.downline_users;
+        outcome.delta.valid_downline_users_all += outcome.delta.valid_downline_users;
         if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
             let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
             for (level, receiver) in &receivers {
