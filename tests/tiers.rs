@@ -419,3 +419,23 @@ async fn registering_downline_distributors_moves_the_uplines() {
     assert_eq!(hangzhou["distributor"]["tier"], "junior", "two at level 1 is not three");
     stack.stop().await;
 }
+
+/// Monthly buckets no window can read any more leave the metrics item (its
+/// size is what each of its writes costs); lifetime totals stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_monthly_buckets_are_pruned_and_lifetime_totals_kept() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("p1", "P1", "b1", &[("HOODIE-GREY", 2, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let before = distributor(&api, "d-shanghai").await;
+    assert_eq!(before["metrics"]["sales"]["by_month"].as_object().unwrap().len(), 1);
+    // A review fourteen months on.
+    stack.tier_evaluation.review(now + Duration::days(425)).await.unwrap();
+    let after = distributor(&api, "d-shanghai").await;
+    assert!(after["metrics"]["sales"]["by_month"].as_object().unwrap().is_empty(), "{}", after["metrics"]);
+    assert!(after["metrics"]["orders"]["by_month"].as_object().unwrap().is_empty());
+    assert_eq!(dec(&after["metrics"]["sales"]["lifetime"]), d("918"));
+    assert_eq!(after["metrics"]["orders"]["lifetime"], 1);
+    stack.stop().await;
+}

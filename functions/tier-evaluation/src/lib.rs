@@ -92,7 +92,7 @@ impl TierEvaluation {
             // The last event of the group is the cause a change is recorded with.
             let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
             let decide = self.decider(now, Trigger::Event, cause);
-            match self.table.apply_group(distributor, chunk, &self.calendar, &decide).await {
+            match self.table.apply_group(distributor, chunk, &self.calendar, self.keep_since(now), &decide).await {
                 Ok(outcome) => {
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
                     if let Some(c) = &outcome.change {
@@ -114,6 +114,12 @@ impl TierEvaluation {
         Ok(())
     }
 
+    /// Monthly buckets kept: this month and the 12 before (the longest
+    /// comparison, quarter growth, reaches 5 back).
+    fn keep_since(&self, now: DateTime<Utc>) -> tier_domain::calendar::Month {
+        (0..12).fold(self.calendar.month_of(now), |m, _| m.previous())
+    }
+
     /// The tier decision, as the store applies it atomically with the metrics
     /// it is drawn from.
     fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
@@ -129,7 +135,7 @@ impl TierEvaluation {
     /// the versions of its tier and its metrics.
     pub async fn evaluate(&self, id: &DistributorId, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
         let decide = self.decider(now, trigger, cause);
-        match self.table.apply_group(id, &[], &self.calendar, &decide).await {
+        match self.table.apply_group(id, &[], &self.calendar, self.keep_since(now), &decide).await {
             Ok(outcome) => Ok(outcome.change),
             Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),
             Err(GroupError::Store(e)) => Err(e.into()),

@@ -158,6 +158,25 @@ fn money(item: &Item, name: &str) -> Result<Money, StoreError> {
 /// decided from the metrics read is written only if nobody changed them
 /// meanwhile. `Some(0)` means the item had no version yet.
 pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsDelta, expected: Option<u64>) -> Update {
+    metrics_update_pruning(table, id, delta, expected, &[])
+}
+
+/// Monthly buckets of a metrics item older than `keep_since`: no window
+/// reads them any more, and the item's size is what every write of it costs.
+pub(crate) fn stale_buckets(item: &Item, keep_since: Month) -> Vec<String> {
+    item.keys()
+        .filter(|name| {
+            name.split_once('#').is_some_and(|(kind, period)| {
+                matches!(kind, "sales" | "orders" | "dsales" | "dorders" | "dsalesA" | "dordersA")
+                    && Month::parse(period).is_ok_and(|m| m < keep_since)
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// As [`metrics_update`], also removing the attributes in `remove`.
+pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &MetricsDelta, expected: Option<u64>, remove: &[String]) -> Update {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut adds = Vec::new();
@@ -258,8 +277,14 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
         }
     }
     let adds = if adds.is_empty() { String::new() } else { format!(" ADD {}", adds.join(", ")) };
+    let mut removes = Vec::new();
+    for (i, attr) in remove.iter().enumerate() {
+        names.insert(format!("#r{i}"), attr.clone());
+        removes.push(format!("#r{i}"));
+    }
+    let removes = if removes.is_empty() { String::new() } else { format!(" REMOVE {}", removes.join(", ")) };
     update
-        .update_expression(format!("SET {}{adds}", sets.join(", ")))
+        .update_expression(format!("SET {}{adds}{removes}", sets.join(", ")))
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()

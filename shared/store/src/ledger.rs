@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-use tier_domain::calendar::BrandCalendar;
+use tier_domain::calendar::{BrandCalendar, Month};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::money::Money;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
@@ -21,7 +21,7 @@ use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::TierChange;
 
-use crate::distributors::{Distributor, metrics_update, parse_metrics, parse_profile};
+use crate::distributors::{Distributor, metrics_update, metrics_update_pruning, parse_metrics, parse_profile, stale_buckets};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
@@ -63,10 +63,19 @@ pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) 
 impl Table {
     /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
     /// tier change `decide` draws from the resulting metrics.
-    pub async fn apply_group(&self, distributor: &DistributorId, events: &[OrderEvent], calendar: &BrandCalendar, decide: &Decide<'_>) -> Result<GroupOutcome, GroupError> {
+    /// Monthly buckets older than `keep_since` are removed from the
+    /// distributor's metrics item on the way.
+    pub async fn apply_group(
+        &self,
+        distributor: &DistributorId,
+        events: &[OrderEvent],
+        calendar: &BrandCalendar,
+        keep_since: Month,
+        decide: &Decide<'_>,
+    ) -> Result<GroupOutcome, GroupError> {
         debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(outcome) = self.try_group(distributor, events, calendar, decide).await? {
+            if let Some(outcome) = self.try_group(distributor, events, calendar, keep_since, decide).await? {
                 return Ok(outcome);
             }
         }
@@ -74,7 +83,14 @@ impl Table {
     }
 
     /// One read-decide-write pass; `None` when a conditional write lost a race.
-    async fn try_group(&self, distributor: &DistributorId, events: &[OrderEvent], calendar: &BrandCalendar, decide: &Decide<'_>) -> Result<Option<GroupOutcome>, GroupError> {
+    async fn try_group(
+        &self,
+        distributor: &DistributorId,
+        events: &[OrderEvent],
+        calendar: &BrandCalendar,
+        keep_since: Month,
+        decide: &Decide<'_>,
+    ) -> Result<Option<GroupOutcome>, GroupError> {
         let pkey = keys::distributor(distributor);
         let mkey = keys::metrics(distributor);
         let rkey = keys::rule_set_current();
@@ -257,8 +273,9 @@ impl Table {
         // Decided on the metrics as they will be once this commits; the
         // metrics version guard makes that true.
         outcome.change = decide(&profile, &metrics, rules.as_ref());
-        if !outcome.delta.is_empty() {
-            tx.push(TransactWriteItem::builder().update(metrics_update(self, distributor, &outcome.delta, Some(mversion))).build());
+        let stale = metrics_item.map(|i| stale_buckets(i, keep_since)).unwrap_or_default();
+        if !outcome.delta.is_empty() || !stale.is_empty() {
+            tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
