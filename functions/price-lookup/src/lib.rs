@@ -14,8 +14,10 @@
 //!
 //! # Layout
 //! - [`auth`]: API keys and their scopes.
+//! - `distributor`: the tier, tier history and commission endpoints.
 
 pub mod auth;
+mod distributor;
 
 use std::collections::HashMap;
 
@@ -235,83 +237,6 @@ impl PriceLookup {
             StatusCode::OK,
             &json!({"rule_set_version": basis.rules.version, "price_book_version": basis.book.version, "currency": "CNY", "priced_at": at, "results": results}),
         ))
-    }
-}
-
-impl PriceLookup {
-    async fn tier(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let presented = auth::presented(req)?;
-        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
-        let view = self.table.tier_view(&id, presented.id).await?;
-        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
-        if !key.scope.may_read(&id) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
-        }
-        let (d, metrics) = view.distributor.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
-        let rules = view.rules.ok_or_else(|| ApiError::conflict("no_rule_set", "the brand has not published a rule set yet"))?;
-        let tier = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
-        let month = self.calendar.month_of(Utc::now());
-        // Each condition of the next tier's rule against where the distributor is now.
-        let next = rules.rules.progress(&metrics, month, tier.rank).map(|outcome| {
-            let next = rules.rules.tier_by_rank(tier.rank + 1).expect("progress implies a next tier");
-            let conditions: Vec<_> = outcome
-                .observed
-                .iter()
-                .map(|o| json!({"metric": o.metric, "window": o.window, "value": o.value.to_string(), "threshold": o.threshold.to_string(), "met": o.met,
-                                "remaining": (o.threshold - o.value).max(rust_decimal::Decimal::ZERO).to_string()}))
-                .collect();
-            json!({"tier": TierRef::from(next), "met": outcome.met, "conditions": conditions})
-        });
-        let retention = tier.retention.as_ref().map(|c| {
-            let mut observed = Vec::new();
-            let met = c.eval(&metrics, month, &mut observed);
-            json!({"met": met, "conditions": observed})
-        });
-        Ok(http::json(
-            StatusCode::OK,
-            &json!({"distributor_id": id, "tier": TierRef::from(tier), "benefits": tier.benefits, "permissions": tier.permissions,
-                    "upgraded_at": d.upgraded_at, "locked": d.tier_locked, "rule_set_version": rules.version, "month": month,
-                    "next": next, "retention": retention}),
-        ))
-    }
-
-    async fn commission(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let presented = auth::presented(req)?;
-        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
-        let view = self.table.tier_view(&id, presented.id).await?;
-        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
-        if !key.scope.may_read(&id) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
-        }
-        let (_, metrics) = view.distributor.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
-        let entries = self.table.commission_entries(&id).await?;
-        let now = Utc::now();
-        let balance = tier_domain::commission::balance(entries.iter().map(|r| &r.entry), metrics.withdrawn_commission, now);
-        let policy = view.rules.map(|r| r.rules.commission().clone()).unwrap_or_default();
-        Ok(http::json(
-            StatusCode::OK,
-            &json!({"distributor_id": id, "currency": "CNY", "as_of": now, "balance": balance, "settlement_days": policy.settlement_days,
-                    "min_withdrawal": policy.min_withdrawal, "entries": entries}),
-        ))
-    }
-
-    async fn tier_history(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let presented = auth::presented(req)?;
-        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
-        let limit = match http::query_values(req.uri().query(), "limit").first() {
-            None => 50,
-            Some(raw) => raw.parse::<i32>().ok().filter(|l| (1..=200).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", "limit is 1 to 200"))?,
-        };
-        let view = self.table.tier_view(&id, presented.id).await?;
-        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
-        if !key.scope.may_read(&id) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
-        }
-        if view.distributor.is_none() {
-            return Err(ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")));
-        }
-        let history = self.table.tier_history(&id, limit).await?;
-        Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "history": history})))
     }
 }
 

@@ -7,7 +7,7 @@ use tier_domain::ids::DistributorId;
 use tier_domain::metrics::MetricsDelta;
 use tier_domain::money::Money;
 
-use crate::distributors::{metrics_update, parse_metrics};
+use crate::metrics::{metrics_update, parse_metrics};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;

@@ -21,7 +21,8 @@ use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::TierChange;
 
-use crate::distributors::{Distributor, metrics_update, metrics_update_pruning, parse_metrics, parse_profile, stale_buckets};
+use crate::distributors::{Distributor, parse_profile};
+use crate::metrics::{metrics_update, metrics_update_pruning, parse_metrics, stale_buckets};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;

@@ -5,7 +5,8 @@
 //! - [`keys`]: the single-table layout and the access pattern each key serves.
 //! - [`table`]: the table handle, batched reads, transactions.
 //! - [`distributors`]: profiles, stores, metrics, tier changes and history.
-//! - [`ledger`]: order events applied exactly once.
+//! - [`ledger`]: order events applied exactly once, a batch per distributor.
+//! - [`metrics`]: the metrics item: counters, versions, pruning.
 //! - [`price_book`]: versioned price books and what a lookup reads.
 //! - [`catalog`]: stock and reservations.
 //! - [`commission`]: commission entries and withdrawals.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod item;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod price_book;
 pub mod queue;
 pub mod reviews;
