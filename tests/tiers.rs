@@ -439,3 +439,35 @@ async fn old_monthly_buckets_are_pruned_and_lifetime_totals_kept() {
     assert_eq!(after["metrics"]["orders"]["lifetime"], 1);
     stack.stop().await;
 }
+
+/// 购买指定商品: a rule on the quantity of one SKU bought, net of returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn buying_a_specified_sku_moves_the_tier_and_returns_take_it_back() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = serde_json::json!([{"id": "ten-jackets", "when": {"metric": "purchased_quantity", "sku": "JACKET-DOWN", "gte": "10"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("j1", "J1", "b1", &[("JACKET-DOWN", 6, "100.00"), ("TEE-WHITE", 30, "10.00")], now)).await.unwrap();
+    api.webhook("jd", "sh-outlet", &docs::paid("j2", "J2", "b2", &[("JACKET-DOWN", 4, "100.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["metrics"]["purchased"]["JACKET-DOWN"], 10);
+    assert!(shanghai["metrics"]["purchased"].get("TEE-WHITE").is_none(), "only SKUs rules refer to are counted");
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    assert_eq!(shanghai["tier_history"][0]["reasons"][0]["observed"][0]["sku"], "JACKET-DOWN");
+
+    // One jacket comes back.
+    api.webhook("jd", "sh-outlet", &docs::refunded("j2r", "J2", "RF-J2", "100.00", &[("1", 1)], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["metrics"]["purchased"]["JACKET-DOWN"], 9);
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+
+    let mut bad = rules.clone();
+    bad["step_ups"][0]["when"].as_object_mut().unwrap().remove("sku");
+    let r = api.put("rule-set", &bad).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    assert!(r.body["message"].as_str().unwrap().contains("sku"), "{}", r.body);
+    stack.stop().await;
+}

@@ -13,10 +13,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{BrandCalendar, Month};
-use crate::ids::{BuyerId, EventId, RefundId};
+use crate::ids::{BuyerId, EventId, LineId, RefundId, Sku};
 use crate::metrics::MetricsDelta;
 use crate::money::Money;
-use crate::order::{OrderEvent, OrderEventKind};
+use crate::order::{OrderEvent, OrderEventKind, ReturnedLine};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaidFacts {
@@ -27,6 +27,16 @@ pub struct PaidFacts {
     /// in December reverses November's sales if the order was November's.
     pub month: Month,
     pub total: Money,
+    /// What was bought, for the purchased-quantity metric.
+    #[serde(default)]
+    pub lines: Vec<PaidLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidLine {
+    pub line_id: LineId,
+    pub sku: Sku,
+    pub quantity: u32,
 }
 
 /// Everything recorded about one order, for metrics.
@@ -34,6 +44,9 @@ pub struct PaidFacts {
 pub struct OrderRecord {
     pub paid: Option<PaidFacts>,
     pub refunds: BTreeMap<RefundId, Money>,
+    /// Goods that came back with each refund.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub returns: BTreeMap<RefundId, Vec<ReturnedLine>>,
     pub cancelled_by: Option<EventId>,
 }
 
@@ -67,6 +80,21 @@ impl OrderRecord {
         }
     }
 
+    /// Quantities bought by SKU, net of returns; nothing once the order no
+    /// longer counts (fully refunded or cancelled).
+    pub fn purchased(&self) -> BTreeMap<Sku, i64> {
+        let mut out = BTreeMap::new();
+        let Some(paid) = self.paid.as_ref().filter(|_| self.contribution().live > 0) else { return out };
+        for line in &paid.lines {
+            let returned: i64 = self.returns.values().flatten().filter(|r| r.line_id == line.line_id).map(|r| i64::from(r.quantity)).sum();
+            let net = (i64::from(line.quantity) - returned).max(0);
+            if net > 0 {
+                *out.entry(line.sku.clone()).or_default() += net;
+            }
+        }
+        out
+    }
+
     pub fn buyer(&self) -> Option<&BuyerId> {
         self.paid.as_ref().map(|p| &p.buyer)
     }
@@ -75,7 +103,7 @@ impl OrderRecord {
     pub fn apply(&mut self, event: &OrderEvent, calendar: &BrandCalendar) -> Applied {
         let before = self.contribution();
         match &event.kind {
-            OrderEventKind::Paid { buyer, total, .. } => {
+            OrderEventKind::Paid { buyer, total, lines, .. } => {
                 if self.paid.is_some() {
                     return Applied::Duplicate;
                 }
@@ -85,13 +113,17 @@ impl OrderRecord {
                     at: event.occurred_at,
                     month: calendar.month_of(event.occurred_at),
                     total: *total,
+                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity }).collect(),
                 });
             }
-            OrderEventKind::Refunded { refund_id, amount, .. } => {
+            OrderEventKind::Refunded { refund_id, amount, lines } => {
                 if self.refunds.contains_key(refund_id) {
                     return Applied::Duplicate;
                 }
                 self.refunds.insert(refund_id.clone(), *amount);
+                if !lines.is_empty() {
+                    self.returns.insert(refund_id.clone(), lines.clone());
+                }
             }
             OrderEventKind::Cancelled => {
                 if self.cancelled_by.is_some() {
@@ -102,6 +134,15 @@ impl OrderRecord {
         }
         Applied::Changed { before, after: self.contribution() }
     }
+}
+
+/// The change in quantities bought, SKU by SKU, limited to `tracked`.
+pub fn purchased_delta(before: &BTreeMap<Sku, i64>, after: &BTreeMap<Sku, i64>, tracked: &std::collections::BTreeSet<Sku>) -> Vec<(Sku, i64)> {
+    tracked
+        .iter()
+        .map(|sku| (sku.clone(), after.get(sku).copied().unwrap_or(0) - before.get(sku).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d != 0)
+        .collect()
 }
 
 /// The metrics change from an order's contribution moving `before → after`,

@@ -45,6 +45,10 @@ pub enum Metric {
     /// quarter (the same number of months into it). Nothing sold before
     /// means no growth to measure: the value is 0.
     SalesGrowthPct,
+    /// Quantity of one SKU bought (购买指定商品), net of returns, lifetime;
+    /// the condition names the SKU. Counted from when a published rule
+    /// set first refers to that SKU.
+    PurchasedQuantity,
     /// Commission earned, net of reversals (累计佣金), lifetime.
     CumulativeCommission,
     /// Commission paid out (已提现佣金), lifetime.
@@ -142,6 +146,9 @@ pub struct Metrics {
     pub cumulative_commission: Money,
     #[serde(default)]
     pub withdrawn_commission: Money,
+    /// Quantities bought, by the SKUs rules refer to.
+    #[serde(default)]
+    pub purchased: BTreeMap<crate::ids::Sku, i64>,
 }
 
 impl Metrics {
@@ -161,6 +168,8 @@ impl Metrics {
             Metric::DownlineUsersAll => Decimal::from(self.downline_users_all),
             Metric::ValidDownlineUsersAll => Decimal::from(self.valid_downline_users_all),
             Metric::SalesGrowthPct => self.growth_pct(window, now),
+            // Needs a SKU: see `Metrics::purchased_quantity`.
+            Metric::PurchasedQuantity => Decimal::ZERO,
             Metric::CumulativeCommission => self.cumulative_commission.amount(),
             Metric::WithdrawnCommission => self.withdrawn_commission.amount(),
         }
@@ -185,7 +194,14 @@ impl Metrics {
         ((current.amount() - previous.amount()) * Decimal::ONE_HUNDRED / previous.amount()).round_dp(2)
     }
 
+    pub fn purchased_quantity(&self, sku: &crate::ids::Sku) -> Decimal {
+        Decimal::from(self.purchased.get(sku).copied().unwrap_or(0))
+    }
+
     pub fn apply(&mut self, delta: &MetricsDelta) {
+        for (sku, q) in &delta.purchased {
+            *self.purchased.entry(sku.clone()).or_default() += q;
+        }
         for (month, amount) in &delta.downline_sales {
             self.downline_sales.add(*month, *amount);
         }
@@ -242,6 +258,8 @@ pub struct MetricsDelta {
     pub cumulative_commission: Money,
     #[serde(default)]
     pub withdrawn_commission: Money,
+    #[serde(default)]
+    pub purchased: Vec<(crate::ids::Sku, i64)>,
 }
 
 impl MetricsDelta {
@@ -260,6 +278,7 @@ impl MetricsDelta {
             && self.downline_distributors_all == 0
             && self.cumulative_commission.is_zero()
             && self.withdrawn_commission.is_zero()
+            && self.purchased.iter().all(|(_, q)| *q == 0)
     }
 
     /// What an upline's metrics gain from this distributor's own sales and
@@ -287,6 +306,12 @@ impl MetricsDelta {
                     Some((_, a)) => *a = *a + *v,
                     None => into.push((*month, *v)),
                 }
+            }
+        }
+        for (sku, q) in &other.purchased {
+            match self.purchased.iter_mut().find(|(s, _)| s == sku) {
+                Some((_, a)) => *a += q,
+                None => self.purchased.push((sku.clone(), *q)),
             }
         }
         add(&mut self.downline_sales, &other.downline_sales);

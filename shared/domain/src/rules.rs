@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Month;
-use crate::ids::{RuleId, TierId};
+use crate::ids::{RuleId, Sku, TierId};
 use crate::metrics::{Metric, Metrics, Window};
 use crate::money::Percent;
 
@@ -46,7 +46,13 @@ pub struct Benefits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawCondition", into = "RawCondition")]
 pub enum Condition {
-    Threshold { metric: Metric, window: Window, gte: Decimal },
+    Threshold {
+        metric: Metric,
+        window: Window,
+        gte: Decimal,
+        /// The SKU, for `purchased_quantity` only.
+        sku: Option<Sku>,
+    },
     All(Vec<Condition>),
     Any(Vec<Condition>),
     AtLeast { n: usize, of: Vec<Condition> },
@@ -69,6 +75,8 @@ struct RawCondition {
     #[serde(skip_serializing_if = "Option::is_none")]
     gte: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sku: Option<Sku>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     all: Option<Vec<Condition>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     any: Option<Vec<Condition>>,
@@ -80,7 +88,7 @@ impl TryFrom<RawCondition> for Condition {
     type Error = String;
 
     fn try_from(raw: RawCondition) -> Result<Self, String> {
-        let shapes = [raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some(), raw.all.is_some(), raw.any.is_some(), raw.at_least.is_some()];
+        let shapes = [raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some() || raw.sku.is_some(), raw.all.is_some(), raw.any.is_some(), raw.at_least.is_some()];
         if shapes.iter().filter(|s| **s).count() != 1 {
             return Err("a condition is exactly one of {metric, window, gte}, {all}, {any} or {at_least}".into());
         }
@@ -102,17 +110,24 @@ impl TryFrom<RawCondition> for Condition {
             (false, None | Some(Window::Lifetime)) => Window::Lifetime,
             (false, Some(w)) => return Err(format!("metric {metric:?} is a current count and takes no window, got {w:?}")),
         };
-        Ok(Condition::Threshold { metric, window, gte })
+        let sku = match (metric, raw.sku) {
+            (Metric::PurchasedQuantity, Some(sku)) => Some(sku),
+            (Metric::PurchasedQuantity, None) => return Err("metric purchased_quantity needs \"sku\"".into()),
+            (_, Some(_)) => return Err(format!("only purchased_quantity takes a \"sku\", not {metric:?}")),
+            (_, None) => None,
+        };
+        Ok(Condition::Threshold { metric, window, gte, sku })
     }
 }
 
 impl From<Condition> for RawCondition {
     fn from(c: Condition) -> Self {
         match c {
-            Condition::Threshold { metric, window, gte } => RawCondition {
+            Condition::Threshold { metric, window, gte, sku } => RawCondition {
                 metric: Some(metric),
                 window: metric.is_windowed().then_some(window),
                 gte: Some(gte.to_string()),
+                sku,
                 ..Default::default()
             },
             Condition::All(v) => RawCondition { all: Some(v), ..Default::default() },
@@ -126,21 +141,29 @@ impl From<Condition> for RawCondition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub metric: Metric,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
     pub window: Window,
     pub value: Decimal,
     pub threshold: Decimal,
     pub met: bool,
 }
 
+/// What a threshold measures: the metric, its window, its SKU if any.
+type ThresholdKey = (Metric, Window, Option<Sku>);
+
 impl Condition {
     /// Whether the condition holds; every threshold visited is appended to
     /// `seen` so the outcome can be explained.
     pub fn eval(&self, metrics: &Metrics, now: Month, seen: &mut Vec<Observation>) -> bool {
         match self {
-            Condition::Threshold { metric, window, gte } => {
-                let value = metrics.value(*metric, *window, now);
+            Condition::Threshold { metric, window, gte, sku } => {
+                let value = match sku {
+                    Some(sku) => metrics.purchased_quantity(sku),
+                    None => metrics.value(*metric, *window, now),
+                };
                 let met = value >= *gte;
-                seen.push(Observation { metric: *metric, window: *window, value, threshold: *gte, met });
+                seen.push(Observation { metric: *metric, sku: sku.clone(), window: *window, value, threshold: *gte, met });
                 met
             }
             // Every branch is visited (no short-circuit) so explanations show
@@ -152,13 +175,13 @@ impl Condition {
     }
 
     /// The thresholds of a purely conjunctive condition, or `None`.
-    fn conjuncts(&self) -> Option<BTreeMap<(Metric, Window), Decimal>> {
+    fn conjuncts(&self) -> Option<BTreeMap<ThresholdKey, Decimal>> {
         let mut out = BTreeMap::new();
         let mut stack = vec![self];
         while let Some(c) = stack.pop() {
             match c {
-                Condition::Threshold { metric, window, gte } => {
-                    let slot = out.entry((*metric, *window)).or_insert(*gte);
+                Condition::Threshold { metric, window, gte, sku } => {
+                    let slot = out.entry((*metric, *window, sku.clone())).or_insert(*gte);
                     *slot = (*slot).max(*gte);
                 }
                 Condition::All(cs) => stack.extend(cs),
@@ -459,6 +482,25 @@ impl RuleSet {
 
     pub fn tier_by_id(&self, id: &str) -> Option<&Tier> {
         self.doc.tiers.iter().find(|t| t.id.as_str() == id)
+    }
+
+    /// The SKUs conditions refer to: the ones whose purchases are counted.
+    pub fn referenced_skus(&self) -> BTreeSet<Sku> {
+        fn walk(c: &Condition, out: &mut BTreeSet<Sku>) {
+            match c {
+                Condition::Threshold { sku: Some(s), .. } => {
+                    out.insert(s.clone());
+                }
+                Condition::Threshold { .. } => {}
+                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => cs.iter().for_each(|c| walk(c, out)),
+            }
+        }
+        let mut out = BTreeSet::new();
+        for t in &self.doc.tiers {
+            t.upgrade.iter().chain(t.retention.iter()).for_each(|c| walk(c, &mut out));
+        }
+        self.doc.step_ups.iter().for_each(|s| walk(&s.when, &mut out));
+        out
     }
 
     pub fn commission(&self) -> &CommissionPolicy {

@@ -112,6 +112,7 @@ impl Table {
             record: OrderRecord,
             version: u64,
             before: Contribution,
+            before_purchased: BTreeMap<tier_domain::ids::Sku, i64>,
             changed: bool,
         }
         let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
@@ -122,7 +123,8 @@ impl Table {
                 None => (OrderRecord::default(), 0),
             };
             let before = record.contribution();
-            entries.insert(o, Entry { record, version, before, changed: false });
+            let before_purchased = record.purchased();
+            entries.insert(o, Entry { record, version, before, before_purchased, changed: false });
         }
         let mut outcome = GroupOutcome::default();
         for e in events {
@@ -136,6 +138,14 @@ impl Table {
             }
         }
 
+        // Quantities bought, for the SKUs the rules refer to.
+        let tracked = rules.as_ref().map(|r| r.rules.referenced_skus()).unwrap_or_default();
+        if !tracked.is_empty() {
+            for entry in entries.values().filter(|e| e.changed) {
+                let purchased = ledger::purchased_delta(&entry.before_purchased, &entry.record.purchased(), &tracked);
+                outcome.delta.merge(&MetricsDelta { purchased, ..Default::default() });
+            }
+        }
         // The metrics delta, and which buyers' counts move.
         let mut buyer_changes: BTreeMap<BuyerId, (i64, bool)> = BTreeMap::new();
         // The seller's own sales and orders: its upline's downline metrics.

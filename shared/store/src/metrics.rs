@@ -30,6 +30,11 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
                 m.withdrawn_commission = money(item, name)?;
                 continue;
             }
+            ("bought", sku) => {
+                let sku = tier_domain::ids::Sku::parse(sku).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
+                m.purchased.insert(sku, item::get_i64(item, name)?);
+                continue;
+            }
             ("sales" | "orders" | "dsales" | "dorders" | "dsalesA" | "dordersA", _) => {}
             _ => continue,
         }
@@ -185,6 +190,9 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
     }
     if !delta.cumulative_commission.is_zero() {
         push("commission#life".into(), delta.cumulative_commission.amount().to_string());
+    }
+    for (sku, q) in &delta.purchased {
+        push(format!("bought#{sku}"), q.to_string());
     }
     if !delta.withdrawn_commission.is_zero() {
         push("withdrawn#life".into(), delta.withdrawn_commission.amount().to_string());
