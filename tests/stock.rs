@@ -78,6 +78,8 @@ async fn cancellation_and_returns_release_stock_once() {
     let refund = docs::refunded("r2", "O2", "RF2", "796.00", &[("1", 4)], now);
     api.webhook("jd", "sh-outlet", &refund).await.unwrap();
     api.webhook("jd", "sh-outlet", &refund).await.unwrap();
+    // ... and the platform sends the same refund again under another event id.
+    api.webhook("jd", "sh-outlet", &docs::refunded("r2-again", "O2", "RF2", "796.00", &[("1", 4)], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(stock(&api, "TEE-WHITE").await, 4994);
     assert_eq!(stock(&api, "HOODIE-GREY").await, 1999);

@@ -471,3 +471,22 @@ async fn buying_a_specified_sku_moves_the_tier_and_returns_take_it_back() {
     assert!(r.body["message"].as_str().unwrap().contains("sku"), "{}", r.body);
     stack.stop().await;
 }
+
+/// With one-step downgrades, a review that runs twice for a period (a
+/// redelivered page, a retried schedule) steps a distributor down once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_review_steps_down_once_per_period() {
+    let (stack, api) = clothing_stack().await;
+    let rules = protected_rules(serde_json::json!({"step": "one_step"}));
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("o1", "O1", "b1", &[("HOODIE-GREY", 240, "459.00")], now)).await.unwrap(); // 110,160
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "senior");
+    let later = now + Duration::days(40);
+    assert_eq!(stack.tier_evaluation.review(later).await.unwrap().changed, 1);
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    assert_eq!(stack.tier_evaluation.review(later + Duration::hours(2)).await.unwrap().changed, 0);
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    stack.stop().await;
+}

@@ -230,6 +230,7 @@ impl AdminApi {
             created_at: now,
             upgraded_at: None,
             tier_locked: false,
+            last_review: None,
             ancestors,
         };
         self.table.register_distributor(&d, entry.as_ref()).await.map_err(|e| match e {

@@ -55,12 +55,12 @@ impl StockAllocation {
             OrderEventKind::Cancelled => {
                 self.table.mark_cancelled(&event.order, &event.event_id).await?;
                 for (line, _) in self.table.reservations(&event.order).await? {
-                    self.table.release_line(&event.order, &line, None, &event.event_id).await?;
+                    self.table.release_line(&event.order, &line, None, "cancel").await?;
                 }
             }
-            OrderEventKind::Refunded { lines, .. } => {
+            OrderEventKind::Refunded { refund_id, lines, .. } => {
                 for returned in lines {
-                    self.table.release_line(&event.order, &returned.line_id, Some(returned.quantity), &event.event_id).await?;
+                    self.table.release_line(&event.order, &returned.line_id, Some(returned.quantity), &format!("refund:{refund_id}")).await?;
                 }
             }
         }

@@ -98,8 +98,11 @@ impl TierEvaluation {
                     if let Some(c) = &outcome.change {
                         tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
                     }
-                    // Commission moved: the uplines' tiers may move with it.
-                    for receiver in &outcome.commission_receivers {
+                    // Uplines' metrics moved: their tiers may move with them. A
+                    // redelivery re-evaluates every upline, in case the first
+                    // delivery committed and then failed before doing so.
+                    let uplines = if outcome.duplicates > 0 { &outcome.ancestors } else { &outcome.commission_receivers };
+                    for receiver in uplines {
                         let cause = Cause::Commission { event_id: chunk[chunk.len() - 1].event_id.clone() };
                         match self.evaluate(receiver, cause, now, Trigger::Event).await {
                             Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
@@ -126,6 +129,13 @@ impl TierEvaluation {
         let month = self.calendar.month_of(now);
         move |profile, metrics, rules| {
             let rules = rules?;
+            // One change per review period: a redelivered page, or a
+            // distributor met again in another tier's pages, is left alone.
+            if let Cause::Review { month } = &cause
+                && profile.last_review == Some(*month)
+            {
+                return None;
+            }
             let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
             tier::decide(&rules.rules, rules.version, standing, metrics, now, month, trigger, cause.clone())
         }

@@ -114,7 +114,19 @@ impl Table {
                     .expect("update has key"),
             )
             .build();
-        match self.transact(vec![put(record("reserved", line.quantity)), not_cancelled.clone(), decrement]).await? {
+        // Concurrent orders of a hot SKU conflict on its stock item; DynamoDB
+        // cancels the losers, which try again after a short, jittered wait.
+        let mut attempt = 0u32;
+        let first = loop {
+            match self.transact(vec![put(record("reserved", line.quantity)), not_cancelled.clone(), decrement.clone()]).await {
+                Err(StoreError::Contention { .. }) if attempt < 8 => {
+                    attempt += 1;
+                    crate::table::backoff(attempt).await;
+                }
+                other => break other?,
+            }
+        };
+        match first {
             TxOutcome::Committed => Ok(Reservation::Reserved),
             TxOutcome::ConditionFailed { reasons } => {
                 let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
@@ -148,14 +160,15 @@ impl Table {
     }
 
     /// Returns up to `quantity` reserved units of one line to stock, once
-    /// per `event`. `None` for `quantity` releases everything still reserved.
-    /// Returns how many units went back.
-    pub async fn release_line(&self, order: &OrderRef, line: &LineId, quantity: Option<u32>, event: &EventId) -> Result<u32, StoreError> {
+    /// per `release` (`cancel`, or `refund:<refund id>`: the platform may send
+    /// one refund under two event ids). `None` for `quantity` releases
+    /// everything still reserved. Returns how many units went back.
+    pub async fn release_line(&self, order: &OrderRef, line: &LineId, quantity: Option<u32>, release: &str) -> Result<u32, StoreError> {
         let rkey = keys::reservation(order, line);
         for _ in 0..8 {
             let Some(current) = self.get(&rkey, true).await? else { return Ok(0) };
             let reserved = u32::try_from(item::get_i64(&current, "reserved")?).unwrap_or(0);
-            let applied = current.get("released_by").and_then(|v| v.as_ss().ok()).is_some_and(|ids| ids.iter().any(|i| i == event.as_str()));
+            let applied = current.get("released_by").and_then(|v| v.as_ss().ok()).is_some_and(|ids| ids.iter().any(|i| i == release));
             if applied {
                 return Ok(0);
             }
@@ -181,8 +194,8 @@ impl Table {
                         .expression_attribute_values(":new", n(reserved - q))
                         .expression_attribute_values(":old", n(reserved))
                         .expression_attribute_values(":st", s(status))
-                        .expression_attribute_values(":e", aws_sdk_dynamodb::types::AttributeValue::Ss(vec![event.to_string()]))
-                        .expression_attribute_values(":eid", s(event.as_str()))
+                        .expression_attribute_values(":e", aws_sdk_dynamodb::types::AttributeValue::Ss(vec![release.to_owned()]))
+                        .expression_attribute_values(":eid", s(release))
                         .build()
                         .expect("update has key"),
                 )

@@ -47,6 +47,9 @@ pub struct GroupOutcome {
     /// Uplines whose metrics moved (downline sales, commission): their
     /// tiers may move with them.
     pub commission_receivers: Vec<DistributorId>,
+    /// Every upline of the seller: after a redelivery, the re-evaluation a
+    /// failed first delivery may have missed.
+    pub ancestors: Vec<DistributorId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +78,11 @@ impl Table {
         decide: &Decide<'_>,
     ) -> Result<GroupOutcome, GroupError> {
         debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             if let Some(outcome) = self.try_group(distributor, events, calendar, keep_since, decide).await? {
                 return Ok(outcome);
             }
+            crate::table::backoff(attempt + 1).await;
         }
         Err(StoreError::Contention { what: format!("ledger of {distributor}"), attempts: MAX_ATTEMPTS }.into())
     }
@@ -126,7 +130,7 @@ impl Table {
             let before_purchased = record.purchased();
             entries.insert(o, Entry { record, version, before, before_purchased, changed: false });
         }
-        let mut outcome = GroupOutcome::default();
+        let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
         for e in events {
             let entry = entries.get_mut(&e.order).expect("every order was read");
             match entry.record.apply(e, calendar) {

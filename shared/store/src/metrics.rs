@@ -222,9 +222,14 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         }
     }
     let adds = if adds.is_empty() { String::new() } else { format!(" ADD {}", adds.join(", ")) };
+    // An ADD and a REMOVE of the same attribute in one expression is refused
+    // (a refund of an order from a pruned month): the ADD wins, the bucket
+    // goes with a later write.
+    let added: std::collections::HashSet<&String> = names.values().collect();
+    let remove: Vec<&String> = remove.iter().filter(|a| !added.contains(a)).collect();
     let mut removes = Vec::new();
     for (i, attr) in remove.iter().enumerate() {
-        names.insert(format!("#r{i}"), attr.clone());
+        names.insert(format!("#r{i}"), (*attr).clone());
         removes.push(format!("#r{i}"));
     }
     let removes = if removes.is_empty() { String::new() } else { format!(" REMOVE {}", removes.join(", ")) };

@@ -153,6 +153,14 @@ impl Table {
     }
 }
 
+/// A short wait before retrying a conflict: exponential, with jitter so
+/// that the losers of a race do not meet again.
+pub(crate) async fn backoff(attempt: u32) {
+    let base = 10u64 * 2u64.pow(attempt.min(6));
+    let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)) % base.max(1);
+    tokio_sleep_ms(base / 2 + jitter).await
+}
+
 async fn tokio_sleep_ms(ms: u64) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await
 }
