@@ -6,6 +6,12 @@ use chrono::Utc;
 use serde_json::json;
 use system_tests::*;
 
+fn with_store(mut doc: serde_json::Value, store: &str) -> serde_json::Value {
+    doc["platform"] = json!("jd");
+    doc["store"] = json!(store);
+    doc
+}
+
 async fn receipts(stack: &LocalStack) -> usize {
     let out = stack
         .clients
@@ -24,7 +30,9 @@ async fn receipts(stack: &LocalStack) -> usize {
 async fn refused_webhooks_say_why_and_leave_no_trace() {
     let (stack, api) = clothing_stack().await;
     let now = Utc::now();
-    let good = docs::paid("evt-1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now);
+    let mut good = docs::paid("evt-1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now);
+    good["platform"] = json!("jd");
+    good["store"] = json!("sh-outlet");
     let body = serde_json::to_vec(&good).unwrap();
     let sign = |body: &[u8], t: i64| order_intake::signature::sign(body, &api.webhook_secret, t);
 
@@ -61,8 +69,10 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
         ("fraction of a cent", "sh-outlet", signed(sub_cent), 422, "invalid_order"),
         ("paid without buyer", "sh-outlet", signed(no_buyer), 422, "invalid_order"),
         ("unknown field", "sh-outlet", signed(unknown_field), 422, "invalid_order"),
-        ("unknown sku", "sh-outlet", signed(docs::paid("evt-2", "O2", "b1", &[("NO-SUCH-SKU", 1, "1.00")], now)), 422, "unknown_sku"),
-        ("unknown store", "nowhere", signed(good.clone()), 422, "unknown_store"),
+        ("unknown sku", "sh-outlet", signed(with_store(docs::paid("evt-2", "O2", "b1", &[("NO-SUCH-SKU", 1, "1.00")], now), "sh-outlet")), 422, "unknown_sku"),
+        ("unknown store", "nowhere", signed(with_store(good.clone(), "nowhere")), 422, "unknown_store"),
+        // A signed document replayed to another store's URL.
+        ("another store's document", "sz-live", signed(good.clone()), 422, "store_mismatch"),
         ("too large", "sh-outlet", vec![b' '; 200 * 1024], 413, "payload_too_large"),
     ];
     for (name, store, body, status, code) in cases {

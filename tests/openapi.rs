@@ -911,7 +911,12 @@ async fn documented_error_codes_are_answered() {
     let mut v = Validator::new(&doc, true);
     let mut problems = Vec::new();
     let now = Utc::now();
-    let paid = |sku: &str| docs::paid("evt-refused", "O-REFUSED", "b-1", &[(sku, 1, "199.00")], now);
+    let paid = |sku: &str| {
+        let mut d = docs::paid("evt-refused", "O-REFUSED", "b-1", &[(sku, 1, "199.00")], now);
+        d["platform"] = json!("jd");
+        d["store"] = json!("sh-outlet");
+        d
+    };
     let stale = {
         let body = serde_json::to_vec(&paid("TEE-WHITE")).unwrap();
         order_intake::signature::sign(&body, &secret, now.timestamp() - 1000)
@@ -927,7 +932,12 @@ async fn documented_error_codes_are_answered() {
         case("receiveWebhook", wh, (413, "payload_too_large")).raw("application/json", vec![b' '; 129 * 1024]),
         case("receiveWebhook", wh, (422, "invalid_order")).json(json!({"event_id": "e-1", "type": "order.paid", "occurred_at": now, "order_id": "O-1"})),
         case("receiveWebhook", wh, (422, "invalid_order")).json(json!({"event_id": "e-1", "type": "order.shipped", "occurred_at": now, "order_id": "O-1"})),
-        case("receiveWebhook", "/webhooks/jd/no-such-store", (422, "unknown_store")).json(paid("TEE-WHITE")),
+        case("receiveWebhook", "/webhooks/jd/no-such-store", (422, "unknown_store")).json({
+            let mut d = paid("TEE-WHITE");
+            d["store"] = json!("no-such-store");
+            d
+        }),
+        case("receiveWebhook", "/webhooks/douyin/sz-live", (422, "store_mismatch")).json(paid("TEE-WHITE")),
         case("receiveWebhook", wh, (422, "unknown_sku")).json(paid("NO-SUCH-SKU")),
         case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "missing_sku")),
         case("getDistributorPrices", "/v1/distributors/d-shanghai/prices", (400, "invalid_sku")).query(&[("sku", "A#B")]),

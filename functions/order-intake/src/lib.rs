@@ -76,6 +76,12 @@ impl OrderIntake {
             "invalid_document" => ApiError { code: "invalid_order", ..e },
             _ => e,
         })?;
+        if doc.platform != platform || doc.store != store {
+            return Err(ApiError::unprocessable(
+                "store_mismatch",
+                format!("the document is for {}/{}, but was sent to {platform}/{store}", doc.platform, doc.store),
+            ));
+        }
         let event_id = doc.event_id.clone();
         let occurred_at = doc.occurred_at;
         let order_id = doc.order_id.clone();

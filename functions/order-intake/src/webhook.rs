@@ -1,7 +1,12 @@
 //! The generic webhook document, and its translation into an order event.
 //!
+//! Every document names the platform and store it is about; they must match
+//! the URL, so that a signed document cannot be replayed to another store's
+//! URL (the signature covers the body, not the path).
+//!
 //! ```json
-//! {"event_id": "evt-1", "type": "order.paid", "occurred_at": "2026-11-27T02:15:00Z",
+//! {"platform": "tmall", "store": "hz-flagship",
+//!  "event_id": "evt-1", "type": "order.paid", "occurred_at": "2026-11-27T02:15:00Z",
 //!  "order_id": "TM-1", "buyer_id": "b-1", "total": "398.00", "urgent": false,
 //!  "lines": [{"line_id": "1", "sku": "TEE", "quantity": 2, "unit_price": "199.00", "amount": "398.00"}]}
 //! {"event_id": "evt-2", "type": "order.refunded", "occurred_at": "...", "order_id": "TM-1",
@@ -11,13 +16,15 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tier_domain::ids::{BuyerId, EventId, OrderId, RefundId};
+use tier_domain::ids::{BuyerId, EventId, OrderId, Platform, RefundId, StoreId};
 use tier_domain::money::Money;
 use tier_domain::order::{OrderEventKind, OrderLine, ReturnedLine};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookDoc {
+    pub platform: Platform,
+    pub store: StoreId,
     pub event_id: EventId,
     #[serde(rename = "type")]
     pub kind: WebhookType,

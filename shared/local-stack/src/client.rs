@@ -67,9 +67,15 @@ impl ApiClient {
         self.admin(reqwest::Method::GET, path, None).await
     }
 
-    /// Delivers a webhook signed with the stack's secret, as a platform would.
+    /// Delivers a webhook signed with the stack's secret, as a platform would,
+    /// naming the platform and store in the document unless it already does.
     pub async fn webhook(&self, platform: &str, store: &str, doc: &Value) -> anyhow::Result<Reply> {
-        let body = serde_json::to_vec(doc)?;
+        let mut doc = doc.clone();
+        if let Some(fields) = doc.as_object_mut() {
+            fields.entry("platform").or_insert_with(|| json!(platform));
+            fields.entry("store").or_insert_with(|| json!(store));
+        }
+        let body = serde_json::to_vec(&doc)?;
         let signature = order_intake::signature::sign(&body, &self.webhook_secret, Utc::now().timestamp());
         self.webhook_raw(platform, store, body, Some(signature)).await
     }
