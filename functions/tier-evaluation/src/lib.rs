@@ -158,9 +158,12 @@ impl TierEvaluation {
     /// evaluated at the run's instant, and evaluating twice changes nothing.
     pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
         let run = self.table.start_review(self.calendar.month_of(now), now).await?;
-        let Some(rules) = self.table.current_rule_set().await? else { return Ok(run) };
+        if self.table.current_rule_set().await?.is_none() {
+            return Ok(run);
+        }
         let review = ReviewRun { period: run.period, at: run.at };
-        for tier in rules.rules.tiers().iter().map(|t| Some(t.id.clone())).chain([None]) {
+        // Every tier any version has had: members of a dropped tier too.
+        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
             self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: review.clone(), tier, cursor: None })).await?;
         }
         tracing::info!(period = %run.period, at = %run.at, created = run.created, "review fanned out");
@@ -218,9 +221,11 @@ impl TierEvaluation {
     /// operators' scripts and tests. Same evaluation as the fanned-out one.
     pub async fn review(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
-        let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
+        if self.table.current_rule_set().await?.is_none() {
+            return Ok(report);
+        }
         let run = ReviewRun { period: self.calendar.month_of(now), at: now };
-        for tier in rules.rules.tiers().iter().map(|t| Some(t.id.clone())).chain([None]) {
+        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
             let mut cursor = None;
             loop {
                 let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_PAGE_SIZE).await?;

@@ -104,26 +104,35 @@ impl Table {
     /// Writes items 25 per request (BatchWriteItem's limit, enforced here:
     /// some emulators accept more), retrying unprocessed items.
     pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        use futures::StreamExt;
+        // Eight requests in flight: a 50,000-row price book is 2,000 of them.
+        let requests: Vec<_> = items.chunks(BATCH_WRITE_MAX).map(|chunk| Box::pin(self.batch_put_chunk(chunk))).collect();
+        let mut pending = futures::stream::iter(requests).buffer_unordered(8);
+        while let Some(done) = pending.next().await {
+            done?;
+        }
+        Ok(())
+    }
+
+    async fn batch_put_chunk(&self, chunk: &[Item]) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        for chunk in items.chunks(BATCH_WRITE_MAX) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item set")).build())
-                .collect();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.name, pending)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.name)).unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
-                }
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item set")).build())
+            .collect();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.name, pending)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
+            pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.name)).unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
             }
         }
         Ok(())
