@@ -232,6 +232,15 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     let suzhou = api.prices("d-suzhou", &skus).await?;
     println!("Prices for d-suzhou now:\n{}", price_table(&suzhou.body));
 
+    let hangzhou = api.get("distributors/d-hangzhou").await?;
+    let m = &hangzhou.body["metrics"];
+    println!(
+        "d-hangzhou, upline of both: downline sales {} CNY (level 1), {} downline distributors, commission earned {} CNY\n",
+        m["downline_sales"]["lifetime"].as_str().unwrap_or("0"),
+        m["downline_distributors"],
+        m["cumulative_commission"].as_str().unwrap_or("0.00"),
+    );
+
     println!("Stock:");
     for sku in skus {
         let s = api.get(&format!("skus/{sku}/stock")).await?;

@@ -36,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
     println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/prices?sku=TEE-WHITE&sku=JACKET-DOWN'");
     println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/tier'");
     println!("  curl -H 'X-Admin-Key: {}' {base}/v1/admin/distributors/d-shanghai", stack.admin_key);
-    println!("  POST {base}/webhooks/{{platform}}/{{store}}  (X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">, secret {})", stack.webhook_secret);
+    println!(
+        "  POST {base}/webhooks/{{platform}}/{{store}}  (a document naming the same platform and store; X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">, secret {})",
+        stack.webhook_secret
+    );
     // Ctrl-C, or SIGTERM from a supervisor: either way the emulator is
     // stopped by its pid below, never left behind.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
