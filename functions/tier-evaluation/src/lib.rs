@@ -32,11 +32,16 @@ pub struct TierEvaluation {
     queue: Queue,
 }
 
-/// Members per review page message: one BatchGetItem-sized bite.
-pub const REVIEW_PAGE_SIZE: i32 = 100;
-/// Pages one partition message enumerates before handing on to a
+/// Members per review page message: a batch of ten pages (250 evaluations)
+/// stays well inside the function's 10-second timeout.
+pub const REVIEW_PAGE_SIZE: usize = 25;
+/// Members listed per query while fanning out: several pages' worth, so
+/// that listing, which runs in sequence for a tier, keeps ahead of the
+/// evaluations, which run in parallel.
+pub const REVIEW_QUERY_SIZE: i32 = 100;
+/// Queries one partition message makes before handing on to a
 /// continuation of itself, so no invocation runs long.
-pub const PAGES_PER_PARTITION_MESSAGE: usize = 20;
+pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReviewReport {
@@ -172,10 +177,10 @@ impl TierEvaluation {
 
     async fn on_review_partition(&self, p: &ReviewPartition) -> Result<(), Failure> {
         let mut cursor = p.cursor.clone();
-        for _ in 0..PAGES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self.table.tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_PAGE_SIZE).await?;
-            if !ids.is_empty() {
-                self.queue.send(&Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: ids })).await?;
+        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
+            let (ids, next) = self.table.tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
+            for page in ids.chunks(REVIEW_PAGE_SIZE) {
+                self.queue.send(&Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page.to_vec() })).await?;
             }
             match next {
                 Some(n) => cursor = Some(n),
@@ -228,7 +233,7 @@ impl TierEvaluation {
         for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
             let mut cursor = None;
             loop {
-                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_PAGE_SIZE).await?;
+                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
                 let page = self.review_distributors(&ids, &run).await?;
                 report.reviewed += page.reviewed;
                 report.changed += page.changed;
