@@ -1,7 +1,11 @@
-//! Tier evaluation: consumes order events from SQS, records each one in the
-//! ledger exactly once, re-evaluates the distributor's tier and writes any
-//! change with its reason. Also runs the scheduled review, which moves
-//! tiers when calendar windows roll over (a new month empties "this month").
+//! Tier evaluation: consumes order events from SQS, a batch's events grouped
+//! by distributor. Each group is one transaction: the events recorded in
+//! their orders' ledger entries exactly once, the metrics (one write), the
+//! uplines' network metrics and commission, and the tier change the new
+//! metrics call for, with its reason. Uplines whose metrics moved are then
+//! re-evaluated. Also runs the scheduled review, which moves tiers when
+//! calendar windows roll over (a new month empties "this month"), fanned out
+//! through this function's own queue.
 //!
 //! Every step is idempotent, so a redelivered message re-runs safely: the
 //! ledger recognises the event, and the evaluation, which always runs,
