@@ -337,9 +337,9 @@ impl AdminApi {
         let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
         for tier in partitions {
-            let mut start = None;
+            let mut cursor = None;
             loop {
-                let (ids, next) = self.table.tier_members(tier.as_ref(), start).await?;
+                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), 100).await?;
                 for chunk in ids.chunks(50) {
                     for (d, metrics) in self.table.distributors_with_metrics(chunk).await? {
                         evaluated += 1;
@@ -355,7 +355,7 @@ impl AdminApi {
                     }
                 }
                 match next {
-                    Some(n) => start = Some(n),
+                    Some(n) => cursor = Some(n),
                     None => break,
                 }
             }

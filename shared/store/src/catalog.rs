@@ -229,19 +229,8 @@ impl Table {
     /// Every line reservation of an order.
     pub async fn reservations(&self, order: &OrderRef) -> Result<Vec<(LineId, LineReservation)>, StoreError> {
         let (pk, _) = keys::cancellation(order);
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :l)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":l", s("LINE#"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        out.items
-            .unwrap_or_default()
+        self.query_prefix(&pk, "LINE#", true)
+            .await?
             .iter()
             .map(|i| {
                 let key = item::key_of(i);

@@ -44,33 +44,13 @@ pub enum WithdrawOutcome {
 impl Table {
     /// Every commission entry of a receiver.
     pub async fn commission_entries(&self, receiver: &DistributorId) -> Result<Vec<EntryRow>, StoreError> {
-        let mut rows = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :c)")
-                .expression_attribute_values(":pk", s(keys::distributor(receiver).0))
-                .expression_attribute_values(":c", s(keys::COMMISSION_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for i in out.items.unwrap_or_default() {
-                rows.push(EntryRow {
-                    order: item::get_s(&i, "order")?.to_owned(),
-                    source: item::get_s(&i, "source")?.to_owned(),
-                    entry: item::get_json(&i, "entry")?,
-                });
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(rows),
-            }
-        }
+        self.query_prefix(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, true)
+            .await?
+            .iter()
+            .map(|i| {
+                Ok(EntryRow { order: item::get_s(i, "order")?.to_owned(), source: item::get_s(i, "source")?.to_owned(), entry: item::get_json(i, "entry")? })
+            })
+            .collect()
     }
 
     /// Pays out `amount` if the commission withdrawable at `at` covers it.

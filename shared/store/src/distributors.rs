@@ -1,7 +1,5 @@
 //! Distributors, their stores, their metrics and their tier history.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -308,33 +306,6 @@ impl Table {
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
         out.items.unwrap_or_default().iter().map(|i| item::get_json(i, "change")).collect()
-    }
-
-    /// The ids of every distributor in `tier` (`None`: not yet in a tier),
-    /// a page at a time. Serves the scheduled review.
-    pub async fn tier_members(
-        &self,
-        tier: Option<&TierId>,
-        start: Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
-    ) -> Result<(Vec<DistributorId>, Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>), StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .index_name(keys::GSI1)
-            .key_condition_expression("GSI1PK = :g")
-            .expression_attribute_values(":g", s(keys::tier_members(tier)))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        let ids = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|i| get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
-            .collect::<Result<_, _>>()?;
-        Ok((ids, out.last_evaluated_key))
     }
 }
 

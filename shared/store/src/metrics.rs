@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::Update;
 use tier_domain::calendar::Month;
 use tier_domain::ids::DistributorId;
-use tier_domain::metrics::{Metrics, MetricsDelta};
+use rust_decimal::Decimal;
+use tier_domain::metrics::{Buckets, Metrics, MetricsDelta};
 use tier_domain::money::Money;
 
 use crate::error::StoreError;
@@ -15,78 +16,93 @@ use crate::item::{self, Item, n, s};
 use crate::keys;
 use crate::table::Table;
 
-/// Metrics are counters named `sales#{YYYY-MM}`, `sales#life`,
-/// `orders#{YYYY-MM}`, `orders#life`, so that one `ADD` updates them.
+/// Monthly buckets and their lifetime total: `{kind}#{YYYY-MM}` and
+/// `{kind}#life`, money kinds first. One `ADD` updates them all.
+const MONEY_BUCKETS: [&str; 3] = ["sales", "dsales", "dsalesA"];
+const COUNT_BUCKETS: [&str; 3] = ["orders", "dorders", "dordersA"];
+
+/// Plain counters, named as the attribute, in the order of [`counters`]
+/// and [`delta_counters`].
+const COUNTERS: [&str; 6] =
+    ["downline_users", "valid_downline_users", "downline_users_all", "valid_downline_users_all", "downline_distributors", "downline_distributors_all"];
+
+fn counters(m: &mut Metrics) -> [&mut i64; 6] {
+    [
+        &mut m.downline_users,
+        &mut m.valid_downline_users,
+        &mut m.downline_users_all,
+        &mut m.valid_downline_users_all,
+        &mut m.downline_distributors,
+        &mut m.downline_distributors_all,
+    ]
+}
+
+fn delta_counters(d: &MetricsDelta) -> [i64; 6] {
+    [d.downline_users, d.valid_downline_users, d.downline_users_all, d.valid_downline_users_all, d.downline_distributors, d.downline_distributors_all]
+}
+
+fn money_buckets<'a>(m: &'a mut Metrics, kind: &str) -> Option<&'a mut Buckets<Money>> {
+    match kind {
+        "sales" => Some(&mut m.sales),
+        "dsales" => Some(&mut m.downline_sales),
+        "dsalesA" => Some(&mut m.downline_sales_all),
+        _ => None,
+    }
+}
+
+fn count_buckets<'a>(m: &'a mut Metrics, kind: &str) -> Option<&'a mut Buckets<i64>> {
+    match kind {
+        "orders" => Some(&mut m.orders),
+        "dorders" => Some(&mut m.downline_orders),
+        "dordersA" => Some(&mut m.downline_orders_all),
+        _ => None,
+    }
+}
+
+/// `None` for the lifetime bucket.
+fn bucket_month(item: &Item, period: &str) -> Result<Option<Month>, StoreError> {
+    match period {
+        "life" => Ok(None),
+        p => Month::parse(p).map(Some).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string())),
+    }
+}
+
 pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     let mut m = Metrics::default();
     for name in item.keys() {
         let Some((kind, period)) = name.split_once('#') else { continue };
         match (kind, period) {
-            ("commission", "life") => {
-                m.cumulative_commission = money(item, name)?;
-                continue;
-            }
-            ("withdrawn", "life") => {
-                m.withdrawn_commission = money(item, name)?;
-                continue;
-            }
+            ("commission", "life") => m.cumulative_commission = money(item, name)?,
+            ("withdrawn", "life") => m.withdrawn_commission = money(item, name)?,
             ("bought", sku) => {
                 let sku = tier_domain::ids::Sku::parse(sku).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
                 m.purchased.insert(sku, item::get_i64(item, name)?);
-                continue;
             }
-            ("sales" | "orders" | "dsales" | "dorders" | "dsalesA" | "dordersA", _) => {}
-            _ => continue,
-        }
-        let month = match period {
-            "life" => None,
-            p => Some(Month::parse(p).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?),
-        };
-        match (kind, month) {
-            ("dsalesA", None) => m.downline_sales_all.lifetime = money(item, name)?,
-            ("dsalesA", Some(mo)) => {
-                m.downline_sales_all.by_month.insert(mo, money(item, name)?);
+            _ => {
+                if let Some(b) = money_buckets(&mut m, kind) {
+                    let value = money(item, name)?;
+                    match bucket_month(item, period)? {
+                        None => b.lifetime = value,
+                        Some(mo) => {
+                            b.by_month.insert(mo, value);
+                        }
+                    }
+                } else if let Some(b) = count_buckets(&mut m, kind) {
+                    let value = item::get_i64(item, name)?;
+                    match bucket_month(item, period)? {
+                        None => b.lifetime = value,
+                        Some(mo) => {
+                            b.by_month.insert(mo, value);
+                        }
+                    }
+                }
             }
-            ("dordersA", None) => m.downline_orders_all.lifetime = item::get_i64(item, name)?,
-            ("dordersA", Some(mo)) => {
-                m.downline_orders_all.by_month.insert(mo, item::get_i64(item, name)?);
-            }
-            ("dsales", None) => m.downline_sales.lifetime = money(item, name)?,
-            ("dsales", Some(mo)) => {
-                m.downline_sales.by_month.insert(mo, money(item, name)?);
-            }
-            ("dorders", None) => m.downline_orders.lifetime = item::get_i64(item, name)?,
-            ("dorders", Some(mo)) => {
-                m.downline_orders.by_month.insert(mo, item::get_i64(item, name)?);
-            }
-            ("sales", None) => m.sales.lifetime = money(item, name)?,
-            ("sales", Some(mo)) => {
-                m.sales.by_month.insert(mo, money(item, name)?);
-            }
-            ("orders", None) => m.orders.lifetime = item::get_i64(item, name)?,
-            ("orders", Some(mo)) => {
-                m.orders.by_month.insert(mo, item::get_i64(item, name)?);
-            }
-            _ => {}
         }
     }
-    if item.contains_key("downline_users") {
-        m.downline_users = item::get_i64(item, "downline_users")?;
-    }
-    if item.contains_key("valid_downline_users") {
-        m.valid_downline_users = item::get_i64(item, "valid_downline_users")?;
-    }
-    if item.contains_key("downline_users_all") {
-        m.downline_users_all = item::get_i64(item, "downline_users_all")?;
-    }
-    if item.contains_key("valid_downline_users_all") {
-        m.valid_downline_users_all = item::get_i64(item, "valid_downline_users_all")?;
-    }
-    if item.contains_key("downline_distributors") {
-        m.downline_distributors = item::get_i64(item, "downline_distributors")?;
-    }
-    if item.contains_key("downline_distributors_all") {
-        m.downline_distributors_all = item::get_i64(item, "downline_distributors_all")?;
+    for (name, slot) in COUNTERS.into_iter().zip(counters(&mut m)) {
+        if item.contains_key(name) {
+            *slot = item::get_i64(item, name)?;
+        }
     }
     Ok(m)
 }
@@ -109,8 +125,7 @@ pub(crate) fn stale_buckets(item: &Item, keep_since: Month) -> Vec<String> {
     item.keys()
         .filter(|name| {
             name.split_once('#').is_some_and(|(kind, period)| {
-                matches!(kind, "sales" | "orders" | "dsales" | "dorders" | "dsalesA" | "dordersA")
-                    && Month::parse(period).is_ok_and(|m| m < keep_since)
+                (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep_since)
             })
         })
         .cloned()
@@ -128,65 +143,27 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         values.insert(format!(":v{i}"), n(value));
         adds.push(format!("#a{i} :v{i}"));
     };
-    let sales_total: Money = delta.sales.iter().map(|(_, a)| *a).sum();
-    for (month, amount) in &delta.sales {
-        push(format!("sales#{month}"), amount.amount().to_string());
+    // Each monthly bucket moved, and the lifetime total by their sum.
+    let mut push_buckets = |kind: &str, moves: Vec<(Month, Decimal)>| {
+        if moves.is_empty() {
+            return;
+        }
+        let total: Decimal = moves.iter().map(|(_, v)| v).sum();
+        for (month, v) in moves {
+            push(format!("{kind}#{month}"), v.to_string());
+        }
+        push(format!("{kind}#life"), total.to_string());
+    };
+    let money = |v: &[(Month, Money)]| v.iter().map(|(m, a)| (*m, a.amount())).collect::<Vec<_>>();
+    let count = |v: &[(Month, i64)]| v.iter().map(|(m, c)| (*m, Decimal::from(*c))).collect::<Vec<_>>();
+    for (kind, moves) in MONEY_BUCKETS.into_iter().zip([money(&delta.sales), money(&delta.downline_sales), money(&delta.downline_sales_all)]) {
+        push_buckets(kind, moves);
     }
-    if !delta.sales.is_empty() {
-        push("sales#life".into(), sales_total.amount().to_string());
+    for (kind, moves) in COUNT_BUCKETS.into_iter().zip([count(&delta.orders), count(&delta.downline_orders), count(&delta.downline_orders_all)]) {
+        push_buckets(kind, moves);
     }
-    let dsales_total: Money = delta.downline_sales.iter().map(|(_, a)| *a).sum();
-    for (month, amount) in &delta.downline_sales {
-        push(format!("dsales#{month}"), amount.amount().to_string());
-    }
-    if !delta.downline_sales.is_empty() {
-        push("dsales#life".into(), dsales_total.amount().to_string());
-    }
-    let dorders_total: i64 = delta.downline_orders.iter().map(|(_, c)| c).sum();
-    for (month, count) in &delta.downline_orders {
-        push(format!("dorders#{month}"), count.to_string());
-    }
-    if !delta.downline_orders.is_empty() {
-        push("dorders#life".into(), dorders_total.to_string());
-    }
-    let all_sales: Money = delta.downline_sales_all.iter().map(|(_, a)| *a).sum();
-    for (month, amount) in &delta.downline_sales_all {
-        push(format!("dsalesA#{month}"), amount.amount().to_string());
-    }
-    if !delta.downline_sales_all.is_empty() {
-        push("dsalesA#life".into(), all_sales.amount().to_string());
-    }
-    let all_orders: i64 = delta.downline_orders_all.iter().map(|(_, c)| c).sum();
-    for (month, count) in &delta.downline_orders_all {
-        push(format!("dordersA#{month}"), count.to_string());
-    }
-    if !delta.downline_orders_all.is_empty() {
-        push("dordersA#life".into(), all_orders.to_string());
-    }
-    if delta.downline_users_all != 0 {
-        push("downline_users_all".into(), delta.downline_users_all.to_string());
-    }
-    if delta.valid_downline_users_all != 0 {
-        push("valid_downline_users_all".into(), delta.valid_downline_users_all.to_string());
-    }
-    let orders_total: i64 = delta.orders.iter().map(|(_, c)| c).sum();
-    for (month, count) in &delta.orders {
-        push(format!("orders#{month}"), count.to_string());
-    }
-    if !delta.orders.is_empty() {
-        push("orders#life".into(), orders_total.to_string());
-    }
-    if delta.downline_users != 0 {
-        push("downline_users".into(), delta.downline_users.to_string());
-    }
-    if delta.valid_downline_users != 0 {
-        push("valid_downline_users".into(), delta.valid_downline_users.to_string());
-    }
-    if delta.downline_distributors != 0 {
-        push("downline_distributors".into(), delta.downline_distributors.to_string());
-    }
-    if delta.downline_distributors_all != 0 {
-        push("downline_distributors_all".into(), delta.downline_distributors_all.to_string());
+    for (name, change) in COUNTERS.into_iter().zip(delta_counters(delta)).filter(|(_, c)| *c != 0) {
+        push(name.into(), change.to_string());
     }
     if !delta.cumulative_commission.is_zero() {
         push("commission#life".into(), delta.cumulative_commission.amount().to_string());

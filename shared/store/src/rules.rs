@@ -38,28 +38,11 @@ impl Table {
     /// sit in a tier a newer version dropped.
     pub async fn all_tier_ids(&self) -> Result<Vec<tier_domain::ids::TierId>, StoreError> {
         let mut ids = std::collections::BTreeSet::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :v)")
-                .expression_attribute_values(":pk", s("RULESET"))
-                .expression_attribute_values(":v", s("V#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            for i in out.items.unwrap_or_default() {
-                let doc: RuleSetDoc = item::get_json(&i, "doc")?;
-                ids.extend(doc.tiers.into_iter().map(|t| t.id));
-            }
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => return Ok(ids.into_iter().collect()),
-            }
+        for i in self.query_prefix(&keys::rule_set_current().0, "V#", false).await? {
+            let doc: RuleSetDoc = item::get_json(&i, "doc")?;
+            ids.extend(doc.tiers.into_iter().map(|t| t.id));
         }
+        Ok(ids.into_iter().collect())
     }
 
     /// Publishes `rules` as the next version. The new version and the
