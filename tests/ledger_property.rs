@@ -90,7 +90,7 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let mut rest = all.as_slice();
     while !rest.is_empty() {
         let n = (1 + rng.below(6) as usize).min(rest.len());
-        table.apply_group(&seller, &rest[..n], &calendar, month.previous(), &decide).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        table.apply_group(&seller, &rest[..n], &calendar, month.previous(), None, &decide).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         rest = &rest[n..];
     }
 

@@ -101,7 +101,7 @@ impl TierEvaluation {
             // The last event of the group is the cause a change is recorded with.
             let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
             let decide = self.decider(now, Trigger::Event, cause);
-            match self.table.apply_group(distributor, chunk, &self.calendar, self.keep_since(now), &decide).await {
+            match self.table.apply_group(distributor, chunk, &self.calendar, self.keep_since(now), None, &decide).await {
                 Ok(outcome) => {
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
                     if let Some(c) = &outcome.change {
@@ -153,8 +153,21 @@ impl TierEvaluation {
     /// Re-evaluates one distributor and applies a change, if any, guarded by
     /// the versions of its tier and its metrics.
     pub async fn evaluate(&self, id: &DistributorId, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
+        self.evaluate_with(id, None, cause, now, trigger).await
+    }
+
+    /// As [`TierEvaluation::evaluate`], with the current rule set when the
+    /// caller already holds it.
+    async fn evaluate_with(
+        &self,
+        id: &DistributorId,
+        rules: Option<&PublishedRuleSet>,
+        cause: Cause,
+        now: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Option<TierChange>, EvalError> {
         let decide = self.decider(now, trigger, cause);
-        match self.table.apply_group(id, &[], &self.calendar, self.keep_since(now), &decide).await {
+        match self.table.apply_group(id, &[], &self.calendar, self.keep_since(now), rules, &decide).await {
             Ok(outcome) => Ok(outcome.change),
             Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),
             Err(GroupError::Store(e)) => Err(e.into()),
@@ -213,11 +226,14 @@ impl TierEvaluation {
         Ok(())
     }
 
+    /// A page of a review: the rule set read once for the page, not once
+    /// per distributor.
     async fn review_distributors(&self, ids: &[DistributorId], run: &ReviewRun) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
+        let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
         for id in ids {
             report.reviewed += 1;
-            match self.evaluate(id, Cause::Review { month: run.period }, run.at, Trigger::Review).await {
+            match self.evaluate_with(id, Some(&rules), Cause::Review { month: run.period }, run.at, Trigger::Review).await {
                 Ok(Some(_)) => report.changed += 1,
                 Ok(None) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e),

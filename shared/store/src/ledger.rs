@@ -68,18 +68,21 @@ impl Table {
     /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
     /// tier change `decide` draws from the resulting metrics.
     /// Monthly buckets older than `keep_since` are removed from the
-    /// distributor's metrics item on the way.
+    /// distributor's metrics item on the way. `known_rules`, when the caller
+    /// already holds the current rule set (a review page), spares reading it
+    /// again for every distributor.
     pub async fn apply_group(
         &self,
         distributor: &DistributorId,
         events: &[OrderEvent],
         calendar: &BrandCalendar,
         keep_since: Month,
+        known_rules: Option<&PublishedRuleSet>,
         decide: &Decide<'_>,
     ) -> Result<GroupOutcome, GroupError> {
         debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
         for attempt in 0..MAX_ATTEMPTS {
-            if let Some(outcome) = self.try_group(distributor, events, calendar, keep_since, decide).await? {
+            if let Some(outcome) = self.try_group(distributor, events, calendar, keep_since, known_rules, decide).await? {
                 return Ok(outcome);
             }
             crate::table::backoff(attempt + 1).await;
@@ -94,6 +97,7 @@ impl Table {
         events: &[OrderEvent],
         calendar: &BrandCalendar,
         keep_since: Month,
+        known_rules: Option<&PublishedRuleSet>,
         decide: &Decide<'_>,
     ) -> Result<Option<GroupOutcome>, GroupError> {
         let pkey = keys::distributor(distributor);
@@ -102,11 +106,17 @@ impl Table {
         let mut orders: Vec<&OrderRef> = events.iter().map(|e| &e.order).collect();
         orders.sort();
         orders.dedup();
-        let mut wanted = vec![pkey.clone(), mkey.clone(), rkey.clone()];
+        let mut wanted = vec![pkey.clone(), mkey.clone()];
+        if known_rules.is_none() {
+            wanted.push(rkey.clone());
+        }
         wanted.extend(orders.iter().map(|o| keys::order_ledger(distributor, o)));
         let items = self.batch_get(&wanted, true).await?;
         let profile = items.get(&pkey).map(parse_profile).transpose()?.ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
-        let rules = items.get(&rkey).map(parse_rule_set).transpose()?;
+        let rules = match known_rules {
+            Some(r) => Some(r.clone()),
+            None => items.get(&rkey).map(parse_rule_set).transpose()?,
+        };
         let metrics_item = items.get(&mkey);
         let mut metrics = metrics_item.map(parse_metrics).transpose()?.unwrap_or_default();
         let mversion = metrics_item.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
