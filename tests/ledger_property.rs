@@ -65,11 +65,12 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let seller = DistributorId::parse("d-shanghai").unwrap();
     let upline = DistributorId::parse("d-hangzhou").unwrap();
     let now = Utc::now();
-    let month = calendar.month_of(now);
+    let today = calendar.day_of(now);
+    let month = today.month();
     let decide = |profile: &tier_store::distributors::Distributor, metrics: &tier_domain::metrics::Metrics, rules: Option<&tier_store::rules::PublishedRuleSet>| {
         let rules = rules?;
         let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-        tier::decide(&rules.rules, rules.version, standing, metrics, now, month, Trigger::Event, Cause::Assignment)
+        tier::decide(&rules.rules, rules.version, standing, metrics, now, today, Trigger::Event, Cause::Assignment)
     };
 
     let seed = 0x9E37_79B9_7F4A_7C15u64 ^ now.timestamp() as u64;
@@ -90,7 +91,7 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let mut rest = all.as_slice();
     while !rest.is_empty() {
         let n = (1 + rng.below(6) as usize).min(rest.len());
-        table.apply_group(&seller, &rest[..n], &calendar, month.previous(), None, &decide).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        table.apply_group(&seller, &rest[..n], &calendar, today, None, &decide).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         rest = &rest[n..];
     }
 
@@ -108,7 +109,7 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     assert_eq!(metrics.sales.lifetime, net, "seed {seed}");
     assert_eq!(metrics.sales.month(month), net, "seed {seed}");
     assert_eq!(metrics.orders.lifetime, live, "seed {seed}");
-    assert_eq!(profile.tier.as_ref(), Some(&rules.rules.qualify(&metrics, month).tier), "seed {seed}");
+    assert_eq!(profile.tier.as_ref(), Some(&rules.rules.qualify(&metrics, today).tier), "seed {seed}");
     let (_, up) = table.distributor_with_metrics(&upline).await.unwrap().unwrap();
     assert_eq!(up.cumulative_commission, commission, "seed {seed}");
     assert_eq!(up.downline_sales.lifetime, net, "seed {seed}");

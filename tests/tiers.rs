@@ -492,3 +492,62 @@ async fn a_review_steps_down_once_per_period() {
     assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
     stack.stop().await;
 }
+
+/// 近30天: a rolling window counts the last 30 days, today included, and
+/// the review moves a distributor down once a sale rolls out of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_window_counts_the_last_n_days_and_sales_roll_out_of_it() {
+    let (stack, api) = clothing_stack().await;
+    let rolling = serde_json::json!({
+      "tiers": [
+        {"id": "junior", "name": "Junior", "rank": 0},
+        {"id": "intermediate", "name": "Intermediate", "rank": 1,
+         "upgrade": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "50000"}}
+      ]});
+    assert_eq!(api.put("rule-set", &rolling).await.unwrap().status, 201);
+    let now = Utc::now();
+    // 39,933 forty days ago: outside the window.
+    api.webhook("jd", "sh-outlet", &docs::paid("r1", "R1", "b1", &[("HOODIE-GREY", 87, "459.00")], now - Duration::days(40))).await.unwrap();
+    // 30,294 ten days ago.
+    api.webhook("jd", "sh-outlet", &docs::paid("r2", "R2", "b2", &[("HOODIE-GREY", 66, "459.00")], now - Duration::days(10))).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior", "70,227 in all, 30,294 in the last 30 days");
+
+    // The tier endpoint shows the rolling value against the threshold.
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(tier.status, 200, "{}", tier.body);
+    let condition = &tier.body["next"]["conditions"][0];
+    assert_eq!(condition["window"]["rolling_days"], 30);
+    assert_eq!(dec(&condition["value"]), d("30294"));
+    assert_eq!(dec(&condition["remaining"]), d("19706"));
+
+    // 25,245 today: 55,539 in the last 30 days.
+    api.webhook("jd", "sh-outlet", &docs::paid("r3", "R3", "b3", &[("HOODIE-GREY", 55, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    let observed = &shanghai["tier_history"][0]["reasons"][0]["observed"][0];
+    assert_eq!(observed["window"]["rolling_days"], 30);
+    assert_eq!(dec(&observed["value"]), d("55539"));
+
+    // A refund of the oldest order moves its own day's bucket, outside the
+    // window, not today's.
+    api.webhook("jd", "sh-outlet", &docs::refunded("r1r", "R1", "RF1", "39933.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    assert_eq!(dec(&shanghai["metrics"]["sales"]["lifetime"]), d("55539"));
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(tier.body["retention"]["rule"], "upgrade:intermediate");
+    assert_eq!(dec(&tier.body["retention"]["conditions"][0]["value"]), d("55539"), "{}", tier.body);
+
+    // Twenty-five days on, the sale of ten days ago has rolled out; nothing
+    // else happened, and the review moves the tier down.
+    let review = stack.tier_evaluation.review(now + Duration::days(25)).await.unwrap();
+    assert_eq!(review.changed, 1);
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    assert_eq!(dec(&shanghai["tier_history"][0]["reasons"][0]["observed"][0]["value"]), d("25245"));
+    stack.stop().await;
+}

@@ -332,7 +332,8 @@ impl AdminApi {
         }
         partitions.push(None);
         let now = Utc::now();
-        let month = self.calendar.month_of(now);
+        let today = self.calendar.day_of(now);
+        let spans = draft.daily_spans();
         let mut evaluated = 0u64;
         let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -341,10 +342,10 @@ impl AdminApi {
             loop {
                 let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), 100).await?;
                 for chunk in ids.chunks(50) {
-                    for (d, metrics) in self.table.distributors_with_metrics(chunk).await? {
+                    for (d, metrics) in self.table.distributors_with_metrics(chunk, today, &spans).await? {
                         evaluated += 1;
                         let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
-                        if let Some(change) = tier::decide(&draft, 0, standing, &metrics, now, month, Trigger::Review, Cause::Assignment) {
+                        if let Some(change) = tier::decide(&draft, 0, standing, &metrics, now, today, Trigger::Review, Cause::Assignment) {
                             let key = (change.from.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), change.to.to_string());
                             *counts.entry(key.clone()).or_default() += 1;
                             let who = moves.entry(key).or_default();

@@ -17,7 +17,7 @@ impl PriceLookup {
     async fn authorized(&self, req: &Request, id: &str) -> Result<(DistributorId, TierView), ApiError> {
         let presented = auth::presented(req)?;
         let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
-        let view = self.table.tier_view(&id, presented.id).await?;
+        let view = self.table.tier_view(&id, presented.id, self.calendar.day_of(Utc::now())).await?;
         let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
         if !key.scope.may_read(&id) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
@@ -33,9 +33,10 @@ impl PriceLookup {
         let (d, metrics) = view.distributor.expect("authorized checks it exists");
         let rules = view.rules.ok_or_else(|| ApiError::conflict("no_rule_set", "the brand has not published a rule set yet"))?;
         let tier = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
-        let month = self.calendar.month_of(Utc::now());
+        let today = self.calendar.day_of(Utc::now());
+        let month = today.month();
         // Each condition of the next tier's rule against where the distributor is now.
-        let next = rules.rules.progress(&metrics, month, tier.rank).map(|outcome| {
+        let next = rules.rules.progress(&metrics, today, tier.rank).map(|outcome| {
             let next = rules.rules.tier_by_rank(tier.rank + 1).expect("progress implies a next tier");
             let conditions: Vec<_> = outcome
                 .observed
@@ -45,10 +46,17 @@ impl PriceLookup {
                 .collect();
             json!({"tier": TierRef::from(next), "met": outcome.met, "conditions": conditions})
         });
-        let retention = tier.retention.as_ref().map(|c| {
+        // What keeps it here: the retention rule, or without one the upgrade
+        // rule, which must then keep holding.
+        let keeps = match (&tier.retention, &tier.upgrade) {
+            (Some(c), _) => Some((format!("retention:{}", tier.id), c)),
+            (None, Some(c)) => Some((format!("upgrade:{}", tier.id), c)),
+            (None, None) => None,
+        };
+        let retention = keeps.map(|(rule, c)| {
             let mut observed = Vec::new();
-            let met = c.eval(&metrics, month, &mut observed);
-            json!({"met": met, "conditions": observed})
+            let met = c.eval(&metrics, today, &mut observed);
+            json!({"rule": rule, "met": met, "conditions": observed})
         });
         Ok(http::json(
             StatusCode::OK,

@@ -101,7 +101,7 @@ impl TierEvaluation {
             // The last event of the group is the cause a change is recorded with.
             let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
             let decide = self.decider(now, Trigger::Event, cause);
-            match self.table.apply_group(distributor, chunk, &self.calendar, self.keep_since(now), None, &decide).await {
+            match self.table.apply_group(distributor, chunk, &self.calendar, self.calendar.day_of(now), None, &decide).await {
                 Ok(outcome) => {
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
                     if let Some(c) = &outcome.change {
@@ -126,16 +126,10 @@ impl TierEvaluation {
         Ok(())
     }
 
-    /// Monthly buckets kept: this month and the 12 before (the longest
-    /// comparison, quarter growth, reaches 5 back).
-    fn keep_since(&self, now: DateTime<Utc>) -> tier_domain::calendar::Month {
-        (0..12).fold(self.calendar.month_of(now), |m, _| m.previous())
-    }
-
     /// The tier decision, as the store applies it atomically with the metrics
     /// it is drawn from.
     fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
-        let month = self.calendar.month_of(now);
+        let today = self.calendar.day_of(now);
         move |profile, metrics, rules| {
             let rules = rules?;
             // One change per review period: a redelivered page, or a
@@ -146,7 +140,7 @@ impl TierEvaluation {
                 return None;
             }
             let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-            tier::decide(&rules.rules, rules.version, standing, metrics, now, month, trigger, cause.clone())
+            tier::decide(&rules.rules, rules.version, standing, metrics, now, today, trigger, cause.clone())
         }
     }
 
@@ -167,7 +161,7 @@ impl TierEvaluation {
         trigger: Trigger,
     ) -> Result<Option<TierChange>, EvalError> {
         let decide = self.decider(now, trigger, cause);
-        match self.table.apply_group(id, &[], &self.calendar, self.keep_since(now), rules, &decide).await {
+        match self.table.apply_group(id, &[], &self.calendar, self.calendar.day_of(now), rules, &decide).await {
             Ok(outcome) => Ok(outcome.change),
             Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),
             Err(GroupError::Store(e)) => Err(e.into()),

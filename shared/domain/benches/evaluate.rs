@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tier_domain::calendar::Month;
+use tier_domain::calendar::Day;
 use tier_domain::ids::{EventId, TierId};
 use tier_domain::metrics::{Metric, Metrics, Window};
 use tier_domain::money::Money;
@@ -28,13 +28,13 @@ const RULES: &str = r#"{
   "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
 }"#;
 
-fn metrics(now: Month) -> Metrics {
+fn metrics(now: Day) -> Metrics {
     let mut m = Metrics::default();
-    let mut month = now;
-    for i in 0..24 {
-        m.sales.add(month, Money::cents(3_000_000 + i * 10_000));
-        m.orders.add(month, 40 + i);
-        month = month.previous();
+    // Two years of sales, a day's worth every third day.
+    for i in (0..730).step_by(3) {
+        let day = now.minus_days(i);
+        m.sales.add(day, Money::cents(300_000 + i64::from(i) * 1_000));
+        m.orders.add(day, 4);
     }
     m.valid_downline_users = 7;
     m.downline_users = 12;
@@ -43,7 +43,7 @@ fn metrics(now: Month) -> Metrics {
 
 fn bench(c: &mut Criterion) {
     let rules = RuleSet::from_json(RULES).unwrap();
-    let now = Month::parse("2026-11").unwrap();
+    let now = Day::parse("2026-11-27").unwrap();
     let m = metrics(now);
     let single = Condition::Threshold { metric: Metric::SalesAmount, window: Window::Month, gte: 50_000.into(), sku: None };
     let current = TierId::parse("intermediate").unwrap();

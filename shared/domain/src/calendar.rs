@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,6 +30,11 @@ impl BrandCalendar {
     pub fn month_of(&self, at: DateTime<Utc>) -> Month {
         let local = at.with_timezone(&self.tz);
         Month { year: local.year(), month: local.month() as u8 }
+    }
+
+    /// The brand-calendar day `at` falls on.
+    pub fn day_of(&self, at: DateTime<Utc>) -> Day {
+        Day(at.with_timezone(&self.tz).date_naive())
     }
 
     pub fn name(&self) -> &'static str {
@@ -83,6 +88,99 @@ impl Month {
     }
 }
 
+/// A day in the brand's calendar: what rolling windows are cut by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(NaiveDate);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid day {0:?}, expected YYYY-MM-DD")]
+pub struct DayError(String);
+
+impl Day {
+    pub fn new(year: i32, month: u8, day: u8) -> Option<Self> {
+        Month::new(year, month)?;
+        NaiveDate::from_ymd_opt(year, u32::from(month), u32::from(day)).map(Day)
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, DayError> {
+        let err = || DayError(raw.to_owned());
+        if raw.len() != 10 {
+            return Err(err());
+        }
+        let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| err())?;
+        Month::new(date.year(), date.month() as u8).ok_or_else(err)?;
+        Ok(Day(date))
+    }
+
+    pub fn month(self) -> Month {
+        Month { year: self.0.year(), month: self.0.month() as u8 }
+    }
+
+    /// The day of the month, 1 to 31.
+    pub fn day_of_month(self) -> u8 {
+        self.0.day() as u8
+    }
+
+    /// `days` days earlier.
+    pub fn minus_days(self, days: u32) -> Day {
+        Day(self.0 - chrono::Days::new(u64::from(days)))
+    }
+
+    /// The first day of its month.
+    pub fn first_of_month(self) -> Day {
+        Day(self.0.with_day(1).expect("every month has a first day"))
+    }
+
+    /// Unix seconds of the day's midnight in UTC (for expiry times, where an
+    /// hour or so does not matter).
+    pub fn midnight_utc_timestamp(self) -> i64 {
+        self.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp()
+    }
+
+    /// Days from `self` back to `earlier` (0 when the same day).
+    pub fn days_since(self, earlier: Day) -> i64 {
+        (self.0 - earlier.0).num_days()
+    }
+}
+
+impl Month {
+    /// The month's `day`th day, if it has one.
+    pub fn day(self, day: u8) -> Option<Day> {
+        Day::new(self.year, self.month, day)
+    }
+
+    /// The months from `first` to `self`, oldest first.
+    pub fn since(self, first: Month) -> Vec<Month> {
+        let mut out = Vec::new();
+        let mut m = self;
+        while m >= first {
+            out.push(m);
+            m = m.previous();
+        }
+        out.reverse();
+        out
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Day::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Month {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}", self.year, self.month)
@@ -118,6 +216,20 @@ mod tests {
         let utc = BrandCalendar::parse("UTC").unwrap();
         assert_eq!(utc.month_of(at("2026-11-30T16:00:00Z")).to_string(), "2026-11");
         assert!(BrandCalendar::parse("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn days_are_cut_in_the_brand_zone() {
+        let cal = BrandCalendar::default();
+        assert_eq!(cal.day_of(at("2026-11-30T15:59:59Z")).to_string(), "2026-11-30");
+        assert_eq!(cal.day_of(at("2026-11-30T16:00:00Z")).to_string(), "2026-12-01");
+        let d = Day::parse("2026-03-01").unwrap();
+        assert_eq!(d.minus_days(1).to_string(), "2026-02-28");
+        assert_eq!(d.minus_days(1).month().to_string(), "2026-02");
+        assert_eq!(d.days_since(Day::parse("2026-02-01").unwrap()), 28);
+        assert!(Day::parse("2026-02-30").is_err());
+        assert!(Day::parse("2026-2-3").is_err());
+        assert_eq!(Month::parse("2026-11").unwrap().since(Month::parse("2026-09").unwrap()).len(), 3);
     }
 
     #[test]

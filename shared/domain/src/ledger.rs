@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{BrandCalendar, Month};
+use crate::calendar::{BrandCalendar, Day};
 use crate::ids::{BuyerId, EventId, LineId, RefundId, Sku};
 use crate::metrics::MetricsDelta;
 use crate::money::Money;
@@ -23,9 +23,10 @@ pub struct PaidFacts {
     pub event_id: EventId,
     pub buyer: BuyerId,
     pub at: DateTime<Utc>,
-    /// The brand-calendar month the sale counts in, fixed when paid: a refund
-    /// in December reverses November's sales if the order was November's.
-    pub month: Month,
+    /// The brand-calendar day (and so month) the sale counts in, fixed when
+    /// paid: a refund in December reverses November's sales if the order was
+    /// November's.
+    pub day: Day,
     pub total: Money,
     /// What was bought, for the purchased-quantity metric.
     #[serde(default)]
@@ -53,7 +54,8 @@ pub struct OrderRecord {
 /// What one order adds to its distributor's metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Contribution {
-    pub month: Option<Month>,
+    /// The day the order was paid; `None` while it counts for nothing.
+    pub day: Option<Day>,
     pub sales: Money,
     /// 1 while the order is paid and not fully refunded or cancelled.
     pub live: i64,
@@ -74,7 +76,7 @@ impl OrderRecord {
                 // Refunds beyond what was paid are the platform's problem to
                 // explain; they never make sales negative.
                 let net = (paid.total - refunded).max(Money::ZERO);
-                Contribution { month: Some(paid.month), sales: net, live: i64::from(!net.is_zero() || paid.total.is_zero()) }
+                Contribution { day: Some(paid.day), sales: net, live: i64::from(!net.is_zero() || paid.total.is_zero()) }
             }
             _ => Contribution::default(),
         }
@@ -111,7 +113,7 @@ impl OrderRecord {
                     event_id: event.event_id.clone(),
                     buyer: buyer.clone(),
                     at: event.occurred_at,
-                    month: calendar.month_of(event.occurred_at),
+                    day: calendar.day_of(event.occurred_at),
                     total: *total,
                     lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity }).collect(),
                 });
@@ -151,13 +153,13 @@ pub fn purchased_delta(before: &BTreeMap<Sku, i64>, after: &BTreeMap<Sku, i64>, 
 pub fn delta(before: Contribution, after: Contribution) -> MetricsDelta {
     let mut d = MetricsDelta::default();
     for (c, sign) in [(before, -1i64), (after, 1)] {
-        if let Some(month) = c.month {
+        if let Some(day) = c.day {
             let sales = if sign < 0 { -c.sales } else { c.sales };
             if !sales.is_zero() {
-                d.merge(&MetricsDelta { sales: vec![(month, sales)], ..Default::default() });
+                d.merge(&MetricsDelta { sales: vec![(day, sales)], ..Default::default() });
             }
             if c.live != 0 {
-                d.merge(&MetricsDelta { orders: vec![(month, sign * c.live)], ..Default::default() });
+                d.merge(&MetricsDelta { orders: vec![(day, sign * c.live)], ..Default::default() });
             }
         }
     }

@@ -1,14 +1,15 @@
 //! What rules measure. Metrics are the sum of the contributions recorded in
 //! the ledger ([`crate::ledger`]); they are stored as counters per natural
 //! month plus a lifetime counter, so that any calendar window is a sum of
-//! buckets.
+//! buckets, and, for the metrics a rule set reads over rolling windows, per
+//! day as well.
 
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Month;
+use crate::calendar::{Day, Month};
 use crate::money::Money;
 
 /// A metric a rule can use.
@@ -83,22 +84,46 @@ pub enum Window {
     Quarter,
     /// Everything ever recorded.
     Lifetime,
+    /// The last N days, today included (近N天), cut in the brand's time zone:
+    /// `{"rolling_days": 30}`.
+    RollingDays(u16),
 }
 
-/// Lifetime and per-month totals of one quantity.
+/// The longest rolling window a rule may use: a year and a day.
+pub const MAX_ROLLING_DAYS: u16 = 366;
+
+impl Window {
+    /// Days of daily buckets the window needs to be evaluated, as of today
+    /// (twice the window for a growth comparison); 0 for calendar windows.
+    pub fn daily_span(self, metric: Metric) -> u32 {
+        match self {
+            Window::RollingDays(n) if metric == Metric::SalesGrowthPct => 2 * u32::from(n),
+            Window::RollingDays(n) => u32::from(n),
+            _ => 0,
+        }
+    }
+}
+
+/// Lifetime, per-month and (where rolling windows need them) per-day
+/// totals of one quantity.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Buckets<T> {
     pub lifetime: T,
     pub by_month: BTreeMap<Month, T>,
+    /// Only the days a rule set's rolling windows read are loaded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_day: BTreeMap<Day, T>,
 }
 
 impl<T> Buckets<T>
 where
     T: Copy + Default + std::ops::Add<Output = T>,
 {
-    pub fn add(&mut self, month: Month, delta: T) {
+    pub fn add(&mut self, day: Day, delta: T) {
         self.lifetime = self.lifetime + delta;
-        let slot = self.by_month.entry(month).or_default();
+        let slot = self.by_month.entry(day.month()).or_default();
+        *slot = *slot + delta;
+        let slot = self.by_day.entry(day).or_default();
         *slot = *slot + delta;
     }
 
@@ -106,7 +131,14 @@ where
         self.by_month.get(&month).copied().unwrap_or_default()
     }
 
-    pub fn over(&self, window: Window, now: Month) -> T {
+    /// The `days` days ending with `last`, inclusive.
+    fn days(&self, last: Day, days: u16) -> T {
+        let first = last.minus_days(u32::from(days.max(1)) - 1);
+        self.by_day.range(first..=last).fold(T::default(), |acc, (_, v)| acc + *v)
+    }
+
+    pub fn over(&self, window: Window, today: Day) -> T {
+        let now = today.month();
         match window {
             Window::Lifetime => self.lifetime,
             Window::Month => self.month(now),
@@ -115,6 +147,7 @@ where
                 .into_iter()
                 .filter(|m| *m <= now)
                 .fold(T::default(), |acc, m| acc + self.month(m)),
+            Window::RollingDays(n) => self.days(today, n),
         }
     }
 }
@@ -152,8 +185,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The value of `metric` over `window`, as of month `now`.
-    pub fn value(&self, metric: Metric, window: Window, now: Month) -> Decimal {
+    /// The value of `metric` over `window`, as of `now` (the brand's today).
+    pub fn value(&self, metric: Metric, window: Window, now: Day) -> Decimal {
         match metric {
             Metric::SalesAmount => self.sales.over(window, now).amount(),
             Metric::OrderCount => Decimal::from(self.orders.over(window, now)),
@@ -177,7 +210,8 @@ impl Metrics {
 
     /// Growth of own sales, this window against the previous, in percent,
     /// rounded to 0.01.
-    fn growth_pct(&self, window: Window, now: Month) -> Decimal {
+    fn growth_pct(&self, window: Window, today: Day) -> Decimal {
+        let now = today.month();
         let (current, previous) = match window {
             Window::Month => (self.sales.month(now), self.sales.month(now.previous())),
             Window::Quarter => {
@@ -186,6 +220,7 @@ impl Metrics {
                 let shift = |m: Month| (0..3).fold(m, |m, _| m.previous());
                 (months.iter().map(|m| self.sales.month(*m)).sum::<Money>(), months.iter().map(|m| self.sales.month(shift(*m))).sum::<Money>())
             }
+            Window::RollingDays(n) => (self.sales.days(today, n), self.sales.days(today.minus_days(u32::from(n)), n)),
             Window::Lifetime => return Decimal::ZERO,
         };
         if previous.is_zero() || previous.is_negative() {
@@ -202,25 +237,25 @@ impl Metrics {
         for (sku, q) in &delta.purchased {
             *self.purchased.entry(sku.clone()).or_default() += q;
         }
-        for (month, amount) in &delta.downline_sales {
-            self.downline_sales.add(*month, *amount);
+        for (day, amount) in &delta.downline_sales {
+            self.downline_sales.add(*day, *amount);
         }
-        for (month, count) in &delta.downline_orders {
-            self.downline_orders.add(*month, *count);
+        for (day, count) in &delta.downline_orders {
+            self.downline_orders.add(*day, *count);
         }
-        for (month, amount) in &delta.downline_sales_all {
-            self.downline_sales_all.add(*month, *amount);
+        for (day, amount) in &delta.downline_sales_all {
+            self.downline_sales_all.add(*day, *amount);
         }
-        for (month, count) in &delta.downline_orders_all {
-            self.downline_orders_all.add(*month, *count);
+        for (day, count) in &delta.downline_orders_all {
+            self.downline_orders_all.add(*day, *count);
         }
         self.downline_users_all += delta.downline_users_all;
         self.valid_downline_users_all += delta.valid_downline_users_all;
-        for (month, amount) in &delta.sales {
-            self.sales.add(*month, *amount);
+        for (day, amount) in &delta.sales {
+            self.sales.add(*day, *amount);
         }
-        for (month, count) in &delta.orders {
-            self.orders.add(*month, *count);
+        for (day, count) in &delta.orders {
+            self.orders.add(*day, *count);
         }
         self.downline_users += delta.downline_users;
         self.valid_downline_users += delta.valid_downline_users;
@@ -231,19 +266,21 @@ impl Metrics {
     }
 }
 
-/// A change to [`Metrics`], as one event's contribution makes it.
+/// A change to [`Metrics`], as one event's contribution makes it. Sales and
+/// orders move on the brand-calendar day the order was paid; storage keeps
+/// them by month, and by day where rolling windows read them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MetricsDelta {
-    pub sales: Vec<(Month, Money)>,
-    pub orders: Vec<(Month, i64)>,
+    pub sales: Vec<(Day, Money)>,
+    pub orders: Vec<(Day, i64)>,
     #[serde(default)]
-    pub downline_sales: Vec<(Month, Money)>,
+    pub downline_sales: Vec<(Day, Money)>,
     #[serde(default)]
-    pub downline_orders: Vec<(Month, i64)>,
+    pub downline_orders: Vec<(Day, i64)>,
     #[serde(default)]
-    pub downline_sales_all: Vec<(Month, Money)>,
+    pub downline_sales_all: Vec<(Day, Money)>,
     #[serde(default)]
-    pub downline_orders_all: Vec<(Month, i64)>,
+    pub downline_orders_all: Vec<(Day, i64)>,
     #[serde(default)]
     pub downline_users_all: i64,
     #[serde(default)]
@@ -298,13 +335,13 @@ impl MetricsDelta {
         d
     }
 
-    /// Adds `other` to `self`, merging buckets of the same month.
+    /// Adds `other` to `self`, merging buckets of the same day.
     pub fn merge(&mut self, other: &MetricsDelta) {
-        fn add<T: Copy + std::ops::Add<Output = T>>(into: &mut Vec<(Month, T)>, from: &[(Month, T)]) {
-            for (month, v) in from {
-                match into.iter_mut().find(|(m, _)| m == month) {
+        fn add<T: Copy + std::ops::Add<Output = T>>(into: &mut Vec<(Day, T)>, from: &[(Day, T)]) {
+            for (day, v) in from {
+                match into.iter_mut().find(|(d, _)| d == day) {
                     Some((_, a)) => *a = *a + *v,
-                    None => into.push((*month, *v)),
+                    None => into.push((*day, *v)),
                 }
             }
         }
@@ -320,18 +357,8 @@ impl MetricsDelta {
         add(&mut self.downline_orders_all, &other.downline_orders_all);
         self.downline_users_all += other.downline_users_all;
         self.valid_downline_users_all += other.valid_downline_users_all;
-        for (month, amount) in &other.sales {
-            match self.sales.iter_mut().find(|(m, _)| m == month) {
-                Some((_, a)) => *a = *a + *amount,
-                None => self.sales.push((*month, *amount)),
-            }
-        }
-        for (month, count) in &other.orders {
-            match self.orders.iter_mut().find(|(m, _)| m == month) {
-                Some((_, c)) => *c += *count,
-                None => self.orders.push((*month, *count)),
-            }
-        }
+        add(&mut self.sales, &other.sales);
+        add(&mut self.orders, &other.orders);
         self.downline_users += other.downline_users;
         self.valid_downline_users += other.valid_downline_users;
         self.downline_distributors += other.downline_distributors;
@@ -345,8 +372,13 @@ impl MetricsDelta {
 mod tests {
     use super::*;
 
-    fn m(s: &str) -> Month {
-        Month::parse(s).unwrap()
+    /// The 15th of month `s`.
+    fn m(s: &str) -> Day {
+        Month::parse(s).unwrap().day(15).unwrap()
+    }
+
+    fn d(s: &str) -> Day {
+        Day::parse(s).unwrap()
     }
 
     #[test]
@@ -373,5 +405,26 @@ mod tests {
         // The quarter so far: July and August, not June, not September.
         assert_eq!(sales.over(Window::Quarter, m("2026-08")), Money::cents(600));
         assert_eq!(sales.over(Window::Lifetime, m("2026-08")), Money::cents(1500));
+    }
+
+    #[test]
+    fn rolling_windows_count_the_last_n_days_today_included() {
+        let mut sales = Buckets::<Money>::default();
+        sales.add(d("2026-10-29"), Money::cents(1));
+        sales.add(d("2026-10-30"), Money::cents(10));
+        sales.add(d("2026-11-27"), Money::cents(100));
+        sales.add(d("2026-11-28"), Money::cents(1000));
+        let today = d("2026-11-28");
+        // 30 days back from the 28th, inclusive, starts on 30 October.
+        assert_eq!(sales.over(Window::RollingDays(30), today), Money::cents(1110));
+        assert_eq!(sales.over(Window::RollingDays(31), today), Money::cents(1111));
+        assert_eq!(sales.over(Window::RollingDays(1), today), Money::cents(1000));
+        assert_eq!(sales.over(Window::RollingDays(1), d("2026-11-29")), Money::ZERO);
+
+        let metrics = Metrics { sales, ..Default::default() };
+        // The last 2 days (1,100) against the 2 before (nothing): no growth to measure.
+        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::RollingDays(2), today), Decimal::ZERO);
+        // The last 30 days (1,110) against the 30 before them (1).
+        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::RollingDays(30), today), Decimal::new(110_900, 0));
     }
 }

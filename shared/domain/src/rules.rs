@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Month;
+use crate::calendar::Day;
 use crate::ids::{RuleId, Sku, TierId};
 use crate::metrics::{Metric, Metrics, Window};
 use crate::money::Percent;
@@ -106,7 +106,7 @@ impl TryFrom<RawCondition> for Condition {
         let gte: Decimal = gte.trim().parse().map_err(|_| format!("gte {gte:?} is not a decimal number"))?;
         let window = match (metric.is_windowed(), raw.window) {
             (true, Some(w)) => w,
-            (true, None) => return Err(format!("metric {metric:?} needs a \"window\" (month, quarter or lifetime)")),
+            (true, None) => return Err(format!("metric {metric:?} needs a \"window\" (month, quarter, lifetime or {{\"rolling_days\": N}})")),
             (false, None | Some(Window::Lifetime)) => Window::Lifetime,
             (false, Some(w)) => return Err(format!("metric {metric:?} is a current count and takes no window, got {w:?}")),
         };
@@ -155,7 +155,7 @@ type ThresholdKey = (Metric, Window, Option<Sku>);
 impl Condition {
     /// Whether the condition holds; every threshold visited is appended to
     /// `seen` so the outcome can be explained.
-    pub fn eval(&self, metrics: &Metrics, now: Month, seen: &mut Vec<Observation>) -> bool {
+    pub fn eval(&self, metrics: &Metrics, now: Day, seen: &mut Vec<Observation>) -> bool {
         match self {
             Condition::Threshold { metric, window, gte, sku } => {
                 let value = match sku {
@@ -484,6 +484,32 @@ impl RuleSet {
         self.doc.tiers.iter().find(|t| t.id.as_str() == id)
     }
 
+    /// For each metric read over a rolling window, the days of daily
+    /// buckets the rules need (the longest window; twice it for growth).
+    /// Daily buckets are kept, and read, only for these.
+    pub fn daily_spans(&self) -> BTreeMap<Metric, u32> {
+        fn walk(c: &Condition, out: &mut BTreeMap<Metric, u32>) {
+            match c {
+                Condition::Threshold { metric, window, .. } => {
+                    let span = window.daily_span(*metric);
+                    if span > 0 {
+                        // Growth reads own sales by day.
+                        let stored = if *metric == Metric::SalesGrowthPct { Metric::SalesAmount } else { *metric };
+                        let slot = out.entry(stored).or_default();
+                        *slot = (*slot).max(span);
+                    }
+                }
+                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => cs.iter().for_each(|c| walk(c, out)),
+            }
+        }
+        let mut out = BTreeMap::new();
+        for t in &self.doc.tiers {
+            t.upgrade.iter().chain(t.retention.iter()).for_each(|c| walk(c, &mut out));
+        }
+        self.doc.step_ups.iter().for_each(|s| walk(&s.when, &mut out));
+        out
+    }
+
     /// The SKUs conditions refer to: the ones whose purchases are counted.
     pub fn referenced_skus(&self) -> BTreeSet<Sku> {
         fn walk(c: &Condition, out: &mut BTreeSet<Sku>) {
@@ -517,7 +543,7 @@ impl RuleSet {
 
     /// Progress towards the next tier: each condition of its upgrade rule,
     /// its current value and its threshold.
-    pub fn progress(&self, metrics: &Metrics, now: Month, current_rank: u32) -> Option<RuleOutcome> {
+    pub fn progress(&self, metrics: &Metrics, now: Day, current_rank: u32) -> Option<RuleOutcome> {
         let next = self.tier_by_rank(current_rank + 1)?;
         let cond = next.upgrade.as_ref()?;
         let mut observed = Vec::new();
@@ -525,9 +551,9 @@ impl RuleSet {
         Some(RuleOutcome { rule: format!("upgrade:{}", next.id), met, observed })
     }
 
-    /// The tier the metrics qualify for as of month `now` (see the module
-    /// docs for the semantics).
-    pub fn qualify(&self, metrics: &Metrics, now: Month) -> Qualification {
+    /// The tier the metrics qualify for as of `now`, the brand's today (see
+    /// the module docs for the semantics).
+    pub fn qualify(&self, metrics: &Metrics, now: Day) -> Qualification {
         let tiers = &self.doc.tiers;
         let mut outcomes = Vec::with_capacity(tiers.len() + self.doc.step_ups.len());
         let mut base = 0usize;
@@ -554,9 +580,14 @@ impl RuleSet {
 
 fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)) {
     match c {
-        Condition::Threshold { gte, .. } => {
+        Condition::Threshold { gte, window, .. } => {
             if gte.is_sign_negative() && !gte.is_zero() {
                 p(format!("{path}.gte"), format!("threshold {gte} is negative"));
+            }
+            if let Window::RollingDays(n) = window
+                && !(1..=crate::metrics::MAX_ROLLING_DAYS).contains(n)
+            {
+                p(format!("{path}.window.rolling_days"), format!("a rolling window is 1 to {} days, got {n}", crate::metrics::MAX_ROLLING_DAYS));
             }
         }
         Condition::All(cs) | Condition::Any(cs) => {
@@ -598,8 +629,8 @@ mod tests {
       "step_ups": [{"id": "five-valid-downline-users", "when": {"metric": "valid_downline_users", "gte": "5"}}]
     }"#;
 
-    fn month() -> Month {
-        Month::parse("2026-11").unwrap()
+    fn month() -> Day {
+        Day::parse("2026-11-15").unwrap()
     }
 
     fn with_sales(amount: &str, valid_users: i64) -> Metrics {
@@ -626,11 +657,35 @@ mod tests {
     }
 
     #[test]
+    fn rolling_windows_are_validated_and_their_spans_known() {
+        let doc = |window: &str| {
+            format!(
+                r#"{{"tiers": [{{"id": "a", "name": "A", "rank": 0}}, {{"id": "b", "name": "B", "rank": 1,
+                   "upgrade": {{"any": [{{"metric": "sales_amount", "window": {window}, "gte": "1"}},
+                                       {{"metric": "sales_growth_pct", "window": {{"rolling_days": 30}}, "gte": "10"}},
+                                       {{"metric": "order_count", "window": {{"rolling_days": 7}}, "gte": "3"}}]}}}}]}}"#
+            )
+        };
+        let rules = RuleSet::from_json(&doc(r#"{"rolling_days": 90}"#)).unwrap();
+        assert_eq!(rules.daily_spans(), BTreeMap::from([(Metric::SalesAmount, 90), (Metric::OrderCount, 7)]));
+        let rules = RuleSet::from_json(&doc(r#"{"rolling_days": 45}"#)).unwrap();
+        assert_eq!(rules.daily_spans()[&Metric::SalesAmount], 60, "growth over 30 days reads 60");
+        let err = |json: &str| RuleSet::from_json(json).unwrap_err().0;
+        let e = err(&doc(r#"{"rolling_days": 0}"#));
+        assert_eq!(e[0].path, "tiers[1].upgrade.any[0].window.rolling_days");
+        let e = err(&doc(r#"{"rolling_days": 400}"#));
+        assert!(e[0].message.contains("1 to 366 days"), "{e:?}");
+        let e = err(&doc(r#"{"rolling_weeks": 4}"#));
+        assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
+        assert!(CLOTHING.contains("month") && RuleSet::from_json(CLOTHING).unwrap().daily_spans().is_empty());
+    }
+
+    #[test]
     fn last_months_sales_do_not_count_this_month() {
         let rules = RuleSet::from_json(CLOTHING).unwrap();
         let m = with_sales("120000", 0);
         assert_eq!(rules.qualify(&m, month()).tier.as_str(), "senior");
-        let next = Month::parse("2026-12").unwrap();
+        let next = Day::parse("2026-12-01").unwrap();
         assert_eq!(rules.qualify(&m, next).tier.as_str(), "junior");
     }
 

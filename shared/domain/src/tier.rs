@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::Month;
+use crate::calendar::{Day, Month};
 use crate::ids::{DistributorId, EventId, TierId};
 use crate::metrics::Metrics;
 use chrono::Duration;
@@ -84,14 +84,14 @@ pub fn decide(
     standing: Standing<'_>,
     metrics: &Metrics,
     now: DateTime<Utc>,
-    month: Month,
+    today: Day,
     trigger: Trigger,
     cause: Cause,
 ) -> Option<TierChange> {
     if standing.locked {
         return None;
     }
-    let q = rules.qualify(metrics, month);
+    let q = rules.qualify(metrics, today);
     let current = standing.tier.and_then(|c| rules.tier_by_id(c.as_str()));
     let Some(current) = current else {
         // No tier yet, or one a newer rule set dropped: assign what qualifies.
@@ -132,7 +132,7 @@ pub fn decide(
     let mut reasons = q.reasons(Some(current.rank), rules);
     if let Some(retention) = &current.retention {
         let mut observed = Vec::new();
-        let met = retention.eval(metrics, month, &mut observed);
+        let met = retention.eval(metrics, today, &mut observed);
         if met {
             return None;
         }
@@ -180,8 +180,8 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn sales(amount: &str) -> (Metrics, Month) {
-        let month = Month::parse("2026-11").unwrap();
+    fn sales(amount: &str) -> (Metrics, Day) {
+        let month = Day::parse("2026-11-15").unwrap();
         let mut m = Metrics::default();
         m.sales.add(month, Money::parse(amount).unwrap());
         (m, month)

@@ -106,6 +106,11 @@ impl ApiClient {
         self.send(self.with_api_key(self.http.get(format!("{}/v1/distributors/{distributor}/prices", self.base_url)).query(&query))).await
     }
 
+    /// A GET with the client's API key (`/v1/distributors/{id}/tier`, ...).
+    pub async fn read(&self, path: &str) -> anyhow::Result<Reply> {
+        self.send(self.with_api_key(self.http.get(format!("{}{path}", self.base_url)))).await
+    }
+
     pub async fn prices_batch(&self, body: &Value) -> anyhow::Result<Reply> {
         self.send(self.with_api_key(self.http.post(format!("{}/v1/prices:batch", self.base_url)).json(body))).await
     }

@@ -318,15 +318,18 @@ pub struct TierView {
 }
 
 impl Table {
-    pub async fn tier_view(&self, id: &DistributorId, api_key_id: &str) -> Result<TierView, StoreError> {
+    /// As of `today`: where the rules read rolling windows, their daily
+    /// buckets are read in a second round trip.
+    pub async fn tier_view(&self, id: &DistributorId, api_key_id: &str, today: tier_domain::calendar::Day) -> Result<TierView, StoreError> {
         let (pkey, mkey, rkey, kkey) = (keys::distributor(id), keys::metrics(id), keys::rule_set_current(), keys::api_key(api_key_id));
         let mut items = self.batch_get(&[pkey.clone(), mkey.clone(), rkey.clone(), kkey.clone()], true).await?;
-        let metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
-        Ok(TierView {
-            distributor: items.get(&pkey).map(parse_profile).transpose()?.map(|d| (d, metrics)),
-            rules: items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?,
-            api_key: items.remove(&kkey),
-        })
+        let mut metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
+        let rules = items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?;
+        let distributor = items.get(&pkey).map(parse_profile).transpose()?;
+        if let (Some(r), Some(_)) = (&rules, &distributor) {
+            self.load_daily(&mut [(id, &mut metrics)], today, &r.rules.daily_spans(), true).await?;
+        }
+        Ok(TierView { distributor: distributor.map(|d| (d, metrics)), rules, api_key: items.remove(&kkey) })
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.
@@ -350,17 +353,27 @@ impl Table {
         }
     }
 
-    /// Profiles and metrics of many distributors (for the what-if).
-    pub async fn distributors_with_metrics(&self, ids: &[DistributorId]) -> Result<Vec<(Distributor, Metrics)>, StoreError> {
+    /// Profiles and metrics of many distributors (for the what-if), with
+    /// the daily buckets the rolling windows in `spans` read as of `today`.
+    pub async fn distributors_with_metrics(
+        &self,
+        ids: &[DistributorId],
+        today: tier_domain::calendar::Day,
+        spans: &std::collections::BTreeMap<tier_domain::metrics::Metric, u32>,
+    ) -> Result<Vec<(Distributor, Metrics)>, StoreError> {
         let mut wanted = Vec::with_capacity(ids.len() * 2);
         for id in ids {
             wanted.push(keys::distributor(id));
             wanted.push(keys::metrics(id));
         }
         let items = self.batch_get(&wanted, false).await?;
-        ids.iter()
+        let mut rows: Vec<(Distributor, Metrics)> = ids
+            .iter()
             .filter_map(|id| items.get(&keys::distributor(id)).map(|p| (id, p)))
             .map(|(id, p)| Ok((parse_profile(p)?, items.get(&keys::metrics(id)).map(parse_metrics).transpose()?.unwrap_or_default())))
-            .collect()
+            .collect::<Result<_, StoreError>>()?;
+        let mut daily: Vec<(&DistributorId, &mut Metrics)> = rows.iter_mut().map(|(d, m)| (&d.id, m)).collect();
+        self.load_daily(&mut daily, today, spans, false).await?;
+        Ok(rows)
     }
 }

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members |
 //! | metrics | `DIST#{id}` | `METRICS` | get with the profile (one BatchGetItem) |
+//! | daily metrics | `DIST#{id}` | `DAILY#{YYYY-MM}` | a month of daily buckets, kept only for the metrics rules read over rolling windows; batch get with the metrics; TTL |
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
 //! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
@@ -39,6 +40,10 @@ pub fn distributor(id: &DistributorId) -> Key {
 
 pub fn metrics(id: &DistributorId) -> Key {
     (format!("DIST#{id}"), "METRICS".into())
+}
+
+pub fn daily(id: &DistributorId, month: tier_domain::calendar::Month) -> Key {
+    (format!("DIST#{id}"), format!("DAILY#{month}"))
 }
 
 pub fn history(id: &DistributorId, version: u64) -> Key {

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-use tier_domain::calendar::{BrandCalendar, Month};
+use tier_domain::calendar::{BrandCalendar, Day, Month};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::money::Money;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
@@ -22,7 +22,7 @@ use tier_domain::order::OrderEvent;
 use tier_domain::tier::TierChange;
 
 use crate::distributors::{Distributor, parse_profile};
-use crate::metrics::{metrics_update, metrics_update_pruning, parse_metrics, stale_buckets};
+use crate::metrics::{daily_keys, daily_updates, merge_daily, metrics_update, metrics_update_pruning, parse_metrics, stale_buckets};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
@@ -37,6 +37,12 @@ const MAX_ATTEMPTS: u32 = 8;
 /// [`crate::distributors::MAX_DEPTH`]), and TransactWriteItems takes 100
 /// actions.
 pub const MAX_GROUP: usize = 12;
+/// TransactWriteItems takes at most this many actions; a group that needs
+/// more (daily buckets for many months and ancestors) is applied in halves.
+const MAX_TX_ITEMS: usize = 100;
+/// Monthly buckets kept besides the current month: the longest comparison,
+/// quarter growth, reaches 5 back.
+const KEEP_MONTHS: usize = 12;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
@@ -60,46 +66,78 @@ pub enum GroupError {
     Store(#[from] StoreError),
 }
 
+/// One pass's result: done, lost a race (read again), or too many writes
+/// for one transaction (apply in halves).
+enum Pass {
+    Done(Box<GroupOutcome>),
+    Raced,
+    TooLarge,
+}
+
+impl GroupOutcome {
+    /// Folds the outcome of a later part of the same group into this one.
+    fn then(mut self, later: GroupOutcome) -> GroupOutcome {
+        self.recorded += later.recorded;
+        self.duplicates += later.duplicates;
+        self.delta.merge(&later.delta);
+        self.change = later.change.or(self.change);
+        for r in later.commission_receivers {
+            if !self.commission_receivers.contains(&r) {
+                self.commission_receivers.push(r);
+            }
+        }
+        self.ancestors = later.ancestors;
+        self
+    }
+}
+
 /// What the tier decision sees: the profile, the metrics as they will be
 /// after the group, and the current rule set.
 pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync + 'a;
 
 impl Table {
     /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
-    /// tier change `decide` draws from the resulting metrics.
-    /// Monthly buckets older than `keep_since` are removed from the
-    /// distributor's metrics item on the way. `known_rules`, when the caller
-    /// already holds the current rule set (a review page), spares reading it
-    /// again for every distributor.
+    /// tier change `decide` draws from the resulting metrics, as of `today`
+    /// (the brand's calendar day, which rolling windows end on). Monthly
+    /// buckets no window reads any more are removed from the distributor's
+    /// metrics item on the way. `known_rules`, when the caller already holds
+    /// the current rule set (a review page), spares reading it again for
+    /// every distributor.
     pub async fn apply_group(
         &self,
         distributor: &DistributorId,
         events: &[OrderEvent],
         calendar: &BrandCalendar,
-        keep_since: Month,
+        today: Day,
         known_rules: Option<&PublishedRuleSet>,
         decide: &Decide<'_>,
     ) -> Result<GroupOutcome, GroupError> {
         debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
         for attempt in 0..MAX_ATTEMPTS {
-            if let Some(outcome) = self.try_group(distributor, events, calendar, keep_since, known_rules, decide).await? {
-                return Ok(outcome);
+            match self.try_group(distributor, events, calendar, today, known_rules, decide).await? {
+                Pass::Done(outcome) => return Ok(*outcome),
+                Pass::Raced => crate::table::backoff(attempt + 1).await,
+                Pass::TooLarge => {
+                    let (first, second) = events.split_at(events.len() / 2);
+                    let first = Box::pin(self.apply_group(distributor, first, calendar, today, known_rules, decide)).await?;
+                    let second = Box::pin(self.apply_group(distributor, second, calendar, today, known_rules, decide)).await?;
+                    return Ok(first.then(second));
+                }
             }
-            crate::table::backoff(attempt + 1).await;
         }
         Err(StoreError::Contention { what: format!("ledger of {distributor}"), attempts: MAX_ATTEMPTS }.into())
     }
 
-    /// One read-decide-write pass; `None` when a conditional write lost a race.
+    /// One read-decide-write pass.
     async fn try_group(
         &self,
         distributor: &DistributorId,
         events: &[OrderEvent],
         calendar: &BrandCalendar,
-        keep_since: Month,
+        today: Day,
         known_rules: Option<&PublishedRuleSet>,
         decide: &Decide<'_>,
-    ) -> Result<Option<GroupOutcome>, GroupError> {
+    ) -> Result<Pass, GroupError> {
         let pkey = keys::distributor(distributor);
         let mkey = keys::metrics(distributor);
         let rkey = keys::rule_set_current();
@@ -168,7 +206,7 @@ impl Table {
             let after = entry.record.contribution();
             outcome.delta.merge(&ledger::delta(entry.before, after));
             own_sales.merge(&ledger::delta(entry.before, after));
-            let newly_paid = entry.before.month.is_none() && entry.record.paid.is_some();
+            let newly_paid = entry.before.day.is_none() && entry.record.paid.is_some();
             if let Some(buyer) = entry.record.buyer().filter(|_| newly_paid || entry.before.live != after.live) {
                 let slot = buyer_changes.entry(buyer.clone()).or_default();
                 slot.0 += after.live - entry.before.live;
@@ -183,7 +221,11 @@ impl Table {
         } else {
             Vec::new()
         };
+        // Daily buckets, where the rules read rolling windows.
+        let spans = rules.as_ref().map(|r| r.rules.daily_spans()).unwrap_or_default();
+        let seller_daily = daily_keys(distributor, today, &spans);
         let mut round2: Vec<keys::Key> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
+        round2.extend(seller_daily.iter().cloned());
         if !commission_orders.is_empty() {
             for (_, r) in &receivers {
                 round2.push(keys::distributor(r));
@@ -192,6 +234,11 @@ impl Table {
         }
         let round2_items = if round2.is_empty() { HashMap::new() } else { self.batch_get(&round2, true).await? };
         let buyer_items = &round2_items;
+        for key in &seller_daily {
+            if let Some(item) = round2_items.get(key) {
+                merge_daily(&mut metrics, item)?;
+            }
+        }
 
         let mut tx = Vec::new();
         for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
@@ -291,6 +338,7 @@ impl Table {
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
             tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
+            tx.extend(daily_updates(self, receiver, &delta, &spans).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
             outcome.commission_receivers.push(receiver.clone());
         }
 
@@ -298,9 +346,11 @@ impl Table {
         // Decided on the metrics as they will be once this commits; the
         // metrics version guard makes that true.
         outcome.change = decide(&profile, &metrics, rules.as_ref());
+        let keep_since = (0..KEEP_MONTHS).fold(today.month(), |m: Month, _| m.previous());
         let stale = metrics_item.map(|i| stale_buckets(i, keep_since)).unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
+            tx.extend(daily_updates(self, distributor, &outcome.delta, &spans).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
@@ -308,11 +358,14 @@ impl Table {
             tx.extend(self.tier_items(distributor, profile.tier_version, Some(change), None));
         }
         if tx.is_empty() {
-            return Ok(Some(outcome));
+            return Ok(Pass::Done(Box::new(outcome)));
+        }
+        if tx.len() > MAX_TX_ITEMS && events.len() > 1 {
+            return Ok(Pass::TooLarge);
         }
         match self.transact(tx).await {
-            Ok(TxOutcome::Committed) => Ok(Some(outcome)),
-            Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => Ok(None),
+            Ok(TxOutcome::Committed) => Ok(Pass::Done(Box::new(outcome))),
+            Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => Ok(Pass::Raced),
             Err(e) => Err(e.into()),
         }
     }

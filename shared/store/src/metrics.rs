@@ -1,14 +1,19 @@
 //! The metrics item: counters updated with `ADD`, versioned so that a tier
 //! decided from a read is written only if the metrics are still what was
 //! read, and pruned of monthly buckets no window reads.
+//!
+//! Daily buckets, for rolling windows, live beside it in one item per month
+//! (`{kind}#{DD}`), written and read only for the metrics the current rule
+//! set reads over rolling windows: a brand without rolling windows pays
+//! nothing for them, and the metrics item stays small whatever the window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::Update;
-use tier_domain::calendar::Month;
+use tier_domain::calendar::{Day, Month};
 use tier_domain::ids::DistributorId;
 use rust_decimal::Decimal;
-use tier_domain::metrics::{Buckets, Metrics, MetricsDelta};
+use tier_domain::metrics::{Buckets, Metric, Metrics, MetricsDelta};
 use tier_domain::money::Money;
 
 use crate::error::StoreError;
@@ -154,8 +159,8 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         }
         push(format!("{kind}#life"), total.to_string());
     };
-    let money = |v: &[(Month, Money)]| v.iter().map(|(m, a)| (*m, a.amount())).collect::<Vec<_>>();
-    let count = |v: &[(Month, i64)]| v.iter().map(|(m, c)| (*m, Decimal::from(*c))).collect::<Vec<_>>();
+    let money = |v: &[(Day, Money)]| by_month(v.iter().map(|(d, a)| (*d, a.amount())));
+    let count = |v: &[(Day, i64)]| by_month(v.iter().map(|(d, c)| (*d, Decimal::from(*c))));
     for (kind, moves) in MONEY_BUCKETS.into_iter().zip([money(&delta.sales), money(&delta.downline_sales), money(&delta.downline_sales_all)]) {
         push_buckets(kind, moves);
     }
@@ -218,3 +223,124 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         .expect("update has key and expression")
 }
 
+
+/// Daily moves summed by month: an update expression may name an attribute
+/// once.
+fn by_month(moves: impl Iterator<Item = (Day, Decimal)>) -> Vec<(Month, Decimal)> {
+    let mut out: BTreeMap<Month, Decimal> = BTreeMap::new();
+    for (day, v) in moves {
+        *out.entry(day.month()).or_default() += v;
+    }
+    out.into_iter().collect()
+}
+
+/// Daily items are kept two years: longer than any rolling window, or
+/// growth comparison, can read back.
+const DAILY_TTL_DAYS: i64 = 2 * tier_domain::metrics::MAX_ROLLING_DAYS as i64 + 62;
+
+/// The bucket kind a metric is kept under, day by day.
+fn daily_kind(metric: Metric) -> Option<&'static str> {
+    Some(match metric {
+        Metric::SalesAmount | Metric::SalesGrowthPct => "sales",
+        Metric::OrderCount => "orders",
+        Metric::DownlineSalesAmount => "dsales",
+        Metric::DownlineOrderCount => "dorders",
+        Metric::DownlineSalesAmountAll => "dsalesA",
+        Metric::DownlineOrderCountAll => "dordersA",
+        _ => return None,
+    })
+}
+
+/// The `ADD` updates that record `delta` day by day, one per month touched,
+/// for the metrics in `spans` (what the rule set reads over rolling
+/// windows). Unconditional: they ride in the transaction whose ledger
+/// version guard makes the whole write happen once.
+pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDelta, spans: &BTreeMap<Metric, u32>) -> Vec<Update> {
+    let money = |v: &[(Day, Money)]| v.iter().map(|(d, a)| (*d, a.amount())).collect::<Vec<_>>();
+    let count = |v: &[(Day, i64)]| v.iter().map(|(d, c)| (*d, Decimal::from(*c))).collect::<Vec<_>>();
+    let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
+    let mut kinds: Vec<&str> = spans.keys().filter_map(|m| daily_kind(*m)).collect();
+    kinds.dedup();
+    for kind in kinds {
+        let moves = match kind {
+            "sales" => money(&delta.sales),
+            "orders" => count(&delta.orders),
+            "dsales" => money(&delta.downline_sales),
+            "dorders" => count(&delta.downline_orders),
+            "dsalesA" => money(&delta.downline_sales_all),
+            _ => count(&delta.downline_orders_all),
+        };
+        for (day, v) in moves.into_iter().filter(|(_, v)| !v.is_zero()) {
+            *by_month.entry(day.month()).or_default().entry(format!("{kind}#{:02}", day.day_of_month())).or_default() += v;
+        }
+    }
+    by_month
+        .into_iter()
+        .map(|(month, adds)| {
+            let (pk, sk) = keys::daily(id, month);
+            let mut names = HashMap::from([("#e".to_owned(), keys::ENTITY.to_owned()), ("#t".to_owned(), keys::TTL.to_owned())]);
+            let first = month.day(1).expect("every month has a first day");
+            let mut values = HashMap::from([(":e".to_owned(), s("daily_metrics")), (":t".to_owned(), n(first.midnight_utc_timestamp() + DAILY_TTL_DAYS * 86_400))]);
+            let mut parts = Vec::new();
+            for (i, (attr, v)) in adds.into_iter().enumerate() {
+                names.insert(format!("#a{i}"), attr);
+                values.insert(format!(":v{i}"), n(v));
+                parts.push(format!("#a{i} :v{i}"));
+            }
+            Update::builder()
+                .table_name(&table.name)
+                .key(keys::PK, s(pk))
+                .key(keys::SK, s(sk))
+                .update_expression(format!("SET #e = :e, #t = :t ADD {}", parts.join(", ")))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .expect("update has key and expression")
+        })
+        .collect()
+}
+
+/// The daily items the rolling windows in `spans` read as of `today`.
+pub(crate) fn daily_keys(id: &DistributorId, today: Day, spans: &BTreeMap<Metric, u32>) -> Vec<keys::Key> {
+    let Some(longest) = spans.values().max().filter(|d| **d > 0) else { return Vec::new() };
+    let first = today.minus_days(longest - 1).month();
+    today.month().since(first).into_iter().map(|m| keys::daily(id, m)).collect()
+}
+
+/// Adds a daily item's buckets to `metrics` (the monthly and lifetime
+/// totals already hold them).
+pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), StoreError> {
+    let key = item::key_of(item);
+    let corrupt = |why: String| StoreError::corrupt(&key, why);
+    let month = key.1.strip_prefix("DAILY#").map(Month::parse).ok_or_else(|| corrupt("not a daily item".into()))?.map_err(|e| corrupt(e.to_string()))?;
+    for name in item.keys() {
+        let Some((kind, dd)) = name.split_once('#') else { continue };
+        let Some(day) = dd.parse::<u8>().ok().and_then(|d| month.day(d)) else { continue };
+        if let Some(b) = money_buckets(metrics, kind) {
+            b.by_day.insert(day, money(item, name)?);
+        } else if let Some(b) = count_buckets(metrics, kind) {
+            b.by_day.insert(day, item::get_i64(item, name)?);
+        }
+    }
+    Ok(())
+}
+
+impl Table {
+    /// Loads the daily buckets the rolling windows in `spans` read into each
+    /// of `rows`' metrics, in one batch.
+    pub(crate) async fn load_daily(&self, rows: &mut [(&DistributorId, &mut Metrics)], today: Day, spans: &BTreeMap<Metric, u32>, consistent: bool) -> Result<(), StoreError> {
+        let wanted: Vec<keys::Key> = rows.iter().flat_map(|(id, _)| daily_keys(id, today, spans)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let items = self.batch_get(&wanted, consistent).await?;
+        for (id, metrics) in rows.iter_mut() {
+            for key in daily_keys(id, today, spans) {
+                if let Some(item) = items.get(&key) {
+                    merge_daily(metrics, item)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
