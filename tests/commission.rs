@@ -90,3 +90,41 @@ async fn uplines_earn_commission_that_refunds_reverse_and_withdrawals_pay_out_on
     api.api_key = None;
     stack.stop().await;
 }
+
+/// A tier's fixed amount per unit for a SKU replaces the rate on that SKU's
+/// lines; returned units take it back, and the entry keeps its terms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fixed_amount_per_sku_replaces_the_rate_on_its_lines() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["tiers"][0]["benefits"]["commission_fixed"] = json!({"JACKET-DOWN": "50.00"});
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201, "d-hangzhou (Junior, 5 %) is d-shanghai's upline");
+
+    let now = Utc::now();
+    // 3 jackets (3,897.00) and 2 hoodies (918.00).
+    let order = docs::paid("x1", "X1", "b1", &[("JACKET-DOWN", 3, "1299.00"), ("HOODIE-GREY", 2, "459.00")], now);
+    api.webhook("jd", "sh-outlet", &order).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    // 3 × 50 + 5 % of 918.
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("195.90"));
+
+    // Later the tier's amount changes; the order keeps the terms it was counted on.
+    rules["tiers"][0]["benefits"]["commission_fixed"] = json!({"JACKET-DOWN": "80.00"});
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    // One jacket comes back with its 1,299.00: 2 × 50 + 45.90.
+    api.webhook("jd", "sh-outlet", &docs::refunded("x1r", "X1", "RX1", "1299.00", &[("1", 1)], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("145.90"));
+    let balance = api.read("/v1/distributors/d-hangzhou/commission").await.unwrap();
+    assert_eq!(balance.status, 200, "{}", balance.body);
+    let entry = &balance.body["entries"][0];
+    assert_eq!(dec(&entry["amount"]), d("145.90"), "{}", balance.body);
+    assert_eq!(entry["fixed"]["JACKET-DOWN"], "50.00");
+
+    // A negative amount is refused with its field.
+    rules["tiers"][0]["benefits"]["commission_fixed"] = json!({"JACKET-DOWN": "-1.00"});
+    let r = api.put("rule-set", &rules).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    assert!(r.body["message"].as_str().unwrap().contains("tiers[0].benefits.commission_fixed.JACKET-DOWN"), "{}", r.body);
+    stack.stop().await;
+}

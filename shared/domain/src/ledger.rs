@@ -38,6 +38,10 @@ pub struct PaidLine {
     pub line_id: LineId,
     pub sku: Sku,
     pub quantity: u32,
+    /// What the buyer paid for the line (the commission base of a line
+    /// with a fixed commission amount).
+    #[serde(default)]
+    pub amount: Money,
 }
 
 /// Everything recorded about one order, for metrics.
@@ -97,6 +101,14 @@ impl OrderRecord {
         out
     }
 
+    /// Units of a paid line not returned.
+    pub fn net_quantity(&self, line: &LineId) -> i64 {
+        let Some(paid) = &self.paid else { return 0 };
+        let bought: i64 = paid.lines.iter().filter(|l| &l.line_id == line).map(|l| i64::from(l.quantity)).sum();
+        let returned: i64 = self.returns.values().flatten().filter(|r| &r.line_id == line).map(|r| i64::from(r.quantity)).sum();
+        (bought - returned).max(0)
+    }
+
     pub fn buyer(&self) -> Option<&BuyerId> {
         self.paid.as_ref().map(|p| &p.buyer)
     }
@@ -115,7 +127,7 @@ impl OrderRecord {
                     at: event.occurred_at,
                     day: calendar.day_of(event.occurred_at),
                     total: *total,
-                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity }).collect(),
+                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity, amount: l.amount }).collect(),
                 });
             }
             OrderEventKind::Refunded { refund_id, amount, lines } => {

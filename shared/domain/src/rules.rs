@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Day;
 use crate::ids::{RuleId, Sku, TierId};
 use crate::metrics::{Metric, Metrics, Window};
-use crate::money::Percent;
+use crate::money::{Money, Percent};
 
 
 /// What a tier grants (权益).
@@ -35,6 +35,13 @@ pub struct Benefits {
     /// ... and on those of its level-2 downline.
     #[serde(default)]
     pub commission_l2_pct: Percent,
+    /// A fixed commission per unit sold for some SKUs, in place of
+    /// `commission_pct` on those lines (level 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commission_fixed: BTreeMap<Sku, Money>,
+    /// ... and in place of `commission_l2_pct` (level 2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commission_l2_fixed: BTreeMap<Sku, Money>,
     /// Order handling priority: higher ships first.
     #[serde(default)]
     pub priority: u8,
@@ -404,6 +411,11 @@ impl RuleSet {
             }
             if t.name.trim().is_empty() || t.name.chars().count() > 64 {
                 p(format!("tiers[{i}].name"), "a name of 1 to 64 characters is required".into());
+            }
+            for (field, table) in [("commission_fixed", &t.benefits.commission_fixed), ("commission_l2_fixed", &t.benefits.commission_l2_fixed)] {
+                for (sku, amount) in table.iter().filter(|(_, a)| a.is_negative()) {
+                    p(format!("tiers[{i}].benefits.{field}.{sku}"), format!("a commission amount must not be negative, got {amount}"));
+                }
             }
             match (&t.retention, t.rank) {
                 (Some(_), 0) => p(format!("tiers[{i}].retention"), "nobody leaves the rank-0 tier; it takes no retention rule".into()),

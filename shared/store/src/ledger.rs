@@ -216,8 +216,13 @@ impl Table {
         // Commission: the seller's upline (level 1) and its upline (level 2)
         // earn on every order whose amount moved.
         let receivers: Vec<(u8, &DistributorId)> = profile.ancestors.iter().take(2).enumerate().map(|(i, a)| (i as u8 + 1, a)).collect();
+        // Orders whose amount or units moved (units earn fixed amounts).
         let commission_orders: Vec<&OrderRef> = if rules.is_some() {
-            entries.iter().filter(|(_, e)| e.changed && e.record.contribution().sales != e.before.sales).map(|(o, _)| *o).collect()
+            entries
+                .iter()
+                .filter(|(_, e)| e.changed && (e.record.contribution().sales != e.before.sales || e.record.purchased() != e.before_purchased))
+                .map(|(o, _)| *o)
+                .collect()
         } else {
             Vec::new()
         };
@@ -294,7 +299,11 @@ impl Table {
                 let Some(rprofile) = round2_items.get(&keys::distributor(receiver)).map(parse_profile).transpose()? else { continue };
                 // The receiver's rate now, for an order it has no entry for yet.
                 let tier = rprofile.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
-                let rate_now = if *level == 1 { tier.benefits.commission_pct } else { tier.benefits.commission_l2_pct };
+                let (rate_now, fixed_now) = if *level == 1 {
+                    (tier.benefits.commission_pct, &tier.benefits.commission_fixed)
+                } else {
+                    (tier.benefits.commission_l2_pct, &tier.benefits.commission_l2_fixed)
+                };
                 for order in &commission_orders {
                     let entry = &entries[order];
                     let Some(paid) = &entry.record.paid else { continue };
@@ -304,14 +313,18 @@ impl Table {
                         Some(i) => (Some(item::get_json::<CommissionEntry>(i, "entry")?), item::get_u64_or_zero(i, "version")?),
                         None => (None, 0),
                     };
-                    let rate = old.as_ref().map_or(rate_now, |e| e.rate);
-                    let amount = CommissionEntry::amount_for(rate, entry.record.contribution().sales);
+                    // The terms the order was first counted on.
+                    let (rate, fixed) = match &old {
+                        Some(e) => (e.rate, e.fixed.clone()),
+                        None => (rate_now, CommissionEntry::fixed_terms(fixed_now, &entry.record)),
+                    };
+                    let amount = CommissionEntry::amount_for_order(rate, &fixed, &entry.record);
                     let before = old.as_ref().map_or(Money::ZERO, |e| e.amount);
-                    if amount == before && (old.is_some() || rate.is_zero()) {
+                    if amount == before && (old.is_some() || (rate.is_zero() && fixed.is_empty())) {
                         continue;
                     }
                     let settles_at = paid.at + chrono::Duration::days(i64::from(rules.rules.commission().settlement_days));
-                    let new_entry = CommissionEntry { level: *level, rate, amount, settles_at };
+                    let new_entry = CommissionEntry { level: *level, rate, amount, settles_at, fixed };
                     let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
                         &ckey,
                         "commission",
