@@ -551,3 +551,62 @@ async fn a_rolling_window_counts_the_last_n_days_and_sales_roll_out_of_it() {
     assert_eq!(dec(&shanghai["tier_history"][0]["reasons"][0]["observed"][0]["value"]), d("25245"));
     stack.stop().await;
 }
+
+/// 下线用户: users who sign up through a distributor's store count as its
+/// downline users before they order, once each, in its uplines' networks
+/// too; a first paid order makes one valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn users_signing_up_count_as_downline_users_once_and_become_valid_with_an_order() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = serde_json::json!([{"id": "recruiter", "when": {"metric": "downline_users", "gte": "3"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    for (event, user) in [("s1", "u-1"), ("s2", "u-2")] {
+        assert_eq!(api.webhook("jd", "sh-outlet", &docs::registered(event, user, now)).await.unwrap().status, 202);
+    }
+    // A retried webhook, and the same user registering again under another event id.
+    assert_eq!(api.webhook("jd", "sh-outlet", &docs::registered("s2", "u-2", now)).await.unwrap().status, 200);
+    assert_eq!(api.webhook("jd", "sh-outlet", &docs::registered("s2-again", "u-2", now)).await.unwrap().status, 202);
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!((shanghai["metrics"]["downline_users"].as_i64(), shanghai["metrics"]["valid_downline_users"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(shanghai["distributor"]["tier"], "junior");
+
+    // The third user moves d-shanghai up one tier; its upline counts the users in its network.
+    api.webhook("jd", "sh-outlet", &docs::registered("s3", "u-3", now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["metrics"]["downline_users"], 3);
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "user_registered");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["event_id"], "s3");
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!((hangzhou["metrics"]["downline_users"].as_i64(), hangzhou["metrics"]["downline_users_all"].as_i64()), (Some(0), Some(3)));
+
+    // A registered user's first paid order makes it valid, not a fourth user.
+    api.webhook("jd", "sh-outlet", &docs::paid("o1", "O1", "u-1", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!((shanghai["metrics"]["downline_users"].as_i64(), shanghai["metrics"]["valid_downline_users"].as_i64()), (Some(3), Some(1)));
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!((hangzhou["metrics"]["downline_users_all"].as_i64(), hangzhou["metrics"]["valid_downline_users_all"].as_i64()), (Some(3), Some(1)));
+
+    // A user who ordered first and registers after is not counted twice.
+    api.webhook("jd", "sh-outlet", &docs::paid("o2", "O2", "u-9", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    api.webhook("jd", "sh-outlet", &docs::registered("s9", "u-9", now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["downline_users"], 4);
+
+    // Registrations name a user and nothing of an order.
+    let mut bad = docs::registered("s10", "u-10", now);
+    bad.as_object_mut().unwrap().remove("buyer_id");
+    let r = api.webhook("jd", "sh-outlet", &bad).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_order"));
+    let mut bad = docs::registered("s11", "u-11", now);
+    bad["order_id"] = serde_json::json!("O-11");
+    let r = api.webhook("jd", "sh-outlet", &bad).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_order"));
+    stack.stop().await;
+}

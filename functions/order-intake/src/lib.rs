@@ -2,7 +2,8 @@
 //!
 //! Verifies the signature over the raw bytes, validates the order, resolves
 //! the store to its distributor, and enqueues the order event for tier
-//! evaluation and for stock allocation. A retried webhook (same event id,
+//! evaluation and for stock allocation (a user's registration, for tier
+//! evaluation only). A retried webhook (same event id,
 //! same body) is answered 200 and changes nothing; nothing is stored or
 //! enqueued for a request that is refused.
 //!
@@ -13,23 +14,23 @@
 pub mod signature;
 pub mod webhook;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tier_domain::ids::{Platform, Sku, StoreId};
+use tier_domain::ids::{BuyerId, EventId, Platform, Sku, StoreId};
 use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_domain::pricing;
 use tier_domain::rules::Permission;
 use tier_domain::OrderRef;
-use tier_messages::Message;
+use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::{Queue, Table};
 
 use crate::signature::SignatureError;
-use crate::webhook::WebhookDoc;
+use crate::webhook::{Incoming, WebhookDoc};
 
 /// Far above any real order document, far below SQS's 256 KiB.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
@@ -84,8 +85,10 @@ impl OrderIntake {
         }
         let event_id = doc.event_id.clone();
         let occurred_at = doc.occurred_at;
-        let order_id = doc.order_id.clone();
-        let kind = doc.into_kind().map_err(|m| ApiError::unprocessable("invalid_order", m))?;
+        let (order_id, kind) = match doc.into_incoming().map_err(|m| ApiError::unprocessable("invalid_order", m))? {
+            Incoming::Order { order_id, kind } => (order_id, kind),
+            Incoming::Signup { user } => return self.accept_signup(platform, store, event_id, user, occurred_at, body).await,
+        };
         kind.validate().map_err(|e| ApiError::unprocessable("invalid_order", e.to_string()))?;
 
         let skus: Vec<Sku> = match &kind {
@@ -94,13 +97,10 @@ impl OrderIntake {
         };
         let view = self.table.intake_view(&platform, &store, &event_id, &skus).await?;
         let digest = hex::encode(Sha256::digest(body));
-        if let Some(receipt) = &view.receipt {
-            if receipt.body_sha256 == digest {
-                return Ok(http::json(StatusCode::OK, &json!({"status": "duplicate", "event_id": event_id, "received_at": receipt.received_at})));
-            }
-            return Err(ApiError::conflict("event_id_reused", format!("event {event_id} was received before with a different body")));
+        if let Some(reply) = duplicate(&view, &event_id, &digest)? {
+            return Ok(reply);
         }
-        let owner = view.owner.clone().ok_or_else(|| ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor")))?;
+        let owner = view.owner.clone().ok_or_else(|| unknown_store(&platform, &store))?;
         let mut unknown: Vec<&str> = skus.iter().filter(|s| !view.entries.contains_key(*s)).map(Sku::as_str).collect();
         unknown.sort_unstable();
         unknown.dedup();
@@ -128,6 +128,44 @@ impl OrderIntake {
         tracing::info!(%platform, %store, %event_id, distributor = %owner, "order event accepted");
         Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
     }
+
+    /// A user signed up through the store: the store's distributor gains a
+    /// downline user, its uplines a user in their network. Tier evaluation
+    /// only; no stock moves.
+    async fn accept_signup(&self, platform: Platform, store: StoreId, event_id: EventId, user: BuyerId, occurred_at: DateTime<Utc>, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let view = self.table.intake_view(&platform, &store, &event_id, &[]).await?;
+        let digest = hex::encode(Sha256::digest(body));
+        if let Some(reply) = duplicate(&view, &event_id, &digest)? {
+            return Ok(reply);
+        }
+        let owner = view.owner.clone().ok_or_else(|| unknown_store(&platform, &store))?;
+        let message = Message::UserRegisteredV1(UserRegistered {
+            event_id: event_id.clone(),
+            platform: platform.clone(),
+            store: store.clone(),
+            distributor: owner.clone(),
+            user,
+            occurred_at,
+        });
+        self.tier_events.send(&message).await?;
+        self.table.put_receipt(&platform, &store, &event_id, &digest, Utc::now()).await?;
+        tracing::info!(%platform, %store, %event_id, distributor = %owner, "user registration accepted");
+        Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
+    }
+}
+
+/// The reply to a retried webhook (the same event id and body), or the
+/// refusal of an event id reused with another body.
+fn duplicate(view: &tier_store::webhooks::IntakeView, event_id: &EventId, digest: &str) -> Result<Option<Response<Body>>, ApiError> {
+    match &view.receipt {
+        Some(r) if r.body_sha256 == digest => Ok(Some(http::json(StatusCode::OK, &json!({"status": "duplicate", "event_id": event_id, "received_at": r.received_at})))),
+        Some(_) => Err(ApiError::conflict("event_id_reused", format!("event {event_id} was received before with a different body"))),
+        None => Ok(None),
+    }
+}
+
+fn unknown_store(platform: &Platform, store: &StoreId) -> ApiError {
+    ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor"))
 }
 
 /// What the distributor was entitled to pay per unit, by its tier and the

@@ -12,6 +12,7 @@
 //! {"event_id": "evt-2", "type": "order.refunded", "occurred_at": "...", "order_id": "TM-1",
 //!  "refund": {"refund_id": "RF-1", "amount": "199.00", "lines": [{"line_id": "1", "quantity": 1}]}}
 //! {"event_id": "evt-3", "type": "order.cancelled", "occurred_at": "...", "order_id": "TM-1"}
+//! {"event_id": "evt-4", "type": "user.registered", "occurred_at": "...", "buyer_id": "b-2"}
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -29,7 +30,8 @@ pub struct WebhookDoc {
     #[serde(rename = "type")]
     pub kind: WebhookType,
     pub occurred_at: DateTime<Utc>,
-    pub order_id: OrderId,
+    #[serde(default)]
+    pub order_id: Option<OrderId>,
     #[serde(default)]
     pub buyer_id: Option<BuyerId>,
     #[serde(default)]
@@ -50,6 +52,16 @@ pub enum WebhookType {
     Refunded,
     #[serde(rename = "order.cancelled")]
     Cancelled,
+    /// A user signed up through the store (a downline user, 下线用户).
+    #[serde(rename = "user.registered")]
+    UserRegistered,
+}
+
+/// What a document asks for.
+#[derive(Debug)]
+pub enum Incoming {
+    Order { order_id: OrderId, kind: OrderEventKind },
+    Signup { user: BuyerId },
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,8 +74,20 @@ pub struct RefundDoc {
 }
 
 impl WebhookDoc {
-    /// The event this document describes; `Err` names the missing field.
-    pub fn into_kind(self) -> Result<OrderEventKind, String> {
+    /// The event this document describes; `Err` names the missing or
+    /// unexpected field.
+    pub fn into_incoming(self) -> Result<Incoming, String> {
+        if self.kind == WebhookType::UserRegistered {
+            if self.order_id.is_some() || self.total.is_some() || !self.lines.is_empty() || self.refund.is_some() {
+                return Err("user.registered takes buyer_id, not order fields".into());
+            }
+            return Ok(Incoming::Signup { user: self.buyer_id.ok_or("user.registered needs buyer_id")? });
+        }
+        let order_id = self.order_id.clone().ok_or_else(|| format!("{} needs order_id", self.kind.name()))?;
+        Ok(Incoming::Order { order_id, kind: self.into_kind()? })
+    }
+
+    fn into_kind(self) -> Result<OrderEventKind, String> {
         match self.kind {
             WebhookType::Paid => Ok(OrderEventKind::Paid {
                 buyer: self.buyer_id.ok_or("order.paid needs buyer_id")?,
@@ -76,6 +100,18 @@ impl WebhookDoc {
                 Ok(OrderEventKind::Refunded { refund_id: refund.refund_id, amount: refund.amount, lines: refund.lines })
             }
             WebhookType::Cancelled => Ok(OrderEventKind::Cancelled),
+            WebhookType::UserRegistered => Err("user.registered is not an order event".into()),
+        }
+    }
+}
+
+impl WebhookType {
+    fn name(self) -> &'static str {
+        match self {
+            WebhookType::Paid => "order.paid",
+            WebhookType::Refunded => "order.refunded",
+            WebhookType::Cancelled => "order.cancelled",
+            WebhookType::UserRegistered => "user.registered",
         }
     }
 }

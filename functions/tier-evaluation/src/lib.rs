@@ -18,7 +18,7 @@ use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::DistributorId;
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
-use tier_messages::{Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun};
+use tier_messages::{Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -85,6 +85,7 @@ impl TierEvaluation {
                             Message::ReviewPartitionV1(p) => self.on_review_partition(&p).await?,
                             Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
                             Message::NetworkChangedV1(n) => self.on_network_changed(&n).await?,
+                            Message::UserRegisteredV1(u) => self.on_user_registered(&u).await?,
                         }
                     }
                     self.on_order_events(&events).await
@@ -207,6 +208,27 @@ impl TierEvaluation {
         let now = Utc::now();
         for ancestor in &n.ancestors {
             match self.evaluate(ancestor, Cause::Network { downline: n.downline.clone() }, now, Trigger::Event).await {
+                Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
+                Err(EvalError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A user signed up: counted once under the store's distributor and in
+    /// its uplines' networks, then each of them re-evaluated (also on a
+    /// redelivery, in case the first delivery stopped after counting).
+    async fn on_user_registered(&self, u: &UserRegistered) -> Result<(), Failure> {
+        let registered = match self.table.register_downline_user(&u.distributor, &u.user).await {
+            Ok(r) => r,
+            Err(GroupError::UnknownDistributor(id)) => return Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
+            Err(GroupError::Store(e)) => return Err(e.into()),
+        };
+        tracing::info!(distributor = %u.distributor, user = %u.user, created = registered.created, "downline user registered");
+        let now = Utc::now();
+        let cause = Cause::UserRegistered { event_id: u.event_id.clone(), distributor: u.distributor.clone() };
+        for id in std::iter::once(&u.distributor).chain(&registered.ancestors) {
+            match self.evaluate(id, cause.clone(), now, Trigger::Event).await {
                 Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e.into()),
             }

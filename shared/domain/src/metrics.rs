@@ -20,7 +20,8 @@ pub enum Metric {
     SalesAmount,
     /// Paid orders not fully refunded or cancelled.
     OrderCount,
-    /// Customers who have ever ordered from the distributor (下线用户).
+    /// Users who signed up through the distributor's stores or ever ordered
+    /// there (下线用户).
     DownlineUsers,
     /// Customers with at least one paid order not fully refunded (有效下线用户).
     ValidDownlineUsers,

@@ -24,6 +24,9 @@ pub enum Cause {
     Commission { event_id: EventId },
     /// A distributor joined this one's downline network.
     Network { downline: DistributorId },
+    /// A user signed up through this distributor's store, or through the
+    /// store of one in its network (`distributor`).
+    UserRegistered { event_id: EventId, distributor: DistributorId },
     /// An operator set the tier by hand.
     Manual { actor: String, reason: String, locked: bool },
 }

@@ -162,6 +162,11 @@ pub mod docs {
                "refund": {"refund_id": refund_id, "amount": amount, "lines": lines}})
     }
 
+    /// A user signing up through the store (a downline user).
+    pub fn registered(event_id: &str, user: &str, at: DateTime<Utc>) -> Value {
+        json!({"event_id": event_id, "type": "user.registered", "occurred_at": at, "buyer_id": user})
+    }
+
     pub fn cancelled(event_id: &str, order_id: &str, at: DateTime<Utc>) -> Value {
         json!({"event_id": event_id, "type": "order.cancelled", "occurred_at": at, "order_id": order_id})
     }

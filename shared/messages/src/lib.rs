@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tier_domain::calendar::Month;
-use tier_domain::ids::{DistributorId, TierId};
+use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, StoreId, TierId};
 use tier_domain::order::OrderEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +32,22 @@ pub enum Message {
     /// so their tiers are re-evaluated. Sent by the admin API.
     #[serde(rename = "network_changed.v1")]
     NetworkChangedV1(NetworkChanged),
+    /// A user signed up through a distributor's store (下线用户), before or
+    /// without ordering. Sent by order intake to tier evaluation.
+    #[serde(rename = "user_registered.v1")]
+    UserRegisteredV1(UserRegistered),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    pub event_id: EventId,
+    pub platform: Platform,
+    pub store: StoreId,
+    /// The store's distributor: the user's recruiter.
+    pub distributor: DistributorId,
+    /// The platform's id of the user, as orders name it (`buyer_id`).
+    pub user: BuyerId,
+    pub occurred_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +104,7 @@ impl Message {
             Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
             Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
             Message::NetworkChangedV1(n) => format!("network/{}", n.downline),
+            Message::UserRegisteredV1(u) => format!("{}/{}/{}", u.platform, u.store, u.event_id),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`metrics`]: the metrics item: counters, versions, pruning.
 //! - [`price_book`]: versioned price books and what a lookup reads.
 //! - [`catalog`]: stock and reservations.
+//! - [`users`]: downline users who sign up before ordering.
 //! - [`commission`]: commission entries and withdrawals.
 //! - [`api_keys`]: integration keys.
 //! - [`rules`]: published rule sets.
@@ -30,6 +31,7 @@ pub mod queue;
 pub mod reviews;
 pub mod rules;
 pub mod table;
+pub mod users;
 pub mod webhooks;
 
 pub use error::StoreError;
