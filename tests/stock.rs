@@ -92,5 +92,52 @@ async fn cancellation_and_returns_release_stock_once() {
     api.webhook("jd", "sh-outlet", &docs::paid("p3", "O3", "b3", &[("TEE-WHITE", 7, "199.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(stock(&api, "TEE-WHITE").await, 4994);
+    let o3 = api.get("orders/jd/sh-outlet/O3/reservations").await.unwrap();
+    assert_eq!((o3.body["lines"]["1"]["status"].as_str(), o3.body["lines"]["1"]["reserved"].as_i64()), (Some("cancelled"), Some(0)));
+
+    // Returned goods that overtake their payment: the payment reserves only what stays sold.
+    api.webhook("jd", "sh-outlet", &docs::refunded("r4", "O4", "RF4", "398.00", &[("1", 2)], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    api.webhook("jd", "sh-outlet", &docs::paid("p4", "O4", "b4", &[("TEE-WHITE", 5, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(stock(&api, "TEE-WHITE").await, 4991);
+    let o4 = api.get("orders/jd/sh-outlet/O4/reservations").await.unwrap();
+    assert_eq!((o4.body["lines"]["1"]["status"].as_str(), o4.body["lines"]["1"]["reserved"].as_i64()), (Some("reserved"), Some(3)));
+    stack.stop().await;
+}
+
+/// An order of more SKUs than one transaction can decrement is reserved in
+/// parts, each part with the order's record; a redelivery changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
+    use tier_domain::ids::*;
+    use tier_domain::money::Money;
+    use tier_domain::order::OrderLine;
+    use tier_store::catalog::Allocation;
+
+    let (stack, _api) = spawn_stack().await;
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let now = Utc::now();
+    let sku = |i: usize| Sku::parse(&format!("MANY-{i:03}")).unwrap();
+    for i in 0..150 {
+        // MANY-007 has none left.
+        table.set_stock(&sku(i), if i == 7 { 0 } else { 2 }, now).await.unwrap();
+    }
+    let price = Money::parse("1.00").unwrap();
+    let lines: Vec<OrderLine> = (0..150)
+        .map(|i| OrderLine { line_id: LineId::parse(&i.to_string()).unwrap(), sku: sku(i), quantity: 1, unit_price: price, amount: price, entitled_unit_price: None })
+        .collect();
+    let order = OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("bulk").unwrap(), order_id: OrderId::parse("MANY").unwrap() };
+    let event = EventId::parse("many-paid").unwrap();
+    assert_eq!(table.allocate_payment(&order, &event, &lines).await.unwrap(), Allocation::Reserved { backordered: vec![sku(7)] });
+    assert_eq!(table.allocate_payment(&order, &event, &lines).await.unwrap(), Allocation::Duplicate);
+    let (record, _) = table.order_stock(&order).await.unwrap();
+    assert_eq!(record.lines.values().filter(|l| l.reserved == 1).count(), 149);
+    assert_eq!(table.stock(&sku(0)).await.unwrap(), Some(1));
+    assert_eq!(table.stock(&sku(149)).await.unwrap(), Some(1));
+    assert_eq!(table.stock(&sku(7)).await.unwrap(), Some(0));
+    assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 149);
+    assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 0);
+    assert_eq!(table.stock(&sku(149)).await.unwrap(), Some(2));
     stack.stop().await;
 }

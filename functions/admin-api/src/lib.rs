@@ -162,8 +162,8 @@ impl AdminApi {
             (Method::GET, ["v1", "admin", "skus", s, "stock"]) => self.get_stock(id(s, Sku::parse)?).await,
             (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
                 let order = OrderRef { platform: id(p, Platform::parse)?, store: id(s, StoreId::parse)?, order_id: id(o, OrderId::parse)? };
-                let lines = self.table.reservations(&order).await?;
-                let lines: BTreeMap<String, _> = lines.into_iter().map(|(l, r)| (l.to_string(), r)).collect();
+                let (record, _) = self.table.order_stock(&order).await?;
+                let lines: BTreeMap<String, _> = record.lines.into_iter().map(|(l, r)| (l.to_string(), r)).collect();
                 Ok(http::json(StatusCode::OK, &json!({"order": order, "lines": lines})))
             }
             (m, _) => Err(ApiError::not_found("route_not_found", format!("no admin route for {m} {path}"))),

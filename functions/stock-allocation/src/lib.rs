@@ -1,20 +1,23 @@
 //! Stock allocation: consumes order events from SQS.
 //!
-//! - paid: each line reserves its quantity with a conditional decrement, so
-//!   stock never goes below zero; a line that cannot be filled is recorded
-//!   as backordered, not dropped;
+//! - paid: the order's lines are recorded and their stock taken in one
+//!   transaction, each SKU's decrement conditional on enough stock, so stock
+//!   never goes below zero; a SKU that cannot be filled is recorded as
+//!   backordered, not dropped;
 //! - cancelled: every line's remaining reservation returns to stock, once;
 //! - refunded: the returned lines it lists go back to stock, once per refund.
 //!
-//! A cancellation that overtakes its payment leaves a marker, and the late
-//! payment then reserves nothing.
+//! An order's stock is one record (see `tier_domain::stock`): a
+//! cancellation that overtakes its payment leaves it cancelled, and the late
+//! payment reserves nothing; returns that overtake it are kept, and the
+//! payment reserves only what stays sold.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_messages::Message;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
-use tier_store::catalog::Reservation;
+use tier_store::catalog::Allocation;
 use tier_store::{Queue, Table};
 
 pub struct StockAllocation {
@@ -43,25 +46,21 @@ impl StockAllocation {
     }
 
     async fn on_order_event(&self, event: &OrderEvent) -> Result<(), Failure> {
+        let order = &event.order;
         match &event.kind {
-            OrderEventKind::Paid { lines, .. } => {
-                for line in lines {
-                    let r = self.table.reserve_line(&event.order, line, &event.event_id).await?;
-                    if r == Reservation::Backordered {
-                        tracing::warn!(order = %event.order, line = %line.line_id, sku = %line.sku, quantity = line.quantity, "not enough stock: line backordered");
-                    }
+            OrderEventKind::Paid { lines, .. } => match self.table.allocate_payment(order, &event.event_id, lines).await? {
+                Allocation::Reserved { backordered } if !backordered.is_empty() => {
+                    tracing::warn!(%order, skus = ?backordered, "not enough stock: lines backordered");
                 }
-            }
+                outcome => tracing::info!(%order, ?outcome, "payment allocated"),
+            },
             OrderEventKind::Cancelled => {
-                self.table.mark_cancelled(&event.order, &event.event_id).await?;
-                for (line, _) in self.table.reservations(&event.order).await? {
-                    self.table.release_line(&event.order, &line, None, "cancel").await?;
-                }
+                let units = self.table.cancel_order_stock(order).await?;
+                tracing::info!(%order, units, "cancellation released stock");
             }
             OrderEventKind::Refunded { refund_id, lines, .. } => {
-                for returned in lines {
-                    self.table.release_line(&event.order, &returned.line_id, Some(returned.quantity), &format!("refund:{refund_id}")).await?;
-                }
+                let units = self.table.refund_order_stock(order, refund_id.as_str(), lines).await?;
+                tracing::info!(%order, %refund_id, units, "returned goods released stock");
             }
         }
         Ok(())

@@ -10,6 +10,8 @@
 //! - [`ledger`]: each order's contribution to metrics, exact under duplicate
 //!   and out-of-order delivery.
 //! - [`pricing`]: the versioned price book, precedence, promotions, floors.
+//! - [`stock`]: an order's stock reservations and releases, exact under
+//!   duplicate and out-of-order delivery.
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
 //! - [`commission`]: commission entries, their base, rounding and balance.
@@ -24,6 +26,7 @@ pub mod money;
 pub mod order;
 pub mod pricing;
 pub mod rules;
+pub mod stock;
 pub mod tier;
 
 pub use calendar::{BrandCalendar, Month};

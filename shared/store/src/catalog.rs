@@ -1,44 +1,32 @@
-//! SKUs: price books, stock on hand and stock reservations.
+//! SKUs: stock on hand, and each order's reservations against it (one
+//! record per order, see [`tier_domain::stock`]).
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
-use tier_domain::ids::{EventId, LineId, OrderRef, Sku};
-use tier_domain::order::OrderLine;
+use tier_domain::ids::{EventId, OrderRef, Sku};
+use tier_domain::order::{OrderLine, ReturnedLine};
+use tier_domain::stock::{OrderStock, Payment, StockMoves};
 
 use crate::error::StoreError;
-use crate::item::{self, Item, n, new_item, s};
+use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::table::{Table, TxOutcome};
 
-/// What happened to one order line's stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    Reserved,
-    /// Not enough stock: recorded so operations can fill it later.
-    Backordered,
-    /// The order was cancelled before its payment arrived.
+/// What a payment did to stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocation {
+    /// Reserved; the SKUs listed lacked stock and their lines are backordered.
+    Reserved { backordered: Vec<Sku> },
+    /// The order was cancelled before its payment arrived: nothing reserved.
     OrderCancelled,
     /// Already handled by an earlier delivery.
     Duplicate,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LineReservation {
-    pub sku: Sku,
-    pub quantity: u32,
-    pub reserved: u32,
-    pub status: String,
-    /// What the buyer paid per unit (the distributor's resale price).
-    pub unit_price: Option<tier_domain::money::Money>,
-    /// What the distributor was entitled to pay per unit at order time.
-    pub entitled_unit_price: Option<tier_domain::money::Money>,
-}
-
-fn money_attr(i: &Item, name: &str) -> Result<Option<tier_domain::money::Money>, StoreError> {
-    i.contains_key(name)
-        .then(|| item::get_decimal(i, name).and_then(|d| tier_domain::money::Money::from_decimal(d).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
-        .transpose()
-}
+/// SKUs whose stock one transaction moves, beside the order's record
+/// (TransactWriteItems takes 100 actions).
+const SKUS_PER_TRANSACTION: usize = 99;
+const MAX_ATTEMPTS: u32 = 8;
 
 impl Table {
     /// Sets the stock on hand (available to reserve) of a SKU.
@@ -59,195 +47,151 @@ impl Table {
         self.get(&keys::stock(sku), true).await?.map(|i| item::get_i64(&i, "available")).transpose()
     }
 
-    /// Reserves one paid line: the line's record is created and the stock
-    /// decremented in one transaction, the decrement conditional on enough
-    /// stock, so stock never goes below zero. Without enough stock the line
-    /// is recorded as backordered.
-    pub async fn reserve_line(&self, order: &OrderRef, line: &OrderLine, event: &EventId) -> Result<Reservation, StoreError> {
-        let rkey = keys::reservation(order, &line.line_id);
-        let record = |status: &str, reserved: u32| -> Item {
-            new_item(
-                &rkey,
-                "reservation",
-                [
-                    ("sku", s(line.sku.as_str())),
-                    ("quantity", n(line.quantity)),
-                    ("reserved", n(reserved)),
-                    ("status", s(status)),
-                    ("order", s(order.to_string())),
-                    ("paid_event", s(event.as_str())),
-                    ("unit_price", n(line.unit_price.amount())),
-                ],
-            )
-            .into_iter()
-            .chain(line.entitled_unit_price.map(|p| ("entitled_unit_price".to_owned(), n(p.amount()))))
-            .collect()
-        };
-        let put = |item: Item| {
-            TransactWriteItem::builder()
-                .put(Put::builder().table_name(&self.name).set_item(Some(item)).condition_expression("attribute_not_exists(PK)").build().expect("put has item"))
-                .build()
-        };
-        let (cpk, csk) = keys::cancellation(order);
-        let not_cancelled = TransactWriteItem::builder()
-            .condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.name)
-                    .key(keys::PK, s(cpk))
-                    .key(keys::SK, s(csk))
-                    .condition_expression("attribute_not_exists(PK)")
-                    .build()
-                    .expect("check has key"),
-            )
-            .build();
-        let (spk, ssk) = keys::stock(&line.sku);
-        let decrement = TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.name)
-                    .key(keys::PK, s(spk))
-                    .key(keys::SK, s(ssk))
-                    .update_expression("SET available = available - :q")
-                    .condition_expression("available >= :q")
-                    .expression_attribute_values(":q", n(line.quantity))
-                    .build()
-                    .expect("update has key"),
-            )
-            .build();
-        // Concurrent orders of a hot SKU conflict on its stock item; DynamoDB
-        // cancels the losers, which try again after a short, jittered wait.
-        let mut attempt = 0u32;
-        let first = loop {
-            match self.transact(vec![put(record("reserved", line.quantity)), not_cancelled.clone(), decrement.clone()]).await {
-                Err(StoreError::Contention { .. }) if attempt < 8 => {
-                    attempt += 1;
-                    crate::table::backoff(attempt).await;
-                }
-                other => break other?,
-            }
-        };
-        match first {
-            TxOutcome::Committed => Ok(Reservation::Reserved),
-            TxOutcome::ConditionFailed { reasons } => {
-                let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
-                if failed(0) {
-                    return Ok(Reservation::Duplicate);
-                }
-                if failed(1) {
-                    return Ok(Reservation::OrderCancelled);
-                }
-                match self.transact(vec![put(record("backordered", 0)), not_cancelled]).await? {
-                    TxOutcome::Committed => Ok(Reservation::Backordered),
-                    TxOutcome::ConditionFailed { reasons } if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") => Ok(Reservation::Duplicate),
-                    TxOutcome::ConditionFailed { .. } => Ok(Reservation::OrderCancelled),
-                }
-            }
+    /// An order's stock record and its version (0: none yet).
+    pub async fn order_stock(&self, order: &OrderRef) -> Result<(OrderStock, u64), StoreError> {
+        let key = keys::order_stock(order);
+        match self.get(&key, true).await? {
+            Some(i) => Ok((item::get_json(&i, "record")?, item::get_u64_or_zero(&i, "version")?)),
+            None => Ok((OrderStock::default(), 0)),
         }
     }
 
-    /// Marks an order cancelled, so that a payment arriving late reserves
-    /// nothing. Idempotent.
-    pub async fn mark_cancelled(&self, order: &OrderRef, event: &EventId) -> Result<(), StoreError> {
-        let item = new_item(&keys::cancellation(order), "cancellation", [("event", s(event.as_str()))]);
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem", e))?;
-        Ok(())
+    /// Records a payment's lines and takes their stock: the record and the
+    /// decrements in one transaction, each decrement conditional on enough
+    /// stock, so stock never goes below zero. A SKU without enough is
+    /// backordered and the write tried again without it.
+    pub async fn allocate_payment(&self, order: &OrderRef, event: &EventId, lines: &[OrderLine]) -> Result<Allocation, StoreError> {
+        let mut backordered = Vec::new();
+        let mut reserved_any = false;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut record, version) = self.order_stock(order).await?;
+            let payment = record.pay(event, lines);
+            if payment == Payment::Duplicate && !record.has_pending() {
+                return Ok(if reserved_any { Allocation::Reserved { backordered } } else { Allocation::Duplicate });
+            }
+            if payment == Payment::Cancelled {
+                match self.write_stock(order, version, &mut record, StockMoves::new()).await? {
+                    Some(_) => return Ok(Allocation::OrderCancelled),
+                    None => continue,
+                }
+            }
+            // An order of more SKUs than one transaction takes goes in parts;
+            // an interrupted one carries on from its pending lines.
+            let moves = record.take_pending(SKUS_PER_TRANSACTION);
+            match self.write_stock(order, version, &mut record, moves).await? {
+                Some(short) => {
+                    reserved_any = true;
+                    backordered.extend(short);
+                    if !record.has_pending() {
+                        return Ok(Allocation::Reserved { backordered });
+                    }
+                }
+                None => crate::table::backoff(attempt + 1).await,
+            }
+        }
+        Err(StoreError::Contention { what: format!("stock of order {order}"), attempts: MAX_ATTEMPTS })
     }
 
-    /// Returns up to `quantity` reserved units of one line to stock, once
-    /// per `release` (`cancel`, or `refund:<refund id>`: the platform may send
-    /// one refund under two event ids). `None` for `quantity` releases
-    /// everything still reserved. Returns how many units went back.
-    pub async fn release_line(&self, order: &OrderRef, line: &LineId, quantity: Option<u32>, release: &str) -> Result<u32, StoreError> {
-        let rkey = keys::reservation(order, line);
-        for _ in 0..8 {
-            let Some(current) = self.get(&rkey, true).await? else { return Ok(0) };
-            let reserved = u32::try_from(item::get_i64(&current, "reserved")?).unwrap_or(0);
-            let applied = current.get("released_by").and_then(|v| v.as_ss().ok()).is_some_and(|ids| ids.iter().any(|i| i == release));
-            if applied {
-                return Ok(0);
+    /// Cancels the order's stock: what is still reserved goes back, once. A
+    /// cancellation before the payment leaves the record cancelled, so the
+    /// late payment reserves nothing. Returns the units put back.
+    pub async fn cancel_order_stock(&self, order: &OrderRef) -> Result<i64, StoreError> {
+        self.release_stock(order, |r| r.cancel()).await
+    }
+
+    /// Returns refund `refund_id`'s goods to stock, once per refund. Before
+    /// the payment they are kept, and the payment reserves only what stays
+    /// sold. Returns the units put back.
+    pub async fn refund_order_stock(&self, order: &OrderRef, refund_id: &str, returned: &[ReturnedLine]) -> Result<i64, StoreError> {
+        self.release_stock(order, |r| r.refund(refund_id, returned)).await
+    }
+
+    async fn release_stock(&self, order: &OrderRef, step: impl Fn(&mut OrderStock)) -> Result<i64, StoreError> {
+        let mut units = 0;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (before, version) = self.order_stock(order).await?;
+            let mut record = before.clone();
+            step(&mut record);
+            if record == before && !record.has_releasing() {
+                return Ok(units);
             }
-            let q = quantity.unwrap_or(reserved).min(reserved);
-            let sku = item::get_s(&current, "sku")?;
-            let status = if reserved == q { "released" } else { "reserved" };
-            // A backorder that is cancelled is closed; one that is partly
-            // refunded stays open.
-            let status = match (item::get_s(&current, "status")?, quantity) {
-                ("backordered", None) => "cancelled",
-                ("backordered", Some(_)) => "backordered",
-                _ => status,
+            // More SKUs than one transaction takes go back in parts; an
+            // interrupted release carries on from what is still releasing.
+            let moves = record.take_releasing(SKUS_PER_TRANSACTION);
+            let back: i64 = moves.values().sum();
+            match self.write_stock(order, version, &mut record, moves).await? {
+                Some(_) => {
+                    units += back;
+                    if !record.has_releasing() {
+                        return Ok(units);
+                    }
+                }
+                None => crate::table::backoff(attempt + 1).await,
+            }
+        }
+        Err(StoreError::Contention { what: format!("stock of order {order}"), attempts: MAX_ATTEMPTS })
+    }
+
+    /// Writes `record` (conditional on `version`) with its stock moves in one
+    /// transaction. A decrement that finds too little stock backorders its
+    /// SKU and the write is tried again. `None`: the record changed since it
+    /// was read; `Some`: committed, with the SKUs backordered.
+    async fn write_stock(&self, order: &OrderRef, version: u64, record: &mut OrderStock, mut moves: StockMoves) -> Result<Option<Vec<Sku>>, StoreError> {
+        let key = keys::order_stock(order);
+        let mut backordered = Vec::new();
+        let mut contention = 0u32;
+        loop {
+            let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
+                &key,
+                "order_stock",
+                [("record", item::json(&*record)), ("version", n(version + 1)), ("order", s(order.to_string()))],
+            )));
+            let put = if version == 0 {
+                put.condition_expression("attribute_not_exists(PK)")
+            } else {
+                put.condition_expression("version = :v").expression_attribute_values(":v", n(version))
             };
-            let mut tx = vec![TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.name)
-                        .key(keys::PK, s(&rkey.0))
-                        .key(keys::SK, s(&rkey.1))
-                        .update_expression("SET reserved = :new, #st = :st ADD released_by :e")
-                        .condition_expression("reserved = :old AND NOT contains(released_by, :eid)")
-                        .expression_attribute_names("#st", "status")
-                        .expression_attribute_values(":new", n(reserved - q))
-                        .expression_attribute_values(":old", n(reserved))
-                        .expression_attribute_values(":st", s(status))
-                        .expression_attribute_values(":e", aws_sdk_dynamodb::types::AttributeValue::Ss(vec![release.to_owned()]))
-                        .expression_attribute_values(":eid", s(release))
-                        .build()
-                        .expect("update has key"),
-                )
-                .build()];
-            if q > 0 {
-                let (spk, ssk) = keys::stock(&Sku::parse(sku).map_err(|e| StoreError::corrupt(&rkey, e.to_string()))?);
-                tx.push(
-                    TransactWriteItem::builder()
-                        .update(
-                            Update::builder()
-                                .table_name(&self.name)
-                                .key(keys::PK, s(spk))
-                                .key(keys::SK, s(ssk))
-                                .update_expression("ADD available :q")
-                                .expression_attribute_values(":q", n(q))
-                                .build()
-                                .expect("update has key"),
-                        )
-                        .build(),
-                );
+            let mut tx = vec![TransactWriteItem::builder().put(put.build().expect("put has item")).build()];
+            let skus: Vec<Sku> = moves.keys().cloned().collect();
+            for (sku, units) in &moves {
+                let (pk, sk) = keys::stock(sku);
+                let update = Update::builder().table_name(&self.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+                let update = if *units < 0 {
+                    update
+                        .update_expression("SET available = available - :q")
+                        .condition_expression("available >= :q")
+                        .expression_attribute_values(":q", n(-units))
+                } else {
+                    update.update_expression("ADD available :q").expression_attribute_values(":q", n(units))
+                };
+                tx.push(TransactWriteItem::builder().update(update.build().expect("update has key")).build());
             }
             match self.transact(tx).await {
-                Ok(TxOutcome::Committed) => return Ok(q),
-                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => continue,
+                Ok(TxOutcome::Committed) => return Ok(Some(backordered)),
+                Ok(TxOutcome::ConditionFailed { reasons }) => {
+                    let failed = |i: usize| reasons.get(i).is_some_and(|r| r == "ConditionalCheckFailed");
+                    if failed(0) {
+                        return Ok(None);
+                    }
+                    let short: Vec<Sku> = skus.iter().enumerate().filter(|(i, _)| failed(i + 1)).map(|(_, s)| s.clone()).collect();
+                    if short.is_empty() {
+                        return Ok(None);
+                    }
+                    for sku in short {
+                        record.backorder(&sku);
+                        moves.remove(&sku);
+                        backordered.push(sku);
+                    }
+                }
+                // Concurrent orders of a hot SKU conflict on its stock item;
+                // DynamoDB cancels the losers, which try again after a short,
+                // jittered wait.
+                Err(StoreError::Contention { .. }) if contention < MAX_ATTEMPTS => {
+                    contention += 1;
+                    crate::table::backoff(contention).await;
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Contention { what: format!("reservation {order}/{line}"), attempts: 8 })
-    }
-
-    /// Every line reservation of an order.
-    pub async fn reservations(&self, order: &OrderRef) -> Result<Vec<(LineId, LineReservation)>, StoreError> {
-        let (pk, _) = keys::cancellation(order);
-        self.query_prefix(&pk, "LINE#", true)
-            .await?
-            .iter()
-            .map(|i| {
-                let key = item::key_of(i);
-                let line = LineId::parse(key.1.trim_start_matches("LINE#")).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
-                Ok((
-                    line,
-                    LineReservation {
-                        sku: Sku::parse(item::get_s(i, "sku")?).map_err(|e| StoreError::corrupt(&key, e.to_string()))?,
-                        quantity: u32::try_from(item::get_i64(i, "quantity")?).unwrap_or(0),
-                        reserved: u32::try_from(item::get_i64(i, "reserved")?).unwrap_or(0),
-                        status: item::get_s(i, "status")?.to_owned(),
-                        unit_price: money_attr(i, "unit_price")?,
-                        entitled_unit_price: money_attr(i, "entitled_unit_price")?,
-                    },
-                ))
-            })
-            .collect()
     }
 }
-

@@ -16,13 +16,12 @@
 //! | price book entry | `BOOK#{version:06}` | `SKU#{sku}` | batch get a version's SKUs: one consistent version per lookup |
 //! | API key | `APIKEY#{id}` | `APIKEY` | get by the id in the presented key; GSI1 `APIKEYS` / `{created}#{id}` lists them |
 //! | stock | `SKU#{sku}` | `STOCK` | get, conditional decrement |
-//! | reservation | `ORDER#{platform}#{store}#{order}` | `LINE#{line}` | one per order line |
-//! | cancellation | `ORDER#{platform}#{store}#{order}` | `CANCELLED` | stops a late payment reserving stock |
+//! | order stock | `ORDER#{platform}#{store}#{order}` | `STOCK` | one per order: its lines' reservations, releases applied, a cancellation or returns that came before the payment |
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` | `RUN` | one per period: its instant and progress counters |
 
-use tier_domain::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, Platform, Sku, StoreId, TierId};
+use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -96,12 +95,8 @@ pub fn stock(sku: &Sku) -> Key {
     (format!("SKU#{sku}"), "STOCK".into())
 }
 
-pub fn reservation(order: &OrderRef, line: &LineId) -> Key {
-    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), format!("LINE#{line}"))
-}
-
-pub fn cancellation(order: &OrderRef) -> Key {
-    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), "CANCELLED".into())
+pub fn order_stock(order: &OrderRef) -> Key {
+    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), "STOCK".into())
 }
 
 pub fn webhook(platform: &Platform, store: &StoreId, event: &EventId) -> Key {
