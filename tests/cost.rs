@@ -118,3 +118,36 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
     assert_eq!(shanghai["metrics"]["valid_downline_users"], 1);
     stack.stop().await;
 }
+
+/// What each metrics write costs depends on the item's size: with the
+/// monthly buckets the windows read (this month and 5 before) for own and
+/// network sales, a year of trading keeps a seller's and its upline's
+/// metrics items under 1 KB, so a write stays 1 unit (2 in a transaction).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_year_of_trading_keeps_metrics_items_under_one_kilobyte() {
+    use chrono::Duration;
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // A sale in each of the last 12 months, by d-shanghai (under d-hangzhou) and by d-hangzhou.
+    for m in 0..12 {
+        let at = now - Duration::days(30 * m);
+        api.webhook("jd", "sh-outlet", &docs::paid(&format!("y{m}"), &format!("Y{m}"), &format!("b{m}"), &[("TEE-WHITE", 3, "199.00")], at)).await.unwrap();
+        api.webhook("tmall", "hz-flagship", &docs::paid(&format!("h{m}"), &format!("H{m}"), &format!("b{m}"), &[("TEE-WHITE", 1, "199.00")], at)).await.unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    // One more order today writes both items, pruning what no window reads.
+    api.webhook("jd", "sh-outlet", &docs::paid("y-now", "Y-NOW", "b-now", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    api.webhook("tmall", "hz-flagship", &docs::paid("h-now", "H-NOW", "b-now", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let items = stack.clients.dynamodb.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default();
+    let mut sizes = Vec::new();
+    for item in items.iter().filter(|i| i.get("entity_type").and_then(|v| v.as_s().ok()).is_some_and(|e| e == "metrics")) {
+        let pk = item["PK"].as_s().unwrap().clone();
+        let size = item_size(item);
+        sizes.push(format!("{pk}: {size} bytes, {} attributes", item.len()));
+        assert!(size < 1024, "{pk} metrics item is {size} bytes");
+    }
+    println!("metrics items after a year of monthly sales:\n  {}", sizes.join("\n  "));
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    stack.stop().await;
+}

@@ -40,9 +40,11 @@ pub const MAX_GROUP: usize = 12;
 /// TransactWriteItems takes at most this many actions; a group that needs
 /// more (daily buckets for many months and ancestors) is applied in halves.
 const MAX_TX_ITEMS: usize = 100;
-/// Monthly buckets kept besides the current month: the longest comparison,
-/// quarter growth, reaches 5 back.
-const KEEP_MONTHS: usize = 12;
+/// Monthly buckets kept besides the current month: what windows read, and
+/// no more, since the item's size is what each of its writes costs. The
+/// longest reach is quarter growth in a quarter's last month: the previous
+/// quarter's first month, 5 back.
+const KEEP_MONTHS: usize = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
