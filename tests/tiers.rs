@@ -432,8 +432,12 @@ async fn old_monthly_buckets_are_pruned_and_lifetime_totals_kept() {
     stack.wait_idle(IDLE).await.unwrap();
     let before = distributor(&api, "d-shanghai").await;
     assert_eq!(before["metrics"]["sales"]["by_month"].as_object().unwrap().len(), 1);
-    // A review fourteen months on.
-    stack.tier_evaluation.review(now + Duration::days(425)).await.unwrap();
+    // Four and a half months on, quarter growth can still read it ...
+    stack.tier_evaluation.review(now + Duration::days(140)).await.unwrap();
+    let kept = distributor(&api, "d-shanghai").await;
+    assert_eq!(kept["metrics"]["sales"]["by_month"].as_object().unwrap().len(), 1, "{}", kept["metrics"]);
+    // ... seven months on, no window can.
+    stack.tier_evaluation.review(now + Duration::days(215)).await.unwrap();
     let after = distributor(&api, "d-shanghai").await;
     assert!(after["metrics"]["sales"]["by_month"].as_object().unwrap().is_empty(), "{}", after["metrics"]);
     assert!(after["metrics"]["orders"]["by_month"].as_object().unwrap().is_empty());
