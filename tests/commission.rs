@@ -128,3 +128,50 @@ async fn a_fixed_amount_per_sku_replaces_the_rate_on_its_lines() {
     assert!(r.body["message"].as_str().unwrap().contains("tiers[0].benefits.commission_fixed.JACKET-DOWN"), "{}", r.body);
     stack.stop().await;
 }
+
+/// Frozen commission settles by whole days in the brand's calendar, kept as
+/// counters (no read lists the entries); refunds take it back from frozen;
+/// entries come a page at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn commission_settles_by_day_from_counters_and_entries_come_in_pages() {
+    use chrono::Duration;
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["tiers"][0]["permissions"] = serde_json::json!(["request_withdrawals"]);
+    rules["commission"] = serde_json::json!({"settlement_days": 7});
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    for i in 0..3 {
+        // 1,000.00 each: 50.00 for d-hangzhou (Junior, 5 %).
+        api.webhook("jd", "sh-outlet", &docs::paid(&format!("c{i}"), &format!("C{i}"), "b1", &[("HOODIE-GREY", 2, "500.00")], now)).await.unwrap();
+    }
+    api.webhook("jd", "sh-outlet", &docs::refunded("c0r", "C0", "RC0", "400.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let page = api.read("/v1/distributors/d-hangzhou/commission?limit=2").await.unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(dec(&page.body["balance"]["earned"]), d("130"), "50 + 50 + 30");
+    assert_eq!(dec(&page.body["balance"]["frozen"]), d("130"));
+    assert_eq!(dec(&page.body["balance"]["withdrawable"]), d("0"));
+    assert_eq!(page.body["entries"].as_array().unwrap().len(), 2);
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let rest = api.read(&format!("/v1/distributors/d-hangzhou/commission?limit=2&cursor={cursor}")).await.unwrap();
+    assert_eq!(rest.body["entries"].as_array().unwrap().len(), 1, "{}", rest.body);
+    assert!(rest.body["next_cursor"].is_null());
+    let r = api.read("/v1/distributors/d-hangzhou/commission?cursor=nope").await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "invalid_cursor"));
+
+    // Nothing is withdrawable yet; on the seventh day in Shanghai all of it is.
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let calendar = tier_domain::BrandCalendar::default();
+    let hangzhou = tier_domain::DistributorId::parse("d-hangzhou").unwrap();
+    let amount = tier_domain::Money::parse("130.00").unwrap();
+    let early = table.withdraw(&hangzhou, "W-early", amount, now, calendar.day_of(now).plus_days(6)).await.unwrap();
+    assert!(matches!(early, tier_store::commission::WithdrawOutcome::Insufficient { .. }), "{early:?}");
+    let day7 = calendar.day_of(now).plus_days(7);
+    let paid = table.withdraw(&hangzhou, "W-1", amount, now + Duration::days(7), day7).await.unwrap();
+    assert!(matches!(paid, tier_store::commission::WithdrawOutcome::Paid(_)), "{paid:?}");
+    let after = api.read("/v1/distributors/d-hangzhou/commission").await.unwrap();
+    assert_eq!(dec(&after.body["balance"]["withdrawn"]), d("130"));
+    stack.stop().await;
+}

@@ -275,7 +275,8 @@ impl AdminApi {
         if w.amount < min {
             return Err(ApiError::unprocessable("below_minimum", format!("the smallest withdrawal is {min} CNY")));
         }
-        match self.table.withdraw(&id, w.request_id.as_str(), w.amount, Utc::now()).await? {
+        let now = Utc::now();
+        match self.table.withdraw(&id, w.request_id.as_str(), w.amount, now, self.calendar.day_of(now)).await? {
             WithdrawOutcome::Paid(p) => {
                 tracing::info!(distributor = %id, amount = %p.amount, request = %p.request_id, "commission withdrawn");
                 Ok(http::json(StatusCode::CREATED, &json!({"distributor_id": id, "withdrawal": p})))

@@ -66,28 +66,42 @@ impl PriceLookup {
         ))
     }
 
+    /// The balance, from the distributor's counters, and one page of its
+    /// entries (`limit`, default 50, at most 200; `cursor` from the last
+    /// page's `next_cursor`).
     pub(crate) async fn commission(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
+        let limit = limit_param(req, 50)?;
+        let cursor = match http::query_values(req.uri().query(), "cursor").first() {
+            None => None,
+            Some(raw) => Some(
+                tier_domain::OrderRef::parse(raw).map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is the next_cursor of the previous page"))?,
+            ),
+        };
         let (id, view) = self.authorized(req, id).await?;
         let (_, metrics) = view.distributor.expect("authorized checks it exists");
-        let entries = self.table.commission_entries(&id).await?;
+        let (entries, next_cursor) = self.table.commission_entries_page(&id, cursor.as_ref(), limit).await?;
         let now = Utc::now();
-        let balance = tier_domain::commission::balance(entries.iter().map(|r| &r.entry), metrics.withdrawn_commission, now);
+        let balance = tier_domain::commission::balance(metrics.cumulative_commission, &metrics.frozen_commission, metrics.withdrawn_commission, self.calendar.day_of(now));
         let policy = view.rules.map(|r| r.rules.commission().clone()).unwrap_or_default();
         Ok(http::json(
             StatusCode::OK,
             &json!({"distributor_id": id, "currency": "CNY", "as_of": now, "balance": balance, "settlement_days": policy.settlement_days,
-                    "min_withdrawal": policy.min_withdrawal, "entries": entries}),
+                    "min_withdrawal": policy.min_withdrawal, "entries": entries, "next_cursor": next_cursor}),
         ))
     }
 
     pub(crate) async fn tier_history(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let limit = match http::query_values(req.uri().query(), "limit").first() {
-            None => 50,
-            Some(raw) => raw.parse::<i32>().ok().filter(|l| (1..=200).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", "limit is 1 to 200"))?,
-        };
+        let limit = limit_param(req, 50)?;
         let (id, _) = self.authorized(req, id).await?;
         let history = self.table.tier_history(&id, limit).await?;
         Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "history": history})))
     }
 }
 
+/// `?limit=`: 1 to 200.
+fn limit_param(req: &Request, default: i32) -> Result<i32, ApiError> {
+    match http::query_values(req.uri().query(), "limit").first() {
+        None => Ok(default),
+        Some(raw) => raw.parse::<i32>().ok().filter(|l| (1..=200).contains(l)).ok_or_else(|| ApiError::bad_request("invalid_limit", "limit is 1 to 200")),
+    }
+}

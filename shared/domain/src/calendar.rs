@@ -32,6 +32,20 @@ impl BrandCalendar {
         Month { year: local.year(), month: local.month() as u8 }
     }
 
+    /// The instant `day` starts in the brand's time zone.
+    pub fn start_of(&self, day: Day) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        let midnight = day.0.and_hms_opt(0, 0, 0).expect("midnight exists");
+        // A zone that skips midnight (a daylight-saving jump) starts the day
+        // at the first instant that exists.
+        self.tz
+            .from_local_datetime(&midnight)
+            .earliest()
+            .or_else(|| self.tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+            .expect("a day starts within its first hour")
+            .with_timezone(&Utc)
+    }
+
     /// The brand-calendar day `at` falls on.
     pub fn day_of(&self, at: DateTime<Utc>) -> Day {
         Day(at.with_timezone(&self.tz).date_naive())
@@ -119,6 +133,11 @@ impl Day {
     /// The day of the month, 1 to 31.
     pub fn day_of_month(self) -> u8 {
         self.0.day() as u8
+    }
+
+    /// `days` days later.
+    pub fn plus_days(self, days: u32) -> Day {
+        Day(self.0 + chrono::Days::new(u64::from(days)))
     }
 
     /// `days` days earlier.
@@ -227,6 +246,8 @@ mod tests {
         assert_eq!(d.minus_days(1).to_string(), "2026-02-28");
         assert_eq!(d.minus_days(1).month().to_string(), "2026-02");
         assert_eq!(d.days_since(Day::parse("2026-02-01").unwrap()), 28);
+        assert_eq!(d.minus_days(1).plus_days(1), d);
+        assert_eq!(cal.start_of(d).to_rfc3339(), "2026-02-28T16:00:00+00:00");
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("2026-2-3").is_err());
         assert_eq!(Month::parse("2026-11").unwrap().since(Month::parse("2026-09").unwrap()).len(), 3);

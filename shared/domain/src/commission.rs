@@ -18,6 +18,13 @@
 //! It is recomputed from the order's record on every refund, so a refund
 //! reverses exactly what the order earned: from frozen commission, or as a
 //! negative adjustment once it has become withdrawable.
+//!
+//! # Settlement
+//! Commission is frozen for the rule set's settlement days, counted in the
+//! brand's calendar: paid on 27 November with 7 days, it becomes
+//! withdrawable at the start of 4 December (0 days: at once). Whole days let
+//! a receiver's balance be kept as counters (earned, withdrawn, and what is
+//! frozen by the day it settles), so reading it never lists the entries.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +32,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::{BrandCalendar, Day};
 use crate::ids::Sku;
 use crate::ledger::OrderRecord;
 use crate::money::{Money, Percent};
@@ -86,17 +94,18 @@ pub struct Balance {
     pub withdrawn: Money,
 }
 
-/// The balance of `entries` at `now`, given what was already withdrawn.
-pub fn balance<'a>(entries: impl IntoIterator<Item = &'a CommissionEntry>, withdrawn: Money, now: DateTime<Utc>) -> Balance {
-    let mut b = Balance { withdrawn, ..Default::default() };
-    for e in entries {
-        b.earned = b.earned + e.amount;
-        if e.settles_at > now {
-            b.frozen = b.frozen + e.amount;
-        }
-    }
-    b.withdrawable = b.earned - b.frozen - withdrawn;
-    b
+/// When commission on an order paid at `paid_at` becomes withdrawable: the
+/// start of the day `settlement_days` after the day it was paid.
+pub fn settles_at(calendar: &BrandCalendar, paid_at: DateTime<Utc>, settlement_days: u32) -> DateTime<Utc> {
+    calendar.start_of(calendar.day_of(paid_at).plus_days(settlement_days))
+}
+
+/// The balance from a receiver's counters: `earned` (net of reversals),
+/// what is frozen by the day it settles, and what was withdrawn, as of
+/// `today`.
+pub fn balance(earned: Money, frozen_by_day: &BTreeMap<Day, Money>, withdrawn: Money, today: Day) -> Balance {
+    let frozen = frozen_by_day.range(today.plus_days(1)..).map(|(_, m)| *m).sum();
+    Balance { earned, frozen, withdrawable: earned - frozen - withdrawn, withdrawn }
 }
 
 #[cfg(test)]
@@ -116,14 +125,20 @@ mod tests {
         assert_eq!(after_refund, Money::parse("80.00").unwrap()); // 79.9992
         assert_eq!(CommissionEntry::amount_for(rate, Money::ZERO), Money::ZERO);
 
-        let entries = [
-            CommissionEntry { level: 1, rate, amount: Money::parse("80.00").unwrap(), settles_at: at("2026-11-01T00:00:00Z"), fixed: BTreeMap::new() },
-            CommissionEntry { level: 2, rate, amount: Money::parse("20.00").unwrap(), settles_at: at("2026-12-01T00:00:00Z"), fixed: BTreeMap::new() },
-        ];
-        let b = balance(&entries, Money::parse("50.00").unwrap(), at("2026-11-15T00:00:00Z"));
+        let cal = BrandCalendar::default();
+        let day = |s: &str| Day::parse(s).unwrap();
+        // Paid late on 27 November in Shanghai: 7 days on is the start of 4 December there.
+        assert_eq!(settles_at(&cal, at("2026-11-27T15:00:00Z"), 7), at("2026-12-03T16:00:00Z"));
+        // 0 days: withdrawable at once (its day has already started).
+        assert_eq!(settles_at(&cal, at("2026-11-27T15:00:00Z"), 0), at("2026-11-26T16:00:00Z"));
+        // 80 settled on 1 November, 20 settling on 1 December, 50 withdrawn.
+        let frozen = BTreeMap::from([(day("2026-11-01"), Money::parse("80.00").unwrap()), (day("2026-12-01"), Money::parse("20.00").unwrap())]);
+        let b = balance(Money::parse("100").unwrap(), &frozen, Money::parse("50.00").unwrap(), day("2026-11-15"));
         assert_eq!((b.earned, b.frozen, b.withdrawable), (Money::parse("100").unwrap(), Money::parse("20").unwrap(), Money::parse("30").unwrap()));
+        // On its settlement day it is withdrawable.
+        assert_eq!(balance(Money::parse("100").unwrap(), &frozen, Money::ZERO, day("2026-12-01")).frozen, Money::ZERO);
         // A reversal after payout leaves a negative balance to recover.
-        let b = balance(&entries[1..], Money::parse("50.00").unwrap(), at("2026-12-15T00:00:00Z"));
+        let b = balance(Money::parse("20").unwrap(), &BTreeMap::new(), Money::parse("50.00").unwrap(), day("2026-12-15"));
         assert_eq!(b.withdrawable, Money::parse("-30").unwrap());
     }
 

@@ -115,6 +115,18 @@ pub struct OrderRef {
     pub order_id: OrderId,
 }
 
+impl OrderRef {
+    /// Parses `platform/store/order`, as [`fmt::Display`] writes it. Ids may
+    /// not contain `/`, so the split is unambiguous.
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        let mut parts = raw.splitn(3, '/');
+        let (Some(p), Some(s), Some(o)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(IdError { kind: "order reference", reason: format!("{raw:?} is not platform/store/order") });
+        };
+        Ok(OrderRef { platform: Platform::parse(p)?, store: StoreId::parse(s)?, order_id: OrderId::parse(o)? })
+    }
+}
+
 impl fmt::Display for OrderRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.platform, self.store, self.order_id)
@@ -124,6 +136,14 @@ impl fmt::Display for OrderRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_refs_read_back_what_they_write() {
+        let o = OrderRef::parse("jd/sh-outlet/TM-1").unwrap();
+        assert_eq!(o.to_string(), "jd/sh-outlet/TM-1");
+        assert!(OrderRef::parse("jd/sh-outlet").is_err());
+        assert!(OrderRef::parse("jd/sh-outlet/a/b").is_err());
+    }
 
     #[test]
     fn accepts_ordinary_ids_and_refuses_key_separators() {

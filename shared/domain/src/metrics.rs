@@ -180,6 +180,10 @@ pub struct Metrics {
     pub cumulative_commission: Money,
     #[serde(default)]
     pub withdrawn_commission: Money,
+    /// Commission still frozen, by the day it settles (see
+    /// [`crate::commission`]); days past are dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub frozen_commission: BTreeMap<Day, Money>,
     /// Quantities bought, by the SKUs rules refer to.
     #[serde(default)]
     pub purchased: BTreeMap<crate::ids::Sku, i64>,
@@ -264,6 +268,10 @@ impl Metrics {
         self.downline_distributors_all += delta.downline_distributors_all;
         self.cumulative_commission = self.cumulative_commission + delta.cumulative_commission;
         self.withdrawn_commission = self.withdrawn_commission + delta.withdrawn_commission;
+        for (day, amount) in &delta.frozen_commission {
+            let slot = self.frozen_commission.entry(*day).or_default();
+            *slot = *slot + *amount;
+        }
     }
 }
 
@@ -297,6 +305,8 @@ pub struct MetricsDelta {
     #[serde(default)]
     pub withdrawn_commission: Money,
     #[serde(default)]
+    pub frozen_commission: Vec<(Day, Money)>,
+    #[serde(default)]
     pub purchased: Vec<(crate::ids::Sku, i64)>,
 }
 
@@ -316,6 +326,7 @@ impl MetricsDelta {
             && self.downline_distributors_all == 0
             && self.cumulative_commission.is_zero()
             && self.withdrawn_commission.is_zero()
+            && self.frozen_commission.iter().all(|(_, m)| m.is_zero())
             && self.purchased.iter().all(|(_, q)| *q == 0)
     }
 
@@ -360,6 +371,7 @@ impl MetricsDelta {
         self.valid_downline_users_all += other.valid_downline_users_all;
         add(&mut self.sales, &other.sales);
         add(&mut self.orders, &other.orders);
+        add(&mut self.frozen_commission, &other.frozen_commission);
         self.downline_users += other.downline_users;
         self.valid_downline_users += other.valid_downline_users;
         self.downline_distributors += other.downline_distributors;

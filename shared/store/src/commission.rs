@@ -3,7 +3,10 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use tier_domain::commission::CommissionEntry;
-use tier_domain::ids::DistributorId;
+use std::collections::HashMap;
+
+use tier_domain::calendar::Day;
+use tier_domain::ids::{DistributorId, OrderRef};
 use tier_domain::metrics::MetricsDelta;
 use tier_domain::money::Money;
 
@@ -12,6 +15,10 @@ use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::table::{Table, TxOutcome};
+
+fn entry_row(i: &crate::item::Item) -> Result<EntryRow, StoreError> {
+    Ok(EntryRow { order: item::get_s(i, "order")?.to_owned(), source: item::get_s(i, "source")?.to_owned(), entry: item::get_json(i, "entry")? })
+}
 
 /// A receiver's entry, with the order it is for.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -42,21 +49,39 @@ pub enum WithdrawOutcome {
 }
 
 impl Table {
-    /// Every commission entry of a receiver.
-    pub async fn commission_entries(&self, receiver: &DistributorId) -> Result<Vec<EntryRow>, StoreError> {
-        self.query_prefix(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, true)
-            .await?
-            .iter()
-            .map(|i| {
-                Ok(EntryRow { order: item::get_s(i, "order")?.to_owned(), source: item::get_s(i, "source")?.to_owned(), entry: item::get_json(i, "entry")? })
-            })
-            .collect()
+    /// A page of a receiver's commission entries, in order key order, after
+    /// the order `after` (`platform/store/order`, the last of the previous
+    /// page). Returns the page and, if there is more, the cursor for the next.
+    pub async fn commission_entries_page(&self, receiver: &DistributorId, after: Option<&OrderRef>, limit: i32) -> Result<(Vec<EntryRow>, Option<String>), StoreError> {
+        let pk = keys::distributor(receiver).0;
+        let start = after.map(|o| HashMap::from([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(keys::commission(receiver, o).1))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s(keys::COMMISSION_PREFIX))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let rows: Vec<EntryRow> = out.items.unwrap_or_default().iter().map(entry_row).collect::<Result<_, _>>()?;
+        let next = out.last_evaluated_key.and(rows.last().map(|r| r.order.clone()));
+        Ok((rows, next))
     }
 
-    /// Pays out `amount` if the commission withdrawable at `at` covers it.
-    /// Once per `request_id`; guarded by the metrics version, so two
-    /// withdrawals cannot both spend the same balance.
-    pub async fn withdraw(&self, id: &DistributorId, request_id: &str, amount: Money, at: DateTime<Utc>) -> Result<WithdrawOutcome, StoreError> {
+    /// Every commission entry of a receiver (tests and small networks).
+    pub async fn commission_entries(&self, receiver: &DistributorId) -> Result<Vec<EntryRow>, StoreError> {
+        self.query_prefix(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, true).await?.iter().map(entry_row).collect()
+    }
+
+    /// Pays out `amount` if the commission withdrawable at `at` (the brand's
+    /// day `today`) covers it. Once per `request_id`; guarded by the metrics
+    /// version, so two withdrawals cannot both spend the same balance. The
+    /// balance is the receiver's counters: one read, however many entries.
+    pub async fn withdraw(&self, id: &DistributorId, request_id: &str, amount: Money, at: DateTime<Utc>, today: Day) -> Result<WithdrawOutcome, StoreError> {
         let wkey = keys::withdrawal(id, request_id);
         for _ in 0..5 {
             let items = self.batch_get(&[wkey.clone(), keys::metrics(id)], true).await?;
@@ -71,8 +96,7 @@ impl Table {
             let mitem = items.get(&keys::metrics(id));
             let metrics = mitem.map(parse_metrics).transpose()?.unwrap_or_default();
             let mversion = mitem.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
-            let entries = self.commission_entries(id).await?;
-            let balance = tier_domain::commission::balance(entries.iter().map(|r| &r.entry), metrics.withdrawn_commission, at);
+            let balance = tier_domain::commission::balance(metrics.cumulative_commission, &metrics.frozen_commission, metrics.withdrawn_commission, today);
             if balance.withdrawable < amount {
                 return Ok(WithdrawOutcome::Insufficient { withdrawable: balance.withdrawable });
             }

@@ -297,6 +297,7 @@ impl Table {
         outcome.delta.valid_downline_users_all += outcome.delta.valid_downline_users;
         if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
             let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
+            let mut frozen: BTreeMap<&DistributorId, Vec<(Day, Money)>> = BTreeMap::new();
             for (level, receiver) in &receivers {
                 let Some(rprofile) = round2_items.get(&keys::distributor(receiver)).map(parse_profile).transpose()? else { continue };
                 // The receiver's rate now, for an order it has no entry for yet.
@@ -325,7 +326,10 @@ impl Table {
                     if amount == before && (old.is_some() || (rate.is_zero() && fixed.is_empty())) {
                         continue;
                     }
-                    let settles_at = paid.at + chrono::Duration::days(i64::from(rules.rules.commission().settlement_days));
+                    let settles_at = old.as_ref().map_or_else(
+                        || tier_domain::commission::settles_at(calendar, paid.at, rules.rules.commission().settlement_days),
+                        |e| e.settles_at,
+                    );
                     let new_entry = CommissionEntry { level: *level, rate, amount, settles_at, fixed };
                     let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
                         &ckey,
@@ -345,10 +349,18 @@ impl Table {
                     tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
                     let slot = earned.entry(receiver).or_default();
                     *slot = *slot + (amount - before);
+                    // Frozen until its day; once settled, only the total moves.
+                    let settles_on = calendar.day_of(settles_at);
+                    if settles_on > today {
+                        frozen.entry(receiver).or_default().push((settles_on, amount - before));
+                    }
                 }
             }
-            for (receiver, amount) in earned.into_iter().filter(|(_, a)| !a.is_zero()) {
-                receiver_deltas.entry(receiver).or_default().merge(&MetricsDelta { cumulative_commission: amount, ..Default::default() });
+            // Orders of one batch can cancel out in total and still move
+            // what is frozen on different days.
+            for (receiver, amount) in earned {
+                let frozen_commission = frozen.remove(receiver).unwrap_or_default();
+                receiver_deltas.entry(receiver).or_default().merge(&MetricsDelta { cumulative_commission: amount, frozen_commission, ..Default::default() });
             }
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
@@ -362,7 +374,7 @@ impl Table {
         // metrics version guard makes that true.
         outcome.change = decide(&profile, &metrics, rules.as_ref());
         let keep_since = (0..KEEP_MONTHS).fold(today.month(), |m: Month, _| m.previous());
-        let stale = metrics_item.map(|i| stale_buckets(i, keep_since)).unwrap_or_default();
+        let stale = metrics_item.map(|i| stale_buckets(i, keep_since, today)).unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
             tx.extend(daily_updates(self, distributor, &outcome.delta, &spans).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));

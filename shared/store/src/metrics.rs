@@ -79,6 +79,10 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
         match (kind, period) {
             ("commission", "life") => m.cumulative_commission = money(item, name)?,
             ("withdrawn", "life") => m.withdrawn_commission = money(item, name)?,
+            ("frozen", day) => {
+                let day = Day::parse(day).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
+                m.frozen_commission.insert(day, money(item, name)?);
+            }
             ("bought", sku) => {
                 let sku = tier_domain::ids::Sku::parse(sku).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
                 m.purchased.insert(sku, item::get_i64(item, name)?);
@@ -124,13 +128,15 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     metrics_update_pruning(table, id, delta, expected, &[])
 }
 
-/// Monthly buckets of a metrics item older than `keep_since`: no window
-/// reads them any more, and the item's size is what every write of it costs.
-pub(crate) fn stale_buckets(item: &Item, keep_since: Month) -> Vec<String> {
+/// Buckets of a metrics item nothing reads any more: monthly buckets older
+/// than `keep_since`, frozen commission that settled by `today`. The item's
+/// size is what every write of it costs.
+pub(crate) fn stale_buckets(item: &Item, keep_since: Month, today: Day) -> Vec<String> {
     item.keys()
         .filter(|name| {
-            name.split_once('#').is_some_and(|(kind, period)| {
-                (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep_since)
+            name.split_once('#').is_some_and(|(kind, period)| match kind {
+                "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
+                _ => (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep_since),
             })
         })
         .cloned()
@@ -178,6 +184,9 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
     }
     if !delta.withdrawn_commission.is_zero() {
         push("withdrawn#life".into(), delta.withdrawn_commission.amount().to_string());
+    }
+    for (day, amount) in delta.frozen_commission.iter().filter(|(_, a)| !a.is_zero()) {
+        push(format!("frozen#{day}"), amount.amount().to_string());
     }
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
