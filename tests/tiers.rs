@@ -614,3 +614,30 @@ async fn users_signing_up_count_as_downline_users_once_and_become_valid_with_an_
     assert_eq!((r.status, r.code()), (422, "invalid_order"));
     stack.stop().await;
 }
+
+/// 购买指定商品 for a product: the quantities of its SKUs add up.
+#[tokio::test(flavor = "multi_thread")]
+async fn buying_a_products_skus_adds_up_across_them() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = serde_json::json!([{"id": "outerwear", "when": {"metric": "purchased_quantity", "skus": ["JACKET-DOWN", "HOODIE-GREY"], "gte": "10"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::paid("q1", "Q1", "b1", &[("JACKET-DOWN", 6, "10.00"), ("TEE-WHITE", 20, "1.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior", "6 of 10; T-shirts are not outerwear");
+    api.webhook("jd", "sh-outlet", &docs::paid("q2", "Q2", "b2", &[("HOODIE-GREY", 4, "10.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    let observed = &shanghai["tier_history"][0]["reasons"][0]["observed"][0];
+    assert_eq!(observed["skus"], serde_json::json!(["HOODIE-GREY", "JACKET-DOWN"]));
+    assert_eq!(dec(&observed["value"]), d("10"));
+
+    // "sku" and "skus" together are refused, with the field.
+    rules["step_ups"][0]["when"]["sku"] = serde_json::json!("TEE-WHITE");
+    let r = api.put("rule-set", &rules).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    assert!(r.body["message"].as_str().unwrap().contains("not both"), "{}", r.body);
+    stack.stop().await;
+}

@@ -41,8 +41,11 @@ impl PriceLookup {
             let conditions: Vec<_> = outcome
                 .observed
                 .iter()
-                .map(|o| json!({"metric": o.metric, "window": o.window, "value": o.value.to_string(), "threshold": o.threshold.to_string(), "met": o.met,
-                                "remaining": (o.threshold - o.value).max(rust_decimal::Decimal::ZERO).to_string()}))
+                .map(|o| {
+                    let mut c = json!(o);
+                    c["remaining"] = json!((o.threshold - o.value).max(rust_decimal::Decimal::ZERO).to_string());
+                    c
+                })
                 .collect();
             json!({"tier": TierRef::from(next), "met": outcome.met, "conditions": conditions})
         });

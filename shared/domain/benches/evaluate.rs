@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
     let rules = RuleSet::from_json(RULES).unwrap();
     let now = Day::parse("2026-11-27").unwrap();
     let m = metrics(now);
-    let single = Condition::Threshold { metric: Metric::SalesAmount, window: Window::Month, gte: 50_000.into(), sku: None };
+    let single = Condition::Threshold { metric: Metric::SalesAmount, window: Window::Month, gte: 50_000.into(), skus: Vec::new() };
     let current = TierId::parse("intermediate").unwrap();
     let at = "2026-11-27T00:00:00Z".parse().unwrap();
     let cause = Cause::OrderEvent { event_id: EventId::parse("e").unwrap() };

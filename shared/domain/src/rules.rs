@@ -57,8 +57,9 @@ pub enum Condition {
         metric: Metric,
         window: Window,
         gte: Decimal,
-        /// The SKU, for `purchased_quantity` only.
-        sku: Option<Sku>,
+        /// The SKUs whose quantities add up, for `purchased_quantity` only:
+        /// one SKU, or a product's SKUs (购买指定商品); empty otherwise.
+        skus: Vec<Sku>,
     },
     All(Vec<Condition>),
     Any(Vec<Condition>),
@@ -84,6 +85,8 @@ struct RawCondition {
     #[serde(skip_serializing_if = "Option::is_none")]
     sku: Option<Sku>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    skus: Option<Vec<Sku>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     all: Option<Vec<Condition>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     any: Option<Vec<Condition>>,
@@ -95,7 +98,12 @@ impl TryFrom<RawCondition> for Condition {
     type Error = String;
 
     fn try_from(raw: RawCondition) -> Result<Self, String> {
-        let shapes = [raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some() || raw.sku.is_some(), raw.all.is_some(), raw.any.is_some(), raw.at_least.is_some()];
+        let shapes = [
+            raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some() || raw.sku.is_some() || raw.skus.is_some(),
+            raw.all.is_some(),
+            raw.any.is_some(),
+            raw.at_least.is_some(),
+        ];
         if shapes.iter().filter(|s| **s).count() != 1 {
             return Err("a condition is exactly one of {metric, window, gte}, {all}, {any} or {at_least}".into());
         }
@@ -117,24 +125,34 @@ impl TryFrom<RawCondition> for Condition {
             (false, None | Some(Window::Lifetime)) => Window::Lifetime,
             (false, Some(w)) => return Err(format!("metric {metric:?} is a current count and takes no window, got {w:?}")),
         };
-        let sku = match (metric, raw.sku) {
-            (Metric::PurchasedQuantity, Some(sku)) => Some(sku),
-            (Metric::PurchasedQuantity, None) => return Err("metric purchased_quantity needs \"sku\"".into()),
-            (_, Some(_)) => return Err(format!("only purchased_quantity takes a \"sku\", not {metric:?}")),
-            (_, None) => None,
+        let skus = match (metric, raw.sku, raw.skus) {
+            (_, Some(_), Some(_)) => return Err("give \"sku\" (one SKU) or \"skus\" (a product's SKUs), not both".into()),
+            (Metric::PurchasedQuantity, Some(sku), None) => vec![sku],
+            (Metric::PurchasedQuantity, None, Some(mut skus)) => {
+                skus.sort();
+                skus.dedup();
+                if skus.is_empty() || skus.len() > 100 {
+                    return Err("\"skus\" lists 1 to 100 SKUs".into());
+                }
+                skus
+            }
+            (Metric::PurchasedQuantity, None, None) => return Err("metric purchased_quantity needs \"sku\" or \"skus\"".into()),
+            (_, Some(_), _) | (_, _, Some(_)) => return Err(format!("only purchased_quantity takes \"sku\" or \"skus\", not {metric:?}")),
+            (_, None, None) => Vec::new(),
         };
-        Ok(Condition::Threshold { metric, window, gte, sku })
+        Ok(Condition::Threshold { metric, window, gte, skus })
     }
 }
 
 impl From<Condition> for RawCondition {
     fn from(c: Condition) -> Self {
         match c {
-            Condition::Threshold { metric, window, gte, sku } => RawCondition {
+            Condition::Threshold { metric, window, gte, mut skus } => RawCondition {
                 metric: Some(metric),
                 window: metric.is_windowed().then_some(window),
                 gte: Some(gte.to_string()),
-                sku,
+                sku: if skus.len() == 1 { skus.pop() } else { None },
+                skus: (!skus.is_empty()).then_some(skus),
                 ..Default::default()
             },
             Condition::All(v) => RawCondition { all: Some(v), ..Default::default() },
@@ -150,27 +168,34 @@ pub struct Observation {
     pub metric: Metric,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<Sku>,
+    /// The SKUs, for `purchased_quantity` over a product's SKUs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skus: Vec<Sku>,
     pub window: Window,
     pub value: Decimal,
     pub threshold: Decimal,
     pub met: bool,
 }
 
-/// What a threshold measures: the metric, its window, its SKU if any.
-type ThresholdKey = (Metric, Window, Option<Sku>);
+/// What a threshold measures: the metric, its window, its SKUs if any.
+type ThresholdKey = (Metric, Window, Vec<Sku>);
 
 impl Condition {
     /// Whether the condition holds; every threshold visited is appended to
     /// `seen` so the outcome can be explained.
     pub fn eval(&self, metrics: &Metrics, now: Day, seen: &mut Vec<Observation>) -> bool {
         match self {
-            Condition::Threshold { metric, window, gte, sku } => {
-                let value = match sku {
-                    Some(sku) => metrics.purchased_quantity(sku),
-                    None => metrics.value(*metric, *window, now),
+            Condition::Threshold { metric, window, gte, skus } => {
+                let value = match skus.as_slice() {
+                    [] => metrics.value(*metric, *window, now),
+                    skus => skus.iter().map(|s| metrics.purchased_quantity(s)).sum(),
                 };
                 let met = value >= *gte;
-                seen.push(Observation { metric: *metric, sku: sku.clone(), window: *window, value, threshold: *gte, met });
+                let (sku, skus) = match skus.as_slice() {
+                    [one] => (Some(one.clone()), Vec::new()),
+                    many => (None, many.to_vec()),
+                };
+                seen.push(Observation { metric: *metric, sku, skus, window: *window, value, threshold: *gte, met });
                 met
             }
             // Every branch is visited (no short-circuit) so explanations show
@@ -187,8 +212,8 @@ impl Condition {
         let mut stack = vec![self];
         while let Some(c) = stack.pop() {
             match c {
-                Condition::Threshold { metric, window, gte, sku } => {
-                    let slot = out.entry((*metric, *window, sku.clone())).or_insert(*gte);
+                Condition::Threshold { metric, window, gte, skus } => {
+                    let slot = out.entry((*metric, *window, skus.clone())).or_insert(*gte);
                     *slot = (*slot).max(*gte);
                 }
                 Condition::All(cs) => stack.extend(cs),
@@ -526,10 +551,7 @@ impl RuleSet {
     pub fn referenced_skus(&self) -> BTreeSet<Sku> {
         fn walk(c: &Condition, out: &mut BTreeSet<Sku>) {
             match c {
-                Condition::Threshold { sku: Some(s), .. } => {
-                    out.insert(s.clone());
-                }
-                Condition::Threshold { .. } => {}
+                Condition::Threshold { skus, .. } => out.extend(skus.iter().cloned()),
                 Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => cs.iter().for_each(|c| walk(c, out)),
             }
         }
