@@ -151,3 +151,38 @@ async fn price_lookup_refuses_bad_requests_and_reports_unknown_skus() {
     assert_eq!(r.body["prices"].as_array().unwrap().len(), 1);
     stack.stop().await;
 }
+
+/// A platform with its own webhook secrets accepts only those: the shared
+/// secret, or another platform's, cannot sign its events.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platform_with_its_own_secret_refuses_the_shared_one() {
+    use local_stack::moto::Moto;
+    use local_stack::stack::StackOptions;
+    const TMALL_SECRET: &str = "tmall-only-secret-0123456789";
+    let mut opts = StackOptions::new(Moto::shared(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    opts.params.insert("WebhookPlatformSecrets".into(), format!(r#"{{"tmall": ["{TMALL_SECRET}"]}}"#));
+    let stack = LocalStack::start(opts).await.unwrap();
+    let mut api = ApiClient::for_stack(&stack);
+    local_stack::demo::load(&mut api).await.unwrap();
+    let now = Utc::now();
+    let doc = |event: &str, platform: &str, store: &str| {
+        let mut d = docs::paid(event, event, "b1", &[("TEE-WHITE", 1, "199.00")], now);
+        d["platform"] = serde_json::json!(platform);
+        d["store"] = serde_json::json!(store);
+        serde_json::to_vec(&d).unwrap()
+    };
+    let signed = |body: &[u8], secret: &str| Some(order_intake::signature::sign(body, secret, now.timestamp()));
+
+    let body = doc("t1", "tmall", "hz-flagship");
+    let r = api.webhook_raw("tmall", "hz-flagship", body.clone(), signed(&body, &api.webhook_secret)).await.unwrap();
+    assert_eq!((r.status, r.code()), (401, "invalid_signature"), "the shared secret does not sign for tmall");
+    let r = api.webhook_raw("tmall", "hz-flagship", body.clone(), signed(&body, TMALL_SECRET)).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Other platforms keep the shared secret, and tmall's signs nothing of theirs.
+    let body = doc("j1", "jd", "sh-outlet");
+    let r = api.webhook_raw("jd", "sh-outlet", body.clone(), signed(&body, TMALL_SECRET)).await.unwrap();
+    assert_eq!((r.status, r.code()), (401, "invalid_signature"));
+    let r = api.webhook_raw("jd", "sh-outlet", body.clone(), signed(&body, &api.webhook_secret)).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    stack.stop().await;
+}

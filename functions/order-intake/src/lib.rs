@@ -14,6 +14,8 @@
 pub mod signature;
 pub mod webhook;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -39,15 +41,44 @@ pub struct OrderIntake {
     table: Table,
     tier_events: Queue,
     stock_events: Queue,
-    secrets: Vec<String>,
+    secrets: Secrets,
+}
+
+/// Webhook signing secrets: a platform with its own only accepts those, so
+/// one platform integration's leaked secret cannot sign another's events;
+/// the shared ones serve every other platform.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    shared: Vec<String>,
+    by_platform: BTreeMap<Platform, Vec<String>>,
+}
+
+impl Secrets {
+    /// `shared`: comma-separated; `by_platform`: JSON `{"jd": ["..."], ...}`
+    /// (empty means none). Every secret has at least 16 characters.
+    pub fn parse(shared: &str, by_platform: &str) -> Result<Self, ConfigError> {
+        let shared: Vec<String> = shared.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let by_platform: BTreeMap<Platform, Vec<String>> = match by_platform.trim() {
+            "" => BTreeMap::new(),
+            raw => serde_json::from_str(raw).map_err(|e| ConfigError::Invalid {
+                name: "WEBHOOK_PLATFORM_SECRETS",
+                reason: format!("expected {{\"<platform>\": [\"<secret>\", ...]}}: {e}"),
+            })?,
+        };
+        if shared.iter().chain(by_platform.values().flatten()).any(|s| s.len() < 16) || by_platform.values().any(Vec::is_empty) {
+            return Err(ConfigError::Invalid { name: "WEBHOOK_SECRETS", reason: "every secret needs at least 16 characters, every platform listed at least one".into() });
+        }
+        Ok(Self { shared, by_platform })
+    }
+
+    pub fn for_platform(&self, platform: &Platform) -> &[String] {
+        self.by_platform.get(platform).unwrap_or(&self.shared)
+    }
 }
 
 impl OrderIntake {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        let secrets: Vec<String> = env.require("WEBHOOK_SECRETS")?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-        if secrets.iter().any(|s| s.len() < 16) {
-            return Err(ConfigError::Invalid { name: "WEBHOOK_SECRETS", reason: "every secret needs at least 16 characters".into() });
-        }
+        let secrets = Secrets::parse(env.require("WEBHOOK_SECRETS")?, env.get("WEBHOOK_PLATFORM_SECRETS").unwrap_or_default())?;
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
             tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
@@ -63,7 +94,7 @@ impl OrderIntake {
     async fn accept(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let (platform, store) = parse_path(req.uri().path())?;
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
-        signature::verify(http::header(req.headers(), "x-signature"), body, &self.secrets, Utc::now().timestamp()).map_err(|e| {
+        signature::verify(http::header(req.headers(), "x-signature"), body, self.secrets.for_platform(&platform), Utc::now().timestamp()).map_err(|e| {
             let code = match e {
                 SignatureError::Missing => "missing_signature",
                 SignatureError::Malformed(_) => "malformed_signature",
@@ -202,4 +233,23 @@ fn parse_path(path: &str) -> Result<(Platform, StoreId), ApiError> {
     let platform = Platform::parse(platform).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
     let store = StoreId::parse(store).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
     Ok((platform, store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_per_platform_where_configured() {
+        let s = Secrets::parse("shared-secret-0123456789, old-shared-secret-0123", r#"{"tmall": ["tmall-secret-0123456789"]}"#).unwrap();
+        let p = |raw: &str| Platform::parse(raw).unwrap();
+        assert_eq!(s.for_platform(&p("tmall")), ["tmall-secret-0123456789"]);
+        assert_eq!(s.for_platform(&p("jd")).len(), 2);
+        assert!(Secrets::parse("shared-secret-0123456789", "").unwrap().by_platform.is_empty());
+        assert!(Secrets::parse("short", "").is_err());
+        assert!(Secrets::parse("shared-secret-0123456789", r#"{"tmall": ["short"]}"#).is_err());
+        assert!(Secrets::parse("shared-secret-0123456789", r#"{"tmall": []}"#).is_err());
+        assert!(Secrets::parse("shared-secret-0123456789", r#"["not", "a map"]"#).is_err());
+        assert!(Secrets::parse("shared-secret-0123456789", r#"{"bad platform": ["tmall-secret-0123456789"]}"#).is_err());
+    }
 }
