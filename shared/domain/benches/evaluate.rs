@@ -53,6 +53,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("rule_evaluation");
     g.bench_function("baseline: one threshold", |b| b.iter(|| single.eval(black_box(&m), black_box(now), &mut Vec::with_capacity(1))));
     g.bench_function("qualify: 4 tiers + step-up", |b| b.iter(|| rules.qualify(black_box(&m), black_box(now))));
+    // The same tiers over the last 30 days: a range of daily buckets per threshold.
+    let rolling = RuleSet::from_json(&RULES.replace(r#""window": "month""#, r#""window": {"rolling_days": 30}"#)).unwrap();
+    assert!(!rolling.daily_spans().is_empty());
+    g.bench_function("qualify: 4 tiers + step-up, 30-day rolling", |b| b.iter(|| rolling.qualify(black_box(&m), black_box(now))));
     g.bench_function("decide: qualify + change record", |b| {
         b.iter(|| {
             let standing = Standing { tier: Some(black_box(&current)), since: None, locked: false };
