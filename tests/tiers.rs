@@ -508,8 +508,14 @@ async fn a_rolling_window_counts_the_last_n_days_and_sales_roll_out_of_it() {
         {"id": "intermediate", "name": "Intermediate", "rank": 1,
          "upgrade": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "50000"}}
       ]});
-    assert_eq!(api.put("rule-set", &rolling).await.unwrap().status, 201);
     let now = Utc::now();
+    // An order today, under the monthly rules, before any rule reads days.
+    api.webhook("jd", "sh-outlet", &docs::paid("r0", "R0", "b0", &[("HOODIE-GREY", 10, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(api.put("rule-set", &rolling).await.unwrap().status, 201);
+    // Its refund, now that they do, takes nothing off days it never added to.
+    api.webhook("jd", "sh-outlet", &docs::refunded("r0r", "R0", "RF0", "4590.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
     // 39,933 forty days ago: outside the window.
     api.webhook("jd", "sh-outlet", &docs::paid("r1", "R1", "b1", &[("HOODIE-GREY", 87, "459.00")], now - Duration::days(40))).await.unwrap();
     // 30,294 ten days ago.

@@ -66,10 +66,10 @@ impl CommissionEntry {
         let mut earned = Money::ZERO;
         let mut base = contribution.sales;
         for line in paid.lines.iter().filter(|l| l.quantity > 0) {
-            let Some(per_unit) = fixed.get(&line.sku) else { continue };
+            let (Some(per_unit), Some(amount)) = (fixed.get(&line.sku), line.amount) else { continue };
             let net = order.net_quantity(&line.line_id);
             earned = earned + Money::round(per_unit.amount() * Decimal::from(net));
-            base = base - Money::round(line.amount.amount() * Decimal::from(net) / Decimal::from(line.quantity));
+            base = base - Money::round(amount.amount() * Decimal::from(net) / Decimal::from(line.quantity));
         }
         earned + Self::amount_for(rate, base)
     }

@@ -25,7 +25,10 @@ pub struct PaidFacts {
     pub at: DateTime<Utc>,
     /// The brand-calendar day (and so month) the sale counts in, fixed when
     /// paid: a refund in December reverses November's sales if the order was
-    /// November's.
+    /// November's. Records from before days were kept name only the month
+    /// (`"month": "2026-11"`); they read as its first day, which keeps their
+    /// month and which no daily bucket holds (see `daily` on the entry).
+    #[serde(alias = "month", deserialize_with = "day_or_month")]
     pub day: Day,
     pub total: Money,
     /// What was bought, for the purchased-quantity metric.
@@ -39,9 +42,18 @@ pub struct PaidLine {
     pub sku: Sku,
     pub quantity: u32,
     /// What the buyer paid for the line (the commission base of a line
-    /// with a fixed commission amount).
-    #[serde(default)]
-    pub amount: Money,
+    /// with a fixed commission amount). `None` on records from before it
+    /// was kept: such lines earn the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+}
+
+fn day_or_month<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Day, D::Error> {
+    let raw = String::deserialize(d)?;
+    match raw.len() {
+        7 => crate::calendar::Month::parse(&raw).map(|m| m.day(1).expect("every month has a first day")).map_err(serde::de::Error::custom),
+        _ => Day::parse(&raw).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Everything recorded about one order, for metrics.
@@ -127,7 +139,7 @@ impl OrderRecord {
                     at: event.occurred_at,
                     day: calendar.day_of(event.occurred_at),
                     total: *total,
-                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity, amount: l.amount }).collect(),
+                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity, amount: Some(l.amount) }).collect(),
                 });
             }
             OrderEventKind::Refunded { refund_id, amount, lines } => {
@@ -205,6 +217,18 @@ impl BuyerRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_from_before_days_were_kept_still_read() {
+        let old = r#"{"paid": {"event_id": "e1", "buyer": "b1", "at": "2026-11-27T02:00:00Z", "month": "2026-11", "total": "10.00",
+                       "lines": [{"line_id": "1", "sku": "TEE", "quantity": 1}]},
+                      "refunds": {}, "cancelled_by": null}"#;
+        let record: OrderRecord = serde_json::from_str(old).unwrap();
+        let paid = record.paid.as_ref().unwrap();
+        assert_eq!(paid.day.to_string(), "2026-11-01");
+        assert_eq!(paid.lines[0].amount, None);
+        assert_eq!(record.contribution().sales, Money::parse("10.00").unwrap());
+    }
     use crate::ids::*;
     use crate::metrics::Metrics;
     use proptest::prelude::*;

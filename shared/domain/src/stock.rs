@@ -177,14 +177,24 @@ impl OrderStock {
             self.early_returns.insert(release, returned.to_vec());
             return;
         }
+        // Lines still pending (an order reserved in parts) have taken no
+        // stock yet: their returns wait for them, as if before the payment.
+        let mut for_pending = Vec::new();
         for r in returned {
             let Some(line) = self.lines.get_mut(&r.line_id) else { continue };
+            if line.status == LineStatus::Pending {
+                for_pending.push(r.clone());
+                continue;
+            }
             let back = r.quantity.min(line.reserved);
             line.reserved -= back;
             line.releasing += back;
             if back > 0 && line.reserved == 0 {
                 line.status = LineStatus::Released;
             }
+        }
+        if !for_pending.is_empty() {
+            self.early_returns.insert(release, for_pending);
         }
     }
 
@@ -287,6 +297,9 @@ mod tests {
         let lines: Vec<OrderLine> = (0..5).map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1)).collect();
         o.pay(&ev("p"), &lines);
         assert_eq!(o.take_pending(2).len(), 2);
+        // A refund of a line not yet reserved: it reserves only what stays sold.
+        o.refund("RF1", &[ret("4", 1)]);
+        assert!(!o.has_releasing());
         assert_eq!(o.take_pending(2).len(), 2);
         assert!(o.has_pending());
         // A cancellation in between cancels what is still pending, and
@@ -295,6 +308,7 @@ mod tests {
         assert!(!o.has_pending());
         assert_eq!(o.take_releasing(3).values().sum::<i64>(), 3);
         assert_eq!(o.take_releasing(3).values().sum::<i64>(), 1);
+        assert_eq!(o.lines[&LineId::parse("4").unwrap()].status, LineStatus::Cancelled, "never reserved, returned, then cancelled");
         assert!(!o.has_releasing());
         assert_eq!(o.take_pending(2), BTreeMap::new());
     }

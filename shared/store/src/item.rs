@@ -77,6 +77,11 @@ pub fn get_u64_or_zero(item: &Item, name: &str) -> Result<u64, StoreError> {
 /// Documents the domain owns (rule sets, ledger records, history entries)
 /// are stored as JSON strings: exact (decimals are strings) and versioned by
 /// their serde types.
+/// A string set attribute; empty when absent.
+pub fn get_string_set(item: &Item, name: &str) -> std::collections::BTreeSet<String> {
+    item.get(name).and_then(|v| v.as_ss().ok()).map(|v| v.iter().cloned().collect()).unwrap_or_default()
+}
+
 pub fn get_json<T: DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
     let raw = get_s(item, name)?;
     serde_json::from_str(raw).map_err(|e| StoreError::corrupt(&key_of(item), format!("{name}: {e}")))

@@ -9,9 +9,9 @@
 //! the version read, so a concurrent delivery or evaluation makes the
 //! transaction fail and the group is read and applied again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use tier_domain::calendar::{BrandCalendar, Day, Month};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::money::Money;
@@ -22,7 +22,7 @@ use tier_domain::order::OrderEvent;
 use tier_domain::tier::TierChange;
 
 use crate::distributors::{Distributor, parse_profile};
-use crate::metrics::{daily_keys, daily_updates, merge_daily, metrics_update, metrics_update_pruning, parse_metrics, stale_buckets};
+use crate::metrics::{daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update, metrics_update_pruning, only_kinds, parse_metrics, stale_buckets};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
@@ -168,17 +168,21 @@ impl Table {
             before: Contribution,
             before_purchased: BTreeMap<tier_domain::ids::Sku, i64>,
             changed: bool,
+            /// The daily bucket kinds its contribution went into when first
+            /// counted: its later changes move those and only those, whatever
+            /// the rule set reads by then.
+            daily: BTreeSet<String>,
         }
         let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
         for o in &orders {
             let key = keys::order_ledger(distributor, o);
-            let (record, version) = match items.get(&key) {
-                Some(i) => (item::get_json::<OrderRecord>(i, "record")?, item::get_u64_or_zero(i, "version")?),
-                None => (OrderRecord::default(), 0),
+            let (record, version, daily) = match items.get(&key) {
+                Some(i) => (item::get_json::<OrderRecord>(i, "record")?, item::get_u64_or_zero(i, "version")?, item::get_string_set(i, "daily")),
+                None => (OrderRecord::default(), 0, BTreeSet::new()),
             };
             let before = record.contribution();
             let before_purchased = record.purchased();
-            entries.insert(o, Entry { record, version, before, before_purchased, changed: false });
+            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily });
         }
         let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
         for e in events {
@@ -228,8 +232,25 @@ impl Table {
         } else {
             Vec::new()
         };
-        // Daily buckets, where the rules read rolling windows.
+        // Daily buckets, where the rules read rolling windows: an order first
+        // counted now goes into the kinds they read, and keeps to them.
         let spans = rules.as_ref().map(|r| r.rules.daily_spans()).unwrap_or_default();
+        let kinds_now = daily_kinds(&spans);
+        let mut daily_moves: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
+        for entry in entries.values_mut().filter(|e| e.changed) {
+            let after = entry.record.contribution();
+            if entry.before.day.is_none() && after.day.is_some() {
+                entry.daily = kinds_now.clone();
+            }
+            if entry.daily.is_empty() {
+                continue;
+            }
+            let own = ledger::delta(entry.before, after);
+            daily_moves.entry(distributor).or_default().merge(&only_kinds(&own, &entry.daily));
+            for (level, ancestor) in profile.ancestors.iter().enumerate() {
+                daily_moves.entry(ancestor).or_default().merge(&only_kinds(&own.as_downline(level == 0), &entry.daily));
+            }
+        }
         let seller_daily = daily_keys(distributor, today, &spans);
         let mut round2: Vec<keys::Key> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
         round2.extend(seller_daily.iter().cloned());
@@ -252,7 +273,9 @@ impl Table {
             let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
                 &keys::order_ledger(distributor, order),
                 "order_ledger",
-                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string()))],
+                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string()))]
+                    .into_iter()
+                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect())))),
             )));
             let put = if entry.version == 0 {
                 put.condition_expression("attribute_not_exists(PK)")
@@ -365,7 +388,7 @@ impl Table {
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
             tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
-            tx.extend(daily_updates(self, receiver, &delta, &spans).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+
             outcome.commission_receivers.push(receiver.clone());
         }
 
@@ -377,12 +400,15 @@ impl Table {
         let stale = metrics_item.map(|i| stale_buckets(i, keep_since, today)).unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
-            tx.extend(daily_updates(self, distributor, &outcome.delta, &spans).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
         if let Some(change) = &outcome.change {
             tx.extend(self.tier_items(distributor, profile.tier_version, Some(change), None));
+        }
+        for (id, moves) in &daily_moves {
+            tx.extend(daily_updates(self, id, moves).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         }
         if tx.is_empty() {
             return Ok(Pass::Done(Box::new(outcome)));

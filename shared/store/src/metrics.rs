@@ -7,7 +7,7 @@
 //! set reads over rolling windows: a brand without rolling windows pays
 //! nothing for them, and the metrics item stays small whatever the window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::Update;
 use tier_domain::calendar::{Day, Month};
@@ -260,31 +260,52 @@ fn daily_kind(metric: Metric) -> Option<&'static str> {
     })
 }
 
-/// The `ADD` updates that record `delta` day by day, one per month touched,
-/// for the metrics in `spans` (what the rule set reads over rolling
-/// windows). Unconditional: they ride in the transaction whose ledger
-/// version guard makes the whole write happen once.
-pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDelta, spans: &BTreeMap<Metric, u32>) -> Vec<Update> {
+/// The daily bucket kinds the metrics in `spans` are kept under.
+pub(crate) fn daily_kinds(spans: &BTreeMap<Metric, u32>) -> BTreeSet<String> {
+    spans.keys().filter_map(|m| daily_kind(*m)).map(str::to_owned).collect()
+}
+
+/// The sales and order moves of `delta` in the bucket kinds `kinds`, and
+/// nothing else: what goes into daily buckets.
+pub(crate) fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> MetricsDelta {
+    let has = |k: &str| kinds.contains(k);
+    let pick = |k: &str, v: &[(Day, Money)]| if has(k) { v.to_vec() } else { Vec::new() };
+    let pick_n = |k: &str, v: &[(Day, i64)]| if has(k) { v.to_vec() } else { Vec::new() };
+    MetricsDelta {
+        sales: pick("sales", &delta.sales),
+        orders: pick_n("orders", &delta.orders),
+        downline_sales: pick("dsales", &delta.downline_sales),
+        downline_orders: pick_n("dorders", &delta.downline_orders),
+        downline_sales_all: pick("dsalesA", &delta.downline_sales_all),
+        downline_orders_all: pick_n("dordersA", &delta.downline_orders_all),
+        ..Default::default()
+    }
+}
+
+/// The `ADD` updates that record the sales and order moves of `delta` day
+/// by day, one per month touched (callers pass only the kinds kept by day,
+/// see [`only_kinds`]). Unconditional: they ride in the transaction whose
+/// ledger version guard makes the whole write happen once.
+pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDelta) -> Vec<Update> {
     let money = |v: &[(Day, Money)]| v.iter().map(|(d, a)| (*d, a.amount())).collect::<Vec<_>>();
     let count = |v: &[(Day, i64)]| v.iter().map(|(d, c)| (*d, Decimal::from(*c))).collect::<Vec<_>>();
     let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
-    let mut kinds: Vec<&str> = spans.keys().filter_map(|m| daily_kind(*m)).collect();
-    kinds.dedup();
-    for kind in kinds {
-        let moves = match kind {
-            "sales" => money(&delta.sales),
-            "orders" => count(&delta.orders),
-            "dsales" => money(&delta.downline_sales),
-            "dorders" => count(&delta.downline_orders),
-            "dsalesA" => money(&delta.downline_sales_all),
-            _ => count(&delta.downline_orders_all),
-        };
+    let kinds = [
+        ("sales", money(&delta.sales)),
+        ("orders", count(&delta.orders)),
+        ("dsales", money(&delta.downline_sales)),
+        ("dorders", count(&delta.downline_orders)),
+        ("dsalesA", money(&delta.downline_sales_all)),
+        ("dordersA", count(&delta.downline_orders_all)),
+    ];
+    for (kind, moves) in kinds {
         for (day, v) in moves.into_iter().filter(|(_, v)| !v.is_zero()) {
             *by_month.entry(day.month()).or_default().entry(format!("{kind}#{:02}", day.day_of_month())).or_default() += v;
         }
     }
     by_month
         .into_iter()
+        .filter(|(_, adds)| adds.values().any(|v| !v.is_zero()))
         .map(|(month, adds)| {
             let (pk, sk) = keys::daily(id, month);
             let mut names = HashMap::from([("#e".to_owned(), keys::ENTITY.to_owned()), ("#t".to_owned(), keys::TTL.to_owned())]);
