@@ -552,13 +552,32 @@ async fn a_rolling_window_counts_the_last_n_days_and_sales_roll_out_of_it() {
     assert_eq!(dec(&tier.body["retention"]["conditions"][0]["value"]), d("55539"), "{}", tier.body);
 
     // Twenty-five days on, the sale of ten days ago has rolled out; nothing
-    // else happened, and the review moves the tier down.
-    let review = stack.tier_evaluation.review(now + Duration::days(25)).await.unwrap();
+    // else happened, and the day's review moves the tier down.
+    let later = now + Duration::days(25);
+    let review = stack.tier_evaluation.review_day(later).await.unwrap();
     assert_eq!(review.changed, 1);
     let shanghai = distributor(&api, "d-shanghai").await;
     assert_eq!(shanghai["distributor"]["tier"], "junior");
     assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    let calendar = tier_domain::BrandCalendar::default();
+    assert_eq!(shanghai["tier_history"][0]["cause"]["period"], calendar.day_of(later).to_string());
     assert_eq!(dec(&shanghai["tier_history"][0]["reasons"][0]["observed"][0]["value"]), d("25245"));
+
+    // The daily schedule reviews a day, through the queue, where rules read
+    // rolling windows; the month's review covers the 1st.
+    let day = (26..33).map(|d| now + Duration::days(d)).find(|t| calendar.day_of(*t).day_of_month() != 1).unwrap();
+    let run = stack.tier_evaluation.start_daily_review(day).await.unwrap().expect("rolling windows: a daily review");
+    assert!(run.created);
+    assert_eq!(run.period.to_string(), calendar.day_of(day).to_string());
+    stack.wait_idle(IDLE).await.unwrap();
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    assert!(table.review(run.period).await.unwrap().unwrap().evaluated >= 3);
+    let first = (0..40).map(|d| now + Duration::days(d)).find(|t| calendar.day_of(*t).day_of_month() == 1).unwrap();
+    assert!(stack.tier_evaluation.start_daily_review(first).await.unwrap().is_none());
+
+    // Without rolling windows there is no daily review.
+    assert_eq!(api.put("rule-set", &local_stack::demo::clothing_rule_set()).await.unwrap().status, 201);
+    assert!(stack.tier_evaluation.start_daily_review(day + Duration::days(1)).await.unwrap().is_none());
     stack.stop().await;
 }
 

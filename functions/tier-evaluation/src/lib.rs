@@ -14,7 +14,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tier_domain::calendar::BrandCalendar;
+use tier_domain::calendar::{BrandCalendar, Period};
 use tier_domain::ids::DistributorId;
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
@@ -135,8 +135,8 @@ impl TierEvaluation {
             let rules = rules?;
             // One change per review period: a redelivered page, or a
             // distributor met again in another tier's pages, is left alone.
-            if let Cause::Review { month } = &cause
-                && profile.last_review == Some(*month)
+            if let Cause::Review { period } = &cause
+                && profile.last_review == Some(*period)
             {
                 return None;
             }
@@ -174,7 +174,25 @@ impl TierEvaluation {
     /// one partition message per tier. Safe to call again: pages are
     /// evaluated at the run's instant, and evaluating twice changes nothing.
     pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
-        let run = self.table.start_review(self.calendar.month_of(now), now).await?;
+        self.start_review_of(Period::Month(self.calendar.month_of(now)), now).await
+    }
+
+    /// What the daily schedule calls: where the rule set reads rolling
+    /// windows, which move every day without any event, the day's review
+    /// (as [`TierEvaluation::start_review`], one change per day at most).
+    /// `None` without rolling windows, and on the 1st, which the month's
+    /// review covers.
+    pub async fn start_daily_review(&self, now: DateTime<Utc>) -> Result<Option<ReviewRecord>, StoreError> {
+        let today = self.calendar.day_of(now);
+        let rolling = self.table.current_rule_set().await?.is_some_and(|r| !r.rules.daily_spans().is_empty());
+        if !rolling || today.day_of_month() == 1 {
+            return Ok(None);
+        }
+        self.start_review_of(Period::Day(today), now).await.map(Some)
+    }
+
+    async fn start_review_of(&self, period: Period, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+        let run = self.table.start_review(period, now).await?;
         if self.table.current_rule_set().await?.is_none() {
             return Ok(run);
         }
@@ -249,7 +267,7 @@ impl TierEvaluation {
         let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
         for id in ids {
             report.reviewed += 1;
-            match self.evaluate_with(id, Some(&rules), Cause::Review { month: run.period }, run.at, Trigger::Review).await {
+            match self.evaluate_with(id, Some(&rules), Cause::Review { period: run.period }, run.at, Trigger::Review).await {
                 Ok(Some(_)) => report.changed += 1,
                 Ok(None) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e),
@@ -261,11 +279,20 @@ impl TierEvaluation {
     /// The review run in-process, page by page, without the queue: for
     /// operators' scripts and tests. Same evaluation as the fanned-out one.
     pub async fn review(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
+        self.review_in_process(Period::Month(self.calendar.month_of(now)), now).await
+    }
+
+    /// The day's review in-process (rule sets with rolling windows).
+    pub async fn review_day(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
+        self.review_in_process(Period::Day(self.calendar.day_of(now)), now).await
+    }
+
+    async fn review_in_process(&self, period: Period, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
         if self.table.current_rule_set().await?.is_none() {
             return Ok(report);
         }
-        let run = ReviewRun { period: self.calendar.month_of(now), at: now };
+        let run = ReviewRun { period, at: now };
         for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
             let mut cursor = None;
             loop {

@@ -8,8 +8,10 @@ use tier_evaluation::TierEvaluation;
 use tier_runtime::{AwsClients, Env, logging};
 
 /// One binary, two triggers: SQS batches (order events, and the review's
-/// partition and page messages), and the schedule (`{"review": "scheduled"}`),
-/// which starts the review of the period and fans it out through the queue.
+/// partition and page messages), and the schedules: `{"review": "scheduled"}`
+/// on the 1st starts the month's review and fans it out through the queue;
+/// `{"review": "daily"}` does the same for the day where the rule set reads
+/// rolling windows.
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
@@ -19,8 +21,13 @@ async fn main() -> Result<(), Error> {
         if event.payload.get("Records").is_some() {
             let batch: SqsEvent = serde_json::from_value(event.payload)?;
             Ok::<Value, Error>(serde_json::to_value(app.handle_batch(batch).await)?)
-        } else if event.payload.get("review").is_some() {
-            Ok(serde_json::to_value(app.start_review(chrono::Utc::now()).await?)?)
+        } else if let Some(review) = event.payload.get("review") {
+            let now = chrono::Utc::now();
+            match review.as_str() {
+                // Rule sets with rolling windows: every day but the 1st.
+                Some("daily") => Ok(serde_json::to_value(app.start_daily_review(now).await?)?),
+                _ => Ok(serde_json::to_value(app.start_review(now).await?)?),
+            }
         } else {
             Err(format!("unrecognised event: expected SQS records or {{\"review\": ...}}, got {}", event.payload).into())
         }

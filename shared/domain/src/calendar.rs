@@ -181,6 +181,46 @@ impl Month {
     }
 }
 
+/// A review period: the natural month, or, for rule sets that read rolling
+/// windows, the day (those windows move every day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Period {
+    Month(Month),
+    Day(Day),
+}
+
+impl Period {
+    /// `YYYY-MM` or `YYYY-MM-DD`.
+    pub fn parse(raw: &str) -> Result<Self, DayError> {
+        match raw.len() {
+            7 => Month::parse(raw).map(Period::Month).map_err(|_| DayError(raw.to_owned())),
+            _ => Day::parse(raw).map(Period::Day),
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Period::Month(m) => m.fmt(f),
+            Period::Day(d) => d.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Period {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Period::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.format("%Y-%m-%d"))
@@ -251,6 +291,9 @@ mod tests {
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("2026-2-3").is_err());
         assert_eq!(Month::parse("2026-11").unwrap().since(Month::parse("2026-09").unwrap()).len(), 3);
+        assert_eq!(Period::parse("2026-11").unwrap(), Period::Month(Month::parse("2026-11").unwrap()));
+        assert_eq!(Period::parse("2026-11-27").unwrap().to_string(), "2026-11-27");
+        assert!(Period::parse("2026-1").is_err());
     }
 
     #[test]

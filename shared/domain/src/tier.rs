@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Day, Month};
+use crate::calendar::{Day, Period};
 use crate::ids::{DistributorId, EventId, TierId};
 use crate::metrics::Metrics;
 use chrono::Duration;
@@ -18,8 +18,12 @@ pub enum Cause {
     OrderEvent { event_id: EventId },
     /// The distributor was registered, or the rule set changed.
     Assignment,
-    /// The scheduled review of the given month.
-    Review { month: Month },
+    /// The scheduled review of the given period: a month, or a day for rule
+    /// sets with rolling windows.
+    Review {
+        #[serde(alias = "month")]
+        period: Period,
+    },
     /// Commission earned on a downline's order moved (累计佣金).
     Commission { event_id: EventId },
     /// A distributor joined this one's downline network.

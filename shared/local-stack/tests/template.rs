@@ -117,11 +117,12 @@ fn parses_the_real_template() {
     let path = common::real_template_path().expect("infra/template.yaml exists");
     let t = Template::from_path(&path).unwrap();
 
-    // The month-end review: EventBridge Scheduler in the brand's time zone.
+    // The month-end and daily reviews: EventBridge Scheduler in the brand's time zone.
     let review = t.function("TierEvaluationFunction").expect("TierEvaluationFunction");
-    assert_eq!(review.schedules.len(), 1);
-    assert_eq!(review.schedules[0].schedule, "cron(5 0 1 * ? *)");
-    assert!(review.schedules[0].input.as_deref().unwrap_or("").contains("review"));
+    assert_eq!(review.schedules.len(), 2);
+    let by_input = |needle: &str| review.schedules.iter().find(|s| s.input.as_deref().unwrap_or("").contains(needle)).map(|s| s.schedule.as_str());
+    assert_eq!(by_input("scheduled"), Some("cron(5 0 1 * ? *)"));
+    assert_eq!(by_input("daily"), Some("cron(5 0 * * ? *)"));
 
     let table = t.table("TierTable").expect("TierTable");
     assert_eq!(

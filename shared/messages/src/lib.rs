@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tier_domain::calendar::Month;
+use tier_domain::calendar::Period;
 use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, StoreId, TierId};
 use tier_domain::order::OrderEvent;
 
@@ -60,7 +60,8 @@ pub struct NetworkChanged {
 /// so that reruns and overlapping runs decide the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewRun {
-    pub period: Month,
+    /// A month, or a day for rule sets with rolling windows.
+    pub period: Period,
     pub at: DateTime<Utc>,
 }
 

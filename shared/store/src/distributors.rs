@@ -32,7 +32,7 @@ pub struct Distributor {
     /// The review period that last changed this distributor's tier: a
     /// redelivered review page must not step it down a second time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_review: Option<tier_domain::calendar::Month>,
+    pub last_review: Option<tier_domain::calendar::Period>,
     /// The upline, its upline, and so on to the top: whose network metrics
     /// this distributor counts in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -76,7 +76,7 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
         upgraded_at: opt_s(item, "upgraded_at").map(|t| t.parse()).transpose().map_err(|_| corrupt("upgraded_at is not a timestamp"))?,
         tier_locked: item.get("tier_locked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         ancestors: if item.contains_key("ancestors") { item::get_json(item, "ancestors")? } else { Vec::new() },
-        last_review: opt_s(item, "last_review").map(tier_domain::calendar::Month::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        last_review: opt_s(item, "last_review").map(tier_domain::calendar::Period::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
     })
 }
 
@@ -250,9 +250,9 @@ impl Table {
             if change.direction == tier_domain::tier::Direction::Up {
                 sets.push("upgraded_at = :at");
             }
-            if let tier_domain::tier::Cause::Review { month } = &change.cause {
+            if let tier_domain::tier::Cause::Review { period } = &change.cause {
                 sets.push("last_review = :review");
-                update = update.expression_attribute_values(":review", s(month.to_string()));
+                update = update.expression_attribute_values(":review", s(period.to_string()));
             }
         }
         if let Some(lock) = lock {

@@ -19,7 +19,7 @@
 //! | order stock | `ORDER#{platform}#{store}#{order}` | `STOCK` | one per order: its lines' reservations, releases applied, a cancellation or returns that came before the payment |
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
-//! | review run | `REVIEW#{YYYY-MM}` | `RUN` | one per period: its instant and progress counters |
+//! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};
 

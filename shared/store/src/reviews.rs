@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use tier_domain::calendar::Month;
+use tier_domain::calendar::Period;
 use tier_domain::ids::{DistributorId, TierId};
 
 use crate::error::StoreError;
@@ -16,7 +16,7 @@ use crate::table::Table;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ReviewRecord {
-    pub period: Month,
+    pub period: Period,
     pub at: DateTime<Utc>,
     /// Whether this call created the run (`false`: it already existed).
     pub created: bool,
@@ -25,14 +25,14 @@ pub struct ReviewRecord {
     pub changed: u64,
 }
 
-fn review_key(period: Month) -> keys::Key {
+fn review_key(period: Period) -> keys::Key {
     (format!("REVIEW#{period}"), "RUN".into())
 }
 
 impl Table {
     /// Starts the review of `period` at `at`, or returns the run that
     /// already exists (with its own `at`).
-    pub async fn start_review(&self, period: Month, at: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+    pub async fn start_review(&self, period: Period, at: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
         let key = review_key(period);
         let put = self
             .client
@@ -52,7 +52,7 @@ impl Table {
         Ok(record)
     }
 
-    pub async fn review(&self, period: Month) -> Result<Option<ReviewRecord>, StoreError> {
+    pub async fn review(&self, period: Period) -> Result<Option<ReviewRecord>, StoreError> {
         let key = review_key(period);
         let Some(i) = self.get(&key, true).await? else { return Ok(None) };
         let count = |name: &str| item::get_u64_or_zero(&i, name);
@@ -68,7 +68,7 @@ impl Table {
 
     /// Progress counters, for operators. A redelivered page counts twice:
     /// they say how much work ran, not how many distributors exist.
-    pub async fn record_review_page(&self, period: Month, evaluated: u64, changed: u64) -> Result<(), StoreError> {
+    pub async fn record_review_page(&self, period: Period, evaluated: u64, changed: u64) -> Result<(), StoreError> {
         let (pk, sk) = review_key(period);
         self.client
             .update_item()
