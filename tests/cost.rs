@@ -120,9 +120,9 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
 }
 
 /// What each metrics write costs depends on the item's size: with the
-/// monthly buckets the windows read (this month and 5 before) for own and
-/// network sales, a year of trading keeps a seller's and its upline's
-/// metrics items under 1 KB, so a write stays 1 unit (2 in a transaction).
+/// monthly buckets the windows read, and frozen commission only until it
+/// settles, a year of trading keeps a seller's and its upline's metrics
+/// items under 1 KB, so a write stays 1 unit (2 in a transaction).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_year_of_trading_keeps_metrics_items_under_one_kilobyte() {
     use chrono::Duration;
@@ -133,6 +133,12 @@ async fn a_year_of_trading_keeps_metrics_items_under_one_kilobyte() {
         let at = now - Duration::days(30 * m);
         api.webhook("jd", "sh-outlet", &docs::paid(&format!("y{m}"), &format!("Y{m}"), &format!("b{m}"), &[("TEE-WHITE", 3, "199.00")], at)).await.unwrap();
         api.webhook("tmall", "hz-flagship", &docs::paid(&format!("h{m}"), &format!("H{m}"), &format!("b{m}"), &[("TEE-WHITE", 1, "199.00")], at)).await.unwrap();
+    }
+    // A sale on each of the last 7 days too: the upline's commission is
+    // frozen for 7 days, so it holds a frozen bucket per settlement day.
+    for day in 1..7 {
+        let at = now - Duration::days(day);
+        api.webhook("jd", "sh-outlet", &docs::paid(&format!("w{day}"), &format!("W{day}"), "b-week", &[("TEE-WHITE", 1, "199.00")], at)).await.unwrap();
     }
     stack.wait_idle(IDLE).await.unwrap();
     // One more order today writes both items, pruning what no window reads.

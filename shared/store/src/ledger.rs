@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
-use tier_domain::calendar::{BrandCalendar, Day, Month};
+use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::money::Money;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
@@ -40,11 +40,6 @@ pub const MAX_GROUP: usize = 12;
 /// TransactWriteItems takes at most this many actions; a group that needs
 /// more (daily buckets for many months and ancestors) is applied in halves.
 const MAX_TX_ITEMS: usize = 100;
-/// Monthly buckets kept besides the current month: what windows read, and
-/// no more, since the item's size is what each of its writes costs. The
-/// longest reach is quarter growth in a quarter's last month: the previous
-/// quarter's first month, 5 back.
-const KEEP_MONTHS: usize = 5;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupOutcome {
@@ -396,8 +391,7 @@ impl Table {
         // Decided on the metrics as they will be once this commits; the
         // metrics version guard makes that true.
         outcome.change = decide(&profile, &metrics, rules.as_ref());
-        let keep_since = (0..KEEP_MONTHS).fold(today.month(), |m: Month, _| m.previous());
-        let stale = metrics_item.map(|i| stale_buckets(i, keep_since, today)).unwrap_or_default();
+        let stale = metrics_item.map(|i| stale_buckets(i, today)).unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
 

@@ -128,15 +128,25 @@ pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsD
     metrics_update_pruning(table, id, delta, expected, &[])
 }
 
-/// Buckets of a metrics item nothing reads any more: monthly buckets older
-/// than `keep_since`, frozen commission that settled by `today`. The item's
-/// size is what every write of it costs.
-pub(crate) fn stale_buckets(item: &Item, keep_since: Month, today: Day) -> Vec<String> {
+/// Monthly buckets kept besides the current month, by what reads them:
+/// calendar windows reach back 2 (the quarter so far); own sales also feed
+/// growth, which reaches back 5 (quarter growth in a quarter's last month
+/// compares with the previous quarter's first month).
+const KEEP_MONTHS: usize = 2;
+const KEEP_MONTHS_SALES: usize = 5;
+
+/// Buckets of a metrics item nothing reads any more, as of `today`:
+/// monthly buckets older than their windows reach, frozen commission that
+/// has settled. The item's size is what every write of it costs.
+pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
+    let back = |n: usize| (0..n).fold(today.month(), |m: Month, _| m.previous());
+    let (keep, keep_sales) = (back(KEEP_MONTHS), back(KEEP_MONTHS_SALES));
     item.keys()
         .filter(|name| {
             name.split_once('#').is_some_and(|(kind, period)| match kind {
                 "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
-                _ => (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep_since),
+                "sales" => Month::parse(period).is_ok_and(|m| m < keep_sales),
+                _ => (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep),
             })
         })
         .cloned()
