@@ -1,7 +1,9 @@
 //! Exactness under real delivery, against the emulator: random streams of
 //! paid, refunded and cancelled events, duplicated, reordered and applied in
-//! random groups (as SQS batches form), end in the metrics, commission and
-//! tier that a from-scratch recomputation from the events gives.
+//! random groups (as SQS batches form), end in the metrics (by month, by day
+//! over a rolling window, for the seller and its upline), commission (earned
+//! and still frozen) and tier that a from-scratch recomputation from the
+//! events gives.
 
 use std::collections::BTreeMap;
 
@@ -31,26 +33,28 @@ impl Rng {
     }
 }
 
-fn event(id: String, order: &str, kind: OrderEventKind) -> OrderEvent {
+fn event(id: String, order: &str, at: chrono::DateTime<Utc>, kind: OrderEventKind) -> OrderEvent {
     OrderEvent {
         event_id: EventId::parse(&id).unwrap(),
         order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse(order).unwrap() },
         distributor: DistributorId::parse("d-shanghai").unwrap(),
-        occurred_at: Utc::now(),
+        occurred_at: at,
         kind,
     }
 }
 
-/// One order's events: paid once, up to three refunds, maybe a cancellation.
+/// One order's events: paid once in the last 40 days, up to three refunds,
+/// maybe a cancellation.
 fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
     let total = Money::cents(100 + rng.below(5_000_000) as i64);
-    let mut out = vec![event(format!("{order}-paid"), order, OrderEventKind::Paid { buyer: BuyerId::parse(&format!("b{}", rng.below(4))).unwrap(), total, lines: vec![], urgent: false })];
+    let at = Utc::now() - chrono::Duration::hours(rng.below(40 * 24) as i64);
+    let mut out = vec![event(format!("{order}-paid"), order, at, OrderEventKind::Paid { buyer: BuyerId::parse(&format!("b{}", rng.below(4))).unwrap(), total, lines: vec![], urgent: false })];
     for r in 0..rng.below(4) {
         let amount = Money::cents(1 + rng.below(2_500_000) as i64);
-        out.push(event(format!("{order}-r{r}"), order, OrderEventKind::Refunded { refund_id: RefundId::parse(&format!("R{r}")).unwrap(), amount, lines: vec![] }));
+        out.push(event(format!("{order}-r{r}"), order, Utc::now(), OrderEventKind::Refunded { refund_id: RefundId::parse(&format!("R{r}")).unwrap(), amount, lines: vec![] }));
     }
     if rng.below(5) == 0 {
-        out.push(event(format!("{order}-cancel"), order, OrderEventKind::Cancelled));
+        out.push(event(format!("{order}-cancel"), order, Utc::now(), OrderEventKind::Cancelled));
     }
     out
 }
@@ -58,6 +62,14 @@ fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
 #[tokio::test(flavor = "multi_thread")]
 async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let (stack, api) = clothing_stack().await;
+    // Rules that read own and network sales over the last 30 days (so both
+    // are kept by day), and freeze commission for 7 days.
+    let mut doc = local_stack::demo::clothing_rule_set();
+    doc["commission"] = serde_json::json!({"settlement_days": 7});
+    doc["step_ups"] = serde_json::json!([{"id": "rolling", "when": {"any": [
+        {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "999999999"},
+        {"metric": "downline_sales_amount", "window": {"rolling_days": 30}, "gte": "999999999"}]}}]);
+    assert_eq!(api.put("rule-set", &doc).await.unwrap().status, 201);
     stack.wait_idle(IDLE).await.unwrap();
     let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
     let calendar = BrandCalendar::default();
@@ -105,9 +117,27 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let l1_rate = Percent::parse("5").unwrap(); // d-hangzhou is Junior throughout
     let commission: Money = records.values().map(|r| tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales)).sum();
 
+    // By month, and over the last 30 days (from the daily buckets).
+    let in_month: Money = records.values().filter(|r| r.contribution().day.is_some_and(|d| d.month() == month)).map(|r| r.contribution().sales).sum();
+    let window_start = today.minus_days(29);
+    let in_window: Money = records.values().filter(|r| r.contribution().day.is_some_and(|d| d >= window_start)).map(|r| r.contribution().sales).sum();
+    // Commission still frozen: paid less than 7 brand-calendar days ago.
+    let frozen: Money = records
+        .values()
+        .filter(|r| r.paid.as_ref().is_some_and(|p| calendar.day_of(p.at).plus_days(7) > today))
+        .map(|r| tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales))
+        .sum();
+    let spans = rules.rules.daily_spans();
+    let rows = table.distributors_with_metrics(&[seller.clone(), upline.clone()], today, &spans).await.unwrap();
+    let rolling = |m: &tier_domain::metrics::Metrics, metric| m.value(metric, tier_domain::metrics::Window::RollingDays(30), today);
+    assert_eq!(rolling(&rows[0].1, tier_domain::metrics::Metric::SalesAmount), in_window.amount(), "seed {seed}");
+    assert_eq!(rolling(&rows[1].1, tier_domain::metrics::Metric::DownlineSalesAmount), in_window.amount(), "seed {seed}");
+    let balance = tier_domain::commission::balance(rows[1].1.cumulative_commission, &rows[1].1.frozen_commission, rows[1].1.withdrawn_commission, today);
+    assert_eq!((balance.earned, balance.frozen), (commission, frozen), "seed {seed}");
+
     let (profile, metrics) = table.distributor_with_metrics(&seller).await.unwrap().unwrap();
     assert_eq!(metrics.sales.lifetime, net, "seed {seed}");
-    assert_eq!(metrics.sales.month(month), net, "seed {seed}");
+    assert_eq!(metrics.sales.month(month), in_month, "seed {seed}");
     assert_eq!(metrics.orders.lifetime, live, "seed {seed}");
     assert_eq!(profile.tier.as_ref(), Some(&rules.rules.qualify(&metrics, today).tier), "seed {seed}");
     let (_, up) = table.distributor_with_metrics(&upline).await.unwrap().unwrap();
