@@ -219,6 +219,8 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         let (evt, order, buyer) = (format!("dy-evt-{i}"), format!("DY-{i}"), format!("fan-{i}"));
         send("douyin", "sz-live", docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now)).await?;
     }
+    // A sixth fan signs up through the store without ordering yet: a downline user, not a valid one.
+    send("douyin", "sz-live", docs::registered("dy-signup-6", "fan-6", now)).await?;
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     println!("\n{sent} webhooks delivered; queues drained.");
 
@@ -232,6 +234,11 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     let suzhou = api.prices("d-suzhou", &skus).await?;
     println!("Prices for d-suzhou now:\n{}", price_table(&suzhou.body));
 
+    let suzhou = api.get("distributors/d-suzhou").await?;
+    println!(
+        "d-suzhou: {} downline users, {} of them valid (a paid order not refunded)",
+        suzhou.body["metrics"]["downline_users"], suzhou.body["metrics"]["valid_downline_users"]
+    );
     let hangzhou = api.get("distributors/d-hangzhou").await?;
     let m = &hangzhou.body["metrics"];
     println!(
