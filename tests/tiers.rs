@@ -450,10 +450,15 @@ async fn old_monthly_buckets_are_pruned_and_lifetime_totals_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn buying_a_specified_sku_moves_the_tier_and_returns_take_it_back() {
     let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // Jackets bought before any rule refers to them are not counted, and
+    // returning them after takes nothing off.
+    api.webhook("jd", "sh-outlet", &docs::paid("j0", "J0", "b0", &[("JACKET-DOWN", 3, "100.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
     let mut rules = local_stack::demo::clothing_rule_set();
     rules["step_ups"] = serde_json::json!([{"id": "ten-jackets", "when": {"metric": "purchased_quantity", "sku": "JACKET-DOWN", "gte": "10"}}]);
     assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
-    let now = Utc::now();
+    api.webhook("jd", "sh-outlet", &docs::refunded("j0r", "J0", "RF-J0", "300.00", &[("1", 3)], now)).await.unwrap();
     api.webhook("jd", "sh-outlet", &docs::paid("j1", "J1", "b1", &[("JACKET-DOWN", 6, "100.00"), ("TEE-WHITE", 30, "10.00")], now)).await.unwrap();
     api.webhook("jd", "sh-outlet", &docs::paid("j2", "J2", "b2", &[("JACKET-DOWN", 4, "100.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();

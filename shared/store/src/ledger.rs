@@ -167,17 +167,24 @@ impl Table {
             /// counted: its later changes move those and only those, whatever
             /// the rule set reads by then.
             daily: BTreeSet<String>,
+            /// Likewise the SKUs whose purchased quantities it counted in.
+            skus: BTreeSet<tier_domain::ids::Sku>,
         }
         let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
         for o in &orders {
             let key = keys::order_ledger(distributor, o);
-            let (record, version, daily) = match items.get(&key) {
-                Some(i) => (item::get_json::<OrderRecord>(i, "record")?, item::get_u64_or_zero(i, "version")?, item::get_string_set(i, "daily")),
-                None => (OrderRecord::default(), 0, BTreeSet::new()),
+            let (record, version, daily, skus) = match items.get(&key) {
+                Some(i) => (
+                    item::get_json::<OrderRecord>(i, "record")?,
+                    item::get_u64_or_zero(i, "version")?,
+                    item::get_string_set(i, "daily"),
+                    item::get_string_set(i, "skus").iter().map(|raw| tier_domain::ids::Sku::parse(raw).map_err(|e| StoreError::corrupt(&key, e.to_string()))).collect::<Result<_, _>>()?,
+                ),
+                None => (OrderRecord::default(), 0, BTreeSet::new(), BTreeSet::new()),
             };
             let before = record.contribution();
             let before_purchased = record.purchased();
-            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily });
+            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily, skus });
         }
         let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
         for e in events {
@@ -191,11 +198,16 @@ impl Table {
             }
         }
 
-        // Quantities bought, for the SKUs the rules refer to.
+        // Quantities bought, for the SKUs the rules refer to when the order is
+        // first counted; its returns later take back from those alone.
         let tracked = rules.as_ref().map(|r| r.rules.referenced_skus()).unwrap_or_default();
-        if !tracked.is_empty() {
-            for entry in entries.values().filter(|e| e.changed) {
-                let purchased = ledger::purchased_delta(&entry.before_purchased, &entry.record.purchased(), &tracked);
+        for entry in entries.values_mut().filter(|e| e.changed) {
+            let after = entry.record.purchased();
+            if entry.before.day.is_none() && entry.record.contribution().day.is_some() {
+                entry.skus = after.keys().filter(|s| tracked.contains(*s)).cloned().collect();
+            }
+            if !entry.skus.is_empty() {
+                let purchased = ledger::purchased_delta(&entry.before_purchased, &after, &entry.skus);
                 outcome.delta.merge(&MetricsDelta { purchased, ..Default::default() });
             }
         }
@@ -270,7 +282,8 @@ impl Table {
                 "order_ledger",
                 [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string()))]
                     .into_iter()
-                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect())))),
+                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
+                    .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),
             )));
             let put = if entry.version == 0 {
                 put.condition_expression("attribute_not_exists(PK)")
