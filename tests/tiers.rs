@@ -565,7 +565,7 @@ async fn a_rolling_window_counts_the_last_n_days_and_sales_roll_out_of_it() {
     assert_eq!(shanghai["distributor"]["tier"], "junior");
     assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
     let calendar = tier_domain::BrandCalendar::default();
-    assert_eq!(shanghai["tier_history"][0]["cause"]["period"], calendar.day_of(later).to_string());
+    assert_eq!(shanghai["tier_history"][0]["cause"]["day"], calendar.day_of(later).to_string());
     assert_eq!(dec(&shanghai["tier_history"][0]["reasons"][0]["observed"][0]["value"]), d("25245"));
 
     // The daily schedule reviews a day, through the queue, where rules read

@@ -135,8 +135,9 @@ impl TierEvaluation {
             let rules = rules?;
             // One change per review period: a redelivered page, or a
             // distributor met again in another tier's pages, is left alone.
+            // Nor a page delayed past a later period's review.
             if let Cause::Review { period } = &cause
-                && profile.last_review == Some(*period)
+                && profile.last_review.is_some_and(|last| last.first_day() >= period.first_day())
             {
                 return None;
             }

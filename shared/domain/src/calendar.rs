@@ -190,6 +190,14 @@ pub enum Period {
 }
 
 impl Period {
+    /// The period's first day: months and days compare by it.
+    pub fn first_day(self) -> Day {
+        match self {
+            Period::Month(m) => m.day(1).expect("every month has a first day"),
+            Period::Day(d) => d,
+        }
+    }
+
     /// `YYYY-MM` or `YYYY-MM-DD`.
     pub fn parse(raw: &str) -> Result<Self, DayError> {
         match raw.len() {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Day, Period};
+use crate::calendar::{Day, Month, Period};
 use crate::ids::{DistributorId, EventId, TierId};
 use crate::metrics::Metrics;
 use chrono::Duration;
@@ -12,7 +12,7 @@ use crate::rules::{DowngradeStep, DowngradeStrategy, RuleOutcome, RuleSet};
 
 /// What caused a tier change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(into = "CauseWire", try_from = "CauseWire")]
 pub enum Cause {
     /// An order event moved a metric.
     OrderEvent { event_id: EventId },
@@ -20,10 +20,7 @@ pub enum Cause {
     Assignment,
     /// The scheduled review of the given period: a month, or a day for rule
     /// sets with rolling windows.
-    Review {
-        #[serde(alias = "month")]
-        period: Period,
-    },
+    Review { period: Period },
     /// Commission earned on a downline's order moved (累计佣金).
     Commission { event_id: EventId },
     /// A distributor joined this one's downline network.
@@ -33,6 +30,71 @@ pub enum Cause {
     UserRegistered { event_id: EventId, distributor: DistributorId },
     /// An operator set the tier by hand.
     Manual { actor: String, reason: String, locked: bool },
+}
+
+/// [`Cause`] on the wire: a review names its `month`, or for a daily review
+/// its `day`, so readers of the month-end review's `month` keep working.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum CauseWire {
+    OrderEvent {
+        event_id: EventId,
+    },
+    Assignment,
+    Review {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        month: Option<Month>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        day: Option<Day>,
+    },
+    Commission {
+        event_id: EventId,
+    },
+    Network {
+        downline: DistributorId,
+    },
+    UserRegistered {
+        event_id: EventId,
+        distributor: DistributorId,
+    },
+    Manual {
+        actor: String,
+        reason: String,
+        locked: bool,
+    },
+}
+
+impl From<Cause> for CauseWire {
+    fn from(c: Cause) -> Self {
+        match c {
+            Cause::OrderEvent { event_id } => CauseWire::OrderEvent { event_id },
+            Cause::Assignment => CauseWire::Assignment,
+            Cause::Review { period: Period::Month(m) } => CauseWire::Review { month: Some(m), day: None },
+            Cause::Review { period: Period::Day(d) } => CauseWire::Review { month: None, day: Some(d) },
+            Cause::Commission { event_id } => CauseWire::Commission { event_id },
+            Cause::Network { downline } => CauseWire::Network { downline },
+            Cause::UserRegistered { event_id, distributor } => CauseWire::UserRegistered { event_id, distributor },
+            Cause::Manual { actor, reason, locked } => CauseWire::Manual { actor, reason, locked },
+        }
+    }
+}
+
+impl TryFrom<CauseWire> for Cause {
+    type Error = &'static str;
+
+    fn try_from(w: CauseWire) -> Result<Self, Self::Error> {
+        Ok(match w {
+            CauseWire::OrderEvent { event_id } => Cause::OrderEvent { event_id },
+            CauseWire::Assignment => Cause::Assignment,
+            CauseWire::Review { month: Some(m), day: None } => Cause::Review { period: Period::Month(m) },
+            CauseWire::Review { month: None, day: Some(d) } => Cause::Review { period: Period::Day(d) },
+            CauseWire::Review { .. } => return Err("a review cause names its month or its day"),
+            CauseWire::Commission { event_id } => Cause::Commission { event_id },
+            CauseWire::Network { downline } => Cause::Network { downline },
+            CauseWire::UserRegistered { event_id, distributor } => Cause::UserRegistered { event_id, distributor },
+            CauseWire::Manual { actor, reason, locked } => Cause::Manual { actor, reason, locked },
+        })
+    }
 }
 
 /// One entry in a distributor's tier history.
@@ -164,6 +226,18 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn review_causes_name_their_month_or_day() {
+        let month = Cause::Review { period: Period::parse("2026-12").unwrap() };
+        assert_eq!(serde_json::to_value(&month).unwrap(), serde_json::json!({"type": "review", "month": "2026-12"}));
+        let day = Cause::Review { period: Period::parse("2026-12-05").unwrap() };
+        assert_eq!(serde_json::to_value(&day).unwrap(), serde_json::json!({"type": "review", "day": "2026-12-05"}));
+        for c in [month, day, Cause::Assignment] {
+            assert_eq!(serde_json::from_value::<Cause>(serde_json::to_value(&c).unwrap()).unwrap(), c);
+        }
+        assert!(serde_json::from_value::<Cause>(serde_json::json!({"type": "review"})).is_err());
+    }
     use crate::money::Money;
 
     const RULES: &str = r#"{

@@ -156,6 +156,7 @@ impl Table {
         let mut metrics = metrics_item.map(parse_metrics).transpose()?.unwrap_or_default();
         let mversion = metrics_item.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
 
+        let tracked = rules.as_ref().map(|r| r.rules.referenced_skus()).unwrap_or_default();
         // Every event applied to its order's entry, in arrival order.
         struct Entry {
             record: OrderRecord,
@@ -184,6 +185,10 @@ impl Table {
             };
             let before = record.contribution();
             let before_purchased = record.purchased();
+            // An entry counted before entries kept their terms counted its
+            // purchases in whatever SKUs rules referred to, as they still do.
+            let legacy = items.get(&key).is_some_and(|i| !i.contains_key("terms")) && before.day.is_some();
+            let skus = if legacy { before_purchased.keys().filter(|s| tracked.contains(*s)).cloned().collect() } else { skus };
             entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily, skus });
         }
         let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
@@ -200,7 +205,6 @@ impl Table {
 
         // Quantities bought, for the SKUs the rules refer to when the order is
         // first counted; its returns later take back from those alone.
-        let tracked = rules.as_ref().map(|r| r.rules.referenced_skus()).unwrap_or_default();
         for entry in entries.values_mut().filter(|e| e.changed) {
             let after = entry.record.purchased();
             if entry.before.day.is_none() && entry.record.contribution().day.is_some() {
@@ -280,7 +284,8 @@ impl Table {
             let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
                 &keys::order_ledger(distributor, order),
                 "order_ledger",
-                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string()))]
+                // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
+                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string())), ("terms", n(1))]
                     .into_iter()
                     .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
                     .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),

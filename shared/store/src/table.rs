@@ -216,6 +216,10 @@ impl Table {
             return match result {
                 Ok(_) => Ok(Some(TxOutcome::Committed)),
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(failed()),
+                // Another transaction holds the item: retryable, as inside a transaction.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()) => {
+                    Err(StoreError::Contention { what: "PutItem (TransactionConflict)".into(), attempts: 1 })
+                }
                 Err(e) => Err(StoreError::aws("PutItem", e)),
             };
         }
@@ -234,6 +238,10 @@ impl Table {
             return match result {
                 Ok(_) => Ok(Some(TxOutcome::Committed)),
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(failed()),
+                // Another transaction holds the item: retryable, as inside a transaction.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()) => {
+                    Err(StoreError::Contention { what: "UpdateItem (TransactionConflict)".into(), attempts: 1 })
+                }
                 Err(e) => Err(StoreError::aws("UpdateItem", e)),
             };
         }
