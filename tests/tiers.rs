@@ -671,3 +671,57 @@ async fn buying_a_products_skus_adds_up_across_them() {
     assert!(r.body["message"].as_str().unwrap().contains("not both"), "{}", r.body);
     stack.stop().await;
 }
+
+/// Publishing rules that read what the previous ones did not keep (sales by
+/// day for a rolling window, purchases of a SKU) counts the orders already
+/// in the ledger, so the new rules do not start from nothing; later refunds
+/// and returns take those orders back out, and a second backfill changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_rules_count_the_orders_already_in_the_ledger() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    let paid = |event: &str, lines: &[(&str, u32, &str)], days_ago: i64| docs::paid(event, &event.to_uppercase(), &format!("buyer-{event}"), lines, now - Duration::days(days_ago));
+    api.webhook("jd", "sh-outlet", &paid("b1", &[("HOODIE-GREY", 10, "459.00")], 5)).await.unwrap(); // 4,590
+    api.webhook("jd", "sh-outlet", &paid("b2", &[("HOODIE-GREY", 87, "459.00")], 40)).await.unwrap(); // outside 30 days
+    api.webhook("jd", "sh-outlet", &paid("b3", &[("HOODIE-GREY", 66, "459.00")], 0)).await.unwrap(); // 30,294
+    api.webhook("jd", "sh-outlet", &paid("b4", &[("JACKET-DOWN", 3, "1299.00")], 1)).await.unwrap(); // 3,897
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let rules = serde_json::json!({
+      "tiers": [
+        {"id": "junior", "name": "Junior", "rank": 0},
+        {"id": "intermediate", "name": "Intermediate", "rank": 1,
+         "upgrade": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "30000"}},
+        {"id": "senior", "name": "Senior", "rank": 2,
+         "upgrade": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "100000"}}
+      ],
+      "step_ups": [{"id": "jackets", "when": {"metric": "purchased_quantity", "sku": "JACKET-DOWN", "gte": "3"}}]});
+    let r = api.put("rule-set", &rules).await.unwrap();
+    assert_eq!((r.status, r.body["backfill"].as_str()), (201, Some("started")), "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    let rolling = |body: &serde_json::Value| dec(&body["next"]["conditions"][0]["value"]);
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(rolling(&tier.body), d("38781"), "4,590 + 30,294 + 3,897: {}", tier.body);
+    assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["purchased"]["JACKET-DOWN"], 3);
+
+    // Refunds and returns of backfilled orders come back out.
+    api.webhook("jd", "sh-outlet", &docs::refunded("b1r", "B1", "RF-B1", "4590.00", &[], now)).await.unwrap();
+    api.webhook("jd", "sh-outlet", &docs::refunded("b4r", "B4", "RF-B4", "1299.00", &[("1", 1)], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["metrics"]["purchased"]["JACKET-DOWN"], 2);
+    // 32,892 over 30 days: Intermediate, and 2 jackets are no step up.
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(rolling(&tier.body), d("32892"), "{}", tier.body);
+
+    // Again, by hand: nothing is counted twice.
+    let r = api.admin(reqwest::Method::POST, "rule-set:backfill", None).await.unwrap();
+    assert_eq!((r.status, r.body["backfill"].as_str()), (202, Some("started")), "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(rolling(&tier.body), d("32892"));
+    assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["purchased"]["JACKET-DOWN"], 2);
+    stack.stop().await;
+}

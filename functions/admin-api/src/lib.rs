@@ -12,6 +12,7 @@
 //! | DELETE | `/v1/admin/distributors/{id}/tier-lock` | lift a lock: automatic changes resume |
 //! | POST | `/v1/admin/distributors/{id}/withdrawals` | pay out withdrawable commission, once per request id |
 //! | POST | `/v1/admin/rule-set:what-if` | evaluate a draft rule set against every distributor, writing nothing |
+//! | POST | `/v1/admin/rule-set:backfill` | count the ledger into what the current rule set reads by day or by SKU |
 //! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
 //! | GET | `/v1/admin/price-book` | the current version and its promotions |
@@ -148,6 +149,7 @@ impl AdminApi {
                 Ok(http::json(StatusCode::OK, &json!({"distributor_id": d, "locked": false})))
             }
             (Method::POST, ["v1", "admin", "rule-set:what-if"]) => self.what_if(body).await,
+            (Method::POST, ["v1", "admin", "rule-set:backfill"]) => self.backfill_rule_set().await,
             (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => self.withdraw(id(d, DistributorId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "price-book"]) => {
@@ -176,9 +178,52 @@ impl AdminApi {
             let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
             ApiError::unprocessable("invalid_rule_set", problems.join("; "))
         })?;
-        let version = self.table.publish_rule_set(&rules, Utc::now()).await?;
+        let previous = self.table.current_rule_set().await?;
+        let now = Utc::now();
+        let version = self.table.publish_rule_set(&rules, now).await?;
         tracing::info!(version, "rule set published");
-        Ok(http::json(StatusCode::CREATED, &json!({"version": version, "tiers": rules.tiers().len()})))
+        // What the new rules read that the old ones did not keep is counted
+        // from the ledger, so they do not start from nothing.
+        let backfill = match rules.backfill_from(previous.as_ref().map(|p| &p.rules)) {
+            None => "none",
+            Some(b) => match self.start_backfill(version, b, now).await {
+                Ok(()) => "started",
+                Err(e) => {
+                    tracing::error!(version, error = %e, "could not start the backfill; POST /v1/admin/rule-set:backfill starts it");
+                    "not_started"
+                }
+            },
+        };
+        Ok(http::json(StatusCode::CREATED, &json!({"version": version, "tiers": rules.tiers().len(), "backfill": backfill})))
+    }
+
+    /// `POST /v1/admin/rule-set:backfill`: counts the ledger into everything
+    /// the current rule set reads by day or by SKU. Safe to repeat: what is
+    /// counted already is left alone.
+    async fn backfill_rule_set(&self) -> Result<Response<Body>, ApiError> {
+        let current = self.table.current_rule_set().await?.ok_or_else(|| ApiError::conflict("no_rule_set", "no rule set has been published"))?;
+        let Some(b) = current.rules.backfill_from(None) else {
+            return Ok(http::json(StatusCode::OK, &json!({"rule_set_version": current.version, "backfill": "none"})));
+        };
+        self.start_backfill(current.version, b, Utc::now()).await?;
+        Ok(http::json(StatusCode::ACCEPTED, &json!({"rule_set_version": current.version, "backfill": "started"})))
+    }
+
+    /// One partition message per tier any version has had, and one for
+    /// distributors without a tier: tier evaluation pages through them.
+    async fn start_backfill(&self, version: u64, b: tier_domain::rules::Backfill, now: chrono::DateTime<Utc>) -> Result<(), tier_store::StoreError> {
+        let longest = b.daily.values().max().copied().unwrap_or(1).max(1);
+        let backfill = tier_messages::Backfill {
+            rule_set_version: version,
+            since: self.calendar.day_of(now).minus_days(longest - 1),
+            daily: b.daily.keys().copied().collect(),
+            skus: b.skus,
+        };
+        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
+            let message = tier_messages::Message::BackfillPartitionV1(tier_messages::BackfillPartition { backfill: backfill.clone(), tier, cursor: None });
+            self.tier_events.send(&message).await?;
+        }
+        Ok(())
     }
 
     async fn get_rule_set(&self) -> Result<Response<Body>, ApiError> {

@@ -15,10 +15,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tier_domain::calendar::{BrandCalendar, Period};
-use tier_domain::ids::DistributorId;
+use tier_domain::ids::{DistributorId, TierId};
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
-use tier_messages::{Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
+use tier_messages::{BackfillPage, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -86,6 +86,8 @@ impl TierEvaluation {
                             Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
                             Message::NetworkChangedV1(n) => self.on_network_changed(&n).await?,
                             Message::UserRegisteredV1(u) => self.on_user_registered(&u).await?,
+                            Message::BackfillPartitionV1(p) => self.on_backfill_partition(&p).await?,
+                            Message::BackfillPageV1(p) => self.on_backfill_page(&p).await?,
                         }
                     }
                     self.on_order_events(&events).await
@@ -207,11 +209,22 @@ impl TierEvaluation {
     }
 
     async fn on_review_partition(&self, p: &ReviewPartition) -> Result<(), Failure> {
-        let mut cursor = p.cursor.clone();
+        self.fan_out(
+            p.tier.as_ref(),
+            p.cursor.clone(),
+            |page| Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page }),
+            |cursor| Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
+        )
+        .await
+    }
+
+    /// Lists a tier's members from `cursor` into page messages, and hands
+    /// on to a continuation (`more`) before the function runs out of time.
+    async fn fan_out(&self, tier: Option<&TierId>, mut cursor: Option<String>, page: impl Fn(Vec<DistributorId>) -> Message, more: impl Fn(String) -> Message) -> Result<(), Failure> {
         for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self.table.tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
-            for page in ids.chunks(REVIEW_PAGE_SIZE) {
-                self.queue.send(&Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page.to_vec() })).await?;
+            let (ids, next) = self.table.tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
+            for chunk in ids.chunks(REVIEW_PAGE_SIZE) {
+                self.queue.send(&page(chunk.to_vec())).await?;
             }
             match next {
                 Some(n) => cursor = Some(n),
@@ -219,7 +232,31 @@ impl TierEvaluation {
             }
         }
         // More members: a continuation carries on from here.
-        self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor })).await?;
+        if let Some(c) = cursor {
+            self.queue.send(&more(c)).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_backfill_partition(&self, p: &BackfillPartition) -> Result<(), Failure> {
+        self.fan_out(
+            p.tier.as_ref(),
+            p.cursor.clone(),
+            |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page }),
+            |cursor| Message::BackfillPartitionV1(BackfillPartition { backfill: p.backfill.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
+        )
+        .await
+    }
+
+    /// Counts each distributor's ledger into what the rule set reads. Tiers
+    /// follow at the next event or review, as for any new rule set.
+    async fn on_backfill_page(&self, page: &BackfillPage) -> Result<(), Failure> {
+        let b = &page.backfill;
+        for id in &page.distributors {
+            if let Some(done) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since).await? {
+                tracing::info!(distributor = %id, orders = done.orders, counted = done.counted, rule_set = b.rule_set_version, "ledger backfilled");
+            }
+        }
         Ok(())
     }
 

@@ -355,6 +355,15 @@ pub struct RuleSetProblem {
 #[error("invalid rule set: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
 pub struct RuleSetError(pub Vec<RuleSetProblem>);
 
+/// What a published rule set reads that its predecessor did not keep; see
+/// [`RuleSet::backfill_from`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backfill {
+    /// Metrics to keep by day, with the days their windows need.
+    pub daily: BTreeMap<Metric, u32>,
+    pub skus: BTreeSet<Sku>,
+}
+
 /// A validated rule set: tiers sorted by rank, ranks 0..n.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleSet {
@@ -547,6 +556,18 @@ impl RuleSet {
         out
     }
 
+    /// What this rule set reads that a `previous` one did not keep: metrics
+    /// over rolling windows (new, or longer than before) and SKUs whose
+    /// purchases count. Publishing it counts the orders already in the
+    /// ledger into them, so new rules do not start from nothing.
+    pub fn backfill_from(&self, previous: Option<&RuleSet>) -> Option<Backfill> {
+        let before = previous.map(RuleSet::daily_spans).unwrap_or_default();
+        let daily: BTreeMap<Metric, u32> = self.daily_spans().into_iter().filter(|(m, span)| before.get(m).is_none_or(|b| b < span)).collect();
+        let known = previous.map(RuleSet::referenced_skus).unwrap_or_default();
+        let skus: BTreeSet<Sku> = self.referenced_skus().into_iter().filter(|s| !known.contains(s)).collect();
+        (!daily.is_empty() || !skus.is_empty()).then_some(Backfill { daily, skus })
+    }
+
     /// The SKUs conditions refer to: the ones whose purchases are counted.
     pub fn referenced_skus(&self) -> BTreeSet<Sku> {
         fn walk(c: &Condition, out: &mut BTreeSet<Sku>) {
@@ -712,6 +733,25 @@ mod tests {
         let e = err(&doc(r#"{"rolling_weeks": 4}"#));
         assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
         assert!(CLOTHING.contains("month") && RuleSet::from_json(CLOTHING).unwrap().daily_spans().is_empty());
+    }
+
+    #[test]
+    fn a_rule_set_backfills_what_its_predecessor_did_not_keep() {
+        let base = RuleSet::from_json(CLOTHING).unwrap();
+        assert_eq!(base.backfill_from(None), None);
+        let with = |extra: &str| {
+            RuleSet::from_json(&CLOTHING.replace(r#""step_ups": ["#, &format!(r#""step_ups": [{extra}, "#))).unwrap()
+        };
+        let rolling = with(r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "1"}}"#);
+        let b = rolling.backfill_from(Some(&base)).unwrap();
+        assert_eq!(b.daily, BTreeMap::from([(Metric::SalesAmount, 30)]));
+        assert!(b.skus.is_empty());
+        assert_eq!(rolling.backfill_from(Some(&rolling)), None, "nothing new");
+        let longer = with(r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 60}, "gte": "1"}}"#);
+        assert_eq!(longer.backfill_from(Some(&rolling)).unwrap().daily[&Metric::SalesAmount], 60);
+        assert_eq!(rolling.backfill_from(Some(&longer)), None, "a shorter window has its days already");
+        let sku = with(r#"{"id": "s", "when": {"metric": "purchased_quantity", "sku": "JACKET", "gte": "1"}}"#);
+        assert_eq!(sku.backfill_from(Some(&base)).unwrap().skus.len(), 1);
     }
 
     #[test]

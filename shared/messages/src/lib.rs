@@ -9,8 +9,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tier_domain::calendar::Period;
-use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, StoreId, TierId};
+use std::collections::BTreeSet;
+
+use tier_domain::calendar::{Day, Period};
+use tier_domain::metrics::Metric;
+use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
 use tier_domain::order::OrderEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +39,42 @@ pub enum Message {
     /// without ordering. Sent by order intake to tier evaluation.
     #[serde(rename = "user_registered.v1")]
     UserRegisteredV1(UserRegistered),
+    /// One tier partition of a backfill, from a page on: as a review
+    /// partition, it enqueues a [`Message::BackfillPageV1`] per page of
+    /// members. Sent by the admin API when a published rule set reads what
+    /// its predecessor did not keep.
+    #[serde(rename = "backfill_partition.v1")]
+    BackfillPartitionV1(BackfillPartition),
+    /// Distributors whose ledgers to count into what the rule set reads.
+    #[serde(rename = "backfill_page.v1")]
+    BackfillPageV1(BackfillPage),
+}
+
+/// What a backfill counts the ledger into: metrics kept by day (orders paid
+/// on `since` or later), and SKUs whose purchases count (every order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub rule_set_version: u64,
+    pub since: Day,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub daily: BTreeSet<Metric>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub skus: BTreeSet<Sku>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillPartition {
+    pub backfill: Backfill,
+    /// The tier whose members to backfill; `None`: distributors without a tier.
+    pub tier: Option<TierId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillPage {
+    pub backfill: Backfill,
+    pub distributors: Vec<DistributorId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +145,8 @@ impl Message {
             Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
             Message::NetworkChangedV1(n) => format!("network/{}", n.downline),
             Message::UserRegisteredV1(u) => format!("{}/{}/{}", u.platform, u.store, u.event_id),
+            Message::BackfillPartitionV1(p) => format!("backfill/{}/{}/{}", p.backfill.rule_set_version, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
+            Message::BackfillPageV1(p) => format!("backfill/{}/{}", p.backfill.rule_set_version, p.distributors.first().map_or("", |d| d.as_str())),
         }
     }
 }

@@ -55,6 +55,8 @@ pub fn order_ledger(id: &DistributorId, order: &OrderRef) -> Key {
     (format!("DIST#{id}"), format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id))
 }
 
+pub const ORDER_LEDGER_PREFIX: &str = "ORDER#";
+
 pub fn commission(receiver: &DistributorId, order: &OrderRef) -> Key {
     (format!("DIST#{receiver}"), format!("COMM#{}#{}#{}", order.platform, order.store, order.order_id))
 }

@@ -7,6 +7,7 @@
 //! - [`distributors`]: profiles, stores, metrics, tier changes and history.
 //! - [`ledger`]: order events applied exactly once, a batch per distributor.
 //! - [`metrics`]: the metrics item: counters, versions, pruning.
+//! - [`backfill`]: the ledger counted into what a new rule set reads.
 //! - [`price_book`]: versioned price books and what a lookup reads.
 //! - [`catalog`]: stock and reservations.
 //! - [`users`]: downline users who sign up before ordering.
@@ -18,6 +19,7 @@
 //! - [`queue`]: SQS sends and dead-lettering.
 
 pub mod api_keys;
+pub mod backfill;
 pub mod catalog;
 pub mod commission;
 pub mod distributors;

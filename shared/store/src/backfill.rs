@@ -1,0 +1,152 @@
+//! Counting orders already in the ledger into what a newly published rule
+//! set reads and its predecessor did not keep: metrics by day (for rolling
+//! windows) and purchased quantities of SKUs. Without it, new rules would
+//! start from nothing and the first review would move tiers down en masse.
+//!
+//! Each ledger entry records the daily kinds and SKUs it counts in (its
+//! terms, see [`crate::ledger`]). The backfill adds the missing ones to an
+//! entry and the entry's current contribution to the matching buckets, in
+//! one transaction conditional on the entry's version: a live event on the
+//! same order either comes before (and the backfill counts its result) or
+//! after (and finds the terms, and moves the buckets with them). Running it
+//! twice changes nothing the second time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use tier_domain::calendar::Day;
+use tier_domain::ids::{DistributorId, Sku};
+use tier_domain::ledger::{self, Contribution, OrderRecord};
+use tier_domain::metrics::{Metric, MetricsDelta};
+
+use crate::distributors::parse_profile;
+use crate::error::StoreError;
+use crate::item::{self, Item, n, s};
+use crate::keys;
+use crate::metrics::{daily_kinds, daily_updates, metrics_update, only_kinds};
+use crate::table::{Table, TxOutcome};
+
+const MAX_ATTEMPTS: u32 = 8;
+
+/// What a backfill of one distributor did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backfilled {
+    /// Ledger entries read.
+    pub orders: usize,
+    /// Entries counted into something new.
+    pub counted: usize,
+}
+
+impl Table {
+    /// Counts `distributor`'s ledger into the `daily` metrics (orders paid
+    /// on `since` or later) and the `skus` (every order). `None` for an
+    /// unknown distributor.
+    pub async fn backfill_distributor(&self, distributor: &DistributorId, daily: &BTreeSet<Metric>, skus: &BTreeSet<Sku>, since: Day) -> Result<Option<Backfilled>, StoreError> {
+        let Some(profile) = self.get(&keys::distributor(distributor), true).await?.as_ref().map(parse_profile).transpose()? else {
+            return Ok(None);
+        };
+        let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());
+        let mut report = Backfilled::default();
+        for entry in self.query_prefix(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, true).await? {
+            report.orders += 1;
+            let key = item::key_of(&entry);
+            let mut current = entry;
+            for attempt in 0..MAX_ATTEMPTS {
+                match self.backfill_entry(distributor, &profile.ancestors, &current, &kinds, skus, since).await? {
+                    Some(counted) => {
+                        report.counted += usize::from(counted);
+                        break;
+                    }
+                    None if attempt + 1 == MAX_ATTEMPTS => return Err(StoreError::Contention { what: format!("backfill of {}", key.1), attempts: MAX_ATTEMPTS }),
+                    None => {
+                        crate::table::backoff(attempt + 1).await;
+                        match self.get(&key, true).await? {
+                            Some(fresh) => current = fresh,
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Some(report))
+    }
+
+    /// One entry: `Some(true)` counted, `Some(false)` nothing to add, `None`
+    /// lost a race with a live event (read it again).
+    async fn backfill_entry(
+        &self,
+        distributor: &DistributorId,
+        ancestors: &[DistributorId],
+        entry: &Item,
+        kinds: &BTreeSet<String>,
+        skus: &BTreeSet<Sku>,
+        since: Day,
+    ) -> Result<Option<bool>, StoreError> {
+        let key = item::key_of(entry);
+        let record: OrderRecord = item::get_json(entry, "record")?;
+        let version = item::get_u64_or_zero(entry, "version")?;
+        let contribution = record.contribution();
+        let Some(day) = contribution.day else { return Ok(Some(false)) };
+        // Entries from before terms were kept count purchases in every SKU
+        // rules refer to already.
+        let legacy = !entry.contains_key("terms");
+        let has_kinds = item::get_string_set(entry, "daily");
+        let has_skus = item::get_string_set(entry, "skus");
+        let add_kinds: BTreeSet<String> = if day >= since { kinds.difference(&has_kinds).cloned().collect() } else { BTreeSet::new() };
+        let purchased = record.purchased();
+        let add_skus: BTreeMap<Sku, i64> = if legacy {
+            BTreeMap::new()
+        } else {
+            purchased.into_iter().filter(|(sku, q)| *q != 0 && skus.contains(sku) && !has_skus.contains(sku.as_str())).collect()
+        };
+        if add_kinds.is_empty() && add_skus.is_empty() {
+            return Ok(Some(false));
+        }
+
+        let mut names = std::collections::HashMap::from([("#v".to_owned(), "version".to_owned())]);
+        let mut values = std::collections::HashMap::from([(":v".to_owned(), n(version)), (":next".to_owned(), n(version + 1)), (":one".to_owned(), n(1))]);
+        let mut adds = Vec::new();
+        if !add_kinds.is_empty() {
+            names.insert("#d".into(), "daily".into());
+            values.insert(":d".into(), AttributeValue::Ss(add_kinds.iter().cloned().collect()));
+            adds.push("#d :d");
+        }
+        if !add_skus.is_empty() {
+            names.insert("#s".into(), "skus".into());
+            values.insert(":s".into(), AttributeValue::Ss(add_skus.keys().map(|s| s.to_string()).collect()));
+            adds.push("#s :s");
+        }
+        // The version moves, so a live event's write, conditional on the
+        // version it read, cannot overwrite the terms added here.
+        let update = Update::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(&key.0))
+            .key(keys::SK, s(&key.1))
+            .update_expression(format!("SET #v = :next, terms = :one ADD {}", adds.join(", ")))
+            .condition_expression("#v = :v")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .expect("update has key and expression");
+        let mut tx = vec![TransactWriteItem::builder().update(update).build()];
+
+        // The entry's contribution as it stands, into the new kinds.
+        let whole = ledger::delta(Contribution::default(), contribution);
+        let mut moves = vec![(distributor, only_kinds(&whole, &add_kinds))];
+        for (level, ancestor) in ancestors.iter().enumerate() {
+            moves.push((ancestor, only_kinds(&whole.as_downline(level == 0), &add_kinds)));
+        }
+        for (id, delta) in moves {
+            tx.extend(daily_updates(self, id, &delta).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+        }
+        if !add_skus.is_empty() {
+            let delta = MetricsDelta { purchased: add_skus.into_iter().collect(), ..Default::default() };
+            tx.push(TransactWriteItem::builder().update(metrics_update(self, distributor, &delta, None)).build());
+        }
+        match self.transact(tx).await {
+            Ok(TxOutcome::Committed) => Ok(Some(true)),
+            Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
