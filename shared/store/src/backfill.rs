@@ -117,12 +117,17 @@ impl Table {
             adds.push("#s :s");
         }
         // The version moves, so a live event's write, conditional on the
-        // version it read, cannot overwrite the terms added here.
+        // version it read, cannot overwrite the terms added here. A legacy
+        // entry stays one (its purchases count as they always did).
+        let sets = if legacy { "SET #v = :next" } else { "SET #v = :next, terms = :one" };
+        if legacy {
+            values.remove(":one");
+        }
         let update = Update::builder()
             .table_name(&self.name)
             .key(keys::PK, s(&key.0))
             .key(keys::SK, s(&key.1))
-            .update_expression(format!("SET #v = :next, terms = :one ADD {}", adds.join(", ")))
+            .update_expression(format!("{sets} ADD {}", adds.join(", ")))
             .condition_expression("#v = :v")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
