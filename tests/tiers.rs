@@ -716,6 +716,21 @@ async fn new_rules_count_the_orders_already_in_the_ledger() {
     let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
     assert_eq!(rolling(&tier.body), d("32892"), "{}", tier.body);
 
+    // A ledger is counted a page at a time, each page carrying on from the last.
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let shanghai_id = tier_domain::DistributorId::parse("d-shanghai").unwrap();
+    let daily = std::collections::BTreeSet::from([tier_domain::metrics::Metric::SalesAmount]);
+    let (mut cursor, mut pages, mut seen) = (None::<String>, 0, 0);
+    loop {
+        let (done, next) = table.backfill_distributor(&shanghai_id, &daily, &Default::default(), tier_domain::BrandCalendar::default().day_of(now).minus_days(29), cursor.as_deref(), 1).await.unwrap().unwrap();
+        assert_eq!(done.counted, 0, "everything was counted already");
+        (pages, seen, cursor) = (pages + 1, seen + done.orders, next);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, 4, "four orders in {pages} pages");
+
     // Again, by hand: nothing is counted twice.
     let r = api.admin(reqwest::Method::POST, "rule-set:backfill", None).await.unwrap();
     assert_eq!((r.status, r.body["backfill"].as_str()), (202, Some("started")), "{}", r.body);

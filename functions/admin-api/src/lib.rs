@@ -50,6 +50,8 @@ pub struct AdminApi {
     tier_events: tier_store::Queue,
     admin_key: String,
     calendar: tier_domain::calendar::BrandCalendar,
+    /// When a backfill's second pass starts; 0: no second pass.
+    backfill_recheck_secs: u32,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +117,7 @@ impl AdminApi {
             tier_events: tier_store::Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
             admin_key,
             calendar,
+            backfill_recheck_secs: env.parse_or("BACKFILL_RECHECK_SECONDS", 900u32)?.min(900),
         })
     }
 
@@ -219,9 +222,16 @@ impl AdminApi {
             daily: b.daily.keys().copied().collect(),
             skus: b.skus,
         };
-        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
-            let message = tier_messages::Message::BackfillPartitionV1(tier_messages::BackfillPartition { backfill: backfill.clone(), tier, cursor: None });
-            self.tier_events.send(&message).await?;
+        // Twice: at once, and again later for orders first counted under the
+        // previous rules in the moment of publication and for distributors
+        // whose tier moved while their partition was listed. The second pass
+        // finds everything else counted and only reads.
+        let tiers: Vec<Option<tier_domain::ids::TierId>> = self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]).collect();
+        for delay in [0].into_iter().chain((self.backfill_recheck_secs > 0).then_some(self.backfill_recheck_secs)) {
+            for tier in &tiers {
+                let message = tier_messages::Message::BackfillPartitionV1(tier_messages::BackfillPartition { backfill: backfill.clone(), tier: tier.clone(), cursor: None });
+                self.tier_events.send_delayed(&message, delay).await?;
+            }
         }
         Ok(())
     }

@@ -46,6 +46,9 @@ pub const REVIEW_QUERY_SIZE: i32 = 100;
 /// Queries one partition message makes before handing on to a
 /// continuation of itself, so no invocation runs long.
 pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
+/// Ledger entries a backfill message counts (a transaction each) before it
+/// hands on to a continuation: well inside the function's timeout.
+pub const BACKFILL_ENTRIES_PER_MESSAGE: usize = 100;
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReviewReport {
@@ -242,19 +245,42 @@ impl TierEvaluation {
         self.fan_out(
             p.tier.as_ref(),
             p.cursor.clone(),
-            |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page }),
+            |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
             |cursor| Message::BackfillPartitionV1(BackfillPartition { backfill: p.backfill.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
         )
         .await
     }
 
-    /// Counts each distributor's ledger into what the rule set reads. Tiers
-    /// follow at the next event or review, as for any new rule set.
+    /// Counts each distributor's ledger into what the rule set reads, at
+    /// most [`BACKFILL_ENTRIES_PER_MESSAGE`] ledger entries a message (each
+    /// is a transaction), handing on to a continuation from where it
+    /// stopped. Tiers follow at the next event or review, as for any new
+    /// rule set.
     async fn on_backfill_page(&self, page: &BackfillPage) -> Result<(), Failure> {
         let b = &page.backfill;
-        for id in &page.distributors {
-            if let Some(done) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since).await? {
+        let mut budget = BACKFILL_ENTRIES_PER_MESSAGE;
+        let mut cursor = page.cursor.clone();
+        for (i, id) in page.distributors.iter().enumerate() {
+            loop {
+                let Some((done, next)) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since, cursor.as_deref(), budget as i32).await? else { break };
                 tracing::info!(distributor = %id, orders = done.orders, counted = done.counted, rule_set = b.rule_set_version, "ledger backfilled");
+                budget = budget.saturating_sub(done.orders.max(1));
+                cursor = next;
+                match (&cursor, budget) {
+                    (None, _) => break,
+                    (Some(_), 0) => {
+                        let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i..].to_vec(), cursor: cursor.clone() };
+                        self.queue.send(&Message::BackfillPageV1(rest)).await?;
+                        return Ok(());
+                    }
+                    (Some(_), _) => {}
+                }
+            }
+            cursor = None;
+            if budget == 0 && i + 1 < page.distributors.len() {
+                let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i + 1..].to_vec(), cursor: None };
+                self.queue.send(&Message::BackfillPageV1(rest)).await?;
+                return Ok(());
             }
         }
         Ok(())

@@ -79,6 +79,9 @@ impl LocalStack {
         let mut params = opts.params;
         params.entry("AdminApiKey".into()).or_insert_with(|| LOCAL_ADMIN_KEY.into());
         params.entry("WebhookSecrets".into()).or_insert_with(|| LOCAL_WEBHOOK_SECRET.into());
+        // Locally a backfill's second pass follows a second after the first,
+        // not a quarter of an hour.
+        params.entry("BackfillRecheckSeconds".into()).or_insert_with(|| "1".into());
         let admin_key = params["AdminApiKey"].clone();
         let webhook_secret = params["WebhookSecrets"].split(',').next().unwrap_or_default().to_owned();
 

@@ -75,6 +75,10 @@ pub struct BackfillPartition {
 pub struct BackfillPage {
     pub backfill: Backfill,
     pub distributors: Vec<DistributorId>,
+    /// Where in the first distributor's ledger the previous message stopped
+    /// (an opaque cursor), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@
 //! after (and finds the terms, and moves the buckets with them). Running it
 //! twice changes nothing the second time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use tier_domain::calendar::Day;
@@ -38,16 +38,42 @@ pub struct Backfilled {
 }
 
 impl Table {
-    /// Counts `distributor`'s ledger into the `daily` metrics (orders paid
-    /// on `since` or later) and the `skus` (every order). `None` for an
-    /// unknown distributor.
-    pub async fn backfill_distributor(&self, distributor: &DistributorId, daily: &BTreeSet<Metric>, skus: &BTreeSet<Sku>, since: Day) -> Result<Option<Backfilled>, StoreError> {
+    /// Counts up to `limit` entries of `distributor`'s ledger, from `after`
+    /// (the cursor a previous call returned), into the `daily` metrics
+    /// (orders paid on `since` or later) and the `skus` (every order).
+    /// Returns what it did and where to carry on (`None`: the ledger is
+    /// done); `None` for an unknown distributor.
+    pub async fn backfill_distributor(
+        &self,
+        distributor: &DistributorId,
+        daily: &BTreeSet<Metric>,
+        skus: &BTreeSet<Sku>,
+        since: Day,
+        after: Option<&str>,
+        limit: i32,
+    ) -> Result<Option<(Backfilled, Option<String>)>, StoreError> {
         let Some(profile) = self.get(&keys::distributor(distributor), true).await?.as_ref().map(parse_profile).transpose()? else {
             return Ok(None);
         };
         let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());
+        let pk = keys::distributor(distributor).0;
+        let start = after.map(|sk| HashMap::from([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s(keys::ORDER_LEDGER_PREFIX))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let next = out.last_evaluated_key.as_ref().and_then(|k| k.get(keys::SK)).and_then(|v| v.as_s().ok()).cloned();
         let mut report = Backfilled::default();
-        for entry in self.query_prefix(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, true).await? {
+        for entry in out.items.unwrap_or_default() {
             report.orders += 1;
             let key = item::key_of(&entry);
             let mut current = entry;
@@ -68,7 +94,7 @@ impl Table {
                 }
             }
         }
-        Ok(Some(report))
+        Ok(Some((report, next)))
     }
 
     /// One entry: `Some(true)` counted, `Some(false)` nothing to add, `None`
@@ -103,8 +129,8 @@ impl Table {
             return Ok(Some(false));
         }
 
-        let mut names = std::collections::HashMap::from([("#v".to_owned(), "version".to_owned())]);
-        let mut values = std::collections::HashMap::from([(":v".to_owned(), n(version)), (":next".to_owned(), n(version + 1)), (":one".to_owned(), n(1))]);
+        let mut names = HashMap::from([("#v".to_owned(), "version".to_owned())]);
+        let mut values = HashMap::from([(":v".to_owned(), n(version)), (":next".to_owned(), n(version + 1)), (":one".to_owned(), n(1))]);
         let mut adds = Vec::new();
         if !add_kinds.is_empty() {
             names.insert("#d".into(), "daily".into());
@@ -141,12 +167,21 @@ impl Table {
         for (level, ancestor) in ancestors.iter().enumerate() {
             moves.push((ancestor, only_kinds(&whole.as_downline(level == 0), &add_kinds)));
         }
+        // Every metrics item whose buckets move gets a new version, so a
+        // tier decided meanwhile from what was read before is not written.
+        let mut touched: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
         for (id, delta) in moves {
-            tx.extend(daily_updates(self, id, &delta).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+            let updates = daily_updates(self, id, &delta);
+            if !updates.is_empty() {
+                touched.entry(id).or_default();
+            }
+            tx.extend(updates.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         }
         if !add_skus.is_empty() {
-            let delta = MetricsDelta { purchased: add_skus.into_iter().collect(), ..Default::default() };
-            tx.push(TransactWriteItem::builder().update(metrics_update(self, distributor, &delta, None)).build());
+            touched.entry(distributor).or_default().purchased = add_skus.into_iter().collect();
+        }
+        for (id, delta) in &touched {
+            tx.push(TransactWriteItem::builder().update(metrics_update(self, id, delta, None)).build());
         }
         match self.transact(tx).await {
             Ok(TxOutcome::Committed) => Ok(Some(true)),

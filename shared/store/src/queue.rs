@@ -27,11 +27,17 @@ impl Queue {
     }
 
     pub async fn send(&self, message: &Message) -> Result<(), StoreError> {
+        self.send_delayed(message, 0).await
+    }
+
+    /// As [`Queue::send`], invisible for `seconds` (at most 900).
+    pub async fn send_delayed(&self, message: &Message, seconds: u32) -> Result<(), StoreError> {
         self.client
             .send_message()
             .queue_url(&self.url)
             .message_body(message.to_json())
             .message_attributes("message_id", attr(&message.id()))
+            .set_delay_seconds((seconds > 0).then_some(seconds.min(900) as i32))
             .send()
             .await
             .map_err(|e| StoreError::aws("SendMessage", e))?;
