@@ -56,24 +56,9 @@ impl Table {
             return Ok(None);
         };
         let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());
-        let pk = keys::distributor(distributor).0;
-        let start = after.map(|sk| HashMap::from([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))]));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s(keys::ORDER_LEDGER_PREFIX))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        let next = out.last_evaluated_key.as_ref().and_then(|k| k.get(keys::SK)).and_then(|v| v.as_s().ok()).cloned();
+        let (entries, next) = self.query_page(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, after, limit, true).await?;
         let mut report = Backfilled::default();
-        for entry in out.items.unwrap_or_default() {
+        for entry in entries {
             report.orders += 1;
             let key = item::key_of(&entry);
             let mut current = entry;

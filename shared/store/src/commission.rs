@@ -3,8 +3,6 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use tier_domain::commission::CommissionEntry;
-use std::collections::HashMap;
-
 use tier_domain::calendar::Day;
 use tier_domain::ids::{DistributorId, OrderRef};
 use tier_domain::metrics::MetricsDelta;
@@ -53,22 +51,10 @@ impl Table {
     /// the order `after` (`platform/store/order`, the last of the previous
     /// page). Returns the page and, if there is more, the cursor for the next.
     pub async fn commission_entries_page(&self, receiver: &DistributorId, after: Option<&OrderRef>, limit: i32) -> Result<(Vec<EntryRow>, Option<String>), StoreError> {
-        let pk = keys::distributor(receiver).0;
-        let start = after.map(|o| HashMap::from([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(keys::commission(receiver, o).1))]));
-        let out = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s(keys::COMMISSION_PREFIX))
-            .set_exclusive_start_key(start)
-            .limit(limit)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("Query", e))?;
-        let rows: Vec<EntryRow> = out.items.unwrap_or_default().iter().map(entry_row).collect::<Result<_, _>>()?;
-        let next = out.last_evaluated_key.and(rows.last().map(|r| r.order.clone()));
+        let after = after.map(|o| keys::commission(receiver, o).1);
+        let (items, more) = self.query_page(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, after.as_deref(), limit, false).await?;
+        let rows: Vec<EntryRow> = items.iter().map(entry_row).collect::<Result<_, _>>()?;
+        let next = more.and(rows.last().map(|r| r.order.clone()));
         Ok((rows, next))
     }
 

@@ -164,6 +164,28 @@ impl Table {
         }
     }
 
+    /// One page, at most `limit` items, of partition `pk`'s items whose sort
+    /// key starts with `prefix`, after the sort key `after`; and the sort key
+    /// to carry on from, if the page was cut short.
+    pub(crate) async fn query_page(&self, pk: &str, prefix: &str, after: Option<&str>, limit: i32, consistent: bool) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = after.map(|sk| HashMap::from([(crate::keys::PK.to_owned(), AttributeValue::S(pk.to_owned())), (crate::keys::SK.to_owned(), AttributeValue::S(sk.to_owned()))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .consistent_read(consistent)
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let next = out.last_evaluated_key.as_ref().and_then(|k| k.get(crate::keys::SK)).and_then(|v| v.as_s().ok()).cloned();
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
     /// Writes `items` atomically. One item is written as the plain
     /// conditional write it is (1 unit a KB instead of a transaction's 2).
     pub(crate) async fn transact(&self, mut items: Vec<TransactWriteItem>) -> Result<TxOutcome, StoreError> {
