@@ -56,7 +56,7 @@ impl Table {
             return Ok(None);
         };
         let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());
-        let (entries, next) = self.query_page(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, after, limit, true).await?;
+        let (entries, next) = self.query_page(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, after, Some(limit), true).await?;
         let mut report = Backfilled::default();
         for entry in entries {
             report.orders += 1;

@@ -52,7 +52,7 @@ impl Table {
     /// page). Returns the page and, if there is more, the cursor for the next.
     pub async fn commission_entries_page(&self, receiver: &DistributorId, after: Option<&OrderRef>, limit: i32) -> Result<(Vec<EntryRow>, Option<String>), StoreError> {
         let after = after.map(|o| keys::commission(receiver, o).1);
-        let (items, more) = self.query_page(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, after.as_deref(), limit, false).await?;
+        let (items, more) = self.query_page(&keys::distributor(receiver).0, keys::COMMISSION_PREFIX, after.as_deref(), Some(limit), false).await?;
         let rows: Vec<EntryRow> = items.iter().map(entry_row).collect::<Result<_, _>>()?;
         let next = more.and(rows.last().map(|r| r.order.clone()));
         Ok((rows, next))

@@ -142,32 +142,21 @@ impl Table {
     /// all pages.
     pub(crate) async fn query_prefix(&self, pk: &str, prefix: &str, consistent: bool) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut start = None;
+        let mut after = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .consistent_read(consistent)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Query", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) => start = Some(k),
+            let (page, next) = self.query_page(pk, prefix, after.as_deref(), None, consistent).await?;
+            items.extend(page);
+            match next {
+                Some(sk) => after = Some(sk),
                 None => return Ok(items),
             }
         }
     }
 
-    /// One page, at most `limit` items, of partition `pk`'s items whose sort
-    /// key starts with `prefix`, after the sort key `after`; and the sort key
-    /// to carry on from, if the page was cut short.
-    pub(crate) async fn query_page(&self, pk: &str, prefix: &str, after: Option<&str>, limit: i32, consistent: bool) -> Result<(Vec<Item>, Option<String>), StoreError> {
+    /// One page (at most `limit` items, or 1 MB) of partition `pk`'s items
+    /// whose sort key starts with `prefix`, after the sort key `after`; and
+    /// the sort key to carry on from, if the page was cut short.
+    pub(crate) async fn query_page(&self, pk: &str, prefix: &str, after: Option<&str>, limit: Option<i32>, consistent: bool) -> Result<(Vec<Item>, Option<String>), StoreError> {
         let start = after.map(|sk| HashMap::from([(crate::keys::PK.to_owned(), AttributeValue::S(pk.to_owned())), (crate::keys::SK.to_owned(), AttributeValue::S(sk.to_owned()))]));
         let out = self
             .client
@@ -178,7 +167,7 @@ impl Table {
             .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
             .consistent_read(consistent)
             .set_exclusive_start_key(start)
-            .limit(limit)
+            .set_limit(limit)
             .send()
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
