@@ -401,7 +401,6 @@ impl Table {
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
             tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
-
             outcome.commission_receivers.push(receiver.clone());
         }
 
@@ -412,7 +411,6 @@ impl Table {
         let stale = metrics_item.map(|i| stale_buckets(i, today)).unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
-
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
