@@ -3,9 +3,11 @@
 //! their orders' ledger entries exactly once, the metrics (one write), the
 //! uplines' network metrics and commission, and the tier change the new
 //! metrics call for, with its reason. Uplines whose metrics moved are then
-//! re-evaluated. Also runs the scheduled review, which moves tiers when
-//! calendar windows roll over (a new month empties "this month"), fanned out
-//! through this function's own queue.
+//! re-evaluated. Also counts users who sign up through a store as downline
+//! users, and runs the scheduled reviews, which move tiers when windows roll
+//! over (a new month empties "this month"; rolling windows move every day,
+//! so rule sets that read them are reviewed daily), and a new rule set's
+//! backfill of the ledger, all fanned out through this function's own queue.
 //!
 //! Every step is idempotent, so a redelivered message re-runs safely: the
 //! ledger recognises the event, and the evaluation, which always runs,

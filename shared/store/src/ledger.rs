@@ -8,6 +8,13 @@
 //! the tier change with its history entry. Every write is conditional on
 //! the version read, so a concurrent delivery or evaluation makes the
 //! transaction fail and the group is read and applied again.
+//!
+//! What depends on the rule set (daily buckets for rolling windows, the
+//! purchased quantities of SKUs) is fixed per order when it is first
+//! counted: the entry keeps those terms (`daily`, `skus`), and its later
+//! refunds and cancellations move exactly them, whatever the rules read by
+//! then. A new rule set's backfill ([`crate::backfill`]) adds terms to the
+//! orders counted before it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
