@@ -101,3 +101,31 @@ async fn an_unreadable_message_is_dead_lettered_with_its_reason_and_its_batch_go
     assert!(dead.iter().any(|m| m.body == "{not json"), "the body is kept as it was");
     stack.stop().await;
 }
+
+/// A registration for a distributor that does not exist can never succeed:
+/// dead-lettered with its reason; one redelivered counts the user once; a
+/// registration through an unregistered store is refused at intake.
+#[tokio::test(flavor = "multi_thread")]
+async fn registrations_are_applied_once_and_impossible_ones_are_dead_lettered() {
+    let (stack, api) = clothing_stack().await;
+    let registration = |distributor: &str, user: &str| {
+        json!({"type": "user_registered.v1", "payload": {"event_id": format!("reg-{user}"), "platform": "jd", "store": "sh-outlet",
+               "distributor": distributor, "user": user, "occurred_at": "2026-11-27T02:15:00Z"}})
+        .to_string()
+    };
+    for _ in 0..3 {
+        send_raw(&stack, "TierEventsQueue", &registration("d-shanghai", "u-1")).await;
+    }
+    send_raw(&stack, "TierEventsQueue", &registration("d-nobody", "u-2")).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["metrics"]["downline_users"], 1);
+    assert_eq!(distributor(&api, "d-hangzhou").await["metrics"]["downline_users_all"], 1);
+    let dead = dead_letters(&stack, "TierEventsDLQ", 1, Duration::from_secs(10)).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].code.as_deref(), Some("unknown_distributor"));
+
+    let r = api.webhook("jd", "no-such-store", &docs::registered("reg-x", "u-3", chrono::Utc::now())).await.unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_store"));
+    stack.stop().await;
+}
