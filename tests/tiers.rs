@@ -740,3 +740,43 @@ async fn new_rules_count_the_orders_already_in_the_ledger() {
     assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["purchased"]["JACKET-DOWN"], 2);
     stack.stop().await;
 }
+
+/// Until a new rule set's backfill has counted a distributor's ledger, its
+/// new windows may read short: automatic changes may move it up, never down.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // 61,965 this month: Intermediate under the monthly rules.
+    api.webhook("jd", "sh-outlet", &docs::paid("h1", "H1", "b1", &[("HOODIE-GREY", 135, "459.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    // The same threshold over 30 days, published as the admin API does, its
+    // backfill not run yet.
+    let mut doc = local_stack::demo::clothing_rule_set();
+    doc["tiers"][1]["upgrade"]["window"] = serde_json::json!({"rolling_days": 30});
+    let rules = tier_domain::rules::RuleSet::new(serde_json::from_value(doc).unwrap()).unwrap();
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let version = table.publish_rule_set(&rules, Utc::now(), true).await.unwrap();
+    // An order now: the 30-day window reads only it, yet the tier holds.
+    api.webhook("jd", "sh-outlet", &docs::paid("h2", "H2", "b2", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate", "held until the ledger is counted");
+
+    // The backfill counts the ledger; from then on the rules apply whole.
+    let id = tier_domain::DistributorId::parse("d-shanghai").unwrap();
+    let daily = std::collections::BTreeSet::from([tier_domain::metrics::Metric::SalesAmount]);
+    let today = tier_domain::BrandCalendar::default().day_of(now);
+    let (done, next) = table.backfill_distributor(&id, &daily, &Default::default(), today.minus_days(29), None, 100).await.unwrap().unwrap();
+    assert_eq!((done.counted, next), (1, None), "H1 counted; H2 was counted when paid");
+    table.mark_backfilled(&id, version).await.unwrap();
+    assert_eq!(distributor(&api, "d-shanghai").await["distributor"]["backfilled"], version);
+    let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
+    assert_eq!(dec(&tier.body["retention"]["conditions"][0]["value"]), d("62164"), "{}", tier.body);
+    // A full refund of the big order now moves it down.
+    api.webhook("jd", "sh-outlet", &docs::refunded("h1r", "H1", "RF-H1", "61965.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior");
+    stack.stop().await;
+}

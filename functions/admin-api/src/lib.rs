@@ -183,11 +183,12 @@ impl AdminApi {
         })?;
         let previous = self.table.current_rule_set().await?;
         let now = Utc::now();
-        let version = self.table.publish_rule_set(&rules, now).await?;
-        tracing::info!(version, "rule set published");
         // What the new rules read that the old ones did not keep is counted
         // from the ledger, so they do not start from nothing.
-        let backfill = match rules.backfill_from(previous.as_ref().map(|p| &p.rules)) {
+        let needed = rules.backfill_from(previous.as_ref().map(|p| &p.rules));
+        let version = self.table.publish_rule_set(&rules, now, needed.is_some()).await?;
+        tracing::info!(version, "rule set published");
+        let backfill = match needed {
             None => "none",
             Some(b) => match self.start_backfill(version, b, now).await {
                 Ok(()) => "started",
@@ -286,6 +287,7 @@ impl AdminApi {
             upgraded_at: None,
             tier_locked: false,
             last_review: None,
+            backfilled: None,
             ancestors,
         };
         self.table.register_distributor(&d, entry.as_ref()).await.map_err(|e| match e {

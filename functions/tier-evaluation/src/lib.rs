@@ -149,7 +149,16 @@ impl TierEvaluation {
                 return None;
             }
             let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-            tier::decide(&rules.rules, rules.version, standing, metrics, now, today, trigger, cause.clone())
+            let change = tier::decide(&rules.rules, rules.version, standing, metrics, now, today, trigger, cause.clone())?;
+            // While a new rule set's backfill has not yet counted this
+            // distributor's ledger, its new windows may read short: it may
+            // move up, never down.
+            let counting = rules.backfill && profile.created_at < rules.published_at && profile.backfilled.is_none_or(|v| v < rules.version);
+            if counting && change.direction == tier::Direction::Down {
+                tracing::info!(distributor = %profile.id, to = %change.to, "downgrade held until the backfill has counted the ledger");
+                return None;
+            }
+            Some(change)
         }
     }
 
@@ -269,7 +278,11 @@ impl TierEvaluation {
                 budget = budget.saturating_sub(done.orders.max(1));
                 cursor = next;
                 match (&cursor, budget) {
-                    (None, _) => break,
+                    (None, _) => {
+                        // Its ledger is counted: its new windows read whole.
+                        self.table.mark_backfilled(id, b.rule_set_version).await?;
+                        break;
+                    }
                     (Some(_), 0) => {
                         let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i..].to_vec(), cursor: cursor.clone() };
                         self.queue.send(&Message::BackfillPageV1(rest)).await?;

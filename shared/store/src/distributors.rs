@@ -37,6 +37,10 @@ pub struct Distributor {
     /// this distributor counts in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestors: Vec<DistributorId>,
+    /// The latest rule set version whose backfill has counted this
+    /// distributor's ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfilled: Option<u64>,
 }
 
 /// How deep a network may be: a registration updates every ancestor in one
@@ -77,6 +81,7 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
         tier_locked: item.get("tier_locked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         ancestors: if item.contains_key("ancestors") { item::get_json(item, "ancestors")? } else { Vec::new() },
         last_review: opt_s(item, "last_review").map(tier_domain::calendar::Period::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        backfilled: item.contains_key("backfilled").then(|| item::get_u64_or_zero(item, "backfilled")).transpose()?,
     })
 }
 
@@ -330,6 +335,28 @@ impl Table {
             self.load_daily(&mut [(id, &mut metrics)], today, &r.rules.daily_spans(), true).await?;
         }
         Ok(TierView { distributor: distributor.map(|d| (d, metrics)), rules, api_key: items.remove(&kkey) })
+    }
+
+    /// Records that rule set `version`'s backfill has counted the
+    /// distributor's ledger (a later version's is never undone).
+    pub async fn mark_backfilled(&self, id: &DistributorId, version: u64) -> Result<(), StoreError> {
+        let (pk, sk) = keys::distributor(id);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET backfilled = :v")
+            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.

@@ -1,6 +1,6 @@
 //! Published rule sets: every version kept, one current.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use tier_domain::rules::{RuleSet, RuleSetDoc};
 
@@ -14,6 +14,10 @@ pub struct PublishedRuleSet {
     pub version: u64,
     pub rules: RuleSet,
     pub published_at: DateTime<Utc>,
+    /// Published with a backfill of the ledger (see
+    /// [`crate::backfill`]): until a distributor's ledger is counted, its
+    /// new windows may read short, so nothing moves it down.
+    pub backfill: bool,
 }
 
 pub(crate) fn parse_rule_set(item: &Item) -> Result<PublishedRuleSet, StoreError> {
@@ -24,6 +28,7 @@ pub(crate) fn parse_rule_set(item: &Item) -> Result<PublishedRuleSet, StoreError
         version: item::get_u64_or_zero(item, "version")?,
         rules,
         published_at: item::get_s(item, "published_at")?.parse().map_err(|_| StoreError::corrupt(&key, "published_at"))?,
+        backfill: item.get("backfill").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
     })
 }
 
@@ -48,12 +53,18 @@ impl Table {
     /// Publishes `rules` as the next version. The new version and the
     /// current pointer are written together, conditional on the version
     /// read, so two publishers cannot both become version N.
-    pub async fn publish_rule_set(&self, rules: &RuleSet, at: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Publishes `rules` as the next version; `backfill`: the ledger is to
+    /// be counted into what they read that the previous version did not.
+    pub async fn publish_rule_set(&self, rules: &RuleSet, at: DateTime<Utc>, backfill: bool) -> Result<u64, StoreError> {
         for _ in 0..5 {
             let current = self.current_rule_set().await?.map(|c| c.version).unwrap_or(0);
             let next = current + 1;
             let attrs = |k: &keys::Key| {
-                new_item(k, "rule_set", [("version", n(next)), ("doc", item::json(rules.doc())), ("published_at", s(at.to_rfc3339()))])
+                new_item(
+                    k,
+                    "rule_set",
+                    [("version", n(next)), ("doc", item::json(rules.doc())), ("published_at", s(at.to_rfc3339())), ("backfill", AttributeValue::Bool(backfill))],
+                )
             };
             let versioned = Put::builder()
                 .table_name(&self.name)
