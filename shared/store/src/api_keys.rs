@@ -69,22 +69,6 @@ impl Table {
     /// Marks a key revoked. `false` if there is no such key. Revoking twice
     /// keeps the first time.
     pub async fn revoke_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::api_key(id);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("SET revoked_at = if_not_exists(revoked_at, :at)")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":at", s(at.to_rfc3339()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        self.update_if(&keys::api_key(id), "SET revoked_at = if_not_exists(revoked_at, :at)", "attribute_exists(PK)", [(":at", s(at.to_rfc3339()))]).await
     }
 }

@@ -340,44 +340,13 @@ impl Table {
     /// Records that rule set `version`'s backfill has counted the
     /// distributor's ledger (a later version's is never undone).
     pub async fn mark_backfilled(&self, id: &DistributorId, version: u64) -> Result<(), StoreError> {
-        let (pk, sk) = keys::distributor(id);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("SET backfilled = :v")
-            .condition_expression("attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)")
-            .expression_attribute_values(":v", n(version))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        let condition = "attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)";
+        self.update_if(&keys::distributor(id), "SET backfilled = :v", condition, [(":v", n(version))]).await.map(|_| ())
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.
     pub async fn unlock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
-        let (pk, sk) = keys::distributor(id);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("SET tier_locked = :f")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        self.update_if(&keys::distributor(id), "SET tier_locked = :f", "attribute_exists(PK)", [(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))]).await
     }
 
     /// Profiles and metrics of many distributors (for the what-if), with

@@ -153,6 +153,27 @@ impl Table {
         }
     }
 
+    /// A conditional UpdateItem of `key`: `update` where `condition` holds,
+    /// with `values` (`:name` → value). `false` when it does not.
+    pub(crate) async fn update_if(&self, key: &Key, update: &str, condition: &str, values: impl IntoIterator<Item = (&str, AttributeValue)>) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(crate::keys::PK, AttributeValue::S(key.0.clone()))
+            .key(crate::keys::SK, AttributeValue::S(key.1.clone()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", e)),
+        }
+    }
+
     /// One page (at most `limit` items, or 1 MB) of partition `pk`'s items
     /// whose sort key starts with `prefix`, after the sort key `after`; and
     /// the sort key to carry on from, if the page was cut short.
