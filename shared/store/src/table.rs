@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 
@@ -167,11 +167,7 @@ impl Table {
             .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", e)),
-        }
+        Ok(matches!(single_write("UpdateItem", result)?, TxOutcome::Committed))
     }
 
     /// One page (at most `limit` items, or 1 MB) of partition `pk`'s items
@@ -233,7 +229,6 @@ impl Table {
     /// A lone Put or Update as itself; `None` for other actions (a lone
     /// condition check, a delete), which go through the transaction.
     async fn write_one(&self, item: &TransactWriteItem) -> Result<Option<TxOutcome>, StoreError> {
-        let failed = || Some(TxOutcome::ConditionFailed { reasons: vec!["ConditionalCheckFailed".into()] });
         if let Some(p) = &item.put {
             let result = self
                 .client
@@ -245,15 +240,7 @@ impl Table {
                 .set_expression_attribute_values(p.expression_attribute_values.clone())
                 .send()
                 .await;
-            return match result {
-                Ok(_) => Ok(Some(TxOutcome::Committed)),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(failed()),
-                // Another transaction holds the item: retryable, as inside a transaction.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()) => {
-                    Err(StoreError::Contention { what: "PutItem (TransactionConflict)".into(), attempts: 1 })
-                }
-                Err(e) => Err(StoreError::aws("PutItem", e)),
-            };
+            return single_write("PutItem", result).map(Some);
         }
         if let Some(u) = &item.update {
             let result = self
@@ -267,17 +254,25 @@ impl Table {
                 .set_expression_attribute_values(u.expression_attribute_values.clone())
                 .send()
                 .await;
-            return match result {
-                Ok(_) => Ok(Some(TxOutcome::Committed)),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(failed()),
-                // Another transaction holds the item: retryable, as inside a transaction.
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()) => {
-                    Err(StoreError::Contention { what: "UpdateItem (TransactionConflict)".into(), attempts: 1 })
-                }
-                Err(e) => Err(StoreError::aws("UpdateItem", e)),
-            };
+            return single_write("UpdateItem", result).map(Some);
         }
         Ok(None)
+    }
+}
+
+/// What a single conditional write came to, told as a transaction's
+/// outcome: a failed condition is `ConditionFailed`, and an item another
+/// transaction holds is `Contention` (retryable), as inside a transaction.
+fn single_write<O, E, R>(operation: &'static str, result: Result<O, SdkError<E, R>>) -> Result<TxOutcome, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let Err(e) = result else { return Ok(TxOutcome::Committed) };
+    match e.as_service_error().and_then(ProvideErrorMetadata::code) {
+        Some("ConditionalCheckFailedException") => Ok(TxOutcome::ConditionFailed { reasons: vec!["ConditionalCheckFailed".into()] }),
+        Some("TransactionConflictException") => Err(StoreError::Contention { what: format!("{operation} (TransactionConflict)"), attempts: 1 }),
+        _ => Err(StoreError::aws(operation, e)),
     }
 }
 
