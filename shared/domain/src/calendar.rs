@@ -145,21 +145,12 @@ impl Day {
         Day(self.0 - chrono::Days::new(u64::from(days)))
     }
 
-    /// The first day of its month.
-    pub fn first_of_month(self) -> Day {
-        Day(self.0.with_day(1).expect("every month has a first day"))
-    }
-
     /// Unix seconds of the day's midnight in UTC (for expiry times, where an
     /// hour or so does not matter).
     pub fn midnight_utc_timestamp(self) -> i64 {
         self.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp()
     }
 
-    /// Days from `self` back to `earlier` (0 when the same day).
-    pub fn days_since(self, earlier: Day) -> i64 {
-        (self.0 - earlier.0).num_days()
-    }
 }
 
 impl Month {
@@ -293,7 +284,7 @@ mod tests {
         let d = Day::parse("2026-03-01").unwrap();
         assert_eq!(d.minus_days(1).to_string(), "2026-02-28");
         assert_eq!(d.minus_days(1).month().to_string(), "2026-02");
-        assert_eq!(d.days_since(Day::parse("2026-02-01").unwrap()), 28);
+        assert_eq!(Day::parse("2026-02-01").unwrap().plus_days(28), d);
         assert_eq!(d.minus_days(1).plus_days(1), d);
         assert_eq!(cal.start_of(d).to_rfc3339(), "2026-02-28T16:00:00+00:00");
         assert!(Day::parse("2026-02-30").is_err());

@@ -104,8 +104,7 @@ impl OrderRecord {
         let mut out = BTreeMap::new();
         let Some(paid) = self.paid.as_ref().filter(|_| self.contribution().live > 0) else { return out };
         for line in &paid.lines {
-            let returned: i64 = self.returns.values().flatten().filter(|r| r.line_id == line.line_id).map(|r| i64::from(r.quantity)).sum();
-            let net = (i64::from(line.quantity) - returned).max(0);
+            let net = self.net_quantity(&line.line_id);
             if net > 0 {
                 *out.entry(line.sku.clone()).or_default() += net;
             }

@@ -175,13 +175,8 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         }
         push(format!("{kind}#life"), total.to_string());
     };
-    let money = |v: &[(Day, Money)]| by_month(v.iter().map(|(d, a)| (*d, a.amount())));
-    let count = |v: &[(Day, i64)]| by_month(v.iter().map(|(d, c)| (*d, Decimal::from(*c))));
-    for (kind, moves) in MONEY_BUCKETS.into_iter().zip([money(&delta.sales), money(&delta.downline_sales), money(&delta.downline_sales_all)]) {
-        push_buckets(kind, moves);
-    }
-    for (kind, moves) in COUNT_BUCKETS.into_iter().zip([count(&delta.orders), count(&delta.downline_orders), count(&delta.downline_orders_all)]) {
-        push_buckets(kind, moves);
+    for (kind, moves) in bucket_moves(delta) {
+        push_buckets(kind, by_month(moves.into_iter()));
     }
     for (name, change) in COUNTERS.into_iter().zip(delta_counters(delta)).filter(|(_, c)| *c != 0) {
         push(name.into(), change.to_string());
@@ -243,6 +238,23 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
 }
 
 
+/// The day-by-day moves of each bucket kind in `delta`, in the order of
+/// [`MONEY_BUCKETS`] then [`COUNT_BUCKETS`].
+fn bucket_moves(delta: &MetricsDelta) -> [(&'static str, Vec<(Day, Decimal)>); 6] {
+    let money = |v: &[(Day, Money)]| v.iter().map(|(d, a)| (*d, a.amount())).collect::<Vec<_>>();
+    let count = |v: &[(Day, i64)]| v.iter().map(|(d, c)| (*d, Decimal::from(*c))).collect::<Vec<_>>();
+    let [s, ds, dsa] = MONEY_BUCKETS;
+    let [o, dor, dora] = COUNT_BUCKETS;
+    [
+        (s, money(&delta.sales)),
+        (ds, money(&delta.downline_sales)),
+        (dsa, money(&delta.downline_sales_all)),
+        (o, count(&delta.orders)),
+        (dor, count(&delta.downline_orders)),
+        (dora, count(&delta.downline_orders_all)),
+    ]
+}
+
 /// Daily moves summed by month: an update expression may name an attribute
 /// once.
 fn by_month(moves: impl Iterator<Item = (Day, Decimal)>) -> Vec<(Month, Decimal)> {
@@ -297,18 +309,8 @@ pub(crate) fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> Metr
 /// see [`only_kinds`]). Unconditional: they ride in the transaction whose
 /// ledger version guard makes the whole write happen once.
 pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDelta) -> Vec<Update> {
-    let money = |v: &[(Day, Money)]| v.iter().map(|(d, a)| (*d, a.amount())).collect::<Vec<_>>();
-    let count = |v: &[(Day, i64)]| v.iter().map(|(d, c)| (*d, Decimal::from(*c))).collect::<Vec<_>>();
     let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
-    let kinds = [
-        ("sales", money(&delta.sales)),
-        ("orders", count(&delta.orders)),
-        ("dsales", money(&delta.downline_sales)),
-        ("dorders", count(&delta.downline_orders)),
-        ("dsalesA", money(&delta.downline_sales_all)),
-        ("dordersA", count(&delta.downline_orders_all)),
-    ];
-    for (kind, moves) in kinds {
+    for (kind, moves) in bucket_moves(delta) {
         for (day, v) in moves.into_iter().filter(|(_, v)| !v.is_zero()) {
             *by_month.entry(day.month()).or_default().entry(format!("{kind}#{:02}", day.day_of_month())).or_default() += v;
         }
