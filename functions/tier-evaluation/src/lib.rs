@@ -191,7 +191,8 @@ impl TierEvaluation {
     /// one partition message per tier. Safe to call again: pages are
     /// evaluated at the run's instant, and evaluating twice changes nothing.
     pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
-        self.start_review_of(Period::Month(self.calendar.month_of(now)), now).await
+        let published = self.table.current_rule_set().await?.is_some();
+        self.start_review_of(Period::Month(self.calendar.month_of(now)), now, published).await
     }
 
     /// What the daily schedule calls: where the rule set reads rolling
@@ -205,12 +206,14 @@ impl TierEvaluation {
         if !rolling || today.day_of_month() == 1 {
             return Ok(None);
         }
-        self.start_review_of(Period::Day(today), now).await.map(Some)
+        self.start_review_of(Period::Day(today), now, true).await.map(Some)
     }
 
-    async fn start_review_of(&self, period: Period, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+    /// Starts (or finds) the run of `period` and, if a rule set is
+    /// `published`, fans it out.
+    async fn start_review_of(&self, period: Period, now: DateTime<Utc>, published: bool) -> Result<ReviewRecord, StoreError> {
         let run = self.table.start_review(period, now).await?;
-        if self.table.current_rule_set().await?.is_none() {
+        if !published {
             return Ok(run);
         }
         let review = ReviewRun { period: run.period, at: run.at };
