@@ -129,3 +129,86 @@ async fn registrations_are_applied_once_and_impossible_ones_are_dead_lettered() 
     assert_eq!((r.status, r.code()), (422, "unknown_store"));
     stack.stop().await;
 }
+
+/// The receivers' commission entries are written after the transaction that
+/// counts the order (a plain write costs half a transactional one). When a
+/// delivery commits and fails before writing them, its redelivery writes
+/// them, and counts nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivery_writes_the_commission_entry_a_failed_delivery_left_out() {
+    let (stack, api) = clothing_stack().await;
+    let message = paid_event("evt-c", "O-c", "d-shanghai", "HOODIE-GREY", 2, "459.00").to_json();
+    send_raw(&stack, "TierEventsQueue", &message).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let db = &stack.clients.dynamodb;
+    let key = |pk: &str, sk: &str| {
+        std::collections::HashMap::from([
+            ("PK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(pk.into())),
+            ("SK".to_owned(), aws_sdk_dynamodb::types::AttributeValue::S(sk.into())),
+        ])
+    };
+    let entry_key = key("DIST#d-hangzhou", "COMM#jd#sh-outlet#O-c");
+    let entry = db.get_item().table_name(stack.table_name()).set_key(Some(entry_key.clone())).consistent_read(true).send().await.unwrap().item;
+    let entry = entry.expect("the upline's entry is written");
+    let earned = dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]);
+    assert!(earned > d("0"), "d-hangzhou earns on d-shanghai's order");
+
+    // The first delivery "failed" after its transaction: no entry.
+    db.delete_item().table_name(stack.table_name()).set_key(Some(entry_key.clone())).send().await.unwrap();
+    send_raw(&stack, "TierEventsQueue", &message).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let again = db.get_item().table_name(stack.table_name()).set_key(Some(entry_key)).consistent_read(true).send().await.unwrap().item;
+    let again = again.expect("the redelivery writes the missing entry");
+    assert_eq!(again.get("entry"), entry.get("entry"));
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), earned, "counted once");
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["sales"]["lifetime"]), d("918"));
+    stack.stop().await;
+}
+
+/// Ledger entries written before they kept the commission terms: the
+/// receivers' entries hold them, and the order's next change moves the
+/// terms into its ledger entry, reversing exactly what was earned.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_from_before_the_ledger_kept_commission_terms_reverses_exactly() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (stack, api) = clothing_stack().await;
+    send_raw(&stack, "TierEventsQueue", &paid_event("evt-l", "O-l", "d-shanghai", "HOODIE-GREY", 2, "500.00").to_json()).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let earned = dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]);
+    assert_eq!(earned, d("50"), "5 % of 1,000.00");
+
+    // Rewrite both items as an earlier build left them.
+    let db = &stack.clients.dynamodb;
+    let table = stack.table_name();
+    let key = |pk: &str, sk: &str| std::collections::HashMap::from([("PK".to_owned(), AttributeValue::S(pk.into())), ("SK".to_owned(), AttributeValue::S(sk.into()))]);
+    let ledger_key = key("DIST#d-shanghai", "ORDER#jd#sh-outlet#O-l");
+    let entry_key = key("DIST#d-hangzhou", "COMM#jd#sh-outlet#O-l");
+    db.update_item().table_name(&table).set_key(Some(ledger_key.clone())).update_expression("REMOVE commission").send().await.unwrap();
+    db.update_item()
+        .table_name(&table)
+        .set_key(Some(entry_key.clone()))
+        .update_expression("REMOVE lversion SET version = :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let refund = Message::OrderEventV1(OrderEvent {
+        event_id: EventId::parse("evt-l-r").unwrap(),
+        order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse("O-l").unwrap() },
+        distributor: DistributorId::parse("d-shanghai").unwrap(),
+        occurred_at: Utc::now(),
+        kind: OrderEventKind::Refunded { refund_id: RefundId::parse("R1").unwrap(), amount: Money::parse("400.00").unwrap(), lines: vec![] },
+    });
+    send_raw(&stack, "TierEventsQueue", &refund.to_json()).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("30"), "5 % of 600.00");
+    let ledger = db.get_item().table_name(&table).set_key(Some(ledger_key)).consistent_read(true).send().await.unwrap().item.unwrap();
+    let terms: serde_json::Value = serde_json::from_str(ledger["commission"].as_s().unwrap()).unwrap();
+    assert_eq!(dec(&terms["d-hangzhou"]["amount"]), d("30"), "{terms}");
+    let entry = db.get_item().table_name(&table).set_key(Some(entry_key)).consistent_read(true).send().await.unwrap().item.unwrap();
+    let entry: serde_json::Value = serde_json::from_str(entry["entry"].as_s().unwrap()).unwrap();
+    assert_eq!(dec(&entry["amount"]), d("30"));
+    assert!(dead_letters(&stack, "TierEventsDLQ", 1, Duration::from_secs(1)).await.is_empty());
+    stack.stop().await;
+}

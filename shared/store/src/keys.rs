@@ -9,7 +9,7 @@
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
 //! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
-//! | commission | `DIST#{receiver}` | `COMM#{platform}#{store}#{order}` | get by order; query a receiver's entries for its balance |
+//! | commission | `DIST#{receiver}` | `COMM#{platform}#{store}#{order}` | a receiver's page of entries (projections of the terms the order's ledger entry keeps) |
 //! | withdrawal | `DIST#{id}` | `WITHDRAWAL#{request id}` | one per request: a retried request pays once |
 //! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
 //! | price book version | `PRICEBOOK` | `CURRENT` / `V#{version:06}` | the current version; a version's metadata (claimed before its items are written) |

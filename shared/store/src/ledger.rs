@@ -9,6 +9,13 @@
 //! the version read, so a concurrent delivery or evaluation makes the
 //! transaction fail and the group is read and applied again.
 //!
+//! What an order earns each receiver is kept in the order's ledger entry,
+//! whose version guards the receivers' counters in the same transaction.
+//! The receivers' commission entries (what their commission page lists) are
+//! projections of it, written just after the commit as plain writes (half
+//! a transactional write's cost); a redelivery writes one that a failed
+//! delivery left out, and a projection never replaces a later one.
+//!
 //! What depends on the rule set (daily buckets for rolling windows, the
 //! purchased quantities of SKUs) is fixed per order when it is first
 //! counted: the entry keeps those terms (`daily`, `skus`), and its later
@@ -68,6 +75,15 @@ pub enum GroupError {
     UnknownDistributor(DistributorId),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A receiver's commission entry to write after the transaction.
+struct Projection {
+    receiver: DistributorId,
+    order: OrderRef,
+    entry: CommissionEntry,
+    /// The version of the order's ledger entry it reflects.
+    lversion: u64,
 }
 
 /// One pass's result: done, lost a race (read again), or too many writes
@@ -177,18 +193,23 @@ impl Table {
             daily: BTreeSet<String>,
             /// Likewise the SKUs whose purchased quantities it counted in.
             skus: BTreeSet<tier_domain::ids::Sku>,
+            /// What each receiver earns on the order, kept with the entry
+            /// (the receivers' entries are projections of it); `None` on
+            /// entries from before it was kept there.
+            commission: Option<BTreeMap<DistributorId, CommissionEntry>>,
         }
         let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
         for o in &orders {
             let key = keys::order_ledger(distributor, o);
-            let (record, version, daily, skus) = match items.get(&key) {
+            let (record, version, daily, skus, commission) = match items.get(&key) {
                 Some(i) => (
                     item::get_json::<OrderRecord>(i, "record")?,
                     item::get_u64_or_zero(i, "version")?,
                     item::get_string_set(i, "daily"),
                     item::get_string_set(i, "skus").iter().map(|raw| tier_domain::ids::Sku::parse(raw).map_err(|e| StoreError::corrupt(&key, e.to_string()))).collect::<Result<_, _>>()?,
+                    i.contains_key("commission").then(|| item::get_json(i, "commission")).transpose()?,
                 ),
-                None => (OrderRecord::default(), 0, BTreeSet::new(), BTreeSet::new()),
+                None => (OrderRecord::default(), 0, BTreeSet::new(), BTreeSet::new(), Some(BTreeMap::new())),
             };
             let before = record.contribution();
             let before_purchased = record.purchased();
@@ -196,13 +217,19 @@ impl Table {
             // purchases in whatever SKUs rules referred to, as they still do.
             let legacy = items.get(&key).is_some_and(|i| !i.contains_key("terms")) && before.day.is_some();
             let skus = if legacy { before_purchased.keys().filter(|s| tracked.contains(*s)).cloned().collect() } else { skus };
-            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily, skus });
+            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily, skus, commission });
         }
         let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
+        // Orders an event of which was delivered again: a first delivery may
+        // have committed and failed before writing the receivers' entries.
+        let mut redelivered: BTreeSet<&OrderRef> = BTreeSet::new();
         for e in events {
             let entry = entries.get_mut(&e.order).expect("every order was read");
             match entry.record.apply(e, calendar) {
-                Applied::Duplicate => outcome.duplicates += 1,
+                Applied::Duplicate => {
+                    outcome.duplicates += 1;
+                    redelivered.insert(&e.order);
+                }
                 Applied::Changed { .. } => {
                     entry.changed = true;
                     outcome.recorded += 1;
@@ -275,9 +302,16 @@ impl Table {
         if !commission_orders.is_empty() {
             for (_, r) in &receivers {
                 round2.push(keys::distributor(r));
-                round2.extend(commission_orders.iter().map(|o| keys::commission(r, o)));
+                // Entries from before the ledger kept the terms: the
+                // receivers' entries hold them.
+                round2.extend(commission_orders.iter().filter(|o| entries[*o].commission.is_none()).map(|o| keys::commission(r, o)));
             }
         }
+        let to_check: Vec<(&OrderRef, DistributorId)> = redelivered
+            .iter()
+            .flat_map(|o| entries[*o].commission.iter().flat_map(|c| c.keys().cloned()).map(move |r| (*o, r)))
+            .collect();
+        round2.extend(to_check.iter().map(|(o, r)| keys::commission(r, o)));
         let round2_items = if round2.is_empty() { HashMap::new() } else { self.batch_get(&round2, true).await? };
         let buyer_items = &round2_items;
         for key in &seller_daily {
@@ -287,23 +321,6 @@ impl Table {
         }
 
         let mut tx = Vec::new();
-        for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
-            let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
-                &keys::order_ledger(distributor, order),
-                "order_ledger",
-                // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
-                [("record", item::json(&entry.record)), ("version", n(entry.version + 1)), ("order", s(order.to_string())), ("terms", n(1))]
-                    .into_iter()
-                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
-                    .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),
-            )));
-            let put = if entry.version == 0 {
-                put.condition_expression("attribute_not_exists(PK)")
-            } else {
-                put.condition_expression("version = :v").expression_attribute_values(":v", n(entry.version))
-            };
-            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
-        }
         for (buyer, (change, _)) in &buyer_changes {
             let bkey = keys::buyer(distributor, buyer);
             let existing = buyer_items.get(&bkey);
@@ -338,6 +355,10 @@ impl Table {
         // Its own customers count among its users at all levels too.
         outcome.delta.downline_users_all += outcome.delta.downline_users;
         outcome.delta.valid_downline_users_all += outcome.delta.valid_downline_users;
+        // The receivers' entries to write once the transaction commits, and
+        // the new terms the ledger entries keep.
+        let mut projections: Vec<Projection> = Vec::new();
+        let mut terms: Vec<(&OrderRef, DistributorId, CommissionEntry)> = Vec::new();
         if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
             let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
             let mut frozen: BTreeMap<&DistributorId, Vec<(Day, Money)>> = BTreeMap::new();
@@ -353,12 +374,14 @@ impl Table {
                 for order in &commission_orders {
                     let entry = &entries[order];
                     let Some(paid) = &entry.record.paid else { continue };
-                    let ckey = keys::commission(receiver, order);
-                    let existing = round2_items.get(&ckey);
-                    let (old, version) = match existing {
-                        Some(i) => (Some(item::get_json::<CommissionEntry>(i, "entry")?), item::get_u64_or_zero(i, "version")?),
-                        None => (None, 0),
+                    let old = match &entry.commission {
+                        Some(terms) => terms.get(*receiver).cloned(),
+                        None => round2_items.get(&keys::commission(receiver, order)).map(|i| item::get_json::<CommissionEntry>(i, "entry")).transpose()?,
                     };
+                    if let (None, Some(old)) = (&entry.commission, &old) {
+                        // The ledger entry takes over every receiver's terms at once.
+                        terms.push((*order, (*receiver).clone(), old.clone()));
+                    }
                     // The terms the order was first counted on.
                     let (rate, fixed) = match &old {
                         Some(e) => (e.rate, e.fixed.clone()),
@@ -374,22 +397,8 @@ impl Table {
                         |e| e.settles_at,
                     );
                     let new_entry = CommissionEntry { level: *level, rate, amount, settles_at, fixed };
-                    let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
-                        &ckey,
-                        "commission",
-                        [
-                            ("entry", item::json(&new_entry)),
-                            ("version", n(version + 1)),
-                            ("source", s(distributor.as_str())),
-                            ("order", s(order.to_string())),
-                        ],
-                    )));
-                    let put = if version == 0 {
-                        put.condition_expression("attribute_not_exists(PK)")
-                    } else {
-                        put.condition_expression("version = :v").expression_attribute_values(":v", n(version))
-                    };
-                    tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+                    projections.push(Projection { receiver: (*receiver).clone(), order: (*order).clone(), entry: new_entry.clone(), lversion: entry.version + 1 });
+                    terms.push((*order, (*receiver).clone(), new_entry));
                     let slot = earned.entry(receiver).or_default();
                     *slot = *slot + (amount - before);
                     // Frozen until its day; once settled, only the total moves.
@@ -405,6 +414,47 @@ impl Table {
                 let frozen_commission = frozen.remove(receiver).unwrap_or_default();
                 receiver_deltas.entry(receiver).or_default().merge(&MetricsDelta { cumulative_commission: amount, frozen_commission, ..Default::default() });
             }
+        }
+        for (order, receiver, term) in terms {
+            entries.get_mut(order).expect("every order was read").commission.get_or_insert_with(BTreeMap::new).insert(receiver, term);
+        }
+        // Receivers' entries a first delivery may not have written.
+        for (order, receiver) in &to_check {
+            let entry = &entries[*order];
+            let Some(term) = entry.commission.as_ref().and_then(|c| c.get(receiver)) else { continue };
+            if projections.iter().any(|p| &p.receiver == receiver && &p.order == *order) {
+                continue;
+            }
+            let written = round2_items.get(&keys::commission(receiver, order)).map(|i| item::get_json::<CommissionEntry>(i, "entry")).transpose()?;
+            if written.as_ref() != Some(term) {
+                // The version the entry has once this pass commits.
+                projections.push(Projection { receiver: receiver.clone(), order: (*order).clone(), entry: term.clone(), lversion: entry.version + u64::from(entry.changed) });
+            }
+        }
+        for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
+            let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
+                &keys::order_ledger(distributor, order),
+                "order_ledger",
+                // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
+                [
+                    ("record", item::json(&entry.record)),
+                    ("version", n(entry.version + 1)),
+                    ("order", s(order.to_string())),
+                    ("terms", n(1)),
+                ]
+                    .into_iter()
+                    // Absent on an entry from before it was kept here, until
+                    // its commission next moves: the receivers' entries hold it.
+                    .chain(entry.commission.as_ref().map(|c| ("commission", item::json(c))))
+                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
+                    .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),
+            )));
+            let put = if entry.version == 0 {
+                put.condition_expression("attribute_not_exists(PK)")
+            } else {
+                put.condition_expression("version = :v").expression_attribute_values(":v", n(entry.version))
+            };
+            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
             tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
@@ -427,17 +477,44 @@ impl Table {
         for (id, moves) in &daily_moves {
             tx.extend(daily_updates(self, id, moves).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
         }
-        if tx.is_empty() {
-            return Ok(Pass::Done(Box::new(outcome)));
-        }
         if tx.len() > MAX_TX_ITEMS && events.len() > 1 {
             return Ok(Pass::TooLarge);
         }
-        match self.transact(tx).await {
-            Ok(TxOutcome::Committed) => Ok(Pass::Done(Box::new(outcome))),
-            Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => Ok(Pass::Raced),
-            Err(e) => Err(e.into()),
+        if !tx.is_empty() {
+            match self.transact(tx).await {
+                Ok(TxOutcome::Committed) => {}
+                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => return Ok(Pass::Raced),
+                Err(e) => return Err(e.into()),
+            }
         }
+        // After the commit: a failure here leaves the message to be
+        // delivered again, and the redelivery writes what is missing.
+        self.write_projections(distributor, &projections).await?;
+        Ok(Pass::Done(Box::new(outcome)))
+    }
+
+    /// Writes receivers' commission entries, each the projection of the
+    /// terms its order's ledger entry keeps at version `lversion`: a plain
+    /// write (1 unit; in the transaction it was 2), which never replaces
+    /// what a later version of the ledger entry wrote.
+    async fn write_projections(&self, source: &DistributorId, projections: &[Projection]) -> Result<(), StoreError> {
+        let writes = projections.iter().map(|p| {
+            let put = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(
+                    &keys::commission(&p.receiver, &p.order),
+                    "commission",
+                    [("entry", item::json(&p.entry)), ("lversion", n(p.lversion)), ("source", s(source.as_str())), ("order", s(p.order.to_string()))],
+                )))
+                .condition_expression("attribute_not_exists(lversion) OR lversion <= :v")
+                .expression_attribute_values(":v", n(p.lversion))
+                .build()
+                .expect("put has item");
+            // A failed condition: a later version is there already.
+            self.transact(vec![TransactWriteItem::builder().put(put).build()])
+        });
+        futures::future::try_join_all(writes).await?;
+        Ok(())
     }
 
     fn metrics_unchanged_check(&self, distributor: &DistributorId, mversion: u64) -> TransactWriteItem {
