@@ -125,6 +125,12 @@ async fn admin_api_refuses_bad_keys_and_bad_documents() {
     assert_eq!((r.status, r.code()), (422, "invalid_document"));
     let r = api.get("nothing-here").await.unwrap();
     assert_eq!((r.status, r.code()), (404, "route_not_found"));
+    // Outside the admin API, what no route serves (an unknown path, a known
+    // path's other method) reaches the `$default` route: still coded.
+    for path in ["/v1/nothing-here", "/webhooks/jd/sh-outlet", "/"] {
+        let r = api.read(path).await.unwrap();
+        assert_eq!((r.status, r.code()), (404, "route_not_found"), "GET {path}: {}", r.body);
+    }
     stack.stop().await;
 }
 

@@ -151,10 +151,9 @@ pub enum RouteMatch<'a> {
         handler: &'a HttpHandler,
         path_parameters: HashMap<String, String>,
     },
-    /// The path matches some routes, none for this method.
-    MethodNotAllowed {
-        allowed: Vec<String>,
-    },
+    /// No route for this method and path, and no `$default` route (a path
+    /// served for other methods only is not found either: HTTP APIs have
+    /// no 405).
     NotFound,
 }
 
@@ -184,7 +183,6 @@ impl Router {
         // (specificity per segment, explicit method, route index, path parameters)
         type Candidate = (Vec<u8>, bool, usize, HashMap<String, String>);
         let mut best: Option<Candidate> = None;
-        let mut path_matched_methods = Vec::new();
         for (i, (route, _)) in self.routes.iter().enumerate() {
             if route.path == "$default" {
                 continue;
@@ -194,7 +192,6 @@ impl Router {
             };
             let exact = route.method == method.as_str();
             if !exact && route.method != "ANY" {
-                path_matched_methods.push(route.method.clone());
                 continue;
             }
             let rank: Vec<u8> = parse_segments(&route.path)
@@ -222,13 +219,6 @@ impl Router {
                 route,
                 handler,
                 path_parameters: HashMap::new(),
-            };
-        }
-        if !path_matched_methods.is_empty() {
-            path_matched_methods.sort();
-            path_matched_methods.dedup();
-            return RouteMatch::MethodNotAllowed {
-                allowed: path_matched_methods,
             };
         }
         RouteMatch::NotFound
@@ -332,27 +322,16 @@ async fn handle(
             handler,
             path_parameters,
         } => (route.clone(), handler.clone(), path_parameters),
-        RouteMatch::MethodNotAllowed { allowed } => {
-            let mut resp = json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!(
-                    "{} is not allowed on {path}; allowed: {}",
-                    req.method(),
-                    allowed.join(", ")
-                ),
-            );
-            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                resp.headers_mut().insert(http::header::ALLOW, v);
-            }
-            return resp;
-        }
+        // What API Gateway answers itself when no route (and no `$default`)
+        // takes a request: 404 with its own uncoded body, for an unknown
+        // path and for a known path's other methods alike (HTTP APIs have
+        // no 405). The template's `$default` route is what gives it a code.
         RouteMatch::NotFound => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                format!("no route for {} {path}", req.method()),
-            );
+            return http::Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from_static(br#"{"message":"Not Found"}"#)))
+                .expect("static response parts are valid");
         }
     };
 
