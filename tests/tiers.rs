@@ -704,6 +704,16 @@ async fn new_rules_count_the_orders_already_in_the_ledger() {
     let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
     assert_eq!(rolling(&tier.body), d("38781"), "4,590 + 30,294 + 3,897: {}", tier.body);
     assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["purchased"]["JACKET-DOWN"], 3);
+    // Its progress, for operators: both passes listed, every distributor's
+    // ledger counted, and 3 orders counted into something new (the one
+    // outside 30 days and not a jacket: nothing).
+    let progress = api.get("rule-set").await.unwrap().body["backfill"].clone();
+    assert_eq!(progress["starts"], 1, "{progress}");
+    assert_eq!(progress["partitions_listed"], progress["partitions"], "{progress}");
+    assert_eq!(progress["distributors_counted"], 3, "{progress}");
+    assert_eq!(progress["entries_counted"], 3, "{progress}");
+    assert!(progress["entries_read"].as_u64().unwrap() >= 4, "{progress}");
+    assert!(progress["last_progress_at"].is_string(), "{progress}");
 
     // Refunds and returns of backfilled orders come back out.
     api.webhook("jd", "sh-outlet", &docs::refunded("b1r", "B1", "RF-B1", "4590.00", &[], now)).await.unwrap();
@@ -738,6 +748,10 @@ async fn new_rules_count_the_orders_already_in_the_ledger() {
     let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
     assert_eq!(rolling(&tier.body), d("32892"));
     assert_eq!(distributor(&api, "d-shanghai").await["metrics"]["purchased"]["JACKET-DOWN"], 2);
+    let again = api.get("rule-set").await.unwrap().body["backfill"].clone();
+    assert_eq!(again["starts"], 2, "{again}");
+    assert_eq!((&again["distributors_counted"], &again["entries_counted"]), (&progress["distributors_counted"], &progress["entries_counted"]), "{again}");
+    assert_eq!(again["started_at"], progress["started_at"]);
     stack.stop().await;
 }
 

@@ -228,7 +228,9 @@ impl AdminApi {
         // whose tier moved while their partition was listed. The second pass
         // finds everything else counted and only reads.
         let tiers: Vec<Option<tier_domain::ids::TierId>> = self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]).collect();
-        for delay in [0].into_iter().chain((self.backfill_recheck_secs > 0).then_some(self.backfill_recheck_secs)) {
+        let passes: Vec<u32> = [0].into_iter().chain((self.backfill_recheck_secs > 0).then_some(self.backfill_recheck_secs)).collect();
+        self.table.record_backfill_start(version, now, (tiers.len() * passes.len()) as u64).await?;
+        for delay in passes {
             for tier in &tiers {
                 let message = tier_messages::Message::BackfillPartitionV1(tier_messages::BackfillPartition { backfill: backfill.clone(), tier: tier.clone(), cursor: None });
                 self.tier_events.send_delayed(&message, delay).await?;
@@ -239,7 +241,8 @@ impl AdminApi {
 
     async fn get_rule_set(&self) -> Result<Response<Body>, ApiError> {
         let current = self.table.current_rule_set().await?.ok_or_else(|| ApiError::not_found("no_rule_set", "no rule set has been published"))?;
-        Ok(http::json(StatusCode::OK, &json!({"version": current.version, "published_at": current.published_at, "rule_set": current.rules.doc()})))
+        let backfill = self.table.backfill_progress(current.version).await?;
+        Ok(http::json(StatusCode::OK, &json!({"version": current.version, "published_at": current.published_at, "rule_set": current.rules.doc(), "backfill": backfill})))
     }
 
     async fn register_distributor(&self, id: DistributorId, body: &[u8]) -> Result<Response<Body>, ApiError> {

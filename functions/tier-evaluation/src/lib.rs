@@ -52,6 +52,22 @@ pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
 /// hands on to a continuation: well inside the function's timeout.
 pub const BACKFILL_ENTRIES_PER_MESSAGE: usize = 100;
 
+/// What one partition message listed.
+#[derive(Debug, Default)]
+struct Listed {
+    distributors: u64,
+    finished: bool,
+}
+
+/// What one backfill page message did, for the run's progress.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct PageWork {
+    read: u64,
+    counted: u64,
+    /// Distributors whose ledger it finished counting.
+    distributors: u64,
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct ReviewReport {
     pub reviewed: u64,
@@ -233,36 +249,46 @@ impl TierEvaluation {
             |cursor| Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
         )
         .await
+        .map(|_| ())
     }
 
     /// Lists a tier's members from `cursor` into page messages, and hands
     /// on to a continuation (`more`) before the function runs out of time.
-    async fn fan_out(&self, tier: Option<&TierId>, mut cursor: Option<String>, page: impl Fn(Vec<DistributorId>) -> Message, more: impl Fn(String) -> Message) -> Result<(), Failure> {
+    /// Says how many it listed and whether it reached the partition's end.
+    async fn fan_out(&self, tier: Option<&TierId>, mut cursor: Option<String>, page: impl Fn(Vec<DistributorId>) -> Message, more: impl Fn(String) -> Message) -> Result<Listed, Failure> {
+        let mut listed = Listed::default();
         for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
             let (ids, next) = self.table.tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
+            listed.distributors += ids.len() as u64;
             for chunk in ids.chunks(REVIEW_PAGE_SIZE) {
                 self.queue.send(&page(chunk.to_vec())).await?;
             }
             match next {
                 Some(n) => cursor = Some(n),
-                None => return Ok(()),
+                None => {
+                    listed.finished = true;
+                    return Ok(listed);
+                }
             }
         }
         // More members: a continuation carries on from here.
         if let Some(c) = cursor {
             self.queue.send(&more(c)).await?;
         }
-        Ok(())
+        Ok(listed)
     }
 
     async fn on_backfill_partition(&self, p: &BackfillPartition) -> Result<(), Failure> {
-        self.fan_out(
-            p.tier.as_ref(),
-            p.cursor.clone(),
-            |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
-            |cursor| Message::BackfillPartitionV1(BackfillPartition { backfill: p.backfill.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
-        )
-        .await
+        let listed = self
+            .fan_out(
+                p.tier.as_ref(),
+                p.cursor.clone(),
+                |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
+                |cursor| Message::BackfillPartitionV1(BackfillPartition { backfill: p.backfill.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
+            )
+            .await?;
+        self.table.record_backfill_listing(p.backfill.rule_set_version, listed.distributors, listed.finished).await?;
+        Ok(())
     }
 
     /// Counts each distributor's ledger into what the rule set reads, at
@@ -271,6 +297,16 @@ impl TierEvaluation {
     /// stopped. Tiers follow at the next event or review, as for any new
     /// rule set.
     async fn on_backfill_page(&self, page: &BackfillPage) -> Result<(), Failure> {
+        let mut work = PageWork::default();
+        let result = self.backfill_page(page, &mut work).await;
+        // What ran is recorded even when the page is to be retried.
+        if work != PageWork::default() {
+            self.table.record_backfill_page(page.backfill.rule_set_version, Utc::now(), work.read, work.counted, work.distributors).await?;
+        }
+        result
+    }
+
+    async fn backfill_page(&self, page: &BackfillPage, work: &mut PageWork) -> Result<(), Failure> {
         let b = &page.backfill;
         let mut budget = BACKFILL_ENTRIES_PER_MESSAGE;
         let mut cursor = page.cursor.clone();
@@ -278,12 +314,14 @@ impl TierEvaluation {
             loop {
                 let Some((done, next)) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since, cursor.as_deref(), budget as i32).await? else { break };
                 tracing::info!(distributor = %id, orders = done.orders, counted = done.counted, rule_set = b.rule_set_version, "ledger backfilled");
+                work.read += done.orders as u64;
+                work.counted += done.counted as u64;
                 budget = budget.saturating_sub(done.orders.max(1));
                 cursor = next;
                 match (&cursor, budget) {
                     (None, _) => {
                         // Its ledger is counted: its new windows read whole.
-                        self.table.mark_backfilled(id, b.rule_set_version).await?;
+                        work.distributors += u64::from(self.table.mark_backfilled(id, b.rule_set_version).await?);
                         break;
                     }
                     (Some(_), 0) => {

@@ -175,3 +175,105 @@ impl Table {
         }
     }
 }
+
+/// How far a rule set version's backfill has got, for operators. It is over
+/// once every partition message has listed its distributors
+/// (`partitions_listed` = `partitions`, which includes the second pass)
+/// and `last_progress_at` has stopped moving. `distributors_counted` is
+/// exact (each distributor's ledger is marked counted once); the other
+/// counters say how much work ran, so a redelivered message counts twice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BackfillProgress {
+    pub rule_set_version: u64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Times it was started: by the publication, then by hand.
+    pub starts: u64,
+    /// Partition messages sent, over both passes of every start.
+    pub partitions: u64,
+    pub partitions_listed: u64,
+    pub distributors_listed: u64,
+    /// Distributors whose whole ledger is counted into this version's
+    /// windows: their downgrades are no longer held.
+    pub distributors_counted: u64,
+    pub entries_read: u64,
+    pub entries_counted: u64,
+    pub last_progress_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn progress_key(version: u64) -> keys::Key {
+    (format!("BACKFILL#{version:06}"), "RUN".into())
+}
+
+impl Table {
+    /// A start of `version`'s backfill that sends `partitions` partition
+    /// messages (the record is created by the first).
+    pub async fn record_backfill_start(&self, version: u64, at: chrono::DateTime<chrono::Utc>, partitions: u64) -> Result<(), StoreError> {
+        self.add_progress(version, "SET started_at = if_not_exists(started_at, :at), entity_type = :e ADD #starts :one, #partitions :p", &[("#starts", "starts"), ("#partitions", "partitions")], [
+            (":at", s(at.to_rfc3339())),
+            (":e", s("backfill_run")),
+            (":one", n(1)),
+            (":p", n(partitions)),
+        ])
+        .await
+    }
+
+    /// One partition message's listing: `listed` distributors, and whether
+    /// it reached the end of its partition (or handed on to a continuation).
+    pub async fn record_backfill_listing(&self, version: u64, listed: u64, finished: bool) -> Result<(), StoreError> {
+        self.add_progress(version, "ADD distributors_listed :l, partitions_listed :f", &[], [(":l", n(listed)), (":f", n(u64::from(finished)))]).await
+    }
+
+    /// One page message's work.
+    pub async fn record_backfill_page(&self, version: u64, at: chrono::DateTime<chrono::Utc>, read: u64, counted: u64, distributors: u64) -> Result<(), StoreError> {
+        self.add_progress(version, "SET last_progress_at = :at ADD entries_read :r, entries_counted :c, distributors_counted :d", &[], [
+            (":at", s(at.to_rfc3339())),
+            (":r", n(read)),
+            (":c", n(counted)),
+            (":d", n(distributors)),
+        ])
+        .await
+    }
+
+    /// An unconditional update of the progress record: 1 write unit a
+    /// message, beside the transactions it counts. `names` spell out
+    /// attribute names that are reserved words (PARTITIONS).
+    async fn add_progress<'a>(&self, version: u64, update: &str, names: &[(&str, &str)], values: impl IntoIterator<Item = (&'a str, AttributeValue)>) -> Result<(), StoreError> {
+        let (pk, sk) = progress_key(version);
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(update)
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+        let request = names.iter().fold(request, |r, (placeholder, name)| r.expression_attribute_names(*placeholder, *name));
+        request
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
+    }
+
+    /// `version`'s backfill progress; `None` if it was never started.
+    pub async fn backfill_progress(&self, version: u64) -> Result<Option<BackfillProgress>, StoreError> {
+        let key = progress_key(version);
+        let Some(i) = self.get(&key, true).await? else { return Ok(None) };
+        // Page messages can record before the start does.
+        let Some(started) = item::opt_s(&i, "started_at") else { return Ok(None) };
+        let time = |raw: &str| raw.parse::<chrono::DateTime<chrono::Utc>>().map_err(|_| StoreError::corrupt(&key, format!("bad time {raw}")));
+        let count = |name: &str| item::get_u64_or_zero(&i, name);
+        Ok(Some(BackfillProgress {
+            rule_set_version: version,
+            started_at: time(started)?,
+            starts: count("starts")?,
+            partitions: count("partitions")?,
+            partitions_listed: count("partitions_listed")?,
+            distributors_listed: count("distributors_listed")?,
+            distributors_counted: count("distributors_counted")?,
+            entries_read: count("entries_read")?,
+            entries_counted: count("entries_counted")?,
+            last_progress_at: item::opt_s(&i, "last_progress_at").map(time).transpose()?,
+        }))
+    }
+}

@@ -338,10 +338,11 @@ impl Table {
     }
 
     /// Records that rule set `version`'s backfill has counted the
-    /// distributor's ledger (a later version's is never undone).
-    pub async fn mark_backfilled(&self, id: &DistributorId, version: u64) -> Result<(), StoreError> {
+    /// distributor's ledger (a later version's is never undone); `true` the
+    /// first time.
+    pub async fn mark_backfilled(&self, id: &DistributorId, version: u64) -> Result<bool, StoreError> {
         let condition = "attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)";
-        self.update_if(&keys::distributor(id), "SET backfilled = :v", condition, [(":v", n(version))]).await.map(|_| ())
+        self.update_if(&keys::distributor(id), "SET backfilled = :v", condition, [(":v", n(version))]).await
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.

@@ -20,6 +20,7 @@
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
+//! | backfill run | `BACKFILL#{version:06}` | `RUN` | one per rule set version whose backfill started: its progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};
 
