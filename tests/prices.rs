@@ -199,3 +199,49 @@ async fn a_hundred_skus_cost_two_round_trips() {
     assert_eq!(usage.requests.get("BatchGetItem"), Some(&2), "{usage:?}");
     stack.stop().await;
 }
+
+/// A store-wide promotion (双十一 over the whole catalogue): each SKU's entry
+/// keeps the promotion without its SKU list, so what a publication writes
+/// and a lookup reads do not grow with the square of the catalogue, and the
+/// promotion, stored in parts, still reads back whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_wide_promotion_is_kept_once_not_in_every_entry() {
+    const SKUS: usize = 9_000;
+    let (stack, api) = clothing_stack().await;
+    let skus: Vec<String> = (0..SKUS).map(|i| format!("SKU-{i:05}")).collect();
+    let rows: Vec<serde_json::Value> = skus.iter().map(|s| json!({"type": "base", "sku": s, "price": "100.00"})).collect();
+    let book = json!({"rows": rows, "promotions": [{"id": "double-11", "name": "双十一 Double 11", "skus": skus, "tiers": ["senior"],
+        "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2999-01-01T00:00:00Z", "discount_pct": "20", "subsidy_pct": "2"}]});
+    let r = api.put("price-book", &book).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let version = r.body["version"].as_u64().unwrap();
+
+    // An entry is small: no list of 9,000 SKUs in it.
+    let entry = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(stack.table_name())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("BOOK#{version:06}")))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-04321".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let book_json = entry["book"].as_s().unwrap();
+    assert!(book_json.len() < 1024, "{} bytes: {book_json}", book_json.len());
+    // The lookup still applies it, for a tier that sees promotions.
+    let r = api.put("distributors/d-shanghai/tier", &json!({"tier": "senior", "reason": "promotion test"})).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.prices("d-shanghai", &["SKU-04321"]).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(dec(&r.body["prices"][0]["unit_price"]), d("80"), "{}", r.body);
+    // And operators read it back whole, its SKUs in order.
+    let r = api.get("price-book").await.unwrap();
+    let listed: Vec<&str> = r.body["promotions"][0]["skus"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(listed.len(), SKUS);
+    assert_eq!(listed, skus.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(r.body["promotions"].as_array().unwrap().len(), 1);
+    stack.stop().await;
+}

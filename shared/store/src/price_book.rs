@@ -5,7 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use tier_domain::ids::{DistributorId, Sku};
-use tier_domain::pricing::{PriceBookDraft, SkuBook};
+use tier_domain::pricing::{PriceBookDraft, Promotion, SkuBook};
+
+/// SKUs per stored part of a promotion: 4,000 SKU ids of at most 64
+/// characters stay well under DynamoDB's 400 KB item limit.
+const SKUS_PER_PROMOTION_PART: usize = 4_000;
 
 use crate::distributors::{Distributor, parse_profile};
 use crate::error::StoreError;
@@ -51,7 +55,7 @@ impl Table {
             let meta = new_item(
                 &keys::book_version(version),
                 "price_book_version",
-                [("version", n(version)), ("published_at", s(at.to_rfc3339())), ("skus", n(draft.skus.len())), ("promotions", item::json(&draft.promotions))],
+                [("version", n(version)), ("published_at", s(at.to_rfc3339())), ("skus", n(draft.skus.len())), ("promotion_count", n(draft.promotions.len()))],
             );
             let claimed = self
                 .client
@@ -67,11 +71,20 @@ impl Table {
                 Err(e) => return Err(StoreError::aws("PutItem", e)),
             }
         }
-        let entries: Vec<Item> = draft
+        let mut entries: Vec<Item> = draft
             .skus
             .values()
             .map(|b| new_item(&keys::book_entry(version, &b.sku), "price_book_entry", [("book", item::json(b)), ("version", n(version))]))
             .collect();
+        // The promotions whole, for operators: a store-wide one lists every
+        // SKU, more than one item holds, so its SKUs are split over parts.
+        for (index, promotion) in draft.promotions.iter().enumerate() {
+            let chunks: Vec<&[Sku]> = promotion.skus.chunks(SKUS_PER_PROMOTION_PART).collect();
+            for (part, skus) in chunks.iter().enumerate() {
+                let piece = Promotion { skus: skus.to_vec(), ..promotion.clone() };
+                entries.push(new_item(&keys::book_promotion(version, index, part), "price_book_promotion", [("promotion", item::json(&piece)), ("version", n(version))]));
+            }
+        }
         self.batch_put(entries).await?;
         // Only a newer version may become current: a slow publisher of an
         // older one does not roll the book back.
@@ -151,9 +164,23 @@ impl Table {
         Ok(self.get(&keys::book_entry(book.version, sku), true).await?.is_some())
     }
 
-    /// The promotions of a version (for the admin API).
-    pub async fn book_promotions(&self, version: u64) -> Result<serde_json::Value, StoreError> {
-        let item = self.get(&keys::book_version(version), true).await?.ok_or_else(|| StoreError::corrupt(&keys::book_version(version), "missing"))?;
-        item::get_json(&item, "promotions")
+    /// The promotions of a version, whole (for the admin API).
+    pub async fn book_promotions(&self, version: u64) -> Result<Vec<Promotion>, StoreError> {
+        let meta = self.get(&keys::book_version(version), true).await?.ok_or_else(|| StoreError::corrupt(&keys::book_version(version), "missing"))?;
+        // Versions published before promotions had their own items.
+        if meta.contains_key("promotions") {
+            return item::get_json(&meta, "promotions");
+        }
+        let parts = self.query_prefix(&keys::book_partition(version), keys::BOOK_PROMOTION_PREFIX, true).await?;
+        let mut promotions: Vec<Promotion> = Vec::new();
+        // In key order: each promotion's part 0, then its further parts.
+        for i in &parts {
+            let piece: Promotion = item::get_json(i, "promotion")?;
+            match promotions.last_mut() {
+                Some(p) if p.id == piece.id => p.skus.extend(piece.skus),
+                _ => promotions.push(piece),
+            }
+        }
+        Ok(promotions)
     }
 }

@@ -47,6 +47,8 @@ pub struct VolumeBreak {
 pub struct Promotion {
     pub id: RuleId,
     pub name: String,
+    /// Empty in the copy each SKU's entry keeps (see [`SkuBook::promotions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skus: Vec<Sku>,
     pub tiers: Vec<TierId>,
     pub starts_at: DateTime<Utc>,
@@ -82,7 +84,10 @@ pub struct SkuBook {
     /// Sorted by `min_qty`.
     #[serde(default)]
     pub volume_breaks: Vec<VolumeBreak>,
-    /// The promotions that include this SKU.
+    /// The promotions that include this SKU, without their SKU lists: a
+    /// store-wide promotion would otherwise put every SKU in every entry,
+    /// making what a publication writes and a lookup reads grow with the
+    /// square of the catalogue, and break the item size limit.
     #[serde(default)]
     pub promotions: Vec<Promotion>,
 }
@@ -420,8 +425,9 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
         return Err(errors);
     }
     for p in &promotions {
+        let entry = Promotion { skus: Vec::new(), ..p.clone() };
         for s in &p.skus {
-            books.get_mut(s).expect("checked").promotions.push(p.clone());
+            books.get_mut(s).expect("checked").promotions.push(entry.clone());
         }
     }
     Ok(PriceBookDraft { skus: books, promotions })
