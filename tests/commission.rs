@@ -175,3 +175,27 @@ async fn commission_settles_by_day_from_counters_and_entries_come_in_pages() {
     assert_eq!(dec(&after.body["balance"]["withdrawn"]), d("130"));
     stack.stop().await;
 }
+
+/// An order keeps the terms it was first counted on, also when they earned
+/// a receiver nothing: a rate set later never pays on its refunds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_set_after_the_order_never_pays_on_its_refund() {
+    let (stack, api) = clothing_stack().await;
+    // d-ningbo sells under d-shanghai, under d-hangzhou; no level-2 rate yet.
+    assert_eq!(api.put("distributors/d-ningbo", &json!({"name": "宁波 Ningbo", "upline": "d-shanghai"})).await.unwrap().status, 201);
+    assert_eq!(api.put("stores/tmall/nb-shop", &json!({"distributor": "d-ningbo"})).await.unwrap().status, 200);
+    let now = Utc::now();
+    api.webhook("tmall", "nb-shop", &docs::paid("z1", "Z1", "b1", &[("HOODIE-GREY", 2, "500.00")], now)).await.unwrap(); // 1,000.00
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("0"));
+
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["tiers"][0]["benefits"]["commission_l2_pct"] = json!("2");
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    api.webhook("tmall", "nb-shop", &docs::refunded("z1r", "Z1", "RZ1", "400.00", &[], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let hangzhou = distributor(&api, "d-hangzhou").await;
+    assert_eq!(dec(&hangzhou["metrics"]["cumulative_commission"]), d("0"), "the refund of an order that earned nothing pays nothing");
+    assert_eq!(dec(&distributor(&api, "d-shanghai").await["metrics"]["cumulative_commission"]), d("30"), "5 % of 600.00 at level 1");
+    stack.stop().await;
+}

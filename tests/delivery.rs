@@ -183,7 +183,14 @@ async fn an_entry_from_before_the_ledger_kept_commission_terms_reverses_exactly(
     let key = |pk: &str, sk: &str| std::collections::HashMap::from([("PK".to_owned(), AttributeValue::S(pk.into())), ("SK".to_owned(), AttributeValue::S(sk.into()))]);
     let ledger_key = key("DIST#d-shanghai", "ORDER#jd#sh-outlet#O-l");
     let entry_key = key("DIST#d-hangzhou", "COMM#jd#sh-outlet#O-l");
-    db.update_item().table_name(&table).set_key(Some(ledger_key.clone())).update_expression("REMOVE commission").send().await.unwrap();
+    db.update_item()
+        .table_name(&table)
+        .set_key(Some(ledger_key.clone()))
+        .update_expression("REMOVE commission SET terms = :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
     db.update_item()
         .table_name(&table)
         .set_key(Some(entry_key.clone()))
@@ -205,7 +212,8 @@ async fn an_entry_from_before_the_ledger_kept_commission_terms_reverses_exactly(
     assert_eq!(dec(&distributor(&api, "d-hangzhou").await["metrics"]["cumulative_commission"]), d("30"), "5 % of 600.00");
     let ledger = db.get_item().table_name(&table).set_key(Some(ledger_key)).consistent_read(true).send().await.unwrap().item.unwrap();
     let terms: serde_json::Value = serde_json::from_str(ledger["commission"].as_s().unwrap()).unwrap();
-    assert_eq!(dec(&terms["d-hangzhou"]["amount"]), d("30"), "{terms}");
+    assert_eq!(dec(&terms["d-hangzhou"]["a"]), d("30"), "{terms}");
+    assert_eq!(ledger["terms"].as_n().ok().map(String::as_str), Some("2"), "the entry keeps the terms now");
     let entry = db.get_item().table_name(&table).set_key(Some(entry_key)).consistent_read(true).send().await.unwrap().item.unwrap();
     let entry: serde_json::Value = serde_json::from_str(entry["entry"].as_s().unwrap()).unwrap();
     assert_eq!(dec(&entry["amount"]), d("30"));

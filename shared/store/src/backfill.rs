@@ -130,7 +130,7 @@ impl Table {
         // The version moves, so a live event's write, conditional on the
         // version it read, cannot overwrite the terms added here. A legacy
         // entry stays one (its purchases count as they always did).
-        let sets = if legacy { "SET #v = :next" } else { "SET #v = :next, terms = :one" };
+        let sets = if legacy { "SET #v = :next" } else { "SET #v = :next, terms = if_not_exists(terms, :one)" };
         if legacy {
             values.remove(":one");
         }

@@ -2,7 +2,8 @@
 //! once, one distributor at a time.
 //!
 //! The events of one SQS batch are grouped by distributor, and each group
-//! costs one read round trip (two with new buyers) and one transaction:
+//! costs one read round trip (two with buyers, receivers or daily items to
+//! read) and one transaction:
 //! every changed ledger entry, every changed buyer, one metrics update
 //! (whatever the number of orders) and, when the new metrics move the tier,
 //! the tier change with its history entry. Every write is conditional on
@@ -13,8 +14,10 @@
 //! whose version guards the receivers' counters in the same transaction.
 //! The receivers' commission entries (what their commission page lists) are
 //! projections of it, written just after the commit as plain writes (half
-//! a transactional write's cost); a redelivery writes one that a failed
-//! delivery left out, and a projection never replaces a later one.
+//! a transactional write's cost, retried); a redelivery writes one that a
+//! failed delivery left out, and a projection never replaces a later one.
+//! The terms are kept even when they earn a receiver nothing, so a rate set
+//! later never pays on the order's refunds.
 //!
 //! What depends on the rule set (daily buckets for rolling windows, the
 //! purchased quantities of SKUs) is fixed per order when it is first
@@ -46,8 +49,8 @@ use crate::table::{Table, TxOutcome};
 /// Conditional writes that lose a race are retried from a fresh read this
 /// many times before the messages are handed back to the queue.
 const MAX_ATTEMPTS: u32 = 8;
-/// Events per transaction: each may touch its ledger entry, its buyer and
-/// two commission entries, beside one metrics update per ancestor (at most
+/// Events per transaction: each may touch its ledger entry and its buyer,
+/// beside one metrics update per ancestor (at most
 /// [`crate::distributors::MAX_DEPTH`]), and TransactWriteItems takes 100
 /// actions.
 pub const MAX_GROUP: usize = 12;
@@ -75,6 +78,51 @@ pub enum GroupError {
     UnknownDistributor(DistributorId),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Commission terms as a ledger entry keeps them: short names and the
+/// settlement time in seconds, so that two receivers add about 100 bytes
+/// to the entry, not 200 (past 1 KB its every write would cost double).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptTerms {
+    #[serde(rename = "l")]
+    level: u8,
+    #[serde(rename = "r")]
+    rate: tier_domain::money::Percent,
+    #[serde(rename = "a")]
+    amount: Money,
+    #[serde(rename = "s")]
+    settles_at: i64,
+    #[serde(rename = "f", default, skip_serializing_if = "BTreeMap::is_empty")]
+    fixed: BTreeMap<tier_domain::ids::Sku, Money>,
+}
+
+impl KeptTerms {
+    fn map(terms: &BTreeMap<DistributorId, CommissionEntry>) -> BTreeMap<&DistributorId, KeptTerms> {
+        terms
+            .iter()
+            .map(|(r, e)| (r, KeptTerms { level: e.level, rate: e.rate, amount: e.amount, settles_at: e.settles_at.timestamp(), fixed: e.fixed.clone() }))
+            .collect()
+    }
+}
+
+/// The commission terms a ledger entry keeps (`terms` 2); `None` for an
+/// entry from before it kept them, whose receivers' entries hold them.
+fn kept_commission(entry: &item::Item) -> Result<Option<BTreeMap<DistributorId, CommissionEntry>>, StoreError> {
+    if item::get_u64_or_zero(entry, "terms")? < 2 {
+        return Ok(None);
+    }
+    if !entry.contains_key("commission") {
+        return Ok(Some(BTreeMap::new()));
+    }
+    let kept: BTreeMap<DistributorId, KeptTerms> = item::get_json(entry, "commission")?;
+    kept.into_iter()
+        .map(|(r, k)| {
+            let settles_at = chrono::DateTime::from_timestamp(k.settles_at, 0).ok_or_else(|| StoreError::corrupt(&item::key_of(entry), format!("commission of {r}: settles_at {}", k.settles_at)))?;
+            Ok((r, CommissionEntry { level: k.level, rate: k.rate, amount: k.amount, settles_at, fixed: k.fixed }))
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 /// A receiver's commission entry to write after the transaction.
@@ -207,7 +255,7 @@ impl Table {
                     item::get_u64_or_zero(i, "version")?,
                     item::get_string_set(i, "daily"),
                     item::get_string_set(i, "skus").iter().map(|raw| tier_domain::ids::Sku::parse(raw).map_err(|e| StoreError::corrupt(&key, e.to_string()))).collect::<Result<_, _>>()?,
-                    i.contains_key("commission").then(|| item::get_json(i, "commission")).transpose()?,
+                    kept_commission(i)?,
                 ),
                 None => (OrderRecord::default(), 0, BTreeSet::new(), BTreeSet::new(), Some(BTreeMap::new())),
             };
@@ -389,14 +437,20 @@ impl Table {
                     };
                     let amount = CommissionEntry::amount_for_order(rate, &fixed, &entry.record);
                     let before = old.as_ref().map_or(Money::ZERO, |e| e.amount);
-                    if amount == before && (old.is_some() || (rate.is_zero() && fixed.is_empty())) {
-                        continue;
-                    }
                     let settles_at = old.as_ref().map_or_else(
                         || tier_domain::commission::settles_at(calendar, paid.at, rules.rules.commission().settlement_days),
                         |e| e.settles_at,
                     );
+                    let nothing_earned = rate.is_zero() && fixed.is_empty();
                     let new_entry = CommissionEntry { level: *level, rate, amount, settles_at, fixed };
+                    if old.is_none() {
+                        // Kept even when it earns nothing: a later refund is then
+                        // computed on these terms, not on a rate set since.
+                        terms.push((*order, (*receiver).clone(), new_entry.clone()));
+                    }
+                    if amount == before && (old.is_some() || nothing_earned) {
+                        continue;
+                    }
                     projections.push(Projection { receiver: (*receiver).clone(), order: (*order).clone(), entry: new_entry.clone(), lversion: entry.version + 1 });
                     terms.push((*order, (*receiver).clone(), new_entry));
                     let slot = earned.entry(receiver).or_default();
@@ -426,7 +480,9 @@ impl Table {
                 continue;
             }
             let written = round2_items.get(&keys::commission(receiver, order)).map(|i| item::get_json::<CommissionEntry>(i, "entry")).transpose()?;
-            if written.as_ref() != Some(term) {
+            // Terms that never earned anything have no entry to show.
+            let never_earned = written.is_none() && term.amount.is_zero();
+            if written.as_ref() != Some(term) && !never_earned {
                 // The version the entry has once this pass commits.
                 projections.push(Projection { receiver: receiver.clone(), order: (*order).clone(), entry: term.clone(), lversion: entry.version + u64::from(entry.changed) });
             }
@@ -440,12 +496,13 @@ impl Table {
                     ("record", item::json(&entry.record)),
                     ("version", n(entry.version + 1)),
                     ("order", s(order.to_string())),
-                    ("terms", n(1)),
+                    // 2: it keeps its commission terms too (1: its SKUs and daily kinds).
+                    ("terms", n(if entry.commission.is_some() { 2 } else { 1 })),
                 ]
                     .into_iter()
                     // Absent on an entry from before it was kept here, until
                     // its commission next moves: the receivers' entries hold it.
-                    .chain(entry.commission.as_ref().map(|c| ("commission", item::json(c))))
+                    .chain(entry.commission.as_ref().filter(|c| !c.is_empty()).map(|c| ("commission", item::json(&KeptTerms::map(c)))))
                     .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
                     .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),
             )));
@@ -487,9 +544,16 @@ impl Table {
                 Err(e) => return Err(e.into()),
             }
         }
-        // After the commit: a failure here leaves the message to be
-        // delivered again, and the redelivery writes what is missing.
-        self.write_projections(distributor, &projections).await?;
+        // After the commit, retried here; should it still fail, the message
+        // is delivered again and the redelivery writes what is missing.
+        let mut attempt = 0;
+        while let Err(e) = self.write_projections(distributor, &projections).await {
+            attempt += 1;
+            if attempt == MAX_ATTEMPTS {
+                return Err(e.into());
+            }
+            crate::table::backoff(attempt).await;
+        }
         Ok(Pass::Done(Box::new(outcome)))
     }
 
