@@ -757,6 +757,8 @@ async fn new_rules_count_the_orders_already_in_the_ledger() {
 
 /// Until a new rule set's backfill has counted a distributor's ledger, its
 /// new windows may read short: automatic changes may move it up, never down.
+/// A distributor the backfill's listing missed has its own ledger counted
+/// at its first held downgrade after the listing.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     let (stack, api) = clothing_stack().await;
@@ -773,21 +775,25 @@ async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     let rules = tier_domain::rules::RuleSet::new(serde_json::from_value(doc).unwrap()).unwrap();
     let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
     let version = table.publish_rule_set(&rules, Utc::now(), true).await.unwrap();
+    // Its backfill is under way (one partition, not yet listed).
+    table.record_backfill_start(version, Utc::now(), 1).await.unwrap();
     // An order now: the 30-day window reads only it, yet the tier holds.
     api.webhook("jd", "sh-outlet", &docs::paid("h2", "H2", "b2", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate", "held until the ledger is counted");
+    assert!(distributor(&api, "d-shanghai").await["distributor"]["backfilled"].is_null(), "the backfill will come to it");
 
-    // The backfill counts the ledger; from then on the rules apply whole.
-    let id = tier_domain::DistributorId::parse("d-shanghai").unwrap();
-    let daily = std::collections::BTreeSet::from([tier_domain::metrics::Metric::SalesAmount]);
-    let today = tier_domain::BrandCalendar::default().day_of(now);
-    let (done, next) = table.backfill_distributor(&id, &daily, &Default::default(), today.minus_days(29), None, 100).await.unwrap().unwrap();
-    assert_eq!((done.counted, next), (1, None), "H1 counted; H2 was counted when paid");
-    table.mark_backfilled(&id, version).await.unwrap();
+    // The backfill lists its partition without d-shanghai (its tier moved
+    // meanwhile, say): the next held downgrade has its own ledger counted,
+    // and from then on the rules apply whole.
+    table.record_backfill_listing(version, 0, true).await.unwrap();
+    api.webhook("jd", "sh-outlet", &docs::paid("h3", "H3", "b3", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(distributor(&api, "d-shanghai").await["distributor"]["backfilled"], version);
+    let progress = api.get("rule-set").await.unwrap().body["backfill"].clone();
+    assert_eq!((progress["distributors_counted"].as_u64(), progress["entries_counted"].as_u64()), (Some(1), Some(1)), "H1 counted; H2 and H3 were when paid: {progress}");
     let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();
-    assert_eq!(dec(&tier.body["retention"]["conditions"][0]["value"]), d("62164"), "{}", tier.body);
+    assert_eq!(dec(&tier.body["retention"]["conditions"][0]["value"]), d("62363"), "{}", tier.body);
     // A full refund of the big order now moves it down.
     api.webhook("jd", "sh-outlet", &docs::refunded("h1r", "H1", "RF-H1", "61965.00", &[], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();

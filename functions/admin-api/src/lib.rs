@@ -216,13 +216,7 @@ impl AdminApi {
     /// One partition message per tier any version has had, and one for
     /// distributors without a tier: tier evaluation pages through them.
     async fn start_backfill(&self, version: u64, b: tier_domain::rules::Backfill, now: chrono::DateTime<Utc>) -> Result<(), tier_store::StoreError> {
-        let longest = b.daily.values().max().copied().unwrap_or(1).max(1);
-        let backfill = tier_messages::Backfill {
-            rule_set_version: version,
-            since: self.calendar.day_of(now).minus_days(longest - 1),
-            daily: b.daily.keys().copied().collect(),
-            skus: b.skus,
-        };
+        let backfill = tier_messages::Backfill::new(version, b, self.calendar.day_of(now));
         // Twice: at once, and again later for orders first counted under the
         // previous rules in the moment of publication and for distributors
         // whose tier moved while their partition was listed. The second pass

@@ -20,7 +20,9 @@ use tier_domain::calendar::{BrandCalendar, Period};
 use tier_domain::ids::{DistributorId, TierId};
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
-use tier_messages::{BackfillPage, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
+use std::sync::Arc;
+
+use tier_messages::{Backfill, BackfillPage, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -51,6 +53,10 @@ pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
 /// Ledger entries a backfill message counts (a transaction each) before it
 /// hands on to a continuation: well inside the function's timeout.
 pub const BACKFILL_ENTRIES_PER_MESSAGE: usize = 100;
+
+/// Where the decider notes a downgrade it held for a backfill, with the
+/// rule set it was held under.
+type Held = std::sync::Mutex<Option<PublishedRuleSet>>;
 
 /// What one partition message listed.
 #[derive(Debug, Default)]
@@ -124,9 +130,11 @@ impl TierEvaluation {
         for chunk in events.chunks(MAX_GROUP) {
             // The last event of the group is the cause a change is recorded with.
             let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
-            let decide = self.decider(now, Trigger::Event, cause);
+            let held = Arc::new(Held::default());
+            let decide = self.decider(now, Trigger::Event, cause, held.clone());
             match self.table.apply_group(distributor, chunk, &self.calendar, self.calendar.day_of(now), None, &decide).await {
                 Ok(outcome) => {
+                    self.count_if_missed(distributor, &held, now).await?;
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
                     if let Some(c) = &outcome.change {
                         tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
@@ -152,7 +160,7 @@ impl TierEvaluation {
 
     /// The tier decision, as the store applies it atomically with the metrics
     /// it is drawn from.
-    fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
+    fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause, held: Arc<Held>) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
         let today = self.calendar.day_of(now);
         move |profile, metrics, rules| {
             let rules = rules?;
@@ -172,10 +180,26 @@ impl TierEvaluation {
             let counting = rules.backfill && profile.created_at < rules.published_at && profile.backfilled.is_none_or(|v| v < rules.version);
             if counting && change.direction == tier::Direction::Down {
                 tracing::info!(distributor = %profile.id, to = %change.to, "downgrade held until the backfill has counted the ledger");
+                *held.lock().expect("not poisoned") = Some(rules.clone());
                 return None;
             }
             Some(change)
         }
+    }
+
+    /// A downgrade held once the rule set's backfill has listed every
+    /// partition (or when it never started) means the backfill missed the
+    /// distributor (its tier moved under the listing in both passes): its
+    /// own ledger is counted now, through the queue, which ends the hold.
+    async fn count_if_missed(&self, id: &DistributorId, held: &Held, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some(rules) = held.lock().expect("not poisoned").take() else { return Ok(()) };
+        if self.table.backfill_progress(rules.version).await?.is_some_and(|p| p.partitions_listed < p.partitions) {
+            return Ok(()); // still under way: it will come to this distributor
+        }
+        let Some(b) = rules.rules.backfill_from(None) else { return Ok(()) };
+        tracing::warn!(distributor = %id, rule_set = rules.version, "the backfill missed this distributor; counting its ledger");
+        let page = BackfillPage { backfill: Backfill::new(rules.version, b, self.calendar.day_of(now)), distributors: vec![id.clone()], cursor: None };
+        self.queue.send(&Message::BackfillPageV1(page)).await
     }
 
     /// Re-evaluates one distributor and applies a change, if any, guarded by
@@ -194,9 +218,13 @@ impl TierEvaluation {
         now: DateTime<Utc>,
         trigger: Trigger,
     ) -> Result<Option<TierChange>, EvalError> {
-        let decide = self.decider(now, trigger, cause);
+        let held = Arc::new(Held::default());
+        let decide = self.decider(now, trigger, cause, held.clone());
         match self.table.apply_group(id, &[], &self.calendar, self.calendar.day_of(now), rules, &decide).await {
-            Ok(outcome) => Ok(outcome.change),
+            Ok(outcome) => {
+                self.count_if_missed(id, &held, now).await?;
+                Ok(outcome.change)
+            }
             Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),
             Err(GroupError::Store(e)) => Err(e.into()),
         }

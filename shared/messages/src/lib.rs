@@ -62,6 +62,15 @@ pub struct Backfill {
     pub skus: BTreeSet<Sku>,
 }
 
+impl Backfill {
+    /// What rule set `rule_set_version`'s backfill `b` counts, started
+    /// `today`: orders paid within its longest rolling window by day.
+    pub fn new(rule_set_version: u64, b: tier_domain::rules::Backfill, today: Day) -> Self {
+        let longest = b.daily.values().max().copied().unwrap_or(1).max(1);
+        Self { rule_set_version, since: today.minus_days(longest - 1), daily: b.daily.keys().copied().collect(), skus: b.skus }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackfillPartition {
     pub backfill: Backfill,
