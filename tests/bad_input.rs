@@ -127,7 +127,7 @@ async fn admin_api_refuses_bad_keys_and_bad_documents() {
     assert_eq!((r.status, r.code()), (404, "route_not_found"));
     // Outside the admin API, what no route serves (an unknown path, a known
     // path's other method) reaches the `$default` route: still coded.
-    for path in ["/v1/nothing-here", "/webhooks/jd/sh-outlet", "/"] {
+    for path in ["/v1/nothing-here", "/webhooks/jd/sh-outlet", "/", "/v1/distributors/d-shanghai/tier/", "/v1/distributors//tier"] {
         let r = api.read(path).await.unwrap();
         assert_eq!((r.status, r.code()), (404, "route_not_found"), "GET {path}: {}", r.body);
     }

@@ -776,7 +776,7 @@ async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
     let version = table.publish_rule_set(&rules, Utc::now(), true).await.unwrap();
     // Its backfill is under way (one partition, not yet listed).
-    table.record_backfill_start(version, Utc::now(), 1).await.unwrap();
+    let start = table.record_backfill_start(version, Utc::now(), 1).await.unwrap();
     // An order now: the 30-day window reads only it, yet the tier holds.
     api.webhook("jd", "sh-outlet", &docs::paid("h2", "H2", "b2", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
@@ -786,10 +786,17 @@ async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     // The backfill lists its partition without d-shanghai (its tier moved
     // meanwhile, say): the next held downgrade has its own ledger counted,
     // and from then on the rules apply whole.
-    table.record_backfill_listing(version, 0, true).await.unwrap();
+    table.record_backfill_listing(version, start, 0, Some("0/junior")).await.unwrap();
     api.webhook("jd", "sh-outlet", &docs::paid("h3", "H3", "b3", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(distributor(&api, "d-shanghai").await["distributor"]["backfilled"], version);
+    // One request per distributor and version, however many evaluations
+    // hold its downgrades before the page has run.
+    let id = tier_domain::DistributorId::parse("d-shanghai").unwrap();
+    assert!(!table.claim_ledger_count(&id, version).await.unwrap(), "claimed by the held downgrade");
+    table.release_ledger_count(&id, version).await.unwrap();
+    assert!(table.claim_ledger_count(&id, version).await.unwrap());
+    assert!(!table.claim_ledger_count(&id, version).await.unwrap());
     let progress = api.get("rule-set").await.unwrap().body["backfill"].clone();
     assert_eq!((progress["distributors_counted"].as_u64(), progress["entries_counted"].as_u64()), (Some(1), Some(1)), "H1 counted; H2 and H3 were when paid: {progress}");
     let tier = api.read("/v1/distributors/d-shanghai/tier").await.unwrap();

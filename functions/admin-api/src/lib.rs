@@ -223,10 +223,11 @@ impl AdminApi {
         // finds everything else counted and only reads.
         let tiers: Vec<Option<tier_domain::ids::TierId>> = self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]).collect();
         let passes: Vec<u32> = [0].into_iter().chain((self.backfill_recheck_secs > 0).then_some(self.backfill_recheck_secs)).collect();
-        self.table.record_backfill_start(version, now, (tiers.len() * passes.len()) as u64).await?;
-        for delay in passes {
+        let start = self.table.record_backfill_start(version, now, (tiers.len() * passes.len()) as u64).await?;
+        for (pass, delay) in passes.into_iter().enumerate() {
             for tier in &tiers {
-                let message = tier_messages::Message::BackfillPartitionV1(tier_messages::BackfillPartition { backfill: backfill.clone(), tier: tier.clone(), cursor: None });
+                let partition = tier_messages::BackfillPartition { backfill: backfill.clone(), tier: tier.clone(), cursor: None, start, pass: pass as u64 };
+                let message = tier_messages::Message::BackfillPartitionV1(partition);
                 self.tier_events.send_delayed(&message, delay).await?;
             }
         }

@@ -100,6 +100,13 @@ impl<'a> Basis<'a> {
     }
 }
 
+/// Whether API Gateway routed the request by its `$default` route.
+fn unmatched(req: &Request) -> bool {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    matches!(req.request_context_ref(), Some(RequestContext::ApiGatewayV2(c)) if c.route_key.as_deref() == Some("$default"))
+}
+
 fn quote_one(basis: &Basis<'_>, entry: &tier_domain::pricing::SkuBook, tier: &Tier, distributor: &DistributorId, quantity: u32, at: DateTime<Utc>) -> PriceQuote {
     pricing::quote(&QuoteRequest {
         book: entry,
@@ -121,6 +128,12 @@ impl PriceLookup {
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let path = req.uri().path().to_owned();
+        // What only the API's `$default` route brought here matched none of
+        // ours in API Gateway, whatever it looks like once trimmed (a
+        // trailing slash, an empty segment): not a lookup.
+        if unmatched(&req) {
+            return http::respond(Err(ApiError::not_found("route_not_found", format!("no route for {} {path}", req.method()))));
+        }
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (req.method().clone(), parts.as_slice()) {
             (Method::GET, ["v1", "distributors", id, "prices"]) => self.prices(&req, id).await,

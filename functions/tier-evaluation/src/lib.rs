@@ -197,9 +197,19 @@ impl TierEvaluation {
             return Ok(()); // still under way: it will come to this distributor
         }
         let Some(b) = rules.rules.backfill_from(None) else { return Ok(()) };
+        // Once per distributor and version, however many evaluations hold
+        // its downgrades until the page has counted its ledger.
+        if !self.table.claim_ledger_count(id, rules.version).await? {
+            return Ok(());
+        }
         tracing::warn!(distributor = %id, rule_set = rules.version, "the backfill missed this distributor; counting its ledger");
         let page = BackfillPage { backfill: Backfill::new(rules.version, b, self.calendar.day_of(now)), distributors: vec![id.clone()], cursor: None };
-        self.queue.send(&Message::BackfillPageV1(page)).await
+        if let Err(e) = self.queue.send(&Message::BackfillPageV1(page)).await {
+            // Not sent: the next held downgrade may claim it again.
+            self.table.release_ledger_count(id, rules.version).await?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Re-evaluates one distributor and applies a change, if any, guarded by
@@ -312,10 +322,11 @@ impl TierEvaluation {
                 p.tier.as_ref(),
                 p.cursor.clone(),
                 |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
-                |cursor| Message::BackfillPartitionV1(BackfillPartition { backfill: p.backfill.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
+                |cursor| Message::BackfillPartitionV1(BackfillPartition { cursor: Some(cursor), ..p.clone() }),
             )
             .await?;
-        self.table.record_backfill_listing(p.backfill.rule_set_version, listed.distributors, listed.finished).await?;
+        let finished = listed.finished.then(|| p.partition_id());
+        self.table.record_backfill_listing(p.backfill.rule_set_version, p.start, listed.distributors, finished.as_deref()).await?;
         Ok(())
     }
 

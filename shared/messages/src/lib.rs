@@ -78,6 +78,23 @@ pub struct BackfillPartition {
     pub tier: Option<TierId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Which start of the version's backfill sent it (its progress counts
+    /// the latest start's partitions only), and which of its passes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pass: u64,
+}
+
+impl BackfillPartition {
+    /// Names the partition within its start: its pass and tier.
+    pub fn partition_id(&self) -> String {
+        format!("{}/{}", self.pass, self.tier.as_ref().map_or("-", |t| t.as_str()))
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,20 +176,22 @@ impl Table {
     }
 }
 
-/// How far a rule set version's backfill has got, for operators. It is over
-/// once every partition message has listed its distributors
-/// (`partitions_listed` = `partitions`, which includes the second pass)
-/// and `last_progress_at` has stopped moving. `distributors_counted` is
-/// exact (each distributor's ledger is marked counted once); the other
-/// counters say how much work ran, so a redelivered message counts twice.
+/// How far a rule set version's backfill has got, for operators. Its
+/// latest start has listed every distributor once each of its partitions
+/// (one per tier and pass) has (`partitions_listed` = `partitions`); it is
+/// over when `last_progress_at` then stops moving. `partitions_listed`
+/// counts each partition once, `distributors_counted` each distributor at
+/// most once; the other counters say how much work ran, so a redelivered
+/// message counts twice.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BackfillProgress {
     pub rule_set_version: u64,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// Times it was started: by the publication, then by hand.
     pub starts: u64,
-    /// Partition messages sent, over both passes of every start.
+    /// Partitions the latest start lists (one per tier and pass).
     pub partitions: u64,
+    /// Those of them whose listing is done.
     pub partitions_listed: u64,
     pub distributors_listed: u64,
     /// Distributors whose whole ledger is counted into this version's
@@ -200,33 +202,75 @@ pub struct BackfillProgress {
     pub last_progress_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+const RUN_ENTITY: &str = "backfill_run";
+
 fn progress_key(version: u64) -> keys::Key {
     (format!("BACKFILL#{version:06}"), "RUN".into())
 }
 
 impl Table {
-    /// A start of `version`'s backfill that sends `partitions` partition
-    /// messages (the record is created by the first).
-    pub async fn record_backfill_start(&self, version: u64, at: chrono::DateTime<chrono::Utc>, partitions: u64) -> Result<(), StoreError> {
-        self.add_progress(version, "SET started_at = if_not_exists(started_at, :at), entity_type = :e ADD #starts :one, #partitions :p", &[("#starts", "starts"), ("#partitions", "partitions")], [
-            (":at", s(at.to_rfc3339())),
-            (":e", s("backfill_run")),
-            (":one", n(1)),
-            (":p", n(partitions)),
-        ])
-        .await
+    /// A start of `version`'s backfill that lists `partitions` partitions
+    /// (the record is created by the first); returns the start's number,
+    /// which its partition messages carry.
+    pub async fn record_backfill_start(&self, version: u64, at: chrono::DateTime<chrono::Utc>, partitions: u64) -> Result<u64, StoreError> {
+        let (pk, sk) = progress_key(version);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("SET started_at = if_not_exists(started_at, :at), entity_type = :e, #partitions = :p ADD #starts :one REMOVE listed")
+            .expression_attribute_names("#starts", "starts")
+            .expression_attribute_names("#partitions", "partitions")
+            .expression_attribute_values(":at", s(at.to_rfc3339()))
+            .expression_attribute_values(":e", s(RUN_ENTITY))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":p", n(partitions))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        let attrs = out.attributes.unwrap_or_default();
+        item::get_u64_or_zero(&attrs, "starts")
     }
 
-    /// One partition message's listing: `listed` distributors, and whether
-    /// it reached the end of its partition (or handed on to a continuation).
-    pub async fn record_backfill_listing(&self, version: u64, listed: u64, finished: bool) -> Result<(), StoreError> {
-        self.add_progress(version, "ADD distributors_listed :l, partitions_listed :f", &[], [(":l", n(listed)), (":f", n(u64::from(finished)))]).await
+    /// One partition message's listing: `listed` distributors and, if it
+    /// reached the end of its partition (rather than handing on to a
+    /// continuation), the partition's id, counted once and only for the
+    /// latest start (`start`).
+    pub async fn record_backfill_listing(&self, version: u64, start: u64, listed: u64, finished: Option<&str>) -> Result<(), StoreError> {
+        self.add_progress(version, "SET entity_type = :e ADD distributors_listed :l", &[], [(":e", s(RUN_ENTITY)), (":l", n(listed))]).await?;
+        if let Some(id) = finished {
+            // An earlier start's partition, listed late, is not this start's.
+            let (pk, sk) = progress_key(version);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.name)
+                .key(keys::PK, s(pk))
+                .key(keys::SK, s(sk))
+                .update_expression("ADD listed :id")
+                .condition_expression("#starts = :start")
+                .expression_attribute_names("#starts", "starts")
+                .expression_attribute_values(":id", AttributeValue::Ss(vec![id.to_owned()]))
+                .expression_attribute_values(":start", n(start))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(StoreError::aws("UpdateItem", e)),
+            }
+        }
+        Ok(())
     }
 
     /// One page message's work.
     pub async fn record_backfill_page(&self, version: u64, at: chrono::DateTime<chrono::Utc>, read: u64, counted: u64, distributors: u64) -> Result<(), StoreError> {
-        self.add_progress(version, "SET last_progress_at = :at ADD entries_read :r, entries_counted :c, distributors_counted :d", &[], [
+        self.add_progress(version, "SET last_progress_at = :at, entity_type = :e ADD entries_read :r, entries_counted :c, distributors_counted :d", &[], [
             (":at", s(at.to_rfc3339())),
+            (":e", s(RUN_ENTITY)),
             (":r", n(read)),
             (":c", n(counted)),
             (":d", n(distributors)),
@@ -268,7 +312,7 @@ impl Table {
             started_at: time(started)?,
             starts: count("starts")?,
             partitions: count("partitions")?,
-            partitions_listed: count("partitions_listed")?,
+            partitions_listed: item::get_string_set(&i, "listed").len() as u64,
             distributors_listed: count("distributors_listed")?,
             distributors_counted: count("distributors_counted")?,
             entries_read: count("entries_read")?,

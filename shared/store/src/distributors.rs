@@ -345,6 +345,19 @@ impl Table {
         self.update_if(&keys::distributor(id), "SET backfilled = :v", condition, [(":v", n(version))]).await
     }
 
+    /// Claims the one request to count `id`'s ledger for rule set
+    /// `version` outside its backfill's pages; `false` if already made.
+    pub async fn claim_ledger_count(&self, id: &DistributorId, version: u64) -> Result<bool, StoreError> {
+        let condition = "attribute_exists(PK) AND (attribute_not_exists(ledger_count_requested) OR ledger_count_requested < :v)";
+        self.update_if(&keys::distributor(id), "SET ledger_count_requested = :v", condition, [(":v", n(version))]).await
+    }
+
+    /// Gives back a claim [`Table::claim_ledger_count`] made, when the
+    /// request could not be sent.
+    pub async fn release_ledger_count(&self, id: &DistributorId, version: u64) -> Result<(), StoreError> {
+        self.update_if(&keys::distributor(id), "REMOVE ledger_count_requested", "ledger_count_requested = :v", [(":v", n(version))]).await.map(|_| ())
+    }
+
     /// Clears a manual lock. `false` if the distributor does not exist.
     pub async fn unlock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
         self.update_if(&keys::distributor(id), "SET tier_locked = :f", "attribute_exists(PK)", [(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))]).await

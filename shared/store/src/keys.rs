@@ -14,7 +14,7 @@
 //! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
 //! | price book version | `PRICEBOOK` | `CURRENT` / `V#{version:06}` | the current version; a version's metadata (claimed before its items are written) |
 //! | price book entry | `BOOK#{version:06}` | `SKU#{sku}` | batch get a version's SKUs: one consistent version per lookup |
-//! | price book promotion | `BOOK#{version:06}` | `PROMO#{index:04}#{part:04}` | query a version's promotions (for operators), in order; a promotion's SKUs split over parts of at most 4,000 |
+//! | price book promotion | `BOOK#{version:06}` | `PROMO#{index:06}#{part:04}` | query a version's promotions (for operators), in order; a promotion's SKUs split over parts of at most 4,000 |
 //! | API key | `APIKEY#{id}` | `APIKEY` | get by the id in the presented key; GSI1 `APIKEYS` / `{created}#{id}` lists them |
 //! | stock | `SKU#{sku}` | `STOCK` | get, conditional decrement |
 //! | order stock | `ORDER#{platform}#{store}#{order}` | `STOCK` | one per order: its lines' reservations, releases applied, a cancellation or returns that came before the payment |
@@ -96,7 +96,7 @@ pub fn book_entry(version: u64, sku: &Sku) -> Key {
 
 /// Part `part` of the `index`th promotion of a book version.
 pub fn book_promotion(version: u64, index: usize, part: usize) -> Key {
-    (book_partition(version), format!("PROMO#{index:04}#{part:04}"))
+    (book_partition(version), format!("PROMO#{index:06}#{part:04}"))
 }
 
 pub const BOOK_PROMOTION_PREFIX: &str = "PROMO#";
