@@ -243,25 +243,8 @@ impl Table {
         self.add_progress(version, "SET entity_type = :e ADD distributors_listed :l", &[], [(":e", s(RUN_ENTITY)), (":l", n(listed))]).await?;
         if let Some(id) = finished {
             // An earlier start's partition, listed late, is not this start's.
-            let (pk, sk) = progress_key(version);
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.name)
-                .key(keys::PK, s(pk))
-                .key(keys::SK, s(sk))
-                .update_expression("ADD listed :id")
-                .condition_expression("#starts = :start")
-                .expression_attribute_names("#starts", "starts")
-                .expression_attribute_values(":id", AttributeValue::Ss(vec![id.to_owned()]))
-                .expression_attribute_values(":start", n(start))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(StoreError::aws("UpdateItem", e)),
-            }
+            let values = [(":id", AttributeValue::Ss(vec![id.to_owned()])), (":start", n(start))];
+            self.update_if_named(&progress_key(version), "ADD listed :id", Some("#starts = :start"), &[("#starts", "starts")], values).await?;
         }
         Ok(())
     }
@@ -282,21 +265,7 @@ impl Table {
     /// message, beside the transactions it counts. `names` spell out
     /// attribute names that are reserved words (PARTITIONS).
     async fn add_progress<'a>(&self, version: u64, update: &str, names: &[(&str, &str)], values: impl IntoIterator<Item = (&'a str, AttributeValue)>) -> Result<(), StoreError> {
-        let (pk, sk) = progress_key(version);
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression(update)
-            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
-        let request = names.iter().fold(request, |r, (placeholder, name)| r.expression_attribute_names(*placeholder, *name));
-        request
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        self.update_if_named(&progress_key(version), update, None, names, values).await.map(|_| ())
     }
 
     /// `version`'s backfill progress; `None` if it was never started.

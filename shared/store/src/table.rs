@@ -156,17 +156,29 @@ impl Table {
     /// A conditional UpdateItem of `key`: `update` where `condition` holds,
     /// with `values` (`:name` → value). `false` when it does not.
     pub(crate) async fn update_if(&self, key: &Key, update: &str, condition: &str, values: impl IntoIterator<Item = (&str, AttributeValue)>) -> Result<bool, StoreError> {
-        let result = self
+        self.update_if_named(key, update, Some(condition), &[], values).await
+    }
+
+    /// [`Table::update_if`] with `names` (`#name` → attribute) for
+    /// attributes that are reserved words; without a condition, always.
+    pub(crate) async fn update_if_named<'a>(
+        &self,
+        key: &Key,
+        update: &str,
+        condition: Option<&str>,
+        names: &[(&str, &str)],
+        values: impl IntoIterator<Item = (&'a str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let request = self
             .client
             .update_item()
             .table_name(&self.name)
             .key(crate::keys::PK, AttributeValue::S(key.0.clone()))
             .key(crate::keys::SK, AttributeValue::S(key.1.clone()))
             .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
-            .send()
-            .await;
+            .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+        let result = names.iter().fold(request, |r, (placeholder, name)| r.expression_attribute_names(*placeholder, *name)).send().await;
         Ok(matches!(single_write("UpdateItem", result)?, TxOutcome::Committed))
     }
 
