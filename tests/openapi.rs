@@ -855,7 +855,7 @@ async fn every_documented_operation_is_served() {
         }
         // A backfill takes no body and repeats safely: what is counted stays
         // counted (and the demo's rules read nothing by day or by SKU).
-        let read_only = op.method == "get" || ["batchPrices", "whatIfRuleSet", "backfillRuleSet"].contains(&op.id());
+        let read_only = op.method == "get" || ["batchPrices", "backfillRuleSet"].contains(&op.id());
         if !read_only && a.status < 400 {
             problems.push(format!("{}: the minimal body was accepted ({} {}): the test changed state", op.label(), a.status, a.raw));
         }
@@ -973,7 +973,9 @@ async fn documented_error_codes_are_answered() {
         case("publishRuleSet", "/v1/admin/rule-set", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
         case("publishRuleSet", "/v1/admin/rule-set", (413, "payload_too_large")).raw("application/json", vec![b' '; 5 * 1024 * 1024 + 1]),
         case("publishRuleSet", "/v1/admin/rule-set", (422, "invalid_rule_set")).json(json!({"tiers": [{"id": "a", "name": "A", "rank": 1}]})),
-        case("whatIfRuleSet", "/v1/admin/rule-set:what-if", (422, "invalid_rule_set")).json(json!({"tiers": []})),
+        case("startWhatIf", "/v1/admin/what-ifs/w1", (422, "invalid_rule_set")).json(json!({"tiers": []})),
+        case("startWhatIf", "/v1/admin/what-ifs/w%23x", (400, "invalid_path")).json(json!({"tiers": []})),
+        case("getWhatIf", "/v1/admin/what-ifs/never-started", (404, "what_if_not_found")),
         case("registerDistributor", "/v1/admin/distributors/d%23x", (400, "invalid_path")).json(json!({"name": "X"})),
         case("registerDistributor", "/v1/admin/distributors/d-shanghai", (409, "distributor_exists")).json(json!({"name": "X"})),
         case("registerDistributor", "/v1/admin/distributors/d-new", (422, "unknown_upline")).json(json!({"name": "X", "upline": "d-nobody"})),
@@ -1040,7 +1042,8 @@ const EXAMPLE_ORDER: &[&str] = &[
     "batchPrices",
     "receiveWebhook",
     "getOrderReservations",
-    "whatIfRuleSet",
+    "startWhatIf",
+    "getWhatIf",
     "setDistributorTier",
     "unlockDistributorTier",
     "getDistributor",

@@ -322,25 +322,65 @@ async fn progress_to_the_next_tier_and_the_history_are_readable_by_api_key() {
     stack.stop().await;
 }
 
+/// A what-if fans out through the tier queue like a review, a page at a
+/// time, and changes nothing; its results add every page once.
 #[tokio::test(flavor = "multi_thread")]
 async fn what_if_reports_who_would_move_and_writes_nothing() {
     let (stack, api) = clothing_stack().await;
     let now = Utc::now();
     api.webhook("jd", "sh-outlet", &docs::paid("w1", "W1", "b1", &[("HOODIE-GREY", 66, "459.00")], now)).await.unwrap(); // 30,294
+    // 120 more Juniors under d-suzhou: the Junior partition takes two pages.
+    for i in 0..120 {
+        let r = api.put(&format!("distributors/d-extra-{i:03}"), &serde_json::json!({"name": format!("Extra {i}"), "upline": "d-suzhou"})).await.unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
     stack.wait_idle(IDLE).await.unwrap();
     let mut draft = local_stack::demo::clothing_rule_set();
     draft["tiers"][1]["upgrade"]["gte"] = serde_json::json!("30000");
-    let r = api.admin(reqwest::Method::POST, "rule-set:what-if", Some(&draft)).await.unwrap();
+    let r = api.put("what-ifs/lower-intermediate", &draft).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["id"], "lower-intermediate");
+    stack.wait_idle(IDLE).await.unwrap();
+    let r = api.get("what-ifs/lower-intermediate").await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["evaluated"], 3);
-    assert_eq!(r.body["unchanged"], 2);
+    assert_eq!(r.body["status"], "complete", "{}", r.body);
+    assert_eq!(r.body["evaluated"], 123);
+    assert_eq!(r.body["unchanged"], 122);
     assert_eq!(r.body["moves"], serde_json::json!([{"from": "junior", "to": "intermediate", "count": 1, "distributors": ["d-shanghai"]}]));
+    assert_eq!(r.body["pages"], r.body["pages_done"]);
+    assert!(r.body["pages"].as_u64().unwrap() >= 2, "{}", r.body);
+
+    // A page delivered again counts once: its tally is written under its name.
+    let mut juniors: Vec<String> = (0..120).map(|i| format!("d-extra-{i:03}")).chain(["d-hangzhou", "d-shanghai", "d-suzhou"].map(String::from)).collect();
+    juniors.sort();
+    let page = serde_json::json!({"type": "what_if_page.v1", "payload": {"run": {"id": "lower-intermediate", "at": r.body["as_of"]}, "page": "junior#0#0", "distributors": &juniors[..100]}});
+    stack.clients.sqs.send_message().queue_url(stack.queue_url("TierEventsQueue")).message_body(page.to_string()).send().await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let redelivered = api.get("what-ifs/lower-intermediate").await.unwrap();
+    assert_eq!((redelivered.body["evaluated"].clone(), redelivered.body["pages_done"].clone()), (r.body["evaluated"].clone(), r.body["pages_done"].clone()), "{}", redelivered.body);
+    assert_eq!(r.body["partitions"], r.body["partitions_listed"]);
     assert_eq!(tier_of(&api, "d-shanghai").await, "junior", "nothing written");
     assert_eq!(api.get("rule-set").await.unwrap().body["version"], 1);
+
+    // Started again with the same draft: the same run, each page still
+    // counted once.
+    let again = api.put("what-ifs/lower-intermediate", &draft).await.unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    let r2 = api.get("what-ifs/lower-intermediate").await.unwrap();
+    assert_eq!((r2.body["evaluated"].clone(), r2.body["moves"].clone(), r2.body["as_of"].clone()), (r.body["evaluated"].clone(), r.body["moves"].clone(), r.body["as_of"].clone()));
+
+    // Another draft under the same id, a bad draft, an unknown id.
+    let mut other = draft.clone();
+    other["tiers"][1]["upgrade"]["gte"] = serde_json::json!("20000");
+    let r = api.put("what-ifs/lower-intermediate", &other).await.unwrap();
+    assert_eq!((r.status, r.code()), (409, "what_if_exists"));
     let mut bad = draft.clone();
     bad["tiers"][1]["upgrade"]["window"] = serde_json::json!("decade");
-    let r = api.admin(reqwest::Method::POST, "rule-set:what-if", Some(&bad)).await.unwrap();
+    let r = api.put("what-ifs/bad", &bad).await.unwrap();
     assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
+    let r = api.get("what-ifs/never-started").await.unwrap();
+    assert_eq!((r.status, r.code()), (404, "what_if_not_found"));
     stack.stop().await;
 }
 

@@ -11,7 +11,8 @@
 //! | PUT | `/v1/admin/distributors/{id}/tier` | manual override with a reason, optionally locked |
 //! | DELETE | `/v1/admin/distributors/{id}/tier-lock` | lift a lock: automatic changes resume |
 //! | POST | `/v1/admin/distributors/{id}/withdrawals` | pay out withdrawable commission, once per request id |
-//! | POST | `/v1/admin/rule-set:what-if` | evaluate a draft rule set against every distributor, writing nothing |
+//! | PUT | `/v1/admin/what-ifs/{id}` | start evaluating a draft rule set against every distributor, changing nothing |
+//! | GET | `/v1/admin/what-ifs/{id}` | a what-if's progress and who would move |
 //! | POST | `/v1/admin/rule-set:backfill` | count the ledger into what the current rule set reads by day or by SKU |
 //! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
@@ -32,10 +33,10 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::access::{self, ApiKey, Scope};
-use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId};
+use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, WhatIfId};
 use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
-use tier_domain::tier::{self, Cause, Direction, Standing, TierChange, Trigger};
+use tier_domain::tier::{Cause, Direction, TierChange};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::Table;
@@ -100,6 +101,12 @@ struct StockBody {
     available: u64,
 }
 
+/// The same answer under another status (a what-if just started is 202).
+fn with_status(mut r: Response<Body>, status: StatusCode) -> Response<Body> {
+    *r.status_mut() = status;
+    r
+}
+
 fn id<T>(raw: &str, parse: fn(&str) -> Result<T, tier_domain::ids::IdError>) -> Result<T, ApiError> {
     parse(raw).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))
 }
@@ -151,7 +158,8 @@ impl AdminApi {
                 }
                 Ok(http::json(StatusCode::OK, &json!({"distributor_id": d, "locked": false})))
             }
-            (Method::POST, ["v1", "admin", "rule-set:what-if"]) => self.what_if(body).await,
+            (Method::PUT, ["v1", "admin", "what-ifs", w]) => self.start_what_if(id(w, WhatIfId::parse)?, body).await,
+            (Method::GET, ["v1", "admin", "what-ifs", w]) => self.get_what_if(id(w, WhatIfId::parse)?).await,
             (Method::POST, ["v1", "admin", "rule-set:backfill"]) => self.backfill_rule_set().await,
             (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => self.withdraw(id(d, DistributorId::parse)?, body).await,
             (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
@@ -371,15 +379,20 @@ impl AdminApi {
         Err(ApiError::conflict("concurrent_change", "the tier changed while this request was applied; retry"))
     }
 
-    /// Every distributor re-evaluated against a draft rule set as a review
-    /// would (protection periods and locks included). Writes nothing.
-    async fn what_if(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    /// `PUT /v1/admin/what-ifs/{id}`: every distributor is to be evaluated
+    /// against the draft as a review would (protection periods and locks
+    /// included), through the tier queue, a page at a time, changing
+    /// nothing. Starting the same id with the same draft again sends its
+    /// partitions again (their pages count once), so a start that failed
+    /// halfway can be finished.
+    async fn start_what_if(&self, what_if: WhatIfId, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
         let draft = RuleSet::new(doc).map_err(|e| {
             let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
             ApiError::unprocessable("invalid_rule_set", problems.join("; "))
         })?;
         let current = self.table.current_rule_set().await?;
+        // The draft's tiers, those of the current rule set, and no tier.
         let mut partitions: Vec<Option<tier_domain::ids::TierId>> = draft.tiers().iter().map(|t| Some(t.id.clone())).collect();
         for t in current.iter().flat_map(|c| c.rules.tiers()) {
             if !partitions.contains(&Some(t.id.clone())) {
@@ -387,42 +400,37 @@ impl AdminApi {
             }
         }
         partitions.push(None);
-        let now = Utc::now();
-        let today = self.calendar.day_of(now);
-        let spans = draft.daily_spans();
-        let mut evaluated = 0u64;
-        let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for tier in partitions {
-            let mut cursor = None;
-            loop {
-                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), 100).await?;
-                for chunk in ids.chunks(50) {
-                    for (d, metrics) in self.table.distributors_with_metrics(chunk, today, &spans).await? {
-                        evaluated += 1;
-                        let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
-                        if let Some(change) = tier::decide(&draft, 0, standing, &metrics, now, today, Trigger::Review, Cause::Assignment) {
-                            let key = (change.from.map(|t| t.to_string()).unwrap_or_else(|| "-".into()), change.to.to_string());
-                            *counts.entry(key.clone()).or_default() += 1;
-                            let who = moves.entry(key).or_default();
-                            if who.len() < 100 {
-                                who.push(d.id.to_string());
-                            }
-                        }
-                    }
-                }
-                match next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
+        let doc = serde_json::to_value(draft.doc()).expect("rule sets serialise");
+        let (run, status) = match self.table.start_what_if(what_if.as_str(), &doc, Utc::now(), partitions.len() as u64).await? {
+            tier_store::what_if::WhatIfStart::Created(run) => (run, StatusCode::ACCEPTED),
+            tier_store::what_if::WhatIfStart::Existing(run) => (run, StatusCode::OK),
+            tier_store::what_if::WhatIfStart::OtherDraft => {
+                return Err(ApiError::conflict("what_if_exists", format!("what-if {what_if} was started with another draft; choose another id")));
+            }
+        };
+        let complete = status == StatusCode::OK && self.table.what_if_results(what_if.as_str()).await?.is_some_and(|r| r.complete());
+        if !complete {
+            let at = tier_messages::WhatIfRun { id: run.id.clone(), at: run.at };
+            for tier in partitions {
+                self.tier_events.send(&tier_messages::Message::WhatIfPartitionV1(tier_messages::WhatIfPartition { run: at.clone(), tier, cursor: None })).await?;
             }
         }
-        let moved: u64 = counts.values().sum();
-        let moves: Vec<_> = counts
-            .into_iter()
-            .map(|((from, to), count)| json!({"from": from, "to": to, "count": count, "distributors": moves.remove(&(from.clone(), to.clone())).unwrap_or_default()}))
-            .collect();
-        Ok(http::json(StatusCode::OK, &json!({"evaluated": evaluated, "unchanged": evaluated - moved, "moves": moves, "as_of": now})))
+        self.get_what_if(what_if).await.map(|r| if status == StatusCode::ACCEPTED { with_status(r, status) } else { r })
+    }
+
+    /// `GET /v1/admin/what-ifs/{id}`: its pages added up so far.
+    async fn get_what_if(&self, what_if: WhatIfId) -> Result<Response<Body>, ApiError> {
+        let r = self.table.what_if_results(what_if.as_str()).await?.ok_or_else(|| ApiError::not_found("what_if_not_found", format!("no what-if {what_if} (they are kept a week)")))?;
+        let moved = r.tally.moved();
+        let moves: Vec<_> = r.tally.by_tiers().map(|(from, to, m)| json!({"from": from, "to": to, "count": m.count, "distributors": m.distributors})).collect();
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({
+                "id": what_if, "as_of": r.run.at, "status": if r.complete() { "complete" } else { "running" },
+                "partitions": r.run.partitions, "partitions_listed": r.partitions_listed, "pages": r.pages, "pages_done": r.pages_done,
+                "evaluated": r.tally.evaluated, "unchanged": r.tally.evaluated - moved, "moves": moves,
+            }),
+        ))
     }
 
     async fn register_store(&self, platform: Platform, store: StoreId, body: &[u8]) -> Result<Response<Body>, ApiError> {

@@ -22,7 +22,8 @@ use tier_domain::order::OrderEvent;
 use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
 use std::sync::Arc;
 
-use tier_messages::{Backfill, BackfillPage, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
+use tier_domain::what_if::Tally;
+use tier_messages::{Backfill, BackfillPage, WhatIfPage, WhatIfPartition, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -43,6 +44,9 @@ pub struct TierEvaluation {
 /// Members per review page message: a batch of ten pages (250 evaluations)
 /// stays well inside the function's 10-second timeout.
 pub const REVIEW_PAGE_SIZE: usize = 25;
+/// Members per what-if page message: one evaluation each, no writes but
+/// the page's tally, so a page can be larger than a review's.
+pub const WHAT_IF_PAGE_SIZE: usize = 100;
 /// Members listed per query while fanning out: several pages' worth, so
 /// that listing, which runs in sequence for a tier, keeps ahead of the
 /// evaluations, which run in parallel.
@@ -62,6 +66,7 @@ type Held = std::sync::Mutex<Option<PublishedRuleSet>>;
 #[derive(Debug, Default)]
 struct Listed {
     distributors: u64,
+    pages: u64,
     finished: bool,
 }
 
@@ -115,6 +120,8 @@ impl TierEvaluation {
                             Message::UserRegisteredV1(u) => self.on_user_registered(&u).await?,
                             Message::BackfillPartitionV1(p) => self.on_backfill_partition(&p).await?,
                             Message::BackfillPageV1(p) => self.on_backfill_page(&p).await?,
+                            Message::WhatIfPartitionV1(p) => self.on_what_if_partition(&p).await?,
+                            Message::WhatIfPageV1(p) => self.on_what_if_page(&p).await?,
                         }
                     }
                     self.on_order_events(&events).await
@@ -283,6 +290,7 @@ impl TierEvaluation {
         self.fan_out(
             p.tier.as_ref(),
             p.cursor.clone(),
+            REVIEW_PAGE_SIZE,
             |page| Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page }),
             |cursor| Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
         )
@@ -293,13 +301,21 @@ impl TierEvaluation {
     /// Lists a tier's members from `cursor` into page messages, and hands
     /// on to a continuation (`more`) before the function runs out of time.
     /// Says how many it listed and whether it reached the partition's end.
-    async fn fan_out(&self, tier: Option<&TierId>, mut cursor: Option<String>, page: impl Fn(Vec<DistributorId>) -> Message, more: impl Fn(String) -> Message) -> Result<Listed, Failure> {
+    async fn fan_out(
+        &self,
+        tier: Option<&TierId>,
+        mut cursor: Option<String>,
+        page_size: usize,
+        page: impl Fn(Vec<DistributorId>) -> Message,
+        more: impl Fn(String) -> Message,
+    ) -> Result<Listed, Failure> {
         let mut listed = Listed::default();
         for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
             let (ids, next) = self.table.tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
             listed.distributors += ids.len() as u64;
-            for chunk in ids.chunks(REVIEW_PAGE_SIZE) {
+            for chunk in ids.chunks(page_size) {
                 self.queue.send(&page(chunk.to_vec())).await?;
+                listed.pages += 1;
             }
             match next {
                 Some(n) => cursor = Some(n),
@@ -321,6 +337,7 @@ impl TierEvaluation {
             .fan_out(
                 p.tier.as_ref(),
                 p.cursor.clone(),
+                REVIEW_PAGE_SIZE,
                 |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
                 |cursor| Message::BackfillPartitionV1(BackfillPartition { cursor: Some(cursor), ..p.clone() }),
             )
@@ -378,6 +395,42 @@ impl TierEvaluation {
                 return Ok(());
             }
         }
+        Ok(())
+    }
+
+    async fn on_what_if_partition(&self, p: &WhatIfPartition) -> Result<(), Failure> {
+        let listing = p.listing_id();
+        let next_page = std::sync::atomic::AtomicUsize::new(0);
+        let listed = self
+            .fan_out(
+                p.tier.as_ref(),
+                p.cursor.clone(),
+                WHAT_IF_PAGE_SIZE,
+                |page| {
+                    let n = next_page.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Message::WhatIfPageV1(WhatIfPage { run: p.run.clone(), page: format!("{listing}#{n}"), distributors: page })
+                },
+                |cursor| Message::WhatIfPartitionV1(WhatIfPartition { cursor: Some(cursor), ..p.clone() }),
+            )
+            .await?;
+        self.table.record_what_if_listing(&p.run.id, p.run.at, &listing, listed.pages, listed.finished).await?;
+        Ok(())
+    }
+
+    /// A page of a what-if: its distributors evaluated against the draft
+    /// at the run's instant, as a review would; the tally is all it writes.
+    async fn on_what_if_page(&self, p: &WhatIfPage) -> Result<(), Failure> {
+        // Expired (a week on) or never started: nothing to add to.
+        let Some(run) = self.table.what_if_run(&p.run.id).await? else { return Ok(()) };
+        let doc = serde_json::from_value(run.draft.clone()).map_err(|e| Failure::permanent("invalid_what_if", format!("what-if {}: {e}", run.id)))?;
+        let draft = tier_domain::rules::RuleSet::new(doc).map_err(|e| Failure::permanent("invalid_what_if", format!("what-if {}: {e:?}", run.id)))?;
+        let today = self.calendar.day_of(run.at);
+        let mut tally = Tally::default();
+        for (d, metrics) in self.table.distributors_with_metrics(&p.distributors, today, &draft.daily_spans()).await? {
+            let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
+            tally.evaluate(&draft, standing, &d.id, &metrics, run.at, today);
+        }
+        self.table.record_what_if_page(&run.id, run.at, &p.page, &tally).await?;
         Ok(())
     }
 

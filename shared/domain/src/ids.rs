@@ -106,6 +106,11 @@ id_type!(
     /// A rule inside a rule set (an upgrade rule or a step-up rule).
     RuleId, "rule id", 64);
 
+id_type!(
+    /// A what-if run, named by whoever starts it (so a retried start is
+    /// the same run).
+    WhatIfId, "what-if id", 64);
+
 /// An order is identified by where it came from: ids are only unique per
 /// platform and store.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -15,6 +15,7 @@
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
 //! - [`commission`]: commission entries, their base, rounding and balance.
+//! - [`what_if`]: a draft rule set's tier moves, tallied page by page.
 
 pub mod access;
 pub mod calendar;
@@ -28,6 +29,7 @@ pub mod pricing;
 pub mod rules;
 pub mod stock;
 pub mod tier;
+pub mod what_if;
 
 pub use calendar::{BrandCalendar, Month};
 pub use ids::*;

@@ -48,6 +48,14 @@ pub enum Message {
     /// Distributors whose ledgers to count into what the rule set reads.
     #[serde(rename = "backfill_page.v1")]
     BackfillPageV1(BackfillPage),
+    /// One tier partition of a what-if, from a page on: as a review
+    /// partition, it enqueues a [`Message::WhatIfPageV1`] per page of
+    /// members. Sent by the admin API.
+    #[serde(rename = "what_if_partition.v1")]
+    WhatIfPartitionV1(WhatIfPartition),
+    /// Distributors to evaluate against a what-if's draft rule set.
+    #[serde(rename = "what_if_page.v1")]
+    WhatIfPageV1(WhatIfPage),
 }
 
 /// What a backfill counts the ledger into: metrics kept by day (orders paid
@@ -150,6 +158,45 @@ pub struct ReviewPage {
     pub distributors: Vec<DistributorId>,
 }
 
+/// Which what-if: its id (the draft is stored with it) and the instant
+/// every evaluation of it uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfRun {
+    pub id: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfPartition {
+    pub run: WhatIfRun,
+    /// The tier whose members to evaluate; `None`: distributors without a tier.
+    pub tier: Option<TierId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl WhatIfPartition {
+    /// Names this message's share of the listing: its tier and where it
+    /// started, the same on a redelivery.
+    pub fn listing_id(&self) -> String {
+        format!("{}#{}", self.tier.as_ref().map_or("-", |t| t.as_str()), self.cursor.as_deref().map_or(0, fnv1a))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfPage {
+    pub run: WhatIfRun,
+    /// Names the page, the same on a redelivery (its listing message's id
+    /// and its place there), so that it is counted once.
+    pub page: String,
+    pub distributors: Vec<DistributorId>,
+}
+
+/// A short, stable hash (FNV-1a, 64 bits) for naming cursors in keys.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// A message body that cannot be read. It will never become readable, so it
 /// goes to the dead-letter queue with this reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +224,8 @@ impl Message {
             Message::UserRegisteredV1(u) => format!("{}/{}/{}", u.platform, u.store, u.event_id),
             Message::BackfillPartitionV1(p) => format!("backfill/{}/{}/{}", p.backfill.rule_set_version, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
             Message::BackfillPageV1(p) => format!("backfill/{}/{}", p.backfill.rule_set_version, p.distributors.first().map_or("", |d| d.as_str())),
+            Message::WhatIfPartitionV1(p) => format!("what-if/{}/{}", p.run.id, p.listing_id()),
+            Message::WhatIfPageV1(p) => format!("what-if/{}/{}", p.run.id, p.page),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - [`rules`]: published rule sets.
 //! - [`webhooks`]: what order intake reads and its receipts.
 //! - [`reviews`]: scheduled review runs and pages of tier members.
+//! - [`what_if`]: what-if runs and their results, page by page.
 //! - [`queue`]: SQS sends and dead-lettering.
 
 pub mod api_keys;
@@ -35,6 +36,7 @@ pub mod rules;
 pub mod table;
 pub mod users;
 pub mod webhooks;
+pub mod what_if;
 
 pub use error::StoreError;
 pub use queue::Queue;
