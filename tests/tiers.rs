@@ -335,6 +335,15 @@ async fn what_if_reports_who_would_move_and_writes_nothing() {
         assert_eq!(r.status, 201, "{}", r.body);
     }
     stack.wait_idle(IDLE).await.unwrap();
+    // A listing's continuation is named by its cursor: the same page of a
+    // partition gives the same cursor every time.
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let junior = tier_domain::ids::TierId::parse("junior").unwrap();
+    let mut cursors = Vec::new();
+    for _ in 0..5 {
+        cursors.push(table.tier_members_page(Some(&junior), None, 50).await.unwrap().1);
+    }
+    assert!(cursors[0].is_some() && cursors.iter().all(|c| c == &cursors[0]), "{cursors:?}");
     let mut draft = local_stack::demo::clothing_rule_set();
     draft["tiers"][1]["upgrade"]["gte"] = serde_json::json!("30000");
     let r = api.put("what-ifs/lower-intermediate", &draft).await.unwrap();
@@ -353,7 +362,7 @@ async fn what_if_reports_who_would_move_and_writes_nothing() {
     // A page delivered again counts once: its tally is written under its name.
     let mut juniors: Vec<String> = (0..120).map(|i| format!("d-extra-{i:03}")).chain(["d-hangzhou", "d-shanghai", "d-suzhou"].map(String::from)).collect();
     juniors.sort();
-    let page = serde_json::json!({"type": "what_if_page.v1", "payload": {"run": {"id": "lower-intermediate", "at": r.body["as_of"]}, "page": "junior#0#0", "distributors": &juniors[..100]}});
+    let page = serde_json::json!({"type": "what_if_page.v1", "payload": {"run": {"id": "lower-intermediate", "at": r.body["as_of"]}, "page": "junior#0#0", "tier": "junior", "distributors": &juniors[..100]}});
     stack.clients.sqs.send_message().queue_url(stack.queue_url("TierEventsQueue")).message_body(page.to_string()).send().await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     let redelivered = api.get("what-ifs/lower-intermediate").await.unwrap();
@@ -845,5 +854,52 @@ async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     api.webhook("jd", "sh-outlet", &docs::refunded("h1r", "H1", "RF-H1", "61965.00", &[], now)).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(tier_of(&api, "d-shanghai").await, "junior");
+    stack.stop().await;
+}
+
+/// A what-if's answer follows each partition's listings from the first
+/// through their continuations, and adds up those listings' pages: a page
+/// written twice, or a listing no chain leads to, counts once or not at all;
+/// it is complete only when every partition is listed to its end and every
+/// page is in.
+#[tokio::test(flavor = "multi_thread")]
+async fn what_if_results_follow_each_partition_from_its_first_listing() {
+    use tier_domain::what_if::Tally;
+    use tier_store::what_if::{Listing, WhatIfStart};
+    let (stack, _api) = spawn_stack().await;
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let at = Utc::now();
+    let draft = serde_json::json!({"tiers": []});
+    let partitions = vec!["junior".to_owned(), "-".to_owned()];
+    assert!(matches!(table.start_what_if("chain", &draft, at, &partitions).await.unwrap(), WhatIfStart::Created(_)));
+    let tally = |evaluated: u64| Tally { evaluated, ..Default::default() };
+    let listing = |pages: u64, next: Option<&str>| Listing { pages, next: next.map(str::to_owned) };
+    let state = || async { table.what_if_results("chain").await.unwrap().unwrap() };
+
+    // Junior's first listing: two pages and a continuation.
+    table.record_what_if_listing("chain", at, "junior#0", &listing(2, Some("junior#77"))).await.unwrap();
+    table.record_what_if_page("chain", at, "junior#0#0", &tally(100)).await.unwrap();
+    table.record_what_if_page("chain", at, "junior#0#1", &tally(100)).await.unwrap();
+    // A listing no chain leads to, with a page: not counted.
+    table.record_what_if_listing("chain", at, "junior#99", &listing(1, None)).await.unwrap();
+    table.record_what_if_page("chain", at, "junior#99#0", &tally(50)).await.unwrap();
+    let s = state().await;
+    assert_eq!((s.pages, s.pages_done, s.partitions_listed, s.tally.evaluated, s.complete()), (2, 2, 0, 200, false));
+
+    // The continuation lists one more page, to the partition's end.
+    table.record_what_if_listing("chain", at, "junior#77", &listing(1, None)).await.unwrap();
+    let s = state().await;
+    assert_eq!((s.pages, s.pages_done, s.partitions_listed, s.complete()), (3, 2, 1, false), "a page is missing");
+    table.record_what_if_page("chain", at, "junior#77#0", &tally(30)).await.unwrap();
+    // A page delivered twice writes the same item.
+    table.record_what_if_page("chain", at, "junior#0#0", &tally(100)).await.unwrap();
+    let s = state().await;
+    assert_eq!((s.pages_done, s.tally.evaluated, s.complete()), (3, 230, false), "distributors without a tier not listed yet");
+
+    table.record_what_if_listing("chain", at, "-#0", &listing(0, None)).await.unwrap();
+    assert!(!state().await.complete(), "not every partition message was sent");
+    table.mark_what_if_sent("chain").await.unwrap();
+    let s = state().await;
+    assert_eq!((s.partitions_listed, s.tally.evaluated, s.complete()), (2, 230, true));
     stack.stop().await;
 }

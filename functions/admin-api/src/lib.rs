@@ -400,20 +400,25 @@ impl AdminApi {
             }
         }
         partitions.push(None);
+        let names: Vec<String> = partitions.iter().map(|p| p.as_ref().map_or("-".to_owned(), |t| t.to_string())).collect();
         let doc = serde_json::to_value(draft.doc()).expect("rule sets serialise");
-        let (run, status) = match self.table.start_what_if(what_if.as_str(), &doc, Utc::now(), partitions.len() as u64).await? {
+        let (run, status) = match self.table.start_what_if(what_if.as_str(), &doc, Utc::now(), &names).await? {
             tier_store::what_if::WhatIfStart::Created(run) => (run, StatusCode::ACCEPTED),
             tier_store::what_if::WhatIfStart::Existing(run) => (run, StatusCode::OK),
             tier_store::what_if::WhatIfStart::OtherDraft => {
                 return Err(ApiError::conflict("what_if_exists", format!("what-if {what_if} was started with another draft; choose another id")));
             }
         };
-        let complete = status == StatusCode::OK && self.table.what_if_results(what_if.as_str()).await?.is_some_and(|r| r.complete());
-        if !complete {
+        // A start that failed before every partition was sent is finished
+        // by the next: the listings and pages it did send are named the
+        // same again, and count once.
+        if !run.sent {
             let at = tier_messages::WhatIfRun { id: run.id.clone(), at: run.at };
-            for tier in partitions {
+            for name in &run.partitions {
+                let tier = (name != "-").then(|| tier_domain::ids::TierId::parse(name)).transpose().map_err(|e| tier_store::StoreError::corrupt(&("WHATIF".into(), run.id.clone()), e.to_string()))?;
                 self.tier_events.send(&tier_messages::Message::WhatIfPartitionV1(tier_messages::WhatIfPartition { run: at.clone(), tier, cursor: None })).await?;
             }
+            self.table.mark_what_if_sent(&run.id).await?;
         }
         self.get_what_if(what_if).await.map(|r| if status == StatusCode::ACCEPTED { with_status(r, status) } else { r })
     }
@@ -427,8 +432,8 @@ impl AdminApi {
             StatusCode::OK,
             &json!({
                 "id": what_if, "as_of": r.run.at, "status": if r.complete() { "complete" } else { "running" },
-                "partitions": r.run.partitions, "partitions_listed": r.partitions_listed, "pages": r.pages, "pages_done": r.pages_done,
-                "evaluated": r.tally.evaluated, "unchanged": r.tally.evaluated - moved, "moves": moves,
+                "partitions": r.run.partitions.len(), "partitions_listed": r.partitions_listed, "pages": r.pages, "pages_done": r.pages_done,
+                "evaluated": r.tally.evaluated, "unchanged": r.tally.evaluated - moved, "changed_during_run": r.tally.skipped, "moves": moves,
             }),
         ))
     }

@@ -6,8 +6,10 @@
 //! re-evaluated. Also counts users who sign up through a store as downline
 //! users, and runs the scheduled reviews, which move tiers when windows roll
 //! over (a new month empties "this month"; rolling windows move every day,
-//! so rule sets that read them are reviewed daily), and a new rule set's
-//! backfill of the ledger, all fanned out through this function's own queue.
+//! so rule sets that read them are reviewed daily), a new rule set's
+//! backfill of the ledger, and what-ifs (a draft rule set evaluated against
+//! every distributor, writing only tallies), all fanned out through this
+//! function's own queue.
 //!
 //! Every step is idempotent, so a redelivered message re-runs safely: the
 //! ledger recognises the event, and the evaluation, which always runs,
@@ -23,6 +25,7 @@ use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
 use std::sync::Arc;
 
 use tier_domain::what_if::Tally;
+use tier_store::what_if::Listing;
 use tier_messages::{Backfill, BackfillPage, WhatIfPage, WhatIfPartition, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
 use tier_store::reviews::ReviewRecord;
 use tier_runtime::sqs::{BatchProcessor, Failure};
@@ -39,13 +42,16 @@ pub struct TierEvaluation {
     calendar: BrandCalendar,
     /// This function's own queue: the review fans out through it.
     queue: Queue,
+    /// The what-if draft last read: (id, instant, draft).
+    drafts: std::sync::Mutex<Option<CachedDraft>>,
 }
 
 /// Members per review page message: a batch of ten pages (250 evaluations)
 /// stays well inside the function's 10-second timeout.
 pub const REVIEW_PAGE_SIZE: usize = 25;
-/// Members per what-if page message: one evaluation each, no writes but
-/// the page's tally, so a page can be larger than a review's.
+/// Members per what-if page message: one evaluation each and no writes
+/// but the page's tally (two parallel batch reads and one write a page), so
+/// a batch of ten pages, 1,000 evaluations, stays well inside the timeout.
 pub const WHAT_IF_PAGE_SIZE: usize = 100;
 /// Members listed per query while fanning out: several pages' worth, so
 /// that listing, which runs in sequence for a tier, keeps ahead of the
@@ -58,6 +64,9 @@ pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
 /// hands on to a continuation: well inside the function's timeout.
 pub const BACKFILL_ENTRIES_PER_MESSAGE: usize = 100;
 
+/// A what-if's draft as last read: its run's id and instant, and the draft.
+type CachedDraft = (String, DateTime<Utc>, Arc<tier_domain::rules::RuleSet>);
+
 /// Where the decider notes a downgrade it held for a backfill, with the
 /// rule set it was held under.
 type Held = std::sync::Mutex<Option<PublishedRuleSet>>;
@@ -68,6 +77,8 @@ struct Listed {
     distributors: u64,
     pages: u64,
     finished: bool,
+    /// Where the continuation carries on from, if one was sent.
+    next: Option<String>,
 }
 
 /// What one backfill page message did, for the run's progress.
@@ -94,6 +105,7 @@ impl TierEvaluation {
             batches: BatchProcessor::new(Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?), env.parse_or("MAX_RECEIVE_COUNT", 5u32)?),
             calendar,
             queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
+            drafts: std::sync::Mutex::new(None),
         })
     }
 
@@ -327,7 +339,8 @@ impl TierEvaluation {
         }
         // More members: a continuation carries on from here.
         if let Some(c) = cursor {
-            self.queue.send(&more(c)).await?;
+            self.queue.send(&more(c.clone())).await?;
+            listed.next = Some(c);
         }
         Ok(listed)
     }
@@ -408,30 +421,52 @@ impl TierEvaluation {
                 WHAT_IF_PAGE_SIZE,
                 |page| {
                     let n = next_page.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Message::WhatIfPageV1(WhatIfPage { run: p.run.clone(), page: format!("{listing}#{n}"), distributors: page })
+                    Message::WhatIfPageV1(WhatIfPage { run: p.run.clone(), page: format!("{listing}#{n}"), tier: p.tier.clone(), distributors: page })
                 },
                 |cursor| Message::WhatIfPartitionV1(WhatIfPartition { cursor: Some(cursor), ..p.clone() }),
             )
             .await?;
-        self.table.record_what_if_listing(&p.run.id, p.run.at, &listing, listed.pages, listed.finished).await?;
+        let next = listed.next.map(|c| WhatIfPartition { cursor: Some(c), ..p.clone() }.listing_id());
+        self.table.record_what_if_listing(&p.run.id, p.run.at, &listing, &Listing { pages: listed.pages, next }).await?;
         Ok(())
     }
 
     /// A page of a what-if: its distributors evaluated against the draft
     /// at the run's instant, as a review would; the tally is all it writes.
+    /// A distributor whose tier changed since it was listed is left to the
+    /// partition it is in now.
     async fn on_what_if_page(&self, p: &WhatIfPage) -> Result<(), Failure> {
-        // Expired (a week on) or never started: nothing to add to.
-        let Some(run) = self.table.what_if_run(&p.run.id).await? else { return Ok(()) };
-        let doc = serde_json::from_value(run.draft.clone()).map_err(|e| Failure::permanent("invalid_what_if", format!("what-if {}: {e}", run.id)))?;
-        let draft = tier_domain::rules::RuleSet::new(doc).map_err(|e| Failure::permanent("invalid_what_if", format!("what-if {}: {e:?}", run.id)))?;
-        let today = self.calendar.day_of(run.at);
+        // Expired (a week on), never started, or an older run of the id.
+        let Some(draft) = self.what_if_draft(&p.run).await? else { return Ok(()) };
+        let today = self.calendar.day_of(p.run.at);
         let mut tally = Tally::default();
         for (d, metrics) in self.table.distributors_with_metrics(&p.distributors, today, &draft.daily_spans()).await? {
+            if d.tier != p.tier {
+                tally.skipped += 1;
+                continue;
+            }
             let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
-            tally.evaluate(&draft, standing, &d.id, &metrics, run.at, today);
+            tally.evaluate(&draft, standing, &d.id, &metrics, p.run.at, today);
         }
-        self.table.record_what_if_page(&run.id, run.at, &p.page, &tally).await?;
+        self.table.record_what_if_page(&p.run.id, p.run.at, &p.page, &tally).await?;
         Ok(())
+    }
+
+    /// A what-if's draft, read once per warm function: its thousands of
+    /// pages would otherwise all read the same item.
+    async fn what_if_draft(&self, run: &tier_messages::WhatIfRun) -> Result<Option<Arc<tier_domain::rules::RuleSet>>, Failure> {
+        if let Some((id, at, draft)) = self.drafts.lock().expect("not poisoned").as_ref()
+            && id == &run.id
+            && *at == run.at
+        {
+            return Ok(Some(draft.clone()));
+        }
+        let Some(stored) = self.table.what_if_run(&run.id).await?.filter(|r| r.at == run.at) else { return Ok(None) };
+        let invalid = |e: String| Failure::permanent("invalid_what_if", format!("what-if {}: {e}", run.id));
+        let doc = serde_json::from_value(stored.draft).map_err(|e| invalid(e.to_string()))?;
+        let draft = Arc::new(tier_domain::rules::RuleSet::new(doc).map_err(|e| invalid(format!("{e:?}")))?);
+        *self.drafts.lock().expect("not poisoned") = Some((run.id.clone(), run.at, draft.clone()));
+        Ok(Some(draft))
     }
 
     async fn on_network_changed(&self, n: &NetworkChanged) -> Result<(), Failure> {

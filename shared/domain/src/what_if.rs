@@ -24,6 +24,11 @@ pub const NO_TIER: &str = "-";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub evaluated: u64,
+    /// Distributors not evaluated because their tier changed between the
+    /// listing and the page: counted where they are listed now, or, if
+    /// that tier's listing was done already, not at all.
+    #[serde(default)]
+    pub skipped: u64,
     /// Keyed `from>to`, so that it stores as a JSON object.
     pub moves: BTreeMap<String, Move>,
 }
@@ -49,13 +54,20 @@ impl Tally {
     fn add(&mut self, key: &str, count: u64, names: &[DistributorId]) {
         let m = self.moves.entry(key.to_owned()).or_default();
         m.count += count;
-        let room = NAMES_PER_MOVE.saturating_sub(m.distributors.len());
-        m.distributors.extend(names.iter().take(room).cloned());
+        for name in names {
+            if m.distributors.len() >= NAMES_PER_MOVE {
+                break;
+            }
+            if !m.distributors.contains(name) {
+                m.distributors.push(name.clone());
+            }
+        }
     }
 
     /// Adds another page's tally.
     pub fn merge(&mut self, other: &Tally) {
         self.evaluated += other.evaluated;
+        self.skipped += other.skipped;
         for (key, m) in &other.moves {
             self.add(key, m.count, &m.distributors);
         }

@@ -50,7 +50,7 @@ pub enum Message {
     BackfillPageV1(BackfillPage),
     /// One tier partition of a what-if, from a page on: as a review
     /// partition, it enqueues a [`Message::WhatIfPageV1`] per page of
-    /// members. Sent by the admin API.
+    /// members. Sent by the admin API, continuations by tier evaluation.
     #[serde(rename = "what_if_partition.v1")]
     WhatIfPartitionV1(WhatIfPartition),
     /// Distributors to evaluate against a what-if's draft rule set.
@@ -176,8 +176,9 @@ pub struct WhatIfPartition {
 }
 
 impl WhatIfPartition {
-    /// Names this message's share of the listing: its tier and where it
-    /// started, the same on a redelivery.
+    /// Names this message's share of the listing: its tier (`-`: none) and
+    /// where it started, the same on a redelivery (cursors are written in
+    /// key order).
     pub fn listing_id(&self) -> String {
         format!("{}#{}", self.tier.as_ref().map_or("-", |t| t.as_str()), self.cursor.as_deref().map_or(0, fnv1a))
     }
@@ -189,6 +190,8 @@ pub struct WhatIfPage {
     /// Names the page, the same on a redelivery (its listing message's id
     /// and its place there), so that it is counted once.
     pub page: String,
+    /// The tier its distributors were listed in (`None`: without one).
+    pub tier: Option<TierId>,
     pub distributors: Vec<DistributorId>,
 }
 

@@ -21,7 +21,7 @@
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
-//! | what-if run | `WHATIF#{id}` | `RUN`, `LIST#{tier}#{cursor hash}`, `PAGE#{listing}#{n}` | the draft and its instant; one item per listing message and per page (written whole, so a redelivery counts once); query them all for the results; TTL a week |
+//! | what-if run | `WHATIF#{id}` | `RUN`, `LIST#{instant}#{tier}#{cursor hash}`, `PAGE#{instant}#{listing}#{n}` | the draft, its instant and partitions; one item per listing message (its pages, its continuation) and per page (its tally), named by what they cover so a redelivery writes the same item; query them for the results; TTL a week |
 //! | backfill run | `BACKFILL#{version:06}` | `RUN` | one per rule set version whose backfill started: its progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};

@@ -110,8 +110,10 @@ impl Table {
             .iter()
             .map(|i| item::get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
             .collect::<Result<_, _>>()?;
+        // In key order, so the same page always gives the same cursor: a
+        // what-if names its continuations by it.
         let next = out.last_evaluated_key.map(|k| {
-            let m: HashMap<String, String> = k.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone()))).collect();
+            let m: std::collections::BTreeMap<String, String> = k.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone()))).collect();
             serde_json::to_string(&m).expect("strings serialise")
         });
         Ok((ids, next))
