@@ -440,6 +440,11 @@ impl RuleSet {
             if !ids.insert(t.id.clone()) {
                 p(format!("tiers[{i}].id"), format!("tier id {:?} is used twice", t.id.as_str()));
             }
+            // `-` stands for "no tier" wherever tiers are listed (the tier
+            // members index, what-if moves).
+            if t.id.as_str() == "-" {
+                p(format!("tiers[{i}].id"), "tier id \"-\" is reserved for distributors without a tier".into());
+            }
             if !ranks.insert(t.rank) {
                 p(format!("tiers[{i}].rank"), format!("rank {} is used twice", t.rank));
             }
@@ -733,6 +738,13 @@ mod tests {
         let e = err(&doc(r#"{"rolling_weeks": 4}"#));
         assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
         assert!(CLOTHING.contains("month") && RuleSet::from_json(CLOTHING).unwrap().daily_spans().is_empty());
+    }
+
+    #[test]
+    fn the_no_tier_mark_is_no_tier_id() {
+        let e = RuleSet::from_json(r#"{"tiers": [{"id": "-", "name": "None", "rank": 0}]}"#).unwrap_err().0;
+        assert_eq!(e[0].path, "tiers[0].id", "{e:?}");
+        assert!(e[0].message.contains("reserved"), "{e:?}");
     }
 
     #[test]
