@@ -391,10 +391,10 @@ impl AdminApi {
             let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
             ApiError::unprocessable("invalid_rule_set", problems.join("; "))
         })?;
-        let current = self.table.current_rule_set().await?;
-        // The draft's tiers, those of the current rule set, and no tier.
-        let mut partitions: Vec<Option<tier_domain::ids::TierId>> = draft.tiers().iter().map(|t| Some(t.id.clone())).collect();
-        for t in current.iter().flat_map(|c| c.rules.tiers()) {
+        // Every tier any published version has had (members of a dropped
+        // tier are distributors too), the draft's, and no tier.
+        let mut partitions: Vec<Option<tier_domain::ids::TierId>> = self.table.all_tier_ids().await?.into_iter().map(Some).collect();
+        for t in draft.tiers() {
             if !partitions.contains(&Some(t.id.clone())) {
                 partitions.push(Some(t.id.clone()));
             }
