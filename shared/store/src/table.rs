@@ -16,6 +16,10 @@ use crate::keys::Key;
 const BATCH_GET_MAX: usize = 100;
 /// BatchWriteItem takes at most 25 items.
 const BATCH_WRITE_MAX: usize = 25;
+/// Retries of what a batch request left unprocessed (throttling), backing
+/// off from 50 ms to 1.6 s: about 3 seconds in all, inside a function's
+/// 10-second timeout.
+const UNPROCESSED_RETRIES: u32 = 6;
 /// TransactWriteItems takes at most 100 actions.
 pub const TRANSACT_MAX: usize = 100;
 
@@ -94,7 +98,12 @@ impl Table {
             request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).filter(|k| !k.keys.is_empty());
             if request.is_some() {
                 attempt += 1;
-                // Unprocessed keys mean throttling: back off before asking again.
+                // Unprocessed keys mean throttling: back off before asking
+                // again, and past a few seconds hand the work back to the
+                // queue rather than run into the function's timeout.
+                if attempt > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Contention { what: "BatchGetItem (keys left unprocessed: throttled)".into(), attempts: attempt });
+                }
                 tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
             }
         }
@@ -132,6 +141,9 @@ impl Table {
             pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.name)).unwrap_or_default();
             if !pending.is_empty() {
                 attempt += 1;
+                if attempt > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Contention { what: "BatchWriteItem (items left unprocessed: throttled)".into(), attempts: attempt });
+                }
                 tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
             }
         }
