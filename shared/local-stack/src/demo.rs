@@ -248,6 +248,22 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         m["cumulative_commission"].as_str().unwrap_or("0.00"),
     );
 
+    // What if the thresholds were halved (Intermediate at 25,000 CNY a
+    // month, Senior at 50,000)? Evaluated against everyone through the
+    // tier queue; nothing changes.
+    let mut draft = clothing_rule_set();
+    draft["tiers"][1]["upgrade"]["gte"] = json!("25000");
+    draft["tiers"][2]["upgrade"]["gte"] = json!("50000");
+    let r = api.put("what-ifs/halved-thresholds", &draft).await?;
+    ensure!((200..300).contains(&r.status), "what-if refused: {}", r.body);
+    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
+    let w = api.get("what-ifs/halved-thresholds").await?;
+    println!("What-if the monthly thresholds were halved ({}, {} evaluated, nothing changed):", w.body["status"].as_str().unwrap_or(""), w.body["evaluated"]);
+    for m in w.body["moves"].as_array().into_iter().flatten() {
+        println!("    {} → {}: {} ({})", m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""), m["count"], m["distributors"]);
+    }
+    println!();
+
     println!("Stock:");
     for sku in skus {
         let s = api.get(&format!("skus/{sku}/stock")).await?;
