@@ -346,10 +346,16 @@ async fn what_if_reports_who_would_move_and_writes_nothing() {
     assert!(cursors[0].is_some() && cursors.iter().all(|c| c == &cursors[0]), "{cursors:?}");
     let mut draft = local_stack::demo::clothing_rule_set();
     draft["tiers"][1]["upgrade"]["gte"] = serde_json::json!("30000");
+    stack.dynamo_usage.reset();
     let r = api.put("what-ifs/lower-intermediate", &draft).await.unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(r.body["id"], "lower-intermediate");
     stack.wait_idle(IDLE).await.unwrap();
+    // What it costs: about a read unit a distributor (its profile and
+    // metrics, eventually consistent), and a write per page and listing.
+    let usage = stack.dynamo_usage.snapshot();
+    println!("a what-if of 123 distributors: {} read units, {} write units, {:?}", usage.read_units, usage.write_units, usage.requests);
+    assert!(usage.read_units <= 2.0 * 123.0 && usage.write_units <= 12.0, "{usage:?}");
     let r = api.get("what-ifs/lower-intermediate").await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["status"], "complete", "{}", r.body);
