@@ -382,9 +382,9 @@ impl AdminApi {
     /// `PUT /v1/admin/what-ifs/{id}`: every distributor is to be evaluated
     /// against the draft as a review would (protection periods and locks
     /// included), through the tier queue, a page at a time, changing
-    /// nothing. Starting the same id with the same draft again sends its
-    /// partitions again (their pages count once), so a start that failed
-    /// halfway can be finished.
+    /// nothing. Starting the same id with the same draft again answers
+    /// where it stands, and sends its partitions again only if the first
+    /// start failed before sending them all (their pages count once).
     async fn start_what_if(&self, what_if: WhatIfId, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
         let draft = RuleSet::new(doc).map_err(|e| {

@@ -15,26 +15,30 @@
 //! ledger recognises the event, and the evaluation, which always runs,
 //! finishes a tier change that a crash may have interrupted.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use tier_domain::calendar::{BrandCalendar, Period};
-use tier_domain::ids::{DistributorId, TierId};
-use tier_domain::order::OrderEvent;
-use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
 use std::sync::Arc;
 
-use tier_domain::what_if::Tally;
-use tier_store::what_if::Listing;
-use tier_messages::{Backfill, BackfillPage, WhatIfPage, WhatIfPartition, BackfillPartition, Message, NetworkChanged, ReviewPage, ReviewPartition, ReviewRun, UserRegistered};
-use tier_store::reviews::ReviewRecord;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use tier_domain::calendar::BrandCalendar;
+use tier_domain::ids::DistributorId;
+use tier_domain::metrics::Metrics;
+use tier_domain::order::OrderEvent;
+use tier_domain::tier::{self, Cause, Standing, TierChange, Trigger};
+use tier_messages::{Backfill, BackfillPage, Message, NetworkChanged, UserRegistered};
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
-use tier_domain::metrics::Metrics;
 use tier_store::distributors::Distributor;
 use tier_store::ledger::{GroupError, MAX_GROUP};
 use tier_store::rules::PublishedRuleSet;
 use tier_store::{Queue, StoreError, Table};
+
+mod backfill;
+mod review;
+mod what_if;
+
+pub use backfill::BACKFILL_ENTRIES_PER_MESSAGE;
+pub use review::{QUERIES_PER_PARTITION_MESSAGE, REVIEW_PAGE_SIZE, REVIEW_QUERY_SIZE, ReviewReport};
+pub use what_if::WHAT_IF_PAGE_SIZE;
 
 pub struct TierEvaluation {
     table: Table,
@@ -43,58 +47,12 @@ pub struct TierEvaluation {
     /// This function's own queue: the review fans out through it.
     queue: Queue,
     /// The what-if draft last read: (id, instant, draft).
-    drafts: std::sync::Mutex<Option<CachedDraft>>,
+    drafts: std::sync::Mutex<Option<what_if::CachedDraft>>,
 }
-
-/// Members per review page message: a batch of ten pages (250 evaluations)
-/// stays well inside the function's 10-second timeout.
-pub const REVIEW_PAGE_SIZE: usize = 25;
-/// Members per what-if page message: one evaluation each and no writes
-/// but the page's tally (two parallel batch reads and one write a page), so
-/// a batch of ten pages, 1,000 evaluations, stays well inside the timeout.
-pub const WHAT_IF_PAGE_SIZE: usize = 100;
-/// Members listed per query while fanning out: several pages' worth, so
-/// that listing, which runs in sequence for a tier, keeps ahead of the
-/// evaluations, which run in parallel.
-pub const REVIEW_QUERY_SIZE: i32 = 100;
-/// Queries one partition message makes before handing on to a
-/// continuation of itself, so no invocation runs long.
-pub const QUERIES_PER_PARTITION_MESSAGE: usize = 10;
-/// Ledger entries a backfill message counts (a transaction each) before it
-/// hands on to a continuation: well inside the function's timeout.
-pub const BACKFILL_ENTRIES_PER_MESSAGE: usize = 100;
-
-/// A what-if's draft as last read: its run's id and instant, and the draft.
-type CachedDraft = (String, DateTime<Utc>, Arc<tier_domain::rules::RuleSet>);
 
 /// Where the decider notes a downgrade it held for a backfill, with the
 /// rule set it was held under.
 type Held = std::sync::Mutex<Option<PublishedRuleSet>>;
-
-/// What one partition message listed.
-#[derive(Debug, Default)]
-struct Listed {
-    distributors: u64,
-    pages: u64,
-    finished: bool,
-    /// Where the continuation carries on from, if one was sent.
-    next: Option<String>,
-}
-
-/// What one backfill page message did, for the run's progress.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct PageWork {
-    read: u64,
-    counted: u64,
-    /// Distributors whose ledger it finished counting.
-    distributors: u64,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct ReviewReport {
-    pub reviewed: u64,
-    pub changed: u64,
-}
 
 impl TierEvaluation {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
@@ -259,216 +217,6 @@ impl TierEvaluation {
         }
     }
 
-    /// What the schedule calls: starts the review of the current period
-    /// (or finds the run already started, and its instant) and fans it out,
-    /// one partition message per tier. Safe to call again: pages are
-    /// evaluated at the run's instant, and evaluating twice changes nothing.
-    pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
-        let published = self.table.current_rule_set().await?.is_some();
-        self.start_review_of(Period::Month(self.calendar.month_of(now)), now, published).await
-    }
-
-    /// What the daily schedule calls: where the rule set reads rolling
-    /// windows, which move every day without any event, the day's review
-    /// (as [`TierEvaluation::start_review`], one change per day at most).
-    /// `None` without rolling windows, and on the 1st, which the month's
-    /// review covers.
-    pub async fn start_daily_review(&self, now: DateTime<Utc>) -> Result<Option<ReviewRecord>, StoreError> {
-        let today = self.calendar.day_of(now);
-        let rolling = self.table.current_rule_set().await?.is_some_and(|r| !r.rules.daily_spans().is_empty());
-        if !rolling || today.day_of_month() == 1 {
-            return Ok(None);
-        }
-        self.start_review_of(Period::Day(today), now, true).await.map(Some)
-    }
-
-    /// Starts (or finds) the run of `period` and, if a rule set is
-    /// `published`, fans it out.
-    async fn start_review_of(&self, period: Period, now: DateTime<Utc>, published: bool) -> Result<ReviewRecord, StoreError> {
-        let run = self.table.start_review(period, now).await?;
-        if !published {
-            return Ok(run);
-        }
-        let review = ReviewRun { period: run.period, at: run.at };
-        // Every tier any version has had: members of a dropped tier too.
-        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
-            self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: review.clone(), tier, cursor: None })).await?;
-        }
-        tracing::info!(period = %run.period, at = %run.at, created = run.created, "review fanned out");
-        Ok(run)
-    }
-
-    async fn on_review_partition(&self, p: &ReviewPartition) -> Result<(), Failure> {
-        self.fan_out(
-            p.tier.as_ref(),
-            p.cursor.clone(),
-            REVIEW_PAGE_SIZE,
-            |page| Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page }),
-            |cursor| Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Lists a tier's members from `cursor` into page messages, and hands
-    /// on to a continuation (`more`) before the function runs out of time.
-    /// Says how many it listed and whether it reached the partition's end.
-    async fn fan_out(
-        &self,
-        tier: Option<&TierId>,
-        mut cursor: Option<String>,
-        page_size: usize,
-        page: impl Fn(Vec<DistributorId>) -> Message,
-        more: impl Fn(String) -> Message,
-    ) -> Result<Listed, Failure> {
-        let mut listed = Listed::default();
-        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self.table.tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
-            listed.distributors += ids.len() as u64;
-            for chunk in ids.chunks(page_size) {
-                self.queue.send(&page(chunk.to_vec())).await?;
-                listed.pages += 1;
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => {
-                    listed.finished = true;
-                    return Ok(listed);
-                }
-            }
-        }
-        // More members: a continuation carries on from here.
-        if let Some(c) = cursor {
-            self.queue.send(&more(c.clone())).await?;
-            listed.next = Some(c);
-        }
-        Ok(listed)
-    }
-
-    async fn on_backfill_partition(&self, p: &BackfillPartition) -> Result<(), Failure> {
-        let listed = self
-            .fan_out(
-                p.tier.as_ref(),
-                p.cursor.clone(),
-                REVIEW_PAGE_SIZE,
-                |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
-                |cursor| Message::BackfillPartitionV1(BackfillPartition { cursor: Some(cursor), ..p.clone() }),
-            )
-            .await?;
-        let finished = listed.finished.then(|| p.partition_id());
-        self.table.record_backfill_listing(p.backfill.rule_set_version, p.start, listed.distributors, finished.as_deref()).await?;
-        Ok(())
-    }
-
-    /// Counts each distributor's ledger into what the rule set reads, at
-    /// most [`BACKFILL_ENTRIES_PER_MESSAGE`] ledger entries a message (each
-    /// is a transaction), handing on to a continuation from where it
-    /// stopped. Tiers follow at the next event or review, as for any new
-    /// rule set.
-    async fn on_backfill_page(&self, page: &BackfillPage) -> Result<(), Failure> {
-        let mut work = PageWork::default();
-        let result = self.backfill_page(page, &mut work).await;
-        // What ran is recorded even when the page is to be retried.
-        if work != PageWork::default() {
-            self.table.record_backfill_page(page.backfill.rule_set_version, Utc::now(), work.read, work.counted, work.distributors).await?;
-        }
-        result
-    }
-
-    async fn backfill_page(&self, page: &BackfillPage, work: &mut PageWork) -> Result<(), Failure> {
-        let b = &page.backfill;
-        let mut budget = BACKFILL_ENTRIES_PER_MESSAGE;
-        let mut cursor = page.cursor.clone();
-        for (i, id) in page.distributors.iter().enumerate() {
-            loop {
-                let Some((done, next)) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since, cursor.as_deref(), budget as i32).await? else { break };
-                tracing::info!(distributor = %id, orders = done.orders, counted = done.counted, rule_set = b.rule_set_version, "ledger backfilled");
-                work.read += done.orders as u64;
-                work.counted += done.counted as u64;
-                budget = budget.saturating_sub(done.orders.max(1));
-                cursor = next;
-                match (&cursor, budget) {
-                    (None, _) => {
-                        // Its ledger is counted: its new windows read whole.
-                        work.distributors += u64::from(self.table.mark_backfilled(id, b.rule_set_version).await?);
-                        break;
-                    }
-                    (Some(_), 0) => {
-                        let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i..].to_vec(), cursor: cursor.clone() };
-                        self.queue.send(&Message::BackfillPageV1(rest)).await?;
-                        return Ok(());
-                    }
-                    (Some(_), _) => {}
-                }
-            }
-            cursor = None;
-            if budget == 0 && i + 1 < page.distributors.len() {
-                let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i + 1..].to_vec(), cursor: None };
-                self.queue.send(&Message::BackfillPageV1(rest)).await?;
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_what_if_partition(&self, p: &WhatIfPartition) -> Result<(), Failure> {
-        let listing = p.listing_id();
-        let next_page = std::sync::atomic::AtomicUsize::new(0);
-        let listed = self
-            .fan_out(
-                p.tier.as_ref(),
-                p.cursor.clone(),
-                WHAT_IF_PAGE_SIZE,
-                |page| {
-                    let n = next_page.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Message::WhatIfPageV1(WhatIfPage { run: p.run.clone(), page: format!("{listing}#{n}"), tier: p.tier.clone(), distributors: page })
-                },
-                |cursor| Message::WhatIfPartitionV1(WhatIfPartition { cursor: Some(cursor), ..p.clone() }),
-            )
-            .await?;
-        let next = listed.next.map(|c| WhatIfPartition { cursor: Some(c), ..p.clone() }.listing_id());
-        self.table.record_what_if_listing(&p.run.id, p.run.at, &listing, &Listing { pages: listed.pages, next }).await?;
-        Ok(())
-    }
-
-    /// A page of a what-if: its distributors evaluated against the draft
-    /// at the run's instant, as a review would; the tally is all it writes.
-    /// A distributor whose tier changed since it was listed is left to the
-    /// partition it is in now.
-    async fn on_what_if_page(&self, p: &WhatIfPage) -> Result<(), Failure> {
-        // Expired (a week on), never started, or an older run of the id.
-        let Some(draft) = self.what_if_draft(&p.run).await? else { return Ok(()) };
-        let today = self.calendar.day_of(p.run.at);
-        let mut tally = Tally::default();
-        for (d, metrics) in self.table.distributors_with_metrics(&p.distributors, today, &draft.daily_spans()).await? {
-            if d.tier != p.tier {
-                tally.skipped += 1;
-                continue;
-            }
-            let standing = Standing { tier: d.tier.as_ref(), since: d.upgraded_at, locked: d.tier_locked };
-            tally.evaluate(&draft, standing, &d.id, &metrics, p.run.at, today);
-        }
-        self.table.record_what_if_page(&p.run.id, p.run.at, &p.page, &tally).await?;
-        Ok(())
-    }
-
-    /// A what-if's draft, read once per warm function: its thousands of
-    /// pages would otherwise all read the same item.
-    async fn what_if_draft(&self, run: &tier_messages::WhatIfRun) -> Result<Option<Arc<tier_domain::rules::RuleSet>>, Failure> {
-        if let Some((id, at, draft)) = self.drafts.lock().expect("not poisoned").as_ref()
-            && id == &run.id
-            && *at == run.at
-        {
-            return Ok(Some(draft.clone()));
-        }
-        let Some(stored) = self.table.what_if_run(&run.id).await?.filter(|r| r.at == run.at) else { return Ok(None) };
-        let invalid = |e: String| Failure::permanent("invalid_what_if", format!("what-if {}: {e}", run.id));
-        let doc = serde_json::from_value(stored.draft).map_err(|e| invalid(e.to_string()))?;
-        let draft = Arc::new(tier_domain::rules::RuleSet::new(doc).map_err(|e| invalid(format!("{e:?}")))?);
-        *self.drafts.lock().expect("not poisoned") = Some((run.id.clone(), run.at, draft.clone()));
-        Ok(Some(draft))
-    }
-
     async fn on_network_changed(&self, n: &NetworkChanged) -> Result<(), Failure> {
         let now = Utc::now();
         for ancestor in &n.ancestors {
@@ -501,61 +249,6 @@ impl TierEvaluation {
         Ok(())
     }
 
-    async fn on_review_page(&self, page: &ReviewPage) -> Result<(), Failure> {
-        let report = self.review_distributors(&page.distributors, &page.run).await?;
-        self.table.record_review_page(page.run.period, report.reviewed, report.changed).await?;
-        Ok(())
-    }
-
-    /// A page of a review: the rule set read once for the page, not once
-    /// per distributor.
-    async fn review_distributors(&self, ids: &[DistributorId], run: &ReviewRun) -> Result<ReviewReport, StoreError> {
-        let mut report = ReviewReport::default();
-        let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
-        for id in ids {
-            report.reviewed += 1;
-            match self.evaluate_with(id, Some(&rules), Cause::Review { period: run.period }, run.at, Trigger::Review).await {
-                Ok(Some(_)) => report.changed += 1,
-                Ok(None) | Err(EvalError::UnknownDistributor(_)) => {}
-                Err(EvalError::Store(e)) => return Err(e),
-            }
-        }
-        Ok(report)
-    }
-
-    /// The review run in-process, page by page, without the queue: for
-    /// operators' scripts and tests. Same evaluation as the fanned-out one.
-    pub async fn review(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
-        self.review_in_process(Period::Month(self.calendar.month_of(now)), now).await
-    }
-
-    /// The day's review in-process (rule sets with rolling windows).
-    pub async fn review_day(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
-        self.review_in_process(Period::Day(self.calendar.day_of(now)), now).await
-    }
-
-    async fn review_in_process(&self, period: Period, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
-        let mut report = ReviewReport::default();
-        if self.table.current_rule_set().await?.is_none() {
-            return Ok(report);
-        }
-        let run = ReviewRun { period, at: now };
-        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
-            let mut cursor = None;
-            loop {
-                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
-                let page = self.review_distributors(&ids, &run).await?;
-                report.reviewed += page.reviewed;
-                report.changed += page.changed;
-                match next {
-                    Some(n) => cursor = Some(n),
-                    None => break,
-                }
-            }
-        }
-        tracing::info!(reviewed = report.reviewed, changed = report.changed, "review finished");
-        Ok(report)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
