@@ -33,7 +33,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::access::{self, ApiKey, Scope};
-use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, WhatIfId};
+use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId, WhatIfId};
 use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
 use tier_domain::tier::{Cause, Direction, TierChange};

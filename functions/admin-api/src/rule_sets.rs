@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// A rule set document from a request body, validated: every problem
+/// named with its field, as `422 invalid_rule_set`.
+fn rule_set_from(body: &[u8]) -> Result<RuleSet, ApiError> {
+    let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
+    RuleSet::new(doc).map_err(|e| {
+        let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+        ApiError::unprocessable("invalid_rule_set", problems.join("; "))
+    })
+}
+
 /// The same answer under another status (a what-if just started is 202).
 fn with_status(mut r: Response<Body>, status: StatusCode) -> Response<Body> {
     *r.status_mut() = status;
@@ -11,11 +21,7 @@ fn with_status(mut r: Response<Body>, status: StatusCode) -> Response<Body> {
 
 impl AdminApi {
     pub(crate) async fn publish_rule_set(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
-        let rules = RuleSet::new(doc).map_err(|e| {
-            let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
-            ApiError::unprocessable("invalid_rule_set", problems.join("; "))
-        })?;
+        let rules = rule_set_from(body)?;
         let previous = self.table.current_rule_set().await?;
         let now = Utc::now();
         // What the new rules read that the old ones did not keep is counted
@@ -82,21 +88,16 @@ impl AdminApi {
     /// where it stands, and sends its partitions again only if the first
     /// start failed before sending them all (their pages count once).
     pub(crate) async fn start_what_if(&self, what_if: WhatIfId, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let doc: RuleSetDoc = http::parse_json(body).map_err(|e| ApiError { code: if e.code == "invalid_document" { "invalid_rule_set" } else { e.code }, ..e })?;
-        let draft = RuleSet::new(doc).map_err(|e| {
-            let problems: Vec<String> = e.0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
-            ApiError::unprocessable("invalid_rule_set", problems.join("; "))
-        })?;
+        let draft = rule_set_from(body)?;
         // Every tier any published version has had (members of a dropped
         // tier are distributors too), the draft's, and no tier.
-        let mut partitions: Vec<Option<tier_domain::ids::TierId>> = self.table.all_tier_ids().await?.into_iter().map(Some).collect();
+        let mut names: Vec<String> = self.table.all_tier_ids().await?.iter().map(ToString::to_string).collect();
         for t in draft.tiers() {
-            if !partitions.contains(&Some(t.id.clone())) {
-                partitions.push(Some(t.id.clone()));
+            if !names.iter().any(|n| n == t.id.as_str()) {
+                names.push(t.id.to_string());
             }
         }
-        partitions.push(None);
-        let names: Vec<String> = partitions.iter().map(|p| p.as_ref().map_or("-".to_owned(), |t| t.to_string())).collect();
+        names.push(tier_domain::ids::NO_TIER.to_owned());
         let doc = serde_json::to_value(draft.doc()).expect("rule sets serialise");
         let (run, status) = match self.table.start_what_if(what_if.as_str(), &doc, Utc::now(), &names).await? {
             tier_store::what_if::WhatIfStart::Created(run) => (run, StatusCode::ACCEPTED),
@@ -111,7 +112,7 @@ impl AdminApi {
         if !run.sent {
             let at = tier_messages::WhatIfRun { id: run.id.clone(), at: run.at };
             for name in &run.partitions {
-                let tier = (name != "-").then(|| tier_domain::ids::TierId::parse(name)).transpose().map_err(|e| tier_store::StoreError::corrupt(&("WHATIF".into(), run.id.clone()), e.to_string()))?;
+                let tier = TierId::parse_or_none(name).map_err(|e| tier_store::StoreError::corrupt(&("WHATIF".into(), run.id.clone()), e.to_string()))?;
                 self.tier_events.send(&tier_messages::Message::WhatIfPartitionV1(tier_messages::WhatIfPartition { run: at.clone(), tier, cursor: None })).await?;
             }
             self.table.mark_what_if_sent(&run.id).await?;

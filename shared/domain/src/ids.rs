@@ -81,6 +81,23 @@ id_type!(
 id_type!(
     /// A tier (等级), as named in the brand's rule set.
     TierId, "tier id", 32);
+
+/// Where tiers are named in lists and keys (the tier members index,
+/// fan-out partitions, what-if moves), `-` stands for "no tier yet"; a rule
+/// set may not name a tier so.
+pub const NO_TIER: &str = "-";
+
+impl TierId {
+    /// The tier's name in such lists, `-` for none.
+    pub fn name_or_none(tier: Option<&TierId>) -> &str {
+        tier.map_or(NO_TIER, TierId::as_str)
+    }
+
+    /// The tier such a name stands for, `None` for `-`.
+    pub fn parse_or_none(name: &str) -> Result<Option<TierId>, IdError> {
+        (name != NO_TIER).then(|| TierId::parse(name)).transpose()
+    }
+}
 id_type!(
     /// An e-commerce platform, as it appears in the webhook URL.
     Platform, "platform", 32);

@@ -442,8 +442,8 @@ impl RuleSet {
             }
             // `-` stands for "no tier" wherever tiers are listed (the tier
             // members index, what-if moves).
-            if t.id.as_str() == "-" {
-                p(format!("tiers[{i}].id"), "tier id \"-\" is reserved for distributors without a tier".into());
+            if t.id.as_str() == crate::ids::NO_TIER {
+                p(format!("tiers[{i}].id"), format!("tier id {:?} is reserved for distributors without a tier", crate::ids::NO_TIER));
             }
             if !ranks.insert(t.rank) {
                 p(format!("tiers[{i}].rank"), format!("rank {} is used twice", t.rank));

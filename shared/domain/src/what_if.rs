@@ -9,16 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Day;
-use crate::ids::DistributorId;
+use crate::ids::{DistributorId, TierId};
 use crate::metrics::Metrics;
 use crate::rules::RuleSet;
 use crate::tier::{self, Cause, Standing, Trigger};
 
 /// Names kept per move: enough to look at, bounded whatever the brand's size.
 pub const NAMES_PER_MOVE: usize = 100;
-
-/// `-` stands for "no tier yet" in a move's `from`.
-pub const NO_TIER: &str = "-";
 
 /// Moves counted by (from, to), with up to [`NAMES_PER_MOVE`] distributors each.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +43,7 @@ impl Tally {
     pub fn evaluate(&mut self, draft: &RuleSet, standing: Standing<'_>, id: &DistributorId, metrics: &Metrics, now: DateTime<Utc>, today: Day) {
         self.evaluated += 1;
         if let Some(change) = tier::decide(draft, 0, standing, metrics, now, today, Trigger::Review, Cause::Assignment) {
-            let from = change.from.as_ref().map_or(NO_TIER, |t| t.as_str());
+            let from = TierId::name_or_none(change.from.as_ref());
             self.add(&format!("{from}>{}", change.to), 1, std::slice::from_ref(id));
         }
     }

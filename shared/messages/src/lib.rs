@@ -97,7 +97,7 @@ pub struct BackfillPartition {
 impl BackfillPartition {
     /// Names the partition within its start: its pass and tier.
     pub fn partition_id(&self) -> String {
-        format!("{}/{}", self.pass, self.tier.as_ref().map_or("-", |t| t.as_str()))
+        format!("{}/{}", self.pass, TierId::name_or_none(self.tier.as_ref()))
     }
 }
 
@@ -180,8 +180,14 @@ impl WhatIfPartition {
     /// where it started, the same on a redelivery (cursors are written in
     /// key order).
     pub fn listing_id(&self) -> String {
-        format!("{}#{}", self.tier.as_ref().map_or("-", |t| t.as_str()), self.cursor.as_deref().map_or(0, fnv1a))
+        what_if_listing_id(TierId::name_or_none(self.tier.as_ref()), self.cursor.as_deref())
     }
+}
+
+/// The name of the listing of partition `partition` (a tier's name, `-`
+/// for none) that starts at `cursor` (`None`: the partition's first).
+pub fn what_if_listing_id(partition: &str, cursor: Option<&str>) -> String {
+    format!("{partition}#{}", cursor.map_or(0, fnv1a))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,11 +227,11 @@ impl Message {
     pub fn id(&self) -> String {
         match self {
             Message::OrderEventV1(e) => format!("{}/{}/{}", e.order.platform, e.order.store, e.event_id),
-            Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
+            Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, TierId::name_or_none(p.tier.as_ref()), p.cursor.as_deref().unwrap_or("")),
             Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
             Message::NetworkChangedV1(n) => format!("network/{}", n.downline),
             Message::UserRegisteredV1(u) => format!("{}/{}/{}", u.platform, u.store, u.event_id),
-            Message::BackfillPartitionV1(p) => format!("backfill/{}/{}/{}", p.backfill.rule_set_version, p.tier.as_ref().map_or("-", |t| t.as_str()), p.cursor.as_deref().unwrap_or("")),
+            Message::BackfillPartitionV1(p) => format!("backfill/{}/{}/{}", p.backfill.rule_set_version, TierId::name_or_none(p.tier.as_ref()), p.cursor.as_deref().unwrap_or("")),
             Message::BackfillPageV1(p) => format!("backfill/{}/{}", p.backfill.rule_set_version, p.distributors.first().map_or("", |d| d.as_str())),
             Message::WhatIfPartitionV1(p) => format!("what-if/{}/{}", p.run.id, p.listing_id()),
             Message::WhatIfPageV1(p) => format!("what-if/{}/{}", p.run.id, p.page),

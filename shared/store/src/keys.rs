@@ -131,8 +131,5 @@ pub fn rule_set_version(version: u64) -> Key {
 /// GSI1 partition of a tier's members; distributors without a tier yet sit
 /// in `TIER#-`.
 pub fn tier_members(tier: Option<&TierId>) -> String {
-    match tier {
-        Some(t) => format!("TIER#{t}"),
-        None => "TIER#-".into(),
-    }
+    format!("TIER#{}", TierId::name_or_none(tier))
 }

@@ -164,7 +164,7 @@ impl Table {
         // Each partition's chain of listings, from its first: only the
         // pages of those count, each once.
         for partition in &results.run.partitions {
-            let mut listing = first_listing(partition);
+            let mut listing = tier_messages::what_if_listing_id(partition, None);
             let mut hops = 0;
             while let Some(share) = shares.get(&listing) {
                 results.pages += share.pages;
@@ -187,9 +187,4 @@ impl Table {
         }
         Ok(Some(results))
     }
-}
-
-/// The name of a partition's first listing: its tier (`-`: none) from the start.
-pub fn first_listing(partition: &str) -> String {
-    format!("{partition}#0")
 }
