@@ -975,6 +975,8 @@ async fn documented_error_codes_are_answered() {
         case("publishRuleSet", "/v1/admin/rule-set", (422, "invalid_rule_set")).json(json!({"tiers": [{"id": "a", "name": "A", "rank": 1}]})),
         case("startWhatIf", "/v1/admin/what-ifs/w1", (422, "invalid_rule_set")).json(json!({"tiers": []})),
         case("startWhatIf", "/v1/admin/what-ifs/w%23x", (400, "invalid_path")).json(json!({"tiers": []})),
+        case("startWhatIf", "/v1/admin/what-ifs/w1", (400, "malformed_json")).raw("application/json", b"{\"tiers\": [".to_vec()),
+        case("startWhatIf", "/v1/admin/what-ifs/w1", (413, "payload_too_large")).raw("application/json", vec![b' '; 5 * 1024 * 1024 + 1]),
         case("getWhatIf", "/v1/admin/what-ifs/never-started", (404, "what_if_not_found")),
         case("registerDistributor", "/v1/admin/distributors/d%23x", (400, "invalid_path")).json(json!({"name": "X"})),
         case("registerDistributor", "/v1/admin/distributors/d-shanghai", (409, "distributor_exists")).json(json!({"name": "X"})),
