@@ -40,15 +40,51 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
     type Case<'a> = (&'a str, Vec<u8>, Option<String>, u16, &'a str);
     let cases: Vec<Case> = vec![
         ("no signature", body.clone(), None, 401, "missing_signature"),
-        ("wrong secret", body.clone(), Some(order_intake::signature::sign(&body, "not-the-secret-at-all", now.timestamp())), 401, "invalid_signature"),
-        ("tampered body", body.iter().map(|b| if *b == b'9' { b'8' } else { *b }).collect(), Some(sign(&body, now.timestamp())), 401, "invalid_signature"),
-        ("stale", body.clone(), Some(sign(&body, now.timestamp() - 301)), 401, "stale_signature"),
-        ("garbage header", body.clone(), Some("v1=abc".into()), 401, "malformed_signature"),
+        (
+            "wrong secret",
+            body.clone(),
+            Some(order_intake::signature::sign(
+                &body,
+                "not-the-secret-at-all",
+                now.timestamp(),
+            )),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "tampered body",
+            body.iter()
+                .map(|b| if *b == b'9' { b'8' } else { *b })
+                .collect(),
+            Some(sign(&body, now.timestamp())),
+            401,
+            "invalid_signature",
+        ),
+        (
+            "stale",
+            body.clone(),
+            Some(sign(&body, now.timestamp() - 301)),
+            401,
+            "stale_signature",
+        ),
+        (
+            "garbage header",
+            body.clone(),
+            Some("v1=abc".into()),
+            401,
+            "malformed_signature",
+        ),
     ];
     for (name, body, signature, status, code) in cases {
-        let r = api.webhook_raw("jd", "sh-outlet", body, signature).await.unwrap();
+        let r = api
+            .webhook_raw("jd", "sh-outlet", body, signature)
+            .await
+            .unwrap();
         assert_eq!((r.status, r.code()), (status, code), "{name}: {}", r.body);
-        assert!(!r.body["message"].as_str().unwrap_or("").is_empty(), "{name}: a message for humans");
+        assert!(
+            !r.body["message"].as_str().unwrap_or("").is_empty(),
+            "{name}: a message for humans"
+        );
     }
 
     let signed = |doc: serde_json::Value| serde_json::to_vec(&doc).unwrap();
@@ -63,26 +99,100 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
     let mut unknown_field = good.clone();
     unknown_field["surprise"] = json!(true);
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
-        ("not json", "sh-outlet", b"{\"event_id\": ".to_vec(), 400, "malformed_json"),
-        ("negative quantity", "sh-outlet", signed(negative), 422, "invalid_order"),
-        ("total is not the sum", "sh-outlet", signed(mismatch), 422, "invalid_order"),
-        ("fraction of a cent", "sh-outlet", signed(sub_cent), 422, "invalid_order"),
-        ("paid without buyer", "sh-outlet", signed(no_buyer), 422, "invalid_order"),
-        ("unknown field", "sh-outlet", signed(unknown_field), 422, "invalid_order"),
-        ("unknown sku", "sh-outlet", signed(with_store(docs::paid("evt-2", "O2", "b1", &[("NO-SUCH-SKU", 1, "1.00")], now), "sh-outlet")), 422, "unknown_sku"),
-        ("unknown store", "nowhere", signed(with_store(good.clone(), "nowhere")), 422, "unknown_store"),
+        (
+            "not json",
+            "sh-outlet",
+            b"{\"event_id\": ".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "negative quantity",
+            "sh-outlet",
+            signed(negative),
+            422,
+            "invalid_order",
+        ),
+        (
+            "total is not the sum",
+            "sh-outlet",
+            signed(mismatch),
+            422,
+            "invalid_order",
+        ),
+        (
+            "fraction of a cent",
+            "sh-outlet",
+            signed(sub_cent),
+            422,
+            "invalid_order",
+        ),
+        (
+            "paid without buyer",
+            "sh-outlet",
+            signed(no_buyer),
+            422,
+            "invalid_order",
+        ),
+        (
+            "unknown field",
+            "sh-outlet",
+            signed(unknown_field),
+            422,
+            "invalid_order",
+        ),
+        (
+            "unknown sku",
+            "sh-outlet",
+            signed(with_store(
+                docs::paid("evt-2", "O2", "b1", &[("NO-SUCH-SKU", 1, "1.00")], now),
+                "sh-outlet",
+            )),
+            422,
+            "unknown_sku",
+        ),
+        (
+            "unknown store",
+            "nowhere",
+            signed(with_store(good.clone(), "nowhere")),
+            422,
+            "unknown_store",
+        ),
         // A signed document replayed to another store's URL.
-        ("another store's document", "sz-live", signed(good.clone()), 422, "store_mismatch"),
-        ("too large", "sh-outlet", vec![b' '; 200 * 1024], 413, "payload_too_large"),
+        (
+            "another store's document",
+            "sz-live",
+            signed(good.clone()),
+            422,
+            "store_mismatch",
+        ),
+        (
+            "too large",
+            "sh-outlet",
+            vec![b' '; 200 * 1024],
+            413,
+            "payload_too_large",
+        ),
     ];
     for (name, store, body, status, code) in cases {
         let signature = sign(&body, Utc::now().timestamp());
-        let r = api.webhook_raw("jd", store, body, Some(signature)).await.unwrap();
+        let r = api
+            .webhook_raw("jd", store, body, Some(signature))
+            .await
+            .unwrap();
         assert_eq!((r.status, r.code()), (status, code), "{name}: {}", r.body);
     }
 
-    assert_eq!(depth(&stack, "TierEventsQueue").await, 0, "nothing enqueued");
-    assert_eq!(depth(&stack, "StockEventsQueue").await, 0, "nothing enqueued");
+    assert_eq!(
+        depth(&stack, "TierEventsQueue").await,
+        0,
+        "nothing enqueued"
+    );
+    assert_eq!(
+        depth(&stack, "StockEventsQueue").await,
+        0,
+        "nothing enqueued"
+    );
     assert_eq!(receipts(&stack).await, 0, "nothing stored");
     // The valid document still goes through afterwards.
     let r = api.webhook("jd", "sh-outlet", &good).await.unwrap();
@@ -102,34 +212,79 @@ async fn admin_api_refuses_bad_keys_and_bad_documents() {
     let bad_rules = json!({"tiers": [{"id": "a", "name": "A", "rank": 0},
         {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "fortnight", "gte": "1"}}]});
     let r = api.put("rule-set", &bad_rules).await.unwrap();
-    assert_eq!((r.status, r.code()), (422, "invalid_rule_set"), "{}", r.body);
-    assert!(r.body["message"].as_str().unwrap().contains("tiers[1].upgrade"), "{}", r.body);
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "invalid_rule_set"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("tiers[1].upgrade"),
+        "{}",
+        r.body
+    );
     let unreachable = json!({"tiers": [{"id": "a", "name": "A", "rank": 0},
         {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100"}},
         {"id": "c", "name": "C", "rank": 2, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "10"}}]});
     let r = api.put("rule-set", &unreachable).await.unwrap();
     assert_eq!((r.status, r.code()), (422, "invalid_rule_set"));
-    assert!(r.body["message"].as_str().unwrap().contains("unreachable"), "{}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("unreachable"),
+        "{}",
+        r.body
+    );
     // The published version is untouched.
     assert_eq!(api.get("rule-set").await.unwrap().body["version"], 1);
 
-    let r = api.put("distributors/d-new", &json!({"name": "N", "upline": "d-ghost"})).await.unwrap();
+    let r = api
+        .put(
+            "distributors/d-new",
+            &json!({"name": "N", "upline": "d-ghost"}),
+        )
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (422, "unknown_upline"));
-    let r = api.put("distributors/d-shanghai", &json!({"name": "again"})).await.unwrap();
+    let r = api
+        .put("distributors/d-shanghai", &json!({"name": "again"}))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (409, "distributor_exists"));
-    let r = api.put("stores/jd/sh-outlet", &json!({"distributor": "d-suzhou"})).await.unwrap();
+    let r = api
+        .put("stores/jd/sh-outlet", &json!({"distributor": "d-suzhou"}))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (409, "store_owned_by_another"));
-    let r = api.put("skus/NEW-SKU/stock", &json!({"available": 5})).await.unwrap();
+    let r = api
+        .put("skus/NEW-SKU/stock", &json!({"available": 5}))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (422, "unknown_sku"));
-    let r = api.put("skus/TEE-WHITE/stock", &json!({"available": -5})).await.unwrap();
+    let r = api
+        .put("skus/TEE-WHITE/stock", &json!({"available": -5}))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (422, "invalid_document"));
     let r = api.get("nothing-here").await.unwrap();
     assert_eq!((r.status, r.code()), (404, "route_not_found"));
     // Outside the admin API, what no route serves (an unknown path, a known
     // path's other method) reaches the `$default` route: still coded.
-    for path in ["/v1/nothing-here", "/webhooks/jd/sh-outlet", "/", "/v1/distributors/d-shanghai/tier/", "/v1/distributors//tier"] {
+    for path in [
+        "/v1/nothing-here",
+        "/webhooks/jd/sh-outlet",
+        "/",
+        "/v1/distributors/d-shanghai/tier/",
+        "/v1/distributors//tier",
+    ] {
         let r = api.read(path).await.unwrap();
-        assert_eq!((r.status, r.code()), (404, "route_not_found"), "GET {path}: {}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "route_not_found"),
+            "GET {path}: {}",
+            r.body
+        );
     }
     stack.stop().await;
 }
@@ -147,11 +302,24 @@ async fn price_lookup_refuses_bad_requests_and_reports_unknown_skus() {
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
     let r = api.prices("d-shanghai", &many).await.unwrap();
     assert_eq!((r.status, r.code()), (400, "too_many_skus"));
-    let r = api.prices_query("d-shanghai", &["TEE-WHITE"], &[("qty", "0")]).await.unwrap();
+    let r = api
+        .prices_query("d-shanghai", &["TEE-WHITE"], &[("qty", "0")])
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (400, "invalid_quantity"));
-    let r = api.prices_query("d-shanghai", &["TEE-WHITE", "HOODIE-GREY"], &[("qty", "1"), ("qty", "2"), ("qty", "3")]).await.unwrap();
+    let r = api
+        .prices_query(
+            "d-shanghai",
+            &["TEE-WHITE", "HOODIE-GREY"],
+            &[("qty", "1"), ("qty", "2"), ("qty", "3")],
+        )
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (400, "invalid_quantity"));
-    let r = api.prices("d-shanghai", &["TEE-WHITE", "NOPE"]).await.unwrap();
+    let r = api
+        .prices("d-shanghai", &["TEE-WHITE", "NOPE"])
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body["unknown_skus"], json!(["NOPE"]));
     assert_eq!(r.body["prices"].as_array().unwrap().len(), 1);
@@ -165,8 +333,14 @@ async fn a_platform_with_its_own_secret_refuses_the_shared_one() {
     use local_stack::moto::Moto;
     use local_stack::stack::StackOptions;
     const TMALL_SECRET: &str = "tmall-only-secret-0123456789";
-    let mut opts = StackOptions::new(Moto::shared(), std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-    opts.params.insert("WebhookPlatformSecrets".into(), format!(r#"{{"tmall": ["{TMALL_SECRET}"]}}"#));
+    let mut opts = StackOptions::new(
+        Moto::shared(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    opts.params.insert(
+        "WebhookPlatformSecrets".into(),
+        format!(r#"{{"tmall": ["{TMALL_SECRET}"]}}"#),
+    );
     let stack = LocalStack::start(opts).await.unwrap();
     let mut api = ApiClient::for_stack(&stack);
     local_stack::demo::load(&mut api).await.unwrap();
@@ -177,18 +351,51 @@ async fn a_platform_with_its_own_secret_refuses_the_shared_one() {
         d["store"] = serde_json::json!(store);
         serde_json::to_vec(&d).unwrap()
     };
-    let signed = |body: &[u8], secret: &str| Some(order_intake::signature::sign(body, secret, now.timestamp()));
+    let signed = |body: &[u8], secret: &str| {
+        Some(order_intake::signature::sign(body, secret, now.timestamp()))
+    };
 
     let body = doc("t1", "tmall", "hz-flagship");
-    let r = api.webhook_raw("tmall", "hz-flagship", body.clone(), signed(&body, &api.webhook_secret)).await.unwrap();
-    assert_eq!((r.status, r.code()), (401, "invalid_signature"), "the shared secret does not sign for tmall");
-    let r = api.webhook_raw("tmall", "hz-flagship", body.clone(), signed(&body, TMALL_SECRET)).await.unwrap();
+    let r = api
+        .webhook_raw(
+            "tmall",
+            "hz-flagship",
+            body.clone(),
+            signed(&body, &api.webhook_secret),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_signature"),
+        "the shared secret does not sign for tmall"
+    );
+    let r = api
+        .webhook_raw(
+            "tmall",
+            "hz-flagship",
+            body.clone(),
+            signed(&body, TMALL_SECRET),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
     // Other platforms keep the shared secret, and tmall's signs nothing of theirs.
     let body = doc("j1", "jd", "sh-outlet");
-    let r = api.webhook_raw("jd", "sh-outlet", body.clone(), signed(&body, TMALL_SECRET)).await.unwrap();
+    let r = api
+        .webhook_raw("jd", "sh-outlet", body.clone(), signed(&body, TMALL_SECRET))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.code()), (401, "invalid_signature"));
-    let r = api.webhook_raw("jd", "sh-outlet", body.clone(), signed(&body, &api.webhook_secret)).await.unwrap();
+    let r = api
+        .webhook_raw(
+            "jd",
+            "sh-outlet",
+            body.clone(),
+            signed(&body, &api.webhook_secret),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 202, "{}", r.body);
     stack.stop().await;
 }

@@ -25,16 +25,48 @@ async fn one_line_order_costs() {
     let (stack, api) = clothing_stack().await;
     let now = Utc::now();
     // Warm up: the first order of the store creates the metrics item.
-    api.webhook("jd", "sh-outlet", &docs::paid("warm", "W", "b0", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid("warm", "W", "b0", &[("TEE-WHITE", 1, "199.00")], now),
+    )
+    .await
+    .unwrap();
     stack.wait_idle(IDLE).await.unwrap();
 
     let mut report = Vec::new();
     // (label, the document, at most this many write units)
     for (label, doc, max_units) in [
-        ("new buyer, tier unchanged", docs::paid("e1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now), 14.0),
-        ("repeat buyer, tier unchanged", docs::paid("e2", "O2", "b1", &[("TEE-WHITE", 1, "199.00")], now), 14.0),
-        ("3 lines, 3 SKUs", docs::paid("e4", "O4", "b3", &[("TEE-WHITE", 1, "199.00"), ("HOODIE-GREY", 1, "459.00"), ("JACKET-DOWN", 1, "1299.00")], now), 18.0),
-        ("order that changes the tier", docs::paid("e3", "O3", "b2", &[("JACKET-DOWN", 39, "1299.00")], now), 18.0),
+        (
+            "new buyer, tier unchanged",
+            docs::paid("e1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now),
+            14.0,
+        ),
+        (
+            "repeat buyer, tier unchanged",
+            docs::paid("e2", "O2", "b1", &[("TEE-WHITE", 1, "199.00")], now),
+            14.0,
+        ),
+        (
+            "3 lines, 3 SKUs",
+            docs::paid(
+                "e4",
+                "O4",
+                "b3",
+                &[
+                    ("TEE-WHITE", 1, "199.00"),
+                    ("HOODIE-GREY", 1, "459.00"),
+                    ("JACKET-DOWN", 1, "1299.00"),
+                ],
+                now,
+            ),
+            18.0,
+        ),
+        (
+            "order that changes the tier",
+            docs::paid("e3", "O3", "b2", &[("JACKET-DOWN", 39, "1299.00")], now),
+            18.0,
+        ),
     ] {
         stack.dynamo_usage.reset();
         let r = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
@@ -52,18 +84,38 @@ async fn one_line_order_costs() {
         assert!(usage.total_requests() <= 10, "{label}: {usage:?}");
         assert!(usage.write_units <= max_units, "{label}: {usage:?}");
     }
-    println!("DynamoDB cost of one 1-line order, end to end:\n  {}", report.join("\n  "));
+    println!(
+        "DynamoDB cost of one 1-line order, end to end:\n  {}",
+        report.join("\n  ")
+    );
     assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
 
     // The write-unit count assumes items under 1 KB: check every item the
     // order path writes.
-    let items = stack.clients.dynamodb.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default();
+    let items = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table_name())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
     for item in &items {
-        let entity = item.get("entity_type").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let entity = item
+            .get("entity_type")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
         if entity == "rule_set" || entity == "price_book" {
             continue; // written by operators, not per order
         }
-        assert!(item_size(item) < 1024, "{entity} item is {} bytes", item_size(item));
+        assert!(
+            item_size(item) < 1024,
+            "{entity} item is {} bytes",
+            item_size(item)
+        );
     }
     stack.stop().await;
 }
@@ -91,27 +143,54 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
         for i in chunk {
             let event = Message::OrderEventV1(OrderEvent {
                 event_id: EventId::parse(&format!("burst-{i}")).unwrap(),
-                order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse(&format!("B{i}")).unwrap() },
+                order: OrderRef {
+                    platform: Platform::parse("jd").unwrap(),
+                    store: StoreId::parse("sh-outlet").unwrap(),
+                    order_id: OrderId::parse(&format!("B{i}")).unwrap(),
+                },
                 distributor: DistributorId::parse("d-shanghai").unwrap(),
                 occurred_at: Utc::now(),
                 kind: OrderEventKind::Paid {
                     buyer: BuyerId::parse("repeat-buyer").unwrap(),
                     total: unit,
-                    lines: vec![OrderLine { line_id: LineId::parse("1").unwrap(), sku: Sku::parse("TEE-WHITE").unwrap(), quantity: 1, unit_price: unit, amount: unit, entitled_unit_price: None }],
+                    lines: vec![OrderLine {
+                        line_id: LineId::parse("1").unwrap(),
+                        sku: Sku::parse("TEE-WHITE").unwrap(),
+                        quantity: 1,
+                        unit_price: unit,
+                        amount: unit,
+                        entitled_unit_price: None,
+                    }],
                     urgent: false,
                 },
             });
-            batch = batch.entries(aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(event.to_json()).build().unwrap());
+            batch = batch.entries(
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(event.to_json())
+                    .build()
+                    .unwrap(),
+            );
         }
         batch.send().await.unwrap();
     }
     stack.wait_idle(IDLE).await.unwrap();
     let usage = stack.dynamo_usage.snapshot();
-    let transactions = usage.requests.get("TransactWriteItems").copied().unwrap_or(0);
-    println!("{ORDERS} orders for one distributor: {transactions} transactions, {} write units, {usage:?}", usage.write_units);
+    let transactions = usage
+        .requests
+        .get("TransactWriteItems")
+        .copied()
+        .unwrap_or(0);
+    println!(
+        "{ORDERS} orders for one distributor: {transactions} transactions, {} write units, {usage:?}",
+        usage.write_units
+    );
     // Each transaction carries exactly one metrics update; per-order
     // processing would have needed one per order.
-    assert!(transactions <= (ORDERS / 5) as u64, "{transactions} transactions for {ORDERS} orders: {usage:?}");
+    assert!(
+        transactions <= (ORDERS / 5) as u64,
+        "{transactions} transactions for {ORDERS} orders: {usage:?}"
+    );
     let shanghai = distributor(&api, "d-shanghai").await;
     assert_eq!(dec(&shanghai["metrics"]["sales"]["lifetime"]), d("6000"));
     assert_eq!(shanghai["metrics"]["orders"]["lifetime"], ORDERS as i64);
@@ -131,29 +210,105 @@ async fn a_year_of_trading_keeps_metrics_items_under_one_kilobyte() {
     // A sale in each of the last 12 months, by d-shanghai (under d-hangzhou) and by d-hangzhou.
     for m in 0..12 {
         let at = now - Duration::days(30 * m);
-        api.webhook("jd", "sh-outlet", &docs::paid(&format!("y{m}"), &format!("Y{m}"), &format!("b{m}"), &[("TEE-WHITE", 3, "199.00")], at)).await.unwrap();
-        api.webhook("tmall", "hz-flagship", &docs::paid(&format!("h{m}"), &format!("H{m}"), &format!("b{m}"), &[("TEE-WHITE", 1, "199.00")], at)).await.unwrap();
+        api.webhook(
+            "jd",
+            "sh-outlet",
+            &docs::paid(
+                &format!("y{m}"),
+                &format!("Y{m}"),
+                &format!("b{m}"),
+                &[("TEE-WHITE", 3, "199.00")],
+                at,
+            ),
+        )
+        .await
+        .unwrap();
+        api.webhook(
+            "tmall",
+            "hz-flagship",
+            &docs::paid(
+                &format!("h{m}"),
+                &format!("H{m}"),
+                &format!("b{m}"),
+                &[("TEE-WHITE", 1, "199.00")],
+                at,
+            ),
+        )
+        .await
+        .unwrap();
     }
     // A sale on each of the last 7 days too: the upline's commission is
     // frozen for 7 days, so it holds a frozen bucket per settlement day.
     for day in 1..7 {
         let at = now - Duration::days(day);
-        api.webhook("jd", "sh-outlet", &docs::paid(&format!("w{day}"), &format!("W{day}"), "b-week", &[("TEE-WHITE", 1, "199.00")], at)).await.unwrap();
+        api.webhook(
+            "jd",
+            "sh-outlet",
+            &docs::paid(
+                &format!("w{day}"),
+                &format!("W{day}"),
+                "b-week",
+                &[("TEE-WHITE", 1, "199.00")],
+                at,
+            ),
+        )
+        .await
+        .unwrap();
     }
     stack.wait_idle(IDLE).await.unwrap();
     // One more order today writes both items, pruning what no window reads.
-    api.webhook("jd", "sh-outlet", &docs::paid("y-now", "Y-NOW", "b-now", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
-    api.webhook("tmall", "hz-flagship", &docs::paid("h-now", "H-NOW", "b-now", &[("TEE-WHITE", 1, "199.00")], now)).await.unwrap();
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid(
+            "y-now",
+            "Y-NOW",
+            "b-now",
+            &[("TEE-WHITE", 1, "199.00")],
+            now,
+        ),
+    )
+    .await
+    .unwrap();
+    api.webhook(
+        "tmall",
+        "hz-flagship",
+        &docs::paid(
+            "h-now",
+            "H-NOW",
+            "b-now",
+            &[("TEE-WHITE", 1, "199.00")],
+            now,
+        ),
+    )
+    .await
+    .unwrap();
     stack.wait_idle(IDLE).await.unwrap();
-    let items = stack.clients.dynamodb.scan().table_name(stack.table_name()).send().await.unwrap().items.unwrap_or_default();
+    let items = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table_name())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
     let mut sizes = Vec::new();
-    for item in items.iter().filter(|i| i.get("entity_type").and_then(|v| v.as_s().ok()).is_some_and(|e| e == "metrics")) {
+    for item in items.iter().filter(|i| {
+        i.get("entity_type")
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|e| e == "metrics")
+    }) {
         let pk = item["PK"].as_s().unwrap().clone();
         let size = item_size(item);
         sizes.push(format!("{pk}: {size} bytes, {} attributes", item.len()));
         assert!(size < 1024, "{pk} metrics item is {size} bytes");
     }
-    println!("metrics items after a year of monthly sales:\n  {}", sizes.join("\n  "));
+    println!(
+        "metrics items after a year of monthly sales:\n  {}",
+        sizes.join("\n  ")
+    );
     assert_eq!(sizes.len(), 2, "{sizes:?}");
     stack.stop().await;
 }

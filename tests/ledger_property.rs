@@ -36,7 +36,11 @@ impl Rng {
 fn event(id: String, order: &str, at: chrono::DateTime<Utc>, kind: OrderEventKind) -> OrderEvent {
     OrderEvent {
         event_id: EventId::parse(&id).unwrap(),
-        order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("sh-outlet").unwrap(), order_id: OrderId::parse(order).unwrap() },
+        order: OrderRef {
+            platform: Platform::parse("jd").unwrap(),
+            store: StoreId::parse("sh-outlet").unwrap(),
+            order_id: OrderId::parse(order).unwrap(),
+        },
         distributor: DistributorId::parse("d-shanghai").unwrap(),
         occurred_at: at,
         kind,
@@ -48,13 +52,37 @@ fn event(id: String, order: &str, at: chrono::DateTime<Utc>, kind: OrderEventKin
 fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
     let total = Money::cents(100 + rng.below(5_000_000) as i64);
     let at = Utc::now() - chrono::Duration::hours(rng.below(40 * 24) as i64);
-    let mut out = vec![event(format!("{order}-paid"), order, at, OrderEventKind::Paid { buyer: BuyerId::parse(&format!("b{}", rng.below(4))).unwrap(), total, lines: vec![], urgent: false })];
+    let mut out = vec![event(
+        format!("{order}-paid"),
+        order,
+        at,
+        OrderEventKind::Paid {
+            buyer: BuyerId::parse(&format!("b{}", rng.below(4))).unwrap(),
+            total,
+            lines: vec![],
+            urgent: false,
+        },
+    )];
     for r in 0..rng.below(4) {
         let amount = Money::cents(1 + rng.below(2_500_000) as i64);
-        out.push(event(format!("{order}-r{r}"), order, Utc::now(), OrderEventKind::Refunded { refund_id: RefundId::parse(&format!("R{r}")).unwrap(), amount, lines: vec![] }));
+        out.push(event(
+            format!("{order}-r{r}"),
+            order,
+            Utc::now(),
+            OrderEventKind::Refunded {
+                refund_id: RefundId::parse(&format!("R{r}")).unwrap(),
+                amount,
+                lines: vec![],
+            },
+        ));
     }
     if rng.below(5) == 0 {
-        out.push(event(format!("{order}-cancel"), order, Utc::now(), OrderEventKind::Cancelled));
+        out.push(event(
+            format!("{order}-cancel"),
+            order,
+            Utc::now(),
+            OrderEventKind::Cancelled,
+        ));
     }
     out
 }
@@ -79,10 +107,25 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let now = Utc::now();
     let today = calendar.day_of(now);
     let month = today.month();
-    let decide = |profile: &tier_store::distributors::Distributor, metrics: &tier_domain::metrics::Metrics, rules: Option<&tier_store::rules::PublishedRuleSet>| {
+    let decide = |profile: &tier_store::distributors::Distributor,
+                  metrics: &tier_domain::metrics::Metrics,
+                  rules: Option<&tier_store::rules::PublishedRuleSet>| {
         let rules = rules?;
-        let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-        tier::decide(&rules.rules, rules.version, standing, metrics, now, today, Trigger::Event, Cause::Assignment)
+        let standing = Standing {
+            tier: profile.tier.as_ref(),
+            since: profile.upgraded_at,
+            locked: profile.tier_locked,
+        };
+        tier::decide(
+            &rules.rules,
+            rules.version,
+            standing,
+            metrics,
+            now,
+            today,
+            Trigger::Event,
+            Cause::Assignment,
+        )
     };
 
     let seed = 0x9E37_79B9_7F4A_7C15u64 ^ now.timestamp() as u64;
@@ -103,53 +146,125 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let mut rest = all.as_slice();
     while !rest.is_empty() {
         let n = (1 + rng.below(6) as usize).min(rest.len());
-        table.apply_group(&seller, &rest[..n], &calendar, today, None, &decide).await.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        table
+            .apply_group(&seller, &rest[..n], &calendar, today, None, &decide)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         rest = &rest[n..];
     }
 
     // From scratch: each order's record from its distinct events.
     let mut records: BTreeMap<String, OrderRecord> = BTreeMap::new();
     for e in &all {
-        records.entry(e.order.order_id.to_string()).or_default().apply(e, &calendar);
+        records
+            .entry(e.order.order_id.to_string())
+            .or_default()
+            .apply(e, &calendar);
     }
     let net: Money = records.values().map(|r| r.contribution().sales).sum();
     let live: i64 = records.values().map(|r| r.contribution().live).sum();
     let l1_rate = Percent::parse("5").unwrap(); // d-hangzhou is Junior throughout
-    let commission: Money = records.values().map(|r| tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales)).sum();
+    let commission: Money = records
+        .values()
+        .map(|r| {
+            tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales)
+        })
+        .sum();
 
     // By month, and over the last 30 days (from the daily buckets).
-    let in_month: Money = records.values().filter(|r| r.contribution().day.is_some_and(|d| d.month() == month)).map(|r| r.contribution().sales).sum();
+    let in_month: Money = records
+        .values()
+        .filter(|r| r.contribution().day.is_some_and(|d| d.month() == month))
+        .map(|r| r.contribution().sales)
+        .sum();
     let window_start = today.minus_days(29);
-    let in_window: Money = records.values().filter(|r| r.contribution().day.is_some_and(|d| d >= window_start)).map(|r| r.contribution().sales).sum();
+    let in_window: Money = records
+        .values()
+        .filter(|r| r.contribution().day.is_some_and(|d| d >= window_start))
+        .map(|r| r.contribution().sales)
+        .sum();
     // Commission still frozen: paid less than 7 brand-calendar days ago.
     let frozen: Money = records
         .values()
-        .filter(|r| r.paid.as_ref().is_some_and(|p| calendar.day_of(p.at).plus_days(7) > today))
-        .map(|r| tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales))
+        .filter(|r| {
+            r.paid
+                .as_ref()
+                .is_some_and(|p| calendar.day_of(p.at).plus_days(7) > today)
+        })
+        .map(|r| {
+            tier_domain::commission::CommissionEntry::amount_for(l1_rate, r.contribution().sales)
+        })
         .sum();
     let spans = rules.rules.daily_spans();
-    let rows = table.distributors_with_metrics(&[seller.clone(), upline.clone()], today, &spans).await.unwrap();
-    let rolling = |m: &tier_domain::metrics::Metrics, metric| m.value(metric, tier_domain::metrics::Window::RollingDays(30), today);
-    assert_eq!(rolling(&rows[0].1, tier_domain::metrics::Metric::SalesAmount), in_window.amount(), "seed {seed}");
-    assert_eq!(rolling(&rows[1].1, tier_domain::metrics::Metric::DownlineSalesAmount), in_window.amount(), "seed {seed}");
-    let balance = tier_domain::commission::balance(rows[1].1.cumulative_commission, &rows[1].1.frozen_commission, rows[1].1.withdrawn_commission, today);
-    assert_eq!((balance.earned, balance.frozen), (commission, frozen), "seed {seed}");
+    let rows = table
+        .distributors_with_metrics(&[seller.clone(), upline.clone()], today, &spans)
+        .await
+        .unwrap();
+    let rolling = |m: &tier_domain::metrics::Metrics, metric| {
+        m.value(metric, tier_domain::metrics::Window::RollingDays(30), today)
+    };
+    assert_eq!(
+        rolling(&rows[0].1, tier_domain::metrics::Metric::SalesAmount),
+        in_window.amount(),
+        "seed {seed}"
+    );
+    assert_eq!(
+        rolling(
+            &rows[1].1,
+            tier_domain::metrics::Metric::DownlineSalesAmount
+        ),
+        in_window.amount(),
+        "seed {seed}"
+    );
+    let balance = tier_domain::commission::balance(
+        rows[1].1.cumulative_commission,
+        &rows[1].1.frozen_commission,
+        rows[1].1.withdrawn_commission,
+        today,
+    );
+    assert_eq!(
+        (balance.earned, balance.frozen),
+        (commission, frozen),
+        "seed {seed}"
+    );
 
-    let (profile, metrics) = table.distributor_with_metrics(&seller).await.unwrap().unwrap();
+    let (profile, metrics) = table
+        .distributor_with_metrics(&seller)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(metrics.sales.lifetime, net, "seed {seed}");
     assert_eq!(metrics.sales.month(month), in_month, "seed {seed}");
     assert_eq!(metrics.orders.lifetime, live, "seed {seed}");
-    assert_eq!(profile.tier.as_ref(), Some(&rules.rules.qualify(&metrics, today).tier), "seed {seed}");
-    let (_, up) = table.distributor_with_metrics(&upline).await.unwrap().unwrap();
+    assert_eq!(
+        profile.tier.as_ref(),
+        Some(&rules.rules.qualify(&metrics, today).tier),
+        "seed {seed}"
+    );
+    let (_, up) = table
+        .distributor_with_metrics(&upline)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(up.cumulative_commission, commission, "seed {seed}");
     assert_eq!(up.downline_sales.lifetime, net, "seed {seed}");
     assert_eq!(up.downline_sales_all.lifetime, net, "seed {seed}");
     assert_eq!(up.downline_orders_all.lifetime, live, "seed {seed}");
-    assert_eq!(up.valid_downline_users_all, metrics.valid_downline_users, "seed {seed}");
-    assert_eq!(metrics.valid_downline_users_all, metrics.valid_downline_users, "seed {seed}");
+    assert_eq!(
+        up.valid_downline_users_all, metrics.valid_downline_users,
+        "seed {seed}"
+    );
+    assert_eq!(
+        metrics.valid_downline_users_all, metrics.valid_downline_users,
+        "seed {seed}"
+    );
     assert!(metrics.sales.lifetime.amount() >= Decimal::ZERO);
     let entries = table.commission_entries(&upline).await.unwrap();
-    assert_eq!(entries.iter().map(|e| e.entry.amount).sum::<Money>(), commission, "seed {seed}");
+    assert_eq!(
+        entries.iter().map(|e| e.entry.amount).sum::<Money>(),
+        commission,
+        "seed {seed}"
+    );
     drop(api);
     stack.stop().await;
 }

@@ -20,13 +20,22 @@ use regex::Regex;
 use serde_json::{Value, json};
 use system_tests::*;
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
 
 fn load_doc() -> Value {
     let path = local_stack::moto::repo_root().join("api/openapi.yaml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
-    serde_json::to_value(&yaml).unwrap_or_else(|e| panic!("{} does not map to JSON (non-string keys?): {e}", path.display()))
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    serde_json::to_value(&yaml).unwrap_or_else(|e| {
+        panic!(
+            "{} does not map to JSON (non-string keys?): {e}",
+            path.display()
+        )
+    })
 }
 
 /// One operation of the document.
@@ -43,7 +52,12 @@ impl Op<'_> {
     }
 
     fn label(&self) -> String {
-        format!("{} {} ({})", self.method.to_uppercase(), self.path, self.id())
+        format!(
+            "{} {} ({})",
+            self.method.to_uppercase(),
+            self.path,
+            self.id()
+        )
     }
 }
 
@@ -52,7 +66,12 @@ fn operations(doc: &Value) -> Vec<Op<'_>> {
     for (path, item) in doc["paths"].as_object().expect("paths is a map") {
         for m in METHODS {
             if let Some(op) = item.get(m) {
-                out.push(Op { method: m.to_owned(), path: path.clone(), op, path_item: item });
+                out.push(Op {
+                    method: m.to_owned(),
+                    path: path.clone(),
+                    op,
+                    path_item: item,
+                });
             }
         }
     }
@@ -77,10 +96,16 @@ fn lookup_ref<'a>(doc: &'a Value, r: &str) -> Option<&'a Value> {
 /// Path and operation parameters, resolved; operation ones override.
 fn parameters<'a>(doc: &'a Value, op: &Op<'a>) -> Vec<&'a Value> {
     let mut by_key: BTreeMap<(String, String), &Value> = BTreeMap::new();
-    for list in [op.path_item.get("parameters"), op.op.get("parameters")].into_iter().flatten() {
+    for list in [op.path_item.get("parameters"), op.op.get("parameters")]
+        .into_iter()
+        .flatten()
+    {
         for p in list.as_array().expect("parameters is a list") {
             let p = resolve(doc, p);
-            let key = (p["in"].as_str().unwrap_or("").to_owned(), p["name"].as_str().unwrap_or("").to_owned());
+            let key = (
+                p["in"].as_str().unwrap_or("").to_owned(),
+                p["name"].as_str().unwrap_or("").to_owned(),
+            );
             by_key.insert(key, p);
         }
     }
@@ -88,29 +113,54 @@ fn parameters<'a>(doc: &'a Value, op: &Op<'a>) -> Vec<&'a Value> {
 }
 
 fn template_params(path: &str) -> Vec<String> {
-    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).map(str::to_owned).collect()
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The `code` values an error response schema lists.
 fn error_codes(doc: &Value, schema: &Value) -> Option<Vec<String>> {
     let schema = resolve(doc, schema);
-    let own = schema.pointer("/properties/code/enum").and_then(Value::as_array);
-    let from_all_of = schema.get("allOf").and_then(Value::as_array).and_then(|bs| bs.iter().find_map(|b| resolve(doc, b).pointer("/properties/code/enum")?.as_array()));
-    own.or(from_all_of).map(|e| e.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+    let own = schema
+        .pointer("/properties/code/enum")
+        .and_then(Value::as_array);
+    let from_all_of = schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .and_then(|bs| {
+            bs.iter()
+                .find_map(|b| resolve(doc, b).pointer("/properties/code/enum")?.as_array())
+        });
+    own.or(from_all_of).map(|e| {
+        e.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    })
 }
 
 /// Whether an error response schema is (or extends) the shared `Error` shape.
 fn is_error_schema(doc: &Value, schema: &Value) -> bool {
     let error = &doc["components"]["schemas"]["Error"];
-    let is_ref_to_error = |s: &Value| s.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/Error");
-    if is_ref_to_error(schema) || schema.get("allOf").and_then(Value::as_array).is_some_and(|bs| bs.iter().any(is_ref_to_error)) {
+    let is_ref_to_error =
+        |s: &Value| s.get("$ref").and_then(Value::as_str) == Some("#/components/schemas/Error");
+    if is_ref_to_error(schema)
+        || schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .is_some_and(|bs| bs.iter().any(is_ref_to_error))
+    {
         return true;
     }
     // A dedicated error schema (the price book's) must have the same
     // required string fields.
     let s = resolve(doc, schema);
     ["code", "message"].iter().all(|f| {
-        s["required"].as_array().is_some_and(|r| r.iter().any(|x| x == f)) && s["properties"][f]["type"] == error["properties"][f]["type"]
+        s["required"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == f))
+            && s["properties"][f]["type"] == error["properties"][f]["type"]
     })
 }
 
@@ -142,10 +192,39 @@ fn collect_refs<'a>(v: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) 
 // ---------------------------------------------------------------------------------------------
 
 const VALIDATION_KEYWORDS: &[&str] = &[
-    "$ref", "type", "const", "enum", "pattern", "format", "minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems",
-    "uniqueItems", "items", "properties", "required", "additionalProperties", "propertyNames", "allOf", "oneOf", "anyOf",
+    "$ref",
+    "type",
+    "const",
+    "enum",
+    "pattern",
+    "format",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "items",
+    "properties",
+    "required",
+    "additionalProperties",
+    "propertyNames",
+    "allOf",
+    "oneOf",
+    "anyOf",
 ];
-const ANNOTATION_KEYWORDS: &[&str] = &["description", "title", "default", "examples", "example", "discriminator", "deprecated", "readOnly", "writeOnly"];
+const ANNOTATION_KEYWORDS: &[&str] = &[
+    "description",
+    "title",
+    "default",
+    "examples",
+    "example",
+    "discriminator",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+];
 
 struct Validator<'a> {
     doc: &'a Value,
@@ -157,7 +236,11 @@ struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     fn new(doc: &'a Value, strict: bool) -> Self {
-        Self { doc, strict, regexes: HashMap::new() }
+        Self {
+            doc,
+            strict,
+            regexes: HashMap::new(),
+        }
     }
 
     fn check(&mut self, schema: &Value, value: &Value) -> Vec<String> {
@@ -170,16 +253,27 @@ impl<'a> Validator<'a> {
     /// `allOf`; `None` if it admits any others.
     fn declared(&self, schema: &Value, into: &mut BTreeSet<String>) -> bool {
         let s = resolve(self.doc, schema);
-        if s.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false)) {
+        if s.get("additionalProperties")
+            .is_some_and(|a| a != &Value::Bool(false))
+        {
             return false;
         }
         if let Some(p) = s.get("properties").and_then(Value::as_object) {
             into.extend(p.keys().cloned());
         }
-        s.get("allOf").and_then(Value::as_array).is_none_or(|bs| bs.iter().all(|b| self.declared(b, into)))
+        s.get("allOf")
+            .and_then(Value::as_array)
+            .is_none_or(|bs| bs.iter().all(|b| self.declared(b, into)))
     }
 
-    fn validate(&mut self, schema: &Value, value: &Value, at: &str, closed_here: bool, errs: &mut Vec<String>) {
+    fn validate(
+        &mut self,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        closed_here: bool,
+        errs: &mut Vec<String>,
+    ) {
         let s = match schema {
             Value::Bool(true) => return,
             Value::Bool(false) => return errs.push(format!("{at}: no value is allowed here")),
@@ -187,7 +281,9 @@ impl<'a> Validator<'a> {
             other => return errs.push(format!("{at}: schema is not an object: {other}")),
         };
         if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-            let Some(target) = lookup_ref(self.doc, r) else { return errs.push(format!("{at}: unresolvable $ref {r}")) };
+            let Some(target) = lookup_ref(self.doc, r) else {
+                return errs.push(format!("{at}: unresolvable $ref {r}"));
+            };
             self.validate(target, value, at, closed_here, errs);
         }
         if let Some(t) = s.get("type") {
@@ -218,34 +314,64 @@ impl<'a> Validator<'a> {
         if let Some(e) = s.get("enum").and_then(Value::as_array)
             && !e.contains(value)
         {
-            errs.push(format!("{at}: {value} is not one of {}", Value::Array(e.clone())));
+            errs.push(format!(
+                "{at}: {value} is not one of {}",
+                Value::Array(e.clone())
+            ));
         }
         if let Value::String(text) = value {
             if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-                let re = self.regexes.entry(p.to_owned()).or_insert_with(|| Regex::new(p).unwrap_or_else(|e| panic!("pattern {p}: {e}")));
+                let re = self.regexes.entry(p.to_owned()).or_insert_with(|| {
+                    Regex::new(p).unwrap_or_else(|e| panic!("pattern {p}: {e}"))
+                });
                 if !re.is_match(text) {
                     errs.push(format!("{at}: {value} does not match {p}"));
                 }
             }
-            if s.get("format").and_then(Value::as_str) == Some("date-time") && chrono::DateTime::parse_from_rfc3339(text).is_err() {
+            if s.get("format").and_then(Value::as_str) == Some("date-time")
+                && chrono::DateTime::parse_from_rfc3339(text).is_err()
+            {
                 errs.push(format!("{at}: {value} is not an RFC 3339 date-time"));
             }
             let chars = text.chars().count() as u64;
-            if s.get("minLength").and_then(Value::as_u64).is_some_and(|m| chars < m) || s.get("maxLength").and_then(Value::as_u64).is_some_and(|m| chars > m) {
+            if s.get("minLength")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| chars < m)
+                || s.get("maxLength")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|m| chars > m)
+            {
                 errs.push(format!("{at}: {value} has a length outside the bounds"));
             }
         }
         if let Some(n) = value.as_f64()
-            && (s.get("minimum").and_then(Value::as_f64).is_some_and(|m| n < m) || s.get("maximum").and_then(Value::as_f64).is_some_and(|m| n > m))
+            && (s
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .is_some_and(|m| n < m)
+                || s.get("maximum")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|m| n > m))
         {
             errs.push(format!("{at}: {value} is outside the bounds"));
         }
         if let Value::Array(items) = value {
             let len = items.len() as u64;
-            if s.get("minItems").and_then(Value::as_u64).is_some_and(|m| len < m) || s.get("maxItems").and_then(Value::as_u64).is_some_and(|m| len > m) {
+            if s.get("minItems")
+                .and_then(Value::as_u64)
+                .is_some_and(|m| len < m)
+                || s.get("maxItems")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|m| len > m)
+            {
                 errs.push(format!("{at}: {len} items is outside the bounds"));
             }
-            if s.get("uniqueItems") == Some(&Value::Bool(true)) && items.iter().enumerate().any(|(i, x)| items[..i].contains(x)) {
+            if s.get("uniqueItems") == Some(&Value::Bool(true))
+                && items
+                    .iter()
+                    .enumerate()
+                    .any(|(i, x)| items[..i].contains(x))
+            {
                 errs.push(format!("{at}: items are not unique"));
             }
             if let Some(item_schema) = s.get("items") {
@@ -256,7 +382,13 @@ impl<'a> Validator<'a> {
         }
         if let Value::Object(obj) = value {
             let props = s.get("properties").and_then(Value::as_object);
-            for r in s.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for r in s
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if !obj.contains_key(r) {
                     errs.push(format!("{at}: missing required field {r:?}"));
                 }
@@ -266,7 +398,10 @@ impl<'a> Validator<'a> {
                     self.validate(ps, x, &format!("{at}.{k}"), self.strict, errs);
                 }
             }
-            let undeclared = || obj.keys().filter(|k| props.is_none_or(|p| !p.contains_key(*k)));
+            let undeclared = || {
+                obj.keys()
+                    .filter(|k| props.is_none_or(|p| !p.contains_key(*k)))
+            };
             match s.get("additionalProperties") {
                 Some(Value::Bool(false)) => {
                     for k in undeclared() {
@@ -292,7 +427,13 @@ impl<'a> Validator<'a> {
             }
             if let Some(names) = s.get("propertyNames") {
                 for k in obj.keys() {
-                    self.validate(names, &Value::String(k.clone()), &format!("{at} key {k:?}"), false, errs);
+                    self.validate(
+                        names,
+                        &Value::String(k.clone()),
+                        &format!("{at} key {k:?}"),
+                        false,
+                        errs,
+                    );
                 }
             }
         }
@@ -316,7 +457,10 @@ impl<'a> Validator<'a> {
                     }
                 }
                 if matched == 0 || (exactly_one && matched > 1) {
-                    errs.push(format!("{at}: {matched} of the {kw} alternatives match: {}", reasons.join(" | ")));
+                    errs.push(format!(
+                        "{at}: {matched} of the {kw} alternatives match: {}",
+                        reasons.join(" | ")
+                    ));
                 }
             }
         }
@@ -338,7 +482,13 @@ fn walk_schemas<'a>(schema: &'a Value, at: String, out: &mut Vec<(String, &'a Va
         }
     }
     for key in ["allOf", "oneOf", "anyOf"] {
-        for (i, sub) in s.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, sub) in s
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             walk_schemas(sub, format!("{at}/{key}/{i}"), out);
         }
     }
@@ -346,7 +496,11 @@ fn walk_schemas<'a>(schema: &'a Value, at: String, out: &mut Vec<(String, &'a Va
 
 /// The media types of a request body or response, resolved.
 fn media<'a>(doc: &'a Value, holder: &'a Value) -> Vec<(&'a str, &'a Value)> {
-    resolve(doc, holder).get("content").and_then(Value::as_object).map(|c| c.iter().map(|(k, v)| (k.as_str(), v)).collect()).unwrap_or_default()
+    resolve(doc, holder)
+        .get("content")
+        .and_then(Value::as_object)
+        .map(|c| c.iter().map(|(k, v)| (k.as_str(), v)).collect())
+        .unwrap_or_default()
 }
 
 /// The examples of a media type object (`example`, or each of `examples`).
@@ -355,7 +509,12 @@ fn media_examples(doc: &Value, mt: &Value) -> Vec<(String, Value)> {
     if let Some(e) = mt.get("example") {
         out.push(("example".to_owned(), e.clone()));
     }
-    for (name, e) in mt.get("examples").and_then(Value::as_object).into_iter().flatten() {
+    for (name, e) in mt
+        .get("examples")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         if let Some(v) = resolve(doc, e).get("value") {
             out.push((name.clone(), v.clone()));
         }
@@ -368,8 +527,20 @@ fn the_document_is_well_formed() {
     let doc = load_doc();
     let mut problems: Vec<String> = Vec::new();
 
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "openapi must be 3.1.x, is {}", doc["openapi"]);
-    assert!(doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty()) && doc["info"]["version"].as_str().is_some_and(|v| !v.is_empty()), "info needs a title and a version");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "openapi must be 3.1.x, is {}",
+        doc["openapi"]
+    );
+    assert!(
+        doc["info"]["title"].as_str().is_some_and(|t| !t.is_empty())
+            && doc["info"]["version"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty()),
+        "info needs a title and a version"
+    );
 
     // Every $ref resolves within the document.
     let mut refs = Vec::new();
@@ -377,19 +548,35 @@ fn the_document_is_well_formed() {
     assert!(refs.len() > 50, "suspiciously few $refs: {}", refs.len());
     for (at, r) in &refs {
         if !r.starts_with("#/") || lookup_ref(&doc, r).is_none() {
-            problems.push(format!("{at}: $ref {r} does not resolve within the document"));
+            problems.push(format!(
+                "{at}: $ref {r} does not resolve within the document"
+            ));
         }
     }
 
-    let schemes = doc["components"]["securitySchemes"].as_object().expect("components.securitySchemes");
-    for (name, want) in [("adminKey", json!({"type": "apiKey", "in": "header", "name": "X-Admin-Key"})), ("apiKey", json!({"type": "http", "scheme": "bearer"}))] {
-        let got = &schemes.get(name).unwrap_or_else(|| panic!("no security scheme {name}"));
+    let schemes = doc["components"]["securitySchemes"]
+        .as_object()
+        .expect("components.securitySchemes");
+    for (name, want) in [
+        (
+            "adminKey",
+            json!({"type": "apiKey", "in": "header", "name": "X-Admin-Key"}),
+        ),
+        ("apiKey", json!({"type": "http", "scheme": "bearer"})),
+    ] {
+        let got = &schemes
+            .get(name)
+            .unwrap_or_else(|| panic!("no security scheme {name}"));
         for (k, v) in want.as_object().unwrap() {
             assert_eq!(&got[k], v, "securitySchemes.{name}.{k}");
         }
     }
     assert!(
-        schemes.values().any(|s| s["type"] == "apiKey" && s["in"] == "header" && s["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("x-signature"))),
+        schemes.values().any(|s| s["type"] == "apiKey"
+            && s["in"] == "header"
+            && s["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("x-signature"))),
         "a security scheme for the webhook X-Signature header"
     );
 
@@ -425,14 +612,23 @@ fn the_document_is_well_formed() {
 
         // Path parameters: exactly those of the template, required.
         let params = parameters(&doc, op);
-        let declared: BTreeSet<String> = params.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap_or("").to_owned()).collect();
+        let declared: BTreeSet<String> = params
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().unwrap_or("").to_owned())
+            .collect();
         let in_template: BTreeSet<String> = template_params(&op.path).into_iter().collect();
         if declared != in_template {
-            problems.push(format!("{label}: path parameters {declared:?} but the path has {in_template:?}"));
+            problems.push(format!(
+                "{label}: path parameters {declared:?} but the path has {in_template:?}"
+            ));
         }
         for p in &params {
             if p["in"] == "path" && p["required"] != true {
-                problems.push(format!("{label}: path parameter {} must be required", p["name"]));
+                problems.push(format!(
+                    "{label}: path parameter {} must be required",
+                    p["name"]
+                ));
             }
             if p.get("schema").is_none() {
                 problems.push(format!("{label}: parameter {} has no schema", p["name"]));
@@ -448,27 +644,40 @@ fn the_document_is_well_formed() {
             problems.push(format!("{label}: no 2xx response"));
         }
         for (status, response) in responses {
-            let valid_key = status == "default" || (status.len() == 3 && status.chars().all(|c| c.is_ascii_digit()) && ('1'..='5').contains(&status.chars().next().unwrap()));
+            let valid_key = status == "default"
+                || (status.len() == 3
+                    && status.chars().all(|c| c.is_ascii_digit())
+                    && ('1'..='5').contains(&status.chars().next().unwrap()));
             if !valid_key {
                 problems.push(format!("{label}: response key {status:?}"));
                 continue;
             }
-            if resolve(&doc, response)["description"].as_str().is_none_or(str::is_empty) {
+            if resolve(&doc, response)["description"]
+                .as_str()
+                .is_none_or(str::is_empty)
+            {
                 problems.push(format!("{label} {status}: no description"));
             }
             let content = media(&doc, response);
-            let json_schema = content.iter().find(|(t, _)| *t == "application/json").and_then(|(_, mt)| mt.get("schema"));
+            let json_schema = content
+                .iter()
+                .find(|(t, _)| *t == "application/json")
+                .and_then(|(_, mt)| mt.get("schema"));
             let Some(schema) = json_schema else {
                 problems.push(format!("{label} {status}: no application/json schema"));
                 continue;
             };
             if status.starts_with('4') || status.starts_with('5') {
                 if !is_error_schema(&doc, schema) {
-                    problems.push(format!("{label} {status}: the body is not the shared Error schema"));
+                    problems.push(format!(
+                        "{label} {status}: the body is not the shared Error schema"
+                    ));
                 }
                 match error_codes(&doc, schema) {
                     Some(codes) if !codes.is_empty() => {}
-                    _ => problems.push(format!("{label} {status}: no `code` enum listing the stable codes")),
+                    _ => problems.push(format!(
+                        "{label} {status}: no `code` enum listing the stable codes"
+                    )),
                 }
             }
         }
@@ -477,27 +686,44 @@ fn the_document_is_well_formed() {
 
     // Every schema uses only keywords the checks here understand.
     let mut schemas = Vec::new();
-    for (name, s) in doc["components"]["schemas"].as_object().expect("components.schemas") {
+    for (name, s) in doc["components"]["schemas"]
+        .as_object()
+        .expect("components.schemas")
+    {
         walk_schemas(s, format!("#/components/schemas/{name}"), &mut schemas);
     }
     for op in &ops {
         for p in parameters(&doc, op) {
-            walk_schemas(&p["schema"], format!("{} parameter {}", op.label(), p["name"]), &mut schemas);
+            walk_schemas(
+                &p["schema"],
+                format!("{} parameter {}", op.label(), p["name"]),
+                &mut schemas,
+            );
         }
         if let Some(body) = op.op.get("requestBody") {
             for (t, mt) in media(&doc, body) {
-                walk_schemas(&mt["schema"], format!("{} request {t}", op.label()), &mut schemas);
+                walk_schemas(
+                    &mt["schema"],
+                    format!("{} request {t}", op.label()),
+                    &mut schemas,
+                );
             }
         }
         for (status, r) in op.op["responses"].as_object().into_iter().flatten() {
             for (t, mt) in media(&doc, r) {
-                walk_schemas(&mt["schema"], format!("{} {status} {t}", op.label()), &mut schemas);
+                walk_schemas(
+                    &mt["schema"],
+                    format!("{} {status} {t}", op.label()),
+                    &mut schemas,
+                );
             }
         }
     }
     for (at, s) in &schemas {
         for k in s.as_object().unwrap().keys() {
-            if !VALIDATION_KEYWORDS.contains(&k.as_str()) && !ANNOTATION_KEYWORDS.contains(&k.as_str()) {
+            if !VALIDATION_KEYWORDS.contains(&k.as_str())
+                && !ANNOTATION_KEYWORDS.contains(&k.as_str())
+            {
                 problems.push(format!("{at}: unsupported schema keyword {k:?}"));
             }
         }
@@ -514,7 +740,11 @@ fn the_document_is_well_formed() {
         for p in parameters(&doc, op) {
             if let Some(example) = p.get("example") {
                 for e in v.check(&p["schema"], example) {
-                    problems.push(format!("{} parameter {} example: {e}", op.label(), p["name"]));
+                    problems.push(format!(
+                        "{} parameter {} example: {e}",
+                        op.label(),
+                        p["name"]
+                    ));
                 }
             }
         }
@@ -537,7 +767,12 @@ fn the_document_is_well_formed() {
         }
     }
     for (name, s) in doc["components"]["schemas"].as_object().unwrap() {
-        for example in s.get("examples").and_then(Value::as_array).into_iter().flatten() {
+        for example in s
+            .get("examples")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             for e in v.check(s, example) {
                 problems.push(format!("#/components/schemas/{name} example: {e}"));
             }
@@ -546,17 +781,62 @@ fn the_document_is_well_formed() {
 
     // The money and percentage conventions.
     let schemas_by_name = &doc["components"]["schemas"];
-    assert_eq!(schemas_by_name["Money"]["pattern"], r"^-?\d+\.\d{2}$", "Money is a string with two decimals");
+    assert_eq!(
+        schemas_by_name["Money"]["pattern"], r"^-?\d+\.\d{2}$",
+        "Money is a string with two decimals"
+    );
     let mut money = Validator::new(&doc, true);
-    for (value, ok) in [("179.10", true), ("-2.50", true), ("179.1", false), ("179", false), ("1e3", false)] {
-        assert_eq!(money.check(&json!({"$ref": "#/components/schemas/Money"}), &json!(value)).is_empty(), ok, "Money {value}");
+    for (value, ok) in [
+        ("179.10", true),
+        ("-2.50", true),
+        ("179.1", false),
+        ("179", false),
+        ("1e3", false),
+    ] {
+        assert_eq!(
+            money
+                .check(
+                    &json!({"$ref": "#/components/schemas/Money"}),
+                    &json!(value)
+                )
+                .is_empty(),
+            ok,
+            "Money {value}"
+        );
     }
-    assert!(!money.check(&json!({"$ref": "#/components/schemas/Money"}), &json!(179.1)).is_empty(), "Money is never a JSON number");
-    for name in ["Error", "RuleSet", "Tier", "Benefits", "Condition", "StepUp", "PriceBook", "PriceBookRow", "Promotion", "PriceQuote"] {
-        assert!(schemas_by_name.get(name).is_some(), "component schema {name}");
+    assert!(
+        !money
+            .check(
+                &json!({"$ref": "#/components/schemas/Money"}),
+                &json!(179.1)
+            )
+            .is_empty(),
+        "Money is never a JSON number"
+    );
+    for name in [
+        "Error",
+        "RuleSet",
+        "Tier",
+        "Benefits",
+        "Condition",
+        "StepUp",
+        "PriceBook",
+        "PriceBookRow",
+        "Promotion",
+        "PriceQuote",
+    ] {
+        assert!(
+            schemas_by_name.get(name).is_some(),
+            "component schema {name}"
+        );
     }
 
-    assert!(problems.is_empty(), "{} problem(s) in api/openapi.yaml:\n  {}", problems.len(), problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "{} problem(s) in api/openapi.yaml:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 /// The validator itself catches what it is meant to catch, so a passing
@@ -576,25 +856,64 @@ fn the_schema_checks_can_fail() {
         x
     };
     for (what, bad) in [
-        ("undocumented field", mutate(&|x| x["discount_pct"] = json!("10"))),
-        ("missing field", mutate(&|x| {
-            x.as_object_mut().unwrap().remove("candidates");
-        })),
-        ("money with one decimal", mutate(&|x| x["unit_price"] = json!("179.1"))),
+        (
+            "undocumented field",
+            mutate(&|x| x["discount_pct"] = json!("10")),
+        ),
+        (
+            "missing field",
+            mutate(&|x| {
+                x.as_object_mut().unwrap().remove("candidates");
+            }),
+        ),
+        (
+            "money with one decimal",
+            mutate(&|x| x["unit_price"] = json!("179.1")),
+        ),
         ("unknown rule", mutate(&|x| x["rule"] = json!("tier_price"))),
-        ("bad time", mutate(&|x| x["valid_from"] = json!("yesterday"))),
+        (
+            "bad time",
+            mutate(&|x| x["valid_from"] = json!("yesterday")),
+        ),
         ("wrong type", mutate(&|x| x["quantity"] = json!("1"))),
     ] {
         assert!(!v.check(&quote, &bad).is_empty(), "{what} must be refused");
     }
-    let error_401 = &doc["paths"]["/webhooks/{platform}/{store}"]["post"]["responses"]["401"]["content"]["application/json"]["schema"];
-    assert!(v.check(error_401, &json!({"code": "invalid_signature", "message": "no signature matches"})).is_empty());
-    assert!(!v.check(error_401, &json!({"code": "invalid_admin_key", "message": "x"})).is_empty(), "a code the response does not list");
-    assert!(!v.check(error_401, &json!({"message": "x"})).is_empty(), "an error without a code");
+    let error_401 = &doc["paths"]["/webhooks/{platform}/{store}"]["post"]["responses"]["401"]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        v.check(
+            error_401,
+            &json!({"code": "invalid_signature", "message": "no signature matches"})
+        )
+        .is_empty()
+    );
+    assert!(
+        !v.check(
+            error_401,
+            &json!({"code": "invalid_admin_key", "message": "x"})
+        )
+        .is_empty(),
+        "a code the response does not list"
+    );
+    assert!(
+        !v.check(error_401, &json!({"message": "x"})).is_empty(),
+        "an error without a code"
+    );
     let condition = json!({"$ref": "#/components/schemas/Condition"});
     assert!(v.check(&condition, &json!({"at_least": {"n": 1, "of": [{"any": [{"metric": "order_count", "window": "quarter", "gte": "3"}]}]}})).is_empty());
-    assert!(!v.check(&condition, &json!({"metric": "salez", "window": "month", "gte": "1"})).is_empty());
-    assert!(!v.check(&condition, &json!({"all": [], "any": []})).is_empty(), "a condition is exactly one shape");
+    assert!(
+        !v.check(
+            &condition,
+            &json!({"metric": "salez", "window": "month", "gte": "1"})
+        )
+        .is_empty()
+    );
+    assert!(
+        !v.check(&condition, &json!({"all": [], "any": []}))
+            .is_empty(),
+        "a condition is exactly one shape"
+    );
 }
 
 /// A documented (method, path) is served by a template route: the same path
@@ -614,9 +933,20 @@ fn routed_by(route: &local_stack::template::Route, method: &str, path: &str) -> 
 /// What of the template's routes the document misses, and what it
 /// documents that no template route serves.
 fn template_coverage(doc: &Value, template: &local_stack::template::Template) -> Vec<String> {
-    let routes: Vec<&local_stack::template::Route> = template.functions.iter().flat_map(|f| &f.http_routes).collect();
-    assert!(routes.len() >= 4, "the template declares only {} HTTP routes", routes.len());
-    let documented: Vec<(String, String)> = operations(doc).iter().map(|o| (o.method.clone(), o.path.clone())).collect();
+    let routes: Vec<&local_stack::template::Route> = template
+        .functions
+        .iter()
+        .flat_map(|f| &f.http_routes)
+        .collect();
+    assert!(
+        routes.len() >= 4,
+        "the template declares only {} HTTP routes",
+        routes.len()
+    );
+    let documented: Vec<(String, String)> = operations(doc)
+        .iter()
+        .map(|o| (o.method.clone(), o.path.clone()))
+        .collect();
     let mut problems = Vec::new();
     for r in &routes {
         // The catch-all answers what no other route serves with a coded
@@ -629,15 +959,23 @@ fn template_coverage(doc: &Value, template: &local_stack::template::Template) ->
         let covered = if r.path.ends_with("+}") {
             documented.iter().any(|(m, p)| routed_by(r, m, p))
         } else {
-            documented.iter().any(|(m, p)| p == &r.path && (r.method == "ANY" || m.eq_ignore_ascii_case(&r.method)))
+            documented.iter().any(|(m, p)| {
+                p == &r.path && (r.method == "ANY" || m.eq_ignore_ascii_case(&r.method))
+            })
         };
         if !covered {
-            problems.push(format!("template route {} is not documented", r.route_key()));
+            problems.push(format!(
+                "template route {} is not documented",
+                r.route_key()
+            ));
         }
     }
     for (m, p) in &documented {
         if !routes.iter().any(|r| routed_by(r, m, p)) {
-            problems.push(format!("documented {} {p} is not routed by the template", m.to_uppercase()));
+            problems.push(format!(
+                "documented {} {p} is not routed by the template",
+                m.to_uppercase()
+            ));
         }
     }
     problems
@@ -646,11 +984,17 @@ fn template_coverage(doc: &Value, template: &local_stack::template::Template) ->
 #[test]
 fn every_template_route_is_documented_and_nothing_else() {
     let doc = load_doc();
-    let template = local_stack::template::Template::from_path(&local_stack::moto::repo_root().join("infra/template.yaml")).expect("the SAM template parses");
+    let template = local_stack::template::Template::from_path(
+        &local_stack::moto::repo_root().join("infra/template.yaml"),
+    )
+    .expect("the SAM template parses");
     let problems = template_coverage(&doc, &template);
     // The admin proxy is covered route by route (every arm of the handler:
     // see `every_handler_route_is_documented_and_nothing_else`).
-    let admin = operations(&doc).iter().filter(|o| o.path.starts_with("/v1/admin/")).count();
+    let admin = operations(&doc)
+        .iter()
+        .filter(|o| o.path.starts_with("/v1/admin/"))
+        .count();
     assert!(admin >= 16, "only {admin} admin operations documented");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -662,13 +1006,23 @@ fn every_template_route_is_documented_and_nothing_else() {
 fn every_handler_route_is_documented_and_nothing_else() {
     let doc = load_doc();
     let shape = |method: &str, path: &str| {
-        let segs: Vec<&str> = path.trim_matches('/').split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
+        let segs: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect();
         format!("{} /{}", method.to_uppercase(), segs.join("/"))
     };
-    let documented: BTreeSet<String> = operations(&doc).iter().map(|o| shape(&o.method, &o.path)).collect();
+    let documented: BTreeSet<String> = operations(&doc)
+        .iter()
+        .map(|o| shape(&o.method, &o.path))
+        .collect();
     let arm = Regex::new(r#"\(Method::([A-Z]+),\s*\[([^\]]*)\]\)"#).unwrap();
     let mut routed = BTreeSet::new();
-    for file in ["functions/admin-api/src/lib.rs", "functions/price-lookup/src/lib.rs"] {
+    for file in [
+        "functions/admin-api/src/lib.rs",
+        "functions/price-lookup/src/lib.rs",
+    ] {
         let source = std::fs::read_to_string(local_stack::moto::repo_root().join(file)).unwrap();
         let before = routed.len();
         for c in arm.captures_iter(&source) {
@@ -676,15 +1030,29 @@ fn every_handler_route_is_documented_and_nothing_else() {
                 .split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).map_or_else(|| "{}".to_owned(), str::to_owned))
+                .map(|s| {
+                    s.strip_prefix('"')
+                        .and_then(|s| s.strip_suffix('"'))
+                        .map_or_else(|| "{}".to_owned(), str::to_owned)
+                })
                 .collect();
             routed.insert(format!("{} /{}", &c[1], segs.join("/")));
         }
-        assert!(routed.len() > before, "no routing arms found in {file}: the pattern of this test needs updating");
+        assert!(
+            routed.len() > before,
+            "no routing arms found in {file}: the pattern of this test needs updating"
+        );
     }
     let undocumented: Vec<&String> = routed.difference(&documented).collect();
-    let unrouted: Vec<&String> = documented.iter().filter(|d| d.contains(" /v1/")).filter(|d| !routed.contains(*d)).collect();
-    assert!(undocumented.is_empty() && unrouted.is_empty(), "handler routes not documented: {undocumented:?}; documented but not routed by a handler: {unrouted:?}");
+    let unrouted: Vec<&String> = documented
+        .iter()
+        .filter(|d| d.contains(" /v1/"))
+        .filter(|d| !routed.contains(*d))
+        .collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "handler routes not documented: {undocumented:?}; documented but not routed by a handler: {unrouted:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,10 +1074,12 @@ fn plausible(name: &str) -> &'static str {
 
 fn fill_path(path: &str, value: impl Fn(&str) -> String) -> String {
     path.split('/')
-        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => value(name),
-            None => seg.to_owned(),
-        })
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => value(name),
+                None => seg.to_owned(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -723,10 +1093,18 @@ fn required_query(doc: &Value, op: &Op<'_>) -> Vec<(String, String)> {
         }
         let name = p["name"].as_str().unwrap().to_owned();
         match p.get("example") {
-            Some(Value::Array(xs)) => out.extend(xs.iter().map(|x| (name.clone(), x.as_str().map_or_else(|| x.to_string(), str::to_owned)))),
+            Some(Value::Array(xs)) => out.extend(xs.iter().map(|x| {
+                (
+                    name.clone(),
+                    x.as_str().map_or_else(|| x.to_string(), str::to_owned),
+                )
+            })),
             Some(Value::String(x)) => out.push((name, x.clone())),
             Some(x) => out.push((name, x.to_string())),
-            None => panic!("{}: required query parameter {name} has no example", op.label()),
+            None => panic!(
+                "{}: required query parameter {name} has no example",
+                op.label()
+            ),
         }
     }
     out
@@ -758,23 +1136,56 @@ struct Caller<'a> {
 }
 
 impl Caller<'_> {
-    async fn send(&self, op: &Op<'_>, url_path: &str, query: &[(String, String)], body: Option<(&str, Vec<u8>)>, auth: Auth) -> Answer {
+    async fn send(
+        &self,
+        op: &Op<'_>,
+        url_path: &str,
+        query: &[(String, String)],
+        body: Option<(&str, Vec<u8>)>,
+        auth: Auth,
+    ) -> Answer {
         let api = &self.api;
         let method = reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).unwrap();
-        let mut req = self.http.request(method, format!("{}{url_path}", api.base_url)).query(query);
-        let schemes: Vec<String> = op.op["security"].as_array().into_iter().flatten().flat_map(|r| r.as_object().unwrap().keys().cloned()).collect();
+        let mut req = self
+            .http
+            .request(method, format!("{}{url_path}", api.base_url))
+            .query(query);
+        let schemes: Vec<String> = op.op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.as_object().unwrap().keys().cloned())
+            .collect();
         let body_bytes = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
         if let Auth::Header(h, value) = &auth {
             req = req.header(*h, value);
         } else if auth != Auth::Absent {
             // The first scheme the operation accepts.
-            let scheme = schemes.first().unwrap_or_else(|| panic!("{}: no security", op.label()));
+            let scheme = schemes
+                .first()
+                .unwrap_or_else(|| panic!("{}: no security", op.label()));
             let def = &self.doc["components"]["securitySchemes"][scheme];
-            match (def["type"].as_str(), def["in"].as_str(), def["name"].as_str()) {
-                (Some("http"), _, _) => req = req.bearer_auth(api.api_key.as_deref().expect("the demo's API key")),
-                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-admin-key") => req = req.header(h, &api.admin_key),
-                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-api-key") => req = req.header(h, api.api_key.as_deref().unwrap()),
-                (Some("apiKey"), Some("header"), Some(h)) if h.eq_ignore_ascii_case("x-signature") => {
+            match (
+                def["type"].as_str(),
+                def["in"].as_str(),
+                def["name"].as_str(),
+            ) {
+                (Some("http"), _, _) => {
+                    req = req.bearer_auth(api.api_key.as_deref().expect("the demo's API key"))
+                }
+                (Some("apiKey"), Some("header"), Some(h))
+                    if h.eq_ignore_ascii_case("x-admin-key") =>
+                {
+                    req = req.header(h, &api.admin_key)
+                }
+                (Some("apiKey"), Some("header"), Some(h))
+                    if h.eq_ignore_ascii_case("x-api-key") =>
+                {
+                    req = req.header(h, api.api_key.as_deref().unwrap())
+                }
+                (Some("apiKey"), Some("header"), Some(h))
+                    if h.eq_ignore_ascii_case("x-signature") =>
+                {
                     let now = Utc::now().timestamp();
                     let signature = match auth {
                         Auth::BadSignature => format!("t={now},v1={}", "0".repeat(64)),
@@ -782,38 +1193,78 @@ impl Caller<'_> {
                     };
                     req = req.header(h, signature);
                 }
-                other => panic!("{}: no credentials for scheme {scheme} {other:?}", op.label()),
+                other => panic!(
+                    "{}: no credentials for scheme {scheme} {other:?}",
+                    op.label()
+                ),
             }
         }
         if let Some((content_type, bytes)) = body {
             req = req.header("content-type", content_type).body(bytes);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", op.label()));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", op.label()));
         let status = resp.status().as_u16();
-        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
         let raw = resp.text().await.unwrap();
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Answer { status, content_type, body, raw }
+        Answer {
+            status,
+            content_type,
+            body,
+            raw,
+        }
     }
 }
 
 /// Checks an answer against the operation's documented responses.
-fn judge(doc: &Value, v: &mut Validator<'_>, op: &Op<'_>, what: &str, a: &Answer, problems: &mut Vec<String>) {
+fn judge(
+    doc: &Value,
+    v: &mut Validator<'_>,
+    op: &Op<'_>,
+    what: &str,
+    a: &Answer,
+    problems: &mut Vec<String>,
+) {
     let label = format!("{} [{what}]", op.label());
     if a.status == 404 && a.body["code"] == "route_not_found" {
-        problems.push(format!("{label}: not served: 404 route_not_found {}", a.raw));
+        problems.push(format!(
+            "{label}: not served: 404 route_not_found {}",
+            a.raw
+        ));
         return;
     }
     let responses = op.op["responses"].as_object().unwrap();
-    let Some(response) = responses.get(&a.status.to_string()).or(responses.get("default")) else {
-        problems.push(format!("{label}: answered {} which is not documented (documented: {:?}): {}", a.status, responses.keys().collect::<Vec<_>>(), a.raw));
+    let Some(response) = responses
+        .get(&a.status.to_string())
+        .or(responses.get("default"))
+    else {
+        problems.push(format!(
+            "{label}: answered {} which is not documented (documented: {:?}): {}",
+            a.status,
+            responses.keys().collect::<Vec<_>>(),
+            a.raw
+        ));
         return;
     };
     if !a.raw.is_empty() && !a.content_type.starts_with("application/json") {
-        problems.push(format!("{label}: content-type {:?}, documented application/json", a.content_type));
+        problems.push(format!(
+            "{label}: content-type {:?}, documented application/json",
+            a.content_type
+        ));
     }
     if a.status >= 400 && !(a.body["code"].is_string() && a.body["message"].is_string()) {
-        problems.push(format!("{label}: error {} without a string code and message: {}", a.status, a.raw));
+        problems.push(format!(
+            "{label}: error {} without a string code and message: {}",
+            a.status, a.raw
+        ));
     }
     let content = media(doc, response);
     let Some((_, mt)) = content.iter().find(|(t, _)| *t == "application/json") else {
@@ -821,50 +1272,92 @@ fn judge(doc: &Value, v: &mut Validator<'_>, op: &Op<'_>, what: &str, a: &Answer
         return;
     };
     for e in v.check(&mt["schema"], &a.body) {
-        problems.push(format!("{label}: {} body does not match the documented schema: {e}\n      body: {}", a.status, a.raw));
+        problems.push(format!(
+            "{label}: {} body does not match the documented schema: {e}\n      body: {}",
+            a.status, a.raw
+        ));
     }
 }
 
 fn report(problems: &[String]) {
-    assert!(problems.is_empty(), "{} mismatch(es) between api/openapi.yaml and the handlers:\n  {}", problems.len(), problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "{} mismatch(es) between api/openapi.yaml and the handlers:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_operation_is_served() {
     let doc = load_doc();
     let (stack, api) = clothing_stack().await;
-    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let caller = Caller {
+        http: reqwest::Client::new(),
+        api,
+        doc: &doc,
+    };
     let mut v = Validator::new(&doc, true);
     // The routes the running stack serves are the documented ones.
     let mut problems = template_coverage(&doc, &stack.template);
     let ops = operations(&doc);
     for op in &ops {
         // A DELETE is sent for something that does not exist.
-        let url_path = fill_path(&op.path, |n| if op.method == "delete" && n == "id" { "d-nobody".to_owned() } else { plausible(n).to_owned() });
+        let url_path = fill_path(&op.path, |n| {
+            if op.method == "delete" && n == "id" {
+                "d-nobody".to_owned()
+            } else {
+                plausible(n).to_owned()
+            }
+        });
         let query = required_query(&doc, op);
         // A minimal body, refused by every state-changing operation: nothing
         // this test sends changes what a later call sees.
-        let body = op.op.get("requestBody").map(|_| ("application/json", b"{}".to_vec()));
+        let body = op
+            .op
+            .get("requestBody")
+            .map(|_| ("application/json", b"{}".to_vec()));
 
         // With credentials (for the webhook, a signature that does not match).
-        let auth = if op.path.starts_with("/webhooks/") { Auth::BadSignature } else { Auth::Valid };
-        let a = caller.send(op, &url_path, &query, body.clone(), auth.clone()).await;
+        let auth = if op.path.starts_with("/webhooks/") {
+            Auth::BadSignature
+        } else {
+            Auth::Valid
+        };
+        let a = caller
+            .send(op, &url_path, &query, body.clone(), auth.clone())
+            .await;
         judge(&doc, &mut v, op, "authenticated", &a, &mut problems);
         if op.path.starts_with("/webhooks/") && a.body["code"] != "invalid_signature" {
-            problems.push(format!("{}: a bad signature answered {} {}, expected 401 invalid_signature", op.label(), a.status, a.raw));
+            problems.push(format!(
+                "{}: a bad signature answered {} {}, expected 401 invalid_signature",
+                op.label(),
+                a.status,
+                a.raw
+            ));
         }
         // A backfill takes no body and repeats safely: what is counted stays
         // counted (and the demo's rules read nothing by day or by SKU).
         let read_only = op.method == "get" || ["batchPrices", "backfillRuleSet"].contains(&op.id());
         if !read_only && a.status < 400 {
-            problems.push(format!("{}: the minimal body was accepted ({} {}): the test changed state", op.label(), a.status, a.raw));
+            problems.push(format!(
+                "{}: the minimal body was accepted ({} {}): the test changed state",
+                op.label(),
+                a.status,
+                a.raw
+            ));
         }
 
         // Without credentials: 401, documented.
         let a = caller.send(op, &url_path, &query, body, Auth::Absent).await;
         judge(&doc, &mut v, op, "no credentials", &a, &mut problems);
         if a.status != 401 {
-            problems.push(format!("{}: without credentials answered {} {}, expected 401", op.label(), a.status, a.raw));
+            problems.push(format!(
+                "{}: without credentials answered {} {}, expected 401",
+                op.label(),
+                a.status,
+                a.raw
+            ));
         }
     }
     stack.stop().await;
@@ -882,7 +1375,14 @@ struct Case {
 }
 
 fn case(op: &'static str, path: &str, want: (u16, &'static str)) -> Case {
-    Case { op, path: path.to_owned(), query: Vec::new(), body: None, auth: Auth::Valid, want }
+    Case {
+        op,
+        path: path.to_owned(),
+        query: Vec::new(),
+        body: None,
+        auth: Auth::Valid,
+        want,
+    }
 }
 
 impl Case {
@@ -897,7 +1397,10 @@ impl Case {
     }
 
     fn query(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.query = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self.query = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         self
     }
 
@@ -915,12 +1418,22 @@ async fn documented_error_codes_are_answered() {
     let doc = load_doc();
     let (stack, api) = clothing_stack().await;
     let secret = api.webhook_secret.clone();
-    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let caller = Caller {
+        http: reqwest::Client::new(),
+        api,
+        doc: &doc,
+    };
     let mut v = Validator::new(&doc, true);
     let mut problems = Vec::new();
     let now = Utc::now();
     let paid = |sku: &str| {
-        let mut d = docs::paid("evt-refused", "O-REFUSED", "b-1", &[(sku, 1, "199.00")], now);
+        let mut d = docs::paid(
+            "evt-refused",
+            "O-REFUSED",
+            "b-1",
+            &[(sku, 1, "199.00")],
+            now,
+        );
         d["platform"] = json!("jd");
         d["store"] = json!("sh-outlet");
         d
@@ -1005,21 +1518,65 @@ async fn documented_error_codes_are_answered() {
     ];
     let ops = operations(&doc);
     for c in cases {
-        let op = ops.iter().find(|o| o.id() == c.op).unwrap_or_else(|| panic!("no operation {}", c.op));
+        let op = ops
+            .iter()
+            .find(|o| o.id() == c.op)
+            .unwrap_or_else(|| panic!("no operation {}", c.op));
         let what = format!("{} expecting {} {}", c.path, c.want.0, c.want.1);
         let a = caller.send(op, &c.path, &c.query, c.body, c.auth).await;
         judge(&doc, &mut v, op, &what, &a, &mut problems);
         if (a.status, a.body["code"].as_str().unwrap_or("")) != c.want {
-            problems.push(format!("{} [{what}]: answered {} {}", op.label(), a.status, a.raw.chars().take(300).collect::<String>()));
+            problems.push(format!(
+                "{} [{what}]: answered {} {}",
+                op.label(),
+                a.status,
+                a.raw.chars().take(300).collect::<String>()
+            ));
         }
     }
     // The documented optional query parameters are served too.
-    let prices = ops.iter().find(|o| o.id() == "getDistributorPrices").expect("getDistributorPrices");
-    let query: Vec<(String, String)> = [("sku", "TEE-WHITE"), ("sku", "JACKET-DOWN"), ("sku", "NO-SUCH-SKU"), ("qty", "120"), ("qty", "1"), ("qty", "1")].iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    let a = caller.send(prices, "/v1/distributors/d-shanghai/prices", &query, None, Auth::Valid).await;
-    judge(&doc, &mut v, prices, "qty per SKU and an unknown SKU", &a, &mut problems);
-    if a.status != 200 || a.body["unknown_skus"] != json!(["NO-SUCH-SKU"]) || a.body["prices"][0]["quantity"] != 120 {
-        problems.push(format!("{}: qty per SKU: {} {}", prices.label(), a.status, a.raw));
+    let prices = ops
+        .iter()
+        .find(|o| o.id() == "getDistributorPrices")
+        .expect("getDistributorPrices");
+    let query: Vec<(String, String)> = [
+        ("sku", "TEE-WHITE"),
+        ("sku", "JACKET-DOWN"),
+        ("sku", "NO-SUCH-SKU"),
+        ("qty", "120"),
+        ("qty", "1"),
+        ("qty", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let a = caller
+        .send(
+            prices,
+            "/v1/distributors/d-shanghai/prices",
+            &query,
+            None,
+            Auth::Valid,
+        )
+        .await;
+    judge(
+        &doc,
+        &mut v,
+        prices,
+        "qty per SKU and an unknown SKU",
+        &a,
+        &mut problems,
+    );
+    if a.status != 200
+        || a.body["unknown_skus"] != json!(["NO-SUCH-SKU"])
+        || a.body["prices"][0]["quantity"] != 120
+    {
+        problems.push(format!(
+            "{}: qty per SKU: {} {}",
+            prices.label(),
+            a.status,
+            a.raw
+        ));
     }
     stack.stop().await;
     report(&problems);
@@ -1065,10 +1622,17 @@ async fn the_documented_examples_succeed() {
     let ops = operations(&doc);
     let documented: BTreeSet<&str> = ops.iter().map(Op::id).collect();
     let ordered: BTreeSet<&str> = EXAMPLE_ORDER.iter().copied().collect();
-    assert_eq!(documented, ordered, "EXAMPLE_ORDER must list every documented operation");
+    assert_eq!(
+        documented, ordered,
+        "EXAMPLE_ORDER must list every documented operation"
+    );
 
     let (stack, api) = clothing_stack().await;
-    let caller = Caller { http: reqwest::Client::new(), api, doc: &doc };
+    let caller = Caller {
+        http: reqwest::Client::new(),
+        api,
+        doc: &doc,
+    };
     let mut v = Validator::new(&doc, true);
     let mut problems = Vec::new();
     let mut created_key: Option<String> = None;
@@ -1080,7 +1644,12 @@ async fn the_documented_examples_succeed() {
             .filter(|p| p["in"] == "path")
             .map(|p| {
                 let name = p["name"].as_str().unwrap().to_owned();
-                let example = p["example"].as_str().unwrap_or_else(|| panic!("{}: path parameter {name} has no example", op.label())).to_owned();
+                let example = p["example"]
+                    .as_str()
+                    .unwrap_or_else(|| {
+                        panic!("{}: path parameter {name} has no example", op.label())
+                    })
+                    .to_owned();
                 (name, example)
             })
             .collect();
@@ -1098,7 +1667,12 @@ async fn the_documented_examples_succeed() {
                 .flat_map(|(t, mt)| {
                     let mut examples = media_examples(&doc, mt);
                     // Events in the order they happened (the examples map is sorted by name).
-                    examples.sort_by_key(|(_, e)| (e["occurred_at"].as_str().unwrap_or("").to_owned(), e["event_id"].as_str().unwrap_or("").to_owned()));
+                    examples.sort_by_key(|(_, e)| {
+                        (
+                            e["occurred_at"].as_str().unwrap_or("").to_owned(),
+                            e["event_id"].as_str().unwrap_or("").to_owned(),
+                        )
+                    });
                     examples.into_iter().map(move |(name, e)| {
                         let bytes = match &e {
                             Value::String(s) if !t.contains("json") => s.clone().into_bytes(),
@@ -1111,16 +1685,32 @@ async fn the_documented_examples_succeed() {
         };
         let mut sent_webhooks = Vec::new();
         for body in &bodies {
-            let what = body.as_ref().map_or_else(|| "example".to_owned(), |(w, _, _)| w.clone());
+            let what = body
+                .as_ref()
+                .map_or_else(|| "example".to_owned(), |(w, _, _)| w.clone());
             let payload = body.as_ref().map(|(_, t, b)| (t.as_str(), b.clone()));
-            let a = caller.send(op, &url_path, &query, payload.clone(), Auth::Valid).await;
+            let a = caller
+                .send(op, &url_path, &query, payload.clone(), Auth::Valid)
+                .await;
             match EXAMPLES_REFUSED.iter().find(|(refused, ..)| refused == id) {
-                Some((_, status, code)) if (a.status, a.body["code"].as_str().unwrap_or("")) != (*status, *code) => {
-                    problems.push(format!("{} [{what}]: expected {status} {code}, answered {} {}", op.label(), a.status, a.raw));
+                Some((_, status, code))
+                    if (a.status, a.body["code"].as_str().unwrap_or("")) != (*status, *code) =>
+                {
+                    problems.push(format!(
+                        "{} [{what}]: expected {status} {code}, answered {} {}",
+                        op.label(),
+                        a.status,
+                        a.raw
+                    ));
                 }
                 Some(_) => {}
                 None if !(200..300).contains(&a.status) => {
-                    problems.push(format!("{} [{what}]: the documented example answered {} {}", op.label(), a.status, a.raw));
+                    problems.push(format!(
+                        "{} [{what}]: the documented example answered {} {}",
+                        op.label(),
+                        a.status,
+                        a.raw
+                    ));
                 }
                 None => {}
             }
@@ -1134,40 +1724,92 @@ async fn the_documented_examples_succeed() {
                 // Each event processed before the next, as a platform sends them.
                 stack.wait_idle(IDLE).await.expect("the queues drain");
             }
-            if *id == "getOrderReservations" && a.body["lines"].as_object().is_none_or(|l| l.is_empty()) {
-                problems.push(format!("{}: the webhook examples' order has no reservations to check: {}", op.label(), a.raw));
+            if *id == "getOrderReservations"
+                && a.body["lines"].as_object().is_none_or(|l| l.is_empty())
+            {
+                problems.push(format!(
+                    "{}: the webhook examples' order has no reservations to check: {}",
+                    op.label(),
+                    a.raw
+                ));
             }
-            if *id == "getDistributorTierHistory" && a.body["history"].as_array().is_none_or(|h| h.len() < 2) {
-                problems.push(format!("{}: expected the assignment and the manual change in the history: {}", op.label(), a.raw));
+            if *id == "getDistributorTierHistory"
+                && a.body["history"].as_array().is_none_or(|h| h.len() < 2)
+            {
+                problems.push(format!(
+                    "{}: expected the assignment and the manual change in the history: {}",
+                    op.label(),
+                    a.raw
+                ));
             }
         }
         if *id == "receiveWebhook" {
             // A platform's retry: the documented duplicate answer.
             let (t, b) = sent_webhooks.first().cloned().expect("webhook examples");
-            let a = caller.send(op, &url_path, &query, Some((t, b)), Auth::Valid).await;
+            let a = caller
+                .send(op, &url_path, &query, Some((t, b)), Auth::Valid)
+                .await;
             if a.status != 200 || a.body["status"] != "duplicate" {
-                problems.push(format!("{}: a retried webhook answered {} {}", op.label(), a.status, a.raw));
+                problems.push(format!(
+                    "{}: a retried webhook answered {} {}",
+                    op.label(),
+                    a.status,
+                    a.raw
+                ));
             }
             judge(&doc, &mut v, op, "retry", &a, &mut problems);
             // The same event id with another body.
             let (t, b) = sent_webhooks.first().cloned().unwrap();
             let mut changed: Value = serde_json::from_slice(&b).unwrap();
             changed["occurred_at"] = json!(Utc::now());
-            let a = caller.send(op, &url_path, &query, Some((t, serde_json::to_vec(&changed).unwrap())), Auth::Valid).await;
+            let a = caller
+                .send(
+                    op,
+                    &url_path,
+                    &query,
+                    Some((t, serde_json::to_vec(&changed).unwrap())),
+                    Auth::Valid,
+                )
+                .await;
             if a.status != 409 || a.body["code"] != "event_id_reused" {
-                problems.push(format!("{}: a reused event id answered {} {}", op.label(), a.status, a.raw));
+                problems.push(format!(
+                    "{}: a reused event id answered {} {}",
+                    op.label(),
+                    a.status,
+                    a.raw
+                ));
             }
             judge(&doc, &mut v, op, "reused event id", &a, &mut problems);
             stack.wait_idle(IDLE).await.expect("the queues drain");
         }
     }
     // The key revoked above is refused by price lookup, as documented.
-    let prices = ops.iter().find(|o| o.id() == "getDistributorPrices").unwrap();
-    let mut with_revoked = Caller { http: caller.http.clone(), api: caller.api.clone(), doc: &doc };
+    let prices = ops
+        .iter()
+        .find(|o| o.id() == "getDistributorPrices")
+        .unwrap();
+    let mut with_revoked = Caller {
+        http: caller.http.clone(),
+        api: caller.api.clone(),
+        doc: &doc,
+    };
     with_revoked.api.api_key = Some(created_secret.expect("createApiKey answered the key"));
-    let a = with_revoked.send(prices, "/v1/distributors/d-shanghai/prices", &[("sku".into(), "TEE-WHITE".into())], None, Auth::Valid).await;
+    let a = with_revoked
+        .send(
+            prices,
+            "/v1/distributors/d-shanghai/prices",
+            &[("sku".into(), "TEE-WHITE".into())],
+            None,
+            Auth::Valid,
+        )
+        .await;
     if a.status != 401 || a.body["code"] != "revoked_api_key" {
-        problems.push(format!("{}: a revoked key answered {} {}", prices.label(), a.status, a.raw));
+        problems.push(format!(
+            "{}: a revoked key answered {} {}",
+            prices.label(),
+            a.status,
+            a.raw
+        ));
     }
     judge(&doc, &mut v, prices, "revoked key", &a, &mut problems);
     stack.stop().await;

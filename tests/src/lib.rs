@@ -18,7 +18,9 @@ pub const IDLE: Duration = Duration::from_secs(60);
 pub async fn spawn_stack() -> (LocalStack, ApiClient) {
     let mut opts = StackOptions::new(Moto::shared(), SocketAddr::from(([127, 0, 0, 1], 0)));
     opts.visibility_timeout = Some(1);
-    let stack = LocalStack::start(opts).await.expect("the local stack starts");
+    let stack = LocalStack::start(opts)
+        .await
+        .expect("the local stack starts");
     let api = ApiClient::for_stack(&stack);
     (stack, api)
 }
@@ -26,7 +28,9 @@ pub async fn spawn_stack() -> (LocalStack, ApiClient) {
 /// The stack with the clothing brand loaded.
 pub async fn clothing_stack() -> (LocalStack, ApiClient) {
     let (stack, mut api) = spawn_stack().await;
-    local_stack::demo::load(&mut api).await.expect("the demo brand loads");
+    local_stack::demo::load(&mut api)
+        .await
+        .expect("the demo brand loads");
     (stack, api)
 }
 
@@ -37,7 +41,10 @@ pub async fn distributor(api: &ApiClient, id: &str) -> Value {
 }
 
 pub async fn tier_of(api: &ApiClient, id: &str) -> String {
-    distributor(api, id).await["distributor"]["tier"].as_str().unwrap_or("").to_owned()
+    distributor(api, id).await["distributor"]["tier"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 /// A decimal from a JSON string, for comparing numbers as numbers.
@@ -73,10 +80,18 @@ pub async fn depth(stack: &LocalStack, logical_id: &str) -> i64 {
         .await
         .unwrap();
     let attrs = out.attributes.unwrap_or_default();
-    [QueueAttributeName::ApproximateNumberOfMessages, QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
-        .iter()
-        .map(|a| attrs.get(a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
-        .sum()
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|a| {
+        attrs
+            .get(a)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
 }
 
 /// A message read off a dead-letter queue: body and failure attributes.
@@ -89,7 +104,12 @@ pub struct DeadLetter {
 
 /// Receives what is on `logical_id` (a DLQ), waiting up to `wait` for at
 /// least `expect` messages.
-pub async fn dead_letters(stack: &LocalStack, logical_id: &str, expect: usize, wait: Duration) -> Vec<DeadLetter> {
+pub async fn dead_letters(
+    stack: &LocalStack,
+    logical_id: &str,
+    expect: usize,
+    wait: Duration,
+) -> Vec<DeadLetter> {
     let deadline = std::time::Instant::now() + wait;
     let mut out = Vec::new();
     while out.len() < expect && std::time::Instant::now() < deadline {
@@ -106,8 +126,17 @@ pub async fn dead_letters(stack: &LocalStack, logical_id: &str, expect: usize, w
             .await
             .unwrap();
         for m in r.messages.unwrap_or_default() {
-            let attr = |k: &str| m.message_attributes.as_ref().and_then(|a| a.get(k)).and_then(|v| v.string_value.clone());
-            out.push(DeadLetter { body: m.body.clone().unwrap_or_default(), code: attr("failure_code"), reason: attr("failure_reason") });
+            let attr = |k: &str| {
+                m.message_attributes
+                    .as_ref()
+                    .and_then(|a| a.get(k))
+                    .and_then(|v| v.string_value.clone())
+            };
+            out.push(DeadLetter {
+                body: m.body.clone().unwrap_or_default(),
+                code: attr("failure_code"),
+                reason: attr("failure_reason"),
+            });
         }
     }
     out

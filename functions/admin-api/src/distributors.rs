@@ -37,26 +37,44 @@ struct StoreOwner {
 }
 
 impl AdminApi {
-    pub(crate) async fn register_distributor(&self, id: DistributorId, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn register_distributor(
+        &self,
+        id: DistributorId,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let new: NewDistributor = http::parse_json(body)?;
         if new.name.trim().is_empty() || new.name.chars().count() > 128 {
-            return Err(ApiError::unprocessable("invalid_document", "name: 1 to 128 characters"));
+            return Err(ApiError::unprocessable(
+                "invalid_document",
+                "name: 1 to 128 characters",
+            ));
         }
         if new.upline.as_ref() == Some(&id) {
-            return Err(ApiError::unprocessable("invalid_upline", "a distributor cannot be its own upline"));
+            return Err(ApiError::unprocessable(
+                "invalid_upline",
+                "a distributor cannot be its own upline",
+            ));
         }
         // The newcomer counts in the network metrics of every ancestor.
         let ancestors = match &new.upline {
             None => Vec::new(),
             Some(u) => {
-                let up = self.table.distributor(u).await?.ok_or_else(|| ApiError::unprocessable("unknown_upline", format!("upline {u} does not exist")))?;
+                let up = self.table.distributor(u).await?.ok_or_else(|| {
+                    ApiError::unprocessable("unknown_upline", format!("upline {u} does not exist"))
+                })?;
                 let mut a = vec![u.clone()];
                 a.extend(up.ancestors);
                 a
             }
         };
         if ancestors.len() > tier_store::distributors::MAX_DEPTH {
-            return Err(ApiError::unprocessable("network_too_deep", format!("a network is at most {} levels deep", tier_store::distributors::MAX_DEPTH)));
+            return Err(ApiError::unprocessable(
+                "network_too_deep",
+                format!(
+                    "a network is at most {} levels deep",
+                    tier_store::distributors::MAX_DEPTH
+                ),
+            ));
         }
         let now = Utc::now();
         // Everyone starts in the entry tier of the current rule set, with the
@@ -85,13 +103,23 @@ impl AdminApi {
             backfilled: None,
             ancestors,
         };
-        self.table.register_distributor(&d, entry.as_ref()).await.map_err(|e| match e {
-            RegisterError::AlreadyExists(_) => ApiError::conflict("distributor_exists", e.to_string()),
-            RegisterError::UnknownUpline(_) => ApiError::unprocessable("unknown_upline", e.to_string()),
-            RegisterError::Store(s) => s.into(),
-        })?;
+        self.table
+            .register_distributor(&d, entry.as_ref())
+            .await
+            .map_err(|e| match e {
+                RegisterError::AlreadyExists(_) => {
+                    ApiError::conflict("distributor_exists", e.to_string())
+                }
+                RegisterError::UnknownUpline(_) => {
+                    ApiError::unprocessable("unknown_upline", e.to_string())
+                }
+                RegisterError::Store(s) => s.into(),
+            })?;
         if !d.ancestors.is_empty() {
-            let message = tier_messages::Message::NetworkChangedV1(tier_messages::NetworkChanged { downline: d.id.clone(), ancestors: d.ancestors.clone() });
+            let message = tier_messages::Message::NetworkChangedV1(tier_messages::NetworkChanged {
+                downline: d.id.clone(),
+                ancestors: d.ancestors.clone(),
+            });
             // The metrics are recorded; if this send fails the ancestors are
             // re-evaluated at their next event or review instead.
             if let Err(e) = self.tier_events.send(&message).await {
@@ -101,80 +129,201 @@ impl AdminApi {
         Ok(http::json(StatusCode::CREATED, &d))
     }
 
-    pub(crate) async fn get_distributor(&self, id: DistributorId) -> Result<Response<Body>, ApiError> {
-        let (profile, metrics) = self
-            .table
-            .distributor_with_metrics(&id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
+    pub(crate) async fn get_distributor(
+        &self,
+        id: DistributorId,
+    ) -> Result<Response<Body>, ApiError> {
+        let (profile, metrics) =
+            self.table
+                .distributor_with_metrics(&id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(
+                        "distributor_not_found",
+                        format!("distributor {id} does not exist"),
+                    )
+                })?;
         let history = self.table.tier_history(&id, 50).await?;
-        Ok(http::json(StatusCode::OK, &json!({"distributor": profile, "metrics": metrics, "tier_history": history})))
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"distributor": profile, "metrics": metrics, "tier_history": history}),
+        ))
     }
 
-    pub(crate) async fn withdraw(&self, id: DistributorId, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn withdraw(
+        &self,
+        id: DistributorId,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         use tier_store::commission::WithdrawOutcome;
         let w: WithdrawalRequest = http::parse_json(body)?;
         if w.amount.is_negative() || w.amount.is_zero() {
-            return Err(ApiError::unprocessable("invalid_amount", "the amount must be positive"));
+            return Err(ApiError::unprocessable(
+                "invalid_amount",
+                "the amount must be positive",
+            ));
         }
-        let rules = self.table.current_rule_set().await?.ok_or_else(|| ApiError::conflict("no_rule_set", "no rule set has been published"))?;
-        let d = self.table.distributor(&id).await?.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
-        let tier = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
+        let rules =
+            self.table.current_rule_set().await?.ok_or_else(|| {
+                ApiError::conflict("no_rule_set", "no rule set has been published")
+            })?;
+        let d = self.table.distributor(&id).await?.ok_or_else(|| {
+            ApiError::not_found(
+                "distributor_not_found",
+                format!("distributor {id} does not exist"),
+            )
+        })?;
+        let tier = d
+            .tier
+            .as_ref()
+            .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+            .unwrap_or_else(|| rules.rules.entry_tier());
         if !tier.may(tier_domain::rules::Permission::RequestWithdrawals) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "permission_denied", format!("tier {} may not request withdrawals", tier.id)));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!("tier {} may not request withdrawals", tier.id),
+            ));
         }
         let min = rules.rules.commission().min_withdrawal;
         if w.amount < min {
-            return Err(ApiError::unprocessable("below_minimum", format!("the smallest withdrawal is {min} CNY")));
+            return Err(ApiError::unprocessable(
+                "below_minimum",
+                format!("the smallest withdrawal is {min} CNY"),
+            ));
         }
         let now = Utc::now();
-        match self.table.withdraw(&id, w.request_id.as_str(), w.amount, now, self.calendar.day_of(now)).await? {
+        match self
+            .table
+            .withdraw(
+                &id,
+                w.request_id.as_str(),
+                w.amount,
+                now,
+                self.calendar.day_of(now),
+            )
+            .await?
+        {
             WithdrawOutcome::Paid(p) => {
                 tracing::info!(distributor = %id, amount = %p.amount, request = %p.request_id, "commission withdrawn");
-                Ok(http::json(StatusCode::CREATED, &json!({"distributor_id": id, "withdrawal": p})))
+                Ok(http::json(
+                    StatusCode::CREATED,
+                    &json!({"distributor_id": id, "withdrawal": p}),
+                ))
             }
-            WithdrawOutcome::AlreadyPaid(p) => Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "withdrawal": p, "status": "duplicate"}))),
-            WithdrawOutcome::RequestReused(p) => Err(ApiError::conflict("request_id_reused", format!("request {} paid {} before", p.request_id, p.amount))),
-            WithdrawOutcome::Insufficient { withdrawable } => {
-                Err(ApiError::unprocessable("insufficient_balance", format!("{} CNY is withdrawable, less than {}", withdrawable, w.amount)))
-            }
+            WithdrawOutcome::AlreadyPaid(p) => Ok(http::json(
+                StatusCode::OK,
+                &json!({"distributor_id": id, "withdrawal": p, "status": "duplicate"}),
+            )),
+            WithdrawOutcome::RequestReused(p) => Err(ApiError::conflict(
+                "request_id_reused",
+                format!("request {} paid {} before", p.request_id, p.amount),
+            )),
+            WithdrawOutcome::Insufficient { withdrawable } => Err(ApiError::unprocessable(
+                "insufficient_balance",
+                format!(
+                    "{} CNY is withdrawable, less than {}",
+                    withdrawable, w.amount
+                ),
+            )),
         }
     }
 
-    pub(crate) async fn set_tier(&self, id: DistributorId, actor: String, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn set_tier(
+        &self,
+        id: DistributorId,
+        actor: String,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let m: ManualTier = http::parse_json(body)?;
         if m.reason.trim().is_empty() || m.reason.chars().count() > 500 {
-            return Err(ApiError::unprocessable("missing_reason", "a manual tier change needs a reason of 1 to 500 characters"));
+            return Err(ApiError::unprocessable(
+                "missing_reason",
+                "a manual tier change needs a reason of 1 to 500 characters",
+            ));
         }
-        let rules = self.table.current_rule_set().await?.ok_or_else(|| ApiError::conflict("no_rule_set", "no rule set has been published"))?;
-        let to = rules.rules.tier_by_id(m.tier.as_str()).ok_or_else(|| ApiError::unprocessable("unknown_tier", format!("tier {} is not in rule set version {}", m.tier, rules.version)))?;
+        let rules =
+            self.table.current_rule_set().await?.ok_or_else(|| {
+                ApiError::conflict("no_rule_set", "no rule set has been published")
+            })?;
+        let to = rules.rules.tier_by_id(m.tier.as_str()).ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_tier",
+                format!(
+                    "tier {} is not in rule set version {}",
+                    m.tier, rules.version
+                ),
+            )
+        })?;
         for _ in 0..5 {
-            let d = self.table.distributor(&id).await?.ok_or_else(|| ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")))?;
-            let from_rank = d.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).map(|t| t.rank);
+            let d = self.table.distributor(&id).await?.ok_or_else(|| {
+                ApiError::not_found(
+                    "distributor_not_found",
+                    format!("distributor {id} does not exist"),
+                )
+            })?;
+            let from_rank = d
+                .tier
+                .as_ref()
+                .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+                .map(|t| t.rank);
             let change = (d.tier.as_ref() != Some(&to.id)).then(|| TierChange {
                 from: d.tier.clone(),
                 to: to.id.clone(),
-                direction: if from_rank.is_some_and(|f| f > to.rank) { Direction::Down } else { Direction::Up },
+                direction: if from_rank.is_some_and(|f| f > to.rank) {
+                    Direction::Down
+                } else {
+                    Direction::Up
+                },
                 rule_set_version: rules.version,
                 reasons: Vec::new(),
-                cause: Cause::Manual { actor: actor.clone(), reason: m.reason.clone(), locked: m.lock },
+                cause: Cause::Manual {
+                    actor: actor.clone(),
+                    reason: m.reason.clone(),
+                    locked: m.lock,
+                },
                 at: Utc::now(),
             });
-            if self.table.set_tier_manually(&id, d.tier_version, change.as_ref(), m.lock).await? {
+            if self
+                .table
+                .set_tier_manually(&id, d.tier_version, change.as_ref(), m.lock)
+                .await?
+            {
                 tracing::info!(distributor = %id, to = %to.id, lock = m.lock, %actor, "manual tier change");
-                return Ok(http::json(StatusCode::OK, &json!({"distributor_id": id, "tier": to.id, "locked": m.lock, "change": change})));
+                return Ok(http::json(
+                    StatusCode::OK,
+                    &json!({"distributor_id": id, "tier": to.id, "locked": m.lock, "change": change}),
+                ));
             }
         }
-        Err(ApiError::conflict("concurrent_change", "the tier changed while this request was applied; retry"))
+        Err(ApiError::conflict(
+            "concurrent_change",
+            "the tier changed while this request was applied; retry",
+        ))
     }
 
-    pub(crate) async fn register_store(&self, platform: Platform, store: StoreId, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn register_store(
+        &self,
+        platform: Platform,
+        store: StoreId,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
         let owner: StoreOwner = http::parse_json(body)?;
-        self.table.register_store(&platform, &store, &owner.distributor).await.map_err(|e| match e {
-            StoreRegisterError::UnknownDistributor(_) => ApiError::unprocessable("unknown_distributor", e.to_string()),
-            StoreRegisterError::OwnedByAnother { .. } => ApiError::conflict("store_owned_by_another", e.to_string()),
-            StoreRegisterError::Store(s) => s.into(),
-        })?;
-        Ok(http::json(StatusCode::OK, &json!({"platform": platform, "store": store, "distributor": owner.distributor})))
+        self.table
+            .register_store(&platform, &store, &owner.distributor)
+            .await
+            .map_err(|e| match e {
+                StoreRegisterError::UnknownDistributor(_) => {
+                    ApiError::unprocessable("unknown_distributor", e.to_string())
+                }
+                StoreRegisterError::OwnedByAnother { .. } => {
+                    ApiError::conflict("store_owned_by_another", e.to_string())
+                }
+                StoreRegisterError::Store(s) => s.into(),
+            })?;
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"platform": platform, "store": store, "distributor": owner.distributor}),
+        ))
     }
 }

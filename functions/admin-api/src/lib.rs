@@ -33,7 +33,9 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::access::{self, ApiKey, Scope};
-use tier_domain::ids::{DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId, WhatIfId};
+use tier_domain::ids::{
+    DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId, WhatIfId,
+};
 use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
 use tier_domain::tier::{Cause, Direction, TierChange};
@@ -62,7 +64,10 @@ pub struct AdminApi {
     backfill_recheck_secs: u32,
 }
 
-fn id<T>(raw: &str, parse: fn(&str) -> Result<T, tier_domain::ids::IdError>) -> Result<T, ApiError> {
+fn id<T>(
+    raw: &str,
+    parse: fn(&str) -> Result<T, tier_domain::ids::IdError>,
+) -> Result<T, ApiError> {
     parse(raw).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))
 }
 
@@ -70,13 +75,25 @@ impl AdminApi {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
         let admin_key = env.require("ADMIN_API_KEY")?.to_owned();
         if admin_key.len() < 32 {
-            return Err(ConfigError::Invalid { name: "ADMIN_API_KEY", reason: "needs at least 32 characters".into() });
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_API_KEY",
+                reason: "needs at least 32 characters".into(),
+            });
         }
-        let calendar = tier_domain::calendar::BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
-            .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
+        let calendar = tier_domain::calendar::BrandCalendar::parse(
+            env.get("BRAND_TIMEZONE")
+                .unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "BRAND_TIMEZONE",
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
-            tier_events: tier_store::Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
+            tier_events: tier_store::Queue::new(
+                aws.sqs.clone(),
+                env.require("TIER_EVENTS_QUEUE_URL")?,
+            ),
             admin_key,
             calendar,
             backfill_recheck_secs: env.parse_or("BACKFILL_RECHECK_SECONDS", 900u32)?.min(900),
@@ -89,8 +106,18 @@ impl AdminApi {
 
     async fn route(&self, req: Request) -> Result<Response<Body>, ApiError> {
         match http::header(req.headers(), "x-admin-key") {
-            None => return Err(ApiError::unauthorized("missing_admin_key", "send the admin key in the X-Admin-Key header")),
-            Some(k) if !http::secret_matches(k, &self.admin_key) => return Err(ApiError::unauthorized("invalid_admin_key", "the admin key is not valid")),
+            None => {
+                return Err(ApiError::unauthorized(
+                    "missing_admin_key",
+                    "send the admin key in the X-Admin-Key header",
+                ));
+            }
+            Some(k) if !http::secret_matches(k, &self.admin_key) => {
+                return Err(ApiError::unauthorized(
+                    "invalid_admin_key",
+                    "the admin key is not valid",
+                ));
+            }
             Some(_) => {}
         }
         let path = req.uri().path().to_owned();
@@ -100,42 +127,88 @@ impl AdminApi {
         match (method, parts.as_slice()) {
             (Method::PUT, ["v1", "admin", "rule-set"]) => self.publish_rule_set(body).await,
             (Method::GET, ["v1", "admin", "rule-set"]) => self.get_rule_set().await,
-            (Method::PUT, ["v1", "admin", "distributors", d]) => self.register_distributor(id(d, DistributorId::parse)?, body).await,
-            (Method::GET, ["v1", "admin", "distributors", d]) => self.get_distributor(id(d, DistributorId::parse)?).await,
+            (Method::PUT, ["v1", "admin", "distributors", d]) => {
+                self.register_distributor(id(d, DistributorId::parse)?, body)
+                    .await
+            }
+            (Method::GET, ["v1", "admin", "distributors", d]) => {
+                self.get_distributor(id(d, DistributorId::parse)?).await
+            }
             (Method::PUT, ["v1", "admin", "distributors", d, "tier"]) => {
-                let actor = http::header(req.headers(), "x-actor").unwrap_or("admin").chars().take(128).collect();
-                self.set_tier(id(d, DistributorId::parse)?, actor, body).await
+                let actor = http::header(req.headers(), "x-actor")
+                    .unwrap_or("admin")
+                    .chars()
+                    .take(128)
+                    .collect();
+                self.set_tier(id(d, DistributorId::parse)?, actor, body)
+                    .await
             }
             (Method::DELETE, ["v1", "admin", "distributors", d, "tier-lock"]) => {
                 let d = id(d, DistributorId::parse)?;
                 if !self.table.unlock_tier(&d).await? {
-                    return Err(ApiError::not_found("distributor_not_found", format!("distributor {d} does not exist")));
+                    return Err(ApiError::not_found(
+                        "distributor_not_found",
+                        format!("distributor {d} does not exist"),
+                    ));
                 }
-                Ok(http::json(StatusCode::OK, &json!({"distributor_id": d, "locked": false})))
+                Ok(http::json(
+                    StatusCode::OK,
+                    &json!({"distributor_id": d, "locked": false}),
+                ))
             }
-            (Method::PUT, ["v1", "admin", "what-ifs", w]) => self.start_what_if(id(w, WhatIfId::parse)?, body).await,
-            (Method::GET, ["v1", "admin", "what-ifs", w]) => self.get_what_if(id(w, WhatIfId::parse)?).await,
+            (Method::PUT, ["v1", "admin", "what-ifs", w]) => {
+                self.start_what_if(id(w, WhatIfId::parse)?, body).await
+            }
+            (Method::GET, ["v1", "admin", "what-ifs", w]) => {
+                self.get_what_if(id(w, WhatIfId::parse)?).await
+            }
             (Method::POST, ["v1", "admin", "rule-set:backfill"]) => self.backfill_rule_set().await,
-            (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => self.withdraw(id(d, DistributorId::parse)?, body).await,
-            (Method::PUT, ["v1", "admin", "stores", p, s]) => self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body).await,
+            (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => {
+                self.withdraw(id(d, DistributorId::parse)?, body).await
+            }
+            (Method::PUT, ["v1", "admin", "stores", p, s]) => {
+                self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body)
+                    .await
+            }
             (Method::PUT, ["v1", "admin", "price-book"]) => {
-                let csv = http::header(req.headers(), "content-type").is_some_and(|c| c.starts_with("text/csv"));
+                let csv = http::header(req.headers(), "content-type")
+                    .is_some_and(|c| c.starts_with("text/csv"));
                 self.publish_price_book(body, csv).await
             }
             (Method::GET, ["v1", "admin", "price-book"]) => self.get_price_book().await,
             (Method::POST, ["v1", "admin", "api-keys"]) => self.create_api_key(body).await,
-            (Method::GET, ["v1", "admin", "api-keys"]) => Ok(http::json(StatusCode::OK, &json!({"keys": self.table.list_api_keys().await?}))),
+            (Method::GET, ["v1", "admin", "api-keys"]) => Ok(http::json(
+                StatusCode::OK,
+                &json!({"keys": self.table.list_api_keys().await?}),
+            )),
             (Method::DELETE, ["v1", "admin", "api-keys", key]) => self.revoke_api_key(key).await,
-            (Method::PUT, ["v1", "admin", "skus", s, "stock"]) => self.put_stock(id(s, Sku::parse)?, body).await,
-            (Method::GET, ["v1", "admin", "skus", s, "stock"]) => self.get_stock(id(s, Sku::parse)?).await,
-            (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
-                let order = OrderRef { platform: id(p, Platform::parse)?, store: id(s, StoreId::parse)?, order_id: id(o, OrderId::parse)? };
-                let (record, _) = self.table.order_stock(&order).await?;
-                let lines: BTreeMap<String, _> = record.lines.into_iter().map(|(l, r)| (l.to_string(), r)).collect();
-                Ok(http::json(StatusCode::OK, &json!({"order": order, "lines": lines})))
+            (Method::PUT, ["v1", "admin", "skus", s, "stock"]) => {
+                self.put_stock(id(s, Sku::parse)?, body).await
             }
-            (m, _) => Err(ApiError::not_found("route_not_found", format!("no admin route for {m} {path}"))),
+            (Method::GET, ["v1", "admin", "skus", s, "stock"]) => {
+                self.get_stock(id(s, Sku::parse)?).await
+            }
+            (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
+                let order = OrderRef {
+                    platform: id(p, Platform::parse)?,
+                    store: id(s, StoreId::parse)?,
+                    order_id: id(o, OrderId::parse)?,
+                };
+                let (record, _) = self.table.order_stock(&order).await?;
+                let lines: BTreeMap<String, _> = record
+                    .lines
+                    .into_iter()
+                    .map(|(l, r)| (l.to_string(), r))
+                    .collect();
+                Ok(http::json(
+                    StatusCode::OK,
+                    &json!({"order": order, "lines": lines}),
+                ))
+            }
+            (m, _) => Err(ApiError::not_found(
+                "route_not_found",
+                format!("no admin route for {m} {path}"),
+            )),
         }
     }
-
 }

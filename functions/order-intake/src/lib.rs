@@ -21,11 +21,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tier_domain::OrderRef;
 use tier_domain::ids::{BuyerId, EventId, Platform, Sku, StoreId};
 use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_domain::pricing;
 use tier_domain::rules::Permission;
-use tier_domain::OrderRef;
 use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -57,7 +57,12 @@ impl Secrets {
     /// `shared`: comma-separated; `by_platform`: JSON `{"jd": ["..."], ...}`
     /// (empty means none). Every secret has at least 16 characters.
     pub fn parse(shared: &str, by_platform: &str) -> Result<Self, ConfigError> {
-        let shared: Vec<String> = shared.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        let shared: Vec<String> = shared
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         let by_platform: BTreeMap<Platform, Vec<String>> = match by_platform.trim() {
             "" => BTreeMap::new(),
             raw => serde_json::from_str(raw).map_err(|e| ConfigError::Invalid {
@@ -65,10 +70,23 @@ impl Secrets {
                 reason: format!("expected {{\"<platform>\": [\"<secret>\", ...]}}: {e}"),
             })?,
         };
-        if shared.iter().chain(by_platform.values().flatten()).any(|s| s.len() < 16) || by_platform.values().any(Vec::is_empty) {
-            return Err(ConfigError::Invalid { name: "WEBHOOK_SECRETS", reason: "every secret needs at least 16 characters, every platform listed at least one".into() });
+        if shared
+            .iter()
+            .chain(by_platform.values().flatten())
+            .any(|s| s.len() < 16)
+            || by_platform.values().any(Vec::is_empty)
+        {
+            return Err(ConfigError::Invalid {
+                name: "WEBHOOK_SECRETS",
+                reason:
+                    "every secret needs at least 16 characters, every platform listed at least one"
+                        .into(),
+            });
         }
-        Ok(Self { shared, by_platform })
+        Ok(Self {
+            shared,
+            by_platform,
+        })
     }
 
     pub fn for_platform(&self, platform: &Platform) -> &[String] {
@@ -78,7 +96,10 @@ impl Secrets {
 
 impl OrderIntake {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        let secrets = Secrets::parse(env.require("WEBHOOK_SECRETS")?, env.get("WEBHOOK_PLATFORM_SECRETS").unwrap_or_default())?;
+        let secrets = Secrets::parse(
+            env.require("WEBHOOK_SECRETS")?,
+            env.get("WEBHOOK_PLATFORM_SECRETS").unwrap_or_default(),
+        )?;
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
             tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
@@ -94,7 +115,13 @@ impl OrderIntake {
     async fn accept(&self, req: Request) -> Result<Response<Body>, ApiError> {
         let (platform, store) = parse_path(req.uri().path())?;
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
-        signature::verify(http::header(req.headers(), "x-signature"), body, self.secrets.for_platform(&platform), Utc::now().timestamp()).map_err(|e| {
+        signature::verify(
+            http::header(req.headers(), "x-signature"),
+            body,
+            self.secrets.for_platform(&platform),
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| {
             let code = match e {
                 SignatureError::Missing => "missing_signature",
                 SignatureError::Malformed(_) => "malformed_signature",
@@ -105,38 +132,68 @@ impl OrderIntake {
         })?;
 
         let doc: WebhookDoc = http::parse_json(body).map_err(|e| match e.code {
-            "invalid_document" => ApiError { code: "invalid_order", ..e },
+            "invalid_document" => ApiError {
+                code: "invalid_order",
+                ..e
+            },
             _ => e,
         })?;
         if doc.platform != platform || doc.store != store {
             return Err(ApiError::unprocessable(
                 "store_mismatch",
-                format!("the document is for {}/{}, but was sent to {platform}/{store}", doc.platform, doc.store),
+                format!(
+                    "the document is for {}/{}, but was sent to {platform}/{store}",
+                    doc.platform, doc.store
+                ),
             ));
         }
         let event_id = doc.event_id.clone();
         let occurred_at = doc.occurred_at;
-        let (order_id, kind) = match doc.into_incoming().map_err(|m| ApiError::unprocessable("invalid_order", m))? {
+        let (order_id, kind) = match doc
+            .into_incoming()
+            .map_err(|m| ApiError::unprocessable("invalid_order", m))?
+        {
             Incoming::Order { order_id, kind } => (order_id, kind),
-            Incoming::Signup { user } => return self.accept_signup(platform, store, event_id, user, occurred_at, body).await,
+            Incoming::Signup { user } => {
+                return self
+                    .accept_signup(platform, store, event_id, user, occurred_at, body)
+                    .await;
+            }
         };
-        kind.validate().map_err(|e| ApiError::unprocessable("invalid_order", e.to_string()))?;
+        kind.validate()
+            .map_err(|e| ApiError::unprocessable("invalid_order", e.to_string()))?;
 
         let skus: Vec<Sku> = match &kind {
             OrderEventKind::Paid { lines, .. } => lines.iter().map(|l| l.sku.clone()).collect(),
             _ => Vec::new(),
         };
-        let view = self.table.intake_view(&platform, &store, &event_id, &skus).await?;
+        let view = self
+            .table
+            .intake_view(&platform, &store, &event_id, &skus)
+            .await?;
         let digest = hex::encode(Sha256::digest(body));
         if let Some(reply) = duplicate(&view, &event_id, &digest)? {
             return Ok(reply);
         }
-        let owner = view.owner.clone().ok_or_else(|| unknown_store(&platform, &store))?;
-        let mut unknown: Vec<&str> = skus.iter().filter(|s| !view.entries.contains_key(*s)).map(Sku::as_str).collect();
+        let owner = view
+            .owner
+            .clone()
+            .ok_or_else(|| unknown_store(&platform, &store))?;
+        let mut unknown: Vec<&str> = skus
+            .iter()
+            .filter(|s| !view.entries.contains_key(*s))
+            .map(Sku::as_str)
+            .collect();
         unknown.sort_unstable();
         unknown.dedup();
         if !unknown.is_empty() {
-            return Err(ApiError::unprocessable("unknown_sku", format!("SKU(s) not in the current price book: {}", unknown.join(", "))));
+            return Err(ApiError::unprocessable(
+                "unknown_sku",
+                format!(
+                    "SKU(s) not in the current price book: {}",
+                    unknown.join(", ")
+                ),
+            ));
         }
         let mut kind = kind;
         if let OrderEventKind::Paid { lines, .. } = &mut kind {
@@ -144,7 +201,11 @@ impl OrderIntake {
         }
         let event = OrderEvent {
             event_id: event_id.clone(),
-            order: OrderRef { platform: platform.clone(), store: store.clone(), order_id },
+            order: OrderRef {
+                platform: platform.clone(),
+                store: store.clone(),
+                order_id,
+            },
             distributor: owner.clone(),
             occurred_at,
             kind,
@@ -152,24 +213,46 @@ impl OrderIntake {
         let message = Message::OrderEventV1(event);
         // Both sends before the receipt: if either fails the platform's retry
         // sends both again, and the consumers drop what they already have.
-        let (tier, stock) = tokio::join!(self.tier_events.send(&message), self.stock_events.send(&message));
+        let (tier, stock) = tokio::join!(
+            self.tier_events.send(&message),
+            self.stock_events.send(&message)
+        );
         tier?;
         stock?;
-        self.table.put_receipt(&platform, &store, &event_id, &digest, Utc::now()).await?;
+        self.table
+            .put_receipt(&platform, &store, &event_id, &digest, Utc::now())
+            .await?;
         tracing::info!(%platform, %store, %event_id, distributor = %owner, "order event accepted");
-        Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
+        Ok(http::json(
+            StatusCode::ACCEPTED,
+            &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner}),
+        ))
     }
 
     /// A user signed up through the store: the store's distributor gains a
     /// downline user, its uplines a user in their network. Tier evaluation
     /// only; no stock moves.
-    async fn accept_signup(&self, platform: Platform, store: StoreId, event_id: EventId, user: BuyerId, occurred_at: DateTime<Utc>, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let view = self.table.intake_view(&platform, &store, &event_id, &[]).await?;
+    async fn accept_signup(
+        &self,
+        platform: Platform,
+        store: StoreId,
+        event_id: EventId,
+        user: BuyerId,
+        occurred_at: DateTime<Utc>,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let view = self
+            .table
+            .intake_view(&platform, &store, &event_id, &[])
+            .await?;
         let digest = hex::encode(Sha256::digest(body));
         if let Some(reply) = duplicate(&view, &event_id, &digest)? {
             return Ok(reply);
         }
-        let owner = view.owner.clone().ok_or_else(|| unknown_store(&platform, &store))?;
+        let owner = view
+            .owner
+            .clone()
+            .ok_or_else(|| unknown_store(&platform, &store))?;
         let message = Message::UserRegisteredV1(UserRegistered {
             event_id: event_id.clone(),
             platform: platform.clone(),
@@ -179,30 +262,55 @@ impl OrderIntake {
             occurred_at,
         });
         self.tier_events.send(&message).await?;
-        self.table.put_receipt(&platform, &store, &event_id, &digest, Utc::now()).await?;
+        self.table
+            .put_receipt(&platform, &store, &event_id, &digest, Utc::now())
+            .await?;
         tracing::info!(%platform, %store, %event_id, distributor = %owner, "user registration accepted");
-        Ok(http::json(StatusCode::ACCEPTED, &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner})))
+        Ok(http::json(
+            StatusCode::ACCEPTED,
+            &json!({"status": "accepted", "event_id": event_id, "distributor_id": owner}),
+        ))
     }
 }
 
 /// The reply to a retried webhook (the same event id and body), or the
 /// refusal of an event id reused with another body.
-fn duplicate(view: &tier_store::webhooks::IntakeView, event_id: &EventId, digest: &str) -> Result<Option<Response<Body>>, ApiError> {
+fn duplicate(
+    view: &tier_store::webhooks::IntakeView,
+    event_id: &EventId,
+    digest: &str,
+) -> Result<Option<Response<Body>>, ApiError> {
     match &view.receipt {
-        Some(r) if r.body_sha256 == digest => Ok(Some(http::json(StatusCode::OK, &json!({"status": "duplicate", "event_id": event_id, "received_at": r.received_at})))),
-        Some(_) => Err(ApiError::conflict("event_id_reused", format!("event {event_id} was received before with a different body"))),
+        Some(r) if r.body_sha256 == digest => Ok(Some(http::json(
+            StatusCode::OK,
+            &json!({"status": "duplicate", "event_id": event_id, "received_at": r.received_at}),
+        ))),
+        Some(_) => Err(ApiError::conflict(
+            "event_id_reused",
+            format!("event {event_id} was received before with a different body"),
+        )),
         None => Ok(None),
     }
 }
 
 fn unknown_store(platform: &Platform, store: &StoreId) -> ApiError {
-    ApiError::unprocessable("unknown_store", format!("store {platform}/{store} is not registered to a distributor"))
+    ApiError::unprocessable(
+        "unknown_store",
+        format!("store {platform}/{store} is not registered to a distributor"),
+    )
 }
 
 /// What the distributor was entitled to pay per unit, by its tier and the
 /// price book at the moment of the order, on each line.
-fn record_entitled_prices(lines: &mut [tier_domain::order::OrderLine], view: &tier_store::webhooks::IntakeView, owner: &tier_domain::ids::DistributorId, at: chrono::DateTime<Utc>) {
-    let (Some(rules), Some(book)) = (&view.rules, view.book) else { return };
+fn record_entitled_prices(
+    lines: &mut [tier_domain::order::OrderLine],
+    view: &tier_store::webhooks::IntakeView,
+    owner: &tier_domain::ids::DistributorId,
+    at: chrono::DateTime<Utc>,
+) {
+    let (Some(rules), Some(book)) = (&view.rules, view.book) else {
+        return;
+    };
     let tier = view
         .distributor
         .as_ref()
@@ -228,10 +336,15 @@ fn record_entitled_prices(lines: &mut [tier_domain::order::OrderLine], view: &ti
 fn parse_path(path: &str) -> Result<(Platform, StoreId), ApiError> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let [_, platform, store] = parts.as_slice() else {
-        return Err(ApiError::not_found("route_not_found", format!("no route for {path}")));
+        return Err(ApiError::not_found(
+            "route_not_found",
+            format!("no route for {path}"),
+        ));
     };
-    let platform = Platform::parse(platform).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
-    let store = StoreId::parse(store).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    let platform = Platform::parse(platform)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
+    let store =
+        StoreId::parse(store).map_err(|e| ApiError::bad_request("invalid_path", e.to_string()))?;
     Ok((platform, store))
 }
 
@@ -241,15 +354,30 @@ mod tests {
 
     #[test]
     fn secrets_are_per_platform_where_configured() {
-        let s = Secrets::parse("shared-secret-0123456789, old-shared-secret-0123", r#"{"tmall": ["tmall-secret-0123456789"]}"#).unwrap();
+        let s = Secrets::parse(
+            "shared-secret-0123456789, old-shared-secret-0123",
+            r#"{"tmall": ["tmall-secret-0123456789"]}"#,
+        )
+        .unwrap();
         let p = |raw: &str| Platform::parse(raw).unwrap();
         assert_eq!(s.for_platform(&p("tmall")), ["tmall-secret-0123456789"]);
         assert_eq!(s.for_platform(&p("jd")).len(), 2);
-        assert!(Secrets::parse("shared-secret-0123456789", "").unwrap().by_platform.is_empty());
+        assert!(
+            Secrets::parse("shared-secret-0123456789", "")
+                .unwrap()
+                .by_platform
+                .is_empty()
+        );
         assert!(Secrets::parse("short", "").is_err());
         assert!(Secrets::parse("shared-secret-0123456789", r#"{"tmall": ["short"]}"#).is_err());
         assert!(Secrets::parse("shared-secret-0123456789", r#"{"tmall": []}"#).is_err());
         assert!(Secrets::parse("shared-secret-0123456789", r#"["not", "a map"]"#).is_err());
-        assert!(Secrets::parse("shared-secret-0123456789", r#"{"bad platform": ["tmall-secret-0123456789"]}"#).is_err());
+        assert!(
+            Secrets::parse(
+                "shared-secret-0123456789",
+                r#"{"bad platform": ["tmall-secret-0123456789"]}"#
+            )
+            .is_err()
+        );
     }
 }

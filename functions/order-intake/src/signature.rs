@@ -23,14 +23,25 @@ pub enum SignatureError {
 }
 
 /// Checks `header` over the raw body bytes at time `now` (unix seconds).
-pub fn verify(header: Option<&str>, body: &[u8], secrets: &[String], now: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    header: Option<&str>,
+    body: &[u8],
+    secrets: &[String],
+    now: i64,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| SignatureError::Malformed("t is not a unix time"))?),
-            Some(("v1", sig)) => candidates.push(hex::decode(sig).map_err(|_| SignatureError::Malformed("v1 is not hex"))?),
+            Some(("t", t)) => {
+                timestamp = Some(
+                    t.parse::<i64>()
+                        .map_err(|_| SignatureError::Malformed("t is not a unix time"))?,
+                )
+            }
+            Some(("v1", sig)) => candidates
+                .push(hex::decode(sig).map_err(|_| SignatureError::Malformed("v1 is not hex"))?),
             // Other schemes (v0, future versions) are ignored, as senders expect.
             Some(_) => {}
             None => return Err(SignatureError::Malformed("expected key=value pairs")),
@@ -46,7 +57,8 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[String], now: i64) -
     }
     for secret in secrets {
         for candidate in &candidates {
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes keys of any length");
             mac.update(t.to_string().as_bytes());
             mac.update(b".");
             mac.update(body);
@@ -61,7 +73,8 @@ pub fn verify(header: Option<&str>, body: &[u8], secrets: &[String], now: i64) -
 
 /// The header a sender computes; used by the demo and the tests.
 pub fn sign(body: &[u8], secret: &str, t: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -81,8 +94,24 @@ mod tests {
     #[test]
     fn accepts_a_fresh_signature_by_any_current_secret() {
         let body = br#"{"a":1}"#;
-        assert_eq!(verify(Some(&sign(body, "new-secret", NOW)), body, &secrets(), NOW + 10), Ok(()));
-        assert_eq!(verify(Some(&sign(body, "old-secret", NOW)), body, &secrets(), NOW - 10), Ok(()));
+        assert_eq!(
+            verify(
+                Some(&sign(body, "new-secret", NOW)),
+                body,
+                &secrets(),
+                NOW + 10
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                Some(&sign(body, "old-secret", NOW)),
+                body,
+                &secrets(),
+                NOW - 10
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -98,13 +127,37 @@ mod tests {
     fn refuses_tampering_staleness_and_garbage() {
         let body = b"payload";
         let header = sign(body, "new-secret", NOW);
-        assert_eq!(verify(Some(&header), b"payloaD", &secrets(), NOW), Err(SignatureError::Mismatch));
-        assert_eq!(verify(Some(&header), body, &secrets(), NOW + 301), Err(SignatureError::Stale(301)));
-        assert_eq!(verify(Some(&header), body, &secrets(), NOW - 301), Err(SignatureError::Stale(-301)));
-        assert_eq!(verify(None, body, &secrets(), NOW), Err(SignatureError::Missing));
-        assert!(matches!(verify(Some("t=x,v1=00"), body, &secrets(), NOW), Err(SignatureError::Malformed(_))));
-        assert!(matches!(verify(Some(&format!("t={NOW}")), body, &secrets(), NOW), Err(SignatureError::Malformed(_))));
-        assert!(matches!(verify(Some(&format!("t={NOW},v1=zz")), body, &secrets(), NOW), Err(SignatureError::Malformed(_))));
-        assert_eq!(verify(Some(&sign(body, "wrong", NOW)), body, &secrets(), NOW), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(Some(&header), b"payloaD", &secrets(), NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(Some(&header), body, &secrets(), NOW + 301),
+            Err(SignatureError::Stale(301))
+        );
+        assert_eq!(
+            verify(Some(&header), body, &secrets(), NOW - 301),
+            Err(SignatureError::Stale(-301))
+        );
+        assert_eq!(
+            verify(None, body, &secrets(), NOW),
+            Err(SignatureError::Missing)
+        );
+        assert!(matches!(
+            verify(Some("t=x,v1=00"), body, &secrets(), NOW),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify(Some(&format!("t={NOW}")), body, &secrets(), NOW),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert!(matches!(
+            verify(Some(&format!("t={NOW},v1=zz")), body, &secrets(), NOW),
+            Err(SignatureError::Malformed(_))
+        ));
+        assert_eq!(
+            verify(Some(&sign(body, "wrong", NOW)), body, &secrets(), NOW),
+            Err(SignatureError::Mismatch)
+        );
     }
 }

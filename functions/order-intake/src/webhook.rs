@@ -60,8 +60,13 @@ pub enum WebhookType {
 /// What a document asks for.
 #[derive(Debug)]
 pub enum Incoming {
-    Order { order_id: OrderId, kind: OrderEventKind },
-    Signup { user: BuyerId },
+    Order {
+        order_id: OrderId,
+        kind: OrderEventKind,
+    },
+    Signup {
+        user: BuyerId,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,13 +83,25 @@ impl WebhookDoc {
     /// unexpected field.
     pub fn into_incoming(self) -> Result<Incoming, String> {
         if self.kind == WebhookType::UserRegistered {
-            if self.order_id.is_some() || self.total.is_some() || !self.lines.is_empty() || self.refund.is_some() {
+            if self.order_id.is_some()
+                || self.total.is_some()
+                || !self.lines.is_empty()
+                || self.refund.is_some()
+            {
                 return Err("user.registered takes buyer_id, not order fields".into());
             }
-            return Ok(Incoming::Signup { user: self.buyer_id.ok_or("user.registered needs buyer_id")? });
+            return Ok(Incoming::Signup {
+                user: self.buyer_id.ok_or("user.registered needs buyer_id")?,
+            });
         }
-        let order_id = self.order_id.clone().ok_or_else(|| format!("{} needs order_id", self.kind.name()))?;
-        Ok(Incoming::Order { order_id, kind: self.into_kind()? })
+        let order_id = self
+            .order_id
+            .clone()
+            .ok_or_else(|| format!("{} needs order_id", self.kind.name()))?;
+        Ok(Incoming::Order {
+            order_id,
+            kind: self.into_kind()?,
+        })
     }
 
     fn into_kind(self) -> Result<OrderEventKind, String> {
@@ -97,7 +114,11 @@ impl WebhookDoc {
             }),
             WebhookType::Refunded => {
                 let refund = self.refund.ok_or("order.refunded needs refund")?;
-                Ok(OrderEventKind::Refunded { refund_id: refund.refund_id, amount: refund.amount, lines: refund.lines })
+                Ok(OrderEventKind::Refunded {
+                    refund_id: refund.refund_id,
+                    amount: refund.amount,
+                    lines: refund.lines,
+                })
             }
             WebhookType::Cancelled => Ok(OrderEventKind::Cancelled),
             WebhookType::UserRegistered => Err("user.registered is not an order event".into()),

@@ -17,20 +17,32 @@ pub fn presented(req: &Request) -> Result<Presented<'_>, ApiError> {
     let raw = http::header(req.headers(), "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| http::header(req.headers(), "x-api-key"))
-        .ok_or_else(|| ApiError::unauthorized("missing_api_key", "send an API key: Authorization: Bearer <key>"))?;
-    let (id, secret) = access::split_presented(raw.trim()).ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_api_key",
+                "send an API key: Authorization: Bearer <key>",
+            )
+        })?;
+    let (id, secret) = access::split_presented(raw.trim())
+        .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
     Ok(Presented { id, secret })
 }
 
 pub fn authenticate(record: Option<&Item>, presented: &Presented<'_>) -> Result<ApiKey, ApiError> {
     let invalid = || ApiError::unauthorized("invalid_api_key", "the API key is not valid");
-    let key = record.map(tier_store::api_keys::parse_api_key).transpose()?.ok_or_else(invalid)?;
+    let key = record
+        .map(tier_store::api_keys::parse_api_key)
+        .transpose()?
+        .ok_or_else(invalid)?;
     let digest = hex::encode(Sha256::digest(presented.secret.as_bytes()));
     if !http::secret_matches(&digest, &key.secret_sha256) {
         return Err(invalid());
     }
     if key.revoked_at.is_some() {
-        return Err(ApiError::unauthorized("revoked_api_key", "the API key has been revoked"));
+        return Err(ApiError::unauthorized(
+            "revoked_api_key",
+            "the API key has been revoked",
+        ));
     }
     Ok(key)
 }

@@ -56,7 +56,11 @@ pub struct TierRef {
 
 impl From<&Tier> for TierRef {
     fn from(t: &Tier) -> Self {
-        TierRef { id: t.id.to_string(), name: t.name.clone(), rank: t.rank }
+        TierRef {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            rank: t.rank,
+        }
     }
 }
 
@@ -87,8 +91,15 @@ struct Basis<'a> {
 
 impl<'a> Basis<'a> {
     fn from(heads: &'a LookupHeads) -> Result<Self, ApiError> {
-        let rules = heads.rules.as_ref().ok_or_else(|| ApiError::conflict("no_rule_set", "the brand has not published a rule set yet"))?;
-        let book = heads.book.ok_or_else(|| ApiError::conflict("no_price_book", "the brand has not published a price book yet"))?;
+        let rules = heads.rules.as_ref().ok_or_else(|| {
+            ApiError::conflict("no_rule_set", "the brand has not published a rule set yet")
+        })?;
+        let book = heads.book.ok_or_else(|| {
+            ApiError::conflict(
+                "no_price_book",
+                "the brand has not published a price book yet",
+            )
+        })?;
         Ok(Self { rules, book })
     }
 
@@ -96,7 +107,12 @@ impl<'a> Basis<'a> {
     /// or in a tier a newer rule set dropped, prices as the entry tier.
     fn tier(&self, heads: &LookupHeads, id: &DistributorId) -> Option<&'a Tier> {
         let d = heads.distributors.get(id)?;
-        Some(d.tier.as_ref().and_then(|t| self.rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| self.rules.rules.entry_tier()))
+        Some(
+            d.tier
+                .as_ref()
+                .and_then(|t| self.rules.rules.tier_by_id(t.as_str()))
+                .unwrap_or_else(|| self.rules.rules.entry_tier()),
+        )
     }
 }
 
@@ -107,7 +123,14 @@ fn unmatched(req: &Request) -> bool {
     matches!(req.request_context_ref(), Some(RequestContext::ApiGatewayV2(c)) if c.route_key.as_deref() == Some("$default"))
 }
 
-fn quote_one(basis: &Basis<'_>, entry: &tier_domain::pricing::SkuBook, tier: &Tier, distributor: &DistributorId, quantity: u32, at: DateTime<Utc>) -> PriceQuote {
+fn quote_one(
+    basis: &Basis<'_>,
+    entry: &tier_domain::pricing::SkuBook,
+    tier: &Tier,
+    distributor: &DistributorId,
+    quantity: u32,
+    at: DateTime<Utc>,
+) -> PriceQuote {
     pricing::quote(&QuoteRequest {
         book: entry,
         tier,
@@ -121,9 +144,18 @@ fn quote_one(basis: &Basis<'_>, entry: &tier_domain::pricing::SkuBook, tier: &Ti
 
 impl PriceLookup {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        let calendar = tier_domain::calendar::BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
-            .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
-        Ok(Self { table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?), calendar })
+        let calendar = tier_domain::calendar::BrandCalendar::parse(
+            env.get("BRAND_TIMEZONE")
+                .unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "BRAND_TIMEZONE",
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
+            calendar,
+        })
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
@@ -132,54 +164,91 @@ impl PriceLookup {
         // ours in API Gateway, whatever it looks like once trimmed (a
         // trailing slash, an empty segment): not a lookup.
         if unmatched(&req) {
-            return http::respond(Err(ApiError::not_found("route_not_found", format!("no route for {} {path}", req.method()))));
+            return http::respond(Err(ApiError::not_found(
+                "route_not_found",
+                format!("no route for {} {path}", req.method()),
+            )));
         }
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (req.method().clone(), parts.as_slice()) {
             (Method::GET, ["v1", "distributors", id, "prices"]) => self.prices(&req, id).await,
             (Method::POST, ["v1", "prices:batch"]) => self.batch(&req).await,
             (Method::GET, ["v1", "distributors", id, "tier"]) => self.tier(&req, id).await,
-            (Method::GET, ["v1", "distributors", id, "tier-history"]) => self.tier_history(&req, id).await,
-            (Method::GET, ["v1", "distributors", id, "commission"]) => self.commission(&req, id).await,
-            (m, _) => Err(ApiError::not_found("route_not_found", format!("no route for {m} {path}"))),
+            (Method::GET, ["v1", "distributors", id, "tier-history"]) => {
+                self.tier_history(&req, id).await
+            }
+            (Method::GET, ["v1", "distributors", id, "commission"]) => {
+                self.commission(&req, id).await
+            }
+            (m, _) => Err(ApiError::not_found(
+                "route_not_found",
+                format!("no route for {m} {path}"),
+            )),
         };
         http::respond(result)
     }
 
     async fn prices(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
         let presented = auth::presented(req)?;
-        let id = DistributorId::parse(id).map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
+        let id = DistributorId::parse(id)
+            .map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
         let query = req.uri().query();
         let mut skus: Vec<Sku> = Vec::new();
         for raw in http::query_values(query, "sku") {
-            let sku = Sku::parse(&raw).map_err(|e| ApiError::bad_request("invalid_sku", e.to_string()))?;
+            let sku = Sku::parse(&raw)
+                .map_err(|e| ApiError::bad_request("invalid_sku", e.to_string()))?;
             if !skus.contains(&sku) {
                 skus.push(sku);
             }
         }
         if skus.is_empty() {
-            return Err(ApiError::bad_request("missing_sku", "give at least one sku query parameter: ?sku=A&sku=B"));
+            return Err(ApiError::bad_request(
+                "missing_sku",
+                "give at least one sku query parameter: ?sku=A&sku=B",
+            ));
         }
         if skus.len() > MAX_ITEMS {
-            return Err(ApiError::bad_request("too_many_skus", format!("at most {MAX_ITEMS} SKUs per request, got {}", skus.len())));
+            return Err(ApiError::bad_request(
+                "too_many_skus",
+                format!("at most {MAX_ITEMS} SKUs per request, got {}", skus.len()),
+            ));
         }
         let quantities = parse_quantities(&http::query_values(query, "qty"), skus.len())?;
-        let include_stock = http::query_values(query, "include").iter().any(|v| v.split(',').any(|p| p == "stock"));
+        let include_stock = http::query_values(query, "include")
+            .iter()
+            .any(|v| v.split(',').any(|p| p == "stock"));
 
-        let heads = self.table.lookup_heads(std::slice::from_ref(&id), Some(presented.id)).await?;
+        let heads = self
+            .table
+            .lookup_heads(std::slice::from_ref(&id), Some(presented.id))
+            .await?;
         let key = auth::authenticate(heads.api_key.as_ref(), &presented)?;
         if !key.scope.may_read(&id) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden_distributor", format!("this API key may not read distributor {id}")));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_distributor",
+                format!("this API key may not read distributor {id}"),
+            ));
         }
         if !heads.distributors.contains_key(&id) {
-            return Err(ApiError::not_found("distributor_not_found", format!("distributor {id} does not exist")));
+            return Err(ApiError::not_found(
+                "distributor_not_found",
+                format!("distributor {id} does not exist"),
+            ));
         }
         let basis = Basis::from(&heads)?;
         let tier = basis.tier(&heads, &id).expect("the distributor was found");
         if include_stock && !tier.may(Permission::SeeStock) {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "permission_denied", format!("tier {} may not see stock levels", tier.id)));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!("tier {} may not see stock levels", tier.id),
+            ));
         }
-        let (entries, stock) = self.table.book_entries(basis.book.version, &skus, include_stock).await?;
+        let (entries, stock) = self
+            .table
+            .book_entries(basis.book.version, &skus, include_stock)
+            .await?;
         let at = Utc::now();
         let mut prices = Vec::with_capacity(skus.len());
         let mut unknown_skus = Vec::new();
@@ -202,7 +271,10 @@ impl PriceLookup {
             "unknown_skus": unknown_skus,
         });
         if include_stock {
-            let levels: HashMap<&Sku, i64> = skus.iter().map(|s| (s, stock.get(s).copied().unwrap_or(0))).collect();
+            let levels: HashMap<&Sku, i64> = skus
+                .iter()
+                .map(|s| (s, stock.get(s).copied().unwrap_or(0)))
+                .collect();
             answer["stock"] = json!(levels);
         }
         Ok(http::json(StatusCode::OK, &answer))
@@ -212,21 +284,41 @@ impl PriceLookup {
         let presented = auth::presented(req)?;
         let body: BatchRequest = http::parse_json(http::body_bytes(req.body(), MAX_BODY_BYTES)?)?;
         if body.items.is_empty() || body.items.len() > MAX_ITEMS {
-            return Err(ApiError::bad_request("invalid_batch_size", format!("1 to {MAX_ITEMS} items per batch, got {}", body.items.len())));
+            return Err(ApiError::bad_request(
+                "invalid_batch_size",
+                format!("1 to {MAX_ITEMS} items per batch, got {}", body.items.len()),
+            ));
         }
-        if let Some(bad) = body.items.iter().position(|i| i.quantity == 0 || i.quantity > MAX_QUANTITY) {
-            return Err(ApiError::unprocessable("invalid_quantity", format!("items[{bad}].quantity must be 1 to {MAX_QUANTITY}")));
+        if let Some(bad) = body
+            .items
+            .iter()
+            .position(|i| i.quantity == 0 || i.quantity > MAX_QUANTITY)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_quantity",
+                format!("items[{bad}].quantity must be 1 to {MAX_QUANTITY}"),
+            ));
         }
-        let mut distributors: Vec<DistributorId> = body.items.iter().map(|i| i.distributor_id.clone()).collect();
+        let mut distributors: Vec<DistributorId> = body
+            .items
+            .iter()
+            .map(|i| i.distributor_id.clone())
+            .collect();
         distributors.sort();
         distributors.dedup();
-        let heads = self.table.lookup_heads(&distributors, Some(presented.id)).await?;
+        let heads = self
+            .table
+            .lookup_heads(&distributors, Some(presented.id))
+            .await?;
         let key = auth::authenticate(heads.api_key.as_ref(), &presented)?;
         let basis = Basis::from(&heads)?;
         let mut skus: Vec<Sku> = body.items.iter().map(|i| i.sku.clone()).collect();
         skus.sort();
         skus.dedup();
-        let (entries, _) = self.table.book_entries(basis.book.version, &skus, false).await?;
+        let (entries, _) = self
+            .table
+            .book_entries(basis.book.version, &skus, false)
+            .await?;
         let at = Utc::now();
         let results: Vec<serde_json::Value> = body
             .items
@@ -257,13 +349,25 @@ impl PriceLookup {
 fn parse_quantities(raw: &[String], skus: usize) -> Result<Vec<u32>, ApiError> {
     let parsed: Vec<u32> = raw
         .iter()
-        .map(|q| q.parse::<u32>().ok().filter(|q| (1..=MAX_QUANTITY).contains(q)))
+        .map(|q| {
+            q.parse::<u32>()
+                .ok()
+                .filter(|q| (1..=MAX_QUANTITY).contains(q))
+        })
         .collect::<Option<_>>()
-        .ok_or_else(|| ApiError::bad_request("invalid_quantity", format!("qty must be a whole number from 1 to {MAX_QUANTITY}")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_quantity",
+                format!("qty must be a whole number from 1 to {MAX_QUANTITY}"),
+            )
+        })?;
     match parsed.len() {
         0 => Ok(vec![1; skus]),
         1 => Ok(vec![parsed[0]; skus]),
         n if n == skus => Ok(parsed),
-        n => Err(ApiError::bad_request("invalid_quantity", format!("give one qty for all SKUs or one per SKU; got {n} for {skus} SKUs"))),
+        n => Err(ApiError::bad_request(
+            "invalid_quantity",
+            format!("give one qty for all SKUs or one per SKU; got {n} for {skus} SKUs"),
+        )),
     }
 }

@@ -10,5 +10,8 @@ async fn main() -> Result<(), Error> {
     logging::init_json();
     let app = PriceLookup::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
     let app = &app;
-    lambda_http::run(service_fn(move |req: Request| async move { Ok::<_, Error>(app.handle(req).await) })).await
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(app.handle(req).await)
+    }))
+    .await
 }

@@ -29,7 +29,10 @@ impl StockAllocation {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
-            batches: BatchProcessor::new(Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?), env.parse_or("MAX_RECEIVE_COUNT", 5u32)?),
+            batches: BatchProcessor::new(
+                Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?),
+                env.parse_or("MAX_RECEIVE_COUNT", 5u32)?,
+            ),
         })
     }
 
@@ -39,7 +42,10 @@ impl StockAllocation {
                 match message {
                     Message::OrderEventV1(e) => self.on_order_event(&e).await,
                     // Reviews belong to tier evaluation's queue: one here was misrouted.
-                    other => Err(Failure::permanent("unexpected_message", format!("stock allocation does not handle {}", other.id()))),
+                    other => Err(Failure::permanent(
+                        "unexpected_message",
+                        format!("stock allocation does not handle {}", other.id()),
+                    )),
                 }
             })
             .await
@@ -48,7 +54,11 @@ impl StockAllocation {
     async fn on_order_event(&self, event: &OrderEvent) -> Result<(), Failure> {
         let order = &event.order;
         match &event.kind {
-            OrderEventKind::Paid { lines, .. } => match self.table.allocate_payment(order, &event.event_id, lines).await? {
+            OrderEventKind::Paid { lines, .. } => match self
+                .table
+                .allocate_payment(order, &event.event_id, lines)
+                .await?
+            {
                 Allocation::Reserved { backordered } if !backordered.is_empty() => {
                     tracing::warn!(%order, skus = ?backordered, "not enough stock: lines backordered");
                 }
@@ -58,8 +68,13 @@ impl StockAllocation {
                 let units = self.table.cancel_order_stock(order).await?;
                 tracing::info!(%order, units, "cancellation released stock");
             }
-            OrderEventKind::Refunded { refund_id, lines, .. } => {
-                let units = self.table.refund_order_stock(order, refund_id.as_str(), lines).await?;
+            OrderEventKind::Refunded {
+                refund_id, lines, ..
+            } => {
+                let units = self
+                    .table
+                    .refund_order_stock(order, refund_id.as_str(), lines)
+                    .await?;
                 tracing::info!(%order, %refund_id, units, "returned goods released stock");
             }
         }

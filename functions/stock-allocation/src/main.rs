@@ -9,7 +9,11 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let app = StockAllocation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
+    let app =
+        StockAllocation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move { Ok::<_, Error>(app.handle_batch(event.payload).await) })).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(app.handle_batch(event.payload).await)
+    }))
+    .await
 }

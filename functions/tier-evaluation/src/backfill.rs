@@ -29,12 +29,30 @@ impl TierEvaluation {
                 p.tier.as_ref(),
                 p.cursor.clone(),
                 REVIEW_PAGE_SIZE,
-                |page| Message::BackfillPageV1(BackfillPage { backfill: p.backfill.clone(), distributors: page, cursor: None }),
-                |cursor| Message::BackfillPartitionV1(BackfillPartition { cursor: Some(cursor), ..p.clone() }),
+                |page| {
+                    Message::BackfillPageV1(BackfillPage {
+                        backfill: p.backfill.clone(),
+                        distributors: page,
+                        cursor: None,
+                    })
+                },
+                |cursor| {
+                    Message::BackfillPartitionV1(BackfillPartition {
+                        cursor: Some(cursor),
+                        ..p.clone()
+                    })
+                },
             )
             .await?;
         let finished = listed.finished.then(|| p.partition_id());
-        self.table.record_backfill_listing(p.backfill.rule_set_version, p.start, listed.distributors, finished.as_deref()).await?;
+        self.table
+            .record_backfill_listing(
+                p.backfill.rule_set_version,
+                p.start,
+                listed.distributors,
+                finished.as_deref(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -48,7 +66,15 @@ impl TierEvaluation {
         let result = self.backfill_page(page, &mut work).await;
         // What ran is recorded even when the page is to be retried.
         if work != PageWork::default() {
-            self.table.record_backfill_page(page.backfill.rule_set_version, Utc::now(), work.read, work.counted, work.distributors).await?;
+            self.table
+                .record_backfill_page(
+                    page.backfill.rule_set_version,
+                    Utc::now(),
+                    work.read,
+                    work.counted,
+                    work.distributors,
+                )
+                .await?;
         }
         result
     }
@@ -59,7 +85,20 @@ impl TierEvaluation {
         let mut cursor = page.cursor.clone();
         for (i, id) in page.distributors.iter().enumerate() {
             loop {
-                let Some((done, next)) = self.table.backfill_distributor(id, &b.daily, &b.skus, b.since, cursor.as_deref(), budget as i32).await? else { break };
+                let Some((done, next)) = self
+                    .table
+                    .backfill_distributor(
+                        id,
+                        &b.daily,
+                        &b.skus,
+                        b.since,
+                        cursor.as_deref(),
+                        budget as i32,
+                    )
+                    .await?
+                else {
+                    break;
+                };
                 tracing::info!(distributor = %id, orders = done.orders, counted = done.counted, rule_set = b.rule_set_version, "ledger backfilled");
                 work.read += done.orders as u64;
                 work.counted += done.counted as u64;
@@ -68,11 +107,16 @@ impl TierEvaluation {
                 match (&cursor, budget) {
                     (None, _) => {
                         // Its ledger is counted: its new windows read whole.
-                        work.distributors += u64::from(self.table.mark_backfilled(id, b.rule_set_version).await?);
+                        work.distributors +=
+                            u64::from(self.table.mark_backfilled(id, b.rule_set_version).await?);
                         break;
                     }
                     (Some(_), 0) => {
-                        let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i..].to_vec(), cursor: cursor.clone() };
+                        let rest = BackfillPage {
+                            backfill: b.clone(),
+                            distributors: page.distributors[i..].to_vec(),
+                            cursor: cursor.clone(),
+                        };
                         self.queue.send(&Message::BackfillPageV1(rest)).await?;
                         return Ok(());
                     }
@@ -81,7 +125,11 @@ impl TierEvaluation {
             }
             cursor = None;
             if budget == 0 && i + 1 < page.distributors.len() {
-                let rest = BackfillPage { backfill: b.clone(), distributors: page.distributors[i + 1..].to_vec(), cursor: None };
+                let rest = BackfillPage {
+                    backfill: b.clone(),
+                    distributors: page.distributors[i + 1..].to_vec(),
+                    cursor: None,
+                };
                 self.queue.send(&Message::BackfillPageV1(rest)).await?;
                 return Ok(());
             }

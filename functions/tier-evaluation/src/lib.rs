@@ -37,7 +37,9 @@ mod review;
 mod what_if;
 
 pub use backfill::BACKFILL_ENTRIES_PER_MESSAGE;
-pub use review::{QUERIES_PER_PARTITION_MESSAGE, REVIEW_PAGE_SIZE, REVIEW_QUERY_SIZE, ReviewReport};
+pub use review::{
+    QUERIES_PER_PARTITION_MESSAGE, REVIEW_PAGE_SIZE, REVIEW_QUERY_SIZE, ReviewReport,
+};
 pub use what_if::WHAT_IF_PAGE_SIZE;
 
 pub struct TierEvaluation {
@@ -56,11 +58,20 @@ type Held = std::sync::Mutex<Option<PublishedRuleSet>>;
 
 impl TierEvaluation {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        let calendar = BrandCalendar::parse(env.get("BRAND_TIMEZONE").unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE))
-            .map_err(|e| ConfigError::Invalid { name: "BRAND_TIMEZONE", reason: e.to_string() })?;
+        let calendar = BrandCalendar::parse(
+            env.get("BRAND_TIMEZONE")
+                .unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: "BRAND_TIMEZONE",
+            reason: e.to_string(),
+        })?;
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
-            batches: BatchProcessor::new(Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?), env.parse_or("MAX_RECEIVE_COUNT", 5u32)?),
+            batches: BatchProcessor::new(
+                Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?),
+                env.parse_or("MAX_RECEIVE_COUNT", 5u32)?,
+            ),
             calendar,
             queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
             drafts: std::sync::Mutex::new(None),
@@ -88,7 +99,9 @@ impl TierEvaluation {
                             Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
                             Message::NetworkChangedV1(n) => self.on_network_changed(&n).await?,
                             Message::UserRegisteredV1(u) => self.on_user_registered(&u).await?,
-                            Message::BackfillPartitionV1(p) => self.on_backfill_partition(&p).await?,
+                            Message::BackfillPartitionV1(p) => {
+                                self.on_backfill_partition(&p).await?
+                            }
                             Message::BackfillPageV1(p) => self.on_backfill_page(&p).await?,
                             Message::WhatIfPartitionV1(p) => self.on_what_if_partition(&p).await?,
                             Message::WhatIfPageV1(p) => self.on_what_if_page(&p).await?,
@@ -101,15 +114,30 @@ impl TierEvaluation {
     }
 
     async fn on_order_events(&self, events: &[OrderEvent]) -> Result<(), Failure> {
-        let Some(first) = events.first() else { return Ok(()) };
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
         let distributor = &first.distributor;
         let now = Utc::now();
         for chunk in events.chunks(MAX_GROUP) {
             // The last event of the group is the cause a change is recorded with.
-            let cause = Cause::OrderEvent { event_id: chunk[chunk.len() - 1].event_id.clone() };
+            let cause = Cause::OrderEvent {
+                event_id: chunk[chunk.len() - 1].event_id.clone(),
+            };
             let held = Arc::new(Held::default());
             let decide = self.decider(now, Trigger::Event, cause, held.clone());
-            match self.table.apply_group(distributor, chunk, &self.calendar, self.calendar.day_of(now), None, &decide).await {
+            match self
+                .table
+                .apply_group(
+                    distributor,
+                    chunk,
+                    &self.calendar,
+                    self.calendar.day_of(now),
+                    None,
+                    &decide,
+                )
+                .await
+            {
                 Ok(outcome) => {
                     self.count_if_missed(distributor, &held, now).await?;
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
@@ -119,16 +147,27 @@ impl TierEvaluation {
                     // Uplines' metrics moved: their tiers may move with them. A
                     // redelivery re-evaluates every upline, in case the first
                     // delivery committed and then failed before doing so.
-                    let uplines = if outcome.duplicates > 0 { &outcome.ancestors } else { &outcome.commission_receivers };
+                    let uplines = if outcome.duplicates > 0 {
+                        &outcome.ancestors
+                    } else {
+                        &outcome.commission_receivers
+                    };
                     for receiver in uplines {
-                        let cause = Cause::Commission { event_id: chunk[chunk.len() - 1].event_id.clone() };
+                        let cause = Cause::Commission {
+                            event_id: chunk[chunk.len() - 1].event_id.clone(),
+                        };
                         match self.evaluate(receiver, cause, now, Trigger::Event).await {
                             Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
                             Err(EvalError::Store(e)) => return Err(e.into()),
                         }
                     }
                 }
-                Err(GroupError::UnknownDistributor(id)) => return Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
+                Err(GroupError::UnknownDistributor(id)) => {
+                    return Err(Failure::permanent(
+                        "unknown_distributor",
+                        format!("distributor {id} does not exist"),
+                    ));
+                }
                 Err(GroupError::Store(e)) => return Err(e.into()),
             }
         }
@@ -137,7 +176,14 @@ impl TierEvaluation {
 
     /// The tier decision, as the store applies it atomically with the metrics
     /// it is drawn from.
-    fn decider(&self, now: DateTime<Utc>, trigger: Trigger, cause: Cause, held: Arc<Held>) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync {
+    fn decider(
+        &self,
+        now: DateTime<Utc>,
+        trigger: Trigger,
+        cause: Cause,
+        held: Arc<Held>,
+    ) -> impl Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync
+    {
         let today = self.calendar.day_of(now);
         move |profile, metrics, rules| {
             let rules = rules?;
@@ -145,16 +191,33 @@ impl TierEvaluation {
             // distributor met again in another tier's pages, is left alone.
             // Nor a page delayed past a later period's review.
             if let Cause::Review { period } = &cause
-                && profile.last_review.is_some_and(|last| last.first_day() >= period.first_day())
+                && profile
+                    .last_review
+                    .is_some_and(|last| last.first_day() >= period.first_day())
             {
                 return None;
             }
-            let standing = Standing { tier: profile.tier.as_ref(), since: profile.upgraded_at, locked: profile.tier_locked };
-            let change = tier::decide(&rules.rules, rules.version, standing, metrics, now, today, trigger, cause.clone())?;
+            let standing = Standing {
+                tier: profile.tier.as_ref(),
+                since: profile.upgraded_at,
+                locked: profile.tier_locked,
+            };
+            let change = tier::decide(
+                &rules.rules,
+                rules.version,
+                standing,
+                metrics,
+                now,
+                today,
+                trigger,
+                cause.clone(),
+            )?;
             // While a new rule set's backfill has not yet counted this
             // distributor's ledger, its new windows may read short: it may
             // move up, never down.
-            let counting = rules.backfill && profile.created_at < rules.published_at && profile.backfilled.is_none_or(|v| v < rules.version);
+            let counting = rules.backfill
+                && profile.created_at < rules.published_at
+                && profile.backfilled.is_none_or(|v| v < rules.version);
             if counting && change.direction == tier::Direction::Down {
                 tracing::info!(distributor = %profile.id, to = %change.to, "downgrade held until the backfill has counted the ledger");
                 *held.lock().expect("not poisoned") = Some(rules.clone());
@@ -168,19 +231,37 @@ impl TierEvaluation {
     /// partition (or when it never started) means the backfill missed the
     /// distributor (its tier moved under the listing in both passes): its
     /// own ledger is counted now, through the queue, which ends the hold.
-    async fn count_if_missed(&self, id: &DistributorId, held: &Held, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(rules) = held.lock().expect("not poisoned").take() else { return Ok(()) };
-        if self.table.backfill_progress(rules.version).await?.is_some_and(|p| p.partitions_listed < p.partitions) {
+    async fn count_if_missed(
+        &self,
+        id: &DistributorId,
+        held: &Held,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(rules) = held.lock().expect("not poisoned").take() else {
+            return Ok(());
+        };
+        if self
+            .table
+            .backfill_progress(rules.version)
+            .await?
+            .is_some_and(|p| p.partitions_listed < p.partitions)
+        {
             return Ok(()); // still under way: it will come to this distributor
         }
-        let Some(b) = rules.rules.backfill_from(None) else { return Ok(()) };
+        let Some(b) = rules.rules.backfill_from(None) else {
+            return Ok(());
+        };
         // Once per distributor and version, however many evaluations hold
         // its downgrades until the page has counted its ledger.
         if !self.table.claim_ledger_count(id, rules.version).await? {
             return Ok(());
         }
         tracing::warn!(distributor = %id, rule_set = rules.version, "the backfill missed this distributor; counting its ledger");
-        let page = BackfillPage { backfill: Backfill::new(rules.version, b, self.calendar.day_of(now)), distributors: vec![id.clone()], cursor: None };
+        let page = BackfillPage {
+            backfill: Backfill::new(rules.version, b, self.calendar.day_of(now)),
+            distributors: vec![id.clone()],
+            cursor: None,
+        };
         if let Err(e) = self.queue.send(&Message::BackfillPageV1(page)).await {
             // Not sent: the next held downgrade may claim it again.
             self.table.release_ledger_count(id, rules.version).await?;
@@ -191,7 +272,13 @@ impl TierEvaluation {
 
     /// Re-evaluates one distributor and applies a change, if any, guarded by
     /// the versions of its tier and its metrics.
-    pub async fn evaluate(&self, id: &DistributorId, cause: Cause, now: DateTime<Utc>, trigger: Trigger) -> Result<Option<TierChange>, EvalError> {
+    pub async fn evaluate(
+        &self,
+        id: &DistributorId,
+        cause: Cause,
+        now: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Option<TierChange>, EvalError> {
         self.evaluate_with(id, None, cause, now, trigger).await
     }
 
@@ -207,7 +294,18 @@ impl TierEvaluation {
     ) -> Result<Option<TierChange>, EvalError> {
         let held = Arc::new(Held::default());
         let decide = self.decider(now, trigger, cause, held.clone());
-        match self.table.apply_group(id, &[], &self.calendar, self.calendar.day_of(now), rules, &decide).await {
+        match self
+            .table
+            .apply_group(
+                id,
+                &[],
+                &self.calendar,
+                self.calendar.day_of(now),
+                rules,
+                &decide,
+            )
+            .await
+        {
             Ok(outcome) => {
                 self.count_if_missed(id, &held, now).await?;
                 Ok(outcome.change)
@@ -220,7 +318,17 @@ impl TierEvaluation {
     async fn on_network_changed(&self, n: &NetworkChanged) -> Result<(), Failure> {
         let now = Utc::now();
         for ancestor in &n.ancestors {
-            match self.evaluate(ancestor, Cause::Network { downline: n.downline.clone() }, now, Trigger::Event).await {
+            match self
+                .evaluate(
+                    ancestor,
+                    Cause::Network {
+                        downline: n.downline.clone(),
+                    },
+                    now,
+                    Trigger::Event,
+                )
+                .await
+            {
                 Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e.into()),
             }
@@ -232,14 +340,26 @@ impl TierEvaluation {
     /// its uplines' networks, then each of them re-evaluated (also on a
     /// redelivery, in case the first delivery stopped after counting).
     async fn on_user_registered(&self, u: &UserRegistered) -> Result<(), Failure> {
-        let registered = match self.table.register_downline_user(&u.distributor, &u.user).await {
+        let registered = match self
+            .table
+            .register_downline_user(&u.distributor, &u.user)
+            .await
+        {
             Ok(r) => r,
-            Err(GroupError::UnknownDistributor(id)) => return Err(Failure::permanent("unknown_distributor", format!("distributor {id} does not exist"))),
+            Err(GroupError::UnknownDistributor(id)) => {
+                return Err(Failure::permanent(
+                    "unknown_distributor",
+                    format!("distributor {id} does not exist"),
+                ));
+            }
             Err(GroupError::Store(e)) => return Err(e.into()),
         };
         tracing::info!(distributor = %u.distributor, user = %u.user, created = registered.created, "downline user registered");
         let now = Utc::now();
-        let cause = Cause::UserRegistered { event_id: u.event_id.clone(), distributor: u.distributor.clone() };
+        let cause = Cause::UserRegistered {
+            event_id: u.event_id.clone(),
+            distributor: u.distributor.clone(),
+        };
         for id in std::iter::once(&u.distributor).chain(&registered.ancestors) {
             match self.evaluate(id, cause.clone(), now, Trigger::Event).await {
                 Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
@@ -248,7 +368,6 @@ impl TierEvaluation {
         }
         Ok(())
     }
-
 }
 
 #[derive(Debug, thiserror::Error)]

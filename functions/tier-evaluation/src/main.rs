@@ -15,7 +15,8 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let app = TierEvaluation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
+    let app =
+        TierEvaluation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         if event.payload.get("Records").is_some() {
@@ -29,7 +30,11 @@ async fn main() -> Result<(), Error> {
                 _ => Ok(serde_json::to_value(app.start_review(now).await?)?),
             }
         } else {
-            Err(format!("unrecognised event: expected SQS records or {{\"review\": ...}}, got {}", event.payload).into())
+            Err(format!(
+                "unrecognised event: expected SQS records or {{\"review\": ...}}, got {}",
+                event.payload
+            )
+            .into())
         }
     }))
     .await

@@ -52,7 +52,8 @@ impl TierEvaluation {
     /// evaluated at the run's instant, and evaluating twice changes nothing.
     pub async fn start_review(&self, now: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
         let published = self.table.current_rule_set().await?.is_some();
-        self.start_review_of(Period::Month(self.calendar.month_of(now)), now, published).await
+        self.start_review_of(Period::Month(self.calendar.month_of(now)), now, published)
+            .await
     }
 
     /// What the daily schedule calls: where the rule set reads rolling
@@ -60,26 +61,56 @@ impl TierEvaluation {
     /// (as [`TierEvaluation::start_review`], one change per day at most).
     /// `None` without rolling windows, and on the 1st, which the month's
     /// review covers.
-    pub async fn start_daily_review(&self, now: DateTime<Utc>) -> Result<Option<ReviewRecord>, StoreError> {
+    pub async fn start_daily_review(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ReviewRecord>, StoreError> {
         let today = self.calendar.day_of(now);
-        let rolling = self.table.current_rule_set().await?.is_some_and(|r| !r.rules.daily_spans().is_empty());
+        let rolling = self
+            .table
+            .current_rule_set()
+            .await?
+            .is_some_and(|r| !r.rules.daily_spans().is_empty());
         if !rolling || today.day_of_month() == 1 {
             return Ok(None);
         }
-        self.start_review_of(Period::Day(today), now, true).await.map(Some)
+        self.start_review_of(Period::Day(today), now, true)
+            .await
+            .map(Some)
     }
 
     /// Starts (or finds) the run of `period` and, if a rule set is
     /// `published`, fans it out.
-    async fn start_review_of(&self, period: Period, now: DateTime<Utc>, published: bool) -> Result<ReviewRecord, StoreError> {
+    async fn start_review_of(
+        &self,
+        period: Period,
+        now: DateTime<Utc>,
+        published: bool,
+    ) -> Result<ReviewRecord, StoreError> {
         let run = self.table.start_review(period, now).await?;
         if !published {
             return Ok(run);
         }
-        let review = ReviewRun { period: run.period, at: run.at };
+        let review = ReviewRun {
+            period: run.period,
+            at: run.at,
+        };
         // Every tier any version has had: members of a dropped tier too.
-        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
-            self.queue.send(&Message::ReviewPartitionV1(ReviewPartition { run: review.clone(), tier, cursor: None })).await?;
+        for tier in self
+            .table
+            .all_tier_ids()
+            .await?
+            .into_iter()
+            .map(Some)
+            .chain([None])
+        {
+            self.queue
+                .send(&Message::ReviewPartitionV1(ReviewPartition {
+                    run: review.clone(),
+                    tier,
+                    cursor: None,
+                }))
+                .await?;
         }
         tracing::info!(period = %run.period, at = %run.at, created = run.created, "review fanned out");
         Ok(run)
@@ -90,8 +121,19 @@ impl TierEvaluation {
             p.tier.as_ref(),
             p.cursor.clone(),
             REVIEW_PAGE_SIZE,
-            |page| Message::ReviewPageV1(ReviewPage { run: p.run.clone(), distributors: page }),
-            |cursor| Message::ReviewPartitionV1(ReviewPartition { run: p.run.clone(), tier: p.tier.clone(), cursor: Some(cursor) }),
+            |page| {
+                Message::ReviewPageV1(ReviewPage {
+                    run: p.run.clone(),
+                    distributors: page,
+                })
+            },
+            |cursor| {
+                Message::ReviewPartitionV1(ReviewPartition {
+                    run: p.run.clone(),
+                    tier: p.tier.clone(),
+                    cursor: Some(cursor),
+                })
+            },
         )
         .await
         .map(|_| ())
@@ -110,7 +152,10 @@ impl TierEvaluation {
     ) -> Result<Listed, Failure> {
         let mut listed = Listed::default();
         for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self.table.tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
+            let (ids, next) = self
+                .table
+                .tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE)
+                .await?;
             listed.distributors += ids.len() as u64;
             for chunk in ids.chunks(page_size) {
                 self.queue.send(&page(chunk.to_vec())).await?;
@@ -133,19 +178,38 @@ impl TierEvaluation {
     }
 
     pub(crate) async fn on_review_page(&self, page: &ReviewPage) -> Result<(), Failure> {
-        let report = self.review_distributors(&page.distributors, &page.run).await?;
-        self.table.record_review_page(page.run.period, report.reviewed, report.changed).await?;
+        let report = self
+            .review_distributors(&page.distributors, &page.run)
+            .await?;
+        self.table
+            .record_review_page(page.run.period, report.reviewed, report.changed)
+            .await?;
         Ok(())
     }
 
     /// A page of a review: the rule set read once for the page, not once
     /// per distributor.
-    async fn review_distributors(&self, ids: &[DistributorId], run: &ReviewRun) -> Result<ReviewReport, StoreError> {
+    async fn review_distributors(
+        &self,
+        ids: &[DistributorId],
+        run: &ReviewRun,
+    ) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
-        let Some(rules) = self.table.current_rule_set().await? else { return Ok(report) };
+        let Some(rules) = self.table.current_rule_set().await? else {
+            return Ok(report);
+        };
         for id in ids {
             report.reviewed += 1;
-            match self.evaluate_with(id, Some(&rules), Cause::Review { period: run.period }, run.at, Trigger::Review).await {
+            match self
+                .evaluate_with(
+                    id,
+                    Some(&rules),
+                    Cause::Review { period: run.period },
+                    run.at,
+                    Trigger::Review,
+                )
+                .await
+            {
                 Ok(Some(_)) => report.changed += 1,
                 Ok(None) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e),
@@ -157,24 +221,40 @@ impl TierEvaluation {
     /// The review run in-process, page by page, without the queue: for
     /// operators' scripts and tests. Same evaluation as the fanned-out one.
     pub async fn review(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
-        self.review_in_process(Period::Month(self.calendar.month_of(now)), now).await
+        self.review_in_process(Period::Month(self.calendar.month_of(now)), now)
+            .await
     }
 
     /// The day's review in-process (rule sets with rolling windows).
     pub async fn review_day(&self, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
-        self.review_in_process(Period::Day(self.calendar.day_of(now)), now).await
+        self.review_in_process(Period::Day(self.calendar.day_of(now)), now)
+            .await
     }
 
-    async fn review_in_process(&self, period: Period, now: DateTime<Utc>) -> Result<ReviewReport, StoreError> {
+    async fn review_in_process(
+        &self,
+        period: Period,
+        now: DateTime<Utc>,
+    ) -> Result<ReviewReport, StoreError> {
         let mut report = ReviewReport::default();
         if self.table.current_rule_set().await?.is_none() {
             return Ok(report);
         }
         let run = ReviewRun { period, at: now };
-        for tier in self.table.all_tier_ids().await?.into_iter().map(Some).chain([None]) {
+        for tier in self
+            .table
+            .all_tier_ids()
+            .await?
+            .into_iter()
+            .map(Some)
+            .chain([None])
+        {
             let mut cursor = None;
             loop {
-                let (ids, next) = self.table.tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE).await?;
+                let (ids, next) = self
+                    .table
+                    .tier_members_page(tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE)
+                    .await?;
                 let page = self.review_distributors(&ids, &run).await?;
                 report.reviewed += page.reviewed;
                 report.changed += page.changed;
@@ -184,7 +264,11 @@ impl TierEvaluation {
                 }
             }
         }
-        tracing::info!(reviewed = report.reviewed, changed = report.changed, "review finished");
+        tracing::info!(
+            reviewed = report.reviewed,
+            changed = report.changed,
+            "review finished"
+        );
         Ok(report)
     }
 }

@@ -33,7 +33,8 @@ fn metrics(now: Day) -> Metrics {
     // Two years of sales, a day's worth every third day.
     for i in (0..730).step_by(3) {
         let day = now.minus_days(i);
-        m.sales.add(day, Money::cents(300_000 + i64::from(i) * 1_000));
+        m.sales
+            .add(day, Money::cents(300_000 + i64::from(i) * 1_000));
         m.orders.add(day, 4);
     }
     m.valid_downline_users = 7;
@@ -45,22 +46,51 @@ fn bench(c: &mut Criterion) {
     let rules = RuleSet::from_json(RULES).unwrap();
     let now = Day::parse("2026-11-27").unwrap();
     let m = metrics(now);
-    let single = Condition::Threshold { metric: Metric::SalesAmount, window: Window::Month, gte: 50_000.into(), skus: Vec::new() };
+    let single = Condition::Threshold {
+        metric: Metric::SalesAmount,
+        window: Window::Month,
+        gte: 50_000.into(),
+        skus: Vec::new(),
+    };
     let current = TierId::parse("intermediate").unwrap();
     let at = "2026-11-27T00:00:00Z".parse().unwrap();
-    let cause = Cause::OrderEvent { event_id: EventId::parse("e").unwrap() };
+    let cause = Cause::OrderEvent {
+        event_id: EventId::parse("e").unwrap(),
+    };
 
     let mut g = c.benchmark_group("rule_evaluation");
-    g.bench_function("baseline: one threshold", |b| b.iter(|| single.eval(black_box(&m), black_box(now), &mut Vec::with_capacity(1))));
-    g.bench_function("qualify: 4 tiers + step-up", |b| b.iter(|| rules.qualify(black_box(&m), black_box(now))));
+    g.bench_function("baseline: one threshold", |b| {
+        b.iter(|| single.eval(black_box(&m), black_box(now), &mut Vec::with_capacity(1)))
+    });
+    g.bench_function("qualify: 4 tiers + step-up", |b| {
+        b.iter(|| rules.qualify(black_box(&m), black_box(now)))
+    });
     // The same tiers over the last 30 days: a range of daily buckets per threshold.
-    let rolling = RuleSet::from_json(&RULES.replace(r#""window": "month""#, r#""window": {"rolling_days": 30}"#)).unwrap();
+    let rolling = RuleSet::from_json(
+        &RULES.replace(r#""window": "month""#, r#""window": {"rolling_days": 30}"#),
+    )
+    .unwrap();
     assert!(!rolling.daily_spans().is_empty());
-    g.bench_function("qualify: 4 tiers + step-up, 30-day rolling", |b| b.iter(|| rolling.qualify(black_box(&m), black_box(now))));
+    g.bench_function("qualify: 4 tiers + step-up, 30-day rolling", |b| {
+        b.iter(|| rolling.qualify(black_box(&m), black_box(now)))
+    });
     g.bench_function("decide: qualify + change record", |b| {
         b.iter(|| {
-            let standing = Standing { tier: Some(black_box(&current)), since: None, locked: false };
-            tier::decide(&rules, 1, standing, black_box(&m), at, now, Trigger::Event, cause.clone())
+            let standing = Standing {
+                tier: Some(black_box(&current)),
+                since: None,
+                locked: false,
+            };
+            tier::decide(
+                &rules,
+                1,
+                standing,
+                black_box(&m),
+                at,
+                now,
+                Trigger::Event,
+                cause.clone(),
+            )
         })
     });
     g.finish();

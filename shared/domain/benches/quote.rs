@@ -41,7 +41,10 @@ fn bench(c: &mut Criterion) {
         id: TierId::parse("gold").unwrap(),
         name: "Gold".into(),
         rank: 3,
-        benefits: Benefits { discount_pct: Percent::parse("15").unwrap(), ..Default::default() },
+        benefits: Benefits {
+            discount_pct: Percent::parse("15").unwrap(),
+            ..Default::default()
+        },
         upgrade: None,
         retention: None,
         permissions: [Permission::SeePromotions].into(),
@@ -49,11 +52,23 @@ fn bench(c: &mut Criterion) {
     let d = DistributorId::parse("d-1").unwrap();
     let at = "2026-11-05T00:00:00Z".parse().unwrap();
     let published = "2026-10-01T00:00:00Z".parse().unwrap();
-    let req = |book| QuoteRequest { book, tier: &gold, distributor: &d, quantity: 12, at, promotions_allowed: true, book_published_at: published };
+    let req = |book| QuoteRequest {
+        book,
+        tier: &gold,
+        distributor: &d,
+        quantity: 12,
+        at,
+        promotions_allowed: true,
+        book_published_at: published,
+    };
 
     let mut g = c.benchmark_group("price_per_sku");
-    g.bench_function("baseline: base price only", |b| b.iter(|| quote(black_box(&req(plain)))));
-    g.bench_function("full precedence + breaks + floor", |b| b.iter(|| quote(black_box(&req(tee)))));
+    g.bench_function("baseline: base price only", |b| {
+        b.iter(|| quote(black_box(&req(plain))))
+    });
+    g.bench_function("full precedence + breaks + floor", |b| {
+        b.iter(|| quote(black_box(&req(tee))))
+    });
     g.finish();
 }
 

@@ -57,10 +57,16 @@ mod tests {
     #[test]
     fn presented_keys_are_parsed_strictly() {
         let key = format!("tk_{}_{}", "a".repeat(16), "0".repeat(64));
-        assert_eq!(split_presented(&key), Some(("aaaaaaaaaaaaaaaa", &*"0".repeat(64))));
+        assert_eq!(
+            split_presented(&key),
+            Some(("aaaaaaaaaaaaaaaa", &*"0".repeat(64)))
+        );
         assert_eq!(split_presented("tk_short_00"), None);
         assert_eq!(split_presented(&key.replace("tk_", "xx_")), None);
-        assert_eq!(split_presented(&format!("tk_{}_{}", "g".repeat(16), "0".repeat(64))), None);
+        assert_eq!(
+            split_presented(&format!("tk_{}_{}", "g".repeat(16), "0".repeat(64))),
+            None
+        );
     }
 
     #[test]
@@ -68,7 +74,9 @@ mod tests {
         let d = DistributorId::parse("d-1").unwrap();
         let other = DistributorId::parse("d-2").unwrap();
         assert!(Scope::Erp.may_read(&other));
-        let own = Scope::Distributor { distributor_id: d.clone() };
+        let own = Scope::Distributor {
+            distributor_id: d.clone(),
+        };
         assert!(own.may_read(&d));
         assert!(!own.may_read(&other));
     }

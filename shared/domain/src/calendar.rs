@@ -29,7 +29,10 @@ impl BrandCalendar {
 
     pub fn month_of(&self, at: DateTime<Utc>) -> Month {
         let local = at.with_timezone(&self.tz);
-        Month { year: local.year(), month: local.month() as u8 }
+        Month {
+            year: local.year(),
+            month: local.month() as u8,
+        }
     }
 
     /// The instant `day` starts in the brand's time zone.
@@ -41,7 +44,11 @@ impl BrandCalendar {
         self.tz
             .from_local_datetime(&midnight)
             .earliest()
-            .or_else(|| self.tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
+            .or_else(|| {
+                self.tz
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
             .expect("a day starts within its first hour")
             .with_timezone(&Utc)
     }
@@ -58,7 +65,9 @@ impl BrandCalendar {
 
 impl Default for BrandCalendar {
     fn default() -> Self {
-        Self { tz: chrono_tz::Asia::Shanghai }
+        Self {
+            tz: chrono_tz::Asia::Shanghai,
+        }
     }
 }
 
@@ -89,16 +98,25 @@ impl Month {
 
     pub fn previous(self) -> Month {
         if self.month == 1 {
-            Month { year: self.year - 1, month: 12 }
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
         } else {
-            Month { year: self.year, month: self.month - 1 }
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
         }
     }
 
     /// The three months of this month's natural quarter, in order.
     pub fn quarter_months(self) -> [Month; 3] {
         let first = (self.month - 1) / 3 * 3 + 1;
-        [0, 1, 2].map(|i| Month { year: self.year, month: first + i })
+        [0, 1, 2].map(|i| Month {
+            year: self.year,
+            month: first + i,
+        })
     }
 }
 
@@ -127,7 +145,10 @@ impl Day {
     }
 
     pub fn month(self) -> Month {
-        Month { year: self.0.year(), month: self.0.month() as u8 }
+        Month {
+            year: self.0.year(),
+            month: self.0.month() as u8,
+        }
     }
 
     /// The day of the month, 1 to 31.
@@ -148,9 +169,12 @@ impl Day {
     /// Unix seconds of the day's midnight in UTC (for expiry times, where an
     /// hour or so does not matter).
     pub fn midnight_utc_timestamp(self) -> i64 {
-        self.0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp()
+        self.0
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists")
+            .and_utc()
+            .timestamp()
     }
-
 }
 
 impl Month {
@@ -192,7 +216,9 @@ impl Period {
     /// `YYYY-MM` or `YYYY-MM-DD`.
     pub fn parse(raw: &str) -> Result<Self, DayError> {
         match raw.len() {
-            7 => Month::parse(raw).map(Period::Month).map_err(|_| DayError(raw.to_owned())),
+            7 => Month::parse(raw)
+                .map(Period::Month)
+                .map_err(|_| DayError(raw.to_owned())),
             _ => Day::parse(raw).map(Period::Day),
         }
     }
@@ -269,18 +295,33 @@ mod tests {
     #[test]
     fn months_are_cut_in_the_brand_zone() {
         let cal = BrandCalendar::default();
-        assert_eq!(cal.month_of(at("2026-11-30T15:59:59Z")).to_string(), "2026-11");
-        assert_eq!(cal.month_of(at("2026-11-30T16:00:00Z")).to_string(), "2026-12");
+        assert_eq!(
+            cal.month_of(at("2026-11-30T15:59:59Z")).to_string(),
+            "2026-11"
+        );
+        assert_eq!(
+            cal.month_of(at("2026-11-30T16:00:00Z")).to_string(),
+            "2026-12"
+        );
         let utc = BrandCalendar::parse("UTC").unwrap();
-        assert_eq!(utc.month_of(at("2026-11-30T16:00:00Z")).to_string(), "2026-11");
+        assert_eq!(
+            utc.month_of(at("2026-11-30T16:00:00Z")).to_string(),
+            "2026-11"
+        );
         assert!(BrandCalendar::parse("Mars/Olympus").is_err());
     }
 
     #[test]
     fn days_are_cut_in_the_brand_zone() {
         let cal = BrandCalendar::default();
-        assert_eq!(cal.day_of(at("2026-11-30T15:59:59Z")).to_string(), "2026-11-30");
-        assert_eq!(cal.day_of(at("2026-11-30T16:00:00Z")).to_string(), "2026-12-01");
+        assert_eq!(
+            cal.day_of(at("2026-11-30T15:59:59Z")).to_string(),
+            "2026-11-30"
+        );
+        assert_eq!(
+            cal.day_of(at("2026-11-30T16:00:00Z")).to_string(),
+            "2026-12-01"
+        );
         let d = Day::parse("2026-03-01").unwrap();
         assert_eq!(d.minus_days(1).to_string(), "2026-02-28");
         assert_eq!(d.minus_days(1).month().to_string(), "2026-02");
@@ -289,17 +330,35 @@ mod tests {
         assert_eq!(cal.start_of(d).to_rfc3339(), "2026-02-28T16:00:00+00:00");
         assert!(Day::parse("2026-02-30").is_err());
         assert!(Day::parse("2026-2-3").is_err());
-        assert_eq!(Month::parse("2026-11").unwrap().since(Month::parse("2026-09").unwrap()).len(), 3);
-        assert_eq!(Period::parse("2026-11").unwrap(), Period::Month(Month::parse("2026-11").unwrap()));
-        assert_eq!(Period::parse("2026-11-27").unwrap().to_string(), "2026-11-27");
+        assert_eq!(
+            Month::parse("2026-11")
+                .unwrap()
+                .since(Month::parse("2026-09").unwrap())
+                .len(),
+            3
+        );
+        assert_eq!(
+            Period::parse("2026-11").unwrap(),
+            Period::Month(Month::parse("2026-11").unwrap())
+        );
+        assert_eq!(
+            Period::parse("2026-11-27").unwrap().to_string(),
+            "2026-11-27"
+        );
         assert!(Period::parse("2026-1").is_err());
     }
 
     #[test]
     fn quarters_and_previous_months() {
         let m = Month::parse("2026-08").unwrap();
-        assert_eq!(m.quarter_months().map(|m| m.to_string()), ["2026-07", "2026-08", "2026-09"]);
-        assert_eq!(Month::parse("2026-01").unwrap().previous().to_string(), "2025-12");
+        assert_eq!(
+            m.quarter_months().map(|m| m.to_string()),
+            ["2026-07", "2026-08", "2026-09"]
+        );
+        assert_eq!(
+            Month::parse("2026-01").unwrap().previous().to_string(),
+            "2025-12"
+        );
         assert!(Month::parse("2026-13").is_err());
         assert!(Month::parse("26-01").is_err());
     }

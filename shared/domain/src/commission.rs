@@ -60,16 +60,25 @@ impl CommissionEntry {
 
     /// What `order` earns at `rate`, with `fixed` amounts per unit for some
     /// SKUs (see the module docs).
-    pub fn amount_for_order(rate: Percent, fixed: &BTreeMap<Sku, Money>, order: &OrderRecord) -> Money {
+    pub fn amount_for_order(
+        rate: Percent,
+        fixed: &BTreeMap<Sku, Money>,
+        order: &OrderRecord,
+    ) -> Money {
         let contribution = order.contribution();
-        let Some(paid) = order.paid.as_ref().filter(|_| contribution.live > 0) else { return Money::ZERO };
+        let Some(paid) = order.paid.as_ref().filter(|_| contribution.live > 0) else {
+            return Money::ZERO;
+        };
         let mut earned = Money::ZERO;
         let mut base = contribution.sales;
         for line in paid.lines.iter().filter(|l| l.quantity > 0) {
-            let (Some(per_unit), Some(amount)) = (fixed.get(&line.sku), line.amount) else { continue };
+            let (Some(per_unit), Some(amount)) = (fixed.get(&line.sku), line.amount) else {
+                continue;
+            };
             let net = order.net_quantity(&line.line_id);
             earned = earned + Money::round(per_unit.amount() * Decimal::from(net));
-            base = base - Money::round(amount.amount() * Decimal::from(net) / Decimal::from(line.quantity));
+            base = base
+                - Money::round(amount.amount() * Decimal::from(net) / Decimal::from(line.quantity));
         }
         earned + Self::amount_for(rate, base)
     }
@@ -77,8 +86,13 @@ impl CommissionEntry {
     /// The fixed amounts of `table` that apply to `order`'s SKUs: what the
     /// entry keeps, so later refunds are computed on the same terms.
     pub fn fixed_terms(table: &BTreeMap<Sku, Money>, order: &OrderRecord) -> BTreeMap<Sku, Money> {
-        let Some(paid) = &order.paid else { return BTreeMap::new() };
-        paid.lines.iter().filter_map(|l| table.get(&l.sku).map(|m| (l.sku.clone(), *m))).collect()
+        let Some(paid) = &order.paid else {
+            return BTreeMap::new();
+        };
+        paid.lines
+            .iter()
+            .filter_map(|l| table.get(&l.sku).map(|m| (l.sku.clone(), *m)))
+            .collect()
     }
 }
 
@@ -96,16 +110,33 @@ pub struct Balance {
 
 /// When commission on an order paid at `paid_at` becomes withdrawable: the
 /// start of the day `settlement_days` after the day it was paid.
-pub fn settles_at(calendar: &BrandCalendar, paid_at: DateTime<Utc>, settlement_days: u32) -> DateTime<Utc> {
+pub fn settles_at(
+    calendar: &BrandCalendar,
+    paid_at: DateTime<Utc>,
+    settlement_days: u32,
+) -> DateTime<Utc> {
     calendar.start_of(calendar.day_of(paid_at).plus_days(settlement_days))
 }
 
 /// The balance from a receiver's counters: `earned` (net of reversals),
 /// what is frozen by the day it settles, and what was withdrawn, as of
 /// `today`.
-pub fn balance(earned: Money, frozen_by_day: &BTreeMap<Day, Money>, withdrawn: Money, today: Day) -> Balance {
-    let frozen = frozen_by_day.range(today.plus_days(1)..).map(|(_, m)| *m).sum();
-    Balance { earned, frozen, withdrawable: earned - frozen - withdrawn, withdrawn }
+pub fn balance(
+    earned: Money,
+    frozen_by_day: &BTreeMap<Day, Money>,
+    withdrawn: Money,
+    today: Day,
+) -> Balance {
+    let frozen = frozen_by_day
+        .range(today.plus_days(1)..)
+        .map(|(_, m)| *m)
+        .sum();
+    Balance {
+        earned,
+        frozen,
+        withdrawable: earned - frozen - withdrawn,
+        withdrawn,
+    }
 }
 
 #[cfg(test)]
@@ -128,17 +159,52 @@ mod tests {
         let cal = BrandCalendar::default();
         let day = |s: &str| Day::parse(s).unwrap();
         // Paid late on 27 November in Shanghai: 7 days on is the start of 4 December there.
-        assert_eq!(settles_at(&cal, at("2026-11-27T15:00:00Z"), 7), at("2026-12-03T16:00:00Z"));
+        assert_eq!(
+            settles_at(&cal, at("2026-11-27T15:00:00Z"), 7),
+            at("2026-12-03T16:00:00Z")
+        );
         // 0 days: withdrawable at once (its day has already started).
-        assert_eq!(settles_at(&cal, at("2026-11-27T15:00:00Z"), 0), at("2026-11-26T16:00:00Z"));
+        assert_eq!(
+            settles_at(&cal, at("2026-11-27T15:00:00Z"), 0),
+            at("2026-11-26T16:00:00Z")
+        );
         // 80 settled on 1 November, 20 settling on 1 December, 50 withdrawn.
-        let frozen = BTreeMap::from([(day("2026-11-01"), Money::parse("80.00").unwrap()), (day("2026-12-01"), Money::parse("20.00").unwrap())]);
-        let b = balance(Money::parse("100").unwrap(), &frozen, Money::parse("50.00").unwrap(), day("2026-11-15"));
-        assert_eq!((b.earned, b.frozen, b.withdrawable), (Money::parse("100").unwrap(), Money::parse("20").unwrap(), Money::parse("30").unwrap()));
+        let frozen = BTreeMap::from([
+            (day("2026-11-01"), Money::parse("80.00").unwrap()),
+            (day("2026-12-01"), Money::parse("20.00").unwrap()),
+        ]);
+        let b = balance(
+            Money::parse("100").unwrap(),
+            &frozen,
+            Money::parse("50.00").unwrap(),
+            day("2026-11-15"),
+        );
+        assert_eq!(
+            (b.earned, b.frozen, b.withdrawable),
+            (
+                Money::parse("100").unwrap(),
+                Money::parse("20").unwrap(),
+                Money::parse("30").unwrap()
+            )
+        );
         // On its settlement day it is withdrawable.
-        assert_eq!(balance(Money::parse("100").unwrap(), &frozen, Money::ZERO, day("2026-12-01")).frozen, Money::ZERO);
+        assert_eq!(
+            balance(
+                Money::parse("100").unwrap(),
+                &frozen,
+                Money::ZERO,
+                day("2026-12-01")
+            )
+            .frozen,
+            Money::ZERO
+        );
         // A reversal after payout leaves a negative balance to recover.
-        let b = balance(Money::parse("20").unwrap(), &BTreeMap::new(), Money::parse("50.00").unwrap(), day("2026-12-15"));
+        let b = balance(
+            Money::parse("20").unwrap(),
+            &BTreeMap::new(),
+            Money::parse("50.00").unwrap(),
+            day("2026-12-15"),
+        );
         assert_eq!(b.withdrawable, Money::parse("-30").unwrap());
     }
 
@@ -159,31 +225,88 @@ mod tests {
         let event = |id: &str, kind: OrderEventKind| OrderEvent {
             event_id: EventId::parse(id).unwrap(),
             distributor: DistributorId::parse("d").unwrap(),
-            order: OrderRef { platform: Platform::parse("jd").unwrap(), store: StoreId::parse("s").unwrap(), order_id: OrderId::parse("O").unwrap() },
+            order: OrderRef {
+                platform: Platform::parse("jd").unwrap(),
+                store: StoreId::parse("s").unwrap(),
+                order_id: OrderId::parse("O").unwrap(),
+            },
             occurred_at: at("2026-11-27T00:00:00Z"),
             kind,
         };
         let cal = BrandCalendar::default();
         let mut order = OrderRecord::default();
         // 3 jackets for 3,897.00 and 2 hoodies for 918.00.
-        let lines = vec![line("1", "JACKET", 3, "3897.00"), line("2", "HOODIE", 2, "918.00")];
-        order.apply(&event("e1", OrderEventKind::Paid { buyer: BuyerId::parse("b").unwrap(), total: m("4815.00"), lines, urgent: false }), &cal);
+        let lines = vec![
+            line("1", "JACKET", 3, "3897.00"),
+            line("2", "HOODIE", 2, "918.00"),
+        ];
+        order.apply(
+            &event(
+                "e1",
+                OrderEventKind::Paid {
+                    buyer: BuyerId::parse("b").unwrap(),
+                    total: m("4815.00"),
+                    lines,
+                    urgent: false,
+                },
+            ),
+            &cal,
+        );
         let rate = Percent::parse("5").unwrap();
         let fixed = BTreeMap::from([(Sku::parse("JACKET").unwrap(), m("50.00"))]);
         assert_eq!(CommissionEntry::fixed_terms(&fixed, &order).len(), 1);
         // 3 × 50 + 5 % of the hoodies' 918 = 150 + 45.90.
-        assert_eq!(CommissionEntry::amount_for_order(rate, &fixed, &order), m("195.90"));
-        assert_eq!(CommissionEntry::amount_for_order(rate, &BTreeMap::new(), &order), m("240.75"), "no fixed amounts: 5 % of 4,815");
+        assert_eq!(
+            CommissionEntry::amount_for_order(rate, &fixed, &order),
+            m("195.90")
+        );
+        assert_eq!(
+            CommissionEntry::amount_for_order(rate, &BTreeMap::new(), &order),
+            m("240.75"),
+            "no fixed amounts: 5 % of 4,815"
+        );
 
         // One jacket comes back with its 1,299.00: 2 × 50 + 45.90.
-        let back = vec![ReturnedLine { line_id: LineId::parse("1").unwrap(), quantity: 1 }];
-        order.apply(&event("e2", OrderEventKind::Refunded { refund_id: RefundId::parse("R1").unwrap(), amount: m("1299.00"), lines: back }), &cal);
-        assert_eq!(CommissionEntry::amount_for_order(rate, &fixed, &order), m("145.90"));
+        let back = vec![ReturnedLine {
+            line_id: LineId::parse("1").unwrap(),
+            quantity: 1,
+        }];
+        order.apply(
+            &event(
+                "e2",
+                OrderEventKind::Refunded {
+                    refund_id: RefundId::parse("R1").unwrap(),
+                    amount: m("1299.00"),
+                    lines: back,
+                },
+            ),
+            &cal,
+        );
+        assert_eq!(
+            CommissionEntry::amount_for_order(rate, &fixed, &order),
+            m("145.90")
+        );
         // A money-only refund comes off the rate's part: 5 % of 818.
-        order.apply(&event("e3", OrderEventKind::Refunded { refund_id: RefundId::parse("R2").unwrap(), amount: m("100.00"), lines: vec![] }), &cal);
-        assert_eq!(CommissionEntry::amount_for_order(rate, &fixed, &order), m("140.90"));
+        order.apply(
+            &event(
+                "e3",
+                OrderEventKind::Refunded {
+                    refund_id: RefundId::parse("R2").unwrap(),
+                    amount: m("100.00"),
+                    lines: vec![],
+                },
+            ),
+            &cal,
+        );
+        assert_eq!(
+            CommissionEntry::amount_for_order(rate, &fixed, &order),
+            m("140.90")
+        );
         // Cancelled: nothing.
         order.apply(&event("e4", OrderEventKind::Cancelled), &cal);
-        assert_eq!(CommissionEntry::amount_for_order(rate, &fixed, &order), Money::ZERO);
+        assert_eq!(
+            CommissionEntry::amount_for_order(rate, &fixed, &order),
+            Money::ZERO
+        );
     }
 }

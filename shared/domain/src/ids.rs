@@ -17,10 +17,16 @@ pub struct IdError {
 
 fn check(kind: &'static str, raw: &str, max: usize) -> Result<(), IdError> {
     if raw.is_empty() {
-        return Err(IdError { kind, reason: "must not be empty".into() });
+        return Err(IdError {
+            kind,
+            reason: "must not be empty".into(),
+        });
     }
     if raw.len() > max {
-        return Err(IdError { kind, reason: format!("longer than {max} characters") });
+        return Err(IdError {
+            kind,
+            reason: format!("longer than {max} characters"),
+        });
     }
     if let Some(c) = raw
         .chars()
@@ -28,7 +34,9 @@ fn check(kind: &'static str, raw: &str, max: usize) -> Result<(), IdError> {
     {
         return Err(IdError {
             kind,
-            reason: format!("{raw:?} contains {c:?}; allowed are ASCII letters, digits and - _ . : @"),
+            reason: format!(
+                "{raw:?} contains {c:?}; allowed are ASCII letters, digits and - _ . : @"
+            ),
         });
     }
     Ok(())
@@ -143,9 +151,16 @@ impl OrderRef {
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         let mut parts = raw.splitn(3, '/');
         let (Some(p), Some(s), Some(o)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(IdError { kind: "order reference", reason: format!("{raw:?} is not platform/store/order") });
+            return Err(IdError {
+                kind: "order reference",
+                reason: format!("{raw:?} is not platform/store/order"),
+            });
         };
-        Ok(OrderRef { platform: Platform::parse(p)?, store: StoreId::parse(s)?, order_id: OrderId::parse(o)? })
+        Ok(OrderRef {
+            platform: Platform::parse(p)?,
+            store: StoreId::parse(s)?,
+            order_id: OrderId::parse(o)?,
+        })
     }
 }
 
@@ -182,6 +197,9 @@ mod tests {
     #[test]
     fn deserialising_validates() {
         assert!(serde_json::from_str::<Sku>("\"A#1\"").is_err());
-        assert_eq!(serde_json::from_str::<Sku>("\"A1\"").unwrap().as_str(), "A1");
+        assert_eq!(
+            serde_json::from_str::<Sku>("\"A1\"").unwrap().as_str(),
+            "A1"
+        );
     }
 }

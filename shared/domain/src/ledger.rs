@@ -51,7 +51,9 @@ pub struct PaidLine {
 fn day_or_month<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Day, D::Error> {
     let raw = String::deserialize(d)?;
     match raw.len() {
-        7 => crate::calendar::Month::parse(&raw).map(|m| m.day(1).expect("every month has a first day")).map_err(serde::de::Error::custom),
+        7 => crate::calendar::Month::parse(&raw)
+            .map(|m| m.day(1).expect("every month has a first day"))
+            .map_err(serde::de::Error::custom),
         _ => Day::parse(&raw).map_err(serde::de::Error::custom),
     }
 }
@@ -81,7 +83,10 @@ pub struct Contribution {
 pub enum Applied {
     /// The event was already in the record.
     Duplicate,
-    Changed { before: Contribution, after: Contribution },
+    Changed {
+        before: Contribution,
+        after: Contribution,
+    },
 }
 
 impl OrderRecord {
@@ -92,7 +97,11 @@ impl OrderRecord {
                 // Refunds beyond what was paid are the platform's problem to
                 // explain; they never make sales negative.
                 let net = (paid.total - refunded).max(Money::ZERO);
-                Contribution { day: Some(paid.day), sales: net, live: i64::from(!net.is_zero() || paid.total.is_zero()) }
+                Contribution {
+                    day: Some(paid.day),
+                    sales: net,
+                    live: i64::from(!net.is_zero() || paid.total.is_zero()),
+                }
             }
             _ => Contribution::default(),
         }
@@ -102,7 +111,9 @@ impl OrderRecord {
     /// longer counts (fully refunded or cancelled).
     pub fn purchased(&self) -> BTreeMap<Sku, i64> {
         let mut out = BTreeMap::new();
-        let Some(paid) = self.paid.as_ref().filter(|_| self.contribution().live > 0) else { return out };
+        let Some(paid) = self.paid.as_ref().filter(|_| self.contribution().live > 0) else {
+            return out;
+        };
         for line in &paid.lines {
             let net = self.net_quantity(&line.line_id);
             if net > 0 {
@@ -115,8 +126,19 @@ impl OrderRecord {
     /// Units of a paid line not returned.
     pub fn net_quantity(&self, line: &LineId) -> i64 {
         let Some(paid) = &self.paid else { return 0 };
-        let bought: i64 = paid.lines.iter().filter(|l| &l.line_id == line).map(|l| i64::from(l.quantity)).sum();
-        let returned: i64 = self.returns.values().flatten().filter(|r| &r.line_id == line).map(|r| i64::from(r.quantity)).sum();
+        let bought: i64 = paid
+            .lines
+            .iter()
+            .filter(|l| &l.line_id == line)
+            .map(|l| i64::from(l.quantity))
+            .sum();
+        let returned: i64 = self
+            .returns
+            .values()
+            .flatten()
+            .filter(|r| &r.line_id == line)
+            .map(|r| i64::from(r.quantity))
+            .sum();
         (bought - returned).max(0)
     }
 
@@ -128,7 +150,12 @@ impl OrderRecord {
     pub fn apply(&mut self, event: &OrderEvent, calendar: &BrandCalendar) -> Applied {
         let before = self.contribution();
         match &event.kind {
-            OrderEventKind::Paid { buyer, total, lines, .. } => {
+            OrderEventKind::Paid {
+                buyer,
+                total,
+                lines,
+                ..
+            } => {
                 if self.paid.is_some() {
                     return Applied::Duplicate;
                 }
@@ -138,10 +165,22 @@ impl OrderRecord {
                     at: event.occurred_at,
                     day: calendar.day_of(event.occurred_at),
                     total: *total,
-                    lines: lines.iter().map(|l| PaidLine { line_id: l.line_id.clone(), sku: l.sku.clone(), quantity: l.quantity, amount: Some(l.amount) }).collect(),
+                    lines: lines
+                        .iter()
+                        .map(|l| PaidLine {
+                            line_id: l.line_id.clone(),
+                            sku: l.sku.clone(),
+                            quantity: l.quantity,
+                            amount: Some(l.amount),
+                        })
+                        .collect(),
                 });
             }
-            OrderEventKind::Refunded { refund_id, amount, lines } => {
+            OrderEventKind::Refunded {
+                refund_id,
+                amount,
+                lines,
+            } => {
                 if self.refunds.contains_key(refund_id) {
                     return Applied::Duplicate;
                 }
@@ -157,15 +196,27 @@ impl OrderRecord {
                 self.cancelled_by = Some(event.event_id.clone());
             }
         }
-        Applied::Changed { before, after: self.contribution() }
+        Applied::Changed {
+            before,
+            after: self.contribution(),
+        }
     }
 }
 
 /// The change in quantities bought, SKU by SKU, limited to `tracked`.
-pub fn purchased_delta(before: &BTreeMap<Sku, i64>, after: &BTreeMap<Sku, i64>, tracked: &std::collections::BTreeSet<Sku>) -> Vec<(Sku, i64)> {
+pub fn purchased_delta(
+    before: &BTreeMap<Sku, i64>,
+    after: &BTreeMap<Sku, i64>,
+    tracked: &std::collections::BTreeSet<Sku>,
+) -> Vec<(Sku, i64)> {
     tracked
         .iter()
-        .map(|sku| (sku.clone(), after.get(sku).copied().unwrap_or(0) - before.get(sku).copied().unwrap_or(0)))
+        .map(|sku| {
+            (
+                sku.clone(),
+                after.get(sku).copied().unwrap_or(0) - before.get(sku).copied().unwrap_or(0),
+            )
+        })
         .filter(|(_, d)| *d != 0)
         .collect()
 }
@@ -179,10 +230,16 @@ pub fn delta(before: Contribution, after: Contribution) -> MetricsDelta {
         if let Some(day) = c.day {
             let sales = if sign < 0 { -c.sales } else { c.sales };
             if !sales.is_zero() {
-                d.merge(&MetricsDelta { sales: vec![(day, sales)], ..Default::default() });
+                d.merge(&MetricsDelta {
+                    sales: vec![(day, sales)],
+                    ..Default::default()
+                });
             }
             if c.live != 0 {
-                d.merge(&MetricsDelta { orders: vec![(day, sign * c.live)], ..Default::default() });
+                d.merge(&MetricsDelta {
+                    orders: vec![(day, sign * c.live)],
+                    ..Default::default()
+                });
             }
         }
     }
@@ -247,11 +304,26 @@ mod tests {
     }
 
     fn paid(total: i64) -> OrderEvent {
-        event("paid", OrderEventKind::Paid { buyer: BuyerId::parse("b").unwrap(), total: Money::cents(total), lines: vec![], urgent: false })
+        event(
+            "paid",
+            OrderEventKind::Paid {
+                buyer: BuyerId::parse("b").unwrap(),
+                total: Money::cents(total),
+                lines: vec![],
+                urgent: false,
+            },
+        )
     }
 
     fn refund(id: &str, cents: i64) -> OrderEvent {
-        event(&format!("ev-{id}"), OrderEventKind::Refunded { refund_id: RefundId::parse(id).unwrap(), amount: Money::cents(cents), lines: vec![] })
+        event(
+            &format!("ev-{id}"),
+            OrderEventKind::Refunded {
+                refund_id: RefundId::parse(id).unwrap(),
+                amount: Money::cents(cents),
+                lines: vec![],
+            },
+        )
     }
 
     fn cancel() -> OrderEvent {
@@ -295,15 +367,26 @@ mod tests {
     #[test]
     fn duplicates_change_nothing() {
         let once = replay(&[paid(10000), refund("r1", 100), cancel()]);
-        let twice = replay(&[paid(10000), paid(10000), refund("r1", 100), refund("r1", 100), cancel(), cancel()]);
+        let twice = replay(&[
+            paid(10000),
+            paid(10000),
+            refund("r1", 100),
+            refund("r1", 100),
+            cancel(),
+            cancel(),
+        ]);
         assert_eq!(once, twice);
     }
 
     /// One order's events: a redelivery repeats an event exactly, so the
     /// order has one total and each refund id one amount.
     fn arbitrary_events() -> impl Strategy<Value = Vec<OrderEvent>> {
-        (1i64..100_000, prop::array::uniform4(1i64..60_000), prop::collection::vec(0u8..6, 0..12)).prop_map(
-            |(total, refunds, picks)| {
+        (
+            1i64..100_000,
+            prop::array::uniform4(1i64..60_000),
+            prop::collection::vec(0u8..6, 0..12),
+        )
+            .prop_map(|(total, refunds, picks)| {
                 picks
                     .into_iter()
                     .map(|p| match p {
@@ -312,8 +395,7 @@ mod tests {
                         _ => cancel(),
                     })
                     .collect()
-            },
-        )
+            })
     }
 
     proptest! {

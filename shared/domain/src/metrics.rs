@@ -135,7 +135,9 @@ where
     /// The `days` days ending with `last`, inclusive.
     fn days(&self, last: Day, days: u16) -> T {
         let first = last.minus_days(u32::from(days.max(1)) - 1);
-        self.by_day.range(first..=last).fold(T::default(), |acc, (_, v)| acc + *v)
+        self.by_day
+            .range(first..=last)
+            .fold(T::default(), |acc, (_, v)| acc + *v)
     }
 
     pub fn over(&self, window: Window, today: Day) -> T {
@@ -202,7 +204,9 @@ impl Metrics {
             Metric::DownlineSalesAmount => self.downline_sales.over(window, now).amount(),
             Metric::DownlineOrderCount => Decimal::from(self.downline_orders.over(window, now)),
             Metric::DownlineSalesAmountAll => self.downline_sales_all.over(window, now).amount(),
-            Metric::DownlineOrderCountAll => Decimal::from(self.downline_orders_all.over(window, now)),
+            Metric::DownlineOrderCountAll => {
+                Decimal::from(self.downline_orders_all.over(window, now))
+            }
             Metric::DownlineUsersAll => Decimal::from(self.downline_users_all),
             Metric::ValidDownlineUsersAll => Decimal::from(self.valid_downline_users_all),
             Metric::SalesGrowthPct => self.growth_pct(window, now),
@@ -221,17 +225,31 @@ impl Metrics {
             Window::Month => (self.sales.month(now), self.sales.month(now.previous())),
             Window::Quarter => {
                 // The quarter so far against the same months of the last one.
-                let months: Vec<Month> = now.quarter_months().into_iter().filter(|m| *m <= now).collect();
+                let months: Vec<Month> = now
+                    .quarter_months()
+                    .into_iter()
+                    .filter(|m| *m <= now)
+                    .collect();
                 let shift = |m: Month| (0..3).fold(m, |m, _| m.previous());
-                (months.iter().map(|m| self.sales.month(*m)).sum::<Money>(), months.iter().map(|m| self.sales.month(shift(*m))).sum::<Money>())
+                (
+                    months.iter().map(|m| self.sales.month(*m)).sum::<Money>(),
+                    months
+                        .iter()
+                        .map(|m| self.sales.month(shift(*m)))
+                        .sum::<Money>(),
+                )
             }
-            Window::RollingDays(n) => (self.sales.days(today, n), self.sales.days(today.minus_days(u32::from(n)), n)),
+            Window::RollingDays(n) => (
+                self.sales.days(today, n),
+                self.sales.days(today.minus_days(u32::from(n)), n),
+            ),
             Window::Lifetime => return Decimal::ZERO,
         };
         if previous.is_zero() || previous.is_negative() {
             return Decimal::ZERO;
         }
-        ((current.amount() - previous.amount()) * Decimal::ONE_HUNDRED / previous.amount()).round_dp(2)
+        ((current.amount() - previous.amount()) * Decimal::ONE_HUNDRED / previous.amount())
+            .round_dp(2)
     }
 
     pub fn purchased_quantity(&self, sku: &crate::ids::Sku) -> Decimal {
@@ -399,12 +417,22 @@ mod tests {
         let mut metrics = Metrics::default();
         metrics.sales.add(m("2026-10"), Money::cents(100_000));
         metrics.sales.add(m("2026-11"), Money::cents(125_000));
-        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-11")), Decimal::new(25, 0));
-        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-10")), Decimal::ZERO, "nothing before");
+        assert_eq!(
+            metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-11")),
+            Decimal::new(25, 0)
+        );
+        assert_eq!(
+            metrics.value(Metric::SalesGrowthPct, Window::Month, m("2026-10")),
+            Decimal::ZERO,
+            "nothing before"
+        );
         // Q4 so far (Oct, Nov) against Jul, Aug.
         metrics.sales.add(m("2026-07"), Money::cents(150_000));
         metrics.sales.add(m("2026-08"), Money::cents(50_000));
-        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::Quarter, m("2026-11")), Decimal::new(1250, 2));
+        assert_eq!(
+            metrics.value(Metric::SalesGrowthPct, Window::Quarter, m("2026-11")),
+            Decimal::new(1250, 2)
+        );
     }
 
     #[test]
@@ -417,7 +445,10 @@ mod tests {
         assert_eq!(sales.over(Window::Month, m("2026-08")), Money::cents(400));
         // The quarter so far: July and August, not June, not September.
         assert_eq!(sales.over(Window::Quarter, m("2026-08")), Money::cents(600));
-        assert_eq!(sales.over(Window::Lifetime, m("2026-08")), Money::cents(1500));
+        assert_eq!(
+            sales.over(Window::Lifetime, m("2026-08")),
+            Money::cents(1500)
+        );
     }
 
     #[test]
@@ -429,15 +460,36 @@ mod tests {
         sales.add(d("2026-11-28"), Money::cents(1000));
         let today = d("2026-11-28");
         // 30 days back from the 28th, inclusive, starts on 30 October.
-        assert_eq!(sales.over(Window::RollingDays(30), today), Money::cents(1110));
-        assert_eq!(sales.over(Window::RollingDays(31), today), Money::cents(1111));
-        assert_eq!(sales.over(Window::RollingDays(1), today), Money::cents(1000));
-        assert_eq!(sales.over(Window::RollingDays(1), d("2026-11-29")), Money::ZERO);
+        assert_eq!(
+            sales.over(Window::RollingDays(30), today),
+            Money::cents(1110)
+        );
+        assert_eq!(
+            sales.over(Window::RollingDays(31), today),
+            Money::cents(1111)
+        );
+        assert_eq!(
+            sales.over(Window::RollingDays(1), today),
+            Money::cents(1000)
+        );
+        assert_eq!(
+            sales.over(Window::RollingDays(1), d("2026-11-29")),
+            Money::ZERO
+        );
 
-        let metrics = Metrics { sales, ..Default::default() };
+        let metrics = Metrics {
+            sales,
+            ..Default::default()
+        };
         // The last 2 days (1,100) against the 2 before (nothing): no growth to measure.
-        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::RollingDays(2), today), Decimal::ZERO);
+        assert_eq!(
+            metrics.value(Metric::SalesGrowthPct, Window::RollingDays(2), today),
+            Decimal::ZERO
+        );
         // The last 30 days (1,110) against the 30 before them (1).
-        assert_eq!(metrics.value(Metric::SalesGrowthPct, Window::RollingDays(30), today), Decimal::new(110_900, 0));
+        assert_eq!(
+            metrics.value(Metric::SalesGrowthPct, Window::RollingDays(30), today),
+            Decimal::new(110_900, 0)
+        );
     }
 }

@@ -170,7 +170,8 @@ impl Percent {
     pub const ZERO: Percent = Percent(Decimal::ZERO);
 
     pub fn parse(raw: &str) -> Result<Self, PercentError> {
-        let d = Decimal::from_str(raw.trim()).map_err(|_| PercentError::NotANumber(raw.to_owned()))?;
+        let d =
+            Decimal::from_str(raw.trim()).map_err(|_| PercentError::NotANumber(raw.to_owned()))?;
         Self::from_decimal(d)
     }
 
@@ -232,19 +233,37 @@ mod tests {
         assert_eq!(Money::parse("12.30").unwrap(), Money::cents(1230));
         assert_eq!(Money::parse("12.300").unwrap(), Money::cents(1230));
         assert_eq!(Money::parse("-0.01").unwrap(), Money::cents(-1));
-        assert!(matches!(Money::parse("12.345"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(Money::parse("abc"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Money::parse("1e3"), Err(MoneyError::NotANumber(_))));
-        assert!(matches!(Money::parse("1000000000000.01"), Err(MoneyError::OutOfRange(_))));
+        assert!(matches!(
+            Money::parse("12.345"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Money::parse("abc"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Money::parse("1e3"),
+            Err(MoneyError::NotANumber(_))
+        ));
+        assert!(matches!(
+            Money::parse("1000000000000.01"),
+            Err(MoneyError::OutOfRange(_))
+        ));
         assert!(Money::parse("1000000000000").is_ok());
-        assert!(matches!(Money::parse_non_negative("-1"), Err(MoneyError::Negative(_))));
+        assert!(matches!(
+            Money::parse_non_negative("-1"),
+            Err(MoneyError::Negative(_))
+        ));
     }
 
     #[test]
     fn displays_two_decimals() {
         assert_eq!(Money::parse("5").unwrap().to_string(), "5.00");
         assert_eq!(Money::parse("5.1").unwrap().to_string(), "5.10");
-        assert_eq!(serde_json::to_string(&Money::cents(-250)).unwrap(), "\"-2.50\"");
+        assert_eq!(
+            serde_json::to_string(&Money::cents(-250)).unwrap(),
+            "\"-2.50\""
+        );
     }
 
     #[test]
@@ -258,11 +277,17 @@ mod tests {
     fn discounts_round_at_the_end() {
         // 5 % off 99.99 = 94.9905 → 94.99
         let pct = Percent::parse("5").unwrap();
-        assert_eq!(pct.off(Money::parse("99.99").unwrap()), Money::parse("94.99").unwrap());
+        assert_eq!(
+            pct.off(Money::parse("99.99").unwrap()),
+            Money::parse("94.99").unwrap()
+        );
         // 10 % off 0.05 = 0.045 → 0.05 (half up)
         let pct = Percent::parse("10").unwrap();
         assert_eq!(pct.off(Money::cents(5)), Money::cents(5));
-        assert_eq!(Percent::parse("12.5").unwrap().of(Money::cents(100)), Money::cents(13));
+        assert_eq!(
+            Percent::parse("12.5").unwrap().of(Money::cents(100)),
+            Money::cents(13)
+        );
     }
 
     #[test]
@@ -276,6 +301,9 @@ mod tests {
     #[test]
     fn json_numbers_are_refused() {
         assert!(serde_json::from_str::<Money>("12.3").is_err());
-        assert_eq!(serde_json::from_str::<Money>("\"12.3\"").unwrap(), Money::cents(1230));
+        assert_eq!(
+            serde_json::from_str::<Money>("\"12.3\"").unwrap(),
+            Money::cents(1230)
+        );
     }
 }

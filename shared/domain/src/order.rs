@@ -98,13 +98,20 @@ impl OrderEventKind {
                 let mut seen = std::collections::BTreeSet::new();
                 for l in lines {
                     if l.quantity == 0 {
-                        return Err(OrderError::ZeroQuantity { line: l.line_id.to_string() });
+                        return Err(OrderError::ZeroQuantity {
+                            line: l.line_id.to_string(),
+                        });
                     }
                     if l.amount.is_negative() || l.unit_price.is_negative() {
-                        return Err(OrderError::NegativeAmount { line: l.line_id.to_string(), amount: l.amount.min(l.unit_price) });
+                        return Err(OrderError::NegativeAmount {
+                            line: l.line_id.to_string(),
+                            amount: l.amount.min(l.unit_price),
+                        });
                     }
                     if !seen.insert(&l.line_id) {
-                        return Err(OrderError::DuplicateLine { line: l.line_id.to_string() });
+                        return Err(OrderError::DuplicateLine {
+                            line: l.line_id.to_string(),
+                        });
                     }
                 }
                 let sum: Money = lines.iter().map(|l| l.amount).sum();
@@ -118,7 +125,9 @@ impl OrderEventKind {
                     return Err(OrderError::NonPositiveRefund(*amount));
                 }
                 if let Some(l) = lines.iter().find(|l| l.quantity == 0) {
-                    return Err(OrderError::ZeroQuantity { line: l.line_id.to_string() });
+                    return Err(OrderError::ZeroQuantity {
+                        line: l.line_id.to_string(),
+                    });
                 }
                 Ok(())
             }

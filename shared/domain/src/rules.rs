@@ -20,7 +20,6 @@ use crate::ids::{RuleId, Sku, TierId};
 use crate::metrics::{Metric, Metrics, Window};
 use crate::money::{Money, Percent};
 
-
 /// What a tier grants (权益).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +62,10 @@ pub enum Condition {
     },
     All(Vec<Condition>),
     Any(Vec<Condition>),
-    AtLeast { n: usize, of: Vec<Condition> },
+    AtLeast {
+        n: usize,
+        of: Vec<Condition>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,13 +101,20 @@ impl TryFrom<RawCondition> for Condition {
 
     fn try_from(raw: RawCondition) -> Result<Self, String> {
         let shapes = [
-            raw.metric.is_some() || raw.gte.is_some() || raw.window.is_some() || raw.sku.is_some() || raw.skus.is_some(),
+            raw.metric.is_some()
+                || raw.gte.is_some()
+                || raw.window.is_some()
+                || raw.sku.is_some()
+                || raw.skus.is_some(),
             raw.all.is_some(),
             raw.any.is_some(),
             raw.at_least.is_some(),
         ];
         if shapes.iter().filter(|s| **s).count() != 1 {
-            return Err("a condition is exactly one of {metric, window, gte}, {all}, {any} or {at_least}".into());
+            return Err(
+                "a condition is exactly one of {metric, window, gte}, {all}, {any} or {at_least}"
+                    .into(),
+            );
         }
         if let Some(all) = raw.all {
             return Ok(Condition::All(all));
@@ -117,16 +126,33 @@ impl TryFrom<RawCondition> for Condition {
             return Ok(Condition::AtLeast { n, of });
         }
         let metric = raw.metric.ok_or("a threshold needs \"metric\"")?;
-        let gte = raw.gte.ok_or("a threshold needs \"gte\" (a decimal string)")?;
-        let gte: Decimal = gte.trim().parse().map_err(|_| format!("gte {gte:?} is not a decimal number"))?;
+        let gte = raw
+            .gte
+            .ok_or("a threshold needs \"gte\" (a decimal string)")?;
+        let gte: Decimal = gte
+            .trim()
+            .parse()
+            .map_err(|_| format!("gte {gte:?} is not a decimal number"))?;
         let window = match (metric.is_windowed(), raw.window) {
             (true, Some(w)) => w,
-            (true, None) => return Err(format!("metric {metric:?} needs a \"window\" (month, quarter, lifetime or {{\"rolling_days\": N}})")),
+            (true, None) => {
+                return Err(format!(
+                    "metric {metric:?} needs a \"window\" (month, quarter, lifetime or {{\"rolling_days\": N}})"
+                ));
+            }
             (false, None | Some(Window::Lifetime)) => Window::Lifetime,
-            (false, Some(w)) => return Err(format!("metric {metric:?} is a current count and takes no window, got {w:?}")),
+            (false, Some(w)) => {
+                return Err(format!(
+                    "metric {metric:?} is a current count and takes no window, got {w:?}"
+                ));
+            }
         };
         let skus = match (metric, raw.sku, raw.skus) {
-            (_, Some(_), Some(_)) => return Err("give \"sku\" (one SKU) or \"skus\" (a product's SKUs), not both".into()),
+            (_, Some(_), Some(_)) => {
+                return Err(
+                    "give \"sku\" (one SKU) or \"skus\" (a product's SKUs), not both".into(),
+                );
+            }
             (Metric::PurchasedQuantity, Some(sku), None) => vec![sku],
             (Metric::PurchasedQuantity, None, Some(mut skus)) => {
                 skus.sort();
@@ -136,18 +162,34 @@ impl TryFrom<RawCondition> for Condition {
                 }
                 skus
             }
-            (Metric::PurchasedQuantity, None, None) => return Err("metric purchased_quantity needs \"sku\" or \"skus\"".into()),
-            (_, Some(_), _) | (_, _, Some(_)) => return Err(format!("only purchased_quantity takes \"sku\" or \"skus\", not {metric:?}")),
+            (Metric::PurchasedQuantity, None, None) => {
+                return Err("metric purchased_quantity needs \"sku\" or \"skus\"".into());
+            }
+            (_, Some(_), _) | (_, _, Some(_)) => {
+                return Err(format!(
+                    "only purchased_quantity takes \"sku\" or \"skus\", not {metric:?}"
+                ));
+            }
             (_, None, None) => Vec::new(),
         };
-        Ok(Condition::Threshold { metric, window, gte, skus })
+        Ok(Condition::Threshold {
+            metric,
+            window,
+            gte,
+            skus,
+        })
     }
 }
 
 impl From<Condition> for RawCondition {
     fn from(c: Condition) -> Self {
         match c {
-            Condition::Threshold { metric, window, gte, mut skus } => RawCondition {
+            Condition::Threshold {
+                metric,
+                window,
+                gte,
+                mut skus,
+            } => RawCondition {
                 metric: Some(metric),
                 window: metric.is_windowed().then_some(window),
                 gte: Some(gte.to_string()),
@@ -155,9 +197,18 @@ impl From<Condition> for RawCondition {
                 skus: (!skus.is_empty()).then_some(skus),
                 ..Default::default()
             },
-            Condition::All(v) => RawCondition { all: Some(v), ..Default::default() },
-            Condition::Any(v) => RawCondition { any: Some(v), ..Default::default() },
-            Condition::AtLeast { n, of } => RawCondition { at_least: Some(AtLeastRaw { n, of }), ..Default::default() },
+            Condition::All(v) => RawCondition {
+                all: Some(v),
+                ..Default::default()
+            },
+            Condition::Any(v) => RawCondition {
+                any: Some(v),
+                ..Default::default()
+            },
+            Condition::AtLeast { n, of } => RawCondition {
+                at_least: Some(AtLeastRaw { n, of }),
+                ..Default::default()
+            },
         }
     }
 }
@@ -185,7 +236,12 @@ impl Condition {
     /// `seen` so the outcome can be explained.
     pub fn eval(&self, metrics: &Metrics, now: Day, seen: &mut Vec<Observation>) -> bool {
         match self {
-            Condition::Threshold { metric, window, gte, skus } => {
+            Condition::Threshold {
+                metric,
+                window,
+                gte,
+                skus,
+            } => {
                 let value = match skus.as_slice() {
                     [] => metrics.value(*metric, *window, now),
                     skus => skus.iter().map(|s| metrics.purchased_quantity(s)).sum(),
@@ -195,14 +251,28 @@ impl Condition {
                     [one] => (Some(one.clone()), Vec::new()),
                     many => (None, many.to_vec()),
                 };
-                seen.push(Observation { metric: *metric, sku, skus, window: *window, value, threshold: *gte, met });
+                seen.push(Observation {
+                    metric: *metric,
+                    sku,
+                    skus,
+                    window: *window,
+                    value,
+                    threshold: *gte,
+                    met,
+                });
                 met
             }
             // Every branch is visited (no short-circuit) so explanations show
             // all values, not just the first that failed.
-            Condition::All(cs) => cs.iter().fold(true, |acc, c| c.eval(metrics, now, seen) & acc),
-            Condition::Any(cs) => cs.iter().fold(false, |acc, c| c.eval(metrics, now, seen) | acc),
-            Condition::AtLeast { n, of } => of.iter().filter(|c| c.eval(metrics, now, seen)).count() >= *n,
+            Condition::All(cs) => cs
+                .iter()
+                .fold(true, |acc, c| c.eval(metrics, now, seen) & acc),
+            Condition::Any(cs) => cs
+                .iter()
+                .fold(false, |acc, c| c.eval(metrics, now, seen) | acc),
+            Condition::AtLeast { n, of } => {
+                of.iter().filter(|c| c.eval(metrics, now, seen)).count() >= *n
+            }
         }
     }
 
@@ -212,7 +282,12 @@ impl Condition {
         let mut stack = vec![self];
         while let Some(c) = stack.pop() {
             match c {
-                Condition::Threshold { metric, window, gte, skus } => {
+                Condition::Threshold {
+                    metric,
+                    window,
+                    gte,
+                    skus,
+                } => {
                     let slot = out.entry((*metric, *window, skus.clone())).or_insert(*gte);
                     *slot = (*slot).max(*gte);
                 }
@@ -305,7 +380,10 @@ fn default_settlement_days() -> u32 {
 
 impl Default for CommissionPolicy {
     fn default() -> Self {
-        Self { settlement_days: default_settlement_days(), min_withdrawal: crate::money::Money::ZERO }
+        Self {
+            settlement_days: default_settlement_days(),
+            min_withdrawal: crate::money::Money::ZERO,
+        }
     }
 }
 
@@ -422,7 +500,10 @@ impl RuleSet {
         let de = &mut serde_json::Deserializer::from_str(json);
         let doc: RuleSetDoc = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            RuleSetError(vec![RuleSetProblem { path, message: e.into_inner().to_string() }])
+            RuleSetError(vec![RuleSetProblem {
+                path,
+                message: e.into_inner().to_string(),
+            }])
         })?;
         RuleSet::new(doc)
     }
@@ -438,32 +519,62 @@ impl RuleSet {
         let mut ranks = BTreeSet::new();
         for (i, t) in doc.tiers.iter().enumerate() {
             if !ids.insert(t.id.clone()) {
-                p(format!("tiers[{i}].id"), format!("tier id {:?} is used twice", t.id.as_str()));
+                p(
+                    format!("tiers[{i}].id"),
+                    format!("tier id {:?} is used twice", t.id.as_str()),
+                );
             }
             // `-` stands for "no tier" wherever tiers are listed (the tier
             // members index, what-if moves).
             if t.id.as_str() == crate::ids::NO_TIER {
-                p(format!("tiers[{i}].id"), format!("tier id {:?} is reserved for distributors without a tier", crate::ids::NO_TIER));
+                p(
+                    format!("tiers[{i}].id"),
+                    format!(
+                        "tier id {:?} is reserved for distributors without a tier",
+                        crate::ids::NO_TIER
+                    ),
+                );
             }
             if !ranks.insert(t.rank) {
-                p(format!("tiers[{i}].rank"), format!("rank {} is used twice", t.rank));
+                p(
+                    format!("tiers[{i}].rank"),
+                    format!("rank {} is used twice", t.rank),
+                );
             }
             if t.name.trim().is_empty() || t.name.chars().count() > 64 {
-                p(format!("tiers[{i}].name"), "a name of 1 to 64 characters is required".into());
+                p(
+                    format!("tiers[{i}].name"),
+                    "a name of 1 to 64 characters is required".into(),
+                );
             }
-            for (field, table) in [("commission_fixed", &t.benefits.commission_fixed), ("commission_l2_fixed", &t.benefits.commission_l2_fixed)] {
+            for (field, table) in [
+                ("commission_fixed", &t.benefits.commission_fixed),
+                ("commission_l2_fixed", &t.benefits.commission_l2_fixed),
+            ] {
                 for (sku, amount) in table.iter().filter(|(_, a)| a.is_negative()) {
-                    p(format!("tiers[{i}].benefits.{field}.{sku}"), format!("a commission amount must not be negative, got {amount}"));
+                    p(
+                        format!("tiers[{i}].benefits.{field}.{sku}"),
+                        format!("a commission amount must not be negative, got {amount}"),
+                    );
                 }
             }
             match (&t.retention, t.rank) {
-                (Some(_), 0) => p(format!("tiers[{i}].retention"), "nobody leaves the rank-0 tier; it takes no retention rule".into()),
+                (Some(_), 0) => p(
+                    format!("tiers[{i}].retention"),
+                    "nobody leaves the rank-0 tier; it takes no retention rule".into(),
+                ),
                 (Some(c), _) => check_condition(c, &format!("tiers[{i}].retention"), &mut p),
                 _ => {}
             }
             match (&t.upgrade, t.rank) {
-                (Some(_), 0) => p(format!("tiers[{i}].upgrade"), "the rank-0 tier is where everyone starts; it takes no upgrade rule".into()),
-                (None, r) if r > 0 => p(format!("tiers[{i}].upgrade"), "a tier above rank 0 needs an upgrade rule".into()),
+                (Some(_), 0) => p(
+                    format!("tiers[{i}].upgrade"),
+                    "the rank-0 tier is where everyone starts; it takes no upgrade rule".into(),
+                ),
+                (None, r) if r > 0 => p(
+                    format!("tiers[{i}].upgrade"),
+                    "a tier above rank 0 needs an upgrade rule".into(),
+                ),
                 (Some(c), _) => check_condition(c, &format!("tiers[{i}].upgrade"), &mut p),
                 _ => {}
             }
@@ -471,21 +582,36 @@ impl RuleSet {
         if let Some(max) = ranks.iter().max()
             && (*max as usize) + 1 != ranks.len()
         {
-            p("tiers".into(), format!("ranks must be 0, 1, 2, ... without gaps; got {ranks:?}"));
+            p(
+                "tiers".into(),
+                format!("ranks must be 0, 1, 2, ... without gaps; got {ranks:?}"),
+            );
         }
         if doc.commission.settlement_days > 3650 {
-            p("commission.settlement_days".into(), "at most 3650 days".into());
+            p(
+                "commission.settlement_days".into(),
+                "at most 3650 days".into(),
+            );
         }
         if doc.commission.min_withdrawal.is_negative() {
-            p("commission.min_withdrawal".into(), "must not be negative".into());
+            p(
+                "commission.min_withdrawal".into(),
+                "must not be negative".into(),
+            );
         }
         if doc.downgrades.protection_days > 3650 {
-            p("downgrades.protection_days".into(), "at most 3650 days".into());
+            p(
+                "downgrades.protection_days".into(),
+                "at most 3650 days".into(),
+            );
         }
         let mut step_ids = BTreeSet::new();
         for (i, s) in doc.step_ups.iter().enumerate() {
             if !step_ids.insert(s.id.clone()) {
-                p(format!("step_ups[{i}].id"), format!("step-up id {:?} is used twice", s.id.as_str()));
+                p(
+                    format!("step_ups[{i}].id"),
+                    format!("step-up id {:?} is used twice", s.id.as_str()),
+                );
             }
             check_condition(&s.when, &format!("step_ups[{i}].when"), &mut p);
         }
@@ -493,9 +619,13 @@ impl RuleSet {
         // A tier whose rule implies the rule of a higher tier can never be
         // where anyone lands: the higher tier always wins.
         for (i, lower) in doc.tiers.iter().enumerate() {
-            let Some(lc) = lower.upgrade.as_ref().and_then(Condition::conjuncts) else { continue };
+            let Some(lc) = lower.upgrade.as_ref().and_then(Condition::conjuncts) else {
+                continue;
+            };
             for higher in doc.tiers.iter().filter(|h| h.rank > lower.rank) {
-                let Some(hc) = higher.upgrade.as_ref().and_then(Condition::conjuncts) else { continue };
+                let Some(hc) = higher.upgrade.as_ref().and_then(Condition::conjuncts) else {
+                    continue;
+                };
                 let implied = hc.iter().all(|(k, h)| lc.get(k).is_some_and(|l| l >= h));
                 if implied {
                     p(
@@ -545,19 +675,31 @@ impl RuleSet {
                     let span = window.daily_span(*metric);
                     if span > 0 {
                         // Growth reads own sales by day.
-                        let stored = if *metric == Metric::SalesGrowthPct { Metric::SalesAmount } else { *metric };
+                        let stored = if *metric == Metric::SalesGrowthPct {
+                            Metric::SalesAmount
+                        } else {
+                            *metric
+                        };
                         let slot = out.entry(stored).or_default();
                         *slot = (*slot).max(span);
                     }
                 }
-                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => cs.iter().for_each(|c| walk(c, out)),
+                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => {
+                    cs.iter().for_each(|c| walk(c, out))
+                }
             }
         }
         let mut out = BTreeMap::new();
         for t in &self.doc.tiers {
-            t.upgrade.iter().chain(t.retention.iter()).for_each(|c| walk(c, &mut out));
+            t.upgrade
+                .iter()
+                .chain(t.retention.iter())
+                .for_each(|c| walk(c, &mut out));
         }
-        self.doc.step_ups.iter().for_each(|s| walk(&s.when, &mut out));
+        self.doc
+            .step_ups
+            .iter()
+            .for_each(|s| walk(&s.when, &mut out));
         out
     }
 
@@ -567,9 +709,17 @@ impl RuleSet {
     /// ledger into them, so new rules do not start from nothing.
     pub fn backfill_from(&self, previous: Option<&RuleSet>) -> Option<Backfill> {
         let before = previous.map(RuleSet::daily_spans).unwrap_or_default();
-        let daily: BTreeMap<Metric, u32> = self.daily_spans().into_iter().filter(|(m, span)| before.get(m).is_none_or(|b| b < span)).collect();
+        let daily: BTreeMap<Metric, u32> = self
+            .daily_spans()
+            .into_iter()
+            .filter(|(m, span)| before.get(m).is_none_or(|b| b < span))
+            .collect();
         let known = previous.map(RuleSet::referenced_skus).unwrap_or_default();
-        let skus: BTreeSet<Sku> = self.referenced_skus().into_iter().filter(|s| !known.contains(s)).collect();
+        let skus: BTreeSet<Sku> = self
+            .referenced_skus()
+            .into_iter()
+            .filter(|s| !known.contains(s))
+            .collect();
         (!daily.is_empty() || !skus.is_empty()).then_some(Backfill { daily, skus })
     }
 
@@ -578,14 +728,22 @@ impl RuleSet {
         fn walk(c: &Condition, out: &mut BTreeSet<Sku>) {
             match c {
                 Condition::Threshold { skus, .. } => out.extend(skus.iter().cloned()),
-                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => cs.iter().for_each(|c| walk(c, out)),
+                Condition::All(cs) | Condition::Any(cs) | Condition::AtLeast { of: cs, .. } => {
+                    cs.iter().for_each(|c| walk(c, out))
+                }
             }
         }
         let mut out = BTreeSet::new();
         for t in &self.doc.tiers {
-            t.upgrade.iter().chain(t.retention.iter()).for_each(|c| walk(c, &mut out));
+            t.upgrade
+                .iter()
+                .chain(t.retention.iter())
+                .for_each(|c| walk(c, &mut out));
         }
-        self.doc.step_ups.iter().for_each(|s| walk(&s.when, &mut out));
+        self.doc
+            .step_ups
+            .iter()
+            .for_each(|s| walk(&s.when, &mut out));
         out
     }
 
@@ -608,7 +766,11 @@ impl RuleSet {
         let cond = next.upgrade.as_ref()?;
         let mut observed = Vec::new();
         let met = cond.eval(metrics, now, &mut observed);
-        Some(RuleOutcome { rule: format!("upgrade:{}", next.id), met, observed })
+        Some(RuleOutcome {
+            rule: format!("upgrade:{}", next.id),
+            met,
+            observed,
+        })
     }
 
     /// The tier the metrics qualify for as of `now`, the brand's today (see
@@ -624,17 +786,29 @@ impl RuleSet {
             if met && base == 0 {
                 base = idx;
             }
-            outcomes.push(RuleOutcome { rule: format!("upgrade:{}", tier.id), met, observed });
+            outcomes.push(RuleOutcome {
+                rule: format!("upgrade:{}", tier.id),
+                met,
+                observed,
+            });
         }
         let mut steps = 0usize;
         for step in &self.doc.step_ups {
             let mut observed = Vec::new();
             let met = step.when.eval(metrics, now, &mut observed);
             steps += usize::from(met);
-            outcomes.push(RuleOutcome { rule: format!("step_up:{}", step.id), met, observed });
+            outcomes.push(RuleOutcome {
+                rule: format!("step_up:{}", step.id),
+                met,
+                observed,
+            });
         }
         let idx = (base + steps).min(tiers.len() - 1);
-        Qualification { tier: tiers[idx].id.clone(), rank: tiers[idx].rank, outcomes }
+        Qualification {
+            tier: tiers[idx].id.clone(),
+            rank: tiers[idx].rank,
+            outcomes,
+        }
     }
 }
 
@@ -642,18 +816,34 @@ fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)
     match c {
         Condition::Threshold { gte, window, .. } => {
             if gte.is_sign_negative() && !gte.is_zero() {
-                p(format!("{path}.gte"), format!("threshold {gte} is negative"));
+                p(
+                    format!("{path}.gte"),
+                    format!("threshold {gte} is negative"),
+                );
             }
             if let Window::RollingDays(n) = window
                 && !(1..=crate::metrics::MAX_ROLLING_DAYS).contains(n)
             {
-                p(format!("{path}.window.rolling_days"), format!("a rolling window is 1 to {} days, got {n}", crate::metrics::MAX_ROLLING_DAYS));
+                p(
+                    format!("{path}.window.rolling_days"),
+                    format!(
+                        "a rolling window is 1 to {} days, got {n}",
+                        crate::metrics::MAX_ROLLING_DAYS
+                    ),
+                );
             }
         }
         Condition::All(cs) | Condition::Any(cs) => {
-            let key = if matches!(c, Condition::All(_)) { "all" } else { "any" };
+            let key = if matches!(c, Condition::All(_)) {
+                "all"
+            } else {
+                "any"
+            };
             if cs.is_empty() {
-                p(format!("{path}.{key}"), "needs at least one condition".into());
+                p(
+                    format!("{path}.{key}"),
+                    "needs at least one condition".into(),
+                );
             }
             for (i, c) in cs.iter().enumerate() {
                 check_condition(c, &format!("{path}.{key}[{i}]"), p);
@@ -661,7 +851,13 @@ fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)
         }
         Condition::AtLeast { n, of } => {
             if *n == 0 || *n > of.len() {
-                p(format!("{path}.at_least.n"), format!("n must be between 1 and {} (the number of conditions), got {n}", of.len()));
+                p(
+                    format!("{path}.at_least.n"),
+                    format!(
+                        "n must be between 1 and {} (the number of conditions), got {n}",
+                        of.len()
+                    ),
+                );
             }
             for (i, c) in of.iter().enumerate() {
                 check_condition(c, &format!("{path}.at_least.of[{i}]"), p);
@@ -703,7 +899,12 @@ mod tests {
     #[test]
     fn the_clothing_example() {
         let rules = RuleSet::from_json(CLOTHING).unwrap();
-        let tier = |sales: &str, users| rules.qualify(&with_sales(sales, users), month()).tier.to_string();
+        let tier = |sales: &str, users| {
+            rules
+                .qualify(&with_sales(sales, users), month())
+                .tier
+                .to_string()
+        };
         assert_eq!(tier("49999.99", 0), "junior");
         assert_eq!(tier("50000", 0), "intermediate");
         assert_eq!(tier("99999.99", 0), "intermediate");
@@ -727,9 +928,16 @@ mod tests {
             )
         };
         let rules = RuleSet::from_json(&doc(r#"{"rolling_days": 90}"#)).unwrap();
-        assert_eq!(rules.daily_spans(), BTreeMap::from([(Metric::SalesAmount, 90), (Metric::OrderCount, 7)]));
+        assert_eq!(
+            rules.daily_spans(),
+            BTreeMap::from([(Metric::SalesAmount, 90), (Metric::OrderCount, 7)])
+        );
         let rules = RuleSet::from_json(&doc(r#"{"rolling_days": 45}"#)).unwrap();
-        assert_eq!(rules.daily_spans()[&Metric::SalesAmount], 60, "growth over 30 days reads 60");
+        assert_eq!(
+            rules.daily_spans()[&Metric::SalesAmount],
+            60,
+            "growth over 30 days reads 60"
+        );
         let err = |json: &str| RuleSet::from_json(json).unwrap_err().0;
         let e = err(&doc(r#"{"rolling_days": 0}"#));
         assert_eq!(e[0].path, "tiers[1].upgrade.any[0].window.rolling_days");
@@ -737,12 +945,20 @@ mod tests {
         assert!(e[0].message.contains("1 to 366 days"), "{e:?}");
         let e = err(&doc(r#"{"rolling_weeks": 4}"#));
         assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
-        assert!(CLOTHING.contains("month") && RuleSet::from_json(CLOTHING).unwrap().daily_spans().is_empty());
+        assert!(
+            CLOTHING.contains("month")
+                && RuleSet::from_json(CLOTHING)
+                    .unwrap()
+                    .daily_spans()
+                    .is_empty()
+        );
     }
 
     #[test]
     fn the_no_tier_mark_is_no_tier_id() {
-        let e = RuleSet::from_json(r#"{"tiers": [{"id": "-", "name": "None", "rank": 0}]}"#).unwrap_err().0;
+        let e = RuleSet::from_json(r#"{"tiers": [{"id": "-", "name": "None", "rank": 0}]}"#)
+            .unwrap_err()
+            .0;
         assert_eq!(e[0].path, "tiers[0].id", "{e:?}");
         assert!(e[0].message.contains("reserved"), "{e:?}");
     }
@@ -752,17 +968,33 @@ mod tests {
         let base = RuleSet::from_json(CLOTHING).unwrap();
         assert_eq!(base.backfill_from(None), None);
         let with = |extra: &str| {
-            RuleSet::from_json(&CLOTHING.replace(r#""step_ups": ["#, &format!(r#""step_ups": [{extra}, "#))).unwrap()
+            RuleSet::from_json(
+                &CLOTHING.replace(r#""step_ups": ["#, &format!(r#""step_ups": [{extra}, "#)),
+            )
+            .unwrap()
         };
-        let rolling = with(r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "1"}}"#);
+        let rolling = with(
+            r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 30}, "gte": "1"}}"#,
+        );
         let b = rolling.backfill_from(Some(&base)).unwrap();
         assert_eq!(b.daily, BTreeMap::from([(Metric::SalesAmount, 30)]));
         assert!(b.skus.is_empty());
         assert_eq!(rolling.backfill_from(Some(&rolling)), None, "nothing new");
-        let longer = with(r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 60}, "gte": "1"}}"#);
-        assert_eq!(longer.backfill_from(Some(&rolling)).unwrap().daily[&Metric::SalesAmount], 60);
-        assert_eq!(rolling.backfill_from(Some(&longer)), None, "a shorter window has its days already");
-        let sku = with(r#"{"id": "s", "when": {"metric": "purchased_quantity", "sku": "JACKET", "gte": "1"}}"#);
+        let longer = with(
+            r#"{"id": "r", "when": {"metric": "sales_amount", "window": {"rolling_days": 60}, "gte": "1"}}"#,
+        );
+        assert_eq!(
+            longer.backfill_from(Some(&rolling)).unwrap().daily[&Metric::SalesAmount],
+            60
+        );
+        assert_eq!(
+            rolling.backfill_from(Some(&longer)),
+            None,
+            "a shorter window has its days already"
+        );
+        let sku = with(
+            r#"{"id": "s", "when": {"metric": "purchased_quantity", "sku": "JACKET", "gte": "1"}}"#,
+        );
         assert_eq!(sku.backfill_from(Some(&base)).unwrap().skus.len(), 1);
     }
 
@@ -780,11 +1012,17 @@ mod tests {
         let rules = RuleSet::from_json(CLOTHING).unwrap();
         let q = rules.qualify(&with_sales("100000", 0), month());
         let up = q.reasons(Some(0), &rules);
-        assert_eq!(up.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(), ["upgrade:senior", "upgrade:intermediate"]);
+        assert_eq!(
+            up.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(),
+            ["upgrade:senior", "upgrade:intermediate"]
+        );
         assert_eq!(up[0].observed[0].value, Decimal::from(100000));
         let q = rules.qualify(&with_sales("60000", 0), month());
         let down = q.reasons(Some(2), &rules);
-        assert_eq!(down.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(), ["upgrade:senior", "step_up:five-valid-downline-users"]);
+        assert_eq!(
+            down.iter().map(|o| o.rule.as_str()).collect::<Vec<_>>(),
+            ["upgrade:senior", "step_up:five-valid-downline-users"]
+        );
         assert!(down.iter().all(|o| !o.met));
     }
 
@@ -808,15 +1046,24 @@ mod tests {
     #[test]
     fn invalid_rule_sets_name_the_field() {
         let err = |json: &str| RuleSet::from_json(json).unwrap_err().0;
-        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "salez", "window": "month", "gte": "1"}}]}"#);
+        let e = err(
+            r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "salez", "window": "month", "gte": "1"}}]}"#,
+        );
         assert!(e[0].path.starts_with("tiers[1].upgrade"), "{e:?}");
         assert!(e[0].message.contains("salez"), "{e:?}");
 
-        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "gte": "1"}}]}"#);
+        let e = err(
+            r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "gte": "1"}}]}"#,
+        );
         assert!(e[0].message.contains("window"), "{e:?}");
 
-        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 2, "upgrade": {"metric": "order_count", "window": "month", "gte": "1"}}]}"#);
-        assert!(e.iter().any(|p| p.message.contains("without gaps")), "{e:?}");
+        let e = err(
+            r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 2, "upgrade": {"metric": "order_count", "window": "month", "gte": "1"}}]}"#,
+        );
+        assert!(
+            e.iter().any(|p| p.message.contains("without gaps")),
+            "{e:?}"
+        );
 
         let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0},
             {"id": "b", "name": "B", "rank": 1, "upgrade": {"metric": "sales_amount", "window": "month", "gte": "100"}},
@@ -824,10 +1071,14 @@ mod tests {
         assert_eq!(e[0].path, "tiers[1].upgrade");
         assert!(e[0].message.contains("unreachable"), "{e:?}");
 
-        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"at_least": {"n": 3, "of": [{"metric": "downline_users", "gte": "1"}]}}}]}"#);
+        let e = err(
+            r#"{"tiers": [{"id": "a", "name": "A", "rank": 0}, {"id": "b", "name": "B", "rank": 1, "upgrade": {"at_least": {"n": 3, "of": [{"metric": "downline_users", "gte": "1"}]}}}]}"#,
+        );
         assert_eq!(e[0].path, "tiers[1].upgrade.at_least.n");
 
-        let e = err(r#"{"tiers": [{"id": "a", "name": "A", "rank": 0, "upgrade": {"metric": "downline_users", "gte": "1"}}]}"#);
+        let e = err(
+            r#"{"tiers": [{"id": "a", "name": "A", "rank": 0, "upgrade": {"metric": "downline_users", "gte": "1"}}]}"#,
+        );
         assert_eq!(e[0].path, "tiers[0].upgrade");
 
         let e = err(r#"{"tiers": []}"#);

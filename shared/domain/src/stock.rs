@@ -98,7 +98,11 @@ impl OrderStock {
             return Payment::Duplicate;
         }
         self.paid_by = Some(event.clone());
-        let status = if self.cancelled { LineStatus::Cancelled } else { LineStatus::Pending };
+        let status = if self.cancelled {
+            LineStatus::Cancelled
+        } else {
+            LineStatus::Pending
+        };
         for line in lines {
             self.lines.insert(
                 line.line_id.clone(),
@@ -113,7 +117,11 @@ impl OrderStock {
                 },
             );
         }
-        if self.cancelled { Payment::Cancelled } else { Payment::Recorded }
+        if self.cancelled {
+            Payment::Cancelled
+        } else {
+            Payment::Recorded
+        }
     }
 
     pub fn has_pending(&self) -> bool {
@@ -123,13 +131,32 @@ impl OrderStock {
     /// Reserves the pending lines of up to `max_skus` SKUs, net of returns
     /// that came before the payment, and returns the units to take.
     pub fn take_pending(&mut self, max_skus: usize) -> StockMoves {
-        let pending: BTreeSet<&Sku> = self.lines.values().filter(|l| l.status == LineStatus::Pending).map(|l| &l.sku).collect();
+        let pending: BTreeSet<&Sku> = self
+            .lines
+            .values()
+            .filter(|l| l.status == LineStatus::Pending)
+            .map(|l| &l.sku)
+            .collect();
         let skus: BTreeSet<Sku> = pending.into_iter().take(max_skus).cloned().collect();
         let mut moves = StockMoves::new();
-        for (id, line) in self.lines.iter_mut().filter(|(_, l)| l.status == LineStatus::Pending && skus.contains(&l.sku)) {
-            let returned: u32 = self.early_returns.values().flatten().filter(|r| &r.line_id == id).map(|r| r.quantity).sum();
+        for (id, line) in self
+            .lines
+            .iter_mut()
+            .filter(|(_, l)| l.status == LineStatus::Pending && skus.contains(&l.sku))
+        {
+            let returned: u32 = self
+                .early_returns
+                .values()
+                .flatten()
+                .filter(|r| &r.line_id == id)
+                .map(|r| r.quantity)
+                .sum();
             line.reserved = line.quantity.saturating_sub(returned);
-            line.status = if line.reserved == 0 { LineStatus::Released } else { LineStatus::Reserved };
+            line.status = if line.reserved == 0 {
+                LineStatus::Released
+            } else {
+                LineStatus::Reserved
+            };
             if line.reserved > 0 {
                 *moves.entry(line.sku.clone()).or_default() -= i64::from(line.reserved);
             }
@@ -141,7 +168,11 @@ impl OrderStock {
     /// cover them. Returns the units they had asked for.
     pub fn backorder(&mut self, sku: &Sku) -> i64 {
         let mut asked = 0;
-        for line in self.lines.values_mut().filter(|l| &l.sku == sku && l.status == LineStatus::Reserved) {
+        for line in self
+            .lines
+            .values_mut()
+            .filter(|l| &l.sku == sku && l.status == LineStatus::Reserved)
+        {
             asked += i64::from(line.reserved);
             line.reserved = 0;
             line.status = LineStatus::Backordered;
@@ -181,7 +212,9 @@ impl OrderStock {
         // stock yet: their returns wait for them, as if before the payment.
         let mut for_pending = Vec::new();
         for r in returned {
-            let Some(line) = self.lines.get_mut(&r.line_id) else { continue };
+            let Some(line) = self.lines.get_mut(&r.line_id) else {
+                continue;
+            };
             if line.status == LineStatus::Pending {
                 for_pending.push(r.clone());
                 continue;
@@ -204,10 +237,19 @@ impl OrderStock {
 
     /// The released units of up to `max_skus` SKUs, to give back to stock.
     pub fn take_releasing(&mut self, max_skus: usize) -> StockMoves {
-        let releasing: BTreeSet<&Sku> = self.lines.values().filter(|l| l.releasing > 0).map(|l| &l.sku).collect();
+        let releasing: BTreeSet<&Sku> = self
+            .lines
+            .values()
+            .filter(|l| l.releasing > 0)
+            .map(|l| &l.sku)
+            .collect();
         let skus: BTreeSet<Sku> = releasing.into_iter().take(max_skus).cloned().collect();
         let mut moves = StockMoves::new();
-        for line in self.lines.values_mut().filter(|l| l.releasing > 0 && skus.contains(&l.sku)) {
+        for line in self
+            .lines
+            .values_mut()
+            .filter(|l| l.releasing > 0 && skus.contains(&l.sku))
+        {
             *moves.entry(line.sku.clone()).or_default() += i64::from(line.releasing);
             line.releasing = 0;
         }
@@ -231,7 +273,10 @@ mod tests {
     }
 
     fn ret(id: &str, q: u32) -> ReturnedLine {
-        ReturnedLine { line_id: LineId::parse(id).unwrap(), quantity: q }
+        ReturnedLine {
+            line_id: LineId::parse(id).unwrap(),
+            quantity: q,
+        }
     }
 
     fn sku(s: &str) -> Sku {
@@ -245,20 +290,36 @@ mod tests {
     #[test]
     fn a_payment_reserves_by_sku_once_and_a_short_sku_is_backordered() {
         let mut o = OrderStock::default();
-        let lines = [line("1", "TEE", 2), line("2", "TEE", 3), line("3", "HOODIE", 1)];
+        let lines = [
+            line("1", "TEE", 2),
+            line("2", "TEE", 3),
+            line("3", "HOODIE", 1),
+        ];
         assert_eq!(o.pay(&ev("p"), &lines), Payment::Recorded);
-        assert_eq!(o.take_pending(99), BTreeMap::from([(sku("HOODIE"), -1), (sku("TEE"), -5)]));
+        assert_eq!(
+            o.take_pending(99),
+            BTreeMap::from([(sku("HOODIE"), -1), (sku("TEE"), -5)])
+        );
         assert!(!o.has_pending());
         assert_eq!(o.pay(&ev("p-again"), &lines), Payment::Duplicate);
         assert_eq!(o.backorder(&sku("TEE")), 5);
-        assert_eq!(o.lines[&LineId::parse("2").unwrap()].status, LineStatus::Backordered);
+        assert_eq!(
+            o.lines[&LineId::parse("2").unwrap()].status,
+            LineStatus::Backordered
+        );
         // Cancelling returns only what was reserved; the backorders close.
         o.cancel();
         assert_eq!(o.take_releasing(99), BTreeMap::from([(sku("HOODIE"), 1)]));
         o.cancel();
         assert_eq!(o.take_releasing(99), BTreeMap::new());
-        assert_eq!(o.lines[&LineId::parse("1").unwrap()].status, LineStatus::Cancelled);
-        assert_eq!(o.lines[&LineId::parse("3").unwrap()].status, LineStatus::Released);
+        assert_eq!(
+            o.lines[&LineId::parse("1").unwrap()].status,
+            LineStatus::Cancelled
+        );
+        assert_eq!(
+            o.lines[&LineId::parse("3").unwrap()].status,
+            LineStatus::Released
+        );
     }
 
     #[test]
@@ -270,31 +331,60 @@ mod tests {
             o.refund(id, back);
             o.take_releasing(99)
         };
-        assert_eq!(refund(&mut o, "RF1", &[ret("1", 4)]), BTreeMap::from([(sku("TEE"), 4)]));
-        assert_eq!(refund(&mut o, "RF1", &[ret("1", 4)]), BTreeMap::new(), "the same refund under another event id");
-        assert_eq!(refund(&mut o, "RF2", &[ret("1", 99)]), BTreeMap::from([(sku("TEE"), 6)]), "never more than reserved");
-        assert_eq!(o.lines[&LineId::parse("1").unwrap()].status, LineStatus::Released);
+        assert_eq!(
+            refund(&mut o, "RF1", &[ret("1", 4)]),
+            BTreeMap::from([(sku("TEE"), 4)])
+        );
+        assert_eq!(
+            refund(&mut o, "RF1", &[ret("1", 4)]),
+            BTreeMap::new(),
+            "the same refund under another event id"
+        );
+        assert_eq!(
+            refund(&mut o, "RF2", &[ret("1", 99)]),
+            BTreeMap::from([(sku("TEE"), 6)]),
+            "never more than reserved"
+        );
+        assert_eq!(
+            o.lines[&LineId::parse("1").unwrap()].status,
+            LineStatus::Released
+        );
 
         // A refund before its payment: the payment reserves what stays sold.
         let mut early = OrderStock::default();
         assert_eq!(refund(&mut early, "RF1", &[ret("1", 3)]), BTreeMap::new());
-        assert_eq!(early.pay(&ev("p"), &[line("1", "TEE", 5)]), Payment::Recorded);
+        assert_eq!(
+            early.pay(&ev("p"), &[line("1", "TEE", 5)]),
+            Payment::Recorded
+        );
         assert_eq!(early.take_pending(99), BTreeMap::from([(sku("TEE"), -2)]));
-        assert_eq!(refund(&mut early, "RF1", &[ret("1", 3)]), BTreeMap::new(), "applied with the payment");
+        assert_eq!(
+            refund(&mut early, "RF1", &[ret("1", 3)]),
+            BTreeMap::new(),
+            "applied with the payment"
+        );
 
         // A cancellation before its payment: nothing is reserved.
         let mut cancelled = OrderStock::default();
         cancelled.cancel();
         assert!(!cancelled.has_releasing());
-        assert_eq!(cancelled.pay(&ev("p"), &[line("1", "TEE", 5)]), Payment::Cancelled);
-        assert_eq!(cancelled.lines[&LineId::parse("1").unwrap()].status, LineStatus::Cancelled);
+        assert_eq!(
+            cancelled.pay(&ev("p"), &[line("1", "TEE", 5)]),
+            Payment::Cancelled
+        );
+        assert_eq!(
+            cancelled.lines[&LineId::parse("1").unwrap()].status,
+            LineStatus::Cancelled
+        );
         assert_eq!(cancelled.lines[&LineId::parse("1").unwrap()].reserved, 0);
     }
 
     #[test]
     fn many_skus_are_taken_in_parts() {
         let mut o = OrderStock::default();
-        let lines: Vec<OrderLine> = (0..5).map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1)).collect();
+        let lines: Vec<OrderLine> = (0..5)
+            .map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1))
+            .collect();
         o.pay(&ev("p"), &lines);
         assert_eq!(o.take_pending(2).len(), 2);
         // A refund of a line not yet reserved: it reserves only what stays sold.
@@ -308,7 +398,11 @@ mod tests {
         assert!(!o.has_pending());
         assert_eq!(o.take_releasing(3).values().sum::<i64>(), 3);
         assert_eq!(o.take_releasing(3).values().sum::<i64>(), 1);
-        assert_eq!(o.lines[&LineId::parse("4").unwrap()].status, LineStatus::Cancelled, "never reserved, returned, then cancelled");
+        assert_eq!(
+            o.lines[&LineId::parse("4").unwrap()].status,
+            LineStatus::Cancelled,
+            "never reserved, returned, then cancelled"
+        );
         assert!(!o.has_releasing());
         assert_eq!(o.take_pending(2), BTreeMap::new());
     }

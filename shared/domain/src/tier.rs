@@ -27,9 +27,16 @@ pub enum Cause {
     Network { downline: DistributorId },
     /// A user signed up through this distributor's store, or through the
     /// store of one in its network (`distributor`).
-    UserRegistered { event_id: EventId, distributor: DistributorId },
+    UserRegistered {
+        event_id: EventId,
+        distributor: DistributorId,
+    },
     /// An operator set the tier by hand.
-    Manual { actor: String, reason: String, locked: bool },
+    Manual {
+        actor: String,
+        reason: String,
+        locked: bool,
+    },
 }
 
 /// [`Cause`] on the wire: a review names its `month`, or for a daily review
@@ -69,12 +76,36 @@ impl From<Cause> for CauseWire {
         match c {
             Cause::OrderEvent { event_id } => CauseWire::OrderEvent { event_id },
             Cause::Assignment => CauseWire::Assignment,
-            Cause::Review { period: Period::Month(m) } => CauseWire::Review { month: Some(m), day: None },
-            Cause::Review { period: Period::Day(d) } => CauseWire::Review { month: None, day: Some(d) },
+            Cause::Review {
+                period: Period::Month(m),
+            } => CauseWire::Review {
+                month: Some(m),
+                day: None,
+            },
+            Cause::Review {
+                period: Period::Day(d),
+            } => CauseWire::Review {
+                month: None,
+                day: Some(d),
+            },
             Cause::Commission { event_id } => CauseWire::Commission { event_id },
             Cause::Network { downline } => CauseWire::Network { downline },
-            Cause::UserRegistered { event_id, distributor } => CauseWire::UserRegistered { event_id, distributor },
-            Cause::Manual { actor, reason, locked } => CauseWire::Manual { actor, reason, locked },
+            Cause::UserRegistered {
+                event_id,
+                distributor,
+            } => CauseWire::UserRegistered {
+                event_id,
+                distributor,
+            },
+            Cause::Manual {
+                actor,
+                reason,
+                locked,
+            } => CauseWire::Manual {
+                actor,
+                reason,
+                locked,
+            },
         }
     }
 }
@@ -86,13 +117,37 @@ impl TryFrom<CauseWire> for Cause {
         Ok(match w {
             CauseWire::OrderEvent { event_id } => Cause::OrderEvent { event_id },
             CauseWire::Assignment => Cause::Assignment,
-            CauseWire::Review { month: Some(m), day: None } => Cause::Review { period: Period::Month(m) },
-            CauseWire::Review { month: None, day: Some(d) } => Cause::Review { period: Period::Day(d) },
+            CauseWire::Review {
+                month: Some(m),
+                day: None,
+            } => Cause::Review {
+                period: Period::Month(m),
+            },
+            CauseWire::Review {
+                month: None,
+                day: Some(d),
+            } => Cause::Review {
+                period: Period::Day(d),
+            },
             CauseWire::Review { .. } => return Err("a review cause names its month or its day"),
             CauseWire::Commission { event_id } => Cause::Commission { event_id },
             CauseWire::Network { downline } => Cause::Network { downline },
-            CauseWire::UserRegistered { event_id, distributor } => Cause::UserRegistered { event_id, distributor },
-            CauseWire::Manual { actor, reason, locked } => Cause::Manual { actor, reason, locked },
+            CauseWire::UserRegistered {
+                event_id,
+                distributor,
+            } => Cause::UserRegistered {
+                event_id,
+                distributor,
+            },
+            CauseWire::Manual {
+                actor,
+                reason,
+                locked,
+            } => Cause::Manual {
+                actor,
+                reason,
+                locked,
+            },
         })
     }
 }
@@ -205,7 +260,14 @@ pub fn decide(
         if met {
             return None;
         }
-        reasons.insert(0, RuleOutcome { rule: format!("retention:{}", current.id), met, observed });
+        reasons.insert(
+            0,
+            RuleOutcome {
+                rule: format!("retention:{}", current.id),
+                met,
+                observed,
+            },
+        );
     }
     let to = match downgrades.step {
         DowngradeStep::HighestQualified => rules.tier_by_rank(q.rank),
@@ -229,12 +291,25 @@ mod tests {
 
     #[test]
     fn review_causes_name_their_month_or_day() {
-        let month = Cause::Review { period: Period::parse("2026-12").unwrap() };
-        assert_eq!(serde_json::to_value(&month).unwrap(), serde_json::json!({"type": "review", "month": "2026-12"}));
-        let day = Cause::Review { period: Period::parse("2026-12-05").unwrap() };
-        assert_eq!(serde_json::to_value(&day).unwrap(), serde_json::json!({"type": "review", "day": "2026-12-05"}));
+        let month = Cause::Review {
+            period: Period::parse("2026-12").unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_value(&month).unwrap(),
+            serde_json::json!({"type": "review", "month": "2026-12"})
+        );
+        let day = Cause::Review {
+            period: Period::parse("2026-12-05").unwrap(),
+        };
+        assert_eq!(
+            serde_json::to_value(&day).unwrap(),
+            serde_json::json!({"type": "review", "day": "2026-12-05"})
+        );
         for c in [month, day, Cause::Assignment] {
-            assert_eq!(serde_json::from_value::<Cause>(serde_json::to_value(&c).unwrap()).unwrap(), c);
+            assert_eq!(
+                serde_json::from_value::<Cause>(serde_json::to_value(&c).unwrap()).unwrap(),
+                c
+            );
         }
         assert!(serde_json::from_value::<Cause>(serde_json::json!({"type": "review"})).is_err());
     }
@@ -253,7 +328,10 @@ mod tests {
     }"#;
 
     fn rules(extra: &str) -> RuleSet {
-        let json = RULES.replace(r#""protection_days": 30"#, &format!(r#""protection_days": 30{extra}"#));
+        let json = RULES.replace(
+            r#""protection_days": 30"#,
+            &format!(r#""protection_days": 30{extra}"#),
+        );
         RuleSet::from_json(&json).unwrap()
     }
 
@@ -268,11 +346,33 @@ mod tests {
         (m, month)
     }
 
-    fn run(rules: &RuleSet, tier: &str, since: &str, locked: bool, amount: &str, now: &str, trigger: Trigger) -> Option<String> {
+    fn run(
+        rules: &RuleSet,
+        tier: &str,
+        since: &str,
+        locked: bool,
+        amount: &str,
+        now: &str,
+        trigger: Trigger,
+    ) -> Option<String> {
         let t = TierId::parse(tier).unwrap();
         let (m, month) = sales(amount);
-        let standing = Standing { tier: Some(&t), since: Some(at(since)), locked };
-        decide(rules, 1, standing, &m, at(now), month, trigger, Cause::Assignment).map(|c| c.to.to_string())
+        let standing = Standing {
+            tier: Some(&t),
+            since: Some(at(since)),
+            locked,
+        };
+        decide(
+            rules,
+            1,
+            standing,
+            &m,
+            at(now),
+            month,
+            trigger,
+            Cause::Assignment,
+        )
+        .map(|c| c.to.to_string())
     }
 
     #[test]
@@ -280,21 +380,94 @@ mod tests {
         let r = rules("");
         let long_ago = "2026-01-01T00:00:00Z";
         let now = "2026-11-20T00:00:00Z";
-        assert_eq!(run(&r, "senior", long_ago, false, "85000", now, Trigger::Event), None);
-        assert_eq!(run(&r, "senior", long_ago, false, "79999.99", now, Trigger::Event).as_deref(), Some("intermediate"));
+        assert_eq!(
+            run(&r, "senior", long_ago, false, "85000", now, Trigger::Event),
+            None
+        );
+        assert_eq!(
+            run(
+                &r,
+                "senior",
+                long_ago,
+                false,
+                "79999.99",
+                now,
+                Trigger::Event
+            )
+            .as_deref(),
+            Some("intermediate")
+        );
         // Intermediate has no retention rule: its upgrade rule must hold.
-        assert_eq!(run(&r, "intermediate", long_ago, false, "49999", now, Trigger::Event).as_deref(), Some("junior"));
+        assert_eq!(
+            run(
+                &r,
+                "intermediate",
+                long_ago,
+                false,
+                "49999",
+                now,
+                Trigger::Event
+            )
+            .as_deref(),
+            Some("junior")
+        );
     }
 
     #[test]
     fn no_downgrade_inside_the_protection_period() {
         let r = rules("");
         let upgraded = "2026-11-10T00:00:00Z";
-        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-11-20T00:00:00Z", Trigger::Event), None);
-        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-12-09T23:59:59Z", Trigger::Review), None);
-        assert_eq!(run(&r, "senior", upgraded, false, "0", "2026-12-10T00:00:00Z", Trigger::Review).as_deref(), Some("junior"));
+        assert_eq!(
+            run(
+                &r,
+                "senior",
+                upgraded,
+                false,
+                "0",
+                "2026-11-20T00:00:00Z",
+                Trigger::Event
+            ),
+            None
+        );
+        assert_eq!(
+            run(
+                &r,
+                "senior",
+                upgraded,
+                false,
+                "0",
+                "2026-12-09T23:59:59Z",
+                Trigger::Review
+            ),
+            None
+        );
+        assert_eq!(
+            run(
+                &r,
+                "senior",
+                upgraded,
+                false,
+                "0",
+                "2026-12-10T00:00:00Z",
+                Trigger::Review
+            )
+            .as_deref(),
+            Some("junior")
+        );
         // Upgrades are never held back.
-        assert_eq!(run(&r, "junior", upgraded, false, "100000", "2026-11-20T00:00:00Z", Trigger::Event).as_deref(), Some("senior"));
+        assert_eq!(
+            run(
+                &r,
+                "junior",
+                upgraded,
+                false,
+                "100000",
+                "2026-11-20T00:00:00Z",
+                Trigger::Event
+            )
+            .as_deref(),
+            Some("senior")
+        );
     }
 
     #[test]
@@ -302,16 +475,47 @@ mod tests {
         let r = rules(r#", "strategy": "review_only", "step": "one_step""#);
         let long_ago = "2026-01-01T00:00:00Z";
         let now = "2026-11-20T00:00:00Z";
-        assert_eq!(run(&r, "senior", long_ago, false, "0", now, Trigger::Event), None);
-        assert_eq!(run(&r, "senior", long_ago, false, "0", now, Trigger::Review).as_deref(), Some("intermediate"));
-        assert_eq!(run(&r, "junior", long_ago, false, "60000", now, Trigger::Event).as_deref(), Some("intermediate"));
+        assert_eq!(
+            run(&r, "senior", long_ago, false, "0", now, Trigger::Event),
+            None
+        );
+        assert_eq!(
+            run(&r, "senior", long_ago, false, "0", now, Trigger::Review).as_deref(),
+            Some("intermediate")
+        );
+        assert_eq!(
+            run(&r, "junior", long_ago, false, "60000", now, Trigger::Event).as_deref(),
+            Some("intermediate")
+        );
     }
 
     #[test]
     fn a_lock_suspends_every_automatic_change() {
         let r = rules("");
-        assert_eq!(run(&r, "senior", "2026-01-01T00:00:00Z", true, "0", "2026-11-20T00:00:00Z", Trigger::Review), None);
-        assert_eq!(run(&r, "junior", "2026-01-01T00:00:00Z", true, "500000", "2026-11-20T00:00:00Z", Trigger::Event), None);
+        assert_eq!(
+            run(
+                &r,
+                "senior",
+                "2026-01-01T00:00:00Z",
+                true,
+                "0",
+                "2026-11-20T00:00:00Z",
+                Trigger::Review
+            ),
+            None
+        );
+        assert_eq!(
+            run(
+                &r,
+                "junior",
+                "2026-01-01T00:00:00Z",
+                true,
+                "500000",
+                "2026-11-20T00:00:00Z",
+                Trigger::Event
+            ),
+            None
+        );
     }
 
     #[test]
@@ -319,8 +523,22 @@ mod tests {
         let r = rules("");
         let t = TierId::parse("senior").unwrap();
         let (m, month) = sales("60000");
-        let standing = Standing { tier: Some(&t), since: None, locked: false };
-        let change = decide(&r, 1, standing, &m, at("2026-11-20T00:00:00Z"), month, Trigger::Event, Cause::Assignment).unwrap();
+        let standing = Standing {
+            tier: Some(&t),
+            since: None,
+            locked: false,
+        };
+        let change = decide(
+            &r,
+            1,
+            standing,
+            &m,
+            at("2026-11-20T00:00:00Z"),
+            month,
+            Trigger::Event,
+            Cause::Assignment,
+        )
+        .unwrap();
         assert_eq!(change.direction, Direction::Down);
         assert_eq!(change.reasons[0].rule, "retention:senior");
         assert!(!change.reasons[0].met);

@@ -40,11 +40,32 @@ impl Tally {
     /// Evaluates one distributor against `draft` at `now` (`today` in the
     /// brand's calendar), as the review would: protection periods, locks
     /// and the downgrade strategy included.
-    pub fn evaluate(&mut self, draft: &RuleSet, standing: Standing<'_>, id: &DistributorId, metrics: &Metrics, now: DateTime<Utc>, today: Day) {
+    pub fn evaluate(
+        &mut self,
+        draft: &RuleSet,
+        standing: Standing<'_>,
+        id: &DistributorId,
+        metrics: &Metrics,
+        now: DateTime<Utc>,
+        today: Day,
+    ) {
         self.evaluated += 1;
-        if let Some(change) = tier::decide(draft, 0, standing, metrics, now, today, Trigger::Review, Cause::Assignment) {
+        if let Some(change) = tier::decide(
+            draft,
+            0,
+            standing,
+            metrics,
+            now,
+            today,
+            Trigger::Review,
+            Cause::Assignment,
+        ) {
             let from = TierId::name_or_none(change.from.as_ref());
-            self.add(&format!("{from}>{}", change.to), 1, std::slice::from_ref(id));
+            self.add(
+                &format!("{from}>{}", change.to),
+                1,
+                std::slice::from_ref(id),
+            );
         }
     }
 
@@ -95,7 +116,10 @@ mod tests {
     fn pages_add_up_and_names_stay_bounded() {
         let mut total = Tally::default();
         for page in 0..3 {
-            let mut t = Tally { evaluated: 60, ..Default::default() };
+            let mut t = Tally {
+                evaluated: 60,
+                ..Default::default()
+            };
             let names: Vec<DistributorId> = (0..50).map(|i| id(&format!("d-{page}-{i}"))).collect();
             t.add("junior>senior", 50, &names);
             total.merge(&t);

@@ -47,12 +47,33 @@ impl ApiClient {
         let resp = req.send().await.context("calling the local API")?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await?;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).with_context(|| format!("response is not JSON: {}", String::from_utf8_lossy(&bytes)))? };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!("response is not JSON: {}", String::from_utf8_lossy(&bytes))
+            })?
+        };
         Ok(Reply { status, body })
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> anyhow::Result<Reply> {
-        let mut req = self.http.request(method, format!("{}/v1/admin/{}", self.base_url, path.trim_start_matches('/'))).header("x-admin-key", &self.admin_key);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self
+            .http
+            .request(
+                method,
+                format!(
+                    "{}/v1/admin/{}",
+                    self.base_url,
+                    path.trim_start_matches('/')
+                ),
+            )
+            .header("x-admin-key", &self.admin_key);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -76,12 +97,24 @@ impl ApiClient {
             fields.entry("store").or_insert_with(|| json!(store));
         }
         let body = serde_json::to_vec(&doc)?;
-        let signature = order_intake::signature::sign(&body, &self.webhook_secret, Utc::now().timestamp());
-        self.webhook_raw(platform, store, body, Some(signature)).await
+        let signature =
+            order_intake::signature::sign(&body, &self.webhook_secret, Utc::now().timestamp());
+        self.webhook_raw(platform, store, body, Some(signature))
+            .await
     }
 
-    pub async fn webhook_raw(&self, platform: &str, store: &str, body: Vec<u8>, signature: Option<String>) -> anyhow::Result<Reply> {
-        let mut req = self.http.post(format!("{}/webhooks/{platform}/{store}", self.base_url)).header("content-type", "application/json").body(body);
+    pub async fn webhook_raw(
+        &self,
+        platform: &str,
+        store: &str,
+        body: Vec<u8>,
+        signature: Option<String>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/{platform}/{store}", self.base_url))
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(s) = signature {
             req = req.header("x-signature", s);
         }
@@ -100,26 +133,53 @@ impl ApiClient {
     }
 
     /// A lookup with extra query parameters (`qty`, `include`).
-    pub async fn prices_query(&self, distributor: &str, skus: &[&str], extra: &[(&str, &str)]) -> anyhow::Result<Reply> {
+    pub async fn prices_query(
+        &self,
+        distributor: &str,
+        skus: &[&str],
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Reply> {
         let mut query: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", *s)).collect();
         query.extend_from_slice(extra);
-        self.send(self.with_api_key(self.http.get(format!("{}/v1/distributors/{distributor}/prices", self.base_url)).query(&query))).await
+        self.send(
+            self.with_api_key(
+                self.http
+                    .get(format!(
+                        "{}/v1/distributors/{distributor}/prices",
+                        self.base_url
+                    ))
+                    .query(&query),
+            ),
+        )
+        .await
     }
 
     /// A GET with the client's API key (`/v1/distributors/{id}/tier`, ...).
     pub async fn read(&self, path: &str) -> anyhow::Result<Reply> {
-        self.send(self.with_api_key(self.http.get(format!("{}{path}", self.base_url)))).await
+        self.send(self.with_api_key(self.http.get(format!("{}{path}", self.base_url))))
+            .await
     }
 
     pub async fn prices_batch(&self, body: &Value) -> anyhow::Result<Reply> {
-        self.send(self.with_api_key(self.http.post(format!("{}/v1/prices:batch", self.base_url)).json(body))).await
+        self.send(
+            self.with_api_key(
+                self.http
+                    .post(format!("{}/v1/prices:batch", self.base_url))
+                    .json(body),
+            ),
+        )
+        .await
     }
 
     /// Publishes a price book as CSV.
     pub async fn put_csv(&self, path: &str, csv: &str) -> anyhow::Result<Reply> {
         let req = self
             .http
-            .put(format!("{}/v1/admin/{}", self.base_url, path.trim_start_matches('/')))
+            .put(format!(
+                "{}/v1/admin/{}",
+                self.base_url,
+                path.trim_start_matches('/')
+            ))
             .header("x-admin-key", &self.admin_key)
             .header("content-type", "text/csv")
             .body(csv.to_owned());
@@ -128,8 +188,19 @@ impl ApiClient {
 
     /// Creates an API key through the admin API and returns it.
     pub async fn create_api_key(&self, name: &str, scope: Value) -> anyhow::Result<String> {
-        let r = self.admin(reqwest::Method::POST, "api-keys", Some(&json!({"name": name, "scope": scope}))).await?;
-        anyhow::ensure!(r.status == 201, "creating an API key: {} {}", r.status, r.body);
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                "api-keys",
+                Some(&json!({"name": name, "scope": scope})),
+            )
+            .await?;
+        anyhow::ensure!(
+            r.status == 201,
+            "creating an API key: {} {}",
+            r.status,
+            r.body
+        );
         Ok(r.body["key"].as_str().unwrap_or_default().to_owned())
     }
 }
@@ -141,7 +212,13 @@ pub mod docs {
 
     /// `lines` are (sku, quantity, unit price); line amounts and the total
     /// are computed exactly.
-    pub fn paid(event_id: &str, order_id: &str, buyer: &str, lines: &[(&str, u32, &str)], at: DateTime<Utc>) -> Value {
+    pub fn paid(
+        event_id: &str,
+        order_id: &str,
+        buyer: &str,
+        lines: &[(&str, u32, &str)],
+        at: DateTime<Utc>,
+    ) -> Value {
         let mut total = Decimal::ZERO;
         let lines: Vec<Value> = lines
             .iter()
@@ -156,8 +233,18 @@ pub mod docs {
     }
 
     /// A refund; `returned` lists (line id, quantity) going back to stock.
-    pub fn refunded(event_id: &str, order_id: &str, refund_id: &str, amount: &str, returned: &[(&str, u32)], at: DateTime<Utc>) -> Value {
-        let lines: Vec<Value> = returned.iter().map(|(l, q)| json!({"line_id": l, "quantity": q})).collect();
+    pub fn refunded(
+        event_id: &str,
+        order_id: &str,
+        refund_id: &str,
+        amount: &str,
+        returned: &[(&str, u32)],
+        at: DateTime<Utc>,
+    ) -> Value {
+        let lines: Vec<Value> = returned
+            .iter()
+            .map(|(l, q)| json!({"line_id": l, "quantity": q}))
+            .collect();
         json!({"event_id": event_id, "type": "order.refunded", "occurred_at": at, "order_id": order_id,
                "refund": {"refund_id": refund_id, "amount": amount, "lines": lines}})
     }

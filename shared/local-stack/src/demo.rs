@@ -45,9 +45,27 @@ pub struct DemoDistributor {
 }
 
 pub const DISTRIBUTORS: &[DemoDistributor] = &[
-    DemoDistributor { id: "d-hangzhou", name: "杭州 Hangzhou Studio", upline: None, region: "Zhejiang", store: ("tmall", "hz-flagship") },
-    DemoDistributor { id: "d-shanghai", name: "上海 Shanghai Outlet", upline: Some("d-hangzhou"), region: "Shanghai", store: ("jd", "sh-outlet") },
-    DemoDistributor { id: "d-suzhou", name: "苏州 Suzhou Live", upline: Some("d-hangzhou"), region: "Jiangsu", store: ("douyin", "sz-live") },
+    DemoDistributor {
+        id: "d-hangzhou",
+        name: "杭州 Hangzhou Studio",
+        upline: None,
+        region: "Zhejiang",
+        store: ("tmall", "hz-flagship"),
+    },
+    DemoDistributor {
+        id: "d-shanghai",
+        name: "上海 Shanghai Outlet",
+        upline: Some("d-hangzhou"),
+        region: "Shanghai",
+        store: ("jd", "sh-outlet"),
+    },
+    DemoDistributor {
+        id: "d-suzhou",
+        name: "苏州 Suzhou Live",
+        upline: Some("d-hangzhou"),
+        region: "Jiangsu",
+        store: ("douyin", "sz-live"),
+    },
 ];
 
 /// The price book, as a brand's ERP would export it.
@@ -71,7 +89,18 @@ pub fn price_book_with_promotion(now: chrono::DateTime<Utc>) -> Value {
     for line in PRICE_BOOK_CSV.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let mut row = serde_json::Map::new();
-        for (k, v) in ["type", "sku", "tier", "distributor", "min_qty", "price", "discount_pct"].iter().zip(f) {
+        for (k, v) in [
+            "type",
+            "sku",
+            "tier",
+            "distributor",
+            "min_qty",
+            "price",
+            "discount_pct",
+        ]
+        .iter()
+        .zip(f)
+        {
             if !v.is_empty() {
                 row.insert((*k).into(), json!(v));
             }
@@ -87,30 +116,80 @@ pub fn price_book_with_promotion(now: chrono::DateTime<Utc>) -> Value {
 }
 
 /// (SKU, stock on hand)
-pub const STOCK: &[(&str, u64)] = &[("TEE-WHITE", 5000), ("HOODIE-GREY", 2000), ("JACKET-DOWN", 40)];
+pub const STOCK: &[(&str, u64)] = &[
+    ("TEE-WHITE", 5000),
+    ("HOODIE-GREY", 2000),
+    ("JACKET-DOWN", 40),
+];
 
 /// Loads the brand: rule set, distributors with uplines, stores, price
 /// book, stock, and an API key for the ERP integration, which `api` then
 /// uses for price lookups.
 pub async fn load(api: &mut ApiClient) -> anyhow::Result<()> {
     let r = api.put("rule-set", &clothing_rule_set()).await?;
-    ensure!(r.status == 201, "publishing the rule set: {} {}", r.status, r.body);
+    ensure!(
+        r.status == 201,
+        "publishing the rule set: {} {}",
+        r.status,
+        r.body
+    );
     for d in DISTRIBUTORS {
-        let r = api.put(&format!("distributors/{}", d.id), &json!({"name": d.name, "upline": d.upline, "region": d.region})).await?;
-        ensure!(r.status == 201, "registering {}: {} {}", d.id, r.status, r.body);
+        let r = api
+            .put(
+                &format!("distributors/{}", d.id),
+                &json!({"name": d.name, "upline": d.upline, "region": d.region}),
+            )
+            .await?;
+        ensure!(
+            r.status == 201,
+            "registering {}: {} {}",
+            d.id,
+            r.status,
+            r.body
+        );
         let (platform, store) = d.store;
-        let r = api.put(&format!("stores/{platform}/{store}"), &json!({"distributor": d.id})).await?;
-        ensure!(r.status == 200, "registering store {store}: {} {}", r.status, r.body);
+        let r = api
+            .put(
+                &format!("stores/{platform}/{store}"),
+                &json!({"distributor": d.id}),
+            )
+            .await?;
+        ensure!(
+            r.status == 200,
+            "registering store {store}: {} {}",
+            r.status,
+            r.body
+        );
     }
     let r = api.put_csv("price-book", PRICE_BOOK_CSV).await?;
-    ensure!(r.status == 201, "publishing the CSV price book: {} {}", r.status, r.body);
-    let r = api.put("price-book", &price_book_with_promotion(Utc::now())).await?;
-    ensure!(r.status == 201, "publishing the price book with its promotion: {} {}", r.status, r.body);
+    ensure!(
+        r.status == 201,
+        "publishing the CSV price book: {} {}",
+        r.status,
+        r.body
+    );
+    let r = api
+        .put("price-book", &price_book_with_promotion(Utc::now()))
+        .await?;
+    ensure!(
+        r.status == 201,
+        "publishing the price book with its promotion: {} {}",
+        r.status,
+        r.body
+    );
     for (sku, available) in STOCK {
-        let r = api.put(&format!("skus/{sku}/stock"), &json!({"available": available})).await?;
+        let r = api
+            .put(
+                &format!("skus/{sku}/stock"),
+                &json!({"available": available}),
+            )
+            .await?;
         ensure!(r.status == 200, "stocking {sku}: {} {}", r.status, r.body);
     }
-    api.api_key = Some(api.create_api_key("ERP integration", json!({"type": "erp"})).await?);
+    api.api_key = Some(
+        api.create_api_key("ERP integration", json!({"type": "erp"}))
+            .await?,
+    );
     Ok(())
 }
 
@@ -123,16 +202,36 @@ fn price_table(reply: &Value) -> String {
             .into_iter()
             .flatten()
             .skip(1)
-            .map(|c| format!("{} {}", c["rule"].as_str().unwrap_or(""), c["unit_price"].as_str().unwrap_or("")))
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["rule"].as_str().unwrap_or(""),
+                    c["unit_price"].as_str().unwrap_or("")
+                )
+            })
             .collect();
-        let promo = p.get("promotion").and_then(|x| x.get("name")).and_then(Value::as_str).map(|n| format!(" «{n}», subsidy {}%", p["promotion"]["subsidy_pct"].as_str().unwrap_or(""))).unwrap_or_default();
+        let promo = p
+            .get("promotion")
+            .and_then(|x| x.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| {
+                format!(
+                    " «{n}», subsidy {}%",
+                    p["promotion"]["subsidy_pct"].as_str().unwrap_or("")
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "    {:<12} {:>9} CNY  by {}{promo}  (tier {tier}; beat: {})",
             p["sku"].as_str().unwrap_or(""),
             p["unit_price"].as_str().unwrap_or(""),
             p["rule"].as_str().unwrap_or(""),
-            if beaten.is_empty() { "-".into() } else { beaten.join(", ") },
+            if beaten.is_empty() {
+                "-".into()
+            } else {
+                beaten.join(", ")
+            },
         );
     }
     out
@@ -147,12 +246,19 @@ pub fn describe_history(id: &str, history: &Value) -> String {
         let from = h["from"].as_str().unwrap_or("(none)");
         let to = h["to"].as_str().unwrap_or("?");
         let cause = match h["cause"]["type"].as_str() {
-            Some("order_event") => format!("order event {}", h["cause"]["event_id"].as_str().unwrap_or("")),
+            Some("order_event") => format!(
+                "order event {}",
+                h["cause"]["event_id"].as_str().unwrap_or("")
+            ),
             Some("review") => format!("review of {}", h["cause"]["month"].as_str().unwrap_or("")),
             Some(other) => other.to_owned(),
             None => "?".into(),
         };
-        let _ = writeln!(out, "  {id}: {from} → {to} ({}) caused by {cause}", h["direction"].as_str().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "  {id}: {from} → {to} ({}) caused by {cause}",
+            h["direction"].as_str().unwrap_or("")
+        );
         for r in h["reasons"].as_array().into_iter().flatten() {
             let values: Vec<String> = r["observed"]
                 .as_array()
@@ -164,12 +270,26 @@ pub fn describe_history(id: &str, history: &Value) -> String {
                         o["metric"].as_str().unwrap_or(""),
                         o["window"].as_str().unwrap_or(""),
                         o["value"].as_str().unwrap_or(""),
-                        if o["met"].as_bool() == Some(true) { "≥" } else { "<" },
+                        if o["met"].as_bool() == Some(true) {
+                            "≥"
+                        } else {
+                            "<"
+                        },
                         o["threshold"].as_str().unwrap_or("")
                     )
                 })
                 .collect();
-            let _ = writeln!(out, "      {} {}: {}", if r["met"].as_bool() == Some(true) { "met" } else { "not met" }, r["rule"].as_str().unwrap_or(""), values.join(", "));
+            let _ = writeln!(
+                out,
+                "      {} {}: {}",
+                if r["met"].as_bool() == Some(true) {
+                    "met"
+                } else {
+                    "not met"
+                },
+                r["rule"].as_str().unwrap_or(""),
+                values.join(", ")
+            );
         }
     }
     out
@@ -183,7 +303,10 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     load(&mut api).await?;
     let skus = ["TEE-WHITE", "HOODIE-GREY", "JACKET-DOWN"];
     let before = api.prices("d-shanghai", &skus).await?;
-    println!("\nPrices for d-shanghai before any order:\n{}", price_table(&before.body));
+    println!(
+        "\nPrices for d-shanghai before any order:\n{}",
+        price_table(&before.body)
+    );
 
     let now = Utc::now();
     let mut sent = 0;
@@ -192,35 +315,126 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         let api = api.clone();
         async move {
             let r = api.webhook(platform, store, &doc).await?;
-            println!("  webhook {:<22} {:<16} → {} {}", doc["event_id"].as_str().unwrap_or(""), doc["type"].as_str().unwrap_or(""), r.status, r.body["status"].as_str().unwrap_or(r.code()));
+            println!(
+                "  webhook {:<22} {:<16} → {} {}",
+                doc["event_id"].as_str().unwrap_or(""),
+                doc["type"].as_str().unwrap_or(""),
+                r.status,
+                r.body["status"].as_str().unwrap_or(r.code())
+            );
             anyhow::Ok(r)
         }
     };
     println!("Driving signed webhooks through order intake:");
     // d-shanghai sells 40 down jackets (51,960 CNY this month): Intermediate.
-    send("jd", "sh-outlet", docs::paid("jd-evt-1", "JD-1001", "buyer-001", &[("JACKET-DOWN", 30, "1299.00")], now)).await?;
-    send("jd", "sh-outlet", docs::paid("jd-evt-2", "JD-1002", "buyer-002", &[("JACKET-DOWN", 10, "1299.00")], now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::paid(
+            "jd-evt-1",
+            "JD-1001",
+            "buyer-001",
+            &[("JACKET-DOWN", 30, "1299.00")],
+            now,
+        ),
+    )
+    .await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::paid(
+            "jd-evt-2",
+            "JD-1002",
+            "buyer-002",
+            &[("JACKET-DOWN", 10, "1299.00")],
+            now,
+        ),
+    )
+    .await?;
     // The platform retries a webhook: nothing changes the second time.
-    send("jd", "sh-outlet", docs::paid("jd-evt-2", "JD-1002", "buyer-002", &[("JACKET-DOWN", 10, "1299.00")], now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::paid(
+            "jd-evt-2",
+            "JD-1002",
+            "buyer-002",
+            &[("JACKET-DOWN", 10, "1299.00")],
+            now,
+        ),
+    )
+    .await?;
     // Jackets are sold out now: this one is backordered, not dropped.
-    send("jd", "sh-outlet", docs::paid("jd-evt-3", "JD-1003", "buyer-003", &[("JACKET-DOWN", 2, "1299.00")], now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::paid(
+            "jd-evt-3",
+            "JD-1003",
+            "buyer-003",
+            &[("JACKET-DOWN", 2, "1299.00")],
+            now,
+        ),
+    )
+    .await?;
     // 110 hoodies (50,490 CNY): 105,048 this month with the backordered order, Senior.
-    send("jd", "sh-outlet", docs::paid("jd-evt-4", "JD-1004", "buyer-004", &[("HOODIE-GREY", 110, "459.00")], now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::paid(
+            "jd-evt-4",
+            "JD-1004",
+            "buyer-004",
+            &[("HOODIE-GREY", 110, "459.00")],
+            now,
+        ),
+    )
+    .await?;
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     let mid = api.prices("d-shanghai", &skus).await?;
-    println!("\nPrices for d-shanghai after its sales passed 100,000 CNY:\n{}", price_table(&mid.body));
+    println!(
+        "\nPrices for d-shanghai after its sales passed 100,000 CNY:\n{}",
+        price_table(&mid.body)
+    );
 
     // The hoodie order is refunded in full, goods returned: back to Intermediate.
-    send("jd", "sh-outlet", docs::refunded("jd-evt-5", "JD-1004", "RF-1004", "50490.00", &[("1", 110)], now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::refunded(
+            "jd-evt-5",
+            "JD-1004",
+            "RF-1004",
+            "50490.00",
+            &[("1", 110)],
+            now,
+        ),
+    )
+    .await?;
     // The backordered order is cancelled.
-    send("jd", "sh-outlet", docs::cancelled("jd-evt-6", "JD-1003", now)).await?;
+    send(
+        "jd",
+        "sh-outlet",
+        docs::cancelled("jd-evt-6", "JD-1003", now),
+    )
+    .await?;
     // d-suzhou: five different buyers, one T-shirt each: five valid downline users, up one tier.
     for i in 1..=5 {
         let (evt, order, buyer) = (format!("dy-evt-{i}"), format!("DY-{i}"), format!("fan-{i}"));
-        send("douyin", "sz-live", docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now)).await?;
+        send(
+            "douyin",
+            "sz-live",
+            docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now),
+        )
+        .await?;
     }
     // A sixth fan signs up through the store without ordering yet: a downline user, not a valid one.
-    send("douyin", "sz-live", docs::registered("dy-signup-6", "fan-6", now)).await?;
+    send(
+        "douyin",
+        "sz-live",
+        docs::registered("dy-signup-6", "fan-6", now),
+    )
+    .await?;
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     println!("\n{sent} webhooks delivered; queues drained.");
 
@@ -255,12 +469,26 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     draft["tiers"][1]["upgrade"]["gte"] = json!("25000");
     draft["tiers"][2]["upgrade"]["gte"] = json!("50000");
     let r = api.put("what-ifs/halved-thresholds", &draft).await?;
-    ensure!((200..300).contains(&r.status), "what-if refused: {}", r.body);
+    ensure!(
+        (200..300).contains(&r.status),
+        "what-if refused: {}",
+        r.body
+    );
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     let w = api.get("what-ifs/halved-thresholds").await?;
-    println!("What-if the monthly thresholds were halved ({}, {} evaluated, nothing changed):", w.body["status"].as_str().unwrap_or(""), w.body["evaluated"]);
+    println!(
+        "What-if the monthly thresholds were halved ({}, {} evaluated, nothing changed):",
+        w.body["status"].as_str().unwrap_or(""),
+        w.body["evaluated"]
+    );
     for m in w.body["moves"].as_array().into_iter().flatten() {
-        println!("    {} → {}: {} ({})", m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""), m["count"], m["distributors"]);
+        println!(
+            "    {} → {}: {} ({})",
+            m["from"].as_str().unwrap_or(""),
+            m["to"].as_str().unwrap_or(""),
+            m["count"],
+            m["distributors"]
+        );
     }
     println!();
 
@@ -269,9 +497,21 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         let s = api.get(&format!("skus/{sku}/stock")).await?;
         println!("    {sku:<12} {} available", s.body["available"]);
     }
-    let r = api.get("orders/jd/sh-outlet/JD-1004/reservations").await.context("reading reservations")?;
-    println!("    order JD-1004 (hoodies, refunded and returned): {}", r.body["lines"]);
-    let r = api.get("orders/jd/sh-outlet/JD-1003/reservations").await.context("reading reservations")?;
-    println!("    order JD-1003 (backordered, then cancelled): {}", r.body["lines"]);
+    let r = api
+        .get("orders/jd/sh-outlet/JD-1004/reservations")
+        .await
+        .context("reading reservations")?;
+    println!(
+        "    order JD-1004 (hoodies, refunded and returned): {}",
+        r.body["lines"]
+    );
+    let r = api
+        .get("orders/jd/sh-outlet/JD-1003/reservations")
+        .await
+        .context("reading reservations")?;
+    println!(
+        "    order JD-1003 (backordered, then cancelled): {}",
+        r.body["lines"]
+    );
     Ok(api.api_key.clone().unwrap_or_default())
 }

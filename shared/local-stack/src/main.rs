@@ -15,15 +15,32 @@ async fn main() -> anyhow::Result<()> {
     if !matches!(mode.as_str(), "demo" | "serve") {
         anyhow::bail!("usage: local-stack [demo|serve]");
     }
-    let port: u16 = std::env::var("PORT").ok().filter(|p| !p.is_empty()).map(|p| p.parse()).transpose().context("PORT must be a port number")?.unwrap_or(8080);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse())
+        .transpose()
+        .context("PORT must be a port number")?
+        .unwrap_or(8080);
 
     println!("Starting the emulator (moto) on 127.0.0.1 ...");
     let moto = Moto::start(&repo_root())?;
     println!("  moto is {} (pid {})", moto.endpoint, moto.pid());
-    let stack = LocalStack::start(StackOptions::new(moto.endpoint.clone(), SocketAddr::from(([127, 0, 0, 1], port)))).await?;
-    println!("  tables and queues created from infra/template.yaml with prefix {}", stack.resources.prefix);
+    let stack = LocalStack::start(StackOptions::new(
+        moto.endpoint.clone(),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    ))
+    .await?;
+    println!(
+        "  tables and queues created from infra/template.yaml with prefix {}",
+        stack.resources.prefix
+    );
 
-    let outcome = if mode == "demo" { local_stack::demo::run(&stack).await.map(Some) } else { Ok(None) };
+    let outcome = if mode == "demo" {
+        local_stack::demo::run(&stack).await.map(Some)
+    } else {
+        Ok(None)
+    };
     if let Err(e) = &outcome {
         eprintln!("\nThe demo failed: {e:#}");
     }
@@ -33,9 +50,14 @@ async fn main() -> anyhow::Result<()> {
         Ok(Some(key)) => key.clone(),
         _ => "<create one: POST /v1/admin/api-keys>".into(),
     };
-    println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/prices?sku=TEE-WHITE&sku=JACKET-DOWN'");
+    println!(
+        "  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/prices?sku=TEE-WHITE&sku=JACKET-DOWN'"
+    );
     println!("  curl -H 'Authorization: Bearer {key}' '{base}/v1/distributors/d-shanghai/tier'");
-    println!("  curl -H 'X-Admin-Key: {}' {base}/v1/admin/distributors/d-shanghai", stack.admin_key);
+    println!(
+        "  curl -H 'X-Admin-Key: {}' {base}/v1/admin/distributors/d-shanghai",
+        stack.admin_key
+    );
     println!(
         "  POST {base}/webhooks/{{platform}}/{{store}}  (a document naming the same platform and store; X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">, secret {})",
         stack.webhook_secret

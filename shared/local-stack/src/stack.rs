@@ -73,17 +73,34 @@ impl LocalStack {
         let template = Template::from_path(&crate::moto::repo_root().join("infra/template.yaml"))?;
         let dynamo_usage = tier_runtime::cost::DynamoCounter::default();
         let clients = AwsClients::local_counted(&opts.endpoint, Some(dynamo_usage.clone()));
-        let resources = resources::create(&template, &clients, &opts.prefix, &LocalOptions { visibility_timeout: opts.visibility_timeout })
-            .await
-            .context("creating the template's tables and queues")?;
+        let resources = resources::create(
+            &template,
+            &clients,
+            &opts.prefix,
+            &LocalOptions {
+                visibility_timeout: opts.visibility_timeout,
+            },
+        )
+        .await
+        .context("creating the template's tables and queues")?;
         let mut params = opts.params;
-        params.entry("AdminApiKey".into()).or_insert_with(|| LOCAL_ADMIN_KEY.into());
-        params.entry("WebhookSecrets".into()).or_insert_with(|| LOCAL_WEBHOOK_SECRET.into());
+        params
+            .entry("AdminApiKey".into())
+            .or_insert_with(|| LOCAL_ADMIN_KEY.into());
+        params
+            .entry("WebhookSecrets".into())
+            .or_insert_with(|| LOCAL_WEBHOOK_SECRET.into());
         // Locally a backfill's second pass follows a second after the first,
         // not a quarter of an hour.
-        params.entry("BackfillRecheckSeconds".into()).or_insert_with(|| "1".into());
+        params
+            .entry("BackfillRecheckSeconds".into())
+            .or_insert_with(|| "1".into());
         let admin_key = params["AdminApiKey"].clone();
-        let webhook_secret = params["WebhookSecrets"].split(',').next().unwrap_or_default().to_owned();
+        let webhook_secret = params["WebhookSecrets"]
+            .split(',')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
 
         let (shutdown, _) = watch::channel(false);
         let stopped = |tx: &watch::Sender<bool>| {
@@ -134,27 +151,40 @@ impl LocalStack {
                 }};
             }
             let function = match f.logical_id.as_str() {
-                "OrderIntakeFunction" => http_app!(order_intake::OrderIntake::from_env(&env, &clients)?),
-                "PriceLookupFunction" => http_app!(price_lookup::PriceLookup::from_env(&env, &clients)?),
+                "OrderIntakeFunction" => {
+                    http_app!(order_intake::OrderIntake::from_env(&env, &clients)?)
+                }
+                "PriceLookupFunction" => {
+                    http_app!(price_lookup::PriceLookup::from_env(&env, &clients)?)
+                }
                 "AdminApiFunction" => http_app!(admin_api::AdminApi::from_env(&env, &clients)?),
                 "TierEvaluationFunction" => {
                     let app = Arc::new(tier_evaluation::TierEvaluation::from_env(&env, &clients)?);
                     tier_evaluation = Some(app.clone());
                     sqs_app!(app)
                 }
-                "StockAllocationFunction" => sqs_app!(Arc::new(stock_allocation::StockAllocation::from_env(&env, &clients)?)),
-                other => bail!("the template declares function {other}, which the local stack does not know how to run"),
+                "StockAllocationFunction" => sqs_app!(Arc::new(
+                    stock_allocation::StockAllocation::from_env(&env, &clients)?
+                )),
+                other => bail!(
+                    "the template declares function {other}, which the local stack does not know how to run"
+                ),
             };
             match function {
                 Function::Http(h) => {
                     if f.http_routes.is_empty() {
-                        bail!("{} is an HTTP function without HttpApi routes", f.logical_id);
+                        bail!(
+                            "{} is an HTTP function without HttpApi routes",
+                            f.logical_id
+                        );
                     }
                     routes.extend(f.http_routes.iter().map(|r: &Route| (r.clone(), h.clone())));
                 }
                 Function::Sqs(h) => {
                     for source in f.sqs_events.iter().filter(|s| s.enabled) {
-                        let queue = resources.queue(&source.queue_logical_id).ok_or_else(|| anyhow!("{}: no queue {}", f.logical_id, source.queue_logical_id))?;
+                        let queue = resources.queue(&source.queue_logical_id).ok_or_else(|| {
+                            anyhow!("{}: no queue {}", f.logical_id, source.queue_logical_id)
+                        })?;
                         let config = PollerConfig {
                             queue_url: queue.url.clone(),
                             queue_arn: queue.arn.clone(),
@@ -162,7 +192,13 @@ impl LocalStack {
                             report_batch_item_failures: source.report_batch_item_failures,
                             wait_time_seconds: 1,
                         };
-                        tasks.push(poller::spawn_poller_with(clients.clone(), config, h.clone(), in_flight.clone(), stopped(&shutdown)));
+                        tasks.push(poller::spawn_poller_with(
+                            clients.clone(),
+                            config,
+                            h.clone(),
+                            in_flight.clone(),
+                            stopped(&shutdown),
+                        ));
                     }
                 }
             }
@@ -178,7 +214,8 @@ impl LocalStack {
             admin_key,
             webhook_secret,
             dynamo_usage,
-            tier_evaluation: tier_evaluation.ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?,
+            tier_evaluation: tier_evaluation
+                .ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?,
             shutdown,
             tasks,
         })
@@ -186,7 +223,13 @@ impl LocalStack {
 
     /// The work queues (not the dead-letter queues).
     pub fn work_queue_urls(&self) -> Vec<String> {
-        self.template.queues.iter().filter(|q| q.redrive.is_some()).filter_map(|q| self.resources.queue(&q.logical_id)).map(|q| q.url.clone()).collect()
+        self.template
+            .queues
+            .iter()
+            .filter(|q| q.redrive.is_some())
+            .filter_map(|q| self.resources.queue(&q.logical_id))
+            .map(|q| q.url.clone())
+            .collect()
     }
 
     pub fn queue_url(&self, logical_id: &str) -> String {
@@ -199,7 +242,13 @@ impl LocalStack {
 
     /// Returns once every work queue is empty and no poller holds a message.
     pub async fn wait_idle(&self, timeout: Duration) -> anyhow::Result<()> {
-        poller::wait_idle(&self.clients, &self.work_queue_urls(), &self.in_flight, timeout).await
+        poller::wait_idle(
+            &self.clients,
+            &self.work_queue_urls(),
+            &self.in_flight,
+            timeout,
+        )
+        .await
     }
 
     /// Stops the pollers and the API, letting work in progress finish.

@@ -566,7 +566,11 @@ fn parse_function(
                 }
                 // EventBridge rule (`Schedule`) or EventBridge Scheduler (`ScheduleV2`).
                 "Schedule" | "ScheduleV2" => {
-                    let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
+                    let key = if kind == "Schedule" {
+                        "Schedule"
+                    } else {
+                        "ScheduleExpression"
+                    };
                     let enabled = match get(eprops, "Enabled") {
                         None => true,
                         Some(_) => boolean(eprops, "Enabled")?,

@@ -231,7 +231,11 @@ async fn routes_like_an_http_api() {
     ] {
         let resp = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
-        assert_eq!(json_of(resp).await, json!({"message": "Not Found"}), "{path}");
+        assert_eq!(
+            json_of(resp).await,
+            json!({"message": "Not Found"}),
+            "{path}"
+        );
     }
 
     // Payload limit: exactly 10 MiB passes, one byte more does not.

@@ -118,9 +118,17 @@ fn parses_the_real_template() {
     let t = Template::from_path(&path).unwrap();
 
     // The month-end and daily reviews: EventBridge Scheduler in the brand's time zone.
-    let review = t.function("TierEvaluationFunction").expect("TierEvaluationFunction");
+    let review = t
+        .function("TierEvaluationFunction")
+        .expect("TierEvaluationFunction");
     assert_eq!(review.schedules.len(), 2);
-    let by_input = |needle: &str| review.schedules.iter().find(|s| s.input.as_deref().unwrap_or("").contains(needle)).map(|s| s.schedule.as_str());
+    let by_input = |needle: &str| {
+        review
+            .schedules
+            .iter()
+            .find(|s| s.input.as_deref().unwrap_or("").contains(needle))
+            .map(|s| s.schedule.as_str())
+    };
     assert_eq!(by_input("scheduled"), Some("cron(5 0 1 * ? *)"));
     assert_eq!(by_input("daily"), Some("cron(5 0 * * ? *)"));
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use tier_domain::calendar::{Day, Period};
-use tier_domain::metrics::Metric;
 use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
+use tier_domain::metrics::Metric;
 use tier_domain::order::OrderEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +75,12 @@ impl Backfill {
     /// `today`: orders paid within its longest rolling window by day.
     pub fn new(rule_set_version: u64, b: tier_domain::rules::Backfill, today: Day) -> Self {
         let longest = b.daily.values().max().copied().unwrap_or(1).max(1);
-        Self { rule_set_version, since: today.minus_days(longest - 1), daily: b.daily.keys().copied().collect(), skus: b.skus }
+        Self {
+            rule_set_version,
+            since: today.minus_days(longest - 1),
+            daily: b.daily.keys().copied().collect(),
+            skus: b.skus,
+        }
     }
 }
 
@@ -180,7 +185,10 @@ impl WhatIfPartition {
     /// where it started, the same on a redelivery (cursors are written in
     /// key order).
     pub fn listing_id(&self) -> String {
-        what_if_listing_id(TierId::name_or_none(self.tier.as_ref()), self.cursor.as_deref())
+        what_if_listing_id(
+            TierId::name_or_none(self.tier.as_ref()),
+            self.cursor.as_deref(),
+        )
     }
 }
 
@@ -203,7 +211,9 @@ pub struct WhatIfPage {
 
 /// A short, stable hash (FNV-1a, 64 bits) for naming cursors in keys.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A message body that cannot be read. It will never become readable, so it
@@ -216,7 +226,9 @@ pub struct MalformedMessage {
 
 impl Message {
     pub fn from_json(body: &str) -> Result<Message, MalformedMessage> {
-        serde_json::from_str(body).map_err(|e| MalformedMessage { reason: e.to_string() })
+        serde_json::from_str(body).map_err(|e| MalformedMessage {
+            reason: e.to_string(),
+        })
     }
 
     pub fn to_json(&self) -> String {
@@ -226,13 +238,33 @@ impl Message {
     /// A stable id for de-duplication and logs.
     pub fn id(&self) -> String {
         match self {
-            Message::OrderEventV1(e) => format!("{}/{}/{}", e.order.platform, e.order.store, e.event_id),
-            Message::ReviewPartitionV1(p) => format!("review/{}/{}/{}", p.run.period, TierId::name_or_none(p.tier.as_ref()), p.cursor.as_deref().unwrap_or("")),
-            Message::ReviewPageV1(p) => format!("review/{}/{}", p.run.period, p.distributors.first().map_or("", |d| d.as_str())),
+            Message::OrderEventV1(e) => {
+                format!("{}/{}/{}", e.order.platform, e.order.store, e.event_id)
+            }
+            Message::ReviewPartitionV1(p) => format!(
+                "review/{}/{}/{}",
+                p.run.period,
+                TierId::name_or_none(p.tier.as_ref()),
+                p.cursor.as_deref().unwrap_or("")
+            ),
+            Message::ReviewPageV1(p) => format!(
+                "review/{}/{}",
+                p.run.period,
+                p.distributors.first().map_or("", |d| d.as_str())
+            ),
             Message::NetworkChangedV1(n) => format!("network/{}", n.downline),
             Message::UserRegisteredV1(u) => format!("{}/{}/{}", u.platform, u.store, u.event_id),
-            Message::BackfillPartitionV1(p) => format!("backfill/{}/{}/{}", p.backfill.rule_set_version, TierId::name_or_none(p.tier.as_ref()), p.cursor.as_deref().unwrap_or("")),
-            Message::BackfillPageV1(p) => format!("backfill/{}/{}", p.backfill.rule_set_version, p.distributors.first().map_or("", |d| d.as_str())),
+            Message::BackfillPartitionV1(p) => format!(
+                "backfill/{}/{}/{}",
+                p.backfill.rule_set_version,
+                TierId::name_or_none(p.tier.as_ref()),
+                p.cursor.as_deref().unwrap_or("")
+            ),
+            Message::BackfillPageV1(p) => format!(
+                "backfill/{}/{}",
+                p.backfill.rule_set_version,
+                p.distributors.first().map_or("", |d| d.as_str())
+            ),
             Message::WhatIfPartitionV1(p) => format!("what-if/{}/{}", p.run.id, p.listing_id()),
             Message::WhatIfPageV1(p) => format!("what-if/{}/{}", p.run.id, p.page),
         }
@@ -249,7 +281,12 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
             .collect();
         out.sort();
         out
@@ -273,7 +310,9 @@ mod tests {
         assert!(e.reason.contains("order_event.v9"), "{e}");
         let e = Message::from_json("not json").unwrap_err();
         assert!(!e.reason.is_empty());
-        let paid = include_str!("../fixtures/order_event.v1.paid.json").replace("\"2\"", "\"-2\"").replace("\"quantity\": 2", "\"quantity\": -2");
+        let paid = include_str!("../fixtures/order_event.v1.paid.json")
+            .replace("\"2\"", "\"-2\"")
+            .replace("\"quantity\": 2", "\"quantity\": -2");
         assert!(Message::from_json(&paid).is_err());
     }
 }

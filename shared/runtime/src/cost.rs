@@ -79,19 +79,57 @@ impl Intercept for DynamoCounter {
         "DynamoCounter"
     }
 
-    fn read_before_execution(&self, context: &BeforeSerializationInterceptorContextRef<'_>, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let input = context.input();
         let op = operation_name(input).to_owned();
         let (writes, reads) = match op.as_str() {
             "PutItem" | "UpdateItem" | "DeleteItem" => (1.0, 0.0),
-            "TransactWriteItems" => (input.downcast_ref::<TransactWriteItemsInput>().map_or(0.0, |i| 2.0 * i.transact_items().len() as f64), 0.0),
-            "BatchWriteItem" => (input.downcast_ref::<BatchWriteItemInput>().map_or(0.0, |i| i.request_items().map_or(0, |r| r.values().map(Vec::len).sum::<usize>()) as f64), 0.0),
-            "GetItem" => (0.0, input.downcast_ref::<GetItemInput>().map_or(0.5, |i| if i.consistent_read() == Some(true) { 1.0 } else { 0.5 })),
+            "TransactWriteItems" => (
+                input
+                    .downcast_ref::<TransactWriteItemsInput>()
+                    .map_or(0.0, |i| 2.0 * i.transact_items().len() as f64),
+                0.0,
+            ),
+            "BatchWriteItem" => (
+                input
+                    .downcast_ref::<BatchWriteItemInput>()
+                    .map_or(0.0, |i| {
+                        i.request_items()
+                            .map_or(0, |r| r.values().map(Vec::len).sum::<usize>())
+                            as f64
+                    }),
+                0.0,
+            ),
+            "GetItem" => (
+                0.0,
+                input.downcast_ref::<GetItemInput>().map_or(0.5, |i| {
+                    if i.consistent_read() == Some(true) {
+                        1.0
+                    } else {
+                        0.5
+                    }
+                }),
+            ),
             "BatchGetItem" => (
                 0.0,
                 input.downcast_ref::<BatchGetItemInput>().map_or(0.0, |i| {
                     i.request_items()
-                        .map(|r| r.values().map(|k| k.keys().len() as f64 * if k.consistent_read() == Some(true) { 1.0 } else { 0.5 }).sum())
+                        .map(|r| {
+                            r.values()
+                                .map(|k| {
+                                    k.keys().len() as f64
+                                        * if k.consistent_read() == Some(true) {
+                                            1.0
+                                        } else {
+                                            0.5
+                                        }
+                                })
+                                .sum()
+                        })
                         .unwrap_or(0.0)
                 }),
             ),

@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), errors: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            errors: None,
+        }
     }
 
     pub fn with_errors(mut self, errors: serde_json::Value) -> Self {
@@ -48,7 +53,14 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        json(self.status, &ErrorBody { code: self.code, message: &self.message, errors: self.errors.as_ref() })
+        json(
+            self.status,
+            &ErrorBody {
+                code: self.code,
+                message: &self.message,
+                errors: self.errors.as_ref(),
+            },
+        )
     }
 }
 
@@ -67,10 +79,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failure");
         match e {
-            StoreError::Contention { .. } | StoreError::Aws { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "storage is temporarily unavailable; retry later")
-            }
-            StoreError::Corrupt { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+            StoreError::Contention { .. } | StoreError::Aws { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is temporarily unavailable; retry later",
+            ),
+            StoreError::Corrupt { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            ),
         }
     }
 }
@@ -79,7 +97,9 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Bod
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Body::Text(serde_json::to_string(body).expect("response bodies serialise")))
+        .body(Body::Text(
+            serde_json::to_string(body).expect("response bodies serialise"),
+        ))
         .expect("status and header are valid")
 }
 
@@ -91,7 +111,11 @@ pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
 pub fn body_bytes(body: &Body, limit: usize) -> Result<&[u8], ApiError> {
     let bytes: &[u8] = body.as_ref();
     if bytes.len() > limit {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is {} bytes; the limit is {limit}", bytes.len())));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is {} bytes; the limit is {limit}", bytes.len()),
+        ));
     }
     Ok(bytes)
 }
@@ -103,7 +127,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            )
         } else {
             ApiError::unprocessable("invalid_document", format!("{path}: {inner}"))
         }
@@ -139,7 +166,10 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -160,7 +190,10 @@ mod tests {
 
     #[test]
     fn repeated_query_values() {
-        assert_eq!(query_values(Some("sku=A&sku=B%2D1&x=1"), "sku"), ["A", "B-1"]);
+        assert_eq!(
+            query_values(Some("sku=A&sku=B%2D1&x=1"), "sku"),
+            ["A", "B-1"]
+        );
         assert!(query_values(None, "sku").is_empty());
         assert_eq!(query_values(Some("sku=%"), "sku"), ["%"]);
     }

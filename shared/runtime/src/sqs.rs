@@ -27,7 +27,10 @@ pub enum Failure {
 
 impl Failure {
     pub fn permanent(code: &'static str, reason: impl Into<String>) -> Self {
-        Failure::Permanent { code, reason: reason.into() }
+        Failure::Permanent {
+            code,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -47,7 +50,10 @@ pub enum RecordOutcome {
 
 impl BatchProcessor {
     pub fn new(dlq: Queue, max_receive_count: u32) -> Self {
-        Self { dlq, max_receive_count }
+        Self {
+            dlq,
+            max_receive_count,
+        }
     }
 
     pub async fn process<F, Fut>(&self, event: SqsEvent, handle: F) -> SqsBatchResponse
@@ -83,19 +89,32 @@ impl BatchProcessor {
     /// handed over in groups (by `key`), so that a group's effects can be
     /// written together. A group's result applies to each of its records;
     /// unreadable records are dead-lettered on their own.
-    pub async fn process_grouped<K, KF, F, Fut>(&self, event: SqsEvent, key: KF, handle: F) -> SqsBatchResponse
+    pub async fn process_grouped<K, KF, F, Fut>(
+        &self,
+        event: SqsEvent,
+        key: KF,
+        handle: F,
+    ) -> SqsBatchResponse
     where
         K: Ord,
         KF: Fn(&Message) -> K,
         F: Fn(Vec<Message>) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
-        let mut groups: std::collections::BTreeMap<K, Vec<(SqsMessage, Message)>> = std::collections::BTreeMap::new();
+        let mut groups: std::collections::BTreeMap<K, Vec<(SqsMessage, Message)>> =
+            std::collections::BTreeMap::new();
         let mut outcomes = Vec::new();
         for record in event.records {
             match Message::from_json(record.body.as_deref().unwrap_or("")) {
                 Ok(m) => groups.entry(key(&m)).or_default().push((record, m)),
-                Err(e) => outcomes.push((record.message_id.clone(), self.settle(&record, Err(Failure::permanent("malformed_message", e.reason))).await)),
+                Err(e) => outcomes.push((
+                    record.message_id.clone(),
+                    self.settle(
+                        &record,
+                        Err(Failure::permanent("malformed_message", e.reason)),
+                    )
+                    .await,
+                )),
             }
         }
         for (_, members) in groups {
@@ -104,8 +123,14 @@ impl BatchProcessor {
             for record in &records {
                 let one = match &result {
                     Ok(()) => Ok(()),
-                    Err(Failure::Permanent { code, reason }) => Err(Failure::Permanent { code, reason: reason.clone() }),
-                    Err(Failure::Retryable(e)) => Err(Failure::Retryable(StoreError::Contention { what: e.to_string(), attempts: 1 })),
+                    Err(Failure::Permanent { code, reason }) => Err(Failure::Permanent {
+                        code,
+                        reason: reason.clone(),
+                    }),
+                    Err(Failure::Retryable(e)) => Err(Failure::Retryable(StoreError::Contention {
+                        what: e.to_string(),
+                        attempts: 1,
+                    })),
                 };
                 outcomes.push((record.message_id.clone(), self.settle(record, one).await));
             }
@@ -125,7 +150,11 @@ impl BatchProcessor {
     async fn settle(&self, record: &SqsMessage, result: Result<(), Failure>) -> RecordOutcome {
         let id = record.message_id.as_deref().unwrap_or("");
         let body = record.body.as_deref().unwrap_or("");
-        let receives: u32 = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let receives: u32 = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
         let (code, reason) = match result {
             Ok(()) => return RecordOutcome::Done,
             Err(Failure::Permanent { code, reason }) => (code, reason),
@@ -133,11 +162,16 @@ impl BatchProcessor {
                 tracing::warn!(message_id = id, receives, error = %e, "retryable failure; the message will be redelivered");
                 return RecordOutcome::Retry;
             }
-            Err(Failure::Retryable(e)) => ("retries_exhausted", format!("failed {receives} times; last error: {e}")),
+            Err(Failure::Retryable(e)) => (
+                "retries_exhausted",
+                format!("failed {receives} times; last error: {e}"),
+            ),
         };
         tracing::error!(message_id = id, code, reason, "dead-lettering message");
         match self.dlq.dead_letter(body, id, code, &reason).await {
-            Ok(()) => RecordOutcome::DeadLettered { code: code.to_owned() },
+            Ok(()) => RecordOutcome::DeadLettered {
+                code: code.to_owned(),
+            },
             Err(e) => {
                 // Not lost: left on the source queue, whose redrive policy
                 // moves it to the same dead-letter queue in the end.

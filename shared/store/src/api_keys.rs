@@ -12,7 +12,10 @@ pub fn parse_api_key(item: &Item) -> Result<ApiKey, StoreError> {
     let mut key: ApiKey = item::get_json(item, "key")?;
     key.secret_sha256 = item::get_s(item, "secret_sha256")?.to_owned();
     if let Some(at) = item::opt_s(item, "revoked_at") {
-        key.revoked_at = Some(at.parse().map_err(|_| StoreError::corrupt(&item::key_of(item), "revoked_at"))?);
+        key.revoked_at = Some(
+            at.parse()
+                .map_err(|_| StoreError::corrupt(&item::key_of(item), "revoked_at"))?,
+        );
     }
     Ok(key)
 }
@@ -26,7 +29,10 @@ impl Table {
                 ("key", item::json(key)),
                 ("secret_sha256", s(&key.secret_sha256)),
                 (keys::GSI1PK, s(keys::API_KEYS_INDEX)),
-                (keys::GSI1SK, s(format!("{}#{}", key.created_at.to_rfc3339(), key.id))),
+                (
+                    keys::GSI1SK,
+                    s(format!("{}#{}", key.created_at.to_rfc3339(), key.id)),
+                ),
             ],
         );
         self.client
@@ -69,6 +75,12 @@ impl Table {
     /// Marks a key revoked. `false` if there is no such key. Revoking twice
     /// keeps the first time.
     pub async fn revoke_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.update_if(&keys::api_key(id), "SET revoked_at = if_not_exists(revoked_at, :at)", "attribute_exists(PK)", [(":at", s(at.to_rfc3339()))]).await
+        self.update_if(
+            &keys::api_key(id),
+            "SET revoked_at = if_not_exists(revoked_at, :at)",
+            "attribute_exists(PK)",
+            [(":at", s(at.to_rfc3339()))],
+        )
+        .await
     }
 }

@@ -52,23 +52,52 @@ impl Table {
         after: Option<&str>,
         limit: i32,
     ) -> Result<Option<(Backfilled, Option<String>)>, StoreError> {
-        let Some(profile) = self.get(&keys::distributor(distributor), true).await?.as_ref().map(parse_profile).transpose()? else {
+        let Some(profile) = self
+            .get(&keys::distributor(distributor), true)
+            .await?
+            .as_ref()
+            .map(parse_profile)
+            .transpose()?
+        else {
             return Ok(None);
         };
         let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());
-        let (entries, next) = self.query_page(&keys::distributor(distributor).0, keys::ORDER_LEDGER_PREFIX, after, Some(limit), true).await?;
+        let (entries, next) = self
+            .query_page(
+                &keys::distributor(distributor).0,
+                keys::ORDER_LEDGER_PREFIX,
+                after,
+                Some(limit),
+                true,
+            )
+            .await?;
         let mut report = Backfilled::default();
         for entry in entries {
             report.orders += 1;
             let key = item::key_of(&entry);
             let mut current = entry;
             for attempt in 0..MAX_ATTEMPTS {
-                match self.backfill_entry(distributor, &profile.ancestors, &current, &kinds, skus, since).await? {
+                match self
+                    .backfill_entry(
+                        distributor,
+                        &profile.ancestors,
+                        &current,
+                        &kinds,
+                        skus,
+                        since,
+                    )
+                    .await?
+                {
                     Some(counted) => {
                         report.counted += usize::from(counted);
                         break;
                     }
-                    None if attempt + 1 == MAX_ATTEMPTS => return Err(StoreError::Contention { what: format!("backfill of {}", key.1), attempts: MAX_ATTEMPTS }),
+                    None if attempt + 1 == MAX_ATTEMPTS => {
+                        return Err(StoreError::Contention {
+                            what: format!("backfill of {}", key.1),
+                            attempts: MAX_ATTEMPTS,
+                        });
+                    }
                     None => {
                         crate::table::backoff(attempt + 1).await;
                         match self.get(&key, true).await? {
@@ -97,40 +126,65 @@ impl Table {
         let record: OrderRecord = item::get_json(entry, "record")?;
         let version = item::get_u64_or_zero(entry, "version")?;
         let contribution = record.contribution();
-        let Some(day) = contribution.day else { return Ok(Some(false)) };
+        let Some(day) = contribution.day else {
+            return Ok(Some(false));
+        };
         // Entries from before terms were kept count purchases in every SKU
         // rules refer to already.
         let legacy = !entry.contains_key("terms");
         let has_kinds = item::get_string_set(entry, "daily");
         let has_skus = item::get_string_set(entry, "skus");
-        let add_kinds: BTreeSet<String> = if day >= since { kinds.difference(&has_kinds).cloned().collect() } else { BTreeSet::new() };
+        let add_kinds: BTreeSet<String> = if day >= since {
+            kinds.difference(&has_kinds).cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
         let purchased = record.purchased();
         let add_skus: BTreeMap<Sku, i64> = if legacy {
             BTreeMap::new()
         } else {
-            purchased.into_iter().filter(|(sku, q)| *q != 0 && skus.contains(sku) && !has_skus.contains(sku.as_str())).collect()
+            purchased
+                .into_iter()
+                .filter(|(sku, q)| {
+                    *q != 0 && skus.contains(sku) && !has_skus.contains(sku.as_str())
+                })
+                .collect()
         };
         if add_kinds.is_empty() && add_skus.is_empty() {
             return Ok(Some(false));
         }
 
         let mut names = HashMap::from([("#v".to_owned(), "version".to_owned())]);
-        let mut values = HashMap::from([(":v".to_owned(), n(version)), (":next".to_owned(), n(version + 1)), (":one".to_owned(), n(1))]);
+        let mut values = HashMap::from([
+            (":v".to_owned(), n(version)),
+            (":next".to_owned(), n(version + 1)),
+            (":one".to_owned(), n(1)),
+        ]);
         let mut adds = Vec::new();
         if !add_kinds.is_empty() {
             names.insert("#d".into(), "daily".into());
-            values.insert(":d".into(), AttributeValue::Ss(add_kinds.iter().cloned().collect()));
+            values.insert(
+                ":d".into(),
+                AttributeValue::Ss(add_kinds.iter().cloned().collect()),
+            );
             adds.push("#d :d");
         }
         if !add_skus.is_empty() {
             names.insert("#s".into(), "skus".into());
-            values.insert(":s".into(), AttributeValue::Ss(add_skus.keys().map(|s| s.to_string()).collect()));
+            values.insert(
+                ":s".into(),
+                AttributeValue::Ss(add_skus.keys().map(|s| s.to_string()).collect()),
+            );
             adds.push("#s :s");
         }
         // The version moves, so a live event's write, conditional on the
         // version it read, cannot overwrite the terms added here. A legacy
         // entry stays one (its purchases count as they always did).
-        let sets = if legacy { "SET #v = :next" } else { "SET #v = :next, terms = if_not_exists(terms, :one)" };
+        let sets = if legacy {
+            "SET #v = :next"
+        } else {
+            "SET #v = :next, terms = if_not_exists(terms, :one)"
+        };
         if legacy {
             values.remove(":one");
         }
@@ -150,7 +204,10 @@ impl Table {
         let whole = ledger::delta(Contribution::default(), contribution);
         let mut moves = vec![(distributor, only_kinds(&whole, &add_kinds))];
         for (level, ancestor) in ancestors.iter().enumerate() {
-            moves.push((ancestor, only_kinds(&whole.as_downline(level == 0), &add_kinds)));
+            moves.push((
+                ancestor,
+                only_kinds(&whole.as_downline(level == 0), &add_kinds),
+            ));
         }
         // Every metrics item whose buckets move gets a new version, so a
         // tier decided meanwhile from what was read before is not written.
@@ -160,13 +217,21 @@ impl Table {
             if !updates.is_empty() {
                 touched.entry(id).or_default();
             }
-            tx.extend(updates.into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+            tx.extend(
+                updates
+                    .into_iter()
+                    .map(|u| TransactWriteItem::builder().update(u).build()),
+            );
         }
         if !add_skus.is_empty() {
             touched.entry(distributor).or_default().purchased = add_skus.into_iter().collect();
         }
         for (id, delta) in &touched {
-            tx.push(TransactWriteItem::builder().update(metrics_update(self, id, delta, None)).build());
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(metrics_update(self, id, delta, None))
+                    .build(),
+            );
         }
         match self.transact(tx).await {
             Ok(TxOutcome::Committed) => Ok(Some(true)),
@@ -212,7 +277,12 @@ impl Table {
     /// A start of `version`'s backfill that lists `partitions` partitions
     /// (the record is created by the first); returns the start's number,
     /// which its partition messages carry.
-    pub async fn record_backfill_start(&self, version: u64, at: chrono::DateTime<chrono::Utc>, partitions: u64) -> Result<u64, StoreError> {
+    pub async fn record_backfill_start(
+        &self,
+        version: u64,
+        at: chrono::DateTime<chrono::Utc>,
+        partitions: u64,
+    ) -> Result<u64, StoreError> {
         let (pk, sk) = progress_key(version);
         let out = self
             .client
@@ -239,18 +309,47 @@ impl Table {
     /// reached the end of its partition (rather than handing on to a
     /// continuation), the partition's id, counted once and only for the
     /// latest start (`start`).
-    pub async fn record_backfill_listing(&self, version: u64, start: u64, listed: u64, finished: Option<&str>) -> Result<(), StoreError> {
-        self.add_progress(version, "SET entity_type = :e ADD distributors_listed :l", &[], [(":e", s(RUN_ENTITY)), (":l", n(listed))]).await?;
+    pub async fn record_backfill_listing(
+        &self,
+        version: u64,
+        start: u64,
+        listed: u64,
+        finished: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.add_progress(
+            version,
+            "SET entity_type = :e ADD distributors_listed :l",
+            &[],
+            [(":e", s(RUN_ENTITY)), (":l", n(listed))],
+        )
+        .await?;
         if let Some(id) = finished {
             // An earlier start's partition, listed late, is not this start's.
-            let values = [(":id", AttributeValue::Ss(vec![id.to_owned()])), (":start", n(start))];
-            self.update_if_named(&progress_key(version), "ADD listed :id", Some("#starts = :start"), &[("#starts", "starts")], values).await?;
+            let values = [
+                (":id", AttributeValue::Ss(vec![id.to_owned()])),
+                (":start", n(start)),
+            ];
+            self.update_if_named(
+                &progress_key(version),
+                "ADD listed :id",
+                Some("#starts = :start"),
+                &[("#starts", "starts")],
+                values,
+            )
+            .await?;
         }
         Ok(())
     }
 
     /// One page message's work.
-    pub async fn record_backfill_page(&self, version: u64, at: chrono::DateTime<chrono::Utc>, read: u64, counted: u64, distributors: u64) -> Result<(), StoreError> {
+    pub async fn record_backfill_page(
+        &self,
+        version: u64,
+        at: chrono::DateTime<chrono::Utc>,
+        read: u64,
+        counted: u64,
+        distributors: u64,
+    ) -> Result<(), StoreError> {
         self.add_progress(version, "SET last_progress_at = :at, entity_type = :e ADD entries_read :r, entries_counted :c, distributors_counted :d", &[], [
             (":at", s(at.to_rfc3339())),
             (":e", s(RUN_ENTITY)),
@@ -264,17 +363,35 @@ impl Table {
     /// An unconditional update of the progress record: 1 write unit a
     /// message, beside the transactions it counts. `names` spell out
     /// attribute names that are reserved words (PARTITIONS).
-    async fn add_progress<'a>(&self, version: u64, update: &str, names: &[(&str, &str)], values: impl IntoIterator<Item = (&'a str, AttributeValue)>) -> Result<(), StoreError> {
-        self.update_if_named(&progress_key(version), update, None, names, values).await.map(|_| ())
+    async fn add_progress<'a>(
+        &self,
+        version: u64,
+        update: &str,
+        names: &[(&str, &str)],
+        values: impl IntoIterator<Item = (&'a str, AttributeValue)>,
+    ) -> Result<(), StoreError> {
+        self.update_if_named(&progress_key(version), update, None, names, values)
+            .await
+            .map(|_| ())
     }
 
     /// `version`'s backfill progress; `None` if it was never started.
-    pub async fn backfill_progress(&self, version: u64) -> Result<Option<BackfillProgress>, StoreError> {
+    pub async fn backfill_progress(
+        &self,
+        version: u64,
+    ) -> Result<Option<BackfillProgress>, StoreError> {
         let key = progress_key(version);
-        let Some(i) = self.get(&key, true).await? else { return Ok(None) };
+        let Some(i) = self.get(&key, true).await? else {
+            return Ok(None);
+        };
         // Page messages can record before the start does.
-        let Some(started) = item::opt_s(&i, "started_at") else { return Ok(None) };
-        let time = |raw: &str| raw.parse::<chrono::DateTime<chrono::Utc>>().map_err(|_| StoreError::corrupt(&key, format!("bad time {raw}")));
+        let Some(started) = item::opt_s(&i, "started_at") else {
+            return Ok(None);
+        };
+        let time = |raw: &str| {
+            raw.parse::<chrono::DateTime<chrono::Utc>>()
+                .map_err(|_| StoreError::corrupt(&key, format!("bad time {raw}")))
+        };
         let count = |name: &str| item::get_u64_or_zero(&i, name);
         Ok(Some(BackfillProgress {
             rule_set_version: version,

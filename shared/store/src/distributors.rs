@@ -9,8 +9,8 @@ use tier_domain::tier::TierChange;
 
 use crate::error::StoreError;
 use crate::item::{self, Item, get_s, n, new_item, opt_s, s};
-use crate::metrics::{metrics_update, parse_metrics};
 use crate::keys;
+use crate::metrics::{metrics_update, parse_metrics};
 use crate::table::{Table, TxOutcome};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +62,11 @@ pub enum StoreRegisterError {
     #[error("distributor {0} does not exist")]
     UnknownDistributor(DistributorId),
     #[error("store {platform}/{store} already belongs to distributor {owner}")]
-    OwnedByAnother { platform: Platform, store: StoreId, owner: DistributorId },
+    OwnedByAnother {
+        platform: Platform,
+        store: StoreId,
+        owner: DistributorId,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,23 +76,52 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
     Ok(Distributor {
         id: DistributorId::parse(get_s(item, "id")?).map_err(|e| corrupt(&e.to_string()))?,
         name: get_s(item, "name")?.to_owned(),
-        upline: opt_s(item, "upline").map(DistributorId::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        upline: opt_s(item, "upline")
+            .map(DistributorId::parse)
+            .transpose()
+            .map_err(|e| corrupt(&e.to_string()))?,
         region: opt_s(item, "region").map(str::to_owned),
-        tier: opt_s(item, "tier").map(TierId::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
+        tier: opt_s(item, "tier")
+            .map(TierId::parse)
+            .transpose()
+            .map_err(|e| corrupt(&e.to_string()))?,
         tier_version: item::get_u64_or_zero(item, "tier_version")?,
-        created_at: get_s(item, "created_at")?.parse().map_err(|_| corrupt("created_at is not a timestamp"))?,
-        upgraded_at: opt_s(item, "upgraded_at").map(|t| t.parse()).transpose().map_err(|_| corrupt("upgraded_at is not a timestamp"))?,
-        tier_locked: item.get("tier_locked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        ancestors: if item.contains_key("ancestors") { item::get_json(item, "ancestors")? } else { Vec::new() },
-        last_review: opt_s(item, "last_review").map(tier_domain::calendar::Period::parse).transpose().map_err(|e| corrupt(&e.to_string()))?,
-        backfilled: item.contains_key("backfilled").then(|| item::get_u64_or_zero(item, "backfilled")).transpose()?,
+        created_at: get_s(item, "created_at")?
+            .parse()
+            .map_err(|_| corrupt("created_at is not a timestamp"))?,
+        upgraded_at: opt_s(item, "upgraded_at")
+            .map(|t| t.parse())
+            .transpose()
+            .map_err(|_| corrupt("upgraded_at is not a timestamp"))?,
+        tier_locked: item
+            .get("tier_locked")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        ancestors: if item.contains_key("ancestors") {
+            item::get_json(item, "ancestors")?
+        } else {
+            Vec::new()
+        },
+        last_review: opt_s(item, "last_review")
+            .map(tier_domain::calendar::Period::parse)
+            .transpose()
+            .map_err(|e| corrupt(&e.to_string()))?,
+        backfilled: item
+            .contains_key("backfilled")
+            .then(|| item::get_u64_or_zero(item, "backfilled"))
+            .transpose()?,
     })
 }
 
 impl Table {
     /// Registers a distributor, in `entry_tier` if a rule set is published.
     /// The upline must already exist (so the network stays a tree).
-    pub async fn register_distributor(&self, d: &Distributor, entry: Option<&TierChange>) -> Result<(), RegisterError> {
+    pub async fn register_distributor(
+        &self,
+        d: &Distributor,
+        entry: Option<&TierChange>,
+    ) -> Result<(), RegisterError> {
         let key = keys::distributor(&d.id);
         let mut attrs = vec![
             ("id", s(d.id.as_str())),
@@ -110,16 +143,18 @@ impl Table {
         if !d.ancestors.is_empty() {
             attrs.push(("ancestors", item::json(&d.ancestors)));
         }
-        let mut tx = vec![TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.name)
-                    .set_item(Some(new_item(&key, "distributor", attrs)))
-                    .condition_expression("attribute_not_exists(PK)")
-                    .build()
-                    .expect("put has item"),
-            )
-            .build()];
+        let mut tx = vec![
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.name)
+                        .set_item(Some(new_item(&key, "distributor", attrs)))
+                        .condition_expression("attribute_not_exists(PK)")
+                        .build()
+                        .expect("put has item"),
+                )
+                .build(),
+        ];
         if let Some(change) = entry {
             tx.push(self.history_put(&d.id, d.tier_version, change));
         }
@@ -142,16 +177,29 @@ impl Table {
         // Every ancestor counts the newcomer: its upline at level 1, all of
         // them at all levels.
         for (level, ancestor) in d.ancestors.iter().enumerate() {
-            let delta = MetricsDelta { downline_distributors: i64::from(level == 0), downline_distributors_all: 1, ..Default::default() };
-            tx.push(TransactWriteItem::builder().update(metrics_update(self, ancestor, &delta, None)).build());
+            let delta = MetricsDelta {
+                downline_distributors: i64::from(level == 0),
+                downline_distributors_all: 1,
+                ..Default::default()
+            };
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(metrics_update(self, ancestor, &delta, None))
+                    .build(),
+            );
         }
         match self.transact(tx).await? {
             TxOutcome::Committed => Ok(()),
             TxOutcome::ConditionFailed { reasons } => {
-                if reasons.first().is_some_and(|r| r == "ConditionalCheckFailed") {
+                if reasons
+                    .first()
+                    .is_some_and(|r| r == "ConditionalCheckFailed")
+                {
                     Err(RegisterError::AlreadyExists(d.id.clone()))
                 } else {
-                    Err(RegisterError::UnknownUpline(d.upline.clone().expect("only the upline check remains")))
+                    Err(RegisterError::UnknownUpline(
+                        d.upline.clone().expect("only the upline check remains"),
+                    ))
                 }
             }
         }
@@ -159,7 +207,12 @@ impl Table {
 
     /// Maps a platform store to the distributor that owns it. Re-registering
     /// the same mapping is a no-op; moving a store is refused.
-    pub async fn register_store(&self, platform: &Platform, store: &StoreId, owner: &DistributorId) -> Result<(), StoreRegisterError> {
+    pub async fn register_store(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        owner: &DistributorId,
+    ) -> Result<(), StoreRegisterError> {
         let key = keys::store(platform, store);
         let (dpk, dsk) = keys::distributor(owner);
         let tx = vec![
@@ -170,7 +223,11 @@ impl Table {
                         .set_item(Some(new_item(
                             &key,
                             "store",
-                            [("platform", s(platform.as_str())), ("store", s(store.as_str())), ("distributor", s(owner.as_str()))],
+                            [
+                                ("platform", s(platform.as_str())),
+                                ("store", s(store.as_str())),
+                                ("distributor", s(owner.as_str())),
+                            ],
                         )))
                         .condition_expression("attribute_not_exists(PK) OR distributor = :d")
                         .expression_attribute_values(":d", s(owner.as_str()))
@@ -193,11 +250,17 @@ impl Table {
         match self.transact(tx).await? {
             TxOutcome::Committed => Ok(()),
             TxOutcome::ConditionFailed { reasons } => {
-                if reasons.get(1).is_some_and(|r| r == "ConditionalCheckFailed") {
+                if reasons
+                    .get(1)
+                    .is_some_and(|r| r == "ConditionalCheckFailed")
+                {
                     return Err(StoreRegisterError::UnknownDistributor(owner.clone()));
                 }
                 let current = self.get(&key, true).await?;
-                let owner_now = current.as_ref().and_then(|i| opt_s(i, "distributor")).unwrap_or("?");
+                let owner_now = current
+                    .as_ref()
+                    .and_then(|i| opt_s(i, "distributor"))
+                    .unwrap_or("?");
                 Err(StoreRegisterError::OwnedByAnother {
                     platform: platform.clone(),
                     store: store.clone(),
@@ -208,44 +271,85 @@ impl Table {
     }
 
     pub async fn distributor(&self, id: &DistributorId) -> Result<Option<Distributor>, StoreError> {
-        self.get(&keys::distributor(id), false).await?.as_ref().map(parse_profile).transpose()
+        self.get(&keys::distributor(id), false)
+            .await?
+            .as_ref()
+            .map(parse_profile)
+            .transpose()
     }
 
     /// The profile and metrics in one consistent BatchGetItem.
-    pub async fn distributor_with_metrics(&self, id: &DistributorId) -> Result<Option<(Distributor, Metrics)>, StoreError> {
+    pub async fn distributor_with_metrics(
+        &self,
+        id: &DistributorId,
+    ) -> Result<Option<(Distributor, Metrics)>, StoreError> {
         let pkey = keys::distributor(id);
         let mkey = keys::metrics(id);
         let items = self.batch_get(&[pkey.clone(), mkey.clone()], true).await?;
-        let Some(profile) = items.get(&pkey) else { return Ok(None) };
-        let metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
+        let Some(profile) = items.get(&pkey) else {
+            return Ok(None);
+        };
+        let metrics = items
+            .get(&mkey)
+            .map(parse_metrics)
+            .transpose()?
+            .unwrap_or_default();
         Ok(Some((parse_profile(profile)?, metrics)))
     }
 
     /// Moves a distributor to `change.to` if its tier is still at
     /// `expected_version`, and appends the history entry, atomically.
     /// `false` means another evaluation got there first.
-    pub async fn change_tier(&self, id: &DistributorId, expected_version: u64, change: &TierChange) -> Result<bool, StoreError> {
-        self.write_tier(id, expected_version, Some(change), None).await
+    pub async fn change_tier(
+        &self,
+        id: &DistributorId,
+        expected_version: u64,
+        change: &TierChange,
+    ) -> Result<bool, StoreError> {
+        self.write_tier(id, expected_version, Some(change), None)
+            .await
     }
 
     /// A manual override: the tier (if it changes, with its history entry)
     /// and the lock, conditional on the tier version read.
-    pub async fn set_tier_manually(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: bool) -> Result<bool, StoreError> {
-        self.write_tier(id, expected_version, change, Some(lock)).await
+    pub async fn set_tier_manually(
+        &self,
+        id: &DistributorId,
+        expected_version: u64,
+        change: Option<&TierChange>,
+        lock: bool,
+    ) -> Result<bool, StoreError> {
+        self.write_tier(id, expected_version, change, Some(lock))
+            .await
     }
 
-    async fn write_tier(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: Option<bool>) -> Result<bool, StoreError> {
+    async fn write_tier(
+        &self,
+        id: &DistributorId,
+        expected_version: u64,
+        change: Option<&TierChange>,
+        lock: Option<bool>,
+    ) -> Result<bool, StoreError> {
         let tx = self.tier_items(id, expected_version, change, lock);
         Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
     }
 
     /// The profile update (conditional on the tier version) and, for a
     /// change, its history entry.
-    pub(crate) fn tier_items(&self, id: &DistributorId, expected_version: u64, change: Option<&TierChange>, lock: Option<bool>) -> Vec<TransactWriteItem> {
+    pub(crate) fn tier_items(
+        &self,
+        id: &DistributorId,
+        expected_version: u64,
+        change: Option<&TierChange>,
+        lock: Option<bool>,
+    ) -> Vec<TransactWriteItem> {
         let (pk, sk) = keys::distributor(id);
         let next = expected_version + u64::from(change.is_some());
         let mut sets = vec!["tier_version = :next"];
-        let mut update = Update::builder().table_name(&self.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let mut update = Update::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk));
         if let Some(change) = change {
             sets.extend(["tier = :to", "GSI1PK = :g", "tier_changed_at = :at"]);
             update = update
@@ -262,7 +366,10 @@ impl Table {
         }
         if let Some(lock) = lock {
             sets.push("tier_locked = :lock");
-            update = update.expression_attribute_values(":lock", aws_sdk_dynamodb::types::AttributeValue::Bool(lock));
+            update = update.expression_attribute_values(
+                ":lock",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(lock),
+            );
         }
         let update = update
             .update_expression(format!("SET {}", sets.join(", ")))
@@ -278,9 +385,18 @@ impl Table {
         tx
     }
 
-    fn history_put(&self, id: &DistributorId, version: u64, change: &TierChange) -> TransactWriteItem {
+    fn history_put(
+        &self,
+        id: &DistributorId,
+        version: u64,
+        change: &TierChange,
+    ) -> TransactWriteItem {
         let key = keys::history(id, version);
-        let mut attrs = vec![("to", s(change.to.as_str())), ("at", s(change.at.to_rfc3339())), ("change", item::json(change))];
+        let mut attrs = vec![
+            ("to", s(change.to.as_str())),
+            ("at", s(change.at.to_rfc3339())),
+            ("change", item::json(change)),
+        ];
         if let Some(from) = &change.from {
             attrs.push(("from", s(from.as_str())));
         }
@@ -297,7 +413,11 @@ impl Table {
     }
 
     /// A distributor's tier changes, newest first.
-    pub async fn tier_history(&self, id: &DistributorId, limit: i32) -> Result<Vec<TierChange>, StoreError> {
+    pub async fn tier_history(
+        &self,
+        id: &DistributorId,
+        limit: i32,
+    ) -> Result<Vec<TierChange>, StoreError> {
         let out = self
             .client
             .query()
@@ -310,7 +430,11 @@ impl Table {
             .send()
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
-        out.items.unwrap_or_default().iter().map(|i| item::get_json(i, "change")).collect()
+        out.items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| item::get_json(i, "change"))
+            .collect()
     }
 }
 
@@ -325,42 +449,112 @@ pub struct TierView {
 impl Table {
     /// As of `today`: where the rules read rolling windows, their daily
     /// buckets are read in a second round trip.
-    pub async fn tier_view(&self, id: &DistributorId, api_key_id: &str, today: tier_domain::calendar::Day) -> Result<TierView, StoreError> {
-        let (pkey, mkey, rkey, kkey) = (keys::distributor(id), keys::metrics(id), keys::rule_set_current(), keys::api_key(api_key_id));
-        let mut items = self.batch_get(&[pkey.clone(), mkey.clone(), rkey.clone(), kkey.clone()], true).await?;
-        let mut metrics = items.get(&mkey).map(parse_metrics).transpose()?.unwrap_or_default();
-        let rules = items.get(&rkey).map(crate::rules::parse_rule_set).transpose()?;
+    pub async fn tier_view(
+        &self,
+        id: &DistributorId,
+        api_key_id: &str,
+        today: tier_domain::calendar::Day,
+    ) -> Result<TierView, StoreError> {
+        let (pkey, mkey, rkey, kkey) = (
+            keys::distributor(id),
+            keys::metrics(id),
+            keys::rule_set_current(),
+            keys::api_key(api_key_id),
+        );
+        let mut items = self
+            .batch_get(
+                &[pkey.clone(), mkey.clone(), rkey.clone(), kkey.clone()],
+                true,
+            )
+            .await?;
+        let mut metrics = items
+            .get(&mkey)
+            .map(parse_metrics)
+            .transpose()?
+            .unwrap_or_default();
+        let rules = items
+            .get(&rkey)
+            .map(crate::rules::parse_rule_set)
+            .transpose()?;
         let distributor = items.get(&pkey).map(parse_profile).transpose()?;
         if let (Some(r), Some(_)) = (&rules, &distributor) {
-            self.load_daily(&mut [(id, &mut metrics)], today, &r.rules.daily_spans(), true).await?;
+            self.load_daily(
+                &mut [(id, &mut metrics)],
+                today,
+                &r.rules.daily_spans(),
+                true,
+            )
+            .await?;
         }
-        Ok(TierView { distributor: distributor.map(|d| (d, metrics)), rules, api_key: items.remove(&kkey) })
+        Ok(TierView {
+            distributor: distributor.map(|d| (d, metrics)),
+            rules,
+            api_key: items.remove(&kkey),
+        })
     }
 
     /// Records that rule set `version`'s backfill has counted the
     /// distributor's ledger (a later version's is never undone); `true` the
     /// first time.
-    pub async fn mark_backfilled(&self, id: &DistributorId, version: u64) -> Result<bool, StoreError> {
-        let condition = "attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)";
-        self.update_if(&keys::distributor(id), "SET backfilled = :v", condition, [(":v", n(version))]).await
+    pub async fn mark_backfilled(
+        &self,
+        id: &DistributorId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let condition =
+            "attribute_exists(PK) AND (attribute_not_exists(backfilled) OR backfilled < :v)";
+        self.update_if(
+            &keys::distributor(id),
+            "SET backfilled = :v",
+            condition,
+            [(":v", n(version))],
+        )
+        .await
     }
 
     /// Claims the one request to count `id`'s ledger for rule set
     /// `version` outside its backfill's pages; `false` if already made.
-    pub async fn claim_ledger_count(&self, id: &DistributorId, version: u64) -> Result<bool, StoreError> {
+    pub async fn claim_ledger_count(
+        &self,
+        id: &DistributorId,
+        version: u64,
+    ) -> Result<bool, StoreError> {
         let condition = "attribute_exists(PK) AND (attribute_not_exists(ledger_count_requested) OR ledger_count_requested < :v)";
-        self.update_if(&keys::distributor(id), "SET ledger_count_requested = :v", condition, [(":v", n(version))]).await
+        self.update_if(
+            &keys::distributor(id),
+            "SET ledger_count_requested = :v",
+            condition,
+            [(":v", n(version))],
+        )
+        .await
     }
 
     /// Gives back a claim [`Table::claim_ledger_count`] made, when the
     /// request could not be sent.
-    pub async fn release_ledger_count(&self, id: &DistributorId, version: u64) -> Result<(), StoreError> {
-        self.update_if(&keys::distributor(id), "REMOVE ledger_count_requested", "ledger_count_requested = :v", [(":v", n(version))]).await.map(|_| ())
+    pub async fn release_ledger_count(
+        &self,
+        id: &DistributorId,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.update_if(
+            &keys::distributor(id),
+            "REMOVE ledger_count_requested",
+            "ledger_count_requested = :v",
+            [(":v", n(version))],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.
     pub async fn unlock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
-        self.update_if(&keys::distributor(id), "SET tier_locked = :f", "attribute_exists(PK)", [(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))]).await
+        self.update_if(
+            &keys::distributor(id),
+            "SET tier_locked = :f",
+            "attribute_exists(PK)",
+            [(":f", aws_sdk_dynamodb::types::AttributeValue::Bool(false))],
+        )
+        .await
     }
 
     /// Profiles and metrics of many distributors (for the what-if), with
@@ -380,9 +574,19 @@ impl Table {
         let mut rows: Vec<(Distributor, Metrics)> = ids
             .iter()
             .filter_map(|id| items.get(&keys::distributor(id)).map(|p| (id, p)))
-            .map(|(id, p)| Ok((parse_profile(p)?, items.get(&keys::metrics(id)).map(parse_metrics).transpose()?.unwrap_or_default())))
+            .map(|(id, p)| {
+                Ok((
+                    parse_profile(p)?,
+                    items
+                        .get(&keys::metrics(id))
+                        .map(parse_metrics)
+                        .transpose()?
+                        .unwrap_or_default(),
+                ))
+            })
             .collect::<Result<_, StoreError>>()?;
-        let mut daily: Vec<(&DistributorId, &mut Metrics)> = rows.iter_mut().map(|(d, m)| (&d.id, m)).collect();
+        let mut daily: Vec<(&DistributorId, &mut Metrics)> =
+            rows.iter_mut().map(|(d, m)| (&d.id, m)).collect();
         self.load_daily(&mut daily, today, spans, false).await?;
         Ok(rows)
     }

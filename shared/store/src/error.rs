@@ -8,7 +8,11 @@ pub enum StoreError {
     Contention { what: String, attempts: u32 },
     /// An item exists but cannot be read back: a bug or a manual edit.
     #[error("item {pk}/{sk} is corrupt: {reason}")]
-    Corrupt { pk: String, sk: String, reason: String },
+    Corrupt {
+        pk: String,
+        sk: String,
+        reason: String,
+    },
     /// The AWS call itself failed (throttling, network, service error).
     /// `detail` is the SDK's full context, which its `Display` leaves out.
     #[error("{operation} failed: {detail}")]
@@ -27,10 +31,18 @@ impl StoreError {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let detail = DisplayErrorContext(&err).to_string();
-        StoreError::Aws { operation, detail, source: Box::new(err) }
+        StoreError::Aws {
+            operation,
+            detail,
+            source: Box::new(err),
+        }
     }
 
     pub fn corrupt(key: &(String, String), reason: impl Into<String>) -> Self {
-        StoreError::Corrupt { pk: key.0.clone(), sk: key.1.clone(), reason: reason.into() }
+        StoreError::Corrupt {
+            pk: key.0.clone(),
+            sk: key.1.clone(),
+            reason: reason.into(),
+        }
     }
 }

@@ -55,13 +55,22 @@ pub fn history(id: &DistributorId, version: u64) -> Key {
 pub const HISTORY_PREFIX: &str = "HIST#";
 
 pub fn order_ledger(id: &DistributorId, order: &OrderRef) -> Key {
-    (format!("DIST#{id}"), format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id))
+    (
+        format!("DIST#{id}"),
+        format!(
+            "ORDER#{}#{}#{}",
+            order.platform, order.store, order.order_id
+        ),
+    )
 }
 
 pub const ORDER_LEDGER_PREFIX: &str = "ORDER#";
 
 pub fn commission(receiver: &DistributorId, order: &OrderRef) -> Key {
-    (format!("DIST#{receiver}"), format!("COMM#{}#{}#{}", order.platform, order.store, order.order_id))
+    (
+        format!("DIST#{receiver}"),
+        format!("COMM#{}#{}#{}", order.platform, order.store, order.order_id),
+    )
 }
 
 pub const COMMISSION_PREFIX: &str = "COMM#";
@@ -97,7 +106,10 @@ pub fn book_entry(version: u64, sku: &Sku) -> Key {
 
 /// Part `part` of the `index`th promotion of a book version.
 pub fn book_promotion(version: u64, index: usize, part: usize) -> Key {
-    (book_partition(version), format!("PROMO#{index:06}#{part:04}"))
+    (
+        book_partition(version),
+        format!("PROMO#{index:06}#{part:04}"),
+    )
 }
 
 pub const BOOK_PROMOTION_PREFIX: &str = "PROMO#";
@@ -113,11 +125,20 @@ pub fn stock(sku: &Sku) -> Key {
 }
 
 pub fn order_stock(order: &OrderRef) -> Key {
-    (format!("ORDER#{}#{}#{}", order.platform, order.store, order.order_id), "STOCK".into())
+    (
+        format!(
+            "ORDER#{}#{}#{}",
+            order.platform, order.store, order.order_id
+        ),
+        "STOCK".into(),
+    )
 }
 
 pub fn webhook(platform: &Platform, store: &StoreId, event: &EventId) -> Key {
-    (format!("WEBHOOK#{platform}#{store}#{event}"), "WEBHOOK".into())
+    (
+        format!("WEBHOOK#{platform}#{store}#{event}"),
+        "WEBHOOK".into(),
+    )
 }
 
 pub fn rule_set_current() -> Key {

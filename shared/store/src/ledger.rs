@@ -31,18 +31,21 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
-use tier_domain::money::Money;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
 use tier_domain::ledger::{self, Applied, BuyerRecord, Contribution, OrderRecord};
 use tier_domain::metrics::{Metrics, MetricsDelta};
+use tier_domain::money::Money;
 use tier_domain::order::OrderEvent;
 use tier_domain::tier::TierChange;
 
 use crate::distributors::{Distributor, parse_profile};
-use crate::metrics::{daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update, metrics_update_pruning, only_kinds, parse_metrics, stale_buckets};
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
+use crate::metrics::{
+    daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update, metrics_update_pruning,
+    only_kinds, parse_metrics, stale_buckets,
+};
 use crate::rules::{PublishedRuleSet, parse_rule_set};
 use crate::table::{Table, TxOutcome};
 
@@ -98,17 +101,32 @@ struct KeptTerms {
 }
 
 impl KeptTerms {
-    fn map(terms: &BTreeMap<DistributorId, CommissionEntry>) -> BTreeMap<&DistributorId, KeptTerms> {
+    fn map(
+        terms: &BTreeMap<DistributorId, CommissionEntry>,
+    ) -> BTreeMap<&DistributorId, KeptTerms> {
         terms
             .iter()
-            .map(|(r, e)| (r, KeptTerms { level: e.level, rate: e.rate, amount: e.amount, settles_at: e.settles_at.timestamp(), fixed: e.fixed.clone() }))
+            .map(|(r, e)| {
+                (
+                    r,
+                    KeptTerms {
+                        level: e.level,
+                        rate: e.rate,
+                        amount: e.amount,
+                        settles_at: e.settles_at.timestamp(),
+                        fixed: e.fixed.clone(),
+                    },
+                )
+            })
             .collect()
     }
 }
 
 /// The commission terms a ledger entry keeps (`terms` 2); `None` for an
 /// entry from before it kept them, whose receivers' entries hold them.
-fn kept_commission(entry: &item::Item) -> Result<Option<BTreeMap<DistributorId, CommissionEntry>>, StoreError> {
+fn kept_commission(
+    entry: &item::Item,
+) -> Result<Option<BTreeMap<DistributorId, CommissionEntry>>, StoreError> {
     if item::get_u64_or_zero(entry, "terms")? < 2 {
         return Ok(None);
     }
@@ -118,8 +136,23 @@ fn kept_commission(entry: &item::Item) -> Result<Option<BTreeMap<DistributorId, 
     let kept: BTreeMap<DistributorId, KeptTerms> = item::get_json(entry, "commission")?;
     kept.into_iter()
         .map(|(r, k)| {
-            let settles_at = chrono::DateTime::from_timestamp(k.settles_at, 0).ok_or_else(|| StoreError::corrupt(&item::key_of(entry), format!("commission of {r}: settles_at {}", k.settles_at)))?;
-            Ok((r, CommissionEntry { level: k.level, rate: k.rate, amount: k.amount, settles_at, fixed: k.fixed }))
+            let settles_at =
+                chrono::DateTime::from_timestamp(k.settles_at, 0).ok_or_else(|| {
+                    StoreError::corrupt(
+                        &item::key_of(entry),
+                        format!("commission of {r}: settles_at {}", k.settles_at),
+                    )
+                })?;
+            Ok((
+                r,
+                CommissionEntry {
+                    level: k.level,
+                    rate: k.rate,
+                    amount: k.amount,
+                    settles_at,
+                    fixed: k.fixed,
+                },
+            ))
         })
         .collect::<Result<_, _>>()
         .map(Some)
@@ -161,7 +194,10 @@ impl GroupOutcome {
 
 /// What the tier decision sees: the profile, the metrics as they will be
 /// after the group, and the current rule set.
-pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange> + Send + Sync + 'a;
+pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) -> Option<TierChange>
+    + Send
+    + Sync
+    + 'a;
 
 impl Table {
     /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
@@ -180,20 +216,45 @@ impl Table {
         known_rules: Option<&PublishedRuleSet>,
         decide: &Decide<'_>,
     ) -> Result<GroupOutcome, GroupError> {
-        debug_assert!(events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor));
+        debug_assert!(
+            events.len() <= MAX_GROUP && events.iter().all(|e| &e.distributor == distributor)
+        );
         for attempt in 0..MAX_ATTEMPTS {
-            match self.try_group(distributor, events, calendar, today, known_rules, decide).await? {
+            match self
+                .try_group(distributor, events, calendar, today, known_rules, decide)
+                .await?
+            {
                 Pass::Done(outcome) => return Ok(*outcome),
                 Pass::Raced => crate::table::backoff(attempt + 1).await,
                 Pass::TooLarge => {
                     let (first, second) = events.split_at(events.len() / 2);
-                    let first = Box::pin(self.apply_group(distributor, first, calendar, today, known_rules, decide)).await?;
-                    let second = Box::pin(self.apply_group(distributor, second, calendar, today, known_rules, decide)).await?;
+                    let first = Box::pin(self.apply_group(
+                        distributor,
+                        first,
+                        calendar,
+                        today,
+                        known_rules,
+                        decide,
+                    ))
+                    .await?;
+                    let second = Box::pin(self.apply_group(
+                        distributor,
+                        second,
+                        calendar,
+                        today,
+                        known_rules,
+                        decide,
+                    ))
+                    .await?;
                     return Ok(first.then(second));
                 }
             }
         }
-        Err(StoreError::Contention { what: format!("ledger of {distributor}"), attempts: MAX_ATTEMPTS }.into())
+        Err(StoreError::Contention {
+            what: format!("ledger of {distributor}"),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into())
     }
 
     /// One read-decide-write pass.
@@ -218,16 +279,29 @@ impl Table {
         }
         wanted.extend(orders.iter().map(|o| keys::order_ledger(distributor, o)));
         let items = self.batch_get(&wanted, true).await?;
-        let profile = items.get(&pkey).map(parse_profile).transpose()?.ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
+        let profile = items
+            .get(&pkey)
+            .map(parse_profile)
+            .transpose()?
+            .ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
         let rules = match known_rules {
             Some(r) => Some(r.clone()),
             None => items.get(&rkey).map(parse_rule_set).transpose()?,
         };
         let metrics_item = items.get(&mkey);
-        let mut metrics = metrics_item.map(parse_metrics).transpose()?.unwrap_or_default();
-        let mversion = metrics_item.map(|i| item::get_u64_or_zero(i, "mversion")).transpose()?.unwrap_or(0);
+        let mut metrics = metrics_item
+            .map(parse_metrics)
+            .transpose()?
+            .unwrap_or_default();
+        let mversion = metrics_item
+            .map(|i| item::get_u64_or_zero(i, "mversion"))
+            .transpose()?
+            .unwrap_or(0);
 
-        let tracked = rules.as_ref().map(|r| r.rules.referenced_skus()).unwrap_or_default();
+        let tracked = rules
+            .as_ref()
+            .map(|r| r.rules.referenced_skus())
+            .unwrap_or_default();
         // Every event applied to its order's entry, in arrival order.
         struct Entry {
             record: OrderRecord,
@@ -254,20 +328,56 @@ impl Table {
                     item::get_json::<OrderRecord>(i, "record")?,
                     item::get_u64_or_zero(i, "version")?,
                     item::get_string_set(i, "daily"),
-                    item::get_string_set(i, "skus").iter().map(|raw| tier_domain::ids::Sku::parse(raw).map_err(|e| StoreError::corrupt(&key, e.to_string()))).collect::<Result<_, _>>()?,
+                    item::get_string_set(i, "skus")
+                        .iter()
+                        .map(|raw| {
+                            tier_domain::ids::Sku::parse(raw)
+                                .map_err(|e| StoreError::corrupt(&key, e.to_string()))
+                        })
+                        .collect::<Result<_, _>>()?,
                     kept_commission(i)?,
                 ),
-                None => (OrderRecord::default(), 0, BTreeSet::new(), BTreeSet::new(), Some(BTreeMap::new())),
+                None => (
+                    OrderRecord::default(),
+                    0,
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                    Some(BTreeMap::new()),
+                ),
             };
             let before = record.contribution();
             let before_purchased = record.purchased();
             // An entry counted before entries kept their terms counted its
             // purchases in whatever SKUs rules referred to, as they still do.
-            let legacy = items.get(&key).is_some_and(|i| !i.contains_key("terms")) && before.day.is_some();
-            let skus = if legacy { before_purchased.keys().filter(|s| tracked.contains(*s)).cloned().collect() } else { skus };
-            entries.insert(o, Entry { record, version, before, before_purchased, changed: false, daily, skus, commission });
+            let legacy =
+                items.get(&key).is_some_and(|i| !i.contains_key("terms")) && before.day.is_some();
+            let skus = if legacy {
+                before_purchased
+                    .keys()
+                    .filter(|s| tracked.contains(*s))
+                    .cloned()
+                    .collect()
+            } else {
+                skus
+            };
+            entries.insert(
+                o,
+                Entry {
+                    record,
+                    version,
+                    before,
+                    before_purchased,
+                    changed: false,
+                    daily,
+                    skus,
+                    commission,
+                },
+            );
         }
-        let mut outcome = GroupOutcome { ancestors: profile.ancestors.clone(), ..Default::default() };
+        let mut outcome = GroupOutcome {
+            ancestors: profile.ancestors.clone(),
+            ..Default::default()
+        };
         // Orders an event of which was delivered again: a first delivery may
         // have committed and failed before writing the receivers' entries.
         let mut redelivered: BTreeSet<&OrderRef> = BTreeSet::new();
@@ -290,11 +400,19 @@ impl Table {
         for entry in entries.values_mut().filter(|e| e.changed) {
             let after = entry.record.purchased();
             if entry.before.day.is_none() && entry.record.contribution().day.is_some() {
-                entry.skus = after.keys().filter(|s| tracked.contains(*s)).cloned().collect();
+                entry.skus = after
+                    .keys()
+                    .filter(|s| tracked.contains(*s))
+                    .cloned()
+                    .collect();
             }
             if !entry.skus.is_empty() {
-                let purchased = ledger::purchased_delta(&entry.before_purchased, &after, &entry.skus);
-                outcome.delta.merge(&MetricsDelta { purchased, ..Default::default() });
+                let purchased =
+                    ledger::purchased_delta(&entry.before_purchased, &after, &entry.skus);
+                outcome.delta.merge(&MetricsDelta {
+                    purchased,
+                    ..Default::default()
+                });
             }
         }
         // The metrics delta, and which buyers' counts move.
@@ -306,7 +424,11 @@ impl Table {
             outcome.delta.merge(&ledger::delta(entry.before, after));
             own_sales.merge(&ledger::delta(entry.before, after));
             let newly_paid = entry.before.day.is_none() && entry.record.paid.is_some();
-            if let Some(buyer) = entry.record.buyer().filter(|_| newly_paid || entry.before.live != after.live) {
+            if let Some(buyer) = entry
+                .record
+                .buyer()
+                .filter(|_| newly_paid || entry.before.live != after.live)
+            {
                 let slot = buyer_changes.entry(buyer.clone()).or_default();
                 slot.0 += after.live - entry.before.live;
                 slot.1 |= newly_paid;
@@ -314,12 +436,22 @@ impl Table {
         }
         // Commission: the seller's upline (level 1) and its upline (level 2)
         // earn on every order whose amount moved.
-        let receivers: Vec<(u8, &DistributorId)> = profile.ancestors.iter().take(2).enumerate().map(|(i, a)| (i as u8 + 1, a)).collect();
+        let receivers: Vec<(u8, &DistributorId)> = profile
+            .ancestors
+            .iter()
+            .take(2)
+            .enumerate()
+            .map(|(i, a)| (i as u8 + 1, a))
+            .collect();
         // Orders whose amount or units moved (units earn fixed amounts).
         let commission_orders: Vec<&OrderRef> = if rules.is_some() {
             entries
                 .iter()
-                .filter(|(_, e)| e.changed && (e.record.contribution().sales != e.before.sales || e.record.purchased() != e.before_purchased))
+                .filter(|(_, e)| {
+                    e.changed
+                        && (e.record.contribution().sales != e.before.sales
+                            || e.record.purchased() != e.before_purchased)
+                })
                 .map(|(o, _)| *o)
                 .collect()
         } else {
@@ -327,7 +459,10 @@ impl Table {
         };
         // Daily buckets, where the rules read rolling windows: an order first
         // counted now goes into the kinds they read, and keeps to them.
-        let spans = rules.as_ref().map(|r| r.rules.daily_spans()).unwrap_or_default();
+        let spans = rules
+            .as_ref()
+            .map(|r| r.rules.daily_spans())
+            .unwrap_or_default();
         let kinds_now = daily_kinds(&spans);
         let mut daily_moves: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
         for entry in entries.values_mut().filter(|e| e.changed) {
@@ -339,28 +474,52 @@ impl Table {
                 continue;
             }
             let own = ledger::delta(entry.before, after);
-            daily_moves.entry(distributor).or_default().merge(&only_kinds(&own, &entry.daily));
+            daily_moves
+                .entry(distributor)
+                .or_default()
+                .merge(&only_kinds(&own, &entry.daily));
             for (level, ancestor) in profile.ancestors.iter().enumerate() {
-                daily_moves.entry(ancestor).or_default().merge(&only_kinds(&own.as_downline(level == 0), &entry.daily));
+                daily_moves
+                    .entry(ancestor)
+                    .or_default()
+                    .merge(&only_kinds(&own.as_downline(level == 0), &entry.daily));
             }
         }
         let seller_daily = daily_keys(distributor, today, &spans);
-        let mut round2: Vec<keys::Key> = buyer_changes.keys().map(|b| keys::buyer(distributor, b)).collect();
+        let mut round2: Vec<keys::Key> = buyer_changes
+            .keys()
+            .map(|b| keys::buyer(distributor, b))
+            .collect();
         round2.extend(seller_daily.iter().cloned());
         if !commission_orders.is_empty() {
             for (_, r) in &receivers {
                 round2.push(keys::distributor(r));
                 // Entries from before the ledger kept the terms: the
                 // receivers' entries hold them.
-                round2.extend(commission_orders.iter().filter(|o| entries[*o].commission.is_none()).map(|o| keys::commission(r, o)));
+                round2.extend(
+                    commission_orders
+                        .iter()
+                        .filter(|o| entries[*o].commission.is_none())
+                        .map(|o| keys::commission(r, o)),
+                );
             }
         }
         let to_check: Vec<(&OrderRef, DistributorId)> = redelivered
             .iter()
-            .flat_map(|o| entries[*o].commission.iter().flat_map(|c| c.keys().cloned()).map(move |r| (*o, r)))
+            .flat_map(|o| {
+                entries[*o]
+                    .commission
+                    .iter()
+                    .flat_map(|c| c.keys().cloned())
+                    .map(move |r| (*o, r))
+            })
             .collect();
         round2.extend(to_check.iter().map(|(o, r)| keys::commission(r, o)));
-        let round2_items = if round2.is_empty() { HashMap::new() } else { self.batch_get(&round2, true).await? };
+        let round2_items = if round2.is_empty() {
+            HashMap::new()
+        } else {
+            self.batch_get(&round2, true).await?
+        };
         let buyer_items = &round2_items;
         for key in &seller_daily {
             if let Some(item) = round2_items.get(key) {
@@ -372,18 +531,36 @@ impl Table {
         for (buyer, (change, _)) in &buyer_changes {
             let bkey = keys::buyer(distributor, buyer);
             let existing = buyer_items.get(&bkey);
-            let mut rec = BuyerRecord { live_orders: existing.map(|i| item::get_i64(i, "live_orders")).transpose()?.unwrap_or(0) };
+            let mut rec = BuyerRecord {
+                live_orders: existing
+                    .map(|i| item::get_i64(i, "live_orders"))
+                    .transpose()?
+                    .unwrap_or(0),
+            };
             let old = rec.live_orders;
             // Counted as a downline user from the first paid order on.
             outcome.delta.merge(&rec.apply(*change, existing.is_some()));
             let put = Put::builder()
                 .table_name(&self.name)
-                .set_item(Some(new_item(&bkey, "downline_user", [("live_orders", n(rec.live_orders)), ("buyer", s(buyer.as_str()))])));
+                .set_item(Some(new_item(
+                    &bkey,
+                    "downline_user",
+                    [
+                        ("live_orders", n(rec.live_orders)),
+                        ("buyer", s(buyer.as_str())),
+                    ],
+                )));
             let put = match existing {
                 None => put.condition_expression("attribute_not_exists(PK)"),
-                Some(_) => put.condition_expression("live_orders = :old").expression_attribute_values(":old", n(old)),
+                Some(_) => put
+                    .condition_expression("live_orders = :old")
+                    .expression_attribute_values(":old", n(old)),
             };
-            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+            tx.push(
+                TransactWriteItem::builder()
+                    .put(put.build().expect("put has item"))
+                    .build(),
+            );
         }
 
         // What each upline gains: the level-1 upline the seller's sales as
@@ -397,7 +574,10 @@ impl Table {
         for (level, ancestor) in profile.ancestors.iter().enumerate() {
             let downline = network.as_downline(level == 0);
             if !downline.is_empty() {
-                receiver_deltas.entry(ancestor).or_default().merge(&downline);
+                receiver_deltas
+                    .entry(ancestor)
+                    .or_default()
+                    .merge(&downline);
             }
         }
         // Its own customers count among its users at all levels too.
@@ -411,20 +591,41 @@ impl Table {
             let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
             let mut frozen: BTreeMap<&DistributorId, Vec<(Day, Money)>> = BTreeMap::new();
             for (level, receiver) in &receivers {
-                let Some(rprofile) = round2_items.get(&keys::distributor(receiver)).map(parse_profile).transpose()? else { continue };
+                let Some(rprofile) = round2_items
+                    .get(&keys::distributor(receiver))
+                    .map(parse_profile)
+                    .transpose()?
+                else {
+                    continue;
+                };
                 // The receiver's rate now, for an order it has no entry for yet.
-                let tier = rprofile.tier.as_ref().and_then(|t| rules.rules.tier_by_id(t.as_str())).unwrap_or_else(|| rules.rules.entry_tier());
+                let tier = rprofile
+                    .tier
+                    .as_ref()
+                    .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+                    .unwrap_or_else(|| rules.rules.entry_tier());
                 let (rate_now, fixed_now) = if *level == 1 {
-                    (tier.benefits.commission_pct, &tier.benefits.commission_fixed)
+                    (
+                        tier.benefits.commission_pct,
+                        &tier.benefits.commission_fixed,
+                    )
                 } else {
-                    (tier.benefits.commission_l2_pct, &tier.benefits.commission_l2_fixed)
+                    (
+                        tier.benefits.commission_l2_pct,
+                        &tier.benefits.commission_l2_fixed,
+                    )
                 };
                 for order in &commission_orders {
                     let entry = &entries[order];
-                    let Some(paid) = &entry.record.paid else { continue };
+                    let Some(paid) = &entry.record.paid else {
+                        continue;
+                    };
                     let old = match &entry.commission {
                         Some(terms) => terms.get(*receiver).cloned(),
-                        None => round2_items.get(&keys::commission(receiver, order)).map(|i| item::get_json::<CommissionEntry>(i, "entry")).transpose()?,
+                        None => round2_items
+                            .get(&keys::commission(receiver, order))
+                            .map(|i| item::get_json::<CommissionEntry>(i, "entry"))
+                            .transpose()?,
                     };
                     if let (None, Some(old)) = (&entry.commission, &old) {
                         // The ledger entry takes over every receiver's terms at once.
@@ -433,16 +634,31 @@ impl Table {
                     // The terms the order was first counted on.
                     let (rate, fixed) = match &old {
                         Some(e) => (e.rate, e.fixed.clone()),
-                        None => (rate_now, CommissionEntry::fixed_terms(fixed_now, &entry.record)),
+                        None => (
+                            rate_now,
+                            CommissionEntry::fixed_terms(fixed_now, &entry.record),
+                        ),
                     };
                     let amount = CommissionEntry::amount_for_order(rate, &fixed, &entry.record);
                     let before = old.as_ref().map_or(Money::ZERO, |e| e.amount);
                     let settles_at = old.as_ref().map_or_else(
-                        || tier_domain::commission::settles_at(calendar, paid.at, rules.rules.commission().settlement_days),
+                        || {
+                            tier_domain::commission::settles_at(
+                                calendar,
+                                paid.at,
+                                rules.rules.commission().settlement_days,
+                            )
+                        },
                         |e| e.settles_at,
                     );
                     let nothing_earned = rate.is_zero() && fixed.is_empty();
-                    let new_entry = CommissionEntry { level: *level, rate, amount, settles_at, fixed };
+                    let new_entry = CommissionEntry {
+                        level: *level,
+                        rate,
+                        amount,
+                        settles_at,
+                        fixed,
+                    };
                     if old.is_none() {
                         // Kept even when it earns nothing: a later refund is then
                         // computed on these terms, not on a rate set since.
@@ -451,14 +667,22 @@ impl Table {
                     if amount == before && (old.is_some() || nothing_earned) {
                         continue;
                     }
-                    projections.push(Projection { receiver: (*receiver).clone(), order: (*order).clone(), entry: new_entry.clone(), lversion: entry.version + 1 });
+                    projections.push(Projection {
+                        receiver: (*receiver).clone(),
+                        order: (*order).clone(),
+                        entry: new_entry.clone(),
+                        lversion: entry.version + 1,
+                    });
                     terms.push((*order, (*receiver).clone(), new_entry));
                     let slot = earned.entry(receiver).or_default();
                     *slot = *slot + (amount - before);
                     // Frozen until its day; once settled, only the total moves.
                     let settles_on = calendar.day_of(settles_at);
                     if settles_on > today {
-                        frozen.entry(receiver).or_default().push((settles_on, amount - before));
+                        frozen
+                            .entry(receiver)
+                            .or_default()
+                            .push((settles_on, amount - before));
                     }
                 }
             }
@@ -466,55 +690,107 @@ impl Table {
             // what is frozen on different days.
             for (receiver, amount) in earned {
                 let frozen_commission = frozen.remove(receiver).unwrap_or_default();
-                receiver_deltas.entry(receiver).or_default().merge(&MetricsDelta { cumulative_commission: amount, frozen_commission, ..Default::default() });
+                receiver_deltas
+                    .entry(receiver)
+                    .or_default()
+                    .merge(&MetricsDelta {
+                        cumulative_commission: amount,
+                        frozen_commission,
+                        ..Default::default()
+                    });
             }
         }
         for (order, receiver, term) in terms {
-            entries.get_mut(order).expect("every order was read").commission.get_or_insert_with(BTreeMap::new).insert(receiver, term);
+            entries
+                .get_mut(order)
+                .expect("every order was read")
+                .commission
+                .get_or_insert_with(BTreeMap::new)
+                .insert(receiver, term);
         }
         // Receivers' entries a first delivery may not have written.
         for (order, receiver) in &to_check {
             let entry = &entries[*order];
-            let Some(term) = entry.commission.as_ref().and_then(|c| c.get(receiver)) else { continue };
-            if projections.iter().any(|p| &p.receiver == receiver && &p.order == *order) {
+            let Some(term) = entry.commission.as_ref().and_then(|c| c.get(receiver)) else {
+                continue;
+            };
+            if projections
+                .iter()
+                .any(|p| &p.receiver == receiver && &p.order == *order)
+            {
                 continue;
             }
-            let written = round2_items.get(&keys::commission(receiver, order)).map(|i| item::get_json::<CommissionEntry>(i, "entry")).transpose()?;
+            let written = round2_items
+                .get(&keys::commission(receiver, order))
+                .map(|i| item::get_json::<CommissionEntry>(i, "entry"))
+                .transpose()?;
             // Terms that never earned anything have no entry to show.
             let never_earned = written.is_none() && term.amount.is_zero();
             if written.as_ref() != Some(term) && !never_earned {
                 // The version the entry has once this pass commits.
-                projections.push(Projection { receiver: receiver.clone(), order: (*order).clone(), entry: term.clone(), lversion: entry.version + u64::from(entry.changed) });
+                projections.push(Projection {
+                    receiver: receiver.clone(),
+                    order: (*order).clone(),
+                    entry: term.clone(),
+                    lversion: entry.version + u64::from(entry.changed),
+                });
             }
         }
         for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
-            let put = Put::builder().table_name(&self.name).set_item(Some(new_item(
-                &keys::order_ledger(distributor, order),
-                "order_ledger",
-                // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
-                [
-                    ("record", item::json(&entry.record)),
-                    ("version", n(entry.version + 1)),
-                    ("order", s(order.to_string())),
-                    // 2: it keeps its commission terms too (1: its SKUs and daily kinds).
-                    ("terms", n(if entry.commission.is_some() { 2 } else { 1 })),
-                ]
+            let put = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(
+                    &keys::order_ledger(distributor, order),
+                    "order_ledger",
+                    // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
+                    [
+                        ("record", item::json(&entry.record)),
+                        ("version", n(entry.version + 1)),
+                        ("order", s(order.to_string())),
+                        // 2: it keeps its commission terms too (1: its SKUs and daily kinds).
+                        ("terms", n(if entry.commission.is_some() { 2 } else { 1 })),
+                    ]
                     .into_iter()
                     // Absent on an entry from before it was kept here, until
                     // its commission next moves: the receivers' entries hold it.
-                    .chain(entry.commission.as_ref().filter(|c| !c.is_empty()).map(|c| ("commission", item::json(&KeptTerms::map(c)))))
-                    .chain((!entry.daily.is_empty()).then(|| ("daily", AttributeValue::Ss(entry.daily.iter().cloned().collect()))))
-                    .chain((!entry.skus.is_empty()).then(|| ("skus", AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect())))),
-            )));
+                    .chain(
+                        entry
+                            .commission
+                            .as_ref()
+                            .filter(|c| !c.is_empty())
+                            .map(|c| ("commission", item::json(&KeptTerms::map(c)))),
+                    )
+                    .chain((!entry.daily.is_empty()).then(|| {
+                        (
+                            "daily",
+                            AttributeValue::Ss(entry.daily.iter().cloned().collect()),
+                        )
+                    }))
+                    .chain((!entry.skus.is_empty()).then(|| {
+                        (
+                            "skus",
+                            AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect()),
+                        )
+                    })),
+                )));
             let put = if entry.version == 0 {
                 put.condition_expression("attribute_not_exists(PK)")
             } else {
-                put.condition_expression("version = :v").expression_attribute_values(":v", n(entry.version))
+                put.condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(entry.version))
             };
-            tx.push(TransactWriteItem::builder().put(put.build().expect("put has item")).build());
+            tx.push(
+                TransactWriteItem::builder()
+                    .put(put.build().expect("put has item"))
+                    .build(),
+            );
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
-            tx.push(TransactWriteItem::builder().update(metrics_update(self, receiver, &delta, None)).build());
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(metrics_update(self, receiver, &delta, None))
+                    .build(),
+            );
             outcome.commission_receivers.push(receiver.clone());
         }
 
@@ -522,9 +798,21 @@ impl Table {
         // Decided on the metrics as they will be once this commits; the
         // metrics version guard makes that true.
         outcome.change = decide(&profile, &metrics, rules.as_ref());
-        let stale = metrics_item.map(|i| stale_buckets(i, today)).unwrap_or_default();
+        let stale = metrics_item
+            .map(|i| stale_buckets(i, today))
+            .unwrap_or_default();
         if !outcome.delta.is_empty() || !stale.is_empty() {
-            tx.push(TransactWriteItem::builder().update(metrics_update_pruning(self, distributor, &outcome.delta, Some(mversion), &stale)).build());
+            tx.push(
+                TransactWriteItem::builder()
+                    .update(metrics_update_pruning(
+                        self,
+                        distributor,
+                        &outcome.delta,
+                        Some(mversion),
+                        &stale,
+                    ))
+                    .build(),
+            );
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
@@ -532,7 +820,11 @@ impl Table {
             tx.extend(self.tier_items(distributor, profile.tier_version, Some(change), None));
         }
         for (id, moves) in &daily_moves {
-            tx.extend(daily_updates(self, id, moves).into_iter().map(|u| TransactWriteItem::builder().update(u).build()));
+            tx.extend(
+                daily_updates(self, id, moves)
+                    .into_iter()
+                    .map(|u| TransactWriteItem::builder().update(u).build()),
+            );
         }
         if tx.len() > MAX_TX_ITEMS && events.len() > 1 {
             return Ok(Pass::TooLarge);
@@ -540,7 +832,9 @@ impl Table {
         if !tx.is_empty() {
             match self.transact(tx).await {
                 Ok(TxOutcome::Committed) => {}
-                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => return Ok(Pass::Raced),
+                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => {
+                    return Ok(Pass::Raced);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -561,14 +855,23 @@ impl Table {
     /// terms its order's ledger entry keeps at version `lversion`: a plain
     /// write (1 unit; in the transaction it was 2), which never replaces
     /// what a later version of the ledger entry wrote.
-    async fn write_projections(&self, source: &DistributorId, projections: &[Projection]) -> Result<(), StoreError> {
+    async fn write_projections(
+        &self,
+        source: &DistributorId,
+        projections: &[Projection],
+    ) -> Result<(), StoreError> {
         let writes = projections.iter().map(|p| {
             let put = Put::builder()
                 .table_name(&self.name)
                 .set_item(Some(new_item(
                     &keys::commission(&p.receiver, &p.order),
                     "commission",
-                    [("entry", item::json(&p.entry)), ("lversion", n(p.lversion)), ("source", s(source.as_str())), ("order", s(p.order.to_string()))],
+                    [
+                        ("entry", item::json(&p.entry)),
+                        ("lversion", n(p.lversion)),
+                        ("source", s(source.as_str())),
+                        ("order", s(p.order.to_string())),
+                    ],
                 )))
                 .condition_expression("attribute_not_exists(lversion) OR lversion <= :v")
                 .expression_attribute_values(":v", n(p.lversion))
@@ -581,14 +884,25 @@ impl Table {
         Ok(())
     }
 
-    fn metrics_unchanged_check(&self, distributor: &DistributorId, mversion: u64) -> TransactWriteItem {
+    fn metrics_unchanged_check(
+        &self,
+        distributor: &DistributorId,
+        mversion: u64,
+    ) -> TransactWriteItem {
         let (pk, sk) = keys::metrics(distributor);
-        let check = ConditionCheck::builder().table_name(&self.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+        let check = ConditionCheck::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk));
         let check = if mversion == 0 {
             check.condition_expression("attribute_not_exists(mversion)")
         } else {
-            check.condition_expression("mversion = :mv").expression_attribute_values(":mv", n(mversion))
+            check
+                .condition_expression("mversion = :mv")
+                .expression_attribute_values(":mv", n(mversion))
         };
-        TransactWriteItem::builder().condition_check(check.build().expect("check has key")).build()
+        TransactWriteItem::builder()
+            .condition_check(check.build().expect("check has key"))
+            .build()
     }
 }

@@ -10,9 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::Update;
+use rust_decimal::Decimal;
 use tier_domain::calendar::{Day, Month};
 use tier_domain::ids::DistributorId;
-use rust_decimal::Decimal;
 use tier_domain::metrics::{Buckets, Metric, Metrics, MetricsDelta};
 use tier_domain::money::Money;
 
@@ -28,8 +28,14 @@ const COUNT_BUCKETS: [&str; 3] = ["orders", "dorders", "dordersA"];
 
 /// Plain counters, named as the attribute, in the order of [`counters`]
 /// and [`delta_counters`].
-const COUNTERS: [&str; 6] =
-    ["downline_users", "valid_downline_users", "downline_users_all", "valid_downline_users_all", "downline_distributors", "downline_distributors_all"];
+const COUNTERS: [&str; 6] = [
+    "downline_users",
+    "valid_downline_users",
+    "downline_users_all",
+    "valid_downline_users_all",
+    "downline_distributors",
+    "downline_distributors_all",
+];
 
 fn counters(m: &mut Metrics) -> [&mut i64; 6] {
     [
@@ -43,7 +49,14 @@ fn counters(m: &mut Metrics) -> [&mut i64; 6] {
 }
 
 fn delta_counters(d: &MetricsDelta) -> [i64; 6] {
-    [d.downline_users, d.valid_downline_users, d.downline_users_all, d.valid_downline_users_all, d.downline_distributors, d.downline_distributors_all]
+    [
+        d.downline_users,
+        d.valid_downline_users,
+        d.downline_users_all,
+        d.valid_downline_users_all,
+        d.downline_distributors,
+        d.downline_distributors_all,
+    ]
 }
 
 fn money_buckets<'a>(m: &'a mut Metrics, kind: &str) -> Option<&'a mut Buckets<Money>> {
@@ -68,23 +81,29 @@ fn count_buckets<'a>(m: &'a mut Metrics, kind: &str) -> Option<&'a mut Buckets<i
 fn bucket_month(item: &Item, period: &str) -> Result<Option<Month>, StoreError> {
     match period {
         "life" => Ok(None),
-        p => Month::parse(p).map(Some).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string())),
+        p => Month::parse(p)
+            .map(Some)
+            .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string())),
     }
 }
 
 pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
     let mut m = Metrics::default();
     for name in item.keys() {
-        let Some((kind, period)) = name.split_once('#') else { continue };
+        let Some((kind, period)) = name.split_once('#') else {
+            continue;
+        };
         match (kind, period) {
             ("commission", "life") => m.cumulative_commission = money(item, name)?,
             ("withdrawn", "life") => m.withdrawn_commission = money(item, name)?,
             ("frozen", day) => {
-                let day = Day::parse(day).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
+                let day = Day::parse(day)
+                    .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
                 m.frozen_commission.insert(day, money(item, name)?);
             }
             ("bought", sku) => {
-                let sku = tier_domain::ids::Sku::parse(sku).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
+                let sku = tier_domain::ids::Sku::parse(sku)
+                    .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
                 m.purchased.insert(sku, item::get_i64(item, name)?);
             }
             _ => {
@@ -117,14 +136,20 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
 }
 
 fn money(item: &Item, name: &str) -> Result<Money, StoreError> {
-    Money::from_decimal(item::get_decimal(item, name)?).map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))
+    Money::from_decimal(item::get_decimal(item, name)?)
+        .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))
 }
 
 /// The `ADD` update that applies `delta` to the metrics item.
 /// `expected` guards the metrics item's version (`mversion`): the tier
 /// decided from the metrics read is written only if nobody changed them
 /// meanwhile. `Some(0)` means the item had no version yet.
-pub(crate) fn metrics_update(table: &Table, id: &DistributorId, delta: &MetricsDelta, expected: Option<u64>) -> Update {
+pub(crate) fn metrics_update(
+    table: &Table,
+    id: &DistributorId,
+    delta: &MetricsDelta,
+    expected: Option<u64>,
+) -> Update {
     metrics_update_pruning(table, id, delta, expected, &[])
 }
 
@@ -143,18 +168,28 @@ pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
     let (keep, keep_sales) = (back(KEEP_MONTHS), back(KEEP_MONTHS_SALES));
     item.keys()
         .filter(|name| {
-            name.split_once('#').is_some_and(|(kind, period)| match kind {
-                "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
-                "sales" => Month::parse(period).is_ok_and(|m| m < keep_sales),
-                _ => (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind)) && Month::parse(period).is_ok_and(|m| m < keep),
-            })
+            name.split_once('#')
+                .is_some_and(|(kind, period)| match kind {
+                    "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
+                    "sales" => Month::parse(period).is_ok_and(|m| m < keep_sales),
+                    _ => {
+                        (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind))
+                            && Month::parse(period).is_ok_and(|m| m < keep)
+                    }
+                })
         })
         .cloned()
         .collect()
 }
 
 /// As [`metrics_update`], also removing the attributes in `remove`.
-pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &MetricsDelta, expected: Option<u64>, remove: &[String]) -> Update {
+pub(crate) fn metrics_update_pruning(
+    table: &Table,
+    id: &DistributorId,
+    delta: &MetricsDelta,
+    expected: Option<u64>,
+    remove: &[String],
+) -> Update {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
     let mut adds = Vec::new();
@@ -178,17 +213,27 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
     for (kind, moves) in bucket_moves(delta) {
         push_buckets(kind, by_month(moves.into_iter()));
     }
-    for (name, change) in COUNTERS.into_iter().zip(delta_counters(delta)).filter(|(_, c)| *c != 0) {
+    for (name, change) in COUNTERS
+        .into_iter()
+        .zip(delta_counters(delta))
+        .filter(|(_, c)| *c != 0)
+    {
         push(name.into(), change.to_string());
     }
     if !delta.cumulative_commission.is_zero() {
-        push("commission#life".into(), delta.cumulative_commission.amount().to_string());
+        push(
+            "commission#life".into(),
+            delta.cumulative_commission.amount().to_string(),
+        );
     }
     for (sku, q) in &delta.purchased {
         push(format!("bought#{sku}"), q.to_string());
     }
     if !delta.withdrawn_commission.is_zero() {
-        push("withdrawn#life".into(), delta.withdrawn_commission.amount().to_string());
+        push(
+            "withdrawn#life".into(),
+            delta.withdrawn_commission.amount().to_string(),
+        );
     }
     for (day, amount) in delta.frozen_commission.iter().filter(|(_, a)| !a.is_zero()) {
         push(format!("frozen#{day}"), amount.amount().to_string());
@@ -197,7 +242,10 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
     values.insert(":e".into(), s("metrics"));
     let (pk, sk) = keys::metrics(id);
     let mut sets = vec!["#e = :e"];
-    let mut update = Update::builder().table_name(&table.name).key(keys::PK, s(pk)).key(keys::SK, s(sk));
+    let mut update = Update::builder()
+        .table_name(&table.name)
+        .key(keys::PK, s(pk))
+        .key(keys::SK, s(sk));
     // Every change bumps the version, so a tier decided from a read of the
     // metrics is written only if they are still what was read.
     match expected {
@@ -217,7 +265,11 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
             values.insert(":one".into(), n(1));
         }
     }
-    let adds = if adds.is_empty() { String::new() } else { format!(" ADD {}", adds.join(", ")) };
+    let adds = if adds.is_empty() {
+        String::new()
+    } else {
+        format!(" ADD {}", adds.join(", "))
+    };
     // An ADD and a REMOVE of the same attribute in one expression is refused
     // (a refund of an order from a pruned month): the ADD wins, the bucket
     // goes with a later write.
@@ -228,7 +280,11 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         names.insert(format!("#r{i}"), (*attr).clone());
         removes.push(format!("#r{i}"));
     }
-    let removes = if removes.is_empty() { String::new() } else { format!(" REMOVE {}", removes.join(", ")) };
+    let removes = if removes.is_empty() {
+        String::new()
+    } else {
+        format!(" REMOVE {}", removes.join(", "))
+    };
     update
         .update_expression(format!("SET {}{adds}{removes}", sets.join(", ")))
         .set_expression_attribute_names(Some(names))
@@ -237,12 +293,15 @@ pub(crate) fn metrics_update_pruning(table: &Table, id: &DistributorId, delta: &
         .expect("update has key and expression")
 }
 
-
 /// The day-by-day moves of each bucket kind in `delta`, in the order of
 /// [`MONEY_BUCKETS`] then [`COUNT_BUCKETS`].
 fn bucket_moves(delta: &MetricsDelta) -> [(&'static str, Vec<(Day, Decimal)>); 6] {
     let money = |v: &[(Day, Money)]| v.iter().map(|(d, a)| (*d, a.amount())).collect::<Vec<_>>();
-    let count = |v: &[(Day, i64)]| v.iter().map(|(d, c)| (*d, Decimal::from(*c))).collect::<Vec<_>>();
+    let count = |v: &[(Day, i64)]| {
+        v.iter()
+            .map(|(d, c)| (*d, Decimal::from(*c)))
+            .collect::<Vec<_>>()
+    };
     let [s, ds, dsa] = MONEY_BUCKETS;
     let [o, dor, dora] = COUNT_BUCKETS;
     [
@@ -284,7 +343,11 @@ fn daily_kind(metric: Metric) -> Option<&'static str> {
 
 /// The daily bucket kinds the metrics in `spans` are kept under.
 pub(crate) fn daily_kinds(spans: &BTreeMap<Metric, u32>) -> BTreeSet<String> {
-    spans.keys().filter_map(|m| daily_kind(*m)).map(str::to_owned).collect()
+    spans
+        .keys()
+        .filter_map(|m| daily_kind(*m))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The sales and order moves of `delta` in the bucket kinds `kinds`, and
@@ -308,11 +371,19 @@ pub(crate) fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> Metr
 /// by day, one per month touched (callers pass only the kinds kept by day,
 /// see [`only_kinds`]). Unconditional: they ride in the transaction whose
 /// ledger version guard makes the whole write happen once.
-pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDelta) -> Vec<Update> {
+pub(crate) fn daily_updates(
+    table: &Table,
+    id: &DistributorId,
+    delta: &MetricsDelta,
+) -> Vec<Update> {
     let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
     for (kind, moves) in bucket_moves(delta) {
         for (day, v) in moves.into_iter().filter(|(_, v)| !v.is_zero()) {
-            *by_month.entry(day.month()).or_default().entry(format!("{kind}#{:02}", day.day_of_month())).or_default() += v;
+            *by_month
+                .entry(day.month())
+                .or_default()
+                .entry(format!("{kind}#{:02}", day.day_of_month()))
+                .or_default() += v;
         }
     }
     by_month
@@ -320,9 +391,18 @@ pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDe
         .filter(|(_, adds)| adds.values().any(|v| !v.is_zero()))
         .map(|(month, adds)| {
             let (pk, sk) = keys::daily(id, month);
-            let mut names = HashMap::from([("#e".to_owned(), keys::ENTITY.to_owned()), ("#t".to_owned(), keys::TTL.to_owned())]);
+            let mut names = HashMap::from([
+                ("#e".to_owned(), keys::ENTITY.to_owned()),
+                ("#t".to_owned(), keys::TTL.to_owned()),
+            ]);
             let first = month.day(1).expect("every month has a first day");
-            let mut values = HashMap::from([(":e".to_owned(), s("daily_metrics")), (":t".to_owned(), n(first.midnight_utc_timestamp() + DAILY_TTL_DAYS * 86_400))]);
+            let mut values = HashMap::from([
+                (":e".to_owned(), s("daily_metrics")),
+                (
+                    ":t".to_owned(),
+                    n(first.midnight_utc_timestamp() + DAILY_TTL_DAYS * 86_400),
+                ),
+            ]);
             let mut parts = Vec::new();
             for (i, (attr, v)) in adds.into_iter().enumerate() {
                 names.insert(format!("#a{i}"), attr);
@@ -343,10 +423,21 @@ pub(crate) fn daily_updates(table: &Table, id: &DistributorId, delta: &MetricsDe
 }
 
 /// The daily items the rolling windows in `spans` read as of `today`.
-pub(crate) fn daily_keys(id: &DistributorId, today: Day, spans: &BTreeMap<Metric, u32>) -> Vec<keys::Key> {
-    let Some(longest) = spans.values().max().filter(|d| **d > 0) else { return Vec::new() };
+pub(crate) fn daily_keys(
+    id: &DistributorId,
+    today: Day,
+    spans: &BTreeMap<Metric, u32>,
+) -> Vec<keys::Key> {
+    let Some(longest) = spans.values().max().filter(|d| **d > 0) else {
+        return Vec::new();
+    };
     let first = today.minus_days(longest - 1).month();
-    today.month().since(first).into_iter().map(|m| keys::daily(id, m)).collect()
+    today
+        .month()
+        .since(first)
+        .into_iter()
+        .map(|m| keys::daily(id, m))
+        .collect()
 }
 
 /// Adds a daily item's buckets to `metrics` (the monthly and lifetime
@@ -354,10 +445,19 @@ pub(crate) fn daily_keys(id: &DistributorId, today: Day, spans: &BTreeMap<Metric
 pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), StoreError> {
     let key = item::key_of(item);
     let corrupt = |why: String| StoreError::corrupt(&key, why);
-    let month = key.1.strip_prefix("DAILY#").map(Month::parse).ok_or_else(|| corrupt("not a daily item".into()))?.map_err(|e| corrupt(e.to_string()))?;
+    let month = key
+        .1
+        .strip_prefix("DAILY#")
+        .map(Month::parse)
+        .ok_or_else(|| corrupt("not a daily item".into()))?
+        .map_err(|e| corrupt(e.to_string()))?;
     for name in item.keys() {
-        let Some((kind, dd)) = name.split_once('#') else { continue };
-        let Some(day) = dd.parse::<u8>().ok().and_then(|d| month.day(d)) else { continue };
+        let Some((kind, dd)) = name.split_once('#') else {
+            continue;
+        };
+        let Some(day) = dd.parse::<u8>().ok().and_then(|d| month.day(d)) else {
+            continue;
+        };
         if let Some(b) = money_buckets(metrics, kind) {
             b.by_day.insert(day, money(item, name)?);
         } else if let Some(b) = count_buckets(metrics, kind) {
@@ -370,8 +470,17 @@ pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), Stor
 impl Table {
     /// Loads the daily buckets the rolling windows in `spans` read into each
     /// of `rows`' metrics, in one batch.
-    pub(crate) async fn load_daily(&self, rows: &mut [(&DistributorId, &mut Metrics)], today: Day, spans: &BTreeMap<Metric, u32>, consistent: bool) -> Result<(), StoreError> {
-        let wanted: Vec<keys::Key> = rows.iter().flat_map(|(id, _)| daily_keys(id, today, spans)).collect();
+    pub(crate) async fn load_daily(
+        &self,
+        rows: &mut [(&DistributorId, &mut Metrics)],
+        today: Day,
+        spans: &BTreeMap<Metric, u32>,
+        consistent: bool,
+    ) -> Result<(), StoreError> {
+        let wanted: Vec<keys::Key> = rows
+            .iter()
+            .flat_map(|(id, _)| daily_keys(id, today, spans))
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }

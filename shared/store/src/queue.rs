@@ -14,12 +14,19 @@ pub struct Queue {
 }
 
 fn attr(v: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder().data_type("String").string_value(v).build().expect("type and value are set")
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .expect("type and value are set")
 }
 
 impl Queue {
     pub fn new(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
+        Self {
+            client,
+            url: url.into(),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -47,7 +54,13 @@ impl Queue {
     /// Sends `body` unchanged, with why it failed in message attributes
     /// (`failure_code`, `failure_reason`, `source_message_id`), so an
     /// operator can read the reason, fix the cause and redrive.
-    pub async fn dead_letter(&self, body: &str, source_message_id: &str, code: &str, reason: &str) -> Result<(), StoreError> {
+    pub async fn dead_letter(
+        &self,
+        body: &str,
+        source_message_id: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         // SQS attribute values are limited in size along with the message.
         let reason: String = reason.chars().take(1000).collect();
         self.client

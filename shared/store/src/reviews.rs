@@ -32,33 +32,57 @@ fn review_key(period: Period) -> keys::Key {
 impl Table {
     /// Starts the review of `period` at `at`, or returns the run that
     /// already exists (with its own `at`).
-    pub async fn start_review(&self, period: Period, at: DateTime<Utc>) -> Result<ReviewRecord, StoreError> {
+    pub async fn start_review(
+        &self,
+        period: Period,
+        at: DateTime<Utc>,
+    ) -> Result<ReviewRecord, StoreError> {
         let key = review_key(period);
         let put = self
             .client
             .put_item()
             .table_name(&self.name)
-            .set_item(Some(new_item(&key, "review_run", [("period", s(period.to_string())), ("at", s(at.to_rfc3339())), ("pages_done", n(0))])))
+            .set_item(Some(new_item(
+                &key,
+                "review_run",
+                [
+                    ("period", s(period.to_string())),
+                    ("at", s(at.to_rfc3339())),
+                    ("pages_done", n(0)),
+                ],
+            )))
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
         let created = match put {
             Ok(_) => true,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => false,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                false
+            }
             Err(e) => return Err(StoreError::aws("PutItem", e)),
         };
-        let mut record = self.review(period).await?.ok_or_else(|| StoreError::corrupt(&key, "vanished after being written"))?;
+        let mut record = self
+            .review(period)
+            .await?
+            .ok_or_else(|| StoreError::corrupt(&key, "vanished after being written"))?;
         record.created = created;
         Ok(record)
     }
 
     pub async fn review(&self, period: Period) -> Result<Option<ReviewRecord>, StoreError> {
         let key = review_key(period);
-        let Some(i) = self.get(&key, true).await? else { return Ok(None) };
+        let Some(i) = self.get(&key, true).await? else {
+            return Ok(None);
+        };
         let count = |name: &str| item::get_u64_or_zero(&i, name);
         Ok(Some(ReviewRecord {
             period,
-            at: item::get_s(&i, "at")?.parse().map_err(|_| StoreError::corrupt(&key, "at"))?,
+            at: item::get_s(&i, "at")?
+                .parse()
+                .map_err(|_| StoreError::corrupt(&key, "at"))?,
             created: false,
             pages_done: count("pages_done")?,
             evaluated: count("evaluated")?,
@@ -68,7 +92,12 @@ impl Table {
 
     /// Progress counters, for operators. A redelivered page counts twice:
     /// they say how much work ran, not how many distributors exist.
-    pub async fn record_review_page(&self, period: Period, evaluated: u64, changed: u64) -> Result<(), StoreError> {
+    pub async fn record_review_page(
+        &self,
+        period: Period,
+        evaluated: u64,
+        changed: u64,
+    ) -> Result<(), StoreError> {
         let (pk, sk) = review_key(period);
         self.client
             .update_item()
@@ -87,11 +116,23 @@ impl Table {
 
     /// One page of a tier's members (GSI1), from `cursor`; returns the ids
     /// and the cursor of the next page, if any.
-    pub async fn tier_members_page(&self, tier: Option<&TierId>, cursor: Option<&str>, limit: i32) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
+    pub async fn tier_members_page(
+        &self,
+        tier: Option<&TierId>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
         let start = cursor
-            .map(|c| serde_json::from_str::<HashMap<String, String>>(c).map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string())))
+            .map(|c| {
+                serde_json::from_str::<HashMap<String, String>>(c)
+                    .map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string()))
+            })
             .transpose()?
-            .map(|m| m.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect());
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, AttributeValue::S(v)))
+                    .collect()
+            });
         let out = self
             .client
             .query()
@@ -108,12 +149,20 @@ impl Table {
             .items
             .unwrap_or_default()
             .iter()
-            .map(|i| item::get_s(i, "id").and_then(|raw| DistributorId::parse(raw).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))))
+            .map(|i| {
+                item::get_s(i, "id").and_then(|raw| {
+                    DistributorId::parse(raw)
+                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
+                })
+            })
             .collect::<Result<_, _>>()?;
         // In key order, so the same page always gives the same cursor: a
         // what-if names its continuations by it.
         let next = out.last_evaluated_key.map(|k| {
-            let m: std::collections::BTreeMap<String, String> = k.into_iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone()))).collect();
+            let m: std::collections::BTreeMap<String, String> = k
+                .into_iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+                .collect();
             serde_json::to_string(&m).expect("strings serialise")
         });
         Ok((ids, next))

@@ -27,8 +27,14 @@ pub(crate) fn parse_rule_set(item: &Item) -> Result<PublishedRuleSet, StoreError
     Ok(PublishedRuleSet {
         version: item::get_u64_or_zero(item, "version")?,
         rules,
-        published_at: item::get_s(item, "published_at")?.parse().map_err(|_| StoreError::corrupt(&key, "published_at"))?,
-        backfill: item.get("backfill").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        published_at: item::get_s(item, "published_at")?
+            .parse()
+            .map_err(|_| StoreError::corrupt(&key, "published_at"))?,
+        backfill: item
+            .get("backfill")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
     })
 }
 
@@ -36,14 +42,21 @@ impl Table {
     /// The current rule set, if one was ever published.
     pub async fn current_rule_set(&self) -> Result<Option<PublishedRuleSet>, StoreError> {
         let key = keys::rule_set_current();
-        self.get(&key, true).await?.as_ref().map(parse_rule_set).transpose()
+        self.get(&key, true)
+            .await?
+            .as_ref()
+            .map(parse_rule_set)
+            .transpose()
     }
 
     /// Every tier id any published version has had: distributors may still
     /// sit in a tier a newer version dropped.
     pub async fn all_tier_ids(&self) -> Result<Vec<tier_domain::ids::TierId>, StoreError> {
         let mut ids = std::collections::BTreeSet::new();
-        for i in self.query_prefix(&keys::rule_set_current().0, "V#", false).await? {
+        for i in self
+            .query_prefix(&keys::rule_set_current().0, "V#", false)
+            .await?
+        {
             let doc: RuleSetDoc = item::get_json(&i, "doc")?;
             ids.extend(doc.tiers.into_iter().map(|t| t.id));
         }
@@ -55,15 +68,29 @@ impl Table {
     /// read, so two publishers cannot both become version N.
     /// Publishes `rules` as the next version; `backfill`: the ledger is to
     /// be counted into what they read that the previous version did not.
-    pub async fn publish_rule_set(&self, rules: &RuleSet, at: DateTime<Utc>, backfill: bool) -> Result<u64, StoreError> {
+    pub async fn publish_rule_set(
+        &self,
+        rules: &RuleSet,
+        at: DateTime<Utc>,
+        backfill: bool,
+    ) -> Result<u64, StoreError> {
         for _ in 0..5 {
-            let current = self.current_rule_set().await?.map(|c| c.version).unwrap_or(0);
+            let current = self
+                .current_rule_set()
+                .await?
+                .map(|c| c.version)
+                .unwrap_or(0);
             let next = current + 1;
             let attrs = |k: &keys::Key| {
                 new_item(
                     k,
                     "rule_set",
-                    [("version", n(next)), ("doc", item::json(rules.doc())), ("published_at", s(at.to_rfc3339())), ("backfill", AttributeValue::Bool(backfill))],
+                    [
+                        ("version", n(next)),
+                        ("doc", item::json(rules.doc())),
+                        ("published_at", s(at.to_rfc3339())),
+                        ("backfill", AttributeValue::Bool(backfill)),
+                    ],
                 )
             };
             let versioned = Put::builder()
@@ -72,22 +99,33 @@ impl Table {
                 .condition_expression("attribute_not_exists(PK)")
                 .build()
                 .expect("put has item");
-            let pointer = Put::builder().table_name(&self.name).set_item(Some(attrs(&keys::rule_set_current())));
+            let pointer = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(attrs(&keys::rule_set_current())));
             let pointer = if current == 0 {
                 pointer.condition_expression("attribute_not_exists(PK)")
             } else {
-                pointer.condition_expression("version = :v").expression_attribute_values(":v", n(current))
+                pointer
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(current))
             };
             let tx = vec![
                 TransactWriteItem::builder().put(versioned).build(),
-                TransactWriteItem::builder().put(pointer.build().expect("put has item")).build(),
+                TransactWriteItem::builder()
+                    .put(pointer.build().expect("put has item"))
+                    .build(),
             ];
             match self.transact(tx).await {
                 Ok(TxOutcome::Committed) => return Ok(next),
-                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => continue,
+                Ok(TxOutcome::ConditionFailed { .. }) | Err(StoreError::Contention { .. }) => {
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Contention { what: "rule set version".into(), attempts: 5 })
+        Err(StoreError::Contention {
+            what: "rule set version".into(),
+            attempts: 5,
+        })
     }
 }

@@ -34,19 +34,28 @@ pub(crate) enum TxOutcome {
     Committed,
     /// A condition failed; `reasons[i]` is the code for action `i`
     /// (`"ConditionalCheckFailed"`, `"None"`, ...).
-    ConditionFailed { reasons: Vec<String> },
+    ConditionFailed {
+        reasons: Vec<String>,
+    },
 }
 
 impl Table {
     pub fn new(client: Client, name: impl Into<String>) -> Self {
-        Self { client, name: name.into() }
+        Self {
+            client,
+            name: name.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    pub(crate) async fn get(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
+    pub(crate) async fn get(
+        &self,
+        key: &Key,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -62,11 +71,17 @@ impl Table {
     /// Reads many items, 100 keys per request, the requests in parallel
     /// (so up to 100 keys cost one round trip, 200 still one), retrying
     /// unprocessed keys. Missing items are simply absent from the map.
-    pub(crate) async fn batch_get(&self, keys: &[Key], consistent: bool) -> Result<HashMap<Key, Item>, StoreError> {
+    pub(crate) async fn batch_get(
+        &self,
+        keys: &[Key],
+        consistent: bool,
+    ) -> Result<HashMap<Key, Item>, StoreError> {
         let mut unique: Vec<&Key> = keys.iter().collect();
         unique.sort();
         unique.dedup();
-        let chunks = unique.chunks(BATCH_GET_MAX).map(|chunk| self.batch_get_chunk(chunk, consistent));
+        let chunks = unique
+            .chunks(BATCH_GET_MAX)
+            .map(|chunk| self.batch_get_chunk(chunk, consistent));
         let mut found = HashMap::with_capacity(unique.len());
         for part in futures::future::try_join_all(chunks).await? {
             found.extend(part);
@@ -74,7 +89,11 @@ impl Table {
         Ok(found)
     }
 
-    async fn batch_get_chunk(&self, chunk: &[&Key], consistent: bool) -> Result<HashMap<Key, Item>, StoreError> {
+    async fn batch_get_chunk(
+        &self,
+        chunk: &[&Key],
+        consistent: bool,
+    ) -> Result<HashMap<Key, Item>, StoreError> {
         let mut found = HashMap::with_capacity(chunk.len());
         let mut request = Some(
             KeysAndAttributes::builder()
@@ -92,17 +111,27 @@ impl Table {
                 .send()
                 .await
                 .map_err(|e| StoreError::aws("BatchGetItem", e))?;
-            for item in out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default() {
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.name))
+                .unwrap_or_default()
+            {
                 found.insert(key_of(&item), item);
             }
-            request = out.unprocessed_keys.and_then(|mut u| u.remove(&self.name)).filter(|k| !k.keys.is_empty());
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.name))
+                .filter(|k| !k.keys.is_empty());
             if request.is_some() {
                 attempt += 1;
                 // Unprocessed keys mean throttling: back off before asking
                 // again, and past a few seconds hand the work back to the
                 // queue rather than run into the function's timeout.
                 if attempt > UNPROCESSED_RETRIES {
-                    return Err(StoreError::Contention { what: "BatchGetItem (keys left unprocessed: throttled)".into(), attempts: attempt });
+                    return Err(StoreError::Contention {
+                        what: "BatchGetItem (keys left unprocessed: throttled)".into(),
+                        attempts: attempt,
+                    });
                 }
                 tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
             }
@@ -115,7 +144,10 @@ impl Table {
     pub(crate) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
         use futures::StreamExt;
         // Eight requests in flight: a 50,000-row price book is 2,000 of them.
-        let requests: Vec<_> = items.chunks(BATCH_WRITE_MAX).map(|chunk| Box::pin(self.batch_put_chunk(chunk))).collect();
+        let requests: Vec<_> = items
+            .chunks(BATCH_WRITE_MAX)
+            .map(|chunk| Box::pin(self.batch_put_chunk(chunk)))
+            .collect();
         let mut pending = futures::stream::iter(requests).buffer_unordered(8);
         while let Some(done) = pending.next().await {
             done?;
@@ -127,7 +159,16 @@ impl Table {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
         let mut pending: Vec<WriteRequest> = chunk
             .iter()
-            .map(|i| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(i.clone())).build().expect("item set")).build())
+            .map(|i| {
+                WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(i.clone()))
+                            .build()
+                            .expect("item set"),
+                    )
+                    .build()
+            })
             .collect();
         let mut attempt = 0u32;
         while !pending.is_empty() {
@@ -138,11 +179,17 @@ impl Table {
                 .send()
                 .await
                 .map_err(|e| StoreError::aws("BatchWriteItem", e))?;
-            pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.name)).unwrap_or_default();
+            pending = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.name))
+                .unwrap_or_default();
             if !pending.is_empty() {
                 attempt += 1;
                 if attempt > UNPROCESSED_RETRIES {
-                    return Err(StoreError::Contention { what: "BatchWriteItem (items left unprocessed: throttled)".into(), attempts: attempt });
+                    return Err(StoreError::Contention {
+                        what: "BatchWriteItem (items left unprocessed: throttled)".into(),
+                        attempts: attempt,
+                    });
                 }
                 tokio_sleep_ms(25 * 2u64.pow(attempt.min(6))).await;
             }
@@ -152,11 +199,18 @@ impl Table {
 
     /// Every item of partition `pk` whose sort key starts with `prefix`,
     /// all pages.
-    pub(crate) async fn query_prefix(&self, pk: &str, prefix: &str, consistent: bool) -> Result<Vec<Item>, StoreError> {
+    pub(crate) async fn query_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut after = None;
         loop {
-            let (page, next) = self.query_page(pk, prefix, after.as_deref(), None, consistent).await?;
+            let (page, next) = self
+                .query_page(pk, prefix, after.as_deref(), None, consistent)
+                .await?;
             items.extend(page);
             match next {
                 Some(sk) => after = Some(sk),
@@ -167,8 +221,15 @@ impl Table {
 
     /// A conditional UpdateItem of `key`: `update` where `condition` holds,
     /// with `values` (`:name` → value). `false` when it does not.
-    pub(crate) async fn update_if(&self, key: &Key, update: &str, condition: &str, values: impl IntoIterator<Item = (&str, AttributeValue)>) -> Result<bool, StoreError> {
-        self.update_if_named(key, update, Some(condition), &[], values).await
+    pub(crate) async fn update_if(
+        &self,
+        key: &Key,
+        update: &str,
+        condition: &str,
+        values: impl IntoIterator<Item = (&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        self.update_if_named(key, update, Some(condition), &[], values)
+            .await
     }
 
     /// [`Table::update_if`] with `names` (`#name` → attribute) for
@@ -189,16 +250,39 @@ impl Table {
             .key(crate::keys::SK, AttributeValue::S(key.1.clone()))
             .update_expression(update)
             .set_condition_expression(condition.map(str::to_owned))
-            .set_expression_attribute_values(Some(values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
-        let result = names.iter().fold(request, |r, (placeholder, name)| r.expression_attribute_names(*placeholder, *name)).send().await;
-        Ok(matches!(single_write("UpdateItem", result)?, TxOutcome::Committed))
+            .set_expression_attribute_values(Some(
+                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ));
+        let result = names
+            .iter()
+            .fold(request, |r, (placeholder, name)| {
+                r.expression_attribute_names(*placeholder, *name)
+            })
+            .send()
+            .await;
+        Ok(matches!(
+            single_write("UpdateItem", result)?,
+            TxOutcome::Committed
+        ))
     }
 
     /// One page (at most `limit` items, or 1 MB) of partition `pk`'s items
     /// whose sort key starts with `prefix`, after the sort key `after`; and
     /// the sort key to carry on from, if the page was cut short.
-    pub(crate) async fn query_page(&self, pk: &str, prefix: &str, after: Option<&str>, limit: Option<i32>, consistent: bool) -> Result<(Vec<Item>, Option<String>), StoreError> {
-        let start = after.map(|sk| HashMap::from([(crate::keys::PK.to_owned(), AttributeValue::S(pk.to_owned())), (crate::keys::SK.to_owned(), AttributeValue::S(sk.to_owned()))]));
+    pub(crate) async fn query_page(
+        &self,
+        pk: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<i32>,
+        consistent: bool,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let start = after.map(|sk| {
+            HashMap::from([
+                (crate::keys::PK.to_owned(), AttributeValue::S(pk.to_owned())),
+                (crate::keys::SK.to_owned(), AttributeValue::S(sk.to_owned())),
+            ])
+        });
         let out = self
             .client
             .query()
@@ -212,13 +296,21 @@ impl Table {
             .send()
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
-        let next = out.last_evaluated_key.as_ref().and_then(|k| k.get(crate::keys::SK)).and_then(|v| v.as_s().ok()).cloned();
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| k.get(crate::keys::SK))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
         Ok((out.items.unwrap_or_default(), next))
     }
 
     /// Writes `items` atomically. One item is written as the plain
     /// conditional write it is (1 unit a KB instead of a transaction's 2).
-    pub(crate) async fn transact(&self, mut items: Vec<TransactWriteItem>) -> Result<TxOutcome, StoreError> {
+    pub(crate) async fn transact(
+        &self,
+        mut items: Vec<TransactWriteItem>,
+    ) -> Result<TxOutcome, StoreError> {
         debug_assert!(items.len() <= TRANSACT_MAX);
         if items.len() == 1 {
             let item = items.pop().expect("one item");
@@ -227,10 +319,23 @@ impl Table {
             }
             items.push(item);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(TxOutcome::Committed),
-            Err(SdkError::ServiceError(e)) if matches!(e.err(), TransactWriteItemsError::TransactionCanceledException(_)) => {
-                let TransactWriteItemsError::TransactionCanceledException(c) = e.into_err() else { unreachable!() };
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let TransactWriteItemsError::TransactionCanceledException(c) = e.into_err() else {
+                    unreachable!()
+                };
                 let reasons: Vec<String> = c
                     .cancellation_reasons
                     .unwrap_or_default()
@@ -241,7 +346,10 @@ impl Table {
                     Ok(TxOutcome::ConditionFailed { reasons })
                 } else {
                     // Conflicts with another transaction, throttling: retryable.
-                    Err(StoreError::Contention { what: format!("transaction ({})", reasons.join(", ")), attempts: 1 })
+                    Err(StoreError::Contention {
+                        what: format!("transaction ({})", reasons.join(", ")),
+                        attempts: 1,
+                    })
                 }
             }
             Err(e) => Err(StoreError::aws("TransactWriteItems", e)),
@@ -287,15 +395,25 @@ impl Table {
 /// What a single conditional write came to, told as a transaction's
 /// outcome: a failed condition is `ConditionFailed`, and an item another
 /// transaction holds is `Contention` (retryable), as inside a transaction.
-fn single_write<O, E, R>(operation: &'static str, result: Result<O, SdkError<E, R>>) -> Result<TxOutcome, StoreError>
+fn single_write<O, E, R>(
+    operation: &'static str,
+    result: Result<O, SdkError<E, R>>,
+) -> Result<TxOutcome, StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let Err(e) = result else { return Ok(TxOutcome::Committed) };
+    let Err(e) = result else {
+        return Ok(TxOutcome::Committed);
+    };
     match e.as_service_error().and_then(ProvideErrorMetadata::code) {
-        Some("ConditionalCheckFailedException") => Ok(TxOutcome::ConditionFailed { reasons: vec!["ConditionalCheckFailed".into()] }),
-        Some("TransactionConflictException") => Err(StoreError::Contention { what: format!("{operation} (TransactionConflict)"), attempts: 1 }),
+        Some("ConditionalCheckFailedException") => Ok(TxOutcome::ConditionFailed {
+            reasons: vec!["ConditionalCheckFailed".into()],
+        }),
+        Some("TransactionConflictException") => Err(StoreError::Contention {
+            what: format!("{operation} (TransactionConflict)"),
+            attempts: 1,
+        }),
         _ => Err(StoreError::aws(operation, e)),
     }
 }
@@ -304,7 +422,12 @@ where
 /// that the losers of a race do not meet again.
 pub(crate) async fn backoff(attempt: u32) {
     let base = 10u64 * 2u64.pow(attempt.min(6));
-    let jitter = u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)) % base.max(1);
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0),
+    ) % base.max(1);
     tokio_sleep_ms(base / 2 + jitter).await
 }
 

@@ -33,24 +33,56 @@ impl Table {
     /// distributor's metrics and each upline's, in one transaction
     /// conditional on the record not existing. Tiers are evaluated after,
     /// by the caller.
-    pub async fn register_downline_user(&self, distributor: &DistributorId, user: &BuyerId) -> Result<Registered, GroupError> {
-        let profile = self.get(&keys::distributor(distributor), true).await?.as_ref().map(parse_profile).transpose()?;
+    pub async fn register_downline_user(
+        &self,
+        distributor: &DistributorId,
+        user: &BuyerId,
+    ) -> Result<Registered, GroupError> {
+        let profile = self
+            .get(&keys::distributor(distributor), true)
+            .await?
+            .as_ref()
+            .map(parse_profile)
+            .transpose()?;
         let profile = profile.ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
         let bkey = keys::buyer(distributor, user);
         let put = Put::builder()
             .table_name(&self.name)
-            .set_item(Some(new_item(&bkey, "downline_user", [("live_orders", n(0)), ("buyer", s(user.as_str()))])))
+            .set_item(Some(new_item(
+                &bkey,
+                "downline_user",
+                [("live_orders", n(0)), ("buyer", s(user.as_str()))],
+            )))
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .expect("put has item");
-        let own = MetricsDelta { downline_users: 1, downline_users_all: 1, ..Default::default() };
-        let network = MetricsDelta { downline_users_all: 1, ..Default::default() };
-        let mut tx = vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(metrics_update(self, distributor, &own, None)).build()];
-        tx.extend(profile.ancestors.iter().map(|a| TransactWriteItem::builder().update(metrics_update(self, a, &network, None)).build()));
+        let own = MetricsDelta {
+            downline_users: 1,
+            downline_users_all: 1,
+            ..Default::default()
+        };
+        let network = MetricsDelta {
+            downline_users_all: 1,
+            ..Default::default()
+        };
+        let mut tx = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder()
+                .update(metrics_update(self, distributor, &own, None))
+                .build(),
+        ];
+        tx.extend(profile.ancestors.iter().map(|a| {
+            TransactWriteItem::builder()
+                .update(metrics_update(self, a, &network, None))
+                .build()
+        }));
         let created = match self.transact(tx).await? {
             TxOutcome::Committed => true,
             TxOutcome::ConditionFailed { .. } => false,
         };
-        Ok(Registered { created, ancestors: profile.ancestors })
+        Ok(Registered {
+            created,
+            ancestors: profile.ancestors,
+        })
     }
 }

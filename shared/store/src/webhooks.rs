@@ -44,34 +44,73 @@ pub struct IntakeView {
 impl Table {
     /// Two round trips: the store, the receipt, the rule set and the book
     /// version; then the distributor and the SKUs' entries.
-    pub async fn intake_view(&self, platform: &Platform, store: &StoreId, event: &EventId, skus: &[Sku]) -> Result<IntakeView, StoreError> {
+    pub async fn intake_view(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        event: &EventId,
+        skus: &[Sku],
+    ) -> Result<IntakeView, StoreError> {
         let store_key = keys::store(platform, store);
         let receipt_key = keys::webhook(platform, store, event);
         // Consistent: a retry that arrives right after the first delivery
         // must see its receipt.
-        let mut items = self.batch_get(&[store_key.clone(), receipt_key.clone(), keys::rule_set_current(), keys::book_pointer()], true).await?;
+        let mut items = self
+            .batch_get(
+                &[
+                    store_key.clone(),
+                    receipt_key.clone(),
+                    keys::rule_set_current(),
+                    keys::book_pointer(),
+                ],
+                true,
+            )
+            .await?;
         let owner = items
             .get(&store_key)
-            .map(|i| item::get_s(i, "distributor").and_then(|d| DistributorId::parse(d).map_err(|e| StoreError::corrupt(&store_key, e.to_string()))))
+            .map(|i| {
+                item::get_s(i, "distributor").and_then(|d| {
+                    DistributorId::parse(d)
+                        .map_err(|e| StoreError::corrupt(&store_key, e.to_string()))
+                })
+            })
             .transpose()?;
         let receipt = items
             .get(&receipt_key)
-            .map(|i| Ok::<_, StoreError>(Receipt { body_sha256: item::get_s(i, "body_sha256")?.to_owned(), received_at: item::get_s(i, "received_at")?.to_owned() }))
+            .map(|i| {
+                Ok::<_, StoreError>(Receipt {
+                    body_sha256: item::get_s(i, "body_sha256")?.to_owned(),
+                    received_at: item::get_s(i, "received_at")?.to_owned(),
+                })
+            })
             .transpose()?;
         let mut view = IntakeView {
-            rules: items.remove(&keys::rule_set_current()).as_ref().map(parse_rule_set).transpose()?,
-            book: items.remove(&keys::book_pointer()).as_ref().map(|i| self.parse_book_version(i)).transpose()?,
+            rules: items
+                .remove(&keys::rule_set_current())
+                .as_ref()
+                .map(parse_rule_set)
+                .transpose()?,
+            book: items
+                .remove(&keys::book_pointer())
+                .as_ref()
+                .map(|i| self.parse_book_version(i))
+                .transpose()?,
             owner,
             receipt,
             ..Default::default()
         };
-        let Some(owner) = view.owner.clone().filter(|_| view.receipt.is_none()) else { return Ok(view) };
+        let Some(owner) = view.owner.clone().filter(|_| view.receipt.is_none()) else {
+            return Ok(view);
+        };
         let mut wanted = vec![keys::distributor(&owner)];
         if let Some(b) = view.book {
             wanted.extend(skus.iter().map(|s| keys::book_entry(b.version, s)));
         }
         let items = self.batch_get(&wanted, true).await?;
-        view.distributor = items.get(&keys::distributor(&owner)).map(parse_profile).transpose()?;
+        view.distributor = items
+            .get(&keys::distributor(&owner))
+            .map(parse_profile)
+            .transpose()?;
         if let Some(b) = view.book {
             for sku in skus {
                 if let Some(i) = items.get(&keys::book_entry(b.version, sku)) {
@@ -84,12 +123,23 @@ impl Table {
 
     /// Written after the event is enqueued: a crash in between means the
     /// platform's retry enqueues it again, which the consumers de-duplicate.
-    pub async fn put_receipt(&self, platform: &Platform, store: &StoreId, event: &EventId, body_sha256: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn put_receipt(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        event: &EventId,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let expires = at.timestamp() + RECEIPT_TTL_DAYS * 86_400;
         let item = new_item(
             &keys::webhook(platform, store, event),
             "webhook_receipt",
-            [("body_sha256", s(body_sha256)), ("received_at", s(at.to_rfc3339())), (keys::TTL, n(expires))],
+            [
+                ("body_sha256", s(body_sha256)),
+                ("received_at", s(at.to_rfc3339())),
+                (keys::TTL, n(expires)),
+            ],
         );
         self.client
             .put_item()

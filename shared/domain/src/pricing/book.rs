@@ -159,11 +159,35 @@ impl KnownTiers for crate::rules::RuleSet {
 
 impl PriceBookDraft {
     pub fn from_csv(text: &str, tiers: &dyn KnownTiers) -> Result<Self, Vec<RowError>> {
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
-        let headers = reader.headers().map_err(|e| vec![RowError { line: 1, field: "header".into(), message: e.to_string() }])?.clone();
-        let expected = ["type", "sku", "tier", "distributor", "min_qty", "price", "discount_pct"];
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(false)
+            .from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| {
+                vec![RowError {
+                    line: 1,
+                    field: "header".into(),
+                    message: e.to_string(),
+                }]
+            })?
+            .clone();
+        let expected = [
+            "type",
+            "sku",
+            "tier",
+            "distributor",
+            "min_qty",
+            "price",
+            "discount_pct",
+        ];
         if headers.iter().collect::<Vec<_>>() != expected {
-            return Err(vec![RowError { line: 1, field: "header".into(), message: format!("the header must be {}", expected.join(",")) }]);
+            return Err(vec![RowError {
+                line: 1,
+                field: "header".into(),
+                message: format!("the header must be {}", expected.join(",")),
+            }]);
         }
         let mut rows = Vec::new();
         let mut errors = Vec::new();
@@ -172,11 +196,26 @@ impl PriceBookDraft {
                 Ok(r) => {
                     let line = r.position().map_or(0, |p| p.line() as usize);
                     let get = |i: usize| r.get(i).unwrap_or("").to_owned();
-                    rows.push((line, RawRow { kind: get(0), sku: get(1), tier: get(2), distributor: get(3), min_qty: get(4), price: get(5), discount_pct: get(6) }));
+                    rows.push((
+                        line,
+                        RawRow {
+                            kind: get(0),
+                            sku: get(1),
+                            tier: get(2),
+                            distributor: get(3),
+                            min_qty: get(4),
+                            price: get(5),
+                            discount_pct: get(6),
+                        },
+                    ));
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line() as usize);
-                    errors.push(RowError { line, field: "row".into(), message: e.to_string() });
+                    errors.push(RowError {
+                        line,
+                        field: "row".into(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
@@ -191,22 +230,49 @@ impl PriceBookDraft {
         let doc: JsonBook = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             // rows[3].price → row 4
-            let line = path.strip_prefix("rows[").and_then(|r| r.split(']').next()).and_then(|n| n.parse::<usize>().ok()).map_or(0, |n| n + 1);
-            vec![RowError { line, field: path, message: e.into_inner().to_string() }]
+            let line = path
+                .strip_prefix("rows[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .map_or(0, |n| n + 1);
+            vec![RowError {
+                line,
+                field: path,
+                message: e.into_inner().to_string(),
+            }]
         })?;
-        let rows = doc.rows.into_iter().enumerate().map(|(i, r)| (i + 1, r)).collect();
+        let rows = doc
+            .rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r))
+            .collect();
         build(rows, doc.promotions, tiers)
     }
 }
 
-fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn KnownTiers) -> Result<PriceBookDraft, Vec<RowError>> {
+fn build(
+    rows: Vec<(usize, RawRow)>,
+    promotions: Vec<Promotion>,
+    tiers: &dyn KnownTiers,
+) -> Result<PriceBookDraft, Vec<RowError>> {
     let mut errors = Vec::new();
-    let mut err = |line: usize, field: &str, message: String| errors.push(RowError { line, field: field.into(), message });
+    let mut err = |line: usize, field: &str, message: String| {
+        errors.push(RowError {
+            line,
+            field: field.into(),
+            message,
+        })
+    };
     if rows.is_empty() {
         err(0, "rows", "a price book needs at least one base row".into());
     }
     if rows.len() > MAX_ROWS {
-        err(0, "rows", format!("{} rows; at most {MAX_ROWS} per book", rows.len()));
+        err(
+            0,
+            "rows",
+            format!("{} rows; at most {MAX_ROWS} per book", rows.len()),
+        );
     }
 
     // First pass: parse each row on its own.
@@ -229,7 +295,13 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
             "override" => RowType::Override,
             "volume_break" => RowType::VolumeBreak,
             other => {
-                err(line, "type", format!("unknown row type {other:?}; use base, floor, tier_price, override or volume_break"));
+                err(
+                    line,
+                    "type",
+                    format!(
+                        "unknown row type {other:?}; use base, floor, tier_price, override or volume_break"
+                    ),
+                );
                 continue;
             }
         };
@@ -254,14 +326,22 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
         need("distributor", &raw.distributor, kind == RowType::Override);
         need("min_qty", &raw.min_qty, kind == RowType::VolumeBreak);
         need("price", &raw.price, kind != RowType::VolumeBreak);
-        need("discount_pct", &raw.discount_pct, kind == RowType::VolumeBreak);
+        need(
+            "discount_pct",
+            &raw.discount_pct,
+            kind == RowType::VolumeBreak,
+        );
         if !ok {
             continue;
         }
         let tier = (!raw.tier.is_empty()).then(|| TierId::parse(&raw.tier));
         let tier = match tier.transpose() {
             Ok(Some(t)) if !tiers.has_tier(&t) => {
-                err(line, "tier", format!("tier {t} is not in the current rule set"));
+                err(
+                    line,
+                    "tier",
+                    format!("tier {t} is not in the current rule set"),
+                );
                 continue;
             }
             Ok(t) => t,
@@ -270,14 +350,20 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
                 continue;
             }
         };
-        let distributor = match (!raw.distributor.is_empty()).then(|| DistributorId::parse(&raw.distributor)).transpose() {
+        let distributor = match (!raw.distributor.is_empty())
+            .then(|| DistributorId::parse(&raw.distributor))
+            .transpose()
+        {
             Ok(d) => d,
             Err(e) => {
                 err(line, "distributor", e.to_string());
                 continue;
             }
         };
-        let price = match (!raw.price.is_empty()).then(|| Money::parse(&raw.price)).transpose() {
+        let price = match (!raw.price.is_empty())
+            .then(|| Money::parse(&raw.price))
+            .transpose()
+        {
             Ok(Some(p)) if p.is_negative() || p.is_zero() => {
                 err(line, "price", format!("price {p} must be positive"));
                 continue;
@@ -288,20 +374,34 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
                 continue;
             }
         };
-        let min_qty = match (!raw.min_qty.is_empty()).then(|| raw.min_qty.parse::<u32>()).transpose() {
+        let min_qty = match (!raw.min_qty.is_empty())
+            .then(|| raw.min_qty.parse::<u32>())
+            .transpose()
+        {
             Ok(Some(q)) if q < 2 => {
                 err(line, "min_qty", "a volume break starts at 2 or more".into());
                 continue;
             }
             Ok(q) => q,
             Err(_) => {
-                err(line, "min_qty", format!("{:?} is not a whole number", raw.min_qty));
+                err(
+                    line,
+                    "min_qty",
+                    format!("{:?} is not a whole number", raw.min_qty),
+                );
                 continue;
             }
         };
-        let discount = match (!raw.discount_pct.is_empty()).then(|| Percent::parse(&raw.discount_pct)).transpose() {
+        let discount = match (!raw.discount_pct.is_empty())
+            .then(|| Percent::parse(&raw.discount_pct))
+            .transpose()
+        {
             Ok(Some(d)) if d.is_zero() || d.value() >= rust_decimal::Decimal::ONE_HUNDRED => {
-                err(line, "discount_pct", "a discount is above 0 and below 100".into());
+                err(
+                    line,
+                    "discount_pct",
+                    "a discount is above 0 and below 100".into(),
+                );
                 continue;
             }
             Ok(d) => d,
@@ -310,7 +410,16 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
                 continue;
             }
         };
-        parsed.push(Row { line, kind, sku, tier, distributor, min_qty, price, discount });
+        parsed.push(Row {
+            line,
+            kind,
+            sku,
+            tier,
+            distributor,
+            min_qty,
+            price,
+            discount,
+        });
     }
 
     // Second pass: duplicates, and assembly per SKU from the base rows.
@@ -343,35 +452,66 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
             continue;
         }
         let Some(book) = books.get_mut(&r.sku) else {
-            err(r.line, "sku", format!("unknown SKU {}: the book has no base row for it", r.sku));
+            err(
+                r.line,
+                "sku",
+                format!("unknown SKU {}: the book has no base row for it", r.sku),
+            );
             continue;
         };
         match r.kind {
             RowType::Base => {}
             RowType::Floor => book.floor_price = r.price,
             RowType::TierPrice => {
-                book.tier_prices.insert(r.tier.clone().expect("checked"), r.price.expect("checked"));
+                book.tier_prices
+                    .insert(r.tier.clone().expect("checked"), r.price.expect("checked"));
             }
             RowType::Override => {
-                book.overrides.insert(r.distributor.clone().expect("checked"), r.price.expect("checked"));
+                book.overrides.insert(
+                    r.distributor.clone().expect("checked"),
+                    r.price.expect("checked"),
+                );
             }
-            RowType::VolumeBreak => book.volume_breaks.push(VolumeBreak { min_qty: r.min_qty.expect("checked"), discount_pct: r.discount.expect("checked") }),
+            RowType::VolumeBreak => book.volume_breaks.push(VolumeBreak {
+                min_qty: r.min_qty.expect("checked"),
+                discount_pct: r.discount.expect("checked"),
+            }),
         }
     }
 
     // Third pass: nothing fixed below the floor. Reported on the row that
     // sets the low price.
     for r in &parsed {
-        let Some(book) = books.get(&r.sku) else { continue };
-        let (Some(floor), Some(price)) = (book.floor_price, r.price) else { continue };
-        if matches!(r.kind, RowType::Base | RowType::TierPrice | RowType::Override) && price < floor {
-            err(r.line, "price", format!("{price} is below the floor price {floor} of {}", r.sku));
+        let Some(book) = books.get(&r.sku) else {
+            continue;
+        };
+        let (Some(floor), Some(price)) = (book.floor_price, r.price) else {
+            continue;
+        };
+        if matches!(
+            r.kind,
+            RowType::Base | RowType::TierPrice | RowType::Override
+        ) && price < floor
+        {
+            err(
+                r.line,
+                "price",
+                format!("{price} is below the floor price {floor} of {}", r.sku),
+            );
         }
     }
     for book in books.values_mut() {
         book.volume_breaks.sort_by_key(|b| b.min_qty);
         if book.overrides.len() > MAX_OVERRIDES_PER_SKU {
-            err(0, "override", format!("{} has {} overrides; at most {MAX_OVERRIDES_PER_SKU}", book.sku, book.overrides.len()));
+            err(
+                0,
+                "override",
+                format!(
+                    "{} has {} overrides; at most {MAX_OVERRIDES_PER_SKU}",
+                    book.sku,
+                    book.overrides.len()
+                ),
+            );
         }
     }
 
@@ -381,14 +521,29 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
         let field = |f: &str| format!("promotions[{i}].{f}");
         let mut perr = |f: &str, m: String| err(0, &field(f), m);
         if p.ends_at <= p.starts_at {
-            perr("ends_at", format!("promotion {} ends before it starts", p.id));
+            perr(
+                "ends_at",
+                format!("promotion {} ends before it starts", p.id),
+            );
         }
         if p.skus.is_empty() || p.tiers.is_empty() {
-            perr("skus", format!("promotion {} needs at least one SKU and one tier", p.id));
+            perr(
+                "skus",
+                format!("promotion {} needs at least one SKU and one tier", p.id),
+            );
         }
         match (p.price, p.discount_pct) {
-            (Some(_), Some(_)) | (None, None) => perr("price", format!("promotion {} needs exactly one of price and discount_pct", p.id)),
-            (Some(price), None) if price.is_negative() || price.is_zero() => perr("price", format!("promotion {} price must be positive", p.id)),
+            (Some(_), Some(_)) | (None, None) => perr(
+                "price",
+                format!(
+                    "promotion {} needs exactly one of price and discount_pct",
+                    p.id
+                ),
+            ),
+            (Some(price), None) if price.is_negative() || price.is_zero() => perr(
+                "price",
+                format!("promotion {} price must be positive", p.id),
+            ),
             _ => {}
         }
         for t in &p.tiers {
@@ -398,12 +553,21 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
         }
         for s in &p.skus {
             match books.get(s) {
-                None => perr("skus", format!("unknown SKU {s}: the book has no base row for it")),
+                None => perr(
+                    "skus",
+                    format!("unknown SKU {s}: the book has no base row for it"),
+                ),
                 Some(b) => {
                     if let (Some(floor), Some(price)) = (b.floor_price, p.price)
                         && price < floor
                     {
-                        perr("price", format!("promotion {} price {price} is below the floor price {floor} of {s}", p.id));
+                        perr(
+                            "price",
+                            format!(
+                                "promotion {} price {price} is below the floor price {floor} of {s}",
+                                p.id
+                            ),
+                        );
                     }
                 }
             }
@@ -413,7 +577,13 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
             let shared_sku = p.skus.iter().find(|s| q.skus.contains(s));
             let shared_tier = p.tiers.iter().find(|t| q.tiers.contains(t));
             if let (true, Some(s), Some(t)) = (overlap_time, shared_sku, shared_tier) {
-                perr("starts_at", format!("promotion {} overlaps promotion {} (promotions[{j}]) for SKU {s} and tier {t}: one would have to win by chance", p.id, q.id));
+                perr(
+                    "starts_at",
+                    format!(
+                        "promotion {} overlaps promotion {} (promotions[{j}]) for SKU {s} and tier {t}: one would have to win by chance",
+                        p.id, q.id
+                    ),
+                );
             }
         }
         if promotions.iter().take(i).any(|q| q.id == p.id) {
@@ -425,12 +595,22 @@ fn build(rows: Vec<(usize, RawRow)>, promotions: Vec<Promotion>, tiers: &dyn Kno
         return Err(errors);
     }
     for p in &promotions {
-        let entry = Promotion { skus: Vec::new(), ..p.clone() };
+        let entry = Promotion {
+            skus: Vec::new(),
+            ..p.clone()
+        };
         for s in &p.skus {
-            books.get_mut(s).expect("checked").promotions.push(entry.clone());
+            books
+                .get_mut(s)
+                .expect("checked")
+                .promotions
+                .push(entry.clone());
         }
     }
-    Ok(PriceBookDraft { skus: books, promotions })
+    Ok(PriceBookDraft {
+        skus: books,
+        promotions,
+    })
 }
 
 #[cfg(test)]
@@ -454,7 +634,13 @@ mod tests {
         let book = PriceBookDraft::from_csv(&csv, &Tiers).unwrap();
         let tee = &book.skus[&Sku::parse("TEE").unwrap()];
         assert_eq!(tee.floor_price, Some(Money::parse("120").unwrap()));
-        assert_eq!(tee.volume_breaks.iter().map(|b| b.min_qty).collect::<Vec<_>>(), [10, 50]);
+        assert_eq!(
+            tee.volume_breaks
+                .iter()
+                .map(|b| b.min_qty)
+                .collect::<Vec<_>>(),
+            [10, 50]
+        );
         assert_eq!(book.skus.len(), 2);
     }
 
@@ -464,15 +650,26 @@ mod tests {
             "{HEADER}base,TEE,,,,199.00,\nbase,TEE,,,,189.00,\nbase,NEG,,,,-1.00,\ntier_price,TEE,platinum,,,150.00,\ntier_price,GHOST,gold,,,150.00,\nfloor,TEE,,,,160.00,\ntier_price,TEE,gold,,,150.00,\nweird,TEE,,,,1,\nvolume_break,TEE,,,1,,5\n"
         );
         let errors = PriceBookDraft::from_csv(&csv, &Tiers).unwrap_err();
-        let by_line: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+        let by_line: Vec<(usize, &str)> =
+            errors.iter().map(|e| (e.line, e.field.as_str())).collect();
         assert!(by_line.contains(&(3, "row")), "duplicate base: {errors:?}");
         assert!(by_line.contains(&(4, "price")), "negative: {errors:?}");
         assert!(by_line.contains(&(5, "tier")), "unknown tier: {errors:?}");
         assert!(by_line.contains(&(6, "sku")), "unknown sku: {errors:?}");
-        assert!(by_line.contains(&(8, "price")), "below the floor: {errors:?}");
+        assert!(
+            by_line.contains(&(8, "price")),
+            "below the floor: {errors:?}"
+        );
         assert!(by_line.contains(&(9, "type")), "unknown type: {errors:?}");
         assert!(by_line.contains(&(10, "min_qty")), "break at 1: {errors:?}");
-        assert!(errors.iter().find(|e| e.line == 8).unwrap().message.contains("floor"));
+        assert!(
+            errors
+                .iter()
+                .find(|e| e.line == 8)
+                .unwrap()
+                .message
+                .contains("floor")
+        );
     }
 
     #[test]

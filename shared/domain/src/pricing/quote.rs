@@ -81,14 +81,21 @@ pub fn quote(req: &QuoteRequest<'_>) -> PriceQuote {
     let book = req.book;
     let tier = req.tier;
     let base = book.base_price.amount();
-    let mut candidates: Vec<(PriceRule, Decimal, Option<&crate::pricing::Promotion>)> = Vec::with_capacity(5);
+    let mut candidates: Vec<(PriceRule, Decimal, Option<&crate::pricing::Promotion>)> =
+        Vec::with_capacity(5);
 
     if let Some(p) = book.overrides.get(req.distributor) {
         candidates.push((PriceRule::DistributorOverride, p.amount(), None));
     }
     // Promotions this tier may use: the only ones it ever sees.
-    let usable = |p: &&crate::pricing::Promotion| req.promotions_allowed && p.tiers.contains(&tier.id);
-    if let Some(p) = book.promotions.iter().filter(usable).find(|p| p.is_open(req.at)) {
+    let usable =
+        |p: &&crate::pricing::Promotion| req.promotions_allowed && p.tiers.contains(&tier.id);
+    if let Some(p) = book
+        .promotions
+        .iter()
+        .filter(usable)
+        .find(|p| p.is_open(req.at))
+    {
         let price = match (p.price, p.discount_pct) {
             (Some(fixed), _) => fixed.amount(),
             (None, Some(pct)) => base * (Decimal::ONE_HUNDRED - pct.value()) / Decimal::ONE_HUNDRED,
@@ -101,12 +108,21 @@ pub fn quote(req: &QuoteRequest<'_>) -> PriceQuote {
     }
     let pct = tier.benefits.discount_pct;
     if !pct.is_zero() {
-        candidates.push((PriceRule::TierDiscount, base * (Decimal::ONE_HUNDRED - pct.value()) / Decimal::ONE_HUNDRED, None));
+        candidates.push((
+            PriceRule::TierDiscount,
+            base * (Decimal::ONE_HUNDRED - pct.value()) / Decimal::ONE_HUNDRED,
+            None,
+        ));
     }
     candidates.push((PriceRule::BasePrice, base, None));
 
     let (rule, winner, promotion) = candidates[0];
-    let volume_break = book.volume_breaks.iter().rev().find(|b| b.min_qty <= req.quantity).cloned();
+    let volume_break = book
+        .volume_breaks
+        .iter()
+        .rev()
+        .find(|b| b.min_qty <= req.quantity)
+        .cloned();
     let discounted = match &volume_break {
         Some(b) => winner * (Decimal::ONE_HUNDRED - b.discount_pct.value()) / Decimal::ONE_HUNDRED,
         None => winner,
@@ -141,12 +157,21 @@ pub fn quote(req: &QuoteRequest<'_>) -> PriceQuote {
         base_price: book.base_price,
         candidates: candidates
             .iter()
-            .map(|(rule, price, promo)| Candidate { rule: *rule, unit_price: Money::round(*price), promotion_id: promo.map(|p| p.id.clone()) })
+            .map(|(rule, price, promo)| Candidate {
+                rule: *rule,
+                unit_price: Money::round(*price),
+                promotion_id: promo.map(|p| p.id.clone()),
+            })
             .collect(),
         volume_break,
         floor_price: book.floor_price,
         floor_applied,
-        promotion: promotion.map(|p| PromotionInfo { id: p.id.clone(), name: p.name.clone(), subsidy_pct: p.subsidy_pct, ends_at: p.ends_at }),
+        promotion: promotion.map(|p| PromotionInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            subsidy_pct: p.subsidy_pct,
+            ends_at: p.ends_at,
+        }),
         valid_from,
         valid_until,
     }
@@ -171,7 +196,10 @@ mod tests {
             id: TierId::parse(id).unwrap(),
             name: id.into(),
             rank: 1,
-            benefits: Benefits { discount_pct: Percent::parse(pct).unwrap(), ..Default::default() },
+            benefits: Benefits {
+                discount_pct: Percent::parse(pct).unwrap(),
+                ..Default::default()
+            },
             upgrade: None,
             retention: None,
             permissions: Default::default(),
@@ -193,10 +221,21 @@ mod tests {
         "starts_at": "2026-11-01T00:00:00Z", "ends_at": "2026-11-12T00:00:00Z", "price": "129.00", "subsidy_pct": "2"}]}"#;
 
     fn book() -> SkuBook {
-        PriceBookDraft::from_json(BOOK, &AnyTier).unwrap().skus.into_values().next().unwrap()
+        PriceBookDraft::from_json(BOOK, &AnyTier)
+            .unwrap()
+            .skus
+            .into_values()
+            .next()
+            .unwrap()
     }
 
-    fn q(t: &Tier, distributor: &str, quantity: u32, when: &str, promotions_allowed: bool) -> PriceQuote {
+    fn q(
+        t: &Tier,
+        distributor: &str,
+        quantity: u32,
+        when: &str,
+        promotions_allowed: bool,
+    ) -> PriceQuote {
         let b = book();
         quote(&QuoteRequest {
             book: &b,
@@ -218,54 +257,106 @@ mod tests {
         let during = "2026-11-05T00:00:00Z";
         // Override beats everything, the open promotion included.
         let r = q(&gold, "d-vip", 1, during, true);
-        assert_eq!((r.rule, r.unit_price.to_string()), (PriceRule::DistributorOverride, "140.00".into()));
-        assert_eq!(r.candidates.iter().map(|c| c.rule).collect::<Vec<_>>(), [
-            PriceRule::DistributorOverride, PriceRule::Promotion, PriceRule::TierFixedPrice, PriceRule::TierDiscount, PriceRule::BasePrice
-        ]);
+        assert_eq!(
+            (r.rule, r.unit_price.to_string()),
+            (PriceRule::DistributorOverride, "140.00".into())
+        );
+        assert_eq!(
+            r.candidates.iter().map(|c| c.rule).collect::<Vec<_>>(),
+            [
+                PriceRule::DistributorOverride,
+                PriceRule::Promotion,
+                PriceRule::TierFixedPrice,
+                PriceRule::TierDiscount,
+                PriceRule::BasePrice
+            ]
+        );
         // The promotion beats the fixed tier price while open ...
         let r = q(&gold, "d-1", 1, during, true);
-        assert_eq!((r.rule, r.unit_price.to_string()), (PriceRule::Promotion, "129.00".into()));
+        assert_eq!(
+            (r.rule, r.unit_price.to_string()),
+            (PriceRule::Promotion, "129.00".into())
+        );
         assert_eq!(r.promotion.as_ref().unwrap().subsidy_pct.to_string(), "2");
         assert_eq!(r.valid_until, Some(at("2026-11-12T00:00:00Z")));
         assert_eq!(r.valid_from, at("2026-11-01T00:00:00Z"));
         // ... not when closed, and never for a tier without the permission.
         let r = q(&gold, "d-1", 1, outside, true);
-        assert_eq!((r.rule, r.unit_price.to_string()), (PriceRule::TierFixedPrice, "150.00".into()));
+        assert_eq!(
+            (r.rule, r.unit_price.to_string()),
+            (PriceRule::TierFixedPrice, "150.00".into())
+        );
         assert_eq!(r.valid_until, None);
         let r = q(&gold, "d-1", 1, during, false);
         assert_eq!(r.rule, PriceRule::TierFixedPrice);
         assert!(r.candidates.iter().all(|c| c.rule != PriceRule::Promotion));
         // Not a tier the promotion lists: never sees it.
         let r = q(&senior, "d-1", 1, during, true);
-        assert_eq!((r.rule, r.unit_price.to_string()), (PriceRule::TierDiscount, "179.10".into()));
+        assert_eq!(
+            (r.rule, r.unit_price.to_string()),
+            (PriceRule::TierDiscount, "179.10".into())
+        );
         assert!(r.promotion.is_none());
         let r = q(&junior, "d-1", 1, during, true);
-        assert_eq!((r.rule, r.unit_price.to_string()), (PriceRule::BasePrice, "199.00".into()));
+        assert_eq!(
+            (r.rule, r.unit_price.to_string()),
+            (PriceRule::BasePrice, "199.00".into())
+        );
     }
 
     #[test]
     fn promotion_window_edges() {
         let gold = tier("gold", "15");
-        assert_eq!(q(&gold, "d-1", 1, "2026-10-31T23:59:59Z", true).rule, PriceRule::TierFixedPrice);
-        assert_eq!(q(&gold, "d-1", 1, "2026-11-01T00:00:00Z", true).rule, PriceRule::Promotion);
-        assert_eq!(q(&gold, "d-1", 1, "2026-11-11T23:59:59Z", true).rule, PriceRule::Promotion);
-        assert_eq!(q(&gold, "d-1", 1, "2026-11-12T00:00:00Z", true).rule, PriceRule::TierFixedPrice);
+        assert_eq!(
+            q(&gold, "d-1", 1, "2026-10-31T23:59:59Z", true).rule,
+            PriceRule::TierFixedPrice
+        );
+        assert_eq!(
+            q(&gold, "d-1", 1, "2026-11-01T00:00:00Z", true).rule,
+            PriceRule::Promotion
+        );
+        assert_eq!(
+            q(&gold, "d-1", 1, "2026-11-11T23:59:59Z", true).rule,
+            PriceRule::Promotion
+        );
+        assert_eq!(
+            q(&gold, "d-1", 1, "2026-11-12T00:00:00Z", true).rule,
+            PriceRule::TierFixedPrice
+        );
         // Before it opens, the answer says when it will change.
-        assert_eq!(q(&gold, "d-1", 1, "2026-10-15T00:00:00Z", true).valid_until, Some(at("2026-11-01T00:00:00Z")));
+        assert_eq!(
+            q(&gold, "d-1", 1, "2026-10-15T00:00:00Z", true).valid_until,
+            Some(at("2026-11-01T00:00:00Z"))
+        );
     }
 
     #[test]
     fn volume_breaks_at_their_boundaries_and_the_floor() {
         let junior = tier("junior", "0");
         let at_time = "2026-12-01T00:00:00Z";
-        assert_eq!(q(&junior, "d-1", 9, at_time, true).unit_price.to_string(), "199.00");
+        assert_eq!(
+            q(&junior, "d-1", 9, at_time, true).unit_price.to_string(),
+            "199.00"
+        );
         // 199 × 0.98 = 195.02
         let r = q(&junior, "d-1", 10, at_time, true);
-        assert_eq!((r.unit_price.to_string(), r.volume_break.as_ref().unwrap().min_qty), ("195.02".into(), 10));
-        assert_eq!(q(&junior, "d-1", 99, at_time, true).unit_price.to_string(), "195.02");
+        assert_eq!(
+            (
+                r.unit_price.to_string(),
+                r.volume_break.as_ref().unwrap().min_qty
+            ),
+            ("195.02".into(), 10)
+        );
+        assert_eq!(
+            q(&junior, "d-1", 99, at_time, true).unit_price.to_string(),
+            "195.02"
+        );
         // 199 × 0.5 = 99.50, under the floor of 100.
         let r = q(&junior, "d-1", 100, at_time, true);
-        assert_eq!((r.unit_price.to_string(), r.floor_applied), ("100.00".into(), true));
+        assert_eq!(
+            (r.unit_price.to_string(), r.floor_applied),
+            ("100.00".into(), true)
+        );
     }
 
     #[test]
@@ -275,7 +366,10 @@ mod tests {
         b.floor_price = None;
         b.tier_prices.clear();
         b.promotions.clear();
-        b.volume_breaks = vec![VolumeBreak { min_qty: 10, discount_pct: Percent::parse("10").unwrap() }];
+        b.volume_breaks = vec![VolumeBreak {
+            min_qty: 10,
+            discount_pct: Percent::parse("10").unwrap(),
+        }];
         let t = tier("junior", "5");
         let d = DistributorId::parse("d").unwrap();
         let req = |quantity| QuoteRequest {

@@ -43,7 +43,10 @@ fn iterations() -> anyhow::Result<usize> {
     if let Ok(v) = std::env::var("ITERATIONS")
         && !v.is_empty()
     {
-        n = Some(v.parse().with_context(|| format!("ITERATIONS={v} is not a number"))?);
+        n = Some(
+            v.parse()
+                .with_context(|| format!("ITERATIONS={v} is not a number"))?,
+        );
     }
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,7 +60,11 @@ fn iterations() -> anyhow::Result<usize> {
         } else {
             bail!("unknown argument {arg}\n{}", usage());
         };
-        n = Some(value.parse().with_context(|| format!("--iterations {value} is not a number"))?);
+        n = Some(
+            value
+                .parse()
+                .with_context(|| format!("--iterations {value} is not a number"))?,
+        );
     }
     let n = n.unwrap_or(DEFAULT_ITERATIONS);
     ensure!(n >= 1, "at least one iteration");
@@ -78,7 +85,11 @@ fn price_book_csv() -> String {
             let _ = writeln!(csv, "floor,{sku},,,,{}.00,", base * 6 / 10);
         }
         if i % 5 == 0 {
-            let _ = writeln!(csv, "tier_price,{sku},intermediate,,,{}.00,", base * 95 / 100);
+            let _ = writeln!(
+                csv,
+                "tier_price,{sku},intermediate,,,{}.00,",
+                base * 95 / 100
+            );
             let _ = writeln!(csv, "tier_price,{sku},gold,,,{}.00,", base * 80 / 100);
         }
         if i % 10 == 0 {
@@ -86,7 +97,12 @@ fn price_book_csv() -> String {
             let _ = writeln!(csv, "override,{sku},,{who},,{}.00,", base * 90 / 100);
         }
         if i % 3 == 0 {
-            let _ = writeln!(csv, "volume_break,{sku},,,{},,{}", if i % 2 == 0 { 5 } else { 50 }, 2 + i % 4);
+            let _ = writeln!(
+                csv,
+                "volume_break,{sku},,,{},,{}",
+                if i % 2 == 0 { 5 } else { 50 },
+                2 + i % 4
+            );
         }
     }
     csv
@@ -110,7 +126,14 @@ fn stats(samples: &[Duration]) -> Stats {
         let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
         ms[rank.clamp(1, ms.len()) - 1]
     };
-    Stats { p50: pct(50.0), p90: pct(90.0), p99: pct(99.0), mean: ms.iter().sum::<f64>() / ms.len() as f64, min: ms[0], max: ms[ms.len() - 1] }
+    Stats {
+        p50: pct(50.0),
+        p90: pct(90.0),
+        p99: pct(99.0),
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+        min: ms[0],
+        max: ms[ms.len() - 1],
+    }
 }
 
 struct Bench<'a> {
@@ -124,11 +147,18 @@ impl Bench<'_> {
     async fn lookup(&self) -> anyhow::Result<Duration> {
         let skus: Vec<&str> = self.skus.iter().map(String::as_str).collect();
         let started = Instant::now();
-        let r = self.api.prices_query(DISTRIBUTOR, &skus, &[("qty", QTY)]).await?;
+        let r = self
+            .api
+            .prices_query(DISTRIBUTOR, &skus, &[("qty", QTY)])
+            .await?;
         let elapsed = started.elapsed();
         ensure!(r.status == 200, "lookup: {} {}", r.status, r.body);
         let n = r.body["prices"].as_array().map_or(0, Vec::len);
-        ensure!(n == SKUS, "lookup priced {n} SKUs, not {SKUS}: {}", r.body["unknown_skus"]);
+        ensure!(
+            n == SKUS,
+            "lookup priced {n} SKUs, not {SKUS}: {}",
+            r.body["unknown_skus"]
+        );
         Ok(elapsed)
     }
 
@@ -147,21 +177,33 @@ impl Bench<'_> {
             .await
             .context("GetItem of the distributor profile")?;
         let elapsed = started.elapsed();
-        ensure!(out.item.is_some(), "GetItem found no profile for {DISTRIBUTOR}");
+        ensure!(
+            out.item.is_some(),
+            "GetItem found no profile for {DISTRIBUTOR}"
+        );
         Ok(elapsed)
     }
 }
 
 fn row(name: &str, s: &Stats) -> String {
-    format!("  {name:<22} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}", s.p50, s.p90, s.p99, s.mean, s.min, s.max)
+    format!(
+        "  {name:<22} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        s.p50, s.p90, s.p99, s.mean, s.min, s.max
+    )
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tier_runtime::logging::init_text("warn");
     let n = iterations()?;
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
-    println!("lookup-latency: {n} iterations, {WARMUP} warm-up, {SKUS} SKUs per lookup, {build} build");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "lookup-latency: {n} iterations, {WARMUP} warm-up, {SKUS} SKUs per lookup, {build} build"
+    );
 
     let moto = Moto::start(&repo_root())?;
     println!("  moto {} (pid {})", moto.endpoint, moto.pid());
@@ -171,7 +213,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
-    let stack = LocalStack::start(StackOptions::new(moto.endpoint.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+    let stack = LocalStack::start(StackOptions::new(
+        moto.endpoint.clone(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    ))
+    .await?;
     let outcome = measure(&stack, n, build).await;
     stack.stop().await;
     outcome
@@ -179,14 +225,33 @@ async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
 
 async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()> {
     let mut api = ApiClient::for_stack(stack);
-    local_stack::demo::load(&mut api).await.context("loading the demo brand")?;
+    local_stack::demo::load(&mut api)
+        .await
+        .context("loading the demo brand")?;
     let r = api.put_csv("price-book", &price_book_csv()).await?;
-    ensure!(r.status == 201, "publishing the {SKUS}-SKU price book: {} {}", r.status, r.body);
+    ensure!(
+        r.status == 201,
+        "publishing the {SKUS}-SKU price book: {} {}",
+        r.status,
+        r.body
+    );
     // Whatever the load queued (tier evaluations) runs before measuring.
-    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await.context("waiting for the stack to go idle")?;
-    println!("  stack {}, table {}, {SKUS}-SKU price book published", stack.base_url, stack.table_name());
+    stack
+        .wait_idle(DEFAULT_IDLE_TIMEOUT)
+        .await
+        .context("waiting for the stack to go idle")?;
+    println!(
+        "  stack {}, table {}, {SKUS}-SKU price book published",
+        stack.base_url,
+        stack.table_name()
+    );
 
-    let bench = Bench { api: &api, stack, table: stack.table_name(), skus: (0..SKUS).map(|i| format!("SKU-{i:03}")).collect() };
+    let bench = Bench {
+        api: &api,
+        stack,
+        table: stack.table_name(),
+        skus: (0..SKUS).map(|i| format!("SKU-{i:03}")).collect(),
+    };
 
     for _ in 0..WARMUP {
         bench.lookup().await?;
@@ -218,15 +283,27 @@ async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()
     let ratio_p50 = l.p50 / g.p50;
     let ratio_p99 = l.p99 / g.p99;
     let ratio_mean = l.mean / g.mean;
-    let breakdown: Vec<String> = usage.requests.iter().map(|(op, c)| format!("{op} x{c}")).collect();
+    let breakdown: Vec<String> = usage
+        .requests
+        .iter()
+        .map(|(op, c)| format!("{op} x{c}"))
+        .collect();
 
     println!();
-    println!("  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}", "ms", "p50", "p90", "p99", "mean", "min", "max");
+    println!(
+        "  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "ms", "p50", "p90", "p99", "mean", "min", "max"
+    );
     println!("{}", row(&format!("lookup ({SKUS} SKUs)"), &l));
     println!("{}", row("GetItem (consistent)", &g));
     println!();
     println!("  lookup / GetItem: p50 {ratio_p50:.2}x, p99 {ratio_p99:.2}x, mean {ratio_mean:.2}x");
-    println!("  DynamoDB per lookup: {} requests ({}), {} read units", usage.total_requests(), breakdown.join(", "), usage.read_units);
+    println!(
+        "  DynamoDB per lookup: {} requests ({}), {} read units",
+        usage.total_requests(),
+        breakdown.join(", "),
+        usage.read_units
+    );
     println!("  {n} pairs in {:.1} s", wall.as_secs_f64());
     if usage.total_requests() != 2 {
         println!("  NOTE: expected 2 round trips per lookup (BatchGetItem x2)");
