@@ -1,10 +1,11 @@
 # Distributor tier management: developer entry points.
 #
 #   make            same as `make test` (what CI runs through .ci/run)
-#   make test       cfn-lint the SAM template, smoke-test it on moto, then the whole cargo test
-#                   suite against a throwaway moto server
+#   make test       rustfmt --check and clippy (warnings are errors), cfn-lint the SAM template,
+#                   smoke-test it on moto, then the whole cargo test suite against a throwaway
+#                   moto server
 #   make run        the local stack demo (moto + every function) on PORT (default 8080)
-#   make lint       clippy with warnings as errors, and cfn-lint
+#   make lint       rustfmt --check, clippy with warnings as errors, and cfn-lint
 #   make zips       release arm64 Lambda zips with cargo-lambda (target/lambda/<bin>/bootstrap.zip)
 #   make bench      the domain benchmarks
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
@@ -22,12 +23,12 @@ TEMPLATE := infra/template.yaml
 PORT ?= 8080
 export PORT
 
-.PHONY: help test run lint cfn-lint template-smoke zips bench bench-lookup clean-venv
+.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup clean-venv
 
 help:
-	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
 
-test:
+test: fmt-check clippy
 	scripts/venv.sh moto cfn-lint
 	$(CFN_LINT) $(TEMPLATE)
 	scripts/with-moto.sh $(VENV)/bin/python scripts/template-smoke.py
@@ -37,7 +38,14 @@ run:
 	scripts/venv.sh moto
 	cargo run -p local-stack --bin local-stack -- demo
 
-lint: cfn-lint
+lint: fmt-check clippy cfn-lint
+
+# rustfmt's defaults (100 columns): the width every model codebase uses, so a diff shows only
+# what changed and no one's editor disagrees.
+fmt-check:
+	cargo fmt --all --check
+
+clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 cfn-lint:

@@ -28,7 +28,7 @@ fn load_doc() -> Value {
     let path = local_stack::moto::repo_root().join("api/openapi.yaml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
+    let yaml: serde_norway::Value = serde_norway::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
     serde_json::to_value(&yaml).unwrap_or_else(|e| {
         panic!(

@@ -33,10 +33,12 @@ use tier_store::rules::PublishedRuleSet;
 use tier_store::{Queue, StoreError, Table};
 
 mod backfill;
+mod invocation;
 mod review;
 mod what_if;
 
 pub use backfill::BACKFILL_ENTRIES_PER_MESSAGE;
+pub use invocation::{Invocation, InvocationError, Schedule};
 pub use review::{
     QUERIES_PER_PARTITION_MESSAGE, REVIEW_PAGE_SIZE, REVIEW_QUERY_SIZE, ReviewReport,
 };

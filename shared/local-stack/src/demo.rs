@@ -464,7 +464,7 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
 
     // What if the thresholds were halved (Intermediate at 25,000 CNY a
     // month, Senior at 50,000)? Evaluated against everyone through the
-    // tier queue; nothing changes.
+    // tier queue; only the what-if's tallies are written.
     let mut draft = clothing_rule_set();
     draft["tiers"][1]["upgrade"]["gte"] = json!("25000");
     draft["tiers"][2]["upgrade"]["gte"] = json!("50000");
@@ -477,7 +477,7 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     let w = api.get("what-ifs/halved-thresholds").await?;
     println!(
-        "What-if the monthly thresholds were halved ({}, {} evaluated, nothing changed):",
+        "What-if the monthly thresholds were halved ({}, {} evaluated, nothing written):",
         w.body["status"].as_str().unwrap_or(""),
         w.body["evaluated"]
     );

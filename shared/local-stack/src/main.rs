@@ -10,7 +10,12 @@ use local_stack::stack::{LocalStack, StackOptions};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tier_runtime::logging::init_text("warn");
+    // The functions' logs go to a file, so the demo's lines stay readable.
+    let log_dir = repo_root().join(".local");
+    std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+    let log = log_dir.join("local-stack.log");
+    tier_runtime::logging::init_text_file("warn", &log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let mode = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
     if !matches!(mode.as_str(), "demo" | "serve") {
         anyhow::bail!("usage: local-stack [demo|serve]");
@@ -23,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .context("PORT must be a port number")?
         .unwrap_or(8080);
 
+    println!("Function logs (RUST_LOG sets the level): {}", log.display());
     println!("Starting the emulator (moto) on 127.0.0.1 ...");
     let moto = Moto::start(&repo_root())?;
     println!("  moto is {} (pid {})", moto.endpoint, moto.pid());

@@ -3,14 +3,15 @@
 //! and their event sources, and the parameters with their defaults.
 //!
 //! Only the long-form intrinsics are understood (`Ref:`, `Fn::GetAtt:`,
-//! `Fn::Sub:`, `Fn::Join:`), because serde_yaml cannot read the short `!Ref`
-//! tags. Resource types the local stack has no use for are ignored.
+//! `Fn::Sub:`, `Fn::Join:`): the short `!Ref` tags are reported as
+//! unsupported, so the template keeps to one spelling. Resource types the
+//! local stack has no use for are ignored.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
-use serde_yaml::Value as Yaml;
+use serde_norway::Value as Yaml;
 
 /// The parsed template.
 #[derive(Clone, Debug, Default)]
@@ -199,7 +200,7 @@ impl Template {
     }
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let doc: Yaml = serde_yaml::from_str(text).context("template is not valid YAML")?;
+        let doc: Yaml = serde_norway::from_str(text).context("template is not valid YAML")?;
         let mut template = Template::default();
 
         if let Some(params) = get(&doc, "Parameters").and_then(Yaml::as_mapping) {
@@ -692,7 +693,7 @@ mod tests {
 
     #[test]
     fn parses_intrinsics() {
-        let y: Yaml = serde_yaml::from_str("{Fn::GetAtt: [Q, Arn]}").unwrap();
+        let y: Yaml = serde_norway::from_str("{Fn::GetAtt: [Q, Arn]}").unwrap();
         assert_eq!(
             parse_expr(&y).unwrap(),
             Expr::GetAtt {
@@ -700,13 +701,13 @@ mod tests {
                 attribute: "Arn".into()
             }
         );
-        let y: Yaml = serde_yaml::from_str("{Fn::GetAtt: Q.Arn}").unwrap();
+        let y: Yaml = serde_norway::from_str("{Fn::GetAtt: Q.Arn}").unwrap();
         assert!(matches!(parse_expr(&y).unwrap(), Expr::GetAtt { .. }));
-        let y: Yaml = serde_yaml::from_str("{Ref: X}").unwrap();
+        let y: Yaml = serde_norway::from_str("{Ref: X}").unwrap();
         assert_eq!(parse_expr(&y).unwrap(), Expr::Ref("X".into()));
-        let y: Yaml = serde_yaml::from_str("42").unwrap();
+        let y: Yaml = serde_norway::from_str("42").unwrap();
         assert_eq!(parse_expr(&y).unwrap(), Expr::Literal("42".into()));
-        let y: Yaml = serde_yaml::from_str("{Fn::If: [a, b, c]}").unwrap();
+        let y: Yaml = serde_norway::from_str("{Fn::If: [a, b, c]}").unwrap();
         assert!(matches!(parse_expr(&y).unwrap(), Expr::Unsupported(_)));
     }
 
