@@ -120,8 +120,8 @@ impl AdminApi {
             }
             Some(_) => {}
         }
-        let path = req.uri().path().to_owned();
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let segments = http::path_segments(req.uri().path())?;
+        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
         let method = req.method().clone();
         match (method, parts.as_slice()) {
@@ -171,8 +171,12 @@ impl AdminApi {
                     .await
             }
             (Method::PUT, ["v1", "admin", "price-book"]) => {
-                let csv = http::header(req.headers(), "content-type")
-                    .is_some_and(|c| c.starts_with("text/csv"));
+                // Media types are case-insensitive: `TEXT/CSV` is CSV.
+                let csv = http::header(req.headers(), "content-type").is_some_and(|c| {
+                    c.split(';')
+                        .next()
+                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+                });
                 self.publish_price_book(body, csv).await
             }
             (Method::GET, ["v1", "admin", "price-book"]) => self.get_price_book().await,
@@ -207,7 +211,7 @@ impl AdminApi {
             }
             (m, _) => Err(ApiError::not_found(
                 "route_not_found",
-                format!("no admin route for {m} {path}"),
+                format!("no admin route for {m} {}", req.uri().path()),
             )),
         }
     }

@@ -23,7 +23,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::OrderRef;
 use tier_domain::ids::{BuyerId, EventId, Platform, Sku, StoreId};
-use tier_domain::order::{OrderEvent, OrderEventKind};
+use tier_domain::order::{OrderEvent, OrderEventKind, event_time};
 use tier_domain::pricing;
 use tier_domain::rules::Permission;
 use tier_messages::{Message, UserRegistered};
@@ -149,6 +149,10 @@ impl OrderIntake {
         }
         let event_id = doc.event_id.clone();
         let occurred_at = doc.occurred_at;
+        // Refused here rather than queued: a month the calendar cannot write
+        // would otherwise reach the distributor's metrics.
+        event_time::check_at_intake(occurred_at, Utc::now())
+            .map_err(|e| ApiError::unprocessable("implausible_time", e.to_string()))?;
         let (order_id, kind) = match doc
             .into_incoming()
             .map_err(|m| ApiError::unprocessable("invalid_order", m))?
@@ -334,7 +338,8 @@ fn record_entitled_prices(
 }
 
 fn parse_path(path: &str) -> Result<(Platform, StoreId), ApiError> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let segments = http::path_segments(path)?;
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let [_, platform, store] = parts.as_slice() else {
         return Err(ApiError::not_found(
             "route_not_found",

@@ -35,10 +35,21 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", t)) => {
-                timestamp = Some(
-                    t.parse::<i64>()
-                        .map_err(|_| SignatureError::Malformed("t is not a unix time"))?,
-                )
+                // One timestamp: with two, which one the HMAC covers is
+                // ambiguous, and a stale signature could ride a fresh `t`.
+                if timestamp.is_some() {
+                    return Err(SignatureError::Malformed("t appears more than once"));
+                }
+                let t = t
+                    .parse::<i64>()
+                    .map_err(|_| SignatureError::Malformed("t is not a unix time"))?;
+                // Seconds, not milliseconds: 10^11 s is the year 5138.
+                if !(0..100_000_000_000).contains(&t) {
+                    return Err(SignatureError::Malformed(
+                        "t is not a unix time in seconds (milliseconds?)",
+                    ));
+                }
+                timestamp = Some(t)
             }
             Some(("v1", sig)) => candidates
                 .push(hex::decode(sig).map_err(|_| SignatureError::Malformed("v1 is not hex"))?),
@@ -159,5 +170,24 @@ mod tests {
             verify(Some(&sign(body, "wrong", NOW)), body, &secrets(), NOW),
             Err(SignatureError::Mismatch)
         );
+        // A second `t`, before or after, is refused, not chosen from.
+        let v1 = header.split_once(',').unwrap().1;
+        for twice in [
+            format!("t=1,{header}"),
+            format!("{header},t=1"),
+            format!("t={NOW},t={NOW},{v1}"),
+        ] {
+            assert_eq!(
+                verify(Some(&twice), body, &secrets(), NOW),
+                Err(SignatureError::Malformed("t appears more than once")),
+                "{twice}"
+            );
+        }
+        // Milliseconds are malformed, not stale.
+        let millis = format!("t={},{v1}", NOW * 1000);
+        assert!(matches!(
+            verify(Some(&millis), body, &secrets(), NOW),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 }

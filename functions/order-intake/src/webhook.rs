@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tier_domain::ids::{BuyerId, EventId, OrderId, Platform, RefundId, StoreId};
+use tier_domain::ids::{BuyerId, EventId, LineId, OrderId, Platform, RefundId, Sku, StoreId};
 use tier_domain::money::Money;
 use tier_domain::order::{OrderEventKind, OrderLine, ReturnedLine};
 
@@ -39,9 +39,43 @@ pub struct WebhookDoc {
     #[serde(default)]
     pub urgent: bool,
     #[serde(default)]
-    pub lines: Vec<OrderLine>,
+    pub lines: Vec<LineDoc>,
     #[serde(default)]
     pub refund: Option<RefundDoc>,
+}
+
+/// A line as the document writes it. Its own type, so that unknown fields
+/// are refused here as everywhere in the document (the domain's line also
+/// holds what intake records, such as the entitled price).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDoc {
+    pub line_id: LineId,
+    pub sku: Sku,
+    pub quantity: u32,
+    pub unit_price: Money,
+    pub amount: Money,
+}
+
+impl From<LineDoc> for OrderLine {
+    fn from(l: LineDoc) -> Self {
+        OrderLine {
+            line_id: l.line_id,
+            sku: l.sku,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            amount: l.amount,
+            entitled_unit_price: None,
+        }
+    }
+}
+
+/// Goods coming back with a refund, as the document writes them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnedLineDoc {
+    pub line_id: LineId,
+    pub quantity: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -75,7 +109,7 @@ pub struct RefundDoc {
     pub refund_id: RefundId,
     pub amount: Money,
     #[serde(default)]
-    pub lines: Vec<ReturnedLine>,
+    pub lines: Vec<ReturnedLineDoc>,
 }
 
 impl WebhookDoc {
@@ -109,7 +143,7 @@ impl WebhookDoc {
             WebhookType::Paid => Ok(OrderEventKind::Paid {
                 buyer: self.buyer_id.ok_or("order.paid needs buyer_id")?,
                 total: self.total.ok_or("order.paid needs total")?,
-                lines: self.lines,
+                lines: self.lines.into_iter().map(OrderLine::from).collect(),
                 urgent: self.urgent,
             }),
             WebhookType::Refunded => {
@@ -117,7 +151,14 @@ impl WebhookDoc {
                 Ok(OrderEventKind::Refunded {
                     refund_id: refund.refund_id,
                     amount: refund.amount,
-                    lines: refund.lines,
+                    lines: refund
+                        .lines
+                        .into_iter()
+                        .map(|l| ReturnedLine {
+                            line_id: l.line_id,
+                            quantity: l.quantity,
+                        })
+                        .collect(),
                 })
             }
             WebhookType::Cancelled => Ok(OrderEventKind::Cancelled),

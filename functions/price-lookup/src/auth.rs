@@ -15,7 +15,7 @@ pub struct Presented<'a> {
 
 pub fn presented(req: &Request) -> Result<Presented<'_>, ApiError> {
     let raw = http::header(req.headers(), "authorization")
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .or_else(|| http::header(req.headers(), "x-api-key"))
         .ok_or_else(|| {
             ApiError::unauthorized(
@@ -26,6 +26,13 @@ pub fn presented(req: &Request) -> Result<Presented<'_>, ApiError> {
     let (id, secret) = access::split_presented(raw.trim())
         .ok_or_else(|| ApiError::unauthorized("invalid_api_key", "the API key is not valid"))?;
     Ok(Presented { id, secret })
+}
+
+/// The token of a `Bearer` credential. The scheme is case-insensitive
+/// (RFC 9110 section 11.1): `bearer` and `BEARER` are `Bearer`.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
 
 pub fn authenticate(record: Option<&Item>, presented: &Presented<'_>) -> Result<ApiKey, ApiError> {
@@ -45,4 +52,18 @@ pub fn authenticate(record: Option<&Item>, presented: &Presented<'_>) -> Result<
         ));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer tk_a", "bearer tk_a", "BEARER tk_a"] {
+            assert_eq!(bearer_token(header), Some("tk_a"), "{header}");
+        }
+        assert_eq!(bearer_token("Basic tk_a"), None);
+        assert_eq!(bearer_token("Bearertk_a"), None);
+    }
 }

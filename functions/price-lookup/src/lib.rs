@@ -169,7 +169,11 @@ impl PriceLookup {
                 format!("no route for {} {path}", req.method()),
             )));
         }
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let segments = match http::path_segments(&path) {
+            Ok(segments) => segments,
+            Err(e) => return http::respond(Err(e)),
+        };
+        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
         let result = match (req.method().clone(), parts.as_slice()) {
             (Method::GET, ["v1", "distributors", id, "prices"]) => self.prices(&req, id).await,
             (Method::POST, ["v1", "prices:batch"]) => self.batch(&req).await,

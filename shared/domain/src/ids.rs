@@ -22,6 +22,14 @@ fn check(kind: &'static str, raw: &str, max: usize) -> Result<(), IdError> {
             reason: "must not be empty".into(),
         });
     }
+    // Every id is a URL path segment somewhere, and clients resolve these
+    // two away before the request is sent: such an id could not be read.
+    if raw == "." || raw == ".." {
+        return Err(IdError {
+            kind,
+            reason: format!("{raw:?} is a relative path segment, which URLs resolve away"),
+        });
+    }
     if raw.len() > max {
         return Err(IdError {
             kind,
@@ -173,6 +181,14 @@ impl fmt::Display for OrderRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_path_segments_are_not_ids() {
+        assert!(DistributorId::parse(".").is_err());
+        assert!(DistributorId::parse("..").is_err());
+        assert!(DistributorId::parse("...").is_ok());
+        assert!(DistributorId::parse("d.1").is_ok());
+    }
 
     #[test]
     fn order_refs_read_back_what_they_write() {

@@ -33,17 +33,29 @@ pub enum MoneyError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Money(Decimal);
 
+/// Parses plain decimal notation, `^-?[0-9]+(\.[0-9]+)?$`, as every decimal
+/// the API documents is written: no exponent (`1E5`), no `_` or thousands
+/// separators, no `+`, no blanks, and digits on both sides of the point.
+/// `Decimal`'s own parser is more lenient than the documents.
+pub fn parse_plain_decimal(raw: &str) -> Option<Decimal> {
+    let body = raw.strip_prefix('-').unwrap_or(raw);
+    let (int, frac) = match body.split_once('.') {
+        Some((int, frac)) => (int, Some(frac)),
+        None => (body, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return None;
+    }
+    Decimal::from_str(raw).ok()
+}
+
 impl Money {
     pub const ZERO: Money = Money(Decimal::ZERO);
 
     /// Parses an exact amount: at most two decimal places, may be negative.
     pub fn parse(raw: &str) -> Result<Self, MoneyError> {
-        // Plain decimal notation only: no exponents, no thousands separators.
-        let body = raw.strip_prefix('-').unwrap_or(raw);
-        if body.is_empty() || !body.chars().all(|c| c.is_ascii_digit() || c == '.') {
-            return Err(MoneyError::NotANumber(raw.to_owned()));
-        }
-        let d = Decimal::from_str(raw).map_err(|_| MoneyError::NotANumber(raw.to_owned()))?;
+        let d = parse_plain_decimal(raw).ok_or_else(|| MoneyError::NotANumber(raw.to_owned()))?;
         Self::from_decimal(d)
     }
 
@@ -170,8 +182,7 @@ impl Percent {
     pub const ZERO: Percent = Percent(Decimal::ZERO);
 
     pub fn parse(raw: &str) -> Result<Self, PercentError> {
-        let d =
-            Decimal::from_str(raw.trim()).map_err(|_| PercentError::NotANumber(raw.to_owned()))?;
+        let d = parse_plain_decimal(raw).ok_or_else(|| PercentError::NotANumber(raw.to_owned()))?;
         Self::from_decimal(d)
     }
 
@@ -227,6 +238,21 @@ impl<'de> Deserialize<'de> for Percent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_decimal_notation_parses() {
+        for ok in ["0", "5", "-5", "300000", "0.5", "12.50", "-0.01"] {
+            assert!(parse_plain_decimal(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "", "-", "1_000", "1E5", "1e5", "+300000", ".5e2 ", " 5", "5 ", ".5", "5.", "1.2.3",
+            "0x10", "--1", "NaN",
+        ] {
+            assert!(parse_plain_decimal(bad).is_none(), "{bad:?}");
+        }
+        assert!(Percent::parse(" 5").is_err());
+        assert!(Money::parse(".50").is_err());
+    }
 
     #[test]
     fn parses_exact_amounts_and_rejects_fractions_of_a_cent() {

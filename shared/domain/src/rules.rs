@@ -129,10 +129,9 @@ impl TryFrom<RawCondition> for Condition {
         let gte = raw
             .gte
             .ok_or("a threshold needs \"gte\" (a decimal string)")?;
-        let gte: Decimal = gte
-            .trim()
-            .parse()
-            .map_err(|_| format!("gte {gte:?} is not a decimal number"))?;
+        let gte: Decimal = crate::money::parse_plain_decimal(&gte).ok_or_else(|| {
+            format!("gte {gte:?} is not a decimal number (plain notation: 50000, 12.5)")
+        })?;
         let window = match (metric.is_windowed(), raw.window) {
             (true, Some(w)) => w,
             (true, None) => {
@@ -493,6 +492,16 @@ impl Qualification {
     }
 }
 
+/// Far above any brand's scheme (three to ten tiers are usual), and what
+/// keeps a rule set well inside one DynamoDB item (400 KB) with its
+/// validation quick: the unreachable-tier check compares tiers pairwise.
+pub const MAX_TIERS: usize = 50;
+pub const MAX_STEP_UPS: usize = 50;
+/// Conditions nest at most this deep (`all` within `any` within ...).
+pub const MAX_CONDITION_DEPTH: usize = 8;
+/// A rule set's size as stored (its canonical JSON).
+pub const MAX_RULE_SET_BYTES: usize = 128 * 1024;
+
 impl RuleSet {
     /// Parses and validates a rule set document. Every problem is reported,
     /// each naming its field.
@@ -509,6 +518,36 @@ impl RuleSet {
     }
 
     pub fn new(mut doc: RuleSetDoc) -> Result<RuleSet, RuleSetError> {
+        // Bounds first: past them nothing else is checked, so a document of
+        // 10,000 tiers is refused at once rather than compared pairwise.
+        let mut bounds = Vec::new();
+        if doc.tiers.len() > MAX_TIERS {
+            bounds.push(RuleSetProblem {
+                path: "tiers".into(),
+                message: format!("at most {MAX_TIERS} tiers, got {}", doc.tiers.len()),
+            });
+        }
+        if doc.step_ups.len() > MAX_STEP_UPS {
+            bounds.push(RuleSetProblem {
+                path: "step_ups".into(),
+                message: format!(
+                    "at most {MAX_STEP_UPS} step-ups, got {}",
+                    doc.step_ups.len()
+                ),
+            });
+        }
+        let size = serde_json::to_vec(&doc).map_or(usize::MAX, |v| v.len());
+        if size > MAX_RULE_SET_BYTES {
+            bounds.push(RuleSetProblem {
+                path: "(the document)".into(),
+                message: format!(
+                    "the rule set is {size} bytes as stored; at most {MAX_RULE_SET_BYTES}"
+                ),
+            });
+        }
+        if !bounds.is_empty() {
+            return Err(RuleSetError(bounds));
+        }
         let mut problems = Vec::new();
         let mut p = |path: String, message: String| problems.push(RuleSetProblem { path, message });
 
@@ -813,6 +852,17 @@ impl RuleSet {
 }
 
 fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)) {
+    check_condition_at(c, path, 1, p)
+}
+
+fn check_condition_at(c: &Condition, path: &str, depth: usize, p: &mut impl FnMut(String, String)) {
+    if depth > MAX_CONDITION_DEPTH {
+        p(
+            path.to_owned(),
+            format!("conditions nest at most {MAX_CONDITION_DEPTH} deep"),
+        );
+        return;
+    }
     match c {
         Condition::Threshold { gte, window, .. } => {
             if gte.is_sign_negative() && !gte.is_zero() {
@@ -846,7 +896,7 @@ fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)
                 );
             }
             for (i, c) in cs.iter().enumerate() {
-                check_condition(c, &format!("{path}.{key}[{i}]"), p);
+                check_condition_at(c, &format!("{path}.{key}[{i}]"), depth + 1, p);
             }
         }
         Condition::AtLeast { n, of } => {
@@ -860,7 +910,7 @@ fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)
                 );
             }
             for (i, c) in of.iter().enumerate() {
-                check_condition(c, &format!("{path}.at_least.of[{i}]"), p);
+                check_condition_at(c, &format!("{path}.at_least.of[{i}]"), depth + 1, p);
             }
         }
     }
@@ -870,6 +920,64 @@ fn check_condition(c: &Condition, path: &str, p: &mut impl FnMut(String, String)
 mod tests {
     use super::*;
     use crate::money::Money;
+
+    fn tiers_doc(n: usize) -> String {
+        let tiers: Vec<String> = (0..n)
+            .map(|i| {
+                let upgrade = if i == 0 {
+                    String::new()
+                } else {
+                    format!(r#", "upgrade": {{"metric": "sales_amount", "window": "month", "gte": "{i}000"}}"#)
+                };
+                format!(r#"{{"id": "t{i}", "name": "T{i}", "rank": {i}{upgrade}}}"#)
+            })
+            .collect();
+        format!(r#"{{"tiers": [{}]}}"#, tiers.join(","))
+    }
+
+    #[test]
+    fn rule_sets_are_bounded_and_refused_past_the_bounds_at_once() {
+        assert!(RuleSet::from_json(&tiers_doc(MAX_TIERS)).is_ok());
+        // Only the bounds: past them, the pairwise checks do not run.
+        let e = RuleSet::from_json(&tiers_doc(10_000)).unwrap_err().0;
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].message.contains("at most 50 tiers"), "{e:?}");
+        assert!(e[1].message.contains("bytes as stored"), "{e:?}");
+
+        let fixed: Vec<String> = (0..8000)
+            .map(|i| format!(r#""SKU-{i:05}": "1.00""#))
+            .collect();
+        let doc = format!(
+            r#"{{"tiers": [{{"id": "a", "name": "A", "rank": 0, "benefits": {{"commission_fixed": {{{}}}}}}}]}}"#,
+            fixed.join(",")
+        );
+        let e = RuleSet::from_json(&doc).unwrap_err().0;
+        assert!(e[0].message.contains("bytes as stored"), "{e:?}");
+
+        let mut nested = r#"{"metric": "sales_amount", "window": "month", "gte": "1"}"#.to_owned();
+        for _ in 0..MAX_CONDITION_DEPTH {
+            nested = format!(r#"{{"all": [{nested}]}}"#);
+        }
+        let doc = format!(
+            r#"{{"tiers": [{{"id": "a", "name": "A", "rank": 0}}, {{"id": "b", "name": "B", "rank": 1, "upgrade": {nested}}}]}}"#
+        );
+        let e = RuleSet::from_json(&doc).unwrap_err().0;
+        assert!(e[0].message.contains("nest at most 8 deep"), "{e:?}");
+
+        let steps: Vec<String> = (0..=MAX_STEP_UPS)
+            .map(|i| {
+                format!(
+                    r#"{{"id": "s{i}", "when": {{"metric": "valid_downline_users", "gte": "5"}}}}"#
+                )
+            })
+            .collect();
+        let doc = format!(
+            r#"{{"tiers": [{{"id": "a", "name": "A", "rank": 0}}], "step_ups": [{}]}}"#,
+            steps.join(",")
+        );
+        let e = RuleSet::from_json(&doc).unwrap_err().0;
+        assert!(e[0].message.contains("at most 50 step-ups"), "{e:?}");
+    }
 
     pub(crate) const CLOTHING: &str = r#"{
       "tiers": [

@@ -129,6 +129,8 @@ pub struct UserRegistered {
     pub distributor: DistributorId,
     /// The platform's id of the user, as orders name it (`buyer_id`).
     pub user: BuyerId,
+    /// Bounded as an order event's is, for the same reason.
+    #[serde(deserialize_with = "tier_domain::order::event_time::deserialize")]
     pub occurred_at: DateTime<Utc>,
 }
 

@@ -74,17 +74,23 @@ struct ErrorBody<'a> {
 
 /// A storage failure is ours, not the caller's: logged with its cause, and
 /// answered without internals. 503 invites a retry, which is safe: every
-/// write path is idempotent.
+/// write path is idempotent. What cannot succeed on a retry (an item that
+/// does not read back, a request the service refuses as such) is a 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failure");
         match e {
-            StoreError::Contention { .. } | StoreError::Aws { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "storage is temporarily unavailable; retry later",
-            ),
-            StoreError::Corrupt { .. } => ApiError::new(
+            StoreError::Contention { .. } | StoreError::Aws { refused: false, .. } => {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "storage is temporarily unavailable; retry later",
+                )
+            }
+            // Ours to fix, not the caller's to retry.
+            StoreError::Corrupt { .. }
+            | StoreError::Unwritable { .. }
+            | StoreError::Aws { refused: true, .. } => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "internal error",
@@ -147,6 +153,28 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The path's segments, each percent-decoded once, as API Gateway hands
+/// path parameters to a function: `/v1/admin/distributors/a%3Ab` names
+/// distributor `a:b`. Splitting comes first, so an encoded `/` stays inside
+/// its segment (and is then refused by the id it names). Leading and
+/// trailing slashes are ignored.
+pub fn path_segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_path",
+                        format!("path segment {segment:?} is not percent-encoded UTF-8"),
+                    )
+                })
+        })
+        .collect()
+}
+
 /// The values of a repeated query parameter (`?sku=A&sku=B`), decoded.
 pub fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
     query
@@ -187,6 +215,20 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_decoded_once_after_splitting() {
+        let segments = path_segments("/v1/admin/distributors/a%3Ab/").unwrap();
+        assert_eq!(segments, ["v1", "admin", "distributors", "a:b"]);
+        // Once: `%253A` is the text `%3A`, not a colon.
+        assert_eq!(path_segments("/x/a%253Ab").unwrap(), ["x", "a%3Ab"]);
+        // An encoded slash stays in its segment.
+        assert_eq!(path_segments("/x/a%2Fb").unwrap(), ["x", "a/b"]);
+        // `+` is a plus in a path, not a space.
+        assert_eq!(path_segments("/x/a+b").unwrap(), ["x", "a+b"]);
+        let err = path_segments("/x/%FF").unwrap_err();
+        assert_eq!(err.code, "invalid_path");
+    }
 
     #[test]
     fn repeated_query_values() {

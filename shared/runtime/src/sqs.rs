@@ -34,6 +34,34 @@ impl Failure {
     }
 }
 
+/// A failure as a record is settled with: its text, since one failure may
+/// settle a whole group of records.
+#[derive(Clone, Debug)]
+enum Settle {
+    Permanent { code: &'static str, reason: String },
+    Retryable(String),
+}
+
+impl From<Failure> for Settle {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Permanent { code, reason } => Settle::Permanent { code, reason },
+            // An item that cannot be read or written back fails the same way
+            // on every receive: parked with its reason at once, for an
+            // operator to fix and redrive, not retried into the same wall.
+            Failure::Retryable(e) if !e.is_retryable() => Settle::Permanent {
+                code: match e {
+                    StoreError::Unwritable { .. } => "unwritable_item",
+                    StoreError::Aws { .. } => "refused_by_store",
+                    _ => "corrupt_item",
+                },
+                reason: e.to_string(),
+            },
+            Failure::Retryable(e) => Settle::Retryable(e.to_string()),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BatchProcessor {
     dlq: Queue,
@@ -82,7 +110,7 @@ impl BatchProcessor {
             Ok(message) => handle(message).await,
             Err(e) => Err(Failure::permanent("malformed_message", e.reason)),
         };
-        self.settle(record, result).await
+        self.settle(record, result.map_err(Settle::from)).await
     }
 
     /// Like [`BatchProcessor::process`], but the readable messages are
@@ -111,7 +139,10 @@ impl BatchProcessor {
                     record.message_id.clone(),
                     self.settle(
                         &record,
-                        Err(Failure::permanent("malformed_message", e.reason)),
+                        Err(Settle::Permanent {
+                            code: "malformed_message",
+                            reason: e.reason,
+                        }),
                     )
                     .await,
                 )),
@@ -119,20 +150,32 @@ impl BatchProcessor {
         }
         for (_, members) in groups {
             let (records, messages): (Vec<SqsMessage>, Vec<Message>) = members.into_iter().unzip();
-            let result = handle(messages).await;
-            for record in &records {
-                let one = match &result {
-                    Ok(()) => Ok(()),
-                    Err(Failure::Permanent { code, reason }) => Err(Failure::Permanent {
+            let result = handle(messages).await.map_err(Settle::from);
+            // A group succeeds or fails whole: its messages were written
+            // together. Say so when it is more than the one.
+            let result = match result {
+                Err(Settle::Retryable(cause)) if records.len() > 1 => {
+                    Err(Settle::Retryable(format!(
+                        "{cause} (the whole group of {} messages failed with it)",
+                        records.len()
+                    )))
+                }
+                Err(Settle::Permanent { code, reason }) if records.len() > 1 => {
+                    Err(Settle::Permanent {
                         code,
-                        reason: reason.clone(),
-                    }),
-                    Err(Failure::Retryable(e)) => Err(Failure::Retryable(StoreError::Contention {
-                        what: e.to_string(),
-                        attempts: 1,
-                    })),
-                };
-                outcomes.push((record.message_id.clone(), self.settle(record, one).await));
+                        reason: format!(
+                            "{reason} (the whole group of {} messages failed with it)",
+                            records.len()
+                        ),
+                    })
+                }
+                other => other,
+            };
+            for record in &records {
+                outcomes.push((
+                    record.message_id.clone(),
+                    self.settle(record, result.clone()).await,
+                ));
             }
         }
         let mut response = SqsBatchResponse::default();
@@ -147,7 +190,7 @@ impl BatchProcessor {
     }
 
     /// Ends one record: done, retried, or dead-lettered with its reason.
-    async fn settle(&self, record: &SqsMessage, result: Result<(), Failure>) -> RecordOutcome {
+    async fn settle(&self, record: &SqsMessage, result: Result<(), Settle>) -> RecordOutcome {
         let id = record.message_id.as_deref().unwrap_or("");
         let body = record.body.as_deref().unwrap_or("");
         let receives: u32 = record
@@ -157,12 +200,12 @@ impl BatchProcessor {
             .unwrap_or(1);
         let (code, reason) = match result {
             Ok(()) => return RecordOutcome::Done,
-            Err(Failure::Permanent { code, reason }) => (code, reason),
-            Err(Failure::Retryable(e)) if receives < self.max_receive_count => {
+            Err(Settle::Permanent { code, reason }) => (code, reason),
+            Err(Settle::Retryable(e)) if receives < self.max_receive_count => {
                 tracing::warn!(message_id = id, receives, error = %e, "retryable failure; the message will be redelivered");
                 return RecordOutcome::Retry;
             }
-            Err(Failure::Retryable(e)) => (
+            Err(Settle::Retryable(e)) => (
                 "retries_exhausted",
                 format!("failed {receives} times; last error: {e}"),
             ),

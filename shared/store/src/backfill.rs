@@ -23,7 +23,7 @@ use crate::distributors::parse_profile;
 use crate::error::StoreError;
 use crate::item::{self, Item, n, s};
 use crate::keys;
-use crate::metrics::{daily_kinds, daily_updates, metrics_update, only_kinds};
+use crate::metrics::{check_writable, daily_kinds, daily_updates, metrics_update, only_kinds};
 use crate::table::{Table, TxOutcome};
 
 const MAX_ATTEMPTS: u32 = 8;
@@ -213,6 +213,7 @@ impl Table {
         // tier decided meanwhile from what was read before is not written.
         let mut touched: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
         for (id, delta) in moves {
+            check_writable(id, &delta)?;
             let updates = daily_updates(self, id, &delta);
             if !updates.is_empty() {
                 touched.entry(id).or_default();

@@ -43,8 +43,8 @@ use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::metrics::{
-    daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update, metrics_update_pruning,
-    only_kinds, parse_metrics, stale_buckets,
+    check_writable, daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update,
+    metrics_update_pruning, only_kinds, parse_metrics, stale_buckets,
 };
 use crate::rules::{PublishedRuleSet, parse_rule_set};
 use crate::table::{Table, TxOutcome};
@@ -784,6 +784,11 @@ impl Table {
                     .put(put.build().expect("put has item"))
                     .build(),
             );
+        }
+        // Nothing is written that a read could not place back.
+        check_writable(distributor, &outcome.delta)?;
+        for (id, delta) in receiver_deltas.iter().chain(&daily_moves) {
+            check_writable(id, delta)?;
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
             tx.push(

@@ -77,14 +77,72 @@ fn count_buckets<'a>(m: &'a mut Metrics, kind: &str) -> Option<&'a mut Buckets<i
     }
 }
 
-/// `None` for the lifetime bucket.
-fn bucket_month(item: &Item, period: &str) -> Result<Option<Month>, StoreError> {
+/// Which bucket of its kind `period` names.
+enum Bucket {
+    Lifetime,
+    Month(Month),
+    /// A period no read can place (a month past 9999 that an older build
+    /// wrote, say): skipped by reads, so that one bad bucket does not stop
+    /// the distributor's processing, and removed by the next write.
+    Unreadable,
+}
+
+fn bucket_of(item: &Item, name: &str, period: &str) -> Bucket {
     match period {
-        "life" => Ok(None),
-        p => Month::parse(p)
-            .map(Some)
-            .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string())),
+        "life" => Bucket::Lifetime,
+        p => match Month::parse(p) {
+            Ok(m) => Bucket::Month(m),
+            Err(e) => {
+                unreadable(item, name, &e.to_string());
+                Bucket::Unreadable
+            }
+        },
     }
+}
+
+fn unreadable(item: &Item, name: &str, reason: &str) {
+    let (pk, sk) = item::key_of(item);
+    tracing::warn!(
+        pk,
+        sk,
+        attribute = name,
+        reason,
+        "skipping an unreadable metrics bucket; the next write removes it"
+    );
+}
+
+/// Whether a bucket's name is one no read can place.
+fn is_unreadable(name: &str) -> bool {
+    let Some((kind, period)) = name.split_once('#') else {
+        return false;
+    };
+    match kind {
+        "frozen" => Day::parse(period).is_err(),
+        "bought" => tier_domain::ids::Sku::parse(period).is_err(),
+        _ if MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind) => {
+            period != "life" && Month::parse(period).is_err()
+        }
+        _ => false,
+    }
+}
+
+/// Refuses a delta that would write a bucket no read can place: every day
+/// it moves must print as a day, and its month as a month, that parse back.
+pub(crate) fn check_writable(id: &DistributorId, delta: &MetricsDelta) -> Result<(), StoreError> {
+    let days = bucket_moves(delta)
+        .into_iter()
+        .flat_map(|(_, moves)| moves.into_iter().map(|(d, _)| d))
+        .chain(delta.frozen_commission.iter().map(|(d, _)| *d));
+    for day in days {
+        if Day::parse(&day.to_string()).is_err() || Month::parse(&day.month().to_string()).is_err()
+        {
+            return Err(StoreError::unwritable(
+                &keys::metrics(id),
+                format!("day {day} is outside the calendar's years 1970 to 9999"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
@@ -96,32 +154,36 @@ pub(crate) fn parse_metrics(item: &Item) -> Result<Metrics, StoreError> {
         match (kind, period) {
             ("commission", "life") => m.cumulative_commission = money(item, name)?,
             ("withdrawn", "life") => m.withdrawn_commission = money(item, name)?,
-            ("frozen", day) => {
-                let day = Day::parse(day)
-                    .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
-                m.frozen_commission.insert(day, money(item, name)?);
-            }
-            ("bought", sku) => {
-                let sku = tier_domain::ids::Sku::parse(sku)
-                    .map_err(|e| StoreError::corrupt(&item::key_of(item), e.to_string()))?;
-                m.purchased.insert(sku, item::get_i64(item, name)?);
-            }
+            ("frozen", day) => match Day::parse(day) {
+                Ok(day) => {
+                    m.frozen_commission.insert(day, money(item, name)?);
+                }
+                Err(e) => unreadable(item, name, &e.to_string()),
+            },
+            ("bought", sku) => match tier_domain::ids::Sku::parse(sku) {
+                Ok(sku) => {
+                    m.purchased.insert(sku, item::get_i64(item, name)?);
+                }
+                Err(e) => unreadable(item, name, &e.to_string()),
+            },
             _ => {
                 if let Some(b) = money_buckets(&mut m, kind) {
                     let value = money(item, name)?;
-                    match bucket_month(item, period)? {
-                        None => b.lifetime = value,
-                        Some(mo) => {
+                    match bucket_of(item, name, period) {
+                        Bucket::Lifetime => b.lifetime = value,
+                        Bucket::Month(mo) => {
                             b.by_month.insert(mo, value);
                         }
+                        Bucket::Unreadable => {}
                     }
                 } else if let Some(b) = count_buckets(&mut m, kind) {
                     let value = item::get_i64(item, name)?;
-                    match bucket_month(item, period)? {
-                        None => b.lifetime = value,
-                        Some(mo) => {
+                    match bucket_of(item, name, period) {
+                        Bucket::Lifetime => b.lifetime = value,
+                        Bucket::Month(mo) => {
                             b.by_month.insert(mo, value);
                         }
+                        Bucket::Unreadable => {}
                     }
                 }
             }
@@ -162,21 +224,24 @@ const KEEP_MONTHS_SALES: usize = 5;
 
 /// Buckets of a metrics item nothing reads any more, as of `today`:
 /// monthly buckets older than their windows reach, frozen commission that
-/// has settled. The item's size is what every write of it costs.
+/// has settled, and buckets no read can place. The item's size is what
+/// every write of it costs.
 pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
     let back = |n: usize| (0..n).fold(today.month(), |m: Month, _| m.previous());
     let (keep, keep_sales) = (back(KEEP_MONTHS), back(KEEP_MONTHS_SALES));
     item.keys()
         .filter(|name| {
-            name.split_once('#')
-                .is_some_and(|(kind, period)| match kind {
-                    "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
-                    "sales" => Month::parse(period).is_ok_and(|m| m < keep_sales),
-                    _ => {
-                        (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind))
-                            && Month::parse(period).is_ok_and(|m| m < keep)
-                    }
-                })
+            is_unreadable(name)
+                || name
+                    .split_once('#')
+                    .is_some_and(|(kind, period)| match kind {
+                        "frozen" => Day::parse(period).is_ok_and(|d| d <= today),
+                        "sales" => Month::parse(period).is_ok_and(|m| m < keep_sales),
+                        _ => {
+                            (MONEY_BUCKETS.contains(&kind) || COUNT_BUCKETS.contains(&kind))
+                                && Month::parse(period).is_ok_and(|m| m < keep)
+                        }
+                    })
         })
         .cloned()
         .collect()
@@ -445,12 +510,19 @@ pub(crate) fn daily_keys(
 pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), StoreError> {
     let key = item::key_of(item);
     let corrupt = |why: String| StoreError::corrupt(&key, why);
-    let month = key
+    let month = match key
         .1
         .strip_prefix("DAILY#")
         .map(Month::parse)
         .ok_or_else(|| corrupt("not a daily item".into()))?
-        .map_err(|e| corrupt(e.to_string()))?;
+    {
+        Ok(month) => month,
+        // As with a metrics item's buckets: skipped, not fatal.
+        Err(e) => {
+            tracing::warn!(pk = key.0, sk = key.1, reason = %e, "skipping an unreadable daily item");
+            return Ok(());
+        }
+    };
     for name in item.keys() {
         let Some((kind, dd)) = name.split_once('#') else {
             continue;

@@ -7,6 +7,9 @@ use tier_messages::Message;
 
 use crate::error::StoreError;
 
+/// Tries of one dead-letter send, with backoff between them.
+const DEAD_LETTER_ATTEMPTS: u32 = 4;
+
 #[derive(Clone, Debug)]
 pub struct Queue {
     client: Client,
@@ -63,16 +66,32 @@ impl Queue {
     ) -> Result<(), StoreError> {
         // SQS attribute values are limited in size along with the message.
         let reason: String = reason.chars().take(1000).collect();
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .message_attributes("failure_code", attr(code))
-            .message_attributes("failure_reason", attr(&reason))
-            .message_attributes("source_message_id", attr(source_message_id))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("SendMessage", e))?;
-        Ok(())
+        // Retried here: a message whose dead-letter send fails stays on its
+        // queue and is parked by the queue's own redrive later, without its
+        // reason.
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .send_message()
+                .queue_url(&self.url)
+                .message_body(body)
+                .message_attributes("failure_code", attr(code))
+                .message_attributes("failure_reason", attr(&reason))
+                .message_attributes("source_message_id", attr(source_message_id))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt + 1 >= DEAD_LETTER_ATTEMPTS => {
+                    return Err(StoreError::aws("SendMessage", e));
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "dead-letter send failed; retrying");
+                    attempt += 1;
+                    crate::table::backoff(attempt).await;
+                }
+            }
+        }
     }
 }
