@@ -1,7 +1,6 @@
 //! Bad input gets a clear error with a stable code, and nothing is stored
 //! or enqueued for it.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use serde_json::json;
 use system_tests::*;
@@ -10,20 +9,6 @@ fn with_store(mut doc: serde_json::Value, store: &str) -> serde_json::Value {
     doc["platform"] = json!("jd");
     doc["store"] = json!(store);
     doc
-}
-
-async fn receipts(stack: &LocalStack) -> usize {
-    let out = stack
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(stack.table_name())
-        .filter_expression("entity_type = :e")
-        .expression_attribute_values(":e", AttributeValue::S("webhook_receipt".into()))
-        .send()
-        .await
-        .unwrap();
-    out.items.unwrap_or_default().len()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,20 +7,6 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 use system_tests::*;
 
-async fn receipts(stack: &LocalStack) -> usize {
-    let out = stack
-        .clients
-        .dynamodb
-        .scan()
-        .table_name(stack.table_name())
-        .filter_expression("entity_type = :e")
-        .expression_attribute_values(":e", AttributeValue::S("webhook_receipt".into()))
-        .send()
-        .await
-        .unwrap();
-    out.items.unwrap_or_default().len()
-}
-
 async fn lifetime_sales(api: &ApiClient, id: &str) -> rust_decimal::Decimal {
     dec(&distributor(api, id).await["metrics"]["sales"]["lifetime"])
 }
@@ -94,15 +80,7 @@ async fn a_queued_poison_date_is_parked_and_later_orders_still_count() {
         "buyer": "b1", "total": "199.00", "urgent": false,
         "lines": [{"line_id": "1", "sku": "TEE-WHITE", "quantity": 1, "unit_price": "199.00", "amount": "199.00"}]}});
     for queue in ["TierEventsQueue", "StockEventsQueue"] {
-        stack
-            .clients
-            .sqs
-            .send_message()
-            .queue_url(stack.queue_url(queue))
-            .message_body(poison.to_string())
-            .send()
-            .await
-            .unwrap();
+        send_raw(&stack, queue, &poison.to_string()).await;
     }
     let now = Utc::now();
     api.webhook(
@@ -416,5 +394,200 @@ async fn an_oversized_rule_set_is_refused_for_good() {
         r.body
     );
     assert_eq!(api.get("rule-set").await.unwrap().body["version"], 1);
+    stack.stop().await;
+}
+
+/// A local stack started again on the same emulator and prefix finds its
+/// stores and data: a platform's retried webhook is accepted, not
+/// `422 unknown_store`. And an invocation past its function's timeout ends
+/// as in Lambda: a 500, nothing recorded, so the platform's retry counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_stack_attaches_to_its_data_and_enforces_timeouts() {
+    use local_stack::stack::StackOptions;
+    use std::net::SocketAddr;
+
+    let options = |prefix: &str, timeout: Option<std::time::Duration>| {
+        let mut opts = StackOptions::new(
+            local_stack::moto::Moto::shared(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        );
+        opts.prefix = prefix.to_owned();
+        opts.visibility_timeout = Some(1);
+        opts.function_timeout = timeout;
+        opts
+    };
+    let (first, mut api) = spawn_stack().await;
+    let prefix = first.resources.prefix.clone();
+    local_stack::demo::load(&mut api).await.unwrap();
+    first.stop().await;
+
+    // The same prefix, with every function's timeout at nothing.
+    let hurried = LocalStack::start(options(&prefix, Some(std::time::Duration::ZERO)))
+        .await
+        .unwrap();
+    let mut late = ApiClient::for_stack(&hurried);
+    late.api_key = api.api_key.clone();
+    let paid = docs::paid("r1", "R1", "b1", &[("TEE-WHITE", 2, "199.00")], Utc::now());
+    let r = late.webhook("jd", "sh-outlet", &paid).await.unwrap();
+    assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
+    hurried.stop().await;
+
+    let again = LocalStack::start(options(&prefix, None)).await.unwrap();
+    let mut api2 = ApiClient::for_stack(&again);
+    api2.api_key = api.api_key.clone();
+    let r = api2.webhook("jd", "sh-outlet", &paid).await.unwrap();
+    assert_eq!(r.status, 202, "the store is found again: {}", r.body);
+    again.wait_idle(IDLE).await.unwrap();
+    assert_eq!(lifetime_sales(&api2, "d-shanghai").await, d("398.00"));
+    let r = api2.webhook("jd", "sh-outlet", &paid).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    again.stop().await;
+}
+
+/// What an operator's dashboard reads: webhooks accepted, duplicate and
+/// refused by platform and code, events applied, tier moves, commission,
+/// dead letters by failure code, in CloudWatch's embedded metric format.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_functions_emit_their_metrics() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // 40 jackets: 51,960 CNY, Intermediate, and commission for d-hangzhou.
+    let paid = docs::paid("m1", "M1", "b1", &[("JACKET-DOWN", 40, "1299.00")], now);
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &paid).await.unwrap().status,
+        202
+    );
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &paid).await.unwrap().status,
+        200
+    );
+    let mut bad = paid.clone();
+    bad["event_id"] = json!("m2");
+    bad["total"] = json!("1.00");
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &bad).await.unwrap().status,
+        422
+    );
+    send_raw(&stack, "TierEventsQueue", "not a message").await;
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    let lines = tier_runtime::metrics::captured();
+    let has = |name: &str, dims: &[(&str, &str)]| {
+        lines.iter().any(|l| {
+            l.get(name).is_some()
+                && dims.iter().all(|(k, v)| l[*k] == *v)
+                && l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "DistributorTiers"
+        })
+    };
+    assert!(has("WebhooksAccepted", &[("Platform", "jd")]));
+    assert!(has("WebhooksDuplicate", &[("Platform", "jd")]));
+    assert!(has(
+        "WebhooksRefused",
+        &[("Platform", "jd"), ("Code", "invalid_order")]
+    ));
+    assert!(has(
+        "OrderEventsApplied",
+        &[("Function", "tier-evaluation")]
+    ));
+    assert!(has("TierChangesUp", &[("Function", "tier-evaluation")]));
+    assert!(has("CommissionEarned", &[("Function", "tier-evaluation")]));
+    assert!(has("BatchSize", &[("Function", "stock-allocation")]));
+    assert!(has(
+        "DeadLettered",
+        &[
+            ("Function", "tier-evaluation"),
+            ("FailureCode", "malformed_message")
+        ]
+    ));
+    stack.stop().await;
+}
+
+/// The product's own redrive: dead letters are listed with their reasons,
+/// moved back by failure code once the cause is fixed, processed once,
+/// and what the filter skipped stays parked.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_and_redriven_by_failure_code() {
+    let (stack, api) = clothing_stack().await;
+    let early = json!({"type": "order_event.v1", "payload": {
+        "event_id": "early-1", "order": {"platform": "jd", "store": "sh-outlet", "order_id": "E1"},
+        "distributor": "d-late", "occurred_at": Utc::now(), "kind": "paid",
+        "buyer": "b1", "total": "199.00", "urgent": false,
+        "lines": [{"line_id": "1", "sku": "TEE-WHITE", "quantity": 1, "unit_price": "199.00", "amount": "199.00"}]}});
+    for body in [early.to_string(), "not a message".to_owned()] {
+        send_raw(&stack, "TierEventsQueue", &body).await;
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let r = api.get("dead-letters?queue=tier-events").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut codes: Vec<&str> = r.body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["failure_code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        ["malformed_message", "unknown_distributor"],
+        "{}",
+        r.body
+    );
+    let r = api.get("dead-letters?queue=nope").await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "invalid_queue"));
+
+    // The cause fixed: the distributor exists now.
+    let r = api
+        .put("distributors/d-late", &json!({"name": "Late"}))
+        .await
+        .unwrap();
+    assert!(r.status < 300, "{}", r.body);
+    let redrive = json!({"queue": "tier-events", "failure_code": "unknown_distributor"});
+    let r = api
+        .admin(
+            reqwest::Method::POST,
+            "dead-letters:redrive",
+            Some(&redrive),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["moved"].as_u64(), r.body["skipped"].as_u64()),
+        (Some(1), Some(1))
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(lifetime_sales(&api, "d-late").await, d("199.00"));
+
+    // Nothing more of that code; the malformed one is still parked.
+    let r = api
+        .admin(
+            reqwest::Method::POST,
+            "dead-letters:redrive",
+            Some(&redrive),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["moved"].as_u64(), Some(0), "{}", r.body);
+    let left = dead_letters(
+        &stack,
+        "TierEventsDLQ",
+        1,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].code.as_deref(), Some("malformed_message"));
+
+    let r = api
+        .admin(
+            reqwest::Method::POST,
+            "dead-letters:redrive",
+            Some(&json!({"queue": "tier-events", "limit": 0})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "invalid_redrive"));
     stack.stop().await;
 }

@@ -1338,7 +1338,9 @@ async fn every_documented_operation_is_served() {
         }
         // A backfill takes no body and repeats safely: what is counted stays
         // counted (and the demo's rules read nothing by day or by SKU).
-        let read_only = op.method == "get" || ["batchPrices", "backfillRuleSet"].contains(&op.id());
+        // Nor does a redrive of an empty dead-letter queue change anything.
+        let read_only = op.method == "get"
+            || ["batchPrices", "backfillRuleSet", "redriveDeadLetters"].contains(&op.id());
         if !read_only && a.status < 400 {
             problems.push(format!(
                 "{}: the minimal body was accepted ({} {}): the test changed state",
@@ -1515,6 +1517,10 @@ async fn documented_error_codes_are_answered() {
         case("getStock", "/v1/admin/skus/NO-SUCH-SKU/stock", (404, "stock_not_found")),
         case("getStock", "/v1/admin/skus/A%23B/stock", (400, "invalid_path")),
         case("getOrderReservations", "/v1/admin/orders/jd/sh-outlet/O%231/reservations", (400, "invalid_path")),
+        case("listDeadLetters", "/v1/admin/dead-letters", (400, "invalid_queue")).query(&[("queue", "orders")]),
+        case("listDeadLetters", "/v1/admin/dead-letters", (400, "invalid_limit")).query(&[("queue", "tier-events"), ("limit", "51")]),
+        case("redriveDeadLetters", "/v1/admin/dead-letters:redrive", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("redriveDeadLetters", "/v1/admin/dead-letters:redrive", (422, "invalid_redrive")).json(json!({"queue": "orders"})),
     ];
     let ops = operations(&doc);
     for c in cases {
@@ -1610,6 +1616,8 @@ const EXAMPLE_ORDER: &[&str] = &[
     "getDistributorTierHistory",
     "getDistributorCommission",
     "withdrawCommission",
+    "listDeadLetters",
+    "redriveDeadLetters",
 ];
 
 /// Examples that, in the demo's state, must be refused with a documented

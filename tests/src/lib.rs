@@ -141,3 +141,33 @@ pub async fn dead_letters(
     }
     out
 }
+
+/// Webhook receipts in the table: one per accepted event.
+pub async fn receipts(stack: &LocalStack) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let out = stack
+        .clients
+        .dynamodb
+        .scan()
+        .table_name(stack.table_name())
+        .filter_expression("entity_type = :e")
+        .expression_attribute_values(":e", AttributeValue::S("webhook_receipt".into()))
+        .send()
+        .await
+        .unwrap();
+    out.items.unwrap_or_default().len()
+}
+
+/// Puts `body` on a queue as it is, as a message sent by an older build or
+/// by hand would arrive.
+pub async fn send_raw(stack: &LocalStack, logical_id: &str, body: &str) {
+    stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(stack.queue_url(logical_id))
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}

@@ -23,6 +23,8 @@
 //! | PUT | `/v1/admin/skus/{sku}/stock` | set the stock available to reserve |
 //! | GET | `/v1/admin/skus/{sku}/stock` | the stock available |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
+//! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
+//! | POST | `/v1/admin/dead-letters:redrive` | move dead letters back to their queue, optionally of one failure code |
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,7 @@ use tier_store::distributors::{Distributor, RegisterError, StoreRegisterError};
 // `AdminApi` and uses the imports above.
 mod api_keys;
 mod catalog;
+mod dead_letters;
 mod distributors;
 mod rule_sets;
 
@@ -62,6 +65,7 @@ pub struct AdminApi {
     calendar: tier_domain::calendar::BrandCalendar,
     /// When a backfill's second pass starts; 0: no second pass.
     backfill_recheck_secs: u32,
+    dead_letters: dead_letters::DeadLetterQueues,
 }
 
 fn id<T>(
@@ -97,6 +101,28 @@ impl AdminApi {
             admin_key,
             calendar,
             backfill_recheck_secs: env.parse_or("BACKFILL_RECHECK_SECONDS", 900u32)?.min(900),
+            dead_letters: dead_letters::DeadLetterQueues {
+                tier_events: dead_letters::Parked {
+                    source: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("TIER_EVENTS_QUEUE_URL")?,
+                    ),
+                    dead: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("TIER_EVENTS_DLQ_URL")?,
+                    ),
+                },
+                stock_events: dead_letters::Parked {
+                    source: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("STOCK_EVENTS_QUEUE_URL")?,
+                    ),
+                    dead: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("STOCK_EVENTS_DLQ_URL")?,
+                    ),
+                },
+            },
         })
     }
 
@@ -180,6 +206,10 @@ impl AdminApi {
                 self.publish_price_book(body, csv).await
             }
             (Method::GET, ["v1", "admin", "price-book"]) => self.get_price_book().await,
+            (Method::GET, ["v1", "admin", "dead-letters"]) => {
+                self.list_dead_letters(req.uri().query()).await
+            }
+            (Method::POST, ["v1", "admin", "dead-letters:redrive"]) => self.redrive(body).await,
             (Method::POST, ["v1", "admin", "api-keys"]) => self.create_api_key(body).await,
             (Method::GET, ["v1", "admin", "api-keys"]) => Ok(http::json(
                 StatusCode::OK,

@@ -28,6 +28,7 @@ use tier_domain::pricing;
 use tier_domain::rules::Permission;
 use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
+use tier_runtime::metrics;
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::{Queue, Table};
 
@@ -109,7 +110,26 @@ impl OrderIntake {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        http::respond(self.accept(req).await)
+        // The platform as the URL names it, for the metrics: a refused
+        // request may not name a valid one.
+        let platform = http::path_segments(req.uri().path())
+            .ok()
+            .and_then(|s| s.get(1).cloned())
+            .filter(|p| Platform::parse(p).is_ok())
+            .unwrap_or_else(|| "unknown".into());
+        let result = self.accept(req).await;
+        match &result {
+            Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                metrics::count("WebhooksAccepted", &[("Platform", &platform)], 1)
+            }
+            Ok(_) => metrics::count("WebhooksDuplicate", &[("Platform", &platform)], 1),
+            Err(e) => metrics::count(
+                "WebhooksRefused",
+                &[("Platform", &platform), ("Code", e.code)],
+                1,
+            ),
+        }
+        http::respond(result)
     }
 
     async fn accept(&self, req: Request) -> Result<Response<Body>, ApiError> {

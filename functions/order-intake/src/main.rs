@@ -8,10 +8,13 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let app = OrderIntake::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
-    let app = &app;
+    let aws = AwsClients::from_environment().await;
+    let app = OrderIntake::from_env(&Env::from_process(), &aws)?;
+    let (app, aws) = (&app, &aws);
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(app.handle(req).await)
+        let response = app.handle(req).await;
+        aws.emit_dynamo_usage("order-intake");
+        Ok::<_, Error>(response)
     }))
     .await
 }

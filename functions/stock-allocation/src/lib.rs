@@ -32,6 +32,7 @@ impl StockAllocation {
             batches: BatchProcessor::new(
                 Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?),
                 env.parse_or("MAX_RECEIVE_COUNT", 5u32)?,
+                "stock-allocation",
             ),
         })
     }

@@ -9,11 +9,13 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let app =
-        StockAllocation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
-    let app = &app;
+    let aws = AwsClients::from_environment().await;
+    let app = StockAllocation::from_env(&Env::from_process(), &aws)?;
+    let (app, aws) = (&app, &aws);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(app.handle_batch(event.payload).await)
+        let response = app.handle_batch(event.payload).await;
+        aws.emit_dynamo_usage("stock-allocation");
+        Ok::<_, Error>(response)
     }))
     .await
 }

@@ -28,7 +28,7 @@ use tier_messages::{Backfill, BackfillPage, Message, NetworkChanged, UserRegiste
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::distributors::Distributor;
-use tier_store::ledger::{GroupError, MAX_GROUP};
+use tier_store::ledger::{GroupError, GroupOutcome, MAX_GROUP};
 use tier_store::rules::PublishedRuleSet;
 use tier_store::{Queue, StoreError, Table};
 
@@ -43,6 +43,32 @@ pub use review::{
     QUERIES_PER_PARTITION_MESSAGE, REVIEW_PAGE_SIZE, REVIEW_QUERY_SIZE, ReviewReport,
 };
 pub use what_if::WHAT_IF_PAGE_SIZE;
+
+/// What one group's write did, in the operators' metrics: events recorded,
+/// a tier moved up or down, commission earned.
+fn count_applied(outcome: &GroupOutcome) {
+    use tier_runtime::metrics::{Unit, emit};
+    let mut values = Vec::new();
+    if outcome.recorded > 0 {
+        values.push(("OrderEventsApplied", outcome.recorded as f64, Unit::Count));
+    }
+    match outcome.change.as_ref().map(|c| c.direction) {
+        Some(tier::Direction::Up) => values.push(("TierChangesUp", 1.0, Unit::Count)),
+        Some(tier::Direction::Down) => values.push(("TierChangesDown", 1.0, Unit::Count)),
+        None => {}
+    }
+    if !outcome.commission_earned.is_zero() {
+        // CNY, as a plain number: a metric is a float by CloudWatch's
+        // definition, and this one is only watched, never summed into money.
+        let earned = outcome.commission_earned.amount().to_string();
+        values.push((
+            "CommissionEarned",
+            earned.parse().unwrap_or_default(),
+            Unit::None,
+        ));
+    }
+    emit(&[("Function", "tier-evaluation")], &values);
+}
 
 pub struct TierEvaluation {
     table: Table,
@@ -73,6 +99,7 @@ impl TierEvaluation {
             batches: BatchProcessor::new(
                 Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?),
                 env.parse_or("MAX_RECEIVE_COUNT", 5u32)?,
+                "tier-evaluation",
             ),
             calendar,
             queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
@@ -143,6 +170,7 @@ impl TierEvaluation {
                 Ok(outcome) => {
                     self.count_if_missed(distributor, &held, now).await?;
                     tracing::info!(%distributor, recorded = outcome.recorded, duplicates = outcome.duplicates, delta = ?outcome.delta, "metrics updated");
+                    count_applied(&outcome);
                     if let Some(c) = &outcome.change {
                         tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
                     }
@@ -310,6 +338,7 @@ impl TierEvaluation {
         {
             Ok(outcome) => {
                 self.count_if_missed(id, &held, now).await?;
+                count_applied(&outcome);
                 Ok(outcome.change)
             }
             Err(GroupError::UnknownDistributor(id)) => Err(EvalError::UnknownDistributor(id)),

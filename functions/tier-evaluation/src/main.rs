@@ -9,11 +9,13 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let app =
-        TierEvaluation::from_env(&Env::from_process(), &AwsClients::from_environment().await)?;
-    let app = &app;
+    let aws = AwsClients::from_environment().await;
+    let app = TierEvaluation::from_env(&Env::from_process(), &aws)?;
+    let (app, aws) = (&app, &aws);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        app.handle(event.payload, chrono::Utc::now()).await
+        let result = app.handle(event.payload, chrono::Utc::now()).await;
+        aws.emit_dynamo_usage("tier-evaluation");
+        result
     }))
     .await
 }

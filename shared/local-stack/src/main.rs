@@ -8,41 +8,92 @@ use anyhow::Context;
 use local_stack::moto::{Moto, repo_root};
 use local_stack::stack::{LocalStack, StackOptions};
 
+/// The whole product on this machine, on the moto emulator.
+#[derive(Debug, clap::Parser)]
+#[command(name = "local-stack")]
+struct Cli {
+    /// `demo` loads the clothing brand and drives orders through it, then
+    /// serves; `serve` only serves.
+    #[arg(value_enum, default_value = "demo")]
+    mode: Mode,
+    /// Attach to an emulator already running here (`http://127.0.0.1:PORT`)
+    /// instead of starting one; it is left running on exit.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Use the tables and queues under this prefix, creating what is
+    /// missing: a restarted stack finds its stores, orders and queued
+    /// messages again.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Every queue's visibility timeout, in seconds (the template's is 60):
+    /// how soon a failed message is received again.
+    #[arg(long)]
+    visibility_timeout: Option<u32>,
+    /// Where the local API listens.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Demo,
+    Serve,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use clap::Parser;
+    let cli = Cli::parse();
     // The functions' logs go to a file, so the demo's lines stay readable.
     let log_dir = repo_root().join(".local");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     let log = log_dir.join("local-stack.log");
     tier_runtime::logging::init_text_file("warn", &log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "demo".into());
-    if !matches!(mode.as_str(), "demo" | "serve") {
-        anyhow::bail!("usage: local-stack [demo|serve]");
-    }
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse())
-        .transpose()
-        .context("PORT must be a port number")?
-        .unwrap_or(8080);
-
-    println!("Function logs (RUST_LOG sets the level): {}", log.display());
-    println!("Starting the emulator (moto) on 127.0.0.1 ...");
-    let moto = Moto::start(&repo_root())?;
-    println!("  moto is {} (pid {})", moto.endpoint, moto.pid());
-    let stack = LocalStack::start(StackOptions::new(
-        moto.endpoint.clone(),
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    ))
-    .await?;
+    // The metrics the functions emit in CloudWatch's format, a line each.
+    let metrics = log_dir.join("metrics.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics)
+        .with_context(|| format!("opening {}", metrics.display()))?;
+    tier_runtime::metrics::set_sink(tier_runtime::metrics::Sink::File(std::sync::Arc::new(
+        std::sync::Mutex::new(file),
+    )));
     println!(
-        "  tables and queues created from infra/template.yaml with prefix {}",
+        "Function logs (RUST_LOG sets the level): {}; metrics: {}",
+        log.display(),
+        metrics.display()
+    );
+    // Ours to stop on exit, or an emulator someone else runs.
+    let (moto, endpoint) = match &cli.endpoint {
+        Some(endpoint) => {
+            println!("Attaching to the emulator at {endpoint}");
+            (None, endpoint.clone())
+        }
+        None => {
+            println!("Starting the emulator (moto) on 127.0.0.1 ...");
+            let moto = Moto::start(&repo_root())?;
+            println!("  moto is {} (pid {})", moto.endpoint, moto.pid());
+            let endpoint = moto.endpoint.clone();
+            (Some(moto), endpoint)
+        }
+    };
+    let mut opts = StackOptions::new(
+        endpoint.clone(),
+        SocketAddr::from(([127, 0, 0, 1], cli.port)),
+    );
+    if let Some(prefix) = &cli.prefix {
+        opts.prefix = prefix.clone();
+    }
+    opts.visibility_timeout = cli.visibility_timeout;
+    let stack = LocalStack::start(opts).await?;
+    println!(
+        "  tables and queues from infra/template.yaml with prefix {}",
         stack.resources.prefix
     );
 
-    let outcome = if mode == "demo" {
+    let outcome = if cli.mode == Mode::Demo {
         local_stack::demo::run(&stack).await.map(Some)
     } else {
         Ok(None)
@@ -76,7 +127,13 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     println!("\nStopping ...");
+    let prefix = stack.resources.prefix.clone();
     stack.stop().await;
-    drop(moto); // kills the emulator by its pid
+    if moto.is_none() {
+        println!(
+            "The data stays in the emulator: attach again with\n  local-stack serve --endpoint {endpoint} --prefix {prefix}"
+        );
+    }
+    drop(moto); // kills the emulator we started, by its pid
     outcome.map(|_| ())
 }

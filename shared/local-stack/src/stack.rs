@@ -32,6 +32,9 @@ pub struct StackOptions {
     /// Prefix of every table and queue name, so stacks can share an emulator.
     pub prefix: String,
     pub visibility_timeout: Option<u32>,
+    /// Overrides every function's `Timeout` from the template, which is
+    /// otherwise enforced as Lambda does.
+    pub function_timeout: Option<Duration>,
     /// Template parameter values; the secret ones default to the local values above.
     pub params: HashMap<String, String>,
 }
@@ -43,6 +46,7 @@ impl StackOptions {
             addr,
             prefix: format!("tiers-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             visibility_timeout: None,
+            function_timeout: None,
             params: HashMap::new(),
         }
     }
@@ -63,6 +67,17 @@ pub struct LocalStack {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// What API Gateway answers when the function behind a route times out.
+fn timed_out(function: &str, timeout: Duration) -> lambda_http::Response<lambda_http::Body> {
+    tracing::error!(function, ?timeout, "invocation timed out");
+    tier_runtime::http::ApiError::new(
+        lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+    .into_response()
+}
+
 enum Function {
     Http(HttpHandler),
     Sqs(SqsHandler),
@@ -70,6 +85,10 @@ enum Function {
 
 impl LocalStack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<LocalStack> {
+        // The functions' metric lines are kept in memory (tests read them
+        // with `tier_runtime::metrics::captured`) unless the process chose
+        // a sink already, as the local-stack binary does.
+        tier_runtime::metrics::set_sink(tier_runtime::metrics::Sink::Memory(Default::default()));
         let template = Template::from_path(&crate::moto::repo_root().join("infra/template.yaml"))?;
         let dynamo_usage = tier_runtime::cost::DynamoCounter::default();
         let clients = AwsClients::local_counted(&opts.endpoint, Some(dynamo_usage.clone()));
@@ -121,6 +140,14 @@ impl LocalStack {
         let mut tier_evaluation = None;
         for f in &template.functions {
             let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
+            // Lambda ends an invocation at its timeout: the caller of an HTTP
+            // function gets a 500, an SQS batch comes back after its
+            // visibility timeout. Counted from when the invocation starts,
+            // not while it waits its turn.
+            let timeout = opts
+                .function_timeout
+                .unwrap_or(Duration::from_secs(u64::from(f.timeout.unwrap_or(3))));
+            let name = f.logical_id.clone();
             // Each function's app is built once, as in a Lambda init, and
             // shared by every request or batch. Invocations take turns (see
             // `serial` above).
@@ -128,11 +155,15 @@ impl LocalStack {
                 ($app:expr) => {{
                     let app = Arc::new($app);
                     let serial = serial.clone();
+                    let name = name.clone();
                     Function::Http(local_http::handler(move |req| {
-                        let (app, serial) = (app.clone(), serial.clone());
+                        let (app, serial, name) = (app.clone(), serial.clone(), name.clone());
                         async move {
                             let _turn = serial.lock().await;
-                            app.handle(req).await
+                            match tokio::time::timeout(timeout, app.handle(req)).await {
+                                Ok(response) => response,
+                                Err(_) => timed_out(&name, timeout),
+                            }
                         }
                     }))
                 }};
@@ -141,11 +172,17 @@ impl LocalStack {
                 ($app:expr) => {{
                     let app = $app;
                     let serial = serial.clone();
+                    let name = name.clone();
                     Function::Sqs(poller::sqs_handler(move |event| {
-                        let (app, serial) = (app.clone(), serial.clone());
+                        let (app, serial, name) = (app.clone(), serial.clone(), name.clone());
                         async move {
                             let _turn = serial.lock().await;
-                            Ok(app.handle_batch(event).await)
+                            tokio::time::timeout(timeout, app.handle_batch(event))
+                                .await
+                                .map_err(|_| {
+                                    tracing::error!(function = %name, ?timeout, "invocation timed out");
+                                    format!("{name} timed out after {timeout:?}").into()
+                                })
                         }
                     }))
                 }};

@@ -110,6 +110,8 @@ pub struct FunctionDef {
     pub schedules: Vec<ScheduleEvent>,
     /// `Metadata.BuildProperties.Binary` (the cargo binary), if given.
     pub binary: Option<String>,
+    /// `Timeout` (seconds), the function's own or `Globals.Function`'s.
+    pub timeout: Option<u32>,
 }
 
 /// A `Schedule` event of a function (EventBridge rule).
@@ -225,6 +227,12 @@ impl Template {
             None => BTreeMap::new(),
         };
 
+        let global_timeout = match get(&doc, "Globals").and_then(|g| get(g, "Function")) {
+            Some(f) => opt_number(f, "Timeout", &template.parameters)
+                .context("Globals.Function.Timeout")?,
+            None => None,
+        };
+
         let resources = get(&doc, "Resources")
             .and_then(Yaml::as_mapping)
             .ok_or_else(|| anyhow!("template has no Resources map"))?;
@@ -244,7 +252,7 @@ impl Template {
                     .queues
                     .push(parse_queue(&id, props, params).with_context(|| format!("queue {id}"))?),
                 "AWS::Serverless::Function" => template.functions.push(
-                    parse_function(&id, resource, props, &global_env, params)
+                    parse_function(&id, resource, props, &global_env, global_timeout, params)
                         .with_context(|| format!("function {id}"))?,
                 ),
                 _ => {}
@@ -496,6 +504,7 @@ fn parse_function(
     resource: &Yaml,
     props: &Yaml,
     global_env: &BTreeMap<String, Expr>,
+    global_timeout: Option<u32>,
     params: &BTreeMap<String, Option<String>>,
 ) -> anyhow::Result<FunctionDef> {
     let mut env = global_env.clone();
@@ -600,6 +609,7 @@ fn parse_function(
         sqs_events,
         schedules,
         binary,
+        timeout: opt_number(props, "Timeout", params)?.or(global_timeout),
     })
 }
 

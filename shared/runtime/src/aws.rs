@@ -10,6 +10,9 @@ use aws_credential_types::Credentials;
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Every DynamoDB operation of these clients, counted (in Lambda, for
+    /// the `DynamoDbReadUnits` and `DynamoDbWriteUnits` metrics).
+    pub dynamo_usage: Option<crate::cost::DynamoCounter>,
 }
 
 impl AwsClients {
@@ -17,10 +20,34 @@ impl AwsClients {
     /// environment.
     pub async fn from_environment() -> Self {
         let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let usage = crate::cost::DynamoCounter::default();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(usage.clone())
+            .build();
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sqs: aws_sdk_sqs::Client::new(&config),
+            dynamo_usage: Some(usage),
         }
+    }
+
+    /// Emits the DynamoDB units these clients used since the last call, as
+    /// `function`'s metrics, and starts counting afresh. Called after each
+    /// invocation: a Lambda process runs one at a time.
+    pub fn emit_dynamo_usage(&self, function: &str) {
+        let Some(counter) = &self.dynamo_usage else {
+            return;
+        };
+        let usage = counter.snapshot();
+        counter.reset();
+        use crate::metrics::{Unit, emit};
+        emit(
+            &[("Function", function)],
+            &[
+                ("DynamoDbReadUnits", usage.read_units, Unit::Count),
+                ("DynamoDbWriteUnits", usage.write_units, Unit::Count),
+            ],
+        );
     }
 
     /// Against a local emulator. Static credentials on purpose: without them
@@ -36,8 +63,8 @@ impl AwsClients {
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::from_keys("test", "test", None));
-        if let Some(c) = counter {
-            config = config.interceptor(c);
+        if let Some(c) = &counter {
+            config = config.interceptor(c.clone());
         }
         let config = config.build();
         let sqs_config = aws_sdk_sqs::config::Builder::new()
@@ -49,6 +76,7 @@ impl AwsClients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
+            dynamo_usage: counter,
         }
     }
 }

@@ -8,12 +8,14 @@
 //! - [`http`]: the error shape of every HTTP response, body limits, JSON.
 //! - [`sqs`]: partial batch failures and dead-lettering with a reason.
 //! - [`logging`]: tracing set-up.
+//! - [`metrics`]: operational metrics in CloudWatch embedded metric format.
 
 pub mod aws;
 pub mod cost;
 pub mod env;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod sqs;
 
 pub use aws::AwsClients;

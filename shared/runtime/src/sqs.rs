@@ -66,6 +66,8 @@ impl From<Failure> for Settle {
 pub struct BatchProcessor {
     dlq: Queue,
     max_receive_count: u32,
+    /// The function's name in its metrics.
+    function: &'static str,
 }
 
 /// How one record ended, for logs and tests.
@@ -77,11 +79,19 @@ pub enum RecordOutcome {
 }
 
 impl BatchProcessor {
-    pub fn new(dlq: Queue, max_receive_count: u32) -> Self {
+    pub fn new(dlq: Queue, max_receive_count: u32, function: &'static str) -> Self {
         Self {
             dlq,
             max_receive_count,
+            function,
         }
+    }
+
+    fn count_batch(&self, records: usize) {
+        crate::metrics::emit(
+            &[("Function", self.function)],
+            &[("BatchSize", records as f64, crate::metrics::Unit::Count)],
+        );
     }
 
     pub async fn process<F, Fut>(&self, event: SqsEvent, handle: F) -> SqsBatchResponse
@@ -89,6 +99,7 @@ impl BatchProcessor {
         F: Fn(Message) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
+        self.count_batch(event.records.len());
         let mut response = SqsBatchResponse::default();
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
@@ -129,6 +140,7 @@ impl BatchProcessor {
         F: Fn(Vec<Message>) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
+        self.count_batch(event.records.len());
         let mut groups: std::collections::BTreeMap<K, Vec<(SqsMessage, Message)>> =
             std::collections::BTreeMap::new();
         let mut outcomes = Vec::new();
@@ -212,9 +224,16 @@ impl BatchProcessor {
         };
         tracing::error!(message_id = id, code, reason, "dead-lettering message");
         match self.dlq.dead_letter(body, id, code, &reason).await {
-            Ok(()) => RecordOutcome::DeadLettered {
-                code: code.to_owned(),
-            },
+            Ok(()) => {
+                crate::metrics::count(
+                    "DeadLettered",
+                    &[("Function", self.function), ("FailureCode", code)],
+                    1,
+                );
+                RecordOutcome::DeadLettered {
+                    code: code.to_owned(),
+                }
+            }
             Err(e) => {
                 // Not lost: left on the source queue, whose redrive policy
                 // moves it to the same dead-letter queue in the end.

@@ -73,6 +73,9 @@ pub struct GroupOutcome {
     /// Every upline of the seller: after a redelivery, the re-evaluation a
     /// failed first delivery may have missed.
     pub ancestors: Vec<DistributorId>,
+    /// Commission the receivers gained (a refund makes it negative), for
+    /// the operators' metrics.
+    pub commission_earned: Money,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +185,7 @@ impl GroupOutcome {
         self.duplicates += later.duplicates;
         self.delta.merge(&later.delta);
         self.change = later.change.or(self.change);
+        self.commission_earned = self.commission_earned + later.commission_earned;
         for r in later.commission_receivers {
             if !self.commission_receivers.contains(&r) {
                 self.commission_receivers.push(r);
@@ -791,6 +795,7 @@ impl Table {
             check_writable(id, delta)?;
         }
         for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
+            outcome.commission_earned = outcome.commission_earned + delta.cumulative_commission;
             tx.push(
                 TransactWriteItem::builder()
                     .update(metrics_update(self, receiver, &delta, None))

@@ -10,6 +10,17 @@ use crate::error::StoreError;
 /// Tries of one dead-letter send, with backoff between them.
 const DEAD_LETTER_ATTEMPTS: u32 = 4;
 
+/// A message on a dead-letter queue, received and hidden from other
+/// readers until it is deleted or released.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    pub body: String,
+    pub failure_code: Option<String>,
+    pub failure_reason: Option<String>,
+    pub source_message_id: Option<String>,
+    receipt: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct Queue {
     client: Client,
@@ -93,5 +104,84 @@ impl Queue {
                 }
             }
         }
+    }
+
+    /// Receives up to 10 dead letters, hidden for `hide_secs` from other
+    /// readers (and from this one's next call).
+    pub async fn receive_dead_letters(
+        &self,
+        hide_secs: i32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(hide_secs)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("ReceiveMessage", e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let attr = |k: &str| {
+                    m.message_attributes
+                        .as_ref()
+                        .and_then(|a| a.get(k))
+                        .and_then(|v| v.string_value.clone())
+                };
+                Some(DeadLetter {
+                    failure_code: attr("failure_code"),
+                    failure_reason: attr("failure_reason"),
+                    source_message_id: attr("source_message_id"),
+                    body: m.body.clone().unwrap_or_default(),
+                    receipt: m.receipt_handle.clone()?,
+                })
+            })
+            .collect())
+    }
+
+    /// Sends a dead letter's body back unchanged, as its first send did.
+    pub async fn send_body(&self, body: &str) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body);
+        if let Ok(message) = Message::from_json(body) {
+            req = req.message_attributes("message_id", attr(&message.id()));
+        }
+        req.send()
+            .await
+            .map_err(|e| StoreError::aws("SendMessage", e))?;
+        Ok(())
+    }
+
+    /// Removes a received message for good.
+    pub async fn delete(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&letter.receipt)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteMessage", e))?;
+        Ok(())
+    }
+
+    /// Makes a received message visible again at once.
+    pub async fn release(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&letter.receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("ChangeMessageVisibility", e))?;
+        Ok(())
     }
 }
