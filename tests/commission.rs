@@ -434,3 +434,50 @@ async fn a_rate_set_after_the_order_never_pays_on_its_refund() {
     );
     stack.stop().await;
 }
+
+/// A fully refunded order shows on the upline's commission page at 0.00
+/// whichever arrived first, the payment or the refund.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refunded_order_shows_the_same_whichever_event_came_first() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    let paid = |event: &str, order: &str| {
+        docs::paid(event, order, "b1", &[("TEE-WHITE", 1, "199.00")], now)
+    };
+    let refund = |event: &str, order: &str| {
+        docs::refunded(event, order, &format!("RF-{order}"), "199.00", &[], now)
+    };
+    // Paid, then refunded.
+    for doc in [paid("p1", "IN-ORDER"), refund("r1", "IN-ORDER")] {
+        assert_eq!(
+            api.webhook("jd", "sh-outlet", &doc).await.unwrap().status,
+            202
+        );
+        stack.wait_idle(IDLE).await.unwrap();
+    }
+    // The refund overtakes the payment.
+    for doc in [refund("r2", "OVERTAKEN"), paid("p2", "OVERTAKEN")] {
+        assert_eq!(
+            api.webhook("jd", "sh-outlet", &doc).await.unwrap().status,
+            202
+        );
+        stack.wait_idle(IDLE).await.unwrap();
+    }
+    let page = api
+        .read("/v1/distributors/d-hangzhou/commission")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    let amount_of = |order: &str| {
+        page.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["order"] == format!("jd/sh-outlet/{order}"))
+            .map(|e| dec(&e["amount"]))
+    };
+    assert_eq!(amount_of("IN-ORDER"), Some(d("0")), "{}", page.body);
+    assert_eq!(amount_of("OVERTAKEN"), Some(d("0")), "{}", page.body);
+    assert_eq!(dec(&page.body["balance"]["earned"]), d("0"));
+    stack.stop().await;
+}

@@ -452,9 +452,16 @@ impl Table {
             entries
                 .iter()
                 .filter(|(_, e)| {
+                    let after = e.record.contribution();
+                    // A payment counted now is a commission order even when
+                    // a refund that arrived first nets it to nothing: the
+                    // receivers' pages then show the order at 0.00 whichever
+                    // came first, as they do after a refund that follows.
+                    let paid_now = e.before.day.is_none() && after.day.is_some();
                     e.changed
-                        && (e.record.contribution().sales != e.before.sales
-                            || e.record.purchased() != e.before_purchased)
+                        && (after.sales != e.before.sales
+                            || e.record.purchased() != e.before_purchased
+                            || paid_now)
                 })
                 .map(|(o, _)| *o)
                 .collect()
