@@ -35,6 +35,13 @@ pub struct StackOptions {
     /// Overrides every function's `Timeout` from the template, which is
     /// otherwise enforced as Lambda does.
     pub function_timeout: Option<Duration>,
+    /// As `function_timeout`, for the queue consumers only: a short one
+    /// ends their invocations part-way, as a crash would.
+    pub consumer_timeout: Option<Duration>,
+    /// Faults injected between the functions and the emulator (the tests'
+    /// fault runs); the pollers, like Lambda's event source mappings, and
+    /// the stack's own clients talk to it directly.
+    pub faults: Option<crate::faults::FaultPlan>,
     /// Template parameter values; the secret ones default to the local values above.
     pub params: HashMap<String, String>,
 }
@@ -47,6 +54,8 @@ impl StackOptions {
             prefix: format!("tiers-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             visibility_timeout: None,
             function_timeout: None,
+            consumer_timeout: None,
+            faults: None,
             params: HashMap::new(),
         }
     }
@@ -63,6 +72,11 @@ pub struct LocalStack {
     pub tier_evaluation: Arc<tier_evaluation::TierEvaluation>,
     /// Every DynamoDB operation the stack's functions make.
     pub dynamo_usage: tier_runtime::cost::DynamoCounter,
+    /// What the fault proxy did, when the stack runs with faults.
+    pub faults: Option<Arc<crate::faults::FaultCounts>>,
+    fault_proxy: Option<JoinHandle<()>>,
+    /// Queue consumer invocations ended by their timeout.
+    pub timed_out_batches: Arc<std::sync::atomic::AtomicU64>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -92,6 +106,18 @@ impl LocalStack {
         let template = Template::from_path(&crate::moto::repo_root().join("infra/template.yaml"))?;
         let dynamo_usage = tier_runtime::cost::DynamoCounter::default();
         let clients = AwsClients::local_counted(&opts.endpoint, Some(dynamo_usage.clone()));
+        let mut tasks = Vec::new();
+        let (function_clients, faults, fault_proxy) = match opts.faults {
+            Some(plan) => {
+                let (endpoint, counts, proxy) = crate::faults::start(&opts.endpoint, plan).await?;
+                (
+                    AwsClients::local_counted(&endpoint, Some(dynamo_usage.clone())),
+                    Some(counts),
+                    Some(proxy),
+                )
+            }
+            None => (clients.clone(), None, None),
+        };
         let resources = resources::create(
             &template,
             &clients,
@@ -136,7 +162,7 @@ impl LocalStack {
         // runs at a time, which no test of ours depends on otherwise.
         let serial = Arc::new(tokio::sync::Mutex::new(()));
         let mut routes = Vec::new();
-        let mut tasks = Vec::new();
+        let timed_out_batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut tier_evaluation = None;
         for f in &template.functions {
             let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
@@ -173,13 +199,17 @@ impl LocalStack {
                     let app = $app;
                     let serial = serial.clone();
                     let name = name.clone();
+                    let timeout = opts.consumer_timeout.unwrap_or(timeout);
+                    let cut = timed_out_batches.clone();
                     Function::Sqs(poller::sqs_handler(move |event| {
                         let (app, serial, name) = (app.clone(), serial.clone(), name.clone());
+                        let cut = cut.clone();
                         async move {
                             let _turn = serial.lock().await;
                             tokio::time::timeout(timeout, app.handle_batch(event))
                                 .await
                                 .map_err(|_| {
+                                    cut.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                     tracing::error!(function = %name, ?timeout, "invocation timed out");
                                     format!("{name} timed out after {timeout:?}").into()
                                 })
@@ -189,19 +219,30 @@ impl LocalStack {
             }
             let function = match f.logical_id.as_str() {
                 "OrderIntakeFunction" => {
-                    http_app!(order_intake::OrderIntake::from_env(&env, &clients)?)
+                    http_app!(order_intake::OrderIntake::from_env(
+                        &env,
+                        &function_clients
+                    )?)
                 }
                 "PriceLookupFunction" => {
-                    http_app!(price_lookup::PriceLookup::from_env(&env, &clients)?)
+                    http_app!(price_lookup::PriceLookup::from_env(
+                        &env,
+                        &function_clients
+                    )?)
                 }
-                "AdminApiFunction" => http_app!(admin_api::AdminApi::from_env(&env, &clients)?),
+                "AdminApiFunction" => {
+                    http_app!(admin_api::AdminApi::from_env(&env, &function_clients)?)
+                }
                 "TierEvaluationFunction" => {
-                    let app = Arc::new(tier_evaluation::TierEvaluation::from_env(&env, &clients)?);
+                    let app = Arc::new(tier_evaluation::TierEvaluation::from_env(
+                        &env,
+                        &function_clients,
+                    )?);
                     tier_evaluation = Some(app.clone());
                     sqs_app!(app)
                 }
                 "StockAllocationFunction" => sqs_app!(Arc::new(
-                    stock_allocation::StockAllocation::from_env(&env, &clients)?
+                    stock_allocation::StockAllocation::from_env(&env, &function_clients)?
                 )),
                 other => bail!(
                     "the template declares function {other}, which the local stack does not know how to run"
@@ -251,6 +292,9 @@ impl LocalStack {
             admin_key,
             webhook_secret,
             dynamo_usage,
+            faults,
+            fault_proxy,
+            timed_out_batches,
             tier_evaluation: tier_evaluation
                 .ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?,
             shutdown,
@@ -293,6 +337,11 @@ impl LocalStack {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        // The proxy serves until aborted, after the functions have stopped.
+        if let Some(proxy) = self.fault_proxy {
+            proxy.abort();
+            let _ = proxy.await;
         }
     }
 }
