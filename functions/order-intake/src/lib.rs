@@ -31,6 +31,7 @@ use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::{Queue, Table};
+use tracing::Instrument;
 
 use crate::signature::SignatureError;
 use crate::webhook::{Incoming, WebhookDoc};
@@ -117,7 +118,15 @@ impl OrderIntake {
             .and_then(|s| s.get(1).cloned())
             .filter(|p| Platform::parse(p).is_ok())
             .unwrap_or_else(|| "unknown".into());
-        let result = self.accept(req).await;
+        // Every log line of the request carries what it is about, once
+        // known, as the consumers' lines do.
+        let span = tracing::info_span!(
+            "webhook",
+            platform = %platform,
+            event_id = tracing::field::Empty,
+            order = tracing::field::Empty
+        );
+        let result = self.accept(req).instrument(span).await;
         match &result {
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                 metrics::count("WebhooksAccepted", &[("Platform", &platform)], 1)
@@ -168,6 +177,17 @@ impl OrderIntake {
             ));
         }
         let event_id = doc.event_id.clone();
+        let span = tracing::Span::current();
+        span.record(
+            "event_id",
+            tracing::field::display(format!("{platform}/{store}/{event_id}")),
+        );
+        if let Some(order) = &doc.order_id {
+            span.record(
+                "order",
+                tracing::field::display(format!("{platform}/{store}/{order}")),
+            );
+        }
         let occurred_at = doc.occurred_at;
         // Refused here rather than queued: a month the calendar cannot write
         // would otherwise reach the distributor's metrics.

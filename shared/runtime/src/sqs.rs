@@ -13,6 +13,8 @@
 
 use std::future::Future;
 
+use tracing::Instrument;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tier_messages::Message;
 use tier_store::{Queue, StoreError};
@@ -32,6 +34,26 @@ impl Failure {
             reason: reason.into(),
         }
     }
+}
+
+/// The span every log line of handling `messages` carries, so that one
+/// order can be followed across the functions: the messages' ids (an
+/// order event's is `platform/store/event_id`, as intake logs it) and the
+/// orders they are about (`platform/store/order_id`).
+fn span_of(messages: &[Message]) -> tracing::Span {
+    let ids: Vec<String> = messages.iter().map(Message::id).collect();
+    let orders: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::OrderEventV1(e) => Some(e.order.to_string()),
+            _ => None,
+        })
+        .collect();
+    tracing::info_span!(
+        "messages",
+        message_ids = %ids.join(","),
+        orders = %orders.join(",")
+    )
 }
 
 /// A failure as a record is settled with: its text, since one failure may
@@ -118,7 +140,10 @@ impl BatchProcessor {
         Fut: Future<Output = Result<(), Failure>>,
     {
         let result = match Message::from_json(record.body.as_deref().unwrap_or("")) {
-            Ok(message) => handle(message).await,
+            Ok(message) => {
+                let span = span_of(std::slice::from_ref(&message));
+                handle(message).instrument(span).await
+            }
             Err(e) => Err(Failure::permanent("malformed_message", e.reason)),
         };
         self.settle(record, result.map_err(Settle::from)).await
@@ -162,7 +187,11 @@ impl BatchProcessor {
         }
         for (_, members) in groups {
             let (records, messages): (Vec<SqsMessage>, Vec<Message>) = members.into_iter().unzip();
-            let result = handle(messages).await.map_err(Settle::from);
+            let span = span_of(&messages);
+            let result = handle(messages)
+                .instrument(span)
+                .await
+                .map_err(Settle::from);
             // A group succeeds or fails whole: its messages were written
             // together. Say so when it is more than the one.
             let result = match result {
@@ -241,5 +270,73 @@ impl BatchProcessor {
                 RecordOutcome::Retry
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Where the test's log lines go.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn record(body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some("m-1".into());
+        m.body = Some(body.into());
+        m
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_log_line_of_a_message_names_its_event_and_order() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let batches = BatchProcessor::new(Queue::new(sqs, "http://unused"), 5, "test");
+        let body = serde_json::json!({"type": "order_event.v1", "payload": {
+            "event_id": "evt-9", "order": {"platform": "jd", "store": "s-1", "order_id": "O-9"},
+            "distributor": "d-1", "occurred_at": "2026-11-27T03:00:00Z", "kind": "cancelled"}});
+        let mut event = SqsEvent::default();
+        event.records = vec![record(&body.to_string())];
+        let response = batches
+            .process_grouped(
+                event,
+                |_| 0,
+                |_| async {
+                    tracing::info!("handled");
+                    Ok(())
+                },
+            )
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("handled"))
+            .expect("the line");
+        assert!(line.contains("jd/s-1/evt-9"), "{line}");
+        assert!(line.contains("jd/s-1/O-9"), "{line}");
     }
 }
