@@ -173,6 +173,82 @@ async fn two_publications_never_share_a_version() {
     // The demo published version 1; the competitor took 2.
     assert_eq!(*rival.lock().unwrap(), Some(2));
     assert_eq!(mine, 3, "the loser read 1, lost, re-read 2 and became 3");
+    assert_eq!(interleave.sent(Write::TransactWriteItems), 2);
     assert_eq!(api.get("rule-set").await.unwrap().body["version"], 3);
+    stack.stop().await;
+}
+
+fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::OrderEvent {
+    let lines = vec![OrderLine {
+        quantity,
+        unit_price: Money::parse("199.00").unwrap(),
+        amount: Money::parse("199.00").unwrap().times(quantity),
+        ..one_unit("TEE-WHITE").remove(0)
+    }];
+    tier_domain::order::OrderEvent {
+        event_id: EventId::parse(event).unwrap(),
+        order: order(order_id),
+        distributor: DistributorId::parse("d-shanghai").unwrap(),
+        occurred_at: Utc::now(),
+        kind: tier_domain::order::OrderEventKind::Paid {
+            buyer: tier_domain::ids::BuyerId::parse("b-race").unwrap(),
+            total: lines.iter().map(|l| l.amount).sum(),
+            lines,
+            urgent: false,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_groups_of_one_distributor_both_count() {
+    let (stack, api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    let calendar = tier_domain::calendar::BrandCalendar::default();
+    let today = calendar.day_of(Utc::now());
+    let no_change = |_: &_, _: &_, _: Option<&_>| None;
+
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let rival_id = id.clone();
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        let outcome = direct(&name)
+            .apply_group(
+                &rival_id,
+                &[paid("race-b", "RACE-B", 2)],
+                &calendar,
+                today,
+                None,
+                &no_change,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.recorded, 1);
+    });
+    // Both read the metrics at the same version; the competitor wrote
+    // first, so this group's transaction fails its guard, re-reads and
+    // applies on top.
+    let outcome = gated(&stack, &interleave)
+        .apply_group(
+            &id,
+            &[paid("race-a", "RACE-A", 1)],
+            &calendar,
+            today,
+            None,
+            &no_change,
+        )
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the competitor went first");
+    assert_eq!(
+        interleave.sent(Write::TransactWriteItems),
+        2,
+        "the first transaction lost on its guard and was tried again"
+    );
+    assert_eq!(outcome.recorded, 1);
+    let metrics = &distributor(&api, "d-shanghai").await["metrics"];
+    assert_eq!(dec(&metrics["sales"]["lifetime"]), d("597.00"));
+    assert_eq!(metrics["orders"]["lifetime"], 2);
+    let upline = &distributor(&api, "d-hangzhou").await["metrics"];
+    assert_eq!(dec(&upline["downline_sales"]["lifetime"]), d("597.00"));
     stack.stop().await;
 }

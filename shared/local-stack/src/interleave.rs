@@ -32,6 +32,8 @@ pub enum Write {
 pub struct Interleave {
     armed: Arc<Mutex<Option<(Write, Competitor)>>>,
     fired: Arc<Mutex<u32>>,
+    /// Writes sent, by kind: a lost race shows as a second try.
+    sent: Arc<Mutex<[u32; 3]>>,
 }
 
 impl std::fmt::Debug for Interleave {
@@ -58,6 +60,11 @@ impl Interleave {
     pub fn fired(&self) -> u32 {
         *self.fired.lock().expect("interleave lock")
     }
+
+    /// How many `write` requests these clients have sent (tries included).
+    pub fn sent(&self, write: Write) -> u32 {
+        self.sent.lock().expect("interleave lock")[write as usize]
+    }
 }
 
 impl Intercept for Interleave {
@@ -80,6 +87,7 @@ impl Intercept for Interleave {
         } else {
             return Ok(());
         };
+        self.sent.lock().expect("interleave lock")[write as usize] += 1;
         let competitor = {
             let mut armed = self.armed.lock().expect("interleave lock");
             match armed.take() {
