@@ -9,6 +9,7 @@
 #   make zips       release arm64 Lambda zips with cargo-lambda (target/lambda/<bin>/bootstrap.zip)
 #   make bench      the domain benchmarks
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
+#   make bench-startup each function's start to its first request for work, against a hello world
 #   make clean-venv remove .venv/ (the next target re-creates what it needs)
 #
 # Python tools live in the project-local .venv/, pinned and installed on demand by scripts/venv.sh.
@@ -23,10 +24,10 @@ TEMPLATE := infra/template.yaml
 PORT ?= 8080
 export PORT
 
-.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup clean-venv
+.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-startup clean-venv
 
 help:
-	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
 
 test: fmt-check clippy
 	scripts/venv.sh moto cfn-lint
@@ -67,6 +68,13 @@ bench:
 bench-lookup:
 	scripts/venv.sh moto
 	cargo run --release -p local-stack --bin lookup-latency
+
+# RUNS=N to change the sample size (default 30). Release builds of every function binary.
+bench-startup:
+	cargo build --release -p order-intake -p price-lookup -p tier-evaluation -p stock-allocation \
+		-p admin-api --bins
+	cargo build --release -p local-stack --bin hello-lambda --bin startup-latency
+	target/release/startup-latency --runs $${RUNS:-30}
 
 clean-venv:
 	rm -rf $(VENV)

@@ -4,8 +4,10 @@
 //! Each record is parsed and handled on its own; one bad record never fails
 //! its neighbours. Failures are of two kinds:
 //! - permanent (the message can never succeed: unreadable, refers to
-//!   something impossible): sent to the dead-letter queue at once, with its
-//!   reason in message attributes, and deleted from the source queue;
+//!   something impossible, or needs an item that does not read back or a
+//!   write the service refuses as such): sent to the dead-letter queue at
+//!   once, with its reason in message attributes, and deleted from the
+//!   source queue;
 //! - retryable (throttling, a lost race, the network): reported as a batch
 //!   item failure so SQS delivers it again after the visibility timeout.
 //!   On the last allowed receive it is dead-lettered with its reason rather
@@ -13,11 +15,10 @@
 
 use std::future::Future;
 
-use tracing::Instrument;
-
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use tier_messages::Message;
 use tier_store::{Queue, StoreError};
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
