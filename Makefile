@@ -75,6 +75,12 @@ bench-startup:
 		-p admin-api --bins
 	cargo build --release -p local-stack --bin hello-lambda --bin startup-latency
 	target/release/startup-latency --runs $${RUNS:-30}
+	# As deployed: the template gives the functions one bundle file (TlsRootsFile).
+	for bundle in /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem /etc/ssl/certs/ca-certificates.crt; do \
+		if [ -f "$$bundle" ]; then \
+			target/release/startup-latency --runs $${RUNS:-30} --ssl-cert-file "$$bundle"; break; \
+		fi; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -56,14 +56,21 @@ const ENV: [(&str, &str); 18] = [
 ];
 
 /// One start: from spawning `binary` to its first request for work.
-async fn start_once(binary: &Path, listener: &TcpListener) -> anyhow::Result<Duration> {
+async fn start_once(
+    binary: &Path,
+    listener: &TcpListener,
+    cert_file: Option<&str>,
+) -> anyhow::Result<Duration> {
     let api = listener.local_addr()?.to_string();
     let started = Instant::now();
     // Only what Lambda would set: this machine's own variables (a
     // certificate directory to scan, say) would measure this machine.
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
-        .envs(ENV)
+    let mut command = tokio::process::Command::new(binary);
+    command.env_clear().envs(ENV);
+    if let Some(file) = cert_file {
+        command.env("SSL_CERT_FILE", file);
+    }
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", &api)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -99,6 +106,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut runs = DEFAULT_RUNS;
+    let mut cert_file: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => {
@@ -108,7 +116,15 @@ async fn main() -> anyhow::Result<()> {
                     .filter(|n| *n > 0)
                     .context("--runs takes a positive whole number")?
             }
-            other => bail!("unknown argument {other:?}; usage: startup-latency [--runs N]"),
+            // The template sets SSL_CERT_FILE to the system bundle, so that
+            // the TLS roots are read from one file instead of the file and
+            // then every file of the certificate directory again.
+            "--ssl-cert-file" => {
+                cert_file = Some(args.next().context("--ssl-cert-file takes a path")?)
+            }
+            other => bail!(
+                "unknown argument {other:?}; usage: startup-latency [--runs N] [--ssl-cert-file PATH]"
+            ),
         }
     }
     // The binaries beside this one, built in the same profile.
@@ -120,14 +136,15 @@ async fn main() -> anyhow::Result<()> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); BINARIES.len()];
     for _ in 0..runs {
         for (i, name) in BINARIES.iter().enumerate() {
-            times[i].push(start_once(&dir.join(name), &listener).await?);
+            times[i].push(start_once(&dir.join(name), &listener, cert_file.as_deref()).await?);
         }
     }
     let medians: Vec<Duration> = times.into_iter().map(median).collect();
     let base = medians[0].as_secs_f64();
     println!(
-        "start to first request for work, median of {runs} (ratio to {}):",
-        BINARIES[0]
+        "start to first request for work, median of {runs} (ratio to {}), SSL_CERT_FILE {}:",
+        BINARIES[0],
+        cert_file.as_deref().unwrap_or("unset")
     );
     let mut json = Vec::new();
     for (name, m) in BINARIES.iter().zip(&medians) {
@@ -137,7 +154,10 @@ async fn main() -> anyhow::Result<()> {
         json.push(format!(r#""{name}":{{"ms":{ms:.3},"ratio":{ratio:.3}}}"#));
     }
     println!(
-        r#"{{"bench":"startup-latency","runs":{runs},{}}}"#,
+        r#"{{"bench":"startup-latency","runs":{runs},"ssl_cert_file":{},{}}}"#,
+        cert_file
+            .as_deref()
+            .map_or("null".into(), |f| format!("{f:?}")),
         json.join(",")
     );
     Ok(())
