@@ -325,6 +325,19 @@ async fn the_documented_notations_are_the_only_ones() {
         );
     }
 
+    // Too deep a document is malformed wherever it is sent.
+    let deep: serde_json::Value =
+        serde_json::from_str(&format!("{}1{}", "[".repeat(100), "]".repeat(100))).unwrap();
+    let mut nested = docs::paid("deep", "DEEP", "b1", &[("TEE-WHITE", 1, "199.00")], now);
+    nested["lines"][0]["sku"] = deep.clone();
+    let r = api.webhook("jd", "sh-outlet", &nested).await.unwrap();
+    assert_eq!((r.status, r.code()), (400, "malformed_json"), "{}", r.body);
+    let r = api
+        .put("distributors/d-deep", &json!({"name": deep}))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (400, "malformed_json"), "{}", r.body);
+
     let key = api.api_key.clone().unwrap();
     let r = reqwest::Client::new()
         .get(format!("{}/v1/distributors/d-shanghai/tier", api.base_url))

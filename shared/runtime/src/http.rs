@@ -126,8 +126,49 @@ pub fn body_bytes(body: &Body, limit: usize) -> Result<&[u8], ApiError> {
     Ok(bytes)
 }
 
+/// Deeper than any document of the API nests (a rule set's conditions,
+/// eight deep, reach about 20), far inside the parser's own limit.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Whether `bytes` open more than `max` arrays and objects inside one
+/// another, strings skipped. Checked before parsing, so that a too-deep
+/// document is refused the same way wherever its nesting is, whether or
+/// not a field's type would have failed first.
+fn nests_deeper_than(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Parses a JSON body into `T`, naming the field that is wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if nests_deeper_than(bytes, MAX_JSON_DEPTH) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            format!("the body nests arrays and objects deeper than {MAX_JSON_DEPTH}"),
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -215,6 +256,30 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_deep_a_body_is_malformed_wherever_it_nests() {
+        let deep = |open: &str, close: &str| {
+            format!(
+                r#"{{"platform": {}1{}}}"#,
+                open.repeat(70),
+                close.repeat(70)
+            )
+        };
+        for body in [deep("[", "]"), deep(r#"{"a":"#, "}")] {
+            let err = parse_json::<serde_json::Value>(body.as_bytes()).unwrap_err();
+            assert_eq!(err.code, "malformed_json", "{}", err.message);
+        }
+        // Brackets inside strings do not count, escaped quotes included.
+        let text = format!(r#"{{"note": "\"{}"}}"#, "[".repeat(200));
+        assert!(parse_json::<serde_json::Value>(text.as_bytes()).is_ok());
+        let fine = format!(
+            "{}1{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert!(parse_json::<serde_json::Value>(fine.as_bytes()).is_ok());
+    }
 
     #[test]
     fn path_segments_are_decoded_once_after_splitting() {
