@@ -252,3 +252,93 @@ async fn two_groups_of_one_distributor_both_count() {
     assert_eq!(dec(&upline["downline_sales"]["lifetime"]), d("597.00"));
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registration_racing_the_users_first_order_counts_one_user() {
+    let (stack, api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    let buyer = tier_domain::ids::BuyerId::parse("b-race").unwrap();
+    let calendar = tier_domain::calendar::BrandCalendar::default();
+    let today = calendar.day_of(Utc::now());
+
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let rival_id = id.clone();
+    // The user's first order is counted while the registration is on its
+    // way: both found no record of the user.
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        let no_change = |_: &_, _: &_, _: Option<&_>| None;
+        direct(&name)
+            .apply_group(
+                &rival_id,
+                &[paid("race-first", "RACE-FIRST", 1)],
+                &calendar,
+                today,
+                None,
+                &no_change,
+            )
+            .await
+            .unwrap();
+    });
+    let registered = gated(&stack, &interleave)
+        .register_downline_user(&id, &buyer)
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the order went first");
+    assert!(
+        !registered.created,
+        "the order had counted the user already"
+    );
+    let metrics = &distributor(&api, "d-shanghai").await["metrics"];
+    assert_eq!(metrics["downline_users"], 1, "{metrics}");
+    assert_eq!(metrics["valid_downline_users"], 1, "{metrics}");
+    let upline = &distributor(&api, "d-hangzhou").await["metrics"];
+    assert_eq!(upline["downline_users_all"], 1, "{upline}");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_order_racing_the_users_registration_counts_one_user() {
+    let (stack, api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    let calendar = tier_domain::calendar::BrandCalendar::default();
+    let today = calendar.day_of(Utc::now());
+
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let rival_id = id.clone();
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        let registered = direct(&name)
+            .register_downline_user(
+                &rival_id,
+                &tier_domain::ids::BuyerId::parse("b-race").unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(registered.created);
+    });
+    let no_change = |_: &_, _: &_, _: Option<&_>| None;
+    let outcome = gated(&stack, &interleave)
+        .apply_group(
+            &id,
+            &[paid("race-first", "RACE-FIRST", 1)],
+            &calendar,
+            today,
+            None,
+            &no_change,
+        )
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the registration went first");
+    assert_eq!(outcome.recorded, 1);
+    assert_eq!(
+        interleave.sent(Write::TransactWriteItems),
+        2,
+        "the order's transaction lost and was tried again"
+    );
+    let metrics = &distributor(&api, "d-shanghai").await["metrics"];
+    assert_eq!(metrics["downline_users"], 1, "{metrics}");
+    assert_eq!(metrics["valid_downline_users"], 1, "{metrics}");
+    assert_eq!(dec(&metrics["sales"]["lifetime"]), d("199.00"));
+    stack.stop().await;
+}
