@@ -413,7 +413,7 @@ async fn an_oversized_rule_set_is_refused_for_good() {
 /// A local stack started again on the same emulator and prefix finds its
 /// stores and data: a platform's retried webhook is accepted, not
 /// `422 unknown_store`. And an invocation past its function's timeout ends
-/// as in Lambda: a 500, nothing recorded, so the platform's retry counts.
+/// as in Lambda: a 500, and the platform's retry is accepted once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_stack_attaches_to_its_data_and_enforces_timeouts() {
     use local_stack::stack::StackOptions;

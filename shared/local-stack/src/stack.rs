@@ -81,7 +81,8 @@ pub struct LocalStack {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// What API Gateway answers when the function behind a route times out.
+/// A 500, as API Gateway answers when the function behind a route times
+/// out (in our error shape: its own body has no code).
 fn timed_out(function: &str, timeout: Duration) -> lambda_http::Response<lambda_http::Body> {
     tracing::error!(function, ?timeout, "invocation timed out");
     tier_runtime::http::ApiError::new(
