@@ -111,9 +111,11 @@ impl OrderIntake {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        // The platform as the URL names it, for the metrics: a refused
-        // request may not name a valid one.
-        let platform = http::path_segments(req.uri().path())
+        // Decoded once: the metrics name the platform the URL names (a
+        // refused request may not name a valid one), and `accept` routes.
+        let segments = http::path_segments(req.uri().path());
+        let platform = segments
+            .as_ref()
             .ok()
             .and_then(|s| s.get(1).cloned())
             .filter(|p| Platform::parse(p).is_ok())
@@ -126,7 +128,7 @@ impl OrderIntake {
             event_id = tracing::field::Empty,
             order = tracing::field::Empty
         );
-        let result = self.accept(req).instrument(span).await;
+        let result = self.accept(req, segments).instrument(span).await;
         match &result {
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                 metrics::count("WebhooksAccepted", &[("Platform", &platform)], 1)
@@ -141,8 +143,12 @@ impl OrderIntake {
         http::respond(result)
     }
 
-    async fn accept(&self, req: Request) -> Result<Response<Body>, ApiError> {
-        let (platform, store) = parse_path(req.uri().path())?;
+    async fn accept(
+        &self,
+        req: Request,
+        segments: Result<Vec<String>, ApiError>,
+    ) -> Result<Response<Body>, ApiError> {
+        let (platform, store) = parse_path(req.uri().path(), &segments?)?;
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
         signature::verify(
             http::header(req.headers(), "x-signature"),
@@ -377,8 +383,8 @@ fn record_entitled_prices(
     }
 }
 
-fn parse_path(path: &str) -> Result<(Platform, StoreId), ApiError> {
-    let segments = http::path_segments(path)?;
+/// The platform and store of `path`, from its decoded `segments`.
+fn parse_path(path: &str, segments: &[String]) -> Result<(Platform, StoreId), ApiError> {
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let [_, platform, store] = parts.as_slice() else {
         return Err(ApiError::not_found(
