@@ -227,30 +227,12 @@ pub fn query_values(query: Option<&str>, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A query string's key or value, decoded as forms encode it: `+` is a
+/// space, then `%XX` sequences (one left as written when it is not one).
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -303,6 +285,8 @@ mod tests {
         );
         assert!(query_values(None, "sku").is_empty());
         assert_eq!(query_values(Some("sku=%"), "sku"), ["%"]);
+        assert_eq!(query_values(Some("sku=A%4"), "sku"), ["A%4"]);
+        assert_eq!(query_values(Some("q=a+b%2Bc"), "q"), ["a b+c"]);
     }
 
     #[test]
