@@ -29,20 +29,29 @@ pub(crate) struct DeadLetterQueues {
     pub(crate) stock_events: Parked,
 }
 
+/// A work queue, by the name the API gives it; one list of names serves
+/// the query parameter and the redrive body alike.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
+#[serde(try_from = "String")]
 enum QueueName {
     TierEvents,
     StockEvents,
 }
 
+impl TryFrom<String> for QueueName {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, String> {
+        [QueueName::TierEvents, QueueName::StockEvents]
+            .into_iter()
+            .find(|q| q.name() == raw)
+            .ok_or_else(|| format!("queue {raw:?} is not one of tier-events, stock-events"))
+    }
+}
+
 impl QueueName {
     fn parse(raw: &str) -> Result<Self, ApiError> {
-        match raw {
-            "tier-events" => Ok(QueueName::TierEvents),
-            "stock-events" => Ok(QueueName::StockEvents),
-            other => Err(unknown_queue(other)),
-        }
+        Self::try_from(raw.to_owned()).map_err(|e| ApiError::bad_request("invalid_queue", e))
     }
 
     fn name(self) -> &'static str {
@@ -51,13 +60,6 @@ impl QueueName {
             QueueName::StockEvents => "stock-events",
         }
     }
-}
-
-fn unknown_queue(raw: &str) -> ApiError {
-    ApiError::bad_request(
-        "invalid_queue",
-        format!("queue {raw:?} is not one of tier-events, stock-events"),
-    )
 }
 
 #[derive(Deserialize)]

@@ -60,12 +60,13 @@ fn count_applied(outcome: &GroupOutcome) {
     if !outcome.commission_earned.is_zero() {
         // CNY, as a plain number: a metric is a float by CloudWatch's
         // definition, and this one is only watched, never summed into money.
-        let earned = outcome.commission_earned.amount().to_string();
-        values.push((
-            "CommissionEarned",
-            earned.parse().unwrap_or_default(),
-            Unit::None,
-        ));
+        use rust_decimal::prelude::ToPrimitive;
+        let earned = outcome
+            .commission_earned
+            .amount()
+            .to_f64()
+            .unwrap_or_default();
+        values.push(("CommissionEarned", earned, Unit::None));
     }
     emit(&[("Function", "tier-evaluation")], &values);
 }
