@@ -7,13 +7,11 @@
 //! left on a dead-letter queue once what was parked is redriven.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use local_stack::faults::FaultPlan;
-use local_stack::stack::StackOptions;
 use serde_json::{Value, json};
 use system_tests::*;
 
@@ -136,43 +134,36 @@ async fn totals(api: &ApiClient) -> BTreeMap<String, Value> {
     out
 }
 
-fn options(prefix: &str, faults: Option<FaultPlan>) -> StackOptions {
-    let mut opts = StackOptions::new(Moto::shared(), SocketAddr::from(([127, 0, 0, 1], 0)));
-    opts.prefix = prefix.to_owned();
-    opts.visibility_timeout = Some(1);
-    opts.faults = faults;
-    opts
+/// The totals the stream must come to: delivered on a clean stack of its
+/// own, without faults.
+async fn clean_totals(now: DateTime<Utc>) -> BTreeMap<String, Value> {
+    let (clean, api) = clothing_stack().await;
+    for (platform, store, doc) in stream(now) {
+        deliver(&api, platform, store, &doc).await;
+    }
+    clean.wait_idle(IDLE).await.unwrap();
+    let totals = totals(&api).await;
+    clean.stop().await;
+    totals
 }
-
-use local_stack::moto::Moto;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quarter_of_requests_faulted_changes_no_total() {
     let now = Utc::now();
 
     // Without faults: what the totals must be.
-    let (clean, clean_api) = clothing_stack().await;
-    for (platform, store, doc) in stream(now) {
-        deliver(&clean_api, platform, store, &doc).await;
-    }
-    clean.wait_idle(IDLE).await.unwrap();
-    let expected = totals(&clean_api).await;
-    clean.stop().await;
+    let expected = clean_totals(now).await;
 
     // The same brand loaded without faults, then the stream through them.
-    let (loader, mut api) = spawn_stack().await;
-    let prefix = loader.resources.prefix.clone();
-    local_stack::demo::load(&mut api).await.unwrap();
-    loader.stop().await;
+    let (prefix, key) = loaded_prefix().await;
     let plan = FaultPlan {
         rate: 0.25,
         seed: 11,
     };
-    let stack = LocalStack::start(options(&prefix, Some(plan)))
-        .await
-        .unwrap();
-    let mut faulted = ApiClient::for_stack(&stack);
-    faulted.api_key = api.api_key.clone();
+    let mut opts = stack_options_on(&prefix);
+    opts.faults = Some(plan);
+    let stack = LocalStack::start(opts).await.unwrap();
+    let faulted = client_with_key(&stack, &key);
     for (platform, store, doc) in stream(now) {
         deliver(&faulted, platform, store, &doc).await;
     }
@@ -238,25 +229,15 @@ async fn a_quarter_of_requests_faulted_changes_no_total() {
 #[tokio::test(flavor = "multi_thread")]
 async fn consumers_killed_mid_batch_count_everything_once() {
     let now = Utc::now();
-    let (clean, clean_api) = clothing_stack().await;
-    for (platform, store, doc) in stream(now) {
-        deliver(&clean_api, platform, store, &doc).await;
-    }
-    clean.wait_idle(IDLE).await.unwrap();
-    let expected = totals(&clean_api).await;
-    clean.stop().await;
+    let expected = clean_totals(now).await;
 
-    let (loader, mut api) = spawn_stack().await;
-    let prefix = loader.resources.prefix.clone();
-    local_stack::demo::load(&mut api).await.unwrap();
-    loader.stop().await;
+    let (prefix, key) = loaded_prefix().await;
 
     // Each consumer invocation ends after 30 ms, wherever it is.
-    let mut opts = options(&prefix, None);
+    let mut opts = stack_options_on(&prefix);
     opts.consumer_timeout = Some(Duration::from_millis(30));
     let crashing = LocalStack::start(opts).await.unwrap();
-    let mut client = ApiClient::for_stack(&crashing);
-    client.api_key = api.api_key.clone();
+    let client = client_with_key(&crashing, &key);
     for (platform, store, doc) in stream(now) {
         deliver(&client, platform, store, &doc).await;
     }
@@ -267,9 +248,8 @@ async fn consumers_killed_mid_batch_count_everything_once() {
     crashing.stop().await;
     eprintln!("consumer invocations cut off: {cut}");
 
-    let restarted = LocalStack::start(options(&prefix, None)).await.unwrap();
-    let mut client = ApiClient::for_stack(&restarted);
-    client.api_key = api.api_key.clone();
+    let restarted = LocalStack::start(stack_options_on(&prefix)).await.unwrap();
+    let client = client_with_key(&restarted, &key);
     restarted.wait_idle(IDLE).await.unwrap();
     assert_eq!(depth(&restarted, "TierEventsDLQ").await, 0);
     assert_eq!(depth(&restarted, "StockEventsDLQ").await, 0);

@@ -416,38 +416,20 @@ async fn an_oversized_rule_set_is_refused_for_good() {
 /// as in Lambda: a 500, and the platform's retry is accepted once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_stack_attaches_to_its_data_and_enforces_timeouts() {
-    use local_stack::stack::StackOptions;
-    use std::net::SocketAddr;
-
-    let options = |prefix: &str, timeout: Option<std::time::Duration>| {
-        let mut opts = StackOptions::new(
-            local_stack::moto::Moto::shared(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        );
-        opts.prefix = prefix.to_owned();
-        opts.visibility_timeout = Some(1);
-        opts.function_timeout = timeout;
-        opts
-    };
-    let (first, mut api) = spawn_stack().await;
-    let prefix = first.resources.prefix.clone();
-    local_stack::demo::load(&mut api).await.unwrap();
-    first.stop().await;
+    let (prefix, key) = loaded_prefix().await;
 
     // The same prefix, with every function's timeout at nothing.
-    let hurried = LocalStack::start(options(&prefix, Some(std::time::Duration::ZERO)))
-        .await
-        .unwrap();
-    let mut late = ApiClient::for_stack(&hurried);
-    late.api_key = api.api_key.clone();
+    let mut opts = stack_options_on(&prefix);
+    opts.function_timeout = Some(std::time::Duration::ZERO);
+    let hurried = LocalStack::start(opts).await.unwrap();
+    let late = client_with_key(&hurried, &key);
     let paid = docs::paid("r1", "R1", "b1", &[("TEE-WHITE", 2, "199.00")], Utc::now());
     let r = late.webhook("jd", "sh-outlet", &paid).await.unwrap();
     assert_eq!((r.status, r.code()), (500, "internal"), "{}", r.body);
     hurried.stop().await;
 
-    let again = LocalStack::start(options(&prefix, None)).await.unwrap();
-    let mut api2 = ApiClient::for_stack(&again);
-    api2.api_key = api.api_key.clone();
+    let again = LocalStack::start(stack_options_on(&prefix)).await.unwrap();
+    let api2 = client_with_key(&again, &key);
     let r = api2.webhook("jd", "sh-outlet", &paid).await.unwrap();
     assert_eq!(r.status, 202, "the store is found again: {}", r.body);
     again.wait_idle(IDLE).await.unwrap();

@@ -178,6 +178,27 @@ async fn two_publications_never_share_a_version() {
     stack.stop().await;
 }
 
+/// Applies `event` to d-shanghai's ledger and metrics as tier evaluation
+/// would, today in the brand's calendar, without deciding a tier.
+async fn apply(
+    table: &Table,
+    event: tier_domain::order::OrderEvent,
+) -> tier_store::ledger::GroupOutcome {
+    let calendar = tier_domain::calendar::BrandCalendar::default();
+    let no_change = |_: &_, _: &_, _: Option<&_>| None;
+    table
+        .apply_group(
+            &event.distributor.clone(),
+            &[event],
+            &calendar,
+            calendar.day_of(Utc::now()),
+            None,
+            &no_change,
+        )
+        .await
+        .unwrap()
+}
+
 fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::OrderEvent {
     let lines = vec![OrderLine {
         quantity,
@@ -202,42 +223,17 @@ fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::Order
 #[tokio::test(flavor = "multi_thread")]
 async fn two_groups_of_one_distributor_both_count() {
     let (stack, api) = clothing_stack().await;
-    let id = DistributorId::parse("d-shanghai").unwrap();
-    let calendar = tier_domain::calendar::BrandCalendar::default();
-    let today = calendar.day_of(Utc::now());
-    let no_change = |_: &_, _: &_, _: Option<&_>| None;
 
     let interleave = Interleave::default();
     let name = stack.table_name();
-    let rival_id = id.clone();
     interleave.before_next(Write::TransactWriteItems, move || async move {
-        let outcome = direct(&name)
-            .apply_group(
-                &rival_id,
-                &[paid("race-b", "RACE-B", 2)],
-                &calendar,
-                today,
-                None,
-                &no_change,
-            )
-            .await
-            .unwrap();
+        let outcome = apply(&direct(&name), paid("race-b", "RACE-B", 2)).await;
         assert_eq!(outcome.recorded, 1);
     });
     // Both read the metrics at the same version; the competitor wrote
     // first, so this group's transaction fails its guard, re-reads and
     // applies on top.
-    let outcome = gated(&stack, &interleave)
-        .apply_group(
-            &id,
-            &[paid("race-a", "RACE-A", 1)],
-            &calendar,
-            today,
-            None,
-            &no_change,
-        )
-        .await
-        .unwrap();
+    let outcome = apply(&gated(&stack, &interleave), paid("race-a", "RACE-A", 1)).await;
     assert_eq!(interleave.fired(), 1, "the competitor went first");
     assert_eq!(
         interleave.sent(Write::TransactWriteItems),
@@ -258,27 +254,13 @@ async fn a_registration_racing_the_users_first_order_counts_one_user() {
     let (stack, api) = clothing_stack().await;
     let id = DistributorId::parse("d-shanghai").unwrap();
     let buyer = tier_domain::ids::BuyerId::parse("b-race").unwrap();
-    let calendar = tier_domain::calendar::BrandCalendar::default();
-    let today = calendar.day_of(Utc::now());
 
     let interleave = Interleave::default();
     let name = stack.table_name();
-    let rival_id = id.clone();
     // The user's first order is counted while the registration is on its
     // way: both found no record of the user.
     interleave.before_next(Write::TransactWriteItems, move || async move {
-        let no_change = |_: &_, _: &_, _: Option<&_>| None;
-        direct(&name)
-            .apply_group(
-                &rival_id,
-                &[paid("race-first", "RACE-FIRST", 1)],
-                &calendar,
-                today,
-                None,
-                &no_change,
-            )
-            .await
-            .unwrap();
+        apply(&direct(&name), paid("race-first", "RACE-FIRST", 1)).await;
     });
     let registered = gated(&stack, &interleave)
         .register_downline_user(&id, &buyer)
@@ -301,8 +283,6 @@ async fn a_registration_racing_the_users_first_order_counts_one_user() {
 async fn a_first_order_racing_the_users_registration_counts_one_user() {
     let (stack, api) = clothing_stack().await;
     let id = DistributorId::parse("d-shanghai").unwrap();
-    let calendar = tier_domain::calendar::BrandCalendar::default();
-    let today = calendar.day_of(Utc::now());
 
     let interleave = Interleave::default();
     let name = stack.table_name();
@@ -317,18 +297,11 @@ async fn a_first_order_racing_the_users_registration_counts_one_user() {
             .unwrap();
         assert!(registered.created);
     });
-    let no_change = |_: &_, _: &_, _: Option<&_>| None;
-    let outcome = gated(&stack, &interleave)
-        .apply_group(
-            &id,
-            &[paid("race-first", "RACE-FIRST", 1)],
-            &calendar,
-            today,
-            None,
-            &no_change,
-        )
-        .await
-        .unwrap();
+    let outcome = apply(
+        &gated(&stack, &interleave),
+        paid("race-first", "RACE-FIRST", 1),
+    )
+    .await;
     assert_eq!(interleave.fired(), 1, "the registration went first");
     assert_eq!(outcome.recorded, 1);
     assert_eq!(

@@ -14,11 +14,44 @@ use serde_json::Value;
 
 pub const IDLE: Duration = Duration::from_secs(60);
 
-/// A stack whose failed messages come back after 1 s instead of 60.
-pub async fn spawn_stack() -> (LocalStack, ApiClient) {
+/// The tests' stack options: the shared emulator, a fresh prefix, a free
+/// port, and failed messages back after 1 s instead of 60.
+pub fn stack_options() -> StackOptions {
     let mut opts = StackOptions::new(Moto::shared(), SocketAddr::from(([127, 0, 0, 1], 0)));
     opts.visibility_timeout = Some(1);
-    let stack = LocalStack::start(opts)
+    opts
+}
+
+/// As [`stack_options`], on the tables and queues under `prefix`.
+pub fn stack_options_on(prefix: &str) -> StackOptions {
+    let mut opts = stack_options();
+    opts.prefix = prefix.to_owned();
+    opts
+}
+
+/// The clothing brand loaded under a prefix of its own, with no stack left
+/// running on it: for tests that start their own stacks on the same tables
+/// and queues (restarts, faults). Returns the prefix and the brand's API key.
+pub async fn loaded_prefix() -> (String, Option<String>) {
+    let (loader, mut api) = spawn_stack().await;
+    let prefix = loader.resources.prefix.clone();
+    local_stack::demo::load(&mut api)
+        .await
+        .expect("the demo brand loads");
+    loader.stop().await;
+    (prefix, api.api_key)
+}
+
+/// A client of `stack` that reads with `api_key`.
+pub fn client_with_key(stack: &LocalStack, api_key: &Option<String>) -> ApiClient {
+    let mut api = ApiClient::for_stack(stack);
+    api.api_key = api_key.clone();
+    api
+}
+
+/// A stack whose failed messages come back after 1 s instead of 60.
+pub async fn spawn_stack() -> (LocalStack, ApiClient) {
+    let stack = LocalStack::start(stack_options())
         .await
         .expect("the local stack starts");
     let api = ApiClient::for_stack(&stack);
