@@ -2,6 +2,24 @@
 //! its end before that writer's conditional write is sent (see
 //! `local_stack::interleave`): the writer's condition must fail, and its
 //! retry must come out right.
+//!
+//! The conditional writes, and the race that proves each:
+//!
+//! | guard | race |
+//! |---|---|
+//! | metrics `mversion` | two groups of one distributor |
+//! | ledger entry `version` | a refund racing its order's payment |
+//! | downline user `live_orders` / not exists | a registration racing the first order, both ways |
+//! | commission balance (withdrawal) | two withdrawals of one balance |
+//! | stock `available >= :q` | two allocations of the last unit |
+//! | rule-set pointer `version` | two publications |
+//! | price-book version claim | two price-book publications |
+//! | profile `tier_version` | an evaluation against a manual override, both ways |
+//! | store owner | two distributors claiming one store |
+//! | review run not exists | two starts of one review |
+//! | what-if run not exists or expired | two starts of one what-if, same and other draft |
+//! | API key `revoked_at` if not exists | two revocations |
+//! | webhook receipt (none: consumers de-duplicate) | one webhook delivered twice at once |
 
 use chrono::Utc;
 use local_stack::interleave::{self, Interleave, Write};
@@ -313,5 +331,413 @@ async fn a_first_order_racing_the_users_registration_counts_one_user() {
     assert_eq!(metrics["downline_users"], 1, "{metrics}");
     assert_eq!(metrics["valid_downline_users"], 1, "{metrics}");
     assert_eq!(dec(&metrics["sales"]["lifetime"]), d("199.00"));
+    stack.stop().await;
+}
+
+fn tier_change(to: &str, cause: tier_domain::tier::Cause) -> tier_domain::tier::TierChange {
+    tier_domain::tier::TierChange {
+        from: Some(tier_domain::ids::TierId::parse("junior").unwrap()),
+        to: tier_domain::ids::TierId::parse(to).unwrap(),
+        direction: tier_domain::tier::Direction::Up,
+        rule_set_version: 1,
+        reasons: vec![],
+        cause,
+        at: Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_evaluation_racing_a_manual_override_leaves_the_override() {
+    let (stack, api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    let name = stack.table_name();
+    let before = direct(&name).distributor(&id).await.unwrap().unwrap();
+    assert_eq!(before.tier.as_ref().map(|t| t.as_str()), Some("junior"));
+
+    // An evaluation read version v and decided on gold; an operator sets
+    // senior, locked, from the same version, and commits first.
+    let interleave = Interleave::default();
+    let (rival_id, v) = (id.clone(), before.tier_version);
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        let manual = tier_change("senior", tier_domain::tier::Cause::Assignment);
+        assert!(
+            direct(&name)
+                .set_tier_manually(&rival_id, v, Some(&manual), true)
+                .await
+                .unwrap()
+        );
+    });
+    let evaluation = tier_change(
+        "gold",
+        tier_domain::tier::Cause::OrderEvent {
+            event_id: EventId::parse("race-eval").unwrap(),
+        },
+    );
+    let committed = gated(&stack, &interleave)
+        .change_tier(&id, before.tier_version, &evaluation)
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the override went first");
+    assert!(!committed, "the evaluation's version guard failed");
+
+    let after = direct(&stack.table_name())
+        .distributor(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.tier.as_ref().map(|t| t.as_str()), Some("senior"));
+    assert!(after.tier_locked);
+    assert_eq!(after.tier_version, before.tier_version + 1);
+    let view = distributor(&api, "d-shanghai").await;
+    let changes = view["tier_history"].as_array().unwrap();
+    assert_eq!(
+        changes.iter().filter(|c| c["to"] == "gold").count(),
+        0,
+        "the losing evaluation left no history: {view}"
+    );
+    assert_eq!(changes[0]["to"], "senior");
+
+    // Its retry (the next order) re-reads the lock and leaves the tier: an
+    // order big enough for gold changes nothing.
+    let now = Utc::now();
+    let big = docs::paid(
+        "after-race",
+        "AFTER-RACE",
+        "b1",
+        &[("TEE-WHITE", 500, "199.00")],
+        now,
+    );
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &big).await.unwrap().status,
+        202
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "senior");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_override_racing_an_evaluation_is_refused_for_retry() {
+    let (stack, _api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    let name = stack.table_name();
+    let before = direct(&name).distributor(&id).await.unwrap().unwrap();
+
+    let interleave = Interleave::default();
+    let (rival_id, v) = (id.clone(), before.tier_version);
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        let evaluation = tier_change(
+            "intermediate",
+            tier_domain::tier::Cause::OrderEvent {
+                event_id: EventId::parse("race-eval").unwrap(),
+            },
+        );
+        assert!(
+            direct(&name)
+                .change_tier(&rival_id, v, &evaluation)
+                .await
+                .unwrap()
+        );
+    });
+    let manual = tier_change("senior", tier_domain::tier::Cause::Assignment);
+    let committed = gated(&stack, &interleave)
+        .set_tier_manually(&id, before.tier_version, Some(&manual), true)
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the evaluation went first");
+    assert!(!committed, "the override read a stale version");
+    let after = direct(&stack.table_name())
+        .distributor(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.tier.as_ref().map(|t| t.as_str()),
+        Some("intermediate")
+    );
+    assert!(
+        !after.tier_locked,
+        "nothing of the lost override was written"
+    );
+
+    // Retried from what is there now (as the endpoint does), it applies.
+    let retried = direct(&stack.table_name())
+        .set_tier_manually(&id, after.tier_version, Some(&manual), true)
+        .await
+        .unwrap();
+    assert!(retried);
+    let last = direct(&stack.table_name())
+        .distributor(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.tier.as_ref().map(|t| t.as_str()), Some("senior"));
+    assert_eq!(last.tier_version, before.tier_version + 2);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_starts_of_one_review_make_one_run() {
+    let (stack, _api) = clothing_stack().await;
+    let period = tier_domain::calendar::Period::parse("2026-11").unwrap();
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let first_at = Utc::now() - chrono::Duration::seconds(30);
+    interleave.before_next(Write::PutItem, move || async move {
+        let run = direct(&name).start_review(period, first_at).await.unwrap();
+        assert!(run.created);
+    });
+    let run = gated(&stack, &interleave)
+        .start_review(period, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the other start went first");
+    assert!(!run.created, "the second start found the first's run");
+    assert_eq!(run.at, first_at, "and took its instant, not its own");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_starts_of_one_what_if_make_one_run() {
+    let (stack, _api) = clothing_stack().await;
+    let draft = local_stack::demo::clothing_rule_set();
+    let partitions = vec!["junior".to_owned()];
+    for (rival_draft, expect_same) in [(draft.clone(), true), (json!({"other": 1}), false)] {
+        let id = format!("race-{expect_same}");
+        let interleave = Interleave::default();
+        let name = stack.table_name();
+        let (rival_id, rival_partitions) = (id.clone(), partitions.clone());
+        interleave.before_next(Write::PutItem, move || async move {
+            let started = direct(&name)
+                .start_what_if(&rival_id, &rival_draft, Utc::now(), &rival_partitions)
+                .await
+                .unwrap();
+            assert!(matches!(
+                started,
+                tier_store::what_if::WhatIfStart::Created(_)
+            ));
+        });
+        let started = gated(&stack, &interleave)
+            .start_what_if(&id, &draft, Utc::now(), &partitions)
+            .await
+            .unwrap();
+        assert_eq!(interleave.fired(), 1, "the other start went first");
+        match (started, expect_same) {
+            (tier_store::what_if::WhatIfStart::Existing(run), true) => {
+                assert_eq!(run.draft, draft)
+            }
+            (tier_store::what_if::WhatIfStart::OtherDraft, false) => {}
+            (other, _) => panic!("two runs under one id: {other:?}"),
+        }
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_revocations_of_one_key_keep_the_first() {
+    let (stack, _api) = clothing_stack().await;
+    // The brand's ERP key, which the loaded stack created.
+    let keys = direct(&stack.table_name()).list_api_keys().await.unwrap();
+    let key_id = keys[0].id.clone();
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let first_at = Utc::now() - chrono::Duration::seconds(60);
+    let rival_key = key_id.clone();
+    interleave.before_next(Write::UpdateItem, move || async move {
+        assert!(
+            direct(&name)
+                .revoke_api_key(&rival_key, first_at)
+                .await
+                .unwrap()
+        );
+    });
+    assert!(
+        gated(&stack, &interleave)
+            .revoke_api_key(&key_id, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(interleave.fired(), 1, "the other revocation went first");
+    let keys = direct(&stack.table_name()).list_api_keys().await.unwrap();
+    let key = keys.iter().find(|k| k.id == key_id).unwrap();
+    assert_eq!(
+        key.revoked_at,
+        Some(first_at),
+        "the first revocation's time stays"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_webhook_delivered_twice_at_once_counts_once() {
+    let (stack, api) = clothing_stack().await;
+    let before = stock(&api, "TEE-WHITE").await;
+    let paid = docs::paid(
+        "twice",
+        "TWICE",
+        "b1",
+        &[("TEE-WHITE", 3, "199.00")],
+        Utc::now(),
+    );
+
+    // A second intake, whose receipt write lets the platform's duplicate
+    // delivery go through the stack's own intake first: both found no
+    // receipt, so both enqueue.
+    let interleave = Interleave::default();
+    let aws = tier_runtime::AwsClients {
+        dynamodb: interleave::clients(Moto::shared(), &interleave),
+        ..tier_runtime::AwsClients::local(Moto::shared())
+    };
+    let env = tier_runtime::Env::from_map(
+        [
+            ("TABLE_NAME", stack.table_name()),
+            ("TIER_EVENTS_QUEUE_URL", stack.queue_url("TierEventsQueue")),
+            (
+                "STOCK_EVENTS_QUEUE_URL",
+                stack.queue_url("StockEventsQueue"),
+            ),
+            ("WEBHOOK_SECRETS", stack.webhook_secret.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    );
+    let intake = order_intake::OrderIntake::from_env(&env, &aws).unwrap();
+    let (rival, rival_doc) = (api.fresh(), paid.clone());
+    interleave.before_next(Write::PutItem, move || async move {
+        let r = rival.webhook("jd", "sh-outlet", &rival_doc).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    });
+    let mut doc = paid.clone();
+    doc["platform"] = json!("jd");
+    doc["store"] = json!("sh-outlet");
+    let body = serde_json::to_vec(&doc).unwrap();
+    let signature =
+        order_intake::signature::sign(&body, &stack.webhook_secret, Utc::now().timestamp());
+    let request = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/webhooks/jd/sh-outlet")
+        .header("content-type", "application/json")
+        .header("x-signature", signature)
+        .body(lambda_http::Body::from(body))
+        .unwrap();
+    let response = intake.handle(request).await;
+    assert_eq!(interleave.fired(), 1, "the duplicate went first");
+    assert_eq!(response.status(), 202, "both were accepted as new");
+
+    stack.wait_idle(IDLE).await.unwrap();
+    let metrics = &distributor(&api, "d-shanghai").await["metrics"];
+    assert_eq!(dec(&metrics["sales"]["lifetime"]), d("597.00"), "{metrics}");
+    assert_eq!(metrics["orders"]["lifetime"], 1);
+    assert_eq!(stock(&api, "TEE-WHITE").await, before - 3, "reserved once");
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &paid).await.unwrap().status,
+        200,
+        "a third delivery finds the receipt"
+    );
+    for dlq in ["TierEventsDLQ", "StockEventsDLQ"] {
+        assert_eq!(depth(&stack, dlq).await, 0, "{dlq}");
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_price_book_publications_never_share_a_version() {
+    let (stack, api) = clothing_stack().await;
+    let current = api.get("price-book").await.unwrap().body["version"]
+        .as_u64()
+        .unwrap();
+    let draft = tier_domain::pricing::book::PriceBookDraft {
+        skus: Default::default(),
+        promotions: vec![],
+    };
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let rival_draft = draft.clone();
+    interleave.before_next(Write::PutItem, move || async move {
+        let v = direct(&name)
+            .publish_price_book(&rival_draft, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(v.version, current + 1);
+    });
+    // Both read the same current version and claim the next: the loser's
+    // claim fails its guard and it takes the one after.
+    let mine = gated(&stack, &interleave)
+        .publish_price_book(&draft, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the competitor went first");
+    assert_eq!(mine.version, current + 2);
+    let now = direct(&stack.table_name())
+        .current_book()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.version, current + 2, "the newest is current");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_distributors_claiming_one_store_get_it_once() {
+    let (stack, _api) = clothing_stack().await;
+    let platform = Platform::parse("jd").unwrap();
+    let store = StoreId::parse("race-store").unwrap();
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    let (rival_platform, rival_store) = (platform.clone(), store.clone());
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        direct(&name)
+            .register_store(
+                &rival_platform,
+                &rival_store,
+                &DistributorId::parse("d-hangzhou").unwrap(),
+            )
+            .await
+            .unwrap();
+    });
+    let mine = gated(&stack, &interleave)
+        .register_store(
+            &platform,
+            &store,
+            &DistributorId::parse("d-shanghai").unwrap(),
+        )
+        .await;
+    assert_eq!(interleave.fired(), 1, "the competitor went first");
+    match mine {
+        Err(tier_store::distributors::StoreRegisterError::OwnedByAnother { owner, .. }) => {
+            assert_eq!(owner.as_str(), "d-hangzhou")
+        }
+        other => panic!("one store, two owners: {other:?}"),
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_racing_its_orders_payment_on_one_ledger_entry_counts_both() {
+    let (stack, api) = clothing_stack().await;
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    // The payment and its refund are in two groups (two batches): both
+    // read no ledger entry for the order, and the payment writes first.
+    interleave.before_next(Write::PutItem, move || async move {
+        let outcome = apply(&direct(&name), paid("race-paid", "RACE-ONE", 2)).await;
+        assert_eq!(outcome.recorded, 1);
+    });
+    let refund = tier_domain::order::OrderEvent {
+        kind: tier_domain::order::OrderEventKind::Refunded {
+            refund_id: tier_domain::ids::RefundId::parse("rf-race").unwrap(),
+            amount: Money::parse("199.00").unwrap(),
+            lines: vec![],
+        },
+        event_id: EventId::parse("race-refund").unwrap(),
+        ..paid("unused", "RACE-ONE", 2)
+    };
+    let outcome = apply(&gated(&stack, &interleave), refund).await;
+    assert_eq!(interleave.fired(), 1, "the payment went first");
+    assert_eq!(outcome.recorded, 1);
+    let metrics = &distributor(&api, "d-shanghai").await["metrics"];
+    assert_eq!(dec(&metrics["sales"]["lifetime"]), d("199.00"), "{metrics}");
+    assert_eq!(metrics["orders"]["lifetime"], 1, "{metrics}");
     stack.stop().await;
 }

@@ -43,6 +43,15 @@ impl ApiClient {
         }
     }
 
+    /// The same API and keys over connections of its own: for a caller on
+    /// another runtime, whose pooled connections would die with it.
+    pub fn fresh(&self) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            ..self.clone()
+        }
+    }
+
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
         let resp = req.send().await.context("calling the local API")?;
         let status = resp.status().as_u16();
