@@ -692,6 +692,7 @@ async fn two_distributors_claiming_one_store_get_it_once() {
                 &rival_platform,
                 &rival_store,
                 &DistributorId::parse("d-hangzhou").unwrap(),
+                None,
             )
             .await
             .unwrap();
@@ -701,6 +702,7 @@ async fn two_distributors_claiming_one_store_get_it_once() {
             &platform,
             &store,
             &DistributorId::parse("d-shanghai").unwrap(),
+            None,
         )
         .await;
     assert_eq!(interleave.fired(), 1, "the competitor went first");

@@ -48,9 +48,11 @@ impl AdminApi {
             skus = draft.skus.len(),
             "price book published"
         );
+        // Orders held for a SKU the book lacked can now be counted.
+        let released = self.release_after_catalog_change().await?;
         Ok(http::json(
             StatusCode::CREATED,
-            &json!({"version": published.version, "published_at": published.published_at, "skus": draft.skus.len(), "promotions": draft.promotions.len()}),
+            &json!({"version": published.version, "published_at": published.published_at, "skus": draft.skus.len(), "promotions": draft.promotions.len(), "released": released}),
         ))
     }
 

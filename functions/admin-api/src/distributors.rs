@@ -34,6 +34,10 @@ struct NewDistributor {
 #[serde(deny_unknown_fields)]
 struct StoreOwner {
     distributor: DistributorId,
+    /// The platform app the store is connected through (Shopify, 抖店,
+    /// 有赞 only).
+    #[serde(default)]
+    app: Option<tier_domain::ids::AppId>,
 }
 
 impl AdminApi {
@@ -309,8 +313,9 @@ impl AdminApi {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         let owner: StoreOwner = http::parse_json(body)?;
+        let app = self.store_app(&platform, &store, owner.app).await?;
         self.table
-            .register_store(&platform, &store, &owner.distributor)
+            .register_store(&platform, &store, &owner.distributor, app.as_ref())
             .await
             .map_err(|e| match e {
                 StoreRegisterError::UnknownDistributor(_) => {
@@ -323,7 +328,7 @@ impl AdminApi {
             })?;
         Ok(http::json(
             StatusCode::OK,
-            &json!({"platform": platform, "store": store, "distributor": owner.distributor}),
+            &json!({"platform": platform, "store": store, "distributor": owner.distributor, "app": app}),
         ))
     }
 }

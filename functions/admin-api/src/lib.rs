@@ -14,7 +14,12 @@
 //! | PUT | `/v1/admin/what-ifs/{id}` | start evaluating a draft rule set against every distributor, changing nothing |
 //! | GET | `/v1/admin/what-ifs/{id}` | a what-if's progress and who would move |
 //! | POST | `/v1/admin/rule-set:backfill` | count the ledger into what the current rule set reads by day or by SKU |
-//! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor |
+//! | PUT | `/v1/admin/stores/{platform}/{store}` | map a platform store to its distributor (and, for Shopify, 抖店 and 有赞, the app it is connected through) |
+//! | PUT | `/v1/admin/stores/{platform}/{store}/sku-mapping` | publish a store's SKU mapping (CSV or JSON); releases what it resolves |
+//! | PUT | `/v1/admin/platform-apps/{platform}/{app}` | register a platform app, or rotate its secret (kept in Secrets Manager, never shown) |
+//! | GET | `/v1/admin/platform-apps/{platform}/{app}` | an app, without its secrets |
+//! | GET | `/v1/admin/orders?status=held` | orders held with their reasons, oldest first |
+//! | POST | `/v1/admin/orders:release` | translate held orders again, queueing what can now be counted |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
 //! | GET | `/v1/admin/price-book` | the current version and its promotions |
 //! | POST | `/v1/admin/api-keys` | create an API key (shown once) |
@@ -36,7 +41,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tier_domain::access::{self, ApiKey, Scope};
 use tier_domain::ids::{
-    DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId, WhatIfId,
+    AppId, DistributorId, OrderId, OrderRef, Platform, Sku, StoreId, TierId, WhatIfId,
 };
 use tier_domain::pricing::PriceBookDraft;
 use tier_domain::rules::{RuleSet, RuleSetDoc};
@@ -52,6 +57,7 @@ mod api_keys;
 mod catalog;
 mod dead_letters;
 mod distributors;
+mod platforms;
 mod rule_sets;
 
 /// Price books are the largest bodies: 50,000 rows of CSV fit.
@@ -66,6 +72,19 @@ pub struct AdminApi {
     /// When a backfill's second pass starts; 0: no second pass.
     backfill_recheck_secs: u32,
     dead_letters: dead_letters::DeadLetterQueues,
+    /// Platform apps' signing secrets.
+    secrets: tier_store::secrets::SecretStore,
+    /// The brand's currency: a held order in another stays held.
+    currency: String,
+}
+
+/// Media types are case-insensitive: `TEXT/CSV` is CSV.
+fn is_csv(headers: &lambda_http::http::HeaderMap) -> bool {
+    http::header(headers, "content-type").is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+    })
 }
 
 fn id<T>(
@@ -100,6 +119,11 @@ impl AdminApi {
             ),
             admin_key,
             calendar,
+            secrets: tier_store::secrets::SecretStore::new(
+                aws_sdk_secretsmanager::Client::new(&aws.sdk),
+                env.require("PLATFORM_SECRETS_PREFIX")?,
+            ),
+            currency: env.get("BRAND_CURRENCY").unwrap_or("CNY").to_owned(),
             backfill_recheck_secs: env.parse_or("BACKFILL_RECHECK_SECONDS", 900u32)?.min(900),
             dead_letters: dead_letters::DeadLetterQueues {
                 tier_events: dead_letters::Parked {
@@ -196,14 +220,23 @@ impl AdminApi {
                 self.register_store(id(p, Platform::parse)?, id(s, StoreId::parse)?, body)
                     .await
             }
+            (Method::PUT, ["v1", "admin", "stores", p, s, "sku-mapping"]) => {
+                let csv = is_csv(req.headers());
+                self.publish_sku_mapping(id(p, Platform::parse)?, id(s, StoreId::parse)?, body, csv)
+                    .await
+            }
+            (Method::PUT, ["v1", "admin", "platform-apps", p, a]) => {
+                self.put_platform_app(id(p, Platform::parse)?, id(a, AppId::parse)?, body)
+                    .await
+            }
+            (Method::GET, ["v1", "admin", "platform-apps", p, a]) => {
+                self.get_platform_app(id(p, Platform::parse)?, id(a, AppId::parse)?)
+                    .await
+            }
+            (Method::GET, ["v1", "admin", "orders"]) => self.list_orders(req.uri().query()).await,
+            (Method::POST, ["v1", "admin", "orders:release"]) => self.release_orders(body).await,
             (Method::PUT, ["v1", "admin", "price-book"]) => {
-                // Media types are case-insensitive: `TEXT/CSV` is CSV.
-                let csv = http::header(req.headers(), "content-type").is_some_and(|c| {
-                    c.split(';')
-                        .next()
-                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
-                });
-                self.publish_price_book(body, csv).await
+                self.publish_price_book(body, is_csv(req.headers())).await
             }
             (Method::GET, ["v1", "admin", "price-book"]) => self.get_price_book().await,
             (Method::GET, ["v1", "admin", "dead-letters"]) => {

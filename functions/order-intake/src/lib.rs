@@ -1,4 +1,6 @@
-//! Order intake: `POST /webhooks/{platform}/{store}`.
+//! Order intake: `POST /webhooks/{platform}/{store}` in the generic signed
+//! format, and `POST /webhooks/{shopify|doudian|youzan}[/{app}]` in the
+//! platforms' own ([`native`]).
 //!
 //! Verifies the signature over the raw bytes, validates the order, resolves
 //! the store to its distributor, and enqueues the order event for tier
@@ -11,6 +13,7 @@
 //! - [`signature`]: the signed-webhook scheme.
 //! - [`webhook`]: the document and its translation into an order event.
 
+pub mod native;
 pub mod signature;
 pub mod webhook;
 
@@ -24,8 +27,6 @@ use sha2::{Digest, Sha256};
 use tier_domain::OrderRef;
 use tier_domain::ids::{BuyerId, EventId, Platform, Sku, StoreId};
 use tier_domain::order::{OrderEvent, OrderEventKind, event_time};
-use tier_domain::pricing;
-use tier_domain::rules::Permission;
 use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
@@ -44,6 +45,7 @@ pub struct OrderIntake {
     tier_events: Queue,
     stock_events: Queue,
     secrets: Secrets,
+    native: native::NativeIntake,
 }
 
 /// Webhook signing secrets: a platform with its own only accepts those, so
@@ -107,6 +109,22 @@ impl OrderIntake {
             tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
             stock_events: Queue::new(aws.sqs.clone(), env.require("STOCK_EVENTS_QUEUE_URL")?),
             secrets,
+            native: native::NativeIntake {
+                secrets: tier_store::secrets::SecretStore::new(
+                    aws_sdk_secretsmanager::Client::new(&aws.sdk),
+                    env.require("PLATFORM_SECRETS_PREFIX")?,
+                ),
+                cache: native::SecretCache::default(),
+                currency: env.get("BRAND_CURRENCY").unwrap_or("CNY").to_owned(),
+                timezone: env
+                    .get("BRAND_TIMEZONE")
+                    .unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE)
+                    .parse()
+                    .map_err(|e| ConfigError::Invalid {
+                        name: "BRAND_TIMEZONE",
+                        reason: format!("{e}"),
+                    })?,
+            },
         })
     }
 
@@ -129,7 +147,10 @@ impl OrderIntake {
             order = tracing::field::Empty
         );
         let result = self.accept(req, segments).instrument(span).await;
+        let counted_per_notice = native::Native::from_segment(&platform).is_some();
         match &result {
+            // A native delivery's notices are counted one by one.
+            Ok(_) if counted_per_notice => {}
             Ok(r) if r.status() == StatusCode::ACCEPTED => {
                 metrics::count("WebhooksAccepted", &[("Platform", &platform)], 1)
             }
@@ -148,7 +169,30 @@ impl OrderIntake {
         req: Request,
         segments: Result<Vec<String>, ApiError>,
     ) -> Result<Response<Body>, ApiError> {
-        let (platform, store) = parse_path(req.uri().path(), &segments?)?;
+        let segments = segments?;
+        if let Some(native) = segments
+            .get(1)
+            .and_then(|p| native::Native::from_segment(p))
+            && segments.first().is_some_and(|s| s == "webhooks")
+            && segments.len() <= 3
+        {
+            let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
+            return self
+                .native
+                .accept(
+                    &self.table,
+                    native::Queues {
+                        tier_events: &self.tier_events,
+                        stock_events: &self.stock_events,
+                    },
+                    native,
+                    segments.get(2).map(String::as_str),
+                    req.headers(),
+                    body,
+                )
+                .await;
+        }
+        let (platform, store) = parse_path(req.uri().path(), &segments)?;
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
         signature::verify(
             http::header(req.headers(), "x-signature"),
@@ -247,7 +291,15 @@ impl OrderIntake {
         }
         let mut kind = kind;
         if let OrderEventKind::Paid { lines, .. } = &mut kind {
-            record_entitled_prices(lines, &view, &owner, occurred_at);
+            tier_store::webhooks::record_entitled_prices(
+                lines,
+                view.rules.as_ref(),
+                view.book,
+                view.distributor.as_ref(),
+                &view.entries,
+                &owner,
+                occurred_at,
+            );
         }
         let event = OrderEvent {
             event_id: event_id.clone(),
@@ -348,39 +400,6 @@ fn unknown_store(platform: &Platform, store: &StoreId) -> ApiError {
         "unknown_store",
         format!("store {platform}/{store} is not registered to a distributor"),
     )
-}
-
-/// What the distributor was entitled to pay per unit, by its tier and the
-/// price book at the moment of the order, on each line.
-fn record_entitled_prices(
-    lines: &mut [tier_domain::order::OrderLine],
-    view: &tier_store::webhooks::IntakeView,
-    owner: &tier_domain::ids::DistributorId,
-    at: chrono::DateTime<Utc>,
-) {
-    let (Some(rules), Some(book)) = (&view.rules, view.book) else {
-        return;
-    };
-    let tier = view
-        .distributor
-        .as_ref()
-        .and_then(|d| d.tier.as_ref())
-        .and_then(|t| rules.rules.tier_by_id(t.as_str()))
-        .unwrap_or_else(|| rules.rules.entry_tier());
-    for line in lines {
-        if let Some(entry) = view.entries.get(&line.sku) {
-            let q = pricing::quote(&pricing::QuoteRequest {
-                book: entry,
-                tier,
-                distributor: owner,
-                quantity: line.quantity,
-                at,
-                promotions_allowed: tier.may(Permission::SeePromotions),
-                book_published_at: book.published_at,
-            });
-            line.entitled_unit_price = Some(q.unit_price);
-        }
-    }
 }
 
 /// The platform and store of `path`, from its decoded `segments`.

@@ -121,6 +121,10 @@ id_type!(
     /// A store on a platform.
     StoreId, "store id", 64);
 id_type!(
+    /// A platform app (a Shopify app, a 抖店 or 有赞 open-platform app), as
+    /// the brand names it: what signs the deliveries of its stores.
+    AppId, "app id", 64);
+id_type!(
     /// An order id, unique per platform and store.
     OrderId, "order id", 128);
 id_type!(

@@ -181,6 +181,32 @@ impl ApiClient {
     }
 
     /// Publishes a price book as CSV.
+    /// POSTs `body` to `path` (from the root) with exactly `headers`, as a
+    /// platform delivers its own format; the answer's body as text too.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(Reply, String)> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.context("calling the local API")?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        };
+        Ok((Reply { status, body }, text))
+    }
+
     pub async fn put_csv(&self, path: &str, csv: &str) -> anyhow::Result<Reply> {
         let req = self
             .http

@@ -20,15 +20,24 @@
 //! - [`youzan`]: 有赞 pushes (URL-encoded JSON in `msg`).
 //! - [`region`]: a buyer's province, one code across the platforms.
 //! - [`exact`]: JSON numbers and strings read exactly.
+//! - [`translate`]: a notice to our order event, or the reason it is held.
+//! - [`mapping`]: a store's SKU mapping as the brand publishes it.
+
+/// The platforms whose own delivery formats intake reads, by the name their
+/// stores are registered under.
+pub const NATIVE_PLATFORMS: [&str; 3] = ["shopify", "doudian", "youzan"];
 
 pub mod doudian;
 pub mod exact;
+pub mod mapping;
 pub mod region;
 pub mod shopify;
+pub mod translate;
 pub mod youzan;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 pub use region::Region;
 
@@ -47,7 +56,7 @@ pub enum Delivery {
 }
 
 /// One fact about one order, as one platform event states it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// The platform's identity of the store: a Shopify shop domain, a 抖店
     /// `shop_id`, a 有赞 `kdt_id`, as text.
@@ -95,15 +104,107 @@ pub enum Change {
         lines: Vec<RefundedLine>,
     },
     /// A notice the product keeps no state for (a refund requested, a
-    /// return agreed): acknowledged and recorded, counted nowhere.
+    /// return agreed): acknowledged and recorded, counted nowhere. Never
+    /// held, so never read back from the store.
     Ignored {
         why: &'static str,
     },
 }
 
+/// [`Change`] as a held notice is stored: the same, but for `Ignored`,
+/// whose reason is a literal of this crate and is never held.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum StoredChange {
+    Created {
+        order: Option<OrderDetail>,
+    },
+    Paid {
+        order: Option<OrderDetail>,
+    },
+    Cancelled {
+        reason: Option<String>,
+    },
+    Shipped,
+    Refunded {
+        refund_id: String,
+        amount: Decimal,
+        shipping: Decimal,
+        lines: Vec<RefundedLine>,
+    },
+    Ignored {
+        why: String,
+    },
+}
+
+// By hand rather than `#[serde(try_from)]`: the derive would see
+// `Ignored`'s `&'static str` and make every notice deserialisable only from
+// `'static` input.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StoredChange::from(self.clone()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Change {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Change::try_from(StoredChange::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<Change> for StoredChange {
+    fn from(c: Change) -> Self {
+        match c {
+            Change::Created { order } => Self::Created { order },
+            Change::Paid { order } => Self::Paid { order },
+            Change::Cancelled { reason } => Self::Cancelled { reason },
+            Change::Shipped => Self::Shipped,
+            Change::Refunded {
+                refund_id,
+                amount,
+                shipping,
+                lines,
+            } => Self::Refunded {
+                refund_id,
+                amount,
+                shipping,
+                lines,
+            },
+            Change::Ignored { why } => Self::Ignored { why: why.into() },
+        }
+    }
+}
+
+impl TryFrom<StoredChange> for Change {
+    type Error = String;
+
+    fn try_from(c: StoredChange) -> Result<Self, String> {
+        Ok(match c {
+            StoredChange::Created { order } => Self::Created { order },
+            StoredChange::Paid { order } => Self::Paid { order },
+            StoredChange::Cancelled { reason } => Self::Cancelled { reason },
+            StoredChange::Shipped => Self::Shipped,
+            StoredChange::Refunded {
+                refund_id,
+                amount,
+                shipping,
+                lines,
+            } => Self::Refunded {
+                refund_id,
+                amount,
+                shipping,
+                lines,
+            },
+            StoredChange::Ignored { why } => {
+                return Err(format!("an ignored notice ({why}) is never stored"));
+            }
+        })
+    }
+}
+
 /// An order as the platform describes it: enough to count it and to
 /// allocate its stock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderDetail {
     /// The platform's buyer id (or a stable stand-in such as an e-mail
     /// digest where it sends none): `None` when it sends nothing at all.
@@ -124,7 +225,7 @@ pub struct OrderDetail {
     pub urgent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// The platform's line id (Shopify line item id, 抖店 sku order id,
     /// 有赞 `oid`), as text.
@@ -143,7 +244,7 @@ pub struct Line {
     pub amount: Decimal,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundedLine {
     pub line_id: String,
     pub quantity: u64,

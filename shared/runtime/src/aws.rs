@@ -13,6 +13,10 @@ pub struct AwsClients {
     /// Every DynamoDB operation of these clients, counted (in Lambda, for
     /// the `DynamoDbReadUnits` and `DynamoDbWriteUnits` metrics).
     pub dynamo_usage: Option<crate::cost::DynamoCounter>,
+    /// What the clients were built from: a function that needs another
+    /// service's client (Secrets Manager) builds it from this, so that the
+    /// others do not link or construct it.
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl AwsClients {
@@ -28,6 +32,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sqs: aws_sdk_sqs::Client::new(&config),
             dynamo_usage: Some(usage),
+            sdk: config,
         }
     }
 
@@ -77,6 +82,16 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
             dynamo_usage: counter,
+            sdk: aws_config::SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(endpoint)
+                .credentials_provider(
+                    aws_credential_types::provider::SharedCredentialsProvider::new(
+                        Credentials::from_keys("test", "test", None),
+                    ),
+                )
+                .build(),
         }
     }
 }

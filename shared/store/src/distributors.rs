@@ -212,7 +212,17 @@ impl Table {
         platform: &Platform,
         store: &StoreId,
         owner: &DistributorId,
+        app: Option<&tier_domain::ids::AppId>,
     ) -> Result<(), StoreRegisterError> {
+        let mut attrs = vec![
+            ("platform", s(platform.as_str())),
+            ("store", s(store.as_str())),
+            ("distributor", s(owner.as_str())),
+        ];
+        // A connected store's app signs its deliveries.
+        if let Some(app) = app {
+            attrs.push(("app", s(app.as_str())));
+        }
         let key = keys::store(platform, store);
         let (dpk, dsk) = keys::distributor(owner);
         let tx = vec![
@@ -220,15 +230,7 @@ impl Table {
                 .put(
                     Put::builder()
                         .table_name(&self.name)
-                        .set_item(Some(new_item(
-                            &key,
-                            "store",
-                            [
-                                ("platform", s(platform.as_str())),
-                                ("store", s(store.as_str())),
-                                ("distributor", s(owner.as_str())),
-                            ],
-                        )))
+                        .set_item(Some(new_item(&key, "store", attrs)))
                         .condition_expression("attribute_not_exists(PK) OR distributor = :d")
                         .expression_attribute_values(":d", s(owner.as_str()))
                         .build()

@@ -15,6 +15,9 @@
 //! - [`api_keys`]: integration keys.
 //! - [`rules`]: published rule sets.
 //! - [`webhooks`]: what order intake reads and its receipts.
+//! - [`platforms`]: connected platform apps and stores, SKU mappings, held
+//!   orders.
+//! - [`secrets`]: platform apps' signing secrets, in Secrets Manager.
 //! - [`reviews`]: scheduled review runs and pages of tier members.
 //! - [`what_if`]: what-if runs and their results, page by page.
 //! - [`queue`]: SQS sends and dead-lettering.
@@ -29,10 +32,12 @@ pub mod item;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod platforms;
 pub mod price_book;
 pub mod queue;
 pub mod reviews;
 pub mod rules;
+pub mod secrets;
 pub mod table;
 pub mod users;
 pub mod webhooks;

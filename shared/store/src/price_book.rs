@@ -242,6 +242,26 @@ impl Table {
             .is_some())
     }
 
+    /// Which of `skus` the current book lists (none without a book).
+    pub async fn skus_in_current_book(
+        &self,
+        skus: &[Sku],
+    ) -> Result<std::collections::HashSet<Sku>, StoreError> {
+        let Some(book) = self.current_book().await? else {
+            return Ok(Default::default());
+        };
+        let keys: Vec<_> = skus
+            .iter()
+            .map(|s| keys::book_entry(book.version, s))
+            .collect();
+        let found = self.batch_get(&keys, true).await?;
+        Ok(skus
+            .iter()
+            .filter(|s| found.contains_key(&keys::book_entry(book.version, s)))
+            .cloned()
+            .collect())
+    }
+
     /// The promotions of a version, whole (for the admin API).
     pub async fn book_promotions(&self, version: u64) -> Result<Vec<Promotion>, StoreError> {
         let meta = self

@@ -157,7 +157,7 @@ impl Table {
 
     async fn batch_put_chunk(&self, chunk: &[Item]) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        let mut pending: Vec<WriteRequest> = chunk
+        let pending: Vec<WriteRequest> = chunk
             .iter()
             .map(|i| {
                 WriteRequest::builder()
@@ -170,6 +170,79 @@ impl Table {
                     .build()
             })
             .collect();
+        self.write_chunk(pending).await
+    }
+
+    /// Deletes items 25 per request, as [`Table::batch_put`] writes them.
+    pub(crate) async fn batch_delete(&self, keys: Vec<Key>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let requests = chunk
+                .iter()
+                .map(|k| {
+                    WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key_item(k)))
+                                .build()
+                                .expect("key set"),
+                        )
+                        .build()
+                })
+                .collect();
+            self.write_chunk(requests).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .set_key(Some(key_item(key)))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// One page of GSI1 partition `index_pk`, in sort-key order, after the
+    /// item whose keys `after` holds (a cursor this returned).
+    pub(crate) async fn index_page(
+        &self,
+        index_pk: &str,
+        after: Option<&HashMap<String, String>>,
+        limit: i32,
+    ) -> Result<(Vec<Item>, Option<HashMap<String, String>>), StoreError> {
+        let start = after.map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), AttributeValue::S(v.clone())))
+                .collect()
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(crate::keys::GSI1)
+            .key_condition_expression("GSI1PK = :g")
+            .expression_attribute_values(":g", AttributeValue::S(index_pk.to_owned()))
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let next = out.last_evaluated_key.map(|k| {
+            k.into_iter()
+                .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
+                .collect()
+        });
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    async fn write_chunk(
+        &self,
+        mut pending: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), StoreError> {
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let out = self

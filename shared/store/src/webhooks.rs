@@ -121,6 +121,26 @@ impl Table {
         Ok(view)
     }
 
+    pub(crate) fn receipt_item(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        event: &EventId,
+        body_sha256: &str,
+        at: DateTime<Utc>,
+    ) -> crate::item::Item {
+        let expires = at.timestamp() + RECEIPT_TTL_DAYS * 86_400;
+        new_item(
+            &keys::webhook(platform, store, event),
+            "webhook_receipt",
+            [
+                ("body_sha256", s(body_sha256)),
+                ("received_at", s(at.to_rfc3339())),
+                (keys::TTL, n(expires)),
+            ],
+        )
+    }
+
     /// Written after the event is enqueued: a crash in between means the
     /// platform's retry enqueues it again, which the consumers de-duplicate.
     pub async fn put_receipt(
@@ -131,16 +151,7 @@ impl Table {
         body_sha256: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let expires = at.timestamp() + RECEIPT_TTL_DAYS * 86_400;
-        let item = new_item(
-            &keys::webhook(platform, store, event),
-            "webhook_receipt",
-            [
-                ("body_sha256", s(body_sha256)),
-                ("received_at", s(at.to_rfc3339())),
-                (keys::TTL, n(expires)),
-            ],
-        );
+        let item = self.receipt_item(platform, store, event, body_sha256, at);
         self.client
             .put_item()
             .table_name(&self.name)
@@ -149,5 +160,42 @@ impl Table {
             .await
             .map_err(|e| StoreError::aws("PutItem", e))?;
         Ok(())
+    }
+}
+
+/// What the distributor was entitled to pay per unit, by its tier and the
+/// price book at the moment of the order, on each line: recorded so that
+/// resale prices are later compared like with like.
+pub fn record_entitled_prices(
+    lines: &mut [tier_domain::order::OrderLine],
+    rules: Option<&PublishedRuleSet>,
+    book: Option<BookVersion>,
+    distributor: Option<&Distributor>,
+    entries: &HashMap<Sku, SkuBook>,
+    owner: &DistributorId,
+    at: DateTime<Utc>,
+) {
+    use tier_domain::pricing;
+    use tier_domain::rules::Permission;
+    let (Some(rules), Some(book)) = (rules, book) else {
+        return;
+    };
+    let tier = distributor
+        .and_then(|d| d.tier.as_ref())
+        .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+        .unwrap_or_else(|| rules.rules.entry_tier());
+    for line in lines {
+        if let Some(entry) = entries.get(&line.sku) {
+            let q = pricing::quote(&pricing::QuoteRequest {
+                book: entry,
+                tier,
+                distributor: owner,
+                quantity: line.quantity,
+                at,
+                promotions_allowed: tier.may(Permission::SeePromotions),
+                book_published_at: book.published_at,
+            });
+            line.entitled_unit_price = Some(q.unit_price);
+        }
     }
 }
