@@ -653,3 +653,82 @@ async fn apps_stores_and_mappings_refuse_what_is_wrong() {
     assert_eq!((r.status, r.code()), (400, "invalid_cursor"));
     stack.stop().await;
 }
+
+/// What one Shopify delivery costs intake in DynamoDB, counted by the SDK
+/// interceptor on every request of an intake of its own (so the consumers'
+/// requests are not mixed in), once the app's secrets are cached. Run with
+/// `-- --nocapture` to see the figures.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shopify_delivery_costs_intake_a_bounded_number_of_requests() {
+    let (stack, api) = shopify_stack().await;
+    let counter = tier_runtime::cost::DynamoCounter::default();
+    let aws = tier_runtime::AwsClients::local_counted(
+        local_stack::moto::Moto::shared(),
+        Some(counter.clone()),
+    );
+    let params = [("WebhookSecrets".to_owned(), stack.webhook_secret.clone())].into();
+    let env = stack
+        .resources
+        .function_env(&stack.template, "OrderIntakeFunction", &params)
+        .unwrap();
+    let intake =
+        order_intake::OrderIntake::from_env(&tier_runtime::Env::from_map(env), &aws).unwrap();
+    let deliver = |event: &str, id: &str| {
+        let body = serde_json::to_vec(&shopify_order(
+            id,
+            &[("TEE-W-M", "4001", 1, "199.00", "0.00")],
+            "CNY",
+        ))
+        .unwrap();
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/webhooks/shopify")
+            .header("x-shopify-topic", "orders/paid")
+            .header("x-shopify-shop-domain", SHOP)
+            .header("x-shopify-event-id", event)
+            .header("x-shopify-hmac-sha256", shopify_hmac(SHOPIFY_SECRET, &body))
+            .body(lambda_http::Body::from(body))
+            .unwrap()
+    };
+    // The first delivery reads the app's secrets into intake's cache.
+    assert_eq!(
+        intake.handle(deliver("evt-warm", "3000")).await.status(),
+        200
+    );
+    let mut report = Vec::new();
+    for (label, event, id) in [
+        ("new order", "evt-3001", "3001"),
+        ("duplicate", "evt-3001", "3001"),
+    ] {
+        counter.reset();
+        assert_eq!(intake.handle(deliver(event, id)).await.status(), 200);
+        let usage = counter.snapshot();
+        report.push(format!(
+            "{label:<10} requests {}  read units {}  write units {}  {:?}",
+            usage.total_requests(),
+            usage.read_units,
+            usage.write_units,
+            usage.requests
+        ));
+        // The store and its app, then the view's two batched reads (one
+        // for a duplicate); one write. Regression guards, not targets.
+        let reads = usage.requests.get("GetItem").copied().unwrap_or(0)
+            + usage.requests.get("BatchGetItem").copied().unwrap_or(0);
+        assert!(reads <= 4, "{label}: {usage:?}");
+        assert!(
+            usage.requests.get("PutItem").copied().unwrap_or(0) <= 1,
+            "{label}: {usage:?}"
+        );
+    }
+    println!(
+        "DynamoDB cost of one Shopify delivery to intake:\n  {}",
+        report.join("\n  ")
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(
+        sales(&api, "d-shanghai").await,
+        d("398.00"),
+        "both orders counted once"
+    );
+    stack.stop().await;
+}
