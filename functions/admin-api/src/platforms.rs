@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use tier_domain::ids::AppId;
 use tier_platforms::mapping;
+use tier_platforms::translate::HoldReason;
 use tier_store::platforms::{Admission, AppError, HeldOrder, notice_codes};
 
 use super::*;
@@ -144,10 +145,15 @@ impl AdminApi {
                 format!("a {platform} store names the app it is connected through"),
             )),
             (true, Some(app)) => {
-                if platform.as_str() == "shopify" && !store.as_str().ends_with(".myshopify.com") {
+                // Deliveries name the shop in lower case: a store registered
+                // otherwise would never be found.
+                let shop = store.as_str();
+                if platform.as_str() == "shopify"
+                    && (!shop.ends_with(".myshopify.com") || shop != shop.to_ascii_lowercase())
+                {
                     return Err(ApiError::unprocessable(
                         "invalid_store",
-                        "a Shopify store is its shop domain, <name>.myshopify.com",
+                        "a Shopify store is its shop domain in lower case, <name>.myshopify.com",
                     ));
                 }
                 if self.table.platform_app(platform, &app).await?.is_none() {
@@ -284,7 +290,10 @@ impl AdminApi {
     }
 
     /// Translates each held notice again: what can now be counted is queued
-    /// and leaves the list; what cannot keeps (or changes) its reason.
+    /// and leaves the list; what cannot keeps (or changes) its reason. One
+    /// still without its lines (a fetch that failed, or whose message was
+    /// lost) has them asked for again, and counts as still held until the
+    /// order detail consumer has them.
     async fn release(&self, held: Vec<HeldOrder>) -> Result<serde_json::Value, ApiError> {
         let (mut queued, mut recorded) = (0u64, 0u64);
         let mut still: std::collections::BTreeMap<&'static str, u64> = Default::default();
@@ -327,8 +336,14 @@ impl AdminApi {
                     recorded += 1;
                 }
                 Admission::Held(hold) => {
-                    if hold.reason != h.reason || hold.detail != h.detail {
-                        self.table.rehold(&h, &hold).await?;
+                    if (hold.reason != h.reason || hold.detail != h.detail)
+                        && !self.table.rehold(&h, &hold).await?
+                    {
+                        // Released meanwhile (its detail came): nothing held.
+                        continue;
+                    }
+                    if hold.reason == HoldReason::AwaitingDetail {
+                        self.ask_for_detail(&h, view.app.as_ref()).await?;
                     }
                     *still.entry(hold.reason.as_str()).or_default() += 1;
                 }
@@ -338,6 +353,27 @@ impl AdminApi {
             tracing::info!(queued, recorded, "held orders released");
         }
         Ok(json!({"queued": queued, "recorded": recorded, "still_held": still}))
+    }
+}
+
+impl AdminApi {
+    /// Queues a fetch of held notice `h`'s lines, as the app its store is
+    /// connected through. Asked after the hold is brought up to date, so
+    /// that the consumer's release is not undone by it.
+    async fn ask_for_detail(&self, h: &HeldOrder, app: Option<&AppId>) -> Result<(), ApiError> {
+        let Some(app) = app else {
+            tracing::warn!(platform = %h.platform, store = %h.store, event_id = %h.event_id, "held without its lines, and its store has no app: nothing to fetch with");
+            return Ok(());
+        };
+        let fetch = tier_messages::Message::DetailFetchV1(tier_messages::DetailFetch {
+            platform: h.platform.clone(),
+            store: h.store.clone(),
+            event_id: h.event_id.clone(),
+            order_id: h.order_id.clone(),
+            app: app.clone(),
+        });
+        self.order_details.send(&fetch).await?;
+        Ok(())
     }
 }
 
