@@ -12,6 +12,12 @@
 //!   schema (undeclared fields count as a mismatch);
 //! - the documented request examples, sent in order, succeed with a
 //!   documented 2xx answer whose body matches its schema.
+//!
+//! Requests go as the document describes them: a path parameter's or a
+//! header's example of the same name as the request example (a Shopify
+//! app's path, a 抖店 push's `app-id`), and deliveries of Shopify, 抖店 and
+//! 有赞 signed as the platform signs them, with the secret the documented
+//! example app of that platform registers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -747,6 +753,28 @@ fn the_document_is_well_formed() {
                     ));
                 }
             }
+            for (name, example) in p
+                .get("examples")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let Some(value) = resolve(&doc, example).get("value") else {
+                    problems.push(format!(
+                        "{} parameter {} example {name}: no value",
+                        op.label(),
+                        p["name"]
+                    ));
+                    continue;
+                };
+                for e in v.check(&p["schema"], value) {
+                    problems.push(format!(
+                        "{} parameter {} example {name}: {e}",
+                        op.label(),
+                        p["name"]
+                    ));
+                }
+            }
         }
         if let Some(body) = op.op.get("requestBody") {
             let content = media(&doc, body);
@@ -1068,6 +1096,7 @@ fn plausible(name: &str) -> &'static str {
         "store" => "sh-outlet",
         "order" => "O-1",
         "key_id" => "0123456789abcdef",
+        "app" => "brand-app",
         other => panic!("no plausible value for path parameter {other:?}: add one to the test"),
     }
 }
@@ -1082,6 +1111,135 @@ fn fill_path(path: &str, value: impl Fn(&str) -> String) -> String {
         )
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// A plausible value for path parameter `name` of `op`: the first value of
+/// a parameter that takes only some (the platforms of
+/// `/webhooks/{platform}`), else one from the demo data.
+fn served_value(doc: &Value, op: &Op<'_>, name: &str) -> String {
+    parameters(doc, op)
+        .into_iter()
+        .find(|p| p["in"] == "path" && p["name"] == name)
+        .and_then(|p| resolve(doc, &p["schema"])["enum"][0].as_str())
+        .unwrap_or_else(|| plausible(name))
+        .to_owned()
+}
+
+/// A parameter's documented value for the request example named `example`:
+/// its own example of that name, else its `example`, else its first one.
+fn param_example(doc: &Value, p: &Value, example: Option<&str>) -> Option<String> {
+    let value_of = |e: &Value| resolve(doc, e).get("value").cloned();
+    let examples = p.get("examples").and_then(Value::as_object);
+    example
+        .and_then(|n| examples?.get(n).and_then(value_of))
+        .or_else(|| p.get("example").cloned())
+        .or_else(|| examples?.values().next().and_then(value_of))
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+}
+
+/// The path of `op` for its request example `example`, from the path
+/// parameters' examples (the one of the same name where there is one).
+fn example_path(doc: &Value, op: &Op<'_>, name: &str, example: Option<&str>) -> String {
+    parameters(doc, op)
+        .into_iter()
+        .find(|p| p["in"] == "path" && p["name"] == name)
+        .and_then(|p| param_example(doc, p, example))
+        .unwrap_or_else(|| panic!("{}: path parameter {name} has no example", op.label()))
+}
+
+/// The request examples of `op`: name, media type and the bytes to send.
+fn request_examples(doc: &Value, op: &Op<'_>) -> Vec<(String, String, Vec<u8>)> {
+    let Some(rb) = op.op.get("requestBody") else {
+        return Vec::new();
+    };
+    media(doc, rb)
+        .into_iter()
+        .flat_map(|(t, mt)| {
+            let mut examples = media_examples(doc, mt);
+            // Events in the order they happened (the examples map is sorted by name).
+            examples.sort_by_key(|(_, e)| {
+                (
+                    e["occurred_at"].as_str().unwrap_or("").to_owned(),
+                    e["event_id"].as_str().unwrap_or("").to_owned(),
+                )
+            });
+            examples.into_iter().map(move |(name, e)| {
+                let bytes = match &e {
+                    Value::String(s) if !t.contains("json") => s.clone().into_bytes(),
+                    other => serde_json::to_vec(other).unwrap(),
+                };
+                (name, t.to_owned(), bytes)
+            })
+        })
+        .collect()
+}
+
+/// The platforms whose deliveries come in their own format, each signed
+/// with a registered app's secret.
+const NATIVE_PLATFORMS: [&str; 3] = ["shopify", "doudian", "youzan"];
+
+/// The platform a webhook URL is for, when it is one read natively.
+fn native_platform(url_path: &str) -> Option<&'static str> {
+    let mut segments = url_path.trim_start_matches('/').split('/');
+    if segments.next() != Some("webhooks") {
+        return None;
+    }
+    let platform = segments.next()?;
+    NATIVE_PLATFORMS.into_iter().find(|p| *p == platform)
+}
+
+/// The secret and the `app_key` of the documented example app of
+/// `platform`: the `putPlatformApp` example named after it.
+fn example_app(doc: &Value, platform: &str) -> (String, Option<String>) {
+    let ops = operations(doc);
+    let op = ops
+        .iter()
+        .find(|o| o.id() == "putPlatformApp")
+        .expect("putPlatformApp is documented");
+    let (_, app) = media(doc, &op.op["requestBody"])
+        .into_iter()
+        .flat_map(|(_, mt)| media_examples(doc, mt))
+        .find(|(name, _)| name == platform)
+        .unwrap_or_else(|| panic!("putPlatformApp has no example named {platform}"));
+    (
+        app["secret"]
+            .as_str()
+            .expect("the example's secret")
+            .to_owned(),
+        app["app_key"].as_str().map(str::to_owned),
+    )
+}
+
+fn md5_hex(parts: &[&[u8]]) -> String {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Registers the documented example apps and connects their stores, by
+/// sending those examples: a native delivery's signature is only checked
+/// once its app and store are known.
+async fn connect_example_apps(doc: &Value, caller: &Caller<'_>) {
+    let ops = operations(doc);
+    for id in ["putPlatformApp", "registerStore"] {
+        let op = ops.iter().find(|o| o.id() == id).unwrap();
+        for (name, t, bytes) in request_examples(doc, op) {
+            let path = fill_path(&op.path, |p| example_path(doc, op, p, Some(&name)));
+            let a = caller
+                .send(op, &path, &[], Some((&t, bytes)), Auth::Valid)
+                .await;
+            assert!(
+                (200..300).contains(&a.status),
+                "{} [{name}]: {} {}",
+                op.label(),
+                a.status,
+                a.raw
+            );
+        }
+    }
 }
 
 /// Required query parameters, from their documented examples.
@@ -1144,6 +1302,20 @@ impl Caller<'_> {
         body: Option<(&str, Vec<u8>)>,
         auth: Auth,
     ) -> Answer {
+        self.send_with(op, url_path, query, body, auth, &[]).await
+    }
+
+    /// As [`Caller::send`], with `headers` instead of the documented ones
+    /// of the same names (an empty value: none).
+    async fn send_with(
+        &self,
+        op: &Op<'_>,
+        url_path: &str,
+        query: &[(String, String)],
+        body: Option<(&str, Vec<u8>)>,
+        auth: Auth,
+        headers: &[(&str, String)],
+    ) -> Answer {
         let api = &self.api;
         let method = reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).unwrap();
         let mut req = self
@@ -1157,8 +1329,36 @@ impl Caller<'_> {
             .flat_map(|r| r.as_object().unwrap().keys().cloned())
             .collect();
         let body_bytes = body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+        // A native delivery's headers: the documented examples for its platform.
+        let native = native_platform(url_path);
+        let mut sent: Vec<(String, String)> = Vec::new();
+        if let Some(platform) = native {
+            for p in parameters(self.doc, op) {
+                let name = p["name"].as_str().unwrap_or("");
+                if p["in"] == "header"
+                    && p["examples"].get(platform).is_some()
+                    && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
+                {
+                    let value = param_example(self.doc, p, Some(platform)).unwrap();
+                    sent.push((name.to_owned(), value));
+                }
+            }
+        }
+        sent.extend(
+            headers
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(h, v)| ((*h).to_owned(), v.clone())),
+        );
+        for (h, v) in &sent {
+            req = req.header(h, v);
+        }
         if let Auth::Header(h, value) = &auth {
             req = req.header(*h, value);
+        } else if let (Some(platform), false) = (native, auth == Auth::Absent) {
+            let (h, value) =
+                self.native_signature(op, platform, &sent, &body_bytes, auth == Auth::BadSignature);
+            req = req.header(h, value);
         } else if auth != Auth::Absent {
             // The first scheme the operation accepts.
             let scheme = schemes
@@ -1221,6 +1421,65 @@ impl Caller<'_> {
             body,
             raw,
         }
+    }
+
+    /// The platform's own signature header for a delivery to `platform`,
+    /// by the operation's scheme of that platform, with the documented
+    /// example app's secret (or, `bad`, another).
+    fn native_signature(
+        &self,
+        op: &Op<'_>,
+        platform: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        bad: bool,
+    ) -> (String, String) {
+        let scheme = op.op["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r.as_object().unwrap().keys())
+            .find(|s| s.starts_with(platform))
+            .unwrap_or_else(|| panic!("{}: no security scheme for {platform}", op.label()));
+        let header = self.doc["components"]["securitySchemes"][scheme]["name"]
+            .as_str()
+            .unwrap_or_else(|| panic!("security scheme {scheme} names no header"))
+            .to_owned();
+        let (mut secret, app_key) = example_app(self.doc, platform);
+        if bad {
+            secret = "not-the-app-secret-0123456789".to_owned();
+        }
+        let sent = |name: &str| {
+            headers
+                .iter()
+                .find(|(h, _)| h.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let value = match platform {
+            "shopify" => {
+                use base64::Engine;
+                use hmac::Mac;
+                let mut mac =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                mac.update(body);
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            }
+            // The app key the push names, as the platform signs it.
+            "doudian" => {
+                let key = sent("app-id").or(app_key).unwrap_or_default();
+                md5_hex(&[key.as_bytes(), body, secret.as_bytes()])
+            }
+            "youzan" => {
+                let client_id = serde_json::from_slice::<Value>(body)
+                    .ok()
+                    .and_then(|b| b["client_id"].as_str().map(str::to_owned))
+                    .or(app_key)
+                    .unwrap_or_default();
+                md5_hex(&[client_id.as_bytes(), body, secret.as_bytes()])
+            }
+            other => panic!("no signature for {other}"),
+        };
+        (header, value)
     }
 }
 
@@ -1300,6 +1559,7 @@ async fn every_documented_operation_is_served() {
     let mut v = Validator::new(&doc, true);
     // The routes the running stack serves are the documented ones.
     let mut problems = template_coverage(&doc, &stack.template);
+    connect_example_apps(&doc, &caller).await;
     let ops = operations(&doc);
     for op in &ops {
         // A DELETE is sent for something that does not exist.
@@ -1307,7 +1567,7 @@ async fn every_documented_operation_is_served() {
             if op.method == "delete" && n == "id" {
                 "d-nobody".to_owned()
             } else {
-                plausible(n).to_owned()
+                served_value(&doc, op, n)
             }
         });
         let query = required_query(&doc, op);
@@ -1338,9 +1598,16 @@ async fn every_documented_operation_is_served() {
         }
         // A backfill takes no body and repeats safely: what is counted stays
         // counted (and the demo's rules read nothing by day or by SKU).
-        // Nor does a redrive of an empty dead-letter queue change anything.
+        // Nor does a redrive of an empty dead-letter queue change anything,
+        // nor a release when nothing is held.
         let read_only = op.method == "get"
-            || ["batchPrices", "backfillRuleSet", "redriveDeadLetters"].contains(&op.id());
+            || [
+                "batchPrices",
+                "backfillRuleSet",
+                "redriveDeadLetters",
+                "releaseHeldOrders",
+            ]
+            .contains(&op.id());
         if !read_only && a.status < 400 {
             problems.push(format!(
                 "{}: the minimal body was accepted ({} {}): the test changed state",
@@ -1373,6 +1640,7 @@ struct Case {
     query: Vec<(String, String)>,
     body: Option<(&'static str, Vec<u8>)>,
     auth: Auth,
+    headers: Vec<(&'static str, String)>,
     want: (u16, &'static str),
 }
 
@@ -1383,6 +1651,7 @@ fn case(op: &'static str, path: &str, want: (u16, &'static str)) -> Case {
         query: Vec::new(),
         body: None,
         auth: Auth::Valid,
+        headers: Vec::new(),
         want,
     }
 }
@@ -1408,6 +1677,12 @@ impl Case {
 
     fn auth(mut self, auth: Auth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// This header instead of the documented one (empty: without it).
+    fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
         self
     }
 }
@@ -1447,7 +1722,90 @@ async fn documented_error_codes_are_answered() {
     let skus: Vec<String> = (0..101).map(|i| format!("S-{i}")).collect();
     let many: Vec<(&str, &str)> = skus.iter().map(|s| ("sku", s.as_str())).collect();
     let wh = "/webhooks/jd/sh-outlet";
+    // The example apps and their stores, so that a native delivery is
+    // refused for what the case is about rather than its unknown app.
+    connect_example_apps(&doc, &caller).await;
+    let delivery = |name: &str| {
+        let ops = operations(&doc);
+        let op = ops
+            .iter()
+            .find(|o| o.id() == "receivePlatformDelivery")
+            .unwrap();
+        media_examples(&doc, &op.op["requestBody"]["content"]["application/json"])
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} delivery example"))
+            .1
+    };
+    // Without `Event-Sign` the older in-body `sign` would be checked instead.
+    let unsigned = {
+        let mut d = delivery("youzan");
+        d.as_object_mut().unwrap().remove("sign");
+        d
+    };
+    let elsewhere = {
+        let mut d = delivery("youzan");
+        d["kdt_id"] = json!(99999);
+        d
+    };
+    let app = |extra: Value| {
+        let mut d = json!({"secret": "0123456789abcdef0123"});
+        d.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        d
+    };
+    let shop = "/v1/admin/stores/shopify/hz-flagship.myshopify.com/sku-mapping";
     let cases = vec![
+        case("receivePlatformDelivery", "/webhooks/shopify", (400, "missing_header")).json(json!({})).header("x-shopify-shop-domain", ""),
+        case("receivePlatformDelivery", "/webhooks/shopify", (400, "missing_header")).json(delivery("shopify")).header("x-shopify-topic", ""),
+        case("receivePlatformDelivery", "/webhooks/shopify", (400, "invalid_delivery")).json(json!({"id": 1})),
+        case("receivePlatformDelivery", "/webhooks/shopify", (400, "invalid_delivery")).json(json!({})).header("x-shopify-shop-domain", "Not A Shop"),
+        case("receivePlatformDelivery", "/webhooks/doudian", (400, "invalid_delivery")).json(json!({"tag": "101"})),
+        case("receivePlatformDelivery", "/webhooks/youzan", (400, "invalid_delivery")).json(json!({"kdt_id": 13027865})),
+        case("receivePlatformDelivery", "/webhooks/shopify", (401, "missing_signature")).json(delivery("shopify")).auth(Auth::Absent),
+        case("receivePlatformDelivery", "/webhooks/youzan", (401, "missing_signature")).json(unsigned).auth(Auth::Absent),
+        case("receivePlatformDelivery", "/webhooks/doudian", (401, "invalid_signature")).json(delivery("doudian")).auth(Auth::BadSignature),
+        case("receivePlatformDelivery", "/webhooks/doudian", (404, "unknown_app")).json(delivery("doudian")).header("app-id", "no-such-app-key"),
+        case("receivePlatformDelivery", "/webhooks/youzan", (404, "unknown_app")).json(json!({"client_id": "no-such-client"})),
+        case("receivePlatformDelivery", "/webhooks/shopify", (404, "unknown_store")).json(delivery("shopify")).header("x-shopify-shop-domain", "nobody.myshopify.com"),
+        case("receivePlatformDelivery", "/webhooks/youzan", (404, "unknown_store")).json(elsewhere),
+        case("receivePlatformDelivery", "/webhooks/shopify", (413, "payload_too_large")).raw("application/json", vec![b' '; 129 * 1024]),
+        case("receiveWebhook", "/webhooks/shopify/a%23b", (400, "invalid_path")).json(delivery("shopify")),
+        case("receiveWebhook", "/webhooks/doudian/dd-app", (400, "missing_header")).json(delivery("doudian")).header("app-id", ""),
+        case("receiveWebhook", "/webhooks/doudian/dd-app", (400, "invalid_delivery")).json(json!({})),
+        case("receiveWebhook", "/webhooks/shopify/other-app", (401, "wrong_app")).json(delivery("shopify")),
+        case("receiveWebhook", "/webhooks/doudian/dd-app", (401, "wrong_app")).json(delivery("doudian")).header("app-id", "another-app-key"),
+        case("receiveWebhook", "/webhooks/youzan/no-such-app", (404, "unknown_app")).json(delivery("youzan")),
+        case("receiveWebhook", "/webhooks/shopify/brand-app", (404, "unknown_store")).json(delivery("shopify")).header("x-shopify-shop-domain", "nobody.myshopify.com"),
+        case("putPlatformApp", "/v1/admin/platform-apps/jd/x", (404, "unknown_platform")).json(app(json!({}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/a%23b", (400, "invalid_path")).json(app(json!({}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/x", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/x", (422, "invalid_document")).json(app(json!({"rotate": true}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/x", (422, "invalid_secret")).json(json!({"secret": "short"})),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/x", (422, "invalid_secret")).json(json!({"secret": " 0123456789abcdef0123 "})),
+        case("putPlatformApp", "/v1/admin/platform-apps/shopify/x", (422, "invalid_app")).json(app(json!({"app_key": "k"}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/doudian/x", (422, "invalid_app")).json(app(json!({}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/youzan/x", (422, "invalid_app")).json(app(json!({"app_key": "a#b"}))),
+        case("putPlatformApp", "/v1/admin/platform-apps/doudian/another-app", (409, "app_key_taken")).json(app(json!({"app_key": "7031234567890123456"}))),
+        case("getPlatformApp", "/v1/admin/platform-apps/shopify/nobody", (404, "app_not_found")),
+        case("getPlatformApp", "/v1/admin/platform-apps/shopify/a%23b", (400, "invalid_path")),
+        case("registerStore", "/v1/admin/stores/doudian/1", (422, "invalid_store")).json(json!({"distributor": "d-shanghai"})),
+        case("registerStore", "/v1/admin/stores/jd/new-store", (422, "invalid_store")).json(json!({"distributor": "d-shanghai", "app": "brand-app"})),
+        case("registerStore", "/v1/admin/stores/shopify/not-a-shop", (422, "invalid_store")).json(json!({"distributor": "d-shanghai", "app": "brand-app"})),
+        case("registerStore", "/v1/admin/stores/doudian/1", (422, "unknown_app")).json(json!({"distributor": "d-shanghai", "app": "nope"})),
+        case("publishSkuMapping", "/v1/admin/stores/doudian/404/sku-mapping", (404, "store_not_found")).raw("text/csv", b"platform_sku,sku\n".to_vec()),
+        case("publishSkuMapping", "/v1/admin/stores/jd/sh%23outlet/sku-mapping", (400, "invalid_path")).raw("text/csv", b"platform_sku,sku\n".to_vec()),
+        case("publishSkuMapping", shop, (400, "malformed_body")).raw("text/csv", vec![0xff, 0xfe]),
+        case("publishSkuMapping", shop, (422, "invalid_sku_mapping")).raw("text/csv", b"platform_sku,sku\nA,TEE-WHITE\nA,HOODIE-GREY\nB,NOT-IN-BOOK\n".to_vec()),
+        case("publishSkuMapping", shop, (422, "invalid_sku_mapping")).raw("text/csv", b"platform_sku,sku\nB,NOT-IN-BOOK\n".to_vec()),
+        case("publishSkuMapping", shop, (422, "invalid_sku_mapping")).raw("application/json", b"{not json".to_vec()),
+        case("listHeldOrders", "/v1/admin/orders", (400, "invalid_query")).query(&[("status", "open")]),
+        case("listHeldOrders", "/v1/admin/orders", (400, "invalid_limit")).query(&[("status", "held"), ("limit", "201")]),
+        case("listHeldOrders", "/v1/admin/orders", (400, "invalid_cursor")).query(&[("status", "held"), ("cursor", "zz")]),
+        case("releaseHeldOrders", "/v1/admin/orders:release", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("releaseHeldOrders", "/v1/admin/orders:release", (422, "invalid_document")).json(json!({"platform": "shopify"})),
+        case("releaseHeldOrders", "/v1/admin/orders:release", (422, "invalid_document")).json(json!({"platform": "shopify", "store": "a#b"})),
         case("receiveWebhook", wh, (400, "malformed_json")).raw("application/json", b"{not json".to_vec()),
         case("receiveWebhook", "/webhooks/jd/sh%23outlet", (400, "invalid_path")).json(paid("TEE-WHITE")),
         case("receiveWebhook", wh, (401, "malformed_signature")).json(paid("TEE-WHITE")).auth(Auth::Header("x-signature", "garbage".into())),
@@ -1529,7 +1887,9 @@ async fn documented_error_codes_are_answered() {
             .find(|o| o.id() == c.op)
             .unwrap_or_else(|| panic!("no operation {}", c.op));
         let what = format!("{} expecting {} {}", c.path, c.want.0, c.want.1);
-        let a = caller.send(op, &c.path, &c.query, c.body, c.auth).await;
+        let a = caller
+            .send_with(op, &c.path, &c.query, c.body, c.auth, &c.headers)
+            .await;
         judge(&doc, &mut v, op, &what, &a, &mut problems);
         if (a.status, a.body["code"].as_str().unwrap_or("")) != c.want {
             problems.push(format!(
@@ -1539,6 +1899,29 @@ async fn documented_error_codes_are_answered() {
                 a.raw.chars().take(300).collect::<String>()
             ));
         }
+    }
+    // `/webhooks/{platform}` serves the platforms read natively only: a
+    // generic document sent there finds no route, however well signed.
+    let native = ops
+        .iter()
+        .find(|o| o.id() == "receivePlatformDelivery")
+        .expect("receivePlatformDelivery");
+    let body = serde_json::to_vec(&paid("TEE-WHITE")).unwrap();
+    let signature = order_intake::signature::sign(&body, &secret, Utc::now().timestamp());
+    let a = caller
+        .send(
+            native,
+            "/webhooks/jd",
+            &[],
+            Some(("application/json", body)),
+            Auth::Header("x-signature", signature),
+        )
+        .await;
+    if (a.status, a.body["code"].as_str().unwrap_or("")) != (404, "route_not_found") {
+        problems.push(format!(
+            "POST /webhooks/jd: expected 404 route_not_found, answered {} {}",
+            a.status, a.raw
+        ));
     }
     // The documented optional query parameters are served too.
     let prices = ops
@@ -1589,7 +1972,9 @@ async fn documented_error_codes_are_answered() {
 }
 
 /// The order the examples are sent in: every operation, each once, so that
-/// each finds what it needs (a key to revoke, an order's reservations).
+/// each finds what it needs (a key to revoke, an order's reservations, an
+/// app for the store connected through it, held orders for a mapping to
+/// release).
 const EXAMPLE_ORDER: &[&str] = &[
     "publishRuleSet",
     "getRuleSet",
@@ -1597,6 +1982,8 @@ const EXAMPLE_ORDER: &[&str] = &[
     "publishPriceBook",
     "getPriceBook",
     "registerDistributor",
+    "putPlatformApp",
+    "getPlatformApp",
     "registerStore",
     "setStock",
     "getStock",
@@ -1606,6 +1993,10 @@ const EXAMPLE_ORDER: &[&str] = &[
     "getDistributorPrices",
     "batchPrices",
     "receiveWebhook",
+    "receivePlatformDelivery",
+    "listHeldOrders",
+    "publishSkuMapping",
+    "releaseHeldOrders",
     "getOrderReservations",
     "startWhatIf",
     "getWhatIf",
@@ -1647,56 +2038,32 @@ async fn the_documented_examples_succeed() {
     let mut created_secret: Option<String> = None;
     for id in EXAMPLE_ORDER {
         let op = ops.iter().find(|o| o.id() == *id).unwrap();
-        let params: HashMap<String, String> = parameters(&doc, op)
-            .iter()
-            .filter(|p| p["in"] == "path")
-            .map(|p| {
-                let name = p["name"].as_str().unwrap().to_owned();
-                let example = p["example"]
-                    .as_str()
-                    .unwrap_or_else(|| {
-                        panic!("{}: path parameter {name} has no example", op.label())
-                    })
-                    .to_owned();
-                (name, example)
+        // Each request example goes to the path its parameters' examples of
+        // the same name make (a Shopify app's, a 抖店 store's), else to the
+        // parameters' own example.
+        let path_for = |example: Option<&str>, created_key: &Option<String>| {
+            fill_path(&op.path, |name| match (*id, name) {
+                // A new distributor, not the example's existing one.
+                ("registerDistributor", "id") => "d-ningbo".to_owned(),
+                ("revokeApiKey", "key_id") => created_key.clone().expect("createApiKey ran first"),
+                _ => example_path(&doc, op, name, example),
             })
-            .collect();
-        let url_path = fill_path(&op.path, |name| match (*id, name) {
-            // A new distributor, not the example's existing one.
-            ("registerDistributor", "id") => "d-ningbo".to_owned(),
-            ("revokeApiKey", "key_id") => created_key.clone().expect("createApiKey ran first"),
-            _ => params[name].clone(),
-        });
+        };
+        let url_path = path_for(None, &created_key);
         let query = required_query(&doc, op);
+        // (name, media type, bytes) of each request example; one request
+        // without a body where the operation takes none.
         let bodies: Vec<Option<(String, String, Vec<u8>)>> = match op.op.get("requestBody") {
             None => vec![None],
-            Some(rb) => media(&doc, rb)
-                .into_iter()
-                .flat_map(|(t, mt)| {
-                    let mut examples = media_examples(&doc, mt);
-                    // Events in the order they happened (the examples map is sorted by name).
-                    examples.sort_by_key(|(_, e)| {
-                        (
-                            e["occurred_at"].as_str().unwrap_or("").to_owned(),
-                            e["event_id"].as_str().unwrap_or("").to_owned(),
-                        )
-                    });
-                    examples.into_iter().map(move |(name, e)| {
-                        let bytes = match &e {
-                            Value::String(s) if !t.contains("json") => s.clone().into_bytes(),
-                            other => serde_json::to_vec(other).unwrap(),
-                        };
-                        Some((format!("{t} {name}"), t.to_owned(), bytes))
-                    })
-                })
-                .collect(),
+            Some(_) => request_examples(&doc, op).into_iter().map(Some).collect(),
         };
         let mut sent_webhooks = Vec::new();
         for body in &bodies {
             let what = body
                 .as_ref()
-                .map_or_else(|| "example".to_owned(), |(w, _, _)| w.clone());
+                .map_or_else(|| "example".to_owned(), |(n, t, _)| format!("{t} {n}"));
             let payload = body.as_ref().map(|(_, t, b)| (t.as_str(), b.clone()));
+            let url_path = path_for(body.as_ref().map(|(n, ..)| n.as_str()), &created_key);
             let a = caller
                 .send(op, &url_path, &query, payload.clone(), Auth::Valid)
                 .await;
@@ -1731,6 +2098,31 @@ async fn the_documented_examples_succeed() {
                 sent_webhooks.push(p);
                 // Each event processed before the next, as a platform sends them.
                 stack.wait_idle(IDLE).await.expect("the queues drain");
+            }
+            // What a delivery or a release queued is counted before the next
+            // example reads a distributor.
+            if [
+                "receivePlatformDelivery",
+                "publishSkuMapping",
+                "releaseHeldOrders",
+            ]
+            .contains(id)
+            {
+                stack.wait_idle(IDLE).await.expect("the queues drain");
+            }
+            if *id == "listHeldOrders" && a.body["orders"].as_array().is_none_or(|o| o.len() < 2) {
+                problems.push(format!(
+                    "{}: the Shopify and 有赞 examples' orders should be held (no mapping yet): {}",
+                    op.label(),
+                    a.raw
+                ));
+            }
+            if *id == "publishSkuMapping" && a.body["released"]["queued"] != 1 {
+                problems.push(format!(
+                    "{} [{what}]: the mapping should release the store's held example order: {}",
+                    op.label(),
+                    a.raw
+                ));
             }
             if *id == "getOrderReservations"
                 && a.body["lines"].as_object().is_none_or(|l| l.is_empty())

@@ -4,9 +4,13 @@
 //!
 //! The fixtures are written here in the shapes the platforms document.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use base64::Engine;
 use chrono::{Duration, Utc};
 use hmac::{Hmac, Mac};
+use lambda_http::RequestExt;
 use md5::{Digest, Md5};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -407,34 +411,221 @@ async fn refused_deliveries_store_nothing() {
     stack.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn doudian_and_youzan_pushes_are_acknowledged_as_they_expect() {
-    let (stack, api) = clothing_stack().await;
-    // 抖店: an app named by its app_key, a shop by its shop_id.
-    let (dd_key, dd_secret) = ("7031234567890123456", "dd-secret-0123456789abcdef");
+const DD_KEY: &str = "7031234567890123456";
+const DD_SECRET: &str = "dd-secret-0123456789abcdef";
+const DD_SHOP: &str = "77977";
+
+/// What the fake 抖店 API is asked and answers.
+#[derive(Default)]
+struct FakeDoudianState {
+    /// `order.orderDetail` answers the platform's rate limit.
+    throttled: bool,
+    /// Orders it says do not exist.
+    missing: Vec<String>,
+    /// Tees bought, by order id.
+    orders: HashMap<String, u64>,
+    token_calls: u32,
+    detail_calls: u32,
+    /// Requests whose signature, token or parameters were wrong.
+    refused: Vec<String>,
+}
+
+/// The 抖店 open API on 127.0.0.1 for one self-use app and shop: a token
+/// from `token.create`, an order's detail from `order.orderDetail`, in the
+/// documented answer shapes. Every request's `sign` is checked against the
+/// documented pattern (HMAC-SHA256 of secret + the parameters, name then
+/// value, in order + secret); a wrong one is answered as the platform does.
+#[derive(Clone)]
+struct FakeDoudian {
+    base: String,
+    state: Arc<Mutex<FakeDoudianState>>,
+}
+
+impl FakeDoudian {
+    async fn start() -> FakeDoudian {
+        let state = Arc::new(Mutex::new(FakeDoudianState::default()));
+        let route = |path: &str| local_stack::http::Route::new("POST", path);
+        let answer = |state: Arc<Mutex<FakeDoudianState>>| {
+            local_stack::http::handler(move |req: lambda_http::Request| {
+                let state = state.clone();
+                async move {
+                    let body = Self::answer(&state, &req);
+                    lambda_http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(lambda_http::Body::from(body.to_string()))
+                        .unwrap()
+                }
+            })
+        };
+        let (addr, _) = local_stack::http::serve(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            vec![
+                (route("/token/create"), answer(state.clone())),
+                (route("/order/orderDetail"), answer(state.clone())),
+            ],
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+        FakeDoudian {
+            base: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut FakeDoudianState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    fn answer(state: &Mutex<FakeDoudianState>, req: &lambda_http::Request) -> Value {
+        let query = req.query_string_parameters();
+        let param = |k: &str| query.first(k).unwrap_or("").to_owned();
+        let body = std::str::from_utf8(req.body().as_ref()).unwrap().to_owned();
+        let refuse = |why: String, sub_code: &str| {
+            state.lock().unwrap().refused.push(why.clone());
+            json!({"code": 40003, "msg": "非法的参数", "sub_code": sub_code, "sub_msg": why, "data": {}})
+        };
+        let method = param("method");
+        let pattern = format!(
+            "{DD_SECRET}app_key{}method{method}param_json{body}timestamp{}v{}{DD_SECRET}",
+            param("app_key"),
+            param("timestamp"),
+            param("v")
+        );
+        let mut mac = Hmac::<Sha256>::new_from_slice(DD_SECRET.as_bytes()).unwrap();
+        mac.update(pattern.as_bytes());
+        if param("app_key") != DD_KEY
+            || param("v") != "2"
+            || param("sign_method") != "hmac-sha256"
+            || param("sign") != hex::encode(mac.finalize().into_bytes())
+        {
+            return refuse(format!("{method}: signature"), "isv.signature-invalid");
+        }
+        let params: Value = serde_json::from_str(&body).unwrap();
+        let mut state = state.lock().unwrap();
+        match (req.uri().path(), method.as_str()) {
+            ("/token/create", "token.create") => {
+                state.token_calls += 1;
+                if params
+                    != json!({"code": "", "grant_type": "authorization_self", "shop_id": DD_SHOP})
+                {
+                    drop(state);
+                    return refuse(format!("token.create: {params}"), "isv.parameter-invalid");
+                }
+                json!({"code": 10000, "msg": "success", "sub_code": "", "sub_msg": "", "log_id": "202612011627",
+                    "data": {"access_token": "dd-token-77977", "expires_in": 604800, "refresh_token": "dd-refresh",
+                             "scope": "SCOPE", "shop_id": 77977, "shop_name": "沪上旗舰店", "authority_id": ""}})
+            }
+            ("/order/orderDetail", "order.orderDetail") => {
+                state.detail_calls += 1;
+                if param("access_token") != "dd-token-77977" {
+                    drop(state);
+                    return refuse(
+                        "order.orderDetail: token".into(),
+                        "isv.access-token-no-existed",
+                    );
+                }
+                let order = params["shop_order_id"].as_str().unwrap_or("").to_owned();
+                if state.throttled {
+                    return json!({"code": 60000, "msg": "触发限流，请稍后重试", "sub_code": "", "sub_msg": "", "data": {}});
+                }
+                let tees = match state.orders.get(&order) {
+                    Some(n) if !state.missing.contains(&order) => *n,
+                    _ => {
+                        return json!({"code": 40004, "msg": "业务处理失败", "sub_code": "isv.business-failed:10005",
+                            "sub_msg": "订单不存在", "data": {}});
+                    }
+                };
+                // Two 199.00 tees, say: 398.00 for the goods, 10.00 shipping.
+                json!({"code": 10000, "msg": "success", "sub_code": "", "sub_msg": "", "log_id": "202612011627",
+                    "data": {"shop_order_detail": {
+                        "order_id": order, "shop_id": 77977, "order_status": 2,
+                        "order_amount": tees * 19900 + 1000, "pay_amount": tees * 19900 + 1000, "post_amount": 1000,
+                        "doudian_open_id": "1@#dd-buyer==",
+                        "post_addr": {"province": {"name": "上海市", "id": "31"}},
+                        "sku_order_list": [{"order_id": format!("{order}1"), "sku_id": 1736602913154052u64,
+                            "code": "TEE-W-M", "out_sku_id": "", "item_num": tees, "origin_amount": 19900,
+                            "goods_price": 19900, "pay_amount": tees * 19900, "post_amount": 0}]}}})
+            }
+            (path, method) => {
+                drop(state);
+                refuse(format!("{method} at {path}"), "isv.method-invalid")
+            }
+        }
+    }
+}
+
+/// The clothing brand with a 抖店 app (named by its app_key) and shop 77977
+/// (by its shop_id) for d-shanghai, whose mapping knows the tee's code,
+/// and the order detail function asking `fake` for what pushes leave out.
+async fn doudian_stack(fake: &FakeDoudian) -> (LocalStack, ApiClient) {
+    let mut opts = stack_options();
+    opts.params
+        .insert("DoudianApiBase".into(), fake.base.clone());
+    let (stack, api) = clothing_stack_with(opts).await;
     let r = api
         .put(
             "platform-apps/doudian/dd-app",
-            &json!({"app_key": dd_key, "secret": dd_secret}),
+            &json!({"app_key": DD_KEY, "secret": DD_SECRET}),
         )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let r = api
         .put(
-            "stores/doudian/77977",
+            &format!("stores/doudian/{DD_SHOP}"),
             &json!({"distributor": "d-shanghai", "app": "dd-app"}),
         )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let dd = |body: String| {
-        let sign = md5_hex(&[dd_key.as_bytes(), body.as_bytes(), dd_secret.as_bytes()]);
-        (
-            vec![("app-id", dd_key.to_owned()), ("event-sign", sign)],
-            body.into_bytes(),
+    let r = api
+        .put_csv(
+            &format!("stores/doudian/{DD_SHOP}/sku-mapping"),
+            "platform_sku,sku\nTEE-W-M,TEE-WHITE\n",
         )
-    };
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    (stack, api)
+}
+
+/// A push signed as 抖店 signs it (MD5 of app key + body + secret).
+fn doudian_push(body: String) -> (Vec<(&'static str, String)>, Vec<u8>) {
+    let sign = md5_hex(&[DD_KEY.as_bytes(), body.as_bytes(), DD_SECRET.as_bytes()]);
+    (
+        vec![("app-id", DD_KEY.to_owned()), ("event-sign", sign)],
+        body.into_bytes(),
+    )
+}
+
+/// A paid push (tag 101) of order `order`: no lines, as the platform sends it.
+fn doudian_paid(msg_id: &str, order: u64) -> String {
+    json!([{"tag": "101", "msg_id": msg_id,
+        "data": json!({"p_id": order, "shop_id": 77977, "pay_amount": 40800, "pay_time": Utc::now().timestamp(), "pay_type": 1}).to_string()}])
+    .to_string()
+}
+
+async fn deliver_doudian(api: &ApiClient, body: String) {
+    let (headers, body) = doudian_push(body);
+    let (r, text) = api
+        .post_raw("/webhooks/doudian", &headers, body)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, text.as_str()),
+        (200, r#"{"code":0,"msg":"success"}"#)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doudian_and_youzan_pushes_are_acknowledged_as_they_expect() {
+    let fake = FakeDoudian::start().await;
+    fake.with(|s| s.orders.insert("4837328765348566675".into(), 2));
+    let (stack, api) = doudian_stack(&fake).await;
+    let dd = doudian_push;
+    let before = sales(&api, "d-shanghai").await;
     let (headers, body) =
         dd(r#"[{"tag":"0","msg_id":"0","data":"2026-12-01T16:27:56.52842897+08:00"}]"#.into());
     let (r, text) = api
@@ -445,24 +636,21 @@ async fn doudian_and_youzan_pushes_are_acknowledged_as_they_expect() {
         (r.status, text.as_str()),
         (200, r#"{"code":0,"msg":"success"}"#)
     );
-    let now = Utc::now().timestamp();
-    let paid = json!([{"tag": "101", "msg_id": "m-101-1",
-        "data": json!({"p_id": 4837328765348566675u64, "shop_id": 77977, "pay_amount": 19900, "pay_time": now, "pay_type": 1}).to_string()}]);
-    let (headers, body) = dd(paid.to_string());
-    let (r, text) = api
-        .post_raw("/webhooks/doudian", &headers, body)
-        .await
-        .unwrap();
+    // The paid push has no lines: the order detail function fetches them
+    // (a token for the shop, then the detail) and the order is counted.
+    let paid = doudian_paid("m-101-1", 4837328765348566675);
+    deliver_doudian(&api, paid.clone()).await;
+    stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(
-        (r.status, text.as_str()),
-        (200, r#"{"code":0,"msg":"success"}"#)
+        sales(&api, "d-shanghai").await - before,
+        d("398.00"),
+        "the fetched goods, not the 10.00 shipping"
     );
-    let list = held(&api).await;
-    assert_eq!(list.len(), 1, "{list:?}");
-    assert_eq!(
-        list[0]["reason"], "awaiting_detail",
-        "the push has no lines"
-    );
+    assert!(held(&api).await.is_empty(), "released once fetched");
+    fake.with(|s| {
+        assert!(s.refused.is_empty(), "{:?}", s.refused);
+        assert_eq!((s.token_calls, s.detail_calls), (1, 1));
+    });
     // A wrong signature is refused; an unknown shop is not this app's.
     let (mut headers, body) = dd(paid.to_string());
     headers[1].1 = "0".repeat(32);
@@ -532,7 +720,7 @@ async fn doudian_and_youzan_pushes_are_acknowledged_as_they_expect() {
     );
     // Unmapped until the brand publishes the store's mapping: held, then
     // released by it.
-    assert_eq!(held(&api).await.len(), 2);
+    assert_eq!(held(&api).await.len(), 1);
     let r = api
         .put_csv(
             "stores/youzan/13027865/sku-mapping",
@@ -547,6 +735,114 @@ async fn doudian_and_youzan_pushes_are_acknowledged_as_they_expect() {
         d("398.00"),
         "goods only, not the 10.00 shipping"
     );
+    stack.stop().await;
+}
+
+/// A fetch the platform keeps throttling, and one for an order it says does
+/// not exist: both orders stay held, each with why its fetch failed, and
+/// their messages are dead-lettered with the reason. Once the platform
+/// answers again, a release fetches both and counts each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_doudian_fetch_stays_held_until_a_release_fetches_it_again() {
+    let fake = FakeDoudian::start().await;
+    let (throttled, missing) = ("4881995531871913482", "4881995531871913499");
+    fake.with(|s| {
+        s.throttled = true;
+        s.orders.insert(throttled.into(), 2);
+        s.orders.insert(missing.into(), 1);
+        s.missing.push(missing.into());
+    });
+    let (stack, api) = doudian_stack(&fake).await;
+    let before = sales(&api, "d-shanghai").await;
+    deliver_doudian(
+        &api,
+        doudian_paid("m-throttled", throttled.parse().unwrap()),
+    )
+    .await;
+    stack.wait_idle(IDLE).await.unwrap();
+    fake.with(|s| s.throttled = false);
+    deliver_doudian(&api, doudian_paid("m-missing", missing.parse().unwrap())).await;
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let list = held(&api).await;
+    let detail = |order: &str| {
+        let h = list
+            .iter()
+            .find(|h| h["order_id"] == order)
+            .unwrap_or_else(|| panic!("{order} is held: {list:?}"));
+        assert_eq!(h["reason"], "awaiting_detail", "{h}");
+        h["detail"].as_str().unwrap().to_owned()
+    };
+    let why = detail(throttled);
+    assert!(
+        why.starts_with("detail fetch failed (given up after 5 attempts)"),
+        "{why}"
+    );
+    assert!(why.contains("60000"), "the platform's code: {why}");
+    let why = detail(missing);
+    assert!(
+        why.starts_with("detail fetch failed: order_refused"),
+        "{why}"
+    );
+    assert!(why.contains("订单不存在"), "{why}");
+    assert_eq!(list.len(), 2);
+    let mut parked = dead_letters(
+        &stack,
+        "OrderDetailDLQ",
+        2,
+        std::time::Duration::from_secs(10),
+    )
+    .await;
+    parked.sort_by(|a, b| a.code.cmp(&b.code));
+    let codes: Vec<_> = parked
+        .iter()
+        .map(|p| p.code.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(codes, ["order_refused", "retries_exhausted"], "{parked:?}");
+    assert!(
+        parked[1].reason.as_deref().unwrap_or("").contains("60000"),
+        "{parked:?}"
+    );
+    assert_eq!(
+        sales(&api, "d-shanghai").await,
+        before,
+        "nothing held is counted"
+    );
+    fake.with(|s| {
+        assert_eq!(s.detail_calls, 6, "five tries, then one");
+        assert_eq!(s.token_calls, 1, "the shop's token is kept");
+    });
+
+    // The platform answers again: a release asks for both details again.
+    fake.with(|s| s.missing.clear());
+    let r = api
+        .admin(reqwest::Method::POST, "orders:release", Some(&json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["queued"], 0, "{}", r.body);
+    assert_eq!(r.body["still_held"]["awaiting_detail"], 2, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(sales(&api, "d-shanghai").await - before, d("597.00"));
+    assert!(held(&api).await.is_empty());
+
+    // Releasing again, or a fetch message delivered once more, changes
+    // nothing: nothing is held, nothing is asked of the platform.
+    let r = api
+        .admin(reqwest::Method::POST, "orders:release", Some(&json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.body,
+        json!({"queued": 0, "recorded": 0, "still_held": {}})
+    );
+    send_raw(&stack, "OrderDetailQueue", &parked[0].body).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(sales(&api, "d-shanghai").await - before, d("597.00"));
+    fake.with(|s| {
+        assert_eq!(s.detail_calls, 8);
+        assert!(s.refused.is_empty(), "{:?}", s.refused);
+    });
     stack.stop().await;
 }
 

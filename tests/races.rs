@@ -588,19 +588,13 @@ async fn one_webhook_delivered_twice_at_once_counts_once() {
         dynamodb: interleave::clients(Moto::shared(), &interleave),
         ..tier_runtime::AwsClients::local(Moto::shared())
     };
+    // The stack's own intake's environment, as the template resolves it.
+    let params = [("WebhookSecrets".to_owned(), stack.webhook_secret.clone())].into();
     let env = tier_runtime::Env::from_map(
-        [
-            ("TABLE_NAME", stack.table_name()),
-            ("TIER_EVENTS_QUEUE_URL", stack.queue_url("TierEventsQueue")),
-            (
-                "STOCK_EVENTS_QUEUE_URL",
-                stack.queue_url("StockEventsQueue"),
-            ),
-            ("WEBHOOK_SECRETS", stack.webhook_secret.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
+        stack
+            .resources
+            .function_env(&stack.template, "OrderIntakeFunction", &params)
+            .unwrap(),
     );
     let intake = order_intake::OrderIntake::from_env(&env, &aws).unwrap();
     let (rival, rival_doc) = (api.fresh(), paid.clone());

@@ -9,16 +9,23 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 pub use local_stack::client::{ApiClient, Reply, docs};
 use local_stack::moto::Moto;
 pub use local_stack::stack::LocalStack;
-use local_stack::stack::StackOptions;
+pub use local_stack::stack::StackOptions;
 use serde_json::Value;
 
 pub const IDLE: Duration = Duration::from_secs(60);
 
+/// Where the stacks' order detail function finds the 抖店 open API unless a
+/// test serves a fake one: a closed local port, so that no test reaches the
+/// platform's own.
+pub const NO_DOUDIAN_API: &str = "http://127.0.0.1:9";
+
 /// The tests' stack options: the shared emulator, a fresh prefix, a free
-/// port, and failed messages back after 1 s instead of 60.
+/// port, failed messages back after 1 s instead of 60, and no 抖店 API.
 pub fn stack_options() -> StackOptions {
     let mut opts = StackOptions::new(Moto::shared(), SocketAddr::from(([127, 0, 0, 1], 0)));
     opts.visibility_timeout = Some(1);
+    opts.params
+        .insert("DoudianApiBase".into(), NO_DOUDIAN_API.into());
     opts
 }
 
@@ -60,7 +67,16 @@ pub async fn spawn_stack() -> (LocalStack, ApiClient) {
 
 /// The stack with the clothing brand loaded.
 pub async fn clothing_stack() -> (LocalStack, ApiClient) {
-    let (stack, mut api) = spawn_stack().await;
+    clothing_stack_with(stack_options()).await
+}
+
+/// As [`clothing_stack`], started with `opts` (template parameters of the
+/// test's own, say).
+pub async fn clothing_stack_with(opts: StackOptions) -> (LocalStack, ApiClient) {
+    let stack = LocalStack::start(opts)
+        .await
+        .expect("the local stack starts");
+    let mut api = ApiClient::for_stack(&stack);
     local_stack::demo::load(&mut api)
         .await
         .expect("the demo brand loads");

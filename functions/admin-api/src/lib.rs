@@ -19,7 +19,7 @@
 //! | PUT | `/v1/admin/platform-apps/{platform}/{app}` | register a platform app, or rotate its secret (kept in Secrets Manager, never shown) |
 //! | GET | `/v1/admin/platform-apps/{platform}/{app}` | an app, without its secrets |
 //! | GET | `/v1/admin/orders?status=held` | orders held with their reasons, oldest first |
-//! | POST | `/v1/admin/orders:release` | translate held orders again, queueing what can now be counted |
+//! | POST | `/v1/admin/orders:release` | translate held orders again, queueing what can now be counted, and ask again for the lines of those still without them |
 //! | PUT | `/v1/admin/price-book` | validate and publish a price book (CSV or JSON) as the next version |
 //! | GET | `/v1/admin/price-book` | the current version and its promotions |
 //! | POST | `/v1/admin/api-keys` | create an API key (shown once) |
@@ -76,6 +76,8 @@ pub struct AdminApi {
     secrets: tier_store::secrets::SecretStore,
     /// The brand's currency: a held order in another stays held.
     currency: String,
+    /// Where a held order without its lines asks for them again.
+    order_details: tier_store::Queue,
 }
 
 /// Media types are case-insensitive: `TEXT/CSV` is CSV.
@@ -124,6 +126,10 @@ impl AdminApi {
                 env.require("PLATFORM_SECRETS_PREFIX")?,
             ),
             currency: env.get("BRAND_CURRENCY").unwrap_or("CNY").to_owned(),
+            order_details: tier_store::Queue::new(
+                aws.sqs.clone(),
+                env.require("ORDER_DETAIL_QUEUE_URL")?,
+            ),
             backfill_recheck_secs: env.parse_or("BACKFILL_RECHECK_SECONDS", 900u32)?.min(900),
             dead_letters: dead_letters::DeadLetterQueues {
                 tier_events: dead_letters::Parked {

@@ -9,10 +9,21 @@
 //! same body) is answered 200 and changes nothing; nothing is stored or
 //! enqueued for a request that is refused.
 //!
+//! The same binary is the order detail consumer ([`detail`]) where
+//! `ORDER_INTAKE_MODE` is `detail_fetch` ([`Mode`]): it fetches the lines a
+//! 抖店 paid push leaves out and releases the notice intake held for them.
+//!
 //! # Layout
 //! - [`signature`]: the signed-webhook scheme.
 //! - [`webhook`]: the document and its translation into an order event.
+//! - [`native`]: the platforms' own formats, and holding what cannot be
+//!   counted yet.
+//! - [`detail`]: the order detail consumer.
+//! - [`doudian_api`]: the 抖店 open API it asks (a port and its HTTPS
+//!   adapter).
 
+pub mod detail;
+pub mod doudian_api;
 pub mod native;
 pub mod signature;
 pub mod webhook;
@@ -44,8 +55,32 @@ pub struct OrderIntake {
     table: Table,
     tier_events: Queue,
     stock_events: Queue,
+    order_details: Queue,
     secrets: Secrets,
     native: native::NativeIntake,
+}
+
+/// What the binary runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The webhooks, behind the HTTP API (the default).
+    Webhooks,
+    /// The order detail consumer, on its queue.
+    DetailFetch,
+}
+
+impl Mode {
+    /// `ORDER_INTAKE_MODE`: `webhooks` (or unset) or `detail_fetch`.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        match env.get("ORDER_INTAKE_MODE") {
+            None | Some("webhooks") => Ok(Mode::Webhooks),
+            Some("detail_fetch") => Ok(Mode::DetailFetch),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "ORDER_INTAKE_MODE",
+                reason: format!("{other:?} is neither webhooks nor detail_fetch"),
+            }),
+        }
+    }
 }
 
 /// Webhook signing secrets: a platform with its own only accepts those, so
@@ -108,6 +143,7 @@ impl OrderIntake {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
             tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
             stock_events: Queue::new(aws.sqs.clone(), env.require("STOCK_EVENTS_QUEUE_URL")?),
+            order_details: Queue::new(aws.sqs.clone(), env.require("ORDER_DETAIL_QUEUE_URL")?),
             secrets,
             native: native::NativeIntake {
                 secrets: tier_store::secrets::SecretStore::new(
@@ -184,6 +220,7 @@ impl OrderIntake {
                     native::Queues {
                         tier_events: &self.tier_events,
                         stock_events: &self.stock_events,
+                        order_details: &self.order_details,
                     },
                     native,
                     segments.get(2).map(String::as_str),
@@ -421,6 +458,19 @@ fn parse_path(path: &str, segments: &[String]) -> Result<(Platform, StoreId), Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mode_is_the_webhooks_unless_set() {
+        let env =
+            |mode: &str| Env::from_map([("ORDER_INTAKE_MODE".to_owned(), mode.to_owned())].into());
+        assert_eq!(Mode::from_env(&Env::default()).unwrap(), Mode::Webhooks);
+        assert_eq!(Mode::from_env(&env("webhooks")).unwrap(), Mode::Webhooks);
+        assert_eq!(
+            Mode::from_env(&env("detail_fetch")).unwrap(),
+            Mode::DetailFetch
+        );
+        assert!(Mode::from_env(&env("detail")).is_err());
+    }
 
     #[test]
     fn secrets_are_per_platform_where_configured() {

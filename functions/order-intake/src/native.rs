@@ -8,6 +8,10 @@
 //! nothing, or held with its reason until an operator's fix releases it.
 //! Only what is not authentic, not parseable, or for an app or store that
 //! is not connected is refused, and then nothing is stored.
+//!
+//! A 抖店 paid push carries no lines: its notice is held as
+//! `awaiting_detail` and a [`DetailFetch`] is queued for the order detail
+//! consumer ([`crate::detail`]), which fetches the lines and releases it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,13 +22,14 @@ use lambda_http::http::{HeaderMap, StatusCode};
 use lambda_http::{Body, Response};
 use serde_json::json;
 use tier_domain::ids::{AppId, EventId, Platform, StoreId};
-use tier_messages::Message;
+use tier_messages::{DetailFetch, Message};
+use tier_platforms::translate::HoldReason;
 use tier_platforms::{Delivery, DeliveryError, Notice, doudian, shopify, youzan};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_store::platforms::{Admission, notice_codes};
 use tier_store::secrets::SecretStore;
-use tier_store::{Queue, Table};
+use tier_store::{Queue, StoreError, Table};
 
 /// How long a read of an app's secrets is trusted: a rotation takes effect
 /// within this without a deploy (and at once where the platform already
@@ -76,13 +81,14 @@ pub struct SecretCache {
 type CachedSecrets = (Instant, Vec<String>);
 
 impl SecretCache {
-    async fn get(
+    /// The app's secrets, current first; `fresh` reads them again.
+    pub(crate) async fn get(
         &self,
         store: &SecretStore,
         platform: &Platform,
         app: &AppId,
         fresh: bool,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, StoreError> {
         let key = (platform.clone(), app.clone());
         if !fresh {
             let entries = self.entries.lock().expect("secret cache lock");
@@ -134,6 +140,8 @@ impl Fate {
 pub(crate) struct Queues<'a> {
     pub tier_events: &'a Queue,
     pub stock_events: &'a Queue,
+    /// Where a notice without its lines asks for the order's detail.
+    pub order_details: &'a Queue,
 }
 
 impl NativeIntake {
@@ -235,7 +243,9 @@ impl NativeIntake {
         }
         let mut fates = Vec::with_capacity(notices.len());
         for (notice, store) in notices.iter().zip(&stores) {
-            let (event_id, fate) = self.keep(table, &queues, &platform, store, notice).await?;
+            let (event_id, fate) = self
+                .keep(table, &queues, &platform, store, &app, notice)
+                .await?;
             metrics::count(
                 match fate {
                     Fate::Queued => "WebhooksAccepted",
@@ -287,13 +297,15 @@ impl NativeIntake {
         }
     }
 
-    /// Queues, records or holds one notice, unless it was kept before.
+    /// Queues, records or holds one notice of `store` (connected through
+    /// `app`), unless it was kept before.
     async fn keep(
         &self,
         table: &Table,
         queues: &Queues<'_>,
         platform: &Platform,
         store: &StoreId,
+        app: &AppId,
         notice: &Notice,
     ) -> Result<(EventId, Fate), ApiError> {
         let event_id = tier_platforms::translate::event_id(&notice.event_key);
@@ -335,6 +347,20 @@ impl NativeIntake {
             }
             Admission::Held(hold) => {
                 tracing::warn!(%platform, %store, %event_id, reason = hold.reason.as_str(), detail = %hold.detail, "notice held");
+                if hold.reason == HoldReason::AwaitingDetail {
+                    // Asked before the hold and its receipt are written, as
+                    // an event is queued before its receipt: if the write
+                    // fails, the platform's retry asks again. The consumer
+                    // waits for a hold it does not find yet.
+                    let fetch = Message::DetailFetchV1(DetailFetch {
+                        platform: platform.clone(),
+                        store: store.clone(),
+                        event_id: event_id.clone(),
+                        order_id: notice.order_id.clone(),
+                        app: app.clone(),
+                    });
+                    queues.order_details.send(&fetch).await?;
+                }
                 table
                     .hold_notice(platform, store, &event_id, notice, &hold, now)
                     .await?;

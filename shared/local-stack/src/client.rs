@@ -34,6 +34,7 @@ impl Reply {
 
 impl ApiClient {
     pub fn for_stack(stack: &LocalStack) -> Self {
+        tier_runtime::tls::install_crypto_provider();
         Self {
             http: reqwest::Client::new(),
             base_url: stack.base_url.clone(),

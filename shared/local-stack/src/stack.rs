@@ -100,6 +100,9 @@ enum Function {
 
 impl LocalStack {
     pub async fn start(opts: StackOptions) -> anyhow::Result<LocalStack> {
+        // Before any HTTP client is built: the functions', the fault
+        // proxy's, and the callers' that come after the stack.
+        tier_runtime::tls::install_crypto_provider();
         // The functions' metric lines are kept in memory (tests read them
         // with `tier_runtime::metrics::captured`) unless the process chose
         // a sink already, as the local-stack binary does.
@@ -219,11 +222,20 @@ impl LocalStack {
                 }};
             }
             let function = match f.logical_id.as_str() {
-                "OrderIntakeFunction" => {
-                    http_app!(order_intake::OrderIntake::from_env(
-                        &env,
-                        &function_clients
-                    )?)
+                // One binary, two functions: as in Lambda, its environment
+                // says which (ORDER_INTAKE_MODE).
+                "OrderIntakeFunction" | "OrderDetailFunction" => {
+                    match order_intake::Mode::from_env(&env)? {
+                        order_intake::Mode::Webhooks => {
+                            http_app!(order_intake::OrderIntake::from_env(
+                                &env,
+                                &function_clients
+                            )?)
+                        }
+                        order_intake::Mode::DetailFetch => sqs_app!(Arc::new(
+                            order_intake::detail::DetailFetcher::from_env(&env, &function_clients)?
+                        )),
+                    }
                 }
                 "PriceLookupFunction" => {
                     http_app!(price_lookup::PriceLookup::from_env(

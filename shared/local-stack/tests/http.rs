@@ -113,6 +113,13 @@ async fn start() -> (
     (addr, tx, task)
 }
 
+/// A reqwest client, once the process has the TLS provider every reqwest
+/// client of this workspace is built with.
+fn client() -> reqwest::Client {
+    tier_runtime::tls::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 async fn json_of(resp: reqwest::Response) -> Value {
     let text = resp.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -122,7 +129,7 @@ async fn json_of(resp: reqwest::Response) -> Value {
 async fn routes_like_an_http_api() {
     let (addr, stop, task) = start().await;
     let base = format!("http://{addr}");
-    let http = reqwest::Client::new();
+    let http = client();
 
     // Path parameters, raw body bytes (not valid UTF-8 on purpose), headers, query.
     let raw = vec![b'{', 0xff, 0x00, b'}'];
@@ -280,7 +287,13 @@ async fn routes_like_an_http_api() {
         .await
         .expect("server stops")
         .unwrap();
-    assert!(reqwest::get(format!("{base}/v1/prices/x")).await.is_err());
+    assert!(
+        client()
+            .get(format!("{base}/v1/prices/x"))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -296,7 +309,7 @@ async fn default_route_catches_the_rest() {
     )
     .await
     .unwrap();
-    let http = reqwest::Client::new();
+    let http = client();
     let v = json_of(http.get(format!("http://{addr}/a/1")).send().await.unwrap()).await;
     assert_eq!(v["handler"], "a");
     let v = json_of(

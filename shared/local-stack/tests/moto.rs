@@ -15,6 +15,9 @@ async fn start_answers_and_drop_kills() {
     drop(moto);
     // The process is gone (reaped) and the port no longer answers.
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // Every reqwest client of this workspace is built with the process's
+    // TLS provider.
+    tier_runtime::tls::install_crypto_provider();
     let probe = tokio::time::timeout(
         Duration::from_secs(3),
         reqwest::get(format!("{endpoint}/moto-api/")),

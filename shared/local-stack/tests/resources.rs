@@ -234,10 +234,12 @@ async fn creates_the_real_template() {
         "TierEventsDLQ",
         "StockEventsQueue",
         "StockEventsDLQ",
+        "OrderDetailQueue",
+        "OrderDetailDLQ",
     ] {
         assert!(res.queue(id).is_some(), "{id}");
     }
-    for q in ["TierEventsQueue", "StockEventsQueue"] {
+    for q in ["TierEventsQueue", "StockEventsQueue", "OrderDetailQueue"] {
         let attrs = queue_attrs(&clients, res.queue_url(q)).await;
         assert!(
             attrs.contains_key(&QueueAttributeName::RedrivePolicy),

@@ -152,6 +152,7 @@ fn parses_the_real_template() {
     for (queue, dlq) in [
         ("TierEventsQueue", "TierEventsDLQ"),
         ("StockEventsQueue", "StockEventsDLQ"),
+        ("OrderDetailQueue", "OrderDetailDLQ"),
     ] {
         let q = t.queue(queue).unwrap_or_else(|| panic!("{queue}"));
         assert_eq!(q.redrive.as_ref().expect("redrive").dlq_logical_id, dlq);
@@ -180,6 +181,7 @@ fn parses_the_real_template() {
     for (id, queue) in [
         ("TierEvaluationFunction", "TierEventsQueue"),
         ("StockAllocationFunction", "StockEventsQueue"),
+        ("OrderDetailFunction", "OrderDetailQueue"),
     ] {
         let f = t.function(id).unwrap_or_else(|| panic!("{id}"));
         let ev = f
@@ -190,6 +192,20 @@ fn parses_the_real_template() {
         assert!(ev.report_batch_item_failures, "{id}");
         assert!(ev.batch_size >= 1 && ev.batch_size <= 10, "{id}");
     }
+    // One binary, two functions: which one it is comes from the environment.
+    let detail = t
+        .function("OrderDetailFunction")
+        .expect("OrderDetailFunction");
+    assert_eq!(detail.binary.as_deref(), Some("order-intake"));
+    assert_eq!(
+        detail.env["ORDER_INTAKE_MODE"],
+        Expr::Literal("detail_fetch".into())
+    );
+    let intake = t
+        .function("OrderIntakeFunction")
+        .expect("OrderIntakeFunction");
+    assert_eq!(intake.binary.as_deref(), Some("order-intake"));
+    assert!(!intake.env.contains_key("ORDER_INTAKE_MODE"));
     for f in &t.functions {
         assert!(
             f.env.contains_key("TABLE_NAME"),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use tier_domain::calendar::{Day, Period};
-use tier_domain::ids::{BuyerId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
+use tier_domain::ids::{AppId, BuyerId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
 use tier_domain::metrics::Metric;
 use tier_domain::order::OrderEvent;
 
@@ -56,6 +56,27 @@ pub enum Message {
     /// Distributors to evaluate against a what-if's draft rule set.
     #[serde(rename = "what_if_page.v1")]
     WhatIfPageV1(WhatIfPage),
+    /// A held notice whose order came without its lines (抖店's paid push):
+    /// the order's detail is fetched from the platform and the notice
+    /// translated again. Sent by order intake as it holds such a notice,
+    /// and by the admin API's release, to the order detail consumer.
+    #[serde(rename = "detail_fetch.v1")]
+    DetailFetchV1(DetailFetch),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetailFetch {
+    pub platform: Platform,
+    pub store: StoreId,
+    /// The held notice's event id; with the order id, what names the held
+    /// notice.
+    pub event_id: EventId,
+    /// The platform's order id, as the notice names it (抖店's ids pass
+    /// 2^53, so text).
+    pub order_id: String,
+    /// The app the store is connected through: the request for the detail
+    /// is signed with its secret.
+    pub app: AppId,
 }
 
 /// What a backfill counts the ledger into: metrics kept by day (orders paid
@@ -269,6 +290,9 @@ impl Message {
             ),
             Message::WhatIfPartitionV1(p) => format!("what-if/{}/{}", p.run.id, p.listing_id()),
             Message::WhatIfPageV1(p) => format!("what-if/{}/{}", p.run.id, p.page),
+            Message::DetailFetchV1(f) => {
+                format!("detail/{}/{}/{}", f.platform, f.store, f.event_id)
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`sqs`]: partial batch failures and dead-lettering with a reason.
 //! - [`logging`]: tracing set-up.
 //! - [`metrics`]: operational metrics in CloudWatch embedded metric format.
+//! - [`tls`]: the crypto provider of our own HTTPS clients.
 
 pub mod aws;
 pub mod cost;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod sqs;
+pub mod tls;
 
 pub use aws::AwsClients;
 pub use env::{ConfigError, Env};

@@ -8,10 +8,13 @@
 //!   write the service refuses as such): sent to the dead-letter queue at
 //!   once, with its reason in message attributes, and deleted from the
 //!   source queue;
-//! - retryable (throttling, a lost race, the network): reported as a batch
-//!   item failure so SQS delivers it again after the visibility timeout.
-//!   On the last allowed receive it is dead-lettered with its reason rather
-//!   than left for the queue's redrive, which would drop the reason.
+//! - retryable (throttling, a lost race, the network, a platform's API that
+//!   is down): reported as a batch item failure so SQS delivers it again
+//!   after the visibility timeout. On the last allowed receive it is
+//!   dead-lettered with its reason rather than left for the queue's
+//!   redrive, which would drop the reason. A handler that must record the
+//!   failure itself before then learns which receive it runs on
+//!   ([`BatchProcessor::process_attempts`]).
 
 use std::future::Future;
 
@@ -26,6 +29,11 @@ pub enum Failure {
     Permanent { code: &'static str, reason: String },
     #[error(transparent)]
     Retryable(#[from] StoreError),
+    /// Something outside the store failed in a way that may pass (a
+    /// platform's API: the network, a 5xx, its rate limit): retried as a
+    /// throttled store is.
+    #[error("{0}")]
+    RetryLater(String),
 }
 
 impl Failure {
@@ -47,6 +55,7 @@ fn span_of(messages: &[Message]) -> tracing::Span {
         .iter()
         .filter_map(|m| match m {
             Message::OrderEventV1(e) => Some(e.order.to_string()),
+            Message::DetailFetchV1(f) => Some(format!("{}/{}/{}", f.platform, f.store, f.order_id)),
             _ => None,
         })
         .collect();
@@ -81,6 +90,7 @@ impl From<Failure> for Settle {
                 reason: e.to_string(),
             },
             Failure::Retryable(e) => Settle::Retryable(e.to_string()),
+            Failure::RetryLater(e) => Settle::Retryable(e),
         }
     }
 }
@@ -91,6 +101,31 @@ pub struct BatchProcessor {
     max_receive_count: u32,
     /// The function's name in its metrics.
     function: &'static str,
+}
+
+/// Which receive of its message a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// SQS's `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive: u32,
+    /// Receives allowed before a retryable failure is dead-lettered.
+    pub max: u32,
+}
+
+impl Attempt {
+    /// Whether a retryable failure now dead-letters the message rather
+    /// than have it delivered again.
+    pub fn is_last(self) -> bool {
+        self.receive >= self.max
+    }
+}
+
+fn receives(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
 }
 
 /// How one record ended, for logs and tests.
@@ -122,6 +157,18 @@ impl BatchProcessor {
         F: Fn(Message) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
+        self.process_attempts(event, |message, _| handle(message))
+            .await
+    }
+
+    /// As [`BatchProcessor::process`], telling the handler which receive of
+    /// its message each record is, so that it can leave a record of a
+    /// failure before a last one dead-letters the message.
+    pub async fn process_attempts<F, Fut>(&self, event: SqsEvent, handle: F) -> SqsBatchResponse
+    where
+        F: Fn(Message, Attempt) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
         self.count_batch(event.records.len());
         let mut response = SqsBatchResponse::default();
         for record in event.records {
@@ -137,13 +184,17 @@ impl BatchProcessor {
 
     async fn process_one<F, Fut>(&self, record: &SqsMessage, handle: &F) -> RecordOutcome
     where
-        F: Fn(Message) -> Fut,
+        F: Fn(Message, Attempt) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
+        let attempt = Attempt {
+            receive: receives(record),
+            max: self.max_receive_count,
+        };
         let result = match Message::from_json(record.body.as_deref().unwrap_or("")) {
             Ok(message) => {
                 let span = span_of(std::slice::from_ref(&message));
-                handle(message).instrument(span).await
+                handle(message, attempt).instrument(span).await
             }
             Err(e) => Err(Failure::permanent("malformed_message", e.reason)),
         };
@@ -235,11 +286,7 @@ impl BatchProcessor {
     async fn settle(&self, record: &SqsMessage, result: Result<(), Settle>) -> RecordOutcome {
         let id = record.message_id.as_deref().unwrap_or("");
         let body = record.body.as_deref().unwrap_or("");
-        let receives: u32 = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
+        let receives = receives(record);
         let (code, reason) = match result {
             Ok(()) => return RecordOutcome::Done,
             Err(Settle::Permanent { code, reason }) => (code, reason),
@@ -298,6 +345,48 @@ mod tests {
         m.message_id = Some("m-1".into());
         m.body = Some(body.into());
         m
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_handler_learns_which_receive_it_runs_on() {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .build(),
+        );
+        let batches = BatchProcessor::new(Queue::new(sqs, "http://unused"), 5, "test");
+        let body = serde_json::json!({"type": "detail_fetch.v1", "payload": {
+            "platform": "doudian", "store": "77977", "event_id": "m-101",
+            "order_id": "4837328765348566675", "app": "dd-app"}});
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut event = SqsEvent::default();
+        for receives in ["1", "5"] {
+            let mut r = record(&body.to_string());
+            r.attributes
+                .insert("ApproximateReceiveCount".into(), receives.into());
+            event.records.push(r);
+        }
+        let response = batches
+            .process_attempts(event, |_, attempt| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(attempt);
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                Attempt { receive: 1, max: 5 },
+                Attempt { receive: 5, max: 5 }
+            ]
+        );
+        assert!(!seen[0].is_last());
+        assert!(seen[1].is_last());
     }
 
     #[tokio::test(flavor = "current_thread")]

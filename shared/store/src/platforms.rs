@@ -6,7 +6,7 @@
 //! | platform app | `APP#{platform}#{app}` | `APP` | get by the app the URL names |
 //! | app key | `APPKEY#{platform}#{key}` | `APPKEY` | the app a delivery names by its own key (抖店 `app-id`, 有赞 `client_id`) |
 //! | SKU mapping entry | `SKUMAP#{platform}#{store}` | `CODE#{platform sku}` | batch get a delivery's codes; query the whole mapping to replace it |
-//! | held order | `HELD#{platform}#{store}` | `ORDER#{order}#EVENT#{event}` | a store's held notices (released when its mapping is published); GSI1 `HELD` / `{held at}#…` lists them all, oldest first |
+//! | held order | `HELD#{platform}#{store}` | `ORDER#{order}#EVENT#{event}` | a store's held notices (released when its mapping is published); one notice with its receipt, for a fetch of its detail; GSI1 `HELD` / `{held at}#…` lists them all, oldest first |
 //!
 //! The store item itself (`STORE#{platform}#{store}`) gains `app`.
 
@@ -139,6 +139,19 @@ fn parse_held(item: &Item) -> Result<HeldOrder, StoreError> {
             .map_err(|e| corrupt(&e))?,
         notice: item::get_json(item, "notice")?,
     })
+}
+
+/// Where a notice whose detail is to be fetched stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldLookup {
+    Held(Box<HeldOrder>),
+    /// Kept, and no longer held: queued or recorded by a fetch or release
+    /// that came first.
+    Released,
+    /// Neither held nor received: intake asks for the fetch just before it
+    /// writes the hold, so the hold may be on its way (or failed, and the
+    /// platform's retry will ask again).
+    NotKept,
 }
 
 /// What intake reads for one notice of a connected store, in two round
@@ -432,17 +445,65 @@ impl Table {
     }
 
     /// Changes a held notice's reason (a new mapping fixed one cause, not
-    /// all). The notice stays held.
-    pub async fn rehold(&self, held: &HeldOrder, hold: &Hold) -> Result<(), StoreError> {
+    /// all). The notice stays held. False where it was released meanwhile.
+    pub async fn rehold(&self, held: &HeldOrder, hold: &Hold) -> Result<bool, StoreError> {
+        self.rehold_with(held, &held.notice, hold).await
+    }
+
+    /// As [`Table::rehold`], keeping `notice` as it is now known (with the
+    /// detail fetched for it). Only while the notice is still held: a
+    /// release or fetch that got there first has queued it already, and
+    /// holding it again would count it a second time at the next release.
+    /// Returns whether it was still held.
+    pub async fn rehold_with(
+        &self,
+        held: &HeldOrder,
+        notice: &Notice,
+        hold: &Hold,
+    ) -> Result<bool, StoreError> {
         let item = held_item(
             &held.platform,
             &held.store,
             &held.event_id,
-            &held.notice,
+            notice,
             hold,
             held.held_at,
         );
-        self.batch_put(vec![item]).await
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .condition_expression(format!("attribute_exists({})", keys::PK))
+            .build()
+            .expect("put has item");
+        match self
+            .transact(vec![TransactWriteItem::builder().put(put).build()])
+            .await?
+        {
+            TxOutcome::Committed => Ok(true),
+            TxOutcome::ConditionFailed { .. } => Ok(false),
+        }
+    }
+
+    /// Where notice `event` of order `order` stands, for a fetch of its
+    /// detail: held, released, or not kept (yet), in one round trip (the
+    /// held item and the receipt written with it).
+    pub async fn held_notice(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        order: &str,
+        event: &EventId,
+    ) -> Result<HeldLookup, StoreError> {
+        let held = held_key(platform, store, order, event);
+        let receipt = keys::webhook(platform, store, event);
+        let items = self
+            .batch_get(&[held.clone(), receipt.clone()], true)
+            .await?;
+        Ok(match items.get(&held) {
+            Some(item) => HeldLookup::Held(Box::new(parse_held(item)?)),
+            None if items.contains_key(&receipt) => HeldLookup::Released,
+            None => HeldLookup::NotKept,
+        })
     }
 
     /// Removes a held notice once its event is queued.

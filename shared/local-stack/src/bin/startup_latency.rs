@@ -34,7 +34,7 @@ const BINARIES: [&str; 6] = [
 ];
 
 /// What every function reads at init, with harmless values.
-const ENV: [(&str, &str); 18] = [
+const ENV: [(&str, &str); 20] = [
     ("AWS_REGION", "us-east-1"),
     ("AWS_ACCESS_KEY_ID", "test"),
     ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -50,6 +50,8 @@ const ENV: [(&str, &str); 18] = [
     ("DLQ_URL", "http://127.0.0.1:9/dlq"),
     ("TIER_EVENTS_DLQ_URL", "http://127.0.0.1:9/tier-dlq"),
     ("STOCK_EVENTS_DLQ_URL", "http://127.0.0.1:9/stock-dlq"),
+    ("ORDER_DETAIL_QUEUE_URL", "http://127.0.0.1:9/order-detail"),
+    ("PLATFORM_SECRETS_PREFIX", "startup/platform-apps"),
     ("ADMIN_API_KEY", "startup-admin-key-0123456789abcdef"),
     ("WEBHOOK_SECRETS", "startup-webhook-secret"),
     ("BRAND_TIMEZONE", "Asia/Shanghai"),
