@@ -1789,6 +1789,7 @@ async fn documented_error_codes_are_answered() {
         case("putPlatformApp", "/v1/admin/platform-apps/youzan/x", (422, "invalid_app")).json(app(json!({"app_key": "a#b"}))),
         case("putPlatformApp", "/v1/admin/platform-apps/doudian/another-app", (409, "app_key_taken")).json(app(json!({"app_key": "7031234567890123456"}))),
         case("getPlatformApp", "/v1/admin/platform-apps/shopify/nobody", (404, "app_not_found")),
+        case("getPlatformApp", "/v1/admin/platform-apps/jd/any", (404, "unknown_platform")),
         case("getPlatformApp", "/v1/admin/platform-apps/shopify/a%23b", (400, "invalid_path")),
         case("registerStore", "/v1/admin/stores/doudian/1", (422, "invalid_store")).json(json!({"distributor": "d-shanghai"})),
         case("registerStore", "/v1/admin/stores/jd/new-store", (422, "invalid_store")).json(json!({"distributor": "d-shanghai", "app": "brand-app"})),

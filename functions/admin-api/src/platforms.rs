@@ -53,16 +53,10 @@ impl AdminApi {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         if !native(&platform) {
-            return Err(ApiError::not_found(
-                "unknown_platform",
-                format!(
-                    "apps are registered for {}; {platform} uses the generic format",
-                    tier_platforms::NATIVE_PLATFORMS.join(", ")
-                ),
-            ));
+            return Err(unknown_platform(&platform));
         }
         let doc: AppDoc = http::parse_json(body)?;
-        if !SECRET_LEN.contains(&doc.secret.len()) || doc.secret.trim() != doc.secret {
+        if !SECRET_LEN.contains(&doc.secret.chars().count()) || doc.secret.trim() != doc.secret {
             return Err(ApiError::unprocessable(
                 "invalid_secret",
                 format!(
@@ -95,6 +89,17 @@ impl AdminApi {
             _ => {}
         }
         // The secret first: an app that is listed can always be verified.
+        // A key another app holds is refused before any secret is written:
+        // a refused registration leaves nothing behind.
+        if let Some(k) = key
+            && let Some(owner) = self.table.app_by_key(&platform, k).await?
+            && owner != app
+        {
+            return Err(ApiError::conflict(
+                "app_key_taken",
+                format!("app key {k:?} of {platform} already belongs to app {owner}"),
+            ));
+        }
         let count = self
             .secrets
             .rotate(&platform, &app, &doc.secret, doc.keep_previous)
@@ -116,6 +121,9 @@ impl AdminApi {
         platform: Platform,
         app: AppId,
     ) -> Result<Response<Body>, ApiError> {
+        if !native(&platform) {
+            return Err(unknown_platform(&platform));
+        }
         let record = self
             .table
             .platform_app(&platform, &app)
@@ -251,7 +259,7 @@ impl AdminApi {
         };
         let held = match (doc.platform, doc.store) {
             (Some(p), Some(s)) => self.table.held_for_store(&p, &s).await?,
-            (None, None) => self.held_oldest_first(RELEASE_BATCH).await?,
+            (None, None) => self.held_oldest_first(RELEASE_BATCH, |_| true).await?,
             _ => {
                 return Err(ApiError::unprocessable(
                     "invalid_document",
@@ -263,12 +271,18 @@ impl AdminApi {
         Ok(http::json(StatusCode::OK, &released))
     }
 
-    async fn held_oldest_first(&self, max: usize) -> Result<Vec<HeldOrder>, ApiError> {
+    /// The oldest `max` held orders that `wanted` selects: filtered page by
+    /// page, so that many older ones of another reason do not hide them.
+    async fn held_oldest_first(
+        &self,
+        max: usize,
+        wanted: impl Fn(&HeldOrder) -> bool,
+    ) -> Result<Vec<HeldOrder>, ApiError> {
         let mut out = Vec::new();
         let mut after: Option<HashMap<String, String>> = None;
         while out.len() < max {
             let (page, next) = self.table.held_page(after.as_ref(), 100).await?;
-            out.extend(page);
+            out.extend(page.into_iter().filter(|h| wanted(h)));
             match next {
                 Some(n) => after = Some(n),
                 None => break,
@@ -280,12 +294,9 @@ impl AdminApi {
 
     /// Publishing a price book may resolve orders held for a SKU it lacked.
     pub(crate) async fn release_after_catalog_change(&self) -> Result<serde_json::Value, ApiError> {
-        let held: Vec<HeldOrder> = self
-            .held_oldest_first(RELEASE_BATCH)
-            .await?
-            .into_iter()
-            .filter(|h| h.reason.resolved_by_catalog())
-            .collect();
+        let held = self
+            .held_oldest_first(RELEASE_BATCH, |h| h.reason.resolved_by_catalog())
+            .await?;
         self.release(held).await
     }
 
@@ -375,6 +386,16 @@ impl AdminApi {
         self.order_details.send(&fetch).await?;
         Ok(())
     }
+}
+
+fn unknown_platform(platform: &Platform) -> ApiError {
+    ApiError::not_found(
+        "unknown_platform",
+        format!(
+            "apps are registered for {}; {platform} uses the generic format",
+            tier_platforms::NATIVE_PLATFORMS.join(", ")
+        ),
+    )
 }
 
 fn invalid_mapping(errors: Vec<tier_domain::pricing::RowError>) -> ApiError {
