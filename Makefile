@@ -10,9 +10,12 @@
 #   make bench      the domain benchmarks
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
 #   make bench-startup each function's start to its first request for work, against a hello world
+#   make fuzz       the platform parsers under libFuzzer, FUZZ_RUNS inputs per target (default 10M;
+#                   not part of `make test`)
 #   make clean-venv remove .venv/ (the next target re-creates what it needs)
 #
-# Python tools live in the project-local .venv/, pinned and installed on demand by scripts/venv.sh.
+# Python tools live in the project-local .venv/, pinned and installed on demand by scripts/venv.sh;
+# cargo-fuzz lives in .tools/, pinned and installed on demand by scripts/fuzz.sh.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -24,10 +27,11 @@ TEMPLATE := infra/template.yaml
 PORT ?= 8080
 export PORT
 
-.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-startup clean-venv
+.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup \
+	bench-startup fuzz clean-venv
 
 help:
-	@sed -n '2,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
 
 test: fmt-check clippy
 	scripts/venv.sh moto cfn-lint
@@ -81,6 +85,12 @@ bench-startup:
 			target/release/startup-latency --runs $${RUNS:-30} --ssl-cert-file "$$bundle"; break; \
 		fi; \
 	done
+
+# FUZZ_RUNS=N to change the inputs per target (default 10000000); FUZZ_TARGETS="shopify exact"
+# for some of the targets. Each target's corpus grows in shared/platforms/fuzz/corpus/<target>/,
+# and a crash's input is left in shared/platforms/fuzz/artifacts/<target>/.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_TARGETS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -120,7 +120,8 @@ pub fn verify(
         return Err(DeliveryError::BadSignature);
     }
     let mut matched = Choice::from(0);
-    for secret in secrets {
+    // An empty secret never matches: MD5(app key + body) alone is no proof.
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
         let parts: [&[u8]; 3] = [app_key.as_bytes(), body, secret];
         let digest = match method {
             SignMethod::Md5 => md5_of(&parts),
@@ -1225,5 +1226,15 @@ mod tests {
         fn parsing_json_like_text_never_panics(body in r#"\[\{"tag":"(0|100|106|206)","msg_id":"[a-z]{0,3}","data":"\{[-a-z0-9_:,\\"]{0,40}\}"\}\]"#) {
             let _ = parse(body.as_bytes());
         }
+    }
+
+    #[test]
+    fn an_empty_secret_never_verifies() {
+        let unkeyed = md5_of(&[APP_KEY.as_bytes(), PROBE]);
+        let h = headers(&[("app-id", APP_KEY), ("event-sign", &hex::encode(unkeyed))]);
+        assert_eq!(
+            verify(&h, PROBE, APP_KEY, &[b""]),
+            Err(DeliveryError::BadSignature)
+        );
     }
 }

@@ -584,7 +584,8 @@ fn check(
         return Err(DeliveryError::BadSignature);
     }
     let mut matched = Choice::from(0);
-    for secret in secrets {
+    // An empty secret never matches: MD5(client id + body) alone is no proof.
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
         matched |= digest(secret).as_slice().ct_eq(&expected);
     }
     if bool::from(matched) {
@@ -1159,5 +1160,15 @@ mod tests {
             let body = serde_json::json!({"id":"E1","kdt_id":1,"type":kind,"version":1,"msg":msg}).to_string();
             let _ = parse(body.as_bytes(), chrono_tz::America::New_York);
         }
+    }
+
+    #[test]
+    fn an_empty_secret_never_verifies() {
+        let body = br#"{"test":1}"#;
+        let unkeyed = hex::encode(md5_of(&[b"1", body]));
+        assert_eq!(
+            verify(&signed(&unkeyed), body, "1", &[b""]),
+            Err(DeliveryError::BadSignature)
+        );
     }
 }
