@@ -22,7 +22,7 @@ RUNS="${FUZZ_RUNS:-10000000}"
 TARGETS=(shopify doudian youzan exact)
 
 # Pinned version. Measured install time on this project's 2-core machine: ~2 min 10 s (a
-# release build from crates.io); already at the pin: ~0.01 s.
+# release build of it); already at the pin: ~0.01 s.
 CARGO_FUZZ_VERSION=0.13.2
 
 targets=("$@")
