@@ -347,8 +347,15 @@ mod tests {
         m
     }
 
+    /// The tests that run the batch processor's spans take turns: tracing
+    /// caches whether a span is wanted when it is first hit, and a span
+    /// first hit by a test without a subscriber, while the logging test is
+    /// installing its own, can be cached as never wanted.
+    static SPANS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_handler_learns_which_receive_it_runs_on() {
+        let _turn = SPANS.lock().await;
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::Config::builder()
                 .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
@@ -391,6 +398,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn every_log_line_of_a_message_names_its_event_and_order() {
+        let _turn = SPANS.lock().await;
         let lines = Lines::default();
         let writer = lines.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -398,6 +406,8 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Whatever a span's first hit cached before this subscriber is asked again.
+        tracing::callsite::rebuild_interest_cache();
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::Config::builder()
                 .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
