@@ -29,6 +29,7 @@ pub const NATIVE_PLATFORMS: [&str; 3] = ["shopify", "doudian", "youzan"];
 
 pub mod doudian;
 pub mod exact;
+mod fields;
 pub mod mapping;
 pub mod region;
 pub mod shopify;

@@ -72,16 +72,14 @@
 //!   delivery 有赞 promises within hours; legacy orders are never urgent.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
-use md5::{Digest, Md5};
 use rust_decimal::Decimal;
-use serde_json::value::RawValue;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail, Region, exact};
+use crate::fields::{Fields, md5_of, utf8};
+use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail, Region};
 
 /// The body every push must be answered with.
 pub const ACK: &str = r#"{"code":0,"msg":"success"}"#;
@@ -544,7 +542,7 @@ fn url_decode(msg: &str) -> Result<String, DeliveryError> {
 }
 
 /// A local time without zone, `2021-03-31 10:20:30`, read in `tz`.
-fn local_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+pub(crate) fn local_instant(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
         .map_err(|e| format!("{text} is not a local time: {e}"))?;
     // Bounded so that no offset arithmetic can leave chrono's range.
@@ -592,165 +590,6 @@ fn check(
         Ok(())
     } else {
         Err(DeliveryError::BadSignature)
-    }
-}
-
-fn md5_of(parts: &[&[u8]]) -> Vec<u8> {
-    let mut hasher = Md5::new();
-    for part in parts {
-        Digest::update(&mut hasher, part);
-    }
-    hasher.finalize().to_vec()
-}
-
-fn utf8(body: &[u8]) -> Result<&str, DeliveryError> {
-    std::str::from_utf8(body).map_err(|e| DeliveryError::shape("", format!("not UTF-8: {e}")))
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// One JSON object's fields, each kept as the text the platform sent (so
-/// that numbers are read exactly), with the path that names them in errors.
-struct Fields<'a> {
-    path: String,
-    map: HashMap<String, &'a RawValue>,
-}
-
-impl<'a> Fields<'a> {
-    fn parse(text: &'a str, path: String) -> Result<Fields<'a>, DeliveryError> {
-        let map = serde_json::from_str(text).map_err(|e| {
-            DeliveryError::shape(path.clone(), format!("expected a JSON object: {e}"))
-        })?;
-        Ok(Fields { path, map })
-    }
-
-    fn field(&self, key: &str) -> String {
-        join(&self.path, key)
-    }
-
-    fn error(&self, key: &str, reason: impl Into<String>) -> DeliveryError {
-        DeliveryError::shape(self.field(key), reason)
-    }
-
-    fn missing(&self, key: &str) -> DeliveryError {
-        self.error(key, "missing")
-    }
-
-    /// The field's JSON text; `null` counts as absent.
-    fn raw(&self, key: &str) -> Option<&'a str> {
-        self.map
-            .get(key)
-            .map(|raw| raw.get().trim())
-            .filter(|text| *text != "null")
-    }
-
-    fn id(&self, key: &str) -> Result<String, DeliveryError> {
-        let raw = self.raw(key).ok_or_else(|| self.missing(key))?;
-        exact::id_from_raw(raw).map_err(|e| self.error(key, e))
-    }
-
-    /// An optional reference to another record: empty and `0` mean none.
-    fn reference(&self, key: &str) -> Result<Option<String>, DeliveryError> {
-        match self.raw(key) {
-            None | Some("\"\"") | Some("0") | Some("\"0\"") => Ok(None),
-            Some(raw) => exact::id_from_raw(raw)
-                .map(Some)
-                .map_err(|e| self.error(key, e)),
-        }
-    }
-
-    fn text(&self, key: &str) -> Result<Option<String>, DeliveryError> {
-        match self.raw(key) {
-            None => Ok(None),
-            Some(raw) if raw.starts_with('"') => serde_json::from_str(raw)
-                .map(Some)
-                .map_err(|e| self.error(key, e.to_string())),
-            Some(_) => Err(self.error(key, "expected a string")),
-        }
-    }
-
-    /// A string, or an integer written as a number, as text; empty is none.
-    fn text_or_int(&self, key: &str) -> Result<Option<String>, DeliveryError> {
-        match self.raw(key) {
-            Some(raw) if !raw.starts_with('"') => exact::id_from_raw(raw)
-                .map(Some)
-                .map_err(|e| self.error(key, e)),
-            _ => Ok(self.text(key)?.filter(|text| !text.is_empty())),
-        }
-    }
-
-    /// An integer, written as a number or as a string of digits.
-    fn int(&self, key: &str) -> Result<Option<i64>, DeliveryError> {
-        let Some(raw) = self.raw(key) else {
-            return Ok(None);
-        };
-        let digits = if raw.starts_with('"') {
-            self.text(key)?.unwrap_or_default()
-        } else {
-            raw.to_owned()
-        };
-        digits
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| self.error(key, format!("{raw} is not an integer")))
-    }
-
-    fn decimal(&self, key: &str) -> Result<Option<Decimal>, DeliveryError> {
-        match self.raw(key) {
-            None => Ok(None),
-            Some(raw) => exact::decimal_from_raw(raw)
-                .map(Some)
-                .map_err(|e| self.error(key, e)),
-        }
-    }
-
-    /// `true`, `1` or `"true"`; anything else, absence included, is false.
-    fn truthy(&self, key: &str) -> bool {
-        matches!(self.raw(key), Some("true" | "1" | "\"true\""))
-    }
-
-    /// A local time read in `tz`; empty is not set.
-    fn local_time(&self, key: &str, tz: Tz) -> Result<Option<DateTime<Utc>>, DeliveryError> {
-        match self.text(key)? {
-            None => Ok(None),
-            Some(text) if text.trim().is_empty() => Ok(None),
-            Some(text) => local_instant(text.trim(), tz)
-                .map(Some)
-                .map_err(|e| self.error(key, e)),
-        }
-    }
-
-    fn object(&self, key: &str) -> Result<Option<Fields<'a>>, DeliveryError> {
-        match self.raw(key) {
-            None => Ok(None),
-            Some(raw) => Fields::parse(raw, self.field(key)).map(Some),
-        }
-    }
-
-    fn required_object(&self, key: &str) -> Result<Fields<'a>, DeliveryError> {
-        self.object(key)?.ok_or_else(|| self.missing(key))
-    }
-
-    /// An array of objects; absent is empty.
-    fn array(&self, key: &str) -> Result<Vec<Fields<'a>>, DeliveryError> {
-        let Some(raw) = self.raw(key) else {
-            return Ok(Vec::new());
-        };
-        let field = self.field(key);
-        let items: Vec<&'a RawValue> = serde_json::from_str(raw)
-            .map_err(|e| DeliveryError::shape(field.clone(), format!("expected an array: {e}")))?;
-        items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| Fields::parse(item.get(), format!("{field}[{i}]")))
-            .collect()
     }
 }
 
