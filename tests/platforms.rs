@@ -950,18 +950,21 @@ async fn apps_stores_and_mappings_refuse_what_is_wrong() {
     stack.stop().await;
 }
 
-/// What one Shopify delivery costs intake in DynamoDB, counted by the SDK
-/// interceptor on every request of an intake of its own (so the consumers'
-/// requests are not mixed in), once the app's secrets are cached. Run with
+/// What one Shopify delivery costs intake in DynamoDB and SQS, counted by
+/// SDK interceptors on every request of an intake of its own (so the
+/// consumers' requests are not mixed in), once a first delivery has warmed
+/// its memory of the app, the store and the table. Run with
 /// `-- --nocapture` to see the figures.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_shopify_delivery_costs_intake_a_bounded_number_of_requests() {
+async fn a_shopify_delivery_costs_intake_one_read_one_write_and_one_send_per_queue() {
     let (stack, api) = shopify_stack().await;
     let counter = tier_runtime::cost::DynamoCounter::default();
+    let sends = tier_runtime::cost::SqsCounter::default();
     let aws = tier_runtime::AwsClients::local_counted(
         local_stack::moto::Moto::shared(),
         Some(counter.clone()),
-    );
+    )
+    .with_sqs_counter(sends.clone());
     let params = [("WebhookSecrets".to_owned(), stack.webhook_secret.clone())].into();
     let env = stack
         .resources
@@ -969,10 +972,10 @@ async fn a_shopify_delivery_costs_intake_a_bounded_number_of_requests() {
         .unwrap();
     let intake =
         order_intake::OrderIntake::from_env(&tier_runtime::Env::from_map(env), &aws).unwrap();
-    let deliver = |event: &str, id: &str| {
+    let deliver = |event: &str, id: &str, code: &str| {
         let body = serde_json::to_vec(&shopify_order(
             id,
-            &[("TEE-W-M", "4001", 1, "199.00", "0.00")],
+            &[(code, "4001", 1, "199.00", "0.00")],
             "CNY",
         ))
         .unwrap();
@@ -986,45 +989,74 @@ async fn a_shopify_delivery_costs_intake_a_bounded_number_of_requests() {
             .body(lambda_http::Body::from(body))
             .unwrap()
     };
-    // The first delivery reads the app's secrets into intake's cache.
+    // The first delivery reads the app, its secrets, the store and the rule
+    // set into intake's memory.
+    counter.reset();
     assert_eq!(
-        intake.handle(deliver("evt-warm", "3000")).await.status(),
+        intake
+            .handle(deliver("evt-warm", "3000", "TEE-W-M"))
+            .await
+            .status(),
         200
     );
-    let mut report = Vec::new();
-    for (label, event, id) in [
-        ("new order", "evt-3001", "3001"),
-        ("duplicate", "evt-3001", "3001"),
+    let cold = counter.snapshot();
+    let mut report = vec![format!(
+        "{:<12} requests {}  read units {}  write units {}  {:?}",
+        "first",
+        cold.total_requests(),
+        cold.read_units,
+        cold.write_units,
+        cold.requests
+    )];
+    // (label, event, order, SKU code, reads, writes, sends per queue)
+    for (label, event, id, code, reads, writes, per_queue) in [
+        ("new order", "evt-3001", "3001", "TEE-W-M", 1, 1, 1),
+        ("duplicate", "evt-3001", "3001", "TEE-W-M", 1, 0, 0),
+        // A code this instance has not seen mapped: its book entry is read
+        // once the mapping is.
+        ("new SKU code", "evt-3002", "3002", "808950810", 2, 1, 1),
     ] {
         counter.reset();
-        assert_eq!(intake.handle(deliver(event, id)).await.status(), 200);
+        sends.reset();
+        assert_eq!(intake.handle(deliver(event, id, code)).await.status(), 200);
         let usage = counter.snapshot();
+        let sent = sends.sends();
         report.push(format!(
-            "{label:<10} requests {}  read units {}  write units {}  {:?}",
+            "{label:<12} requests {}  read units {}  write units {}  {:?}  sends {:?}",
             usage.total_requests(),
             usage.read_units,
             usage.write_units,
-            usage.requests
+            usage.requests,
+            sent
         ));
-        // The store and its app, then the view's two batched reads (one
-        // for a duplicate); one write. Regression guards, not targets.
-        let reads = usage.requests.get("GetItem").copied().unwrap_or(0)
-            + usage.requests.get("BatchGetItem").copied().unwrap_or(0);
-        assert!(reads <= 4, "{label}: {usage:?}");
-        assert!(
-            usage.requests.get("PutItem").copied().unwrap_or(0) <= 1,
+        let count = |op: &str| usage.requests.get(op).copied().unwrap_or(0);
+        assert_eq!(
+            count("GetItem") + count("BatchGetItem") + count("Query"),
+            reads,
             "{label}: {usage:?}"
         );
+        assert_eq!(count("PutItem"), writes, "{label}: {usage:?}");
+        assert_eq!(
+            usage.total_requests(),
+            reads + writes,
+            "{label}: nothing else: {usage:?}"
+        );
+        if per_queue == 0 {
+            assert!(sent.is_empty(), "{label}: {sent:?}");
+        } else {
+            assert_eq!(sent.len(), 2, "{label}: both event queues: {sent:?}");
+            assert!(sent.values().all(|n| *n == per_queue), "{label}: {sent:?}");
+        }
     }
     println!(
-        "DynamoDB cost of one Shopify delivery to intake:\n  {}",
+        "What one Shopify delivery costs intake:\n  {}",
         report.join("\n  ")
     );
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(
         sales(&api, "d-shanghai").await,
-        d("398.00"),
-        "both orders counted once"
+        d("597.00"),
+        "each order counted once"
     );
     stack.stop().await;
 }

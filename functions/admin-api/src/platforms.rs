@@ -318,6 +318,7 @@ impl AdminApi {
                     &h.event_id,
                     &notice_codes(&h.notice),
                     true,
+                    &Default::default(),
                 )
                 .await?;
             match tier_store::platforms::admit(

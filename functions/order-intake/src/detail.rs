@@ -33,8 +33,8 @@ use tier_store::platforms::{Admission, HeldLookup, HeldOrder, admit, notice_code
 use tier_store::secrets::SecretStore;
 use tier_store::{Queue, Table};
 
+use crate::cache::IntakeCache;
 use crate::doudian_api::{DoudianApi, FetchError, OrderDetails, Refusal};
-use crate::native::SecretCache;
 
 /// The function's name in its metrics.
 const FUNCTION: &str = "order-detail";
@@ -44,7 +44,7 @@ pub struct DetailFetcher<D = DoudianApi> {
     tier_events: Queue,
     stock_events: Queue,
     secrets: SecretStore,
-    cache: SecretCache,
+    cache: IntakeCache,
     /// The brand's currency, as intake translates with it.
     currency: String,
     batches: BatchProcessor,
@@ -68,7 +68,7 @@ impl<D: OrderDetails> DetailFetcher<D> {
                 aws_sdk_secretsmanager::Client::new(&aws.sdk),
                 env.require("PLATFORM_SECRETS_PREFIX")?,
             ),
-            cache: SecretCache::default(),
+            cache: IntakeCache::default(),
             currency: env.get("BRAND_CURRENCY").unwrap_or("CNY").to_owned(),
             batches: BatchProcessor::new(
                 Queue::new(aws.sqs.clone(), env.require("DLQ_URL")?),
@@ -149,7 +149,7 @@ impl<D: OrderDetails> DetailFetcher<D> {
         loop {
             let secrets = self
                 .cache
-                .get(&self.secrets, &f.platform, &f.app, used.is_some())
+                .secrets(&self.secrets, &f.platform, &f.app, used.is_some())
                 .await?;
             let secret = secrets.first().cloned().ok_or_else(|| {
                 Failure::permanent(
@@ -196,7 +196,14 @@ impl<D: OrderDetails> DetailFetcher<D> {
         let (platform, store, event_id) = (&held.platform, &held.store, &held.event_id);
         let view = self
             .table
-            .notice_view(platform, store, event_id, &notice_codes(&notice), true)
+            .notice_view(
+                platform,
+                store,
+                event_id,
+                &notice_codes(&notice),
+                true,
+                &Default::default(),
+            )
             .await?;
         let outcome = match admit(&view, platform, store, &notice, &self.currency, Utc::now()) {
             Admission::Event(event) => {

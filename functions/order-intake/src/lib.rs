@@ -22,6 +22,7 @@
 //! - [`doudian_api`]: the 抖店 open API it asks (a port and its HTTPS
 //!   adapter).
 
+pub mod cache;
 pub mod detail;
 pub mod doudian_api;
 pub mod native;
@@ -29,6 +30,7 @@ pub mod signature;
 pub mod webhook;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
@@ -42,7 +44,7 @@ use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_runtime::{AwsClients, ConfigError, Env};
-use tier_store::{Queue, Table};
+use tier_store::{Queue, StoreError, Table};
 use tracing::Instrument;
 
 use crate::signature::SignatureError;
@@ -58,6 +60,8 @@ pub struct OrderIntake {
     order_details: Queue,
     secrets: Secrets,
     native: native::NativeIntake,
+    /// Shared with native intake: one instance's memory of the table.
+    cache: Arc<cache::IntakeCache>,
 }
 
 /// What the binary runs as.
@@ -139,6 +143,7 @@ impl OrderIntake {
             env.require("WEBHOOK_SECRETS")?,
             env.get("WEBHOOK_PLATFORM_SECRETS").unwrap_or_default(),
         )?;
+        let cache = Arc::new(cache::IntakeCache::default());
         Ok(Self {
             table: Table::new(aws.dynamodb.clone(), env.require("TABLE_NAME")?),
             tier_events: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
@@ -150,7 +155,7 @@ impl OrderIntake {
                     aws_sdk_secretsmanager::Client::new(&aws.sdk),
                     env.require("PLATFORM_SECRETS_PREFIX")?,
                 ),
-                cache: native::SecretCache::default(),
+                cache: cache.clone(),
                 currency: env.get("BRAND_CURRENCY").unwrap_or("CNY").to_owned(),
                 timezone: env
                     .get("BRAND_TIMEZONE")
@@ -161,6 +166,7 @@ impl OrderIntake {
                         reason: format!("{e}"),
                     })?,
             },
+            cache,
         })
     }
 
@@ -298,10 +304,7 @@ impl OrderIntake {
             OrderEventKind::Paid { lines, .. } => lines.iter().map(|l| l.sku.clone()).collect(),
             _ => Vec::new(),
         };
-        let view = self
-            .table
-            .intake_view(&platform, &store, &event_id, &skus)
-            .await?;
+        let view = self.view(&platform, &store, &event_id, &skus).await?;
         let digest = hex::encode(Sha256::digest(body));
         if let Some(reply) = duplicate(&view, &event_id, &digest)? {
             return Ok(reply);
@@ -330,7 +333,7 @@ impl OrderIntake {
         if let OrderEventKind::Paid { lines, .. } = &mut kind {
             tier_store::webhooks::record_entitled_prices(
                 lines,
-                view.rules.as_ref(),
+                view.rules.as_deref(),
                 view.book,
                 view.distributor.as_ref(),
                 &view.entries,
@@ -368,6 +371,34 @@ impl OrderIntake {
         ))
     }
 
+    /// The table's view of an event, in one read where the cache guesses
+    /// right; what it read teaches the next one.
+    async fn view(
+        &self,
+        platform: &Platform,
+        store: &StoreId,
+        event_id: &EventId,
+        skus: &[Sku],
+    ) -> Result<tier_store::webhooks::IntakeView, StoreError> {
+        let hints = self.cache.hints(platform, store);
+        let view = self
+            .table
+            .intake_view(platform, store, event_id, skus, &hints)
+            .await?;
+        // The generic format maps no codes: the mapping stays as it is.
+        self.cache.learn(
+            platform,
+            store,
+            view.owner.as_ref(),
+            view.app.as_ref(),
+            &[],
+            &Default::default(),
+            view.rules.as_ref(),
+            view.book.map(|b| b.version),
+        );
+        Ok(view)
+    }
+
     /// A user signed up through the store: the store's distributor gains a
     /// downline user, its uplines a user in their network. Tier evaluation
     /// only; no stock moves.
@@ -380,10 +411,7 @@ impl OrderIntake {
         occurred_at: DateTime<Utc>,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
-        let view = self
-            .table
-            .intake_view(&platform, &store, &event_id, &[])
-            .await?;
+        let view = self.view(&platform, &store, &event_id, &[]).await?;
         let digest = hex::encode(Sha256::digest(body));
         if let Some(reply) = duplicate(&view, &event_id, &digest)? {
             return Ok(reply);

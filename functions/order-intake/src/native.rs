@@ -13,9 +13,7 @@
 //! `awaiting_detail` and a [`DetailFetch`] is queued for the order detail
 //! consumer ([`crate::detail`]), which fetches the lines and releases it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use chrono::Utc;
 use lambda_http::http::{HeaderMap, StatusCode};
@@ -29,12 +27,9 @@ use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_store::platforms::{Admission, notice_codes};
 use tier_store::secrets::SecretStore;
-use tier_store::{Queue, StoreError, Table};
+use tier_store::{Queue, Table};
 
-/// How long a read of an app's secrets is trusted: a rotation takes effect
-/// within this without a deploy (and at once where the platform already
-/// signs with the new secret, since a miss re-reads).
-pub const SECRET_CACHE_TTL: Duration = Duration::from_secs(300);
+use crate::cache::IntakeCache;
 
 /// The platforms whose own delivery format intake reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,47 +65,10 @@ impl Native {
     }
 }
 
-/// An app's secrets, read from Secrets Manager at most once per
-/// [`SECRET_CACHE_TTL`] per app, and again on a signature miss.
-#[derive(Default)]
-pub struct SecretCache {
-    entries: Mutex<HashMap<(Platform, AppId), CachedSecrets>>,
-}
-
-/// When they were read, and what.
-type CachedSecrets = (Instant, Vec<String>);
-
-impl SecretCache {
-    /// The app's secrets, current first; `fresh` reads them again.
-    pub(crate) async fn get(
-        &self,
-        store: &SecretStore,
-        platform: &Platform,
-        app: &AppId,
-        fresh: bool,
-    ) -> Result<Vec<String>, StoreError> {
-        let key = (platform.clone(), app.clone());
-        if !fresh {
-            let entries = self.entries.lock().expect("secret cache lock");
-            if let Some((at, secrets)) = entries.get(&key)
-                && at.elapsed() < SECRET_CACHE_TTL
-            {
-                return Ok(secrets.clone());
-            }
-        }
-        let secrets = store.get(platform, app).await?;
-        self.entries
-            .lock()
-            .expect("secret cache lock")
-            .insert(key, (Instant::now(), secrets.clone()));
-        Ok(secrets)
-    }
-}
-
 /// What native intake needs besides the table and queues.
 pub struct NativeIntake {
     pub secrets: SecretStore,
-    pub cache: SecretCache,
+    pub cache: Arc<IntakeCache>,
     /// The brand's currency: an order in another is held.
     pub currency: String,
     /// The brand's time zone: 有赞 writes local times without one.
@@ -165,21 +123,25 @@ impl NativeIntake {
                 let shop = shopify::shop_domain(headers).map_err(refusal)?;
                 let store = StoreId::parse(&shop)
                     .map_err(|e| ApiError::bad_request("invalid_delivery", e.to_string()))?;
-                let (_, store_app) = table
-                    .connected_store(&platform, &store)
-                    .await?
+                let mut known = self.cache.store(table, &platform, &store, false).await?;
+                if let (Some(n), Some(k)) = (&named, &known)
+                    && k.app.as_ref() != Some(n)
+                {
+                    // Moved to the named app since it was last read?
+                    known = self.cache.store(table, &platform, &store, true).await?;
+                }
+                let store_app = known
+                    .and_then(|k| k.app)
                     .ok_or_else(|| unknown_store(&platform, &store))?;
-                let app = match (named, store_app) {
-                    (Some(n), Some(s)) if n != s => {
-                        return Err(ApiError::unauthorized(
-                            "wrong_app",
-                            format!("store {store} is connected through another app than {n}"),
-                        ));
-                    }
-                    (_, Some(s)) => s,
-                    (_, None) => return Err(unknown_store(&platform, &store)),
-                };
-                (app, Some(store))
+                if let Some(n) = named
+                    && n != store_app
+                {
+                    return Err(ApiError::unauthorized(
+                        "wrong_app",
+                        format!("store {store} is connected through another app than {n}"),
+                    ));
+                }
+                (store_app, Some(store))
             }
             Native::Doudian | Native::Youzan => {
                 let key = match native {
@@ -188,22 +150,28 @@ impl NativeIntake {
                 };
                 let app = match (named, key) {
                     (Some(n), _) => n,
-                    (None, Ok(key)) => {
-                        table.app_by_key(&platform, &key).await?.ok_or_else(|| {
+                    (None, Ok(key)) => self
+                        .cache
+                        .app_by_key(table, &platform, &key)
+                        .await?
+                        .ok_or_else(|| {
                             ApiError::not_found(
                                 "unknown_app",
                                 format!("no {platform} app is registered with key {key}"),
                             )
-                        })?
-                    }
+                        })?,
                     (None, Err(e)) => return Err(refusal(e)),
                 };
                 (app, None)
             }
         };
-        let record = table.platform_app(&platform, &app).await?.ok_or_else(|| {
-            ApiError::not_found("unknown_app", format!("no {platform} app {app}"))
-        })?;
+        let record = self
+            .cache
+            .app(table, &platform, &app)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found("unknown_app", format!("no {platform} app {app}"))
+            })?;
         self.verify(native, &record, headers, body).await?;
 
         let delivery = match native {
@@ -234,9 +202,12 @@ impl NativeIntake {
                     .map_err(|e| ApiError::bad_request("invalid_delivery", e.to_string()))?,
             };
             if shopify_store.is_none() {
-                match table.connected_store(&platform, &store).await? {
-                    Some((_, Some(a))) if a == app => {}
-                    _ => return Err(unknown_store(&platform, &store)),
+                let mut known = self.cache.store(table, &platform, &store, false).await?;
+                if known.as_ref().is_some_and(|k| k.app.as_ref() != Some(&app)) {
+                    known = self.cache.store(table, &platform, &store, true).await?;
+                }
+                if known.and_then(|k| k.app).as_ref() != Some(&app) {
+                    return Err(unknown_store(&platform, &store));
                 }
             }
             stores.push(store);
@@ -281,7 +252,7 @@ impl NativeIntake {
         };
         let cached = self
             .cache
-            .get(&self.secrets, &app.platform, &app.app, false)
+            .secrets(&self.secrets, &app.platform, &app.app, false)
             .await?;
         match check(&cached) {
             Ok(()) => Ok(()),
@@ -289,7 +260,7 @@ impl NativeIntake {
             Err(DeliveryError::BadSignature) => {
                 let fresh = self
                     .cache
-                    .get(&self.secrets, &app.platform, &app.app, true)
+                    .secrets(&self.secrets, &app.platform, &app.app, true)
                     .await?;
                 check(&fresh).map_err(refusal)
             }
@@ -309,11 +280,27 @@ impl NativeIntake {
         notice: &Notice,
     ) -> Result<(EventId, Fate), ApiError> {
         let event_id = tier_platforms::translate::event_id(&notice.event_key);
+        let codes = notice_codes(notice);
+        let hints = self.cache.hints(platform, store);
         let view = table
-            .notice_view(platform, store, &event_id, &notice_codes(notice), false)
+            .notice_view(platform, store, &event_id, &codes, false, &hints)
             .await?;
+        self.cache.learn(
+            platform,
+            store,
+            view.owner.as_ref(),
+            view.app.as_ref(),
+            &codes,
+            &view.mapping,
+            view.rules.as_ref(),
+            view.book.map(|b| b.version),
+        );
         if view.seen {
             return Ok((event_id, Fate::Duplicate));
+        }
+        if view.owner.is_some() && view.app.as_ref() != Some(app) {
+            // The store left this app after the check above read it.
+            return Err(unknown_store(platform, store));
         }
         let now = Utc::now();
         let fate = match tier_store::platforms::admit(

@@ -61,6 +61,13 @@ impl AwsClients {
         Self::local_counted(endpoint, None)
     }
 
+    /// The same clients, with SQS sends counted by `counter`.
+    pub fn with_sqs_counter(mut self, counter: crate::cost::SqsCounter) -> Self {
+        let config = self.sqs.config().to_builder().interceptor(counter).build();
+        self.sqs = aws_sdk_sqs::Client::from_conf(config);
+        self
+    }
+
     /// As [`AwsClients::local`], counting every DynamoDB operation.
     pub fn local_counted(endpoint: &str, counter: Option<crate::cost::DynamoCounter>) -> Self {
         let mut config = aws_sdk_dynamodb::config::Builder::new()

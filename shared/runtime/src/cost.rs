@@ -142,3 +142,53 @@ impl Intercept for DynamoCounter {
         Ok(())
     }
 }
+
+/// Counting SQS sends by queue, for the tests that bound what one request
+/// costs: every message is a request, and the queues bill by request.
+#[derive(Debug, Clone, Default)]
+pub struct SqsCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl SqsCounter {
+    /// Messages sent, by the queue's name (the last segment of its URL).
+    pub fn sends(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("counter lock").clone()
+    }
+
+    pub fn reset(&self) {
+        self.0.lock().expect("counter lock").clear();
+    }
+}
+
+impl Intercept for SqsCounter {
+    fn name(&self) -> &'static str {
+        "SqsCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        use aws_sdk_sqs::operation::send_message::SendMessageInput;
+        use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+        let input = context.input();
+        let (url, messages) = if let Some(i) = input.downcast_ref::<SendMessageInput>() {
+            (i.queue_url(), 1)
+        } else if let Some(i) = input.downcast_ref::<SendMessageBatchInput>() {
+            (i.queue_url(), i.entries().len() as u64)
+        } else {
+            return Ok(());
+        };
+        let queue = url
+            .and_then(|u| u.rsplit('/').next())
+            .unwrap_or_default()
+            .to_owned();
+        *self
+            .0
+            .lock()
+            .expect("counter lock")
+            .entry(queue)
+            .or_default() += messages;
+        Ok(())
+    }
+}

@@ -22,13 +22,14 @@ use tier_domain::pricing::SkuBook;
 use tier_platforms::Notice;
 use tier_platforms::translate::{Catalog, Hold, HoldReason, Outcome};
 
-use crate::distributors::{Distributor, parse_profile};
+use crate::distributors::Distributor;
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, opt_s, s};
 use crate::keys::{self, Key};
 use crate::price_book::BookVersion;
-use crate::rules::{PublishedRuleSet, parse_rule_set};
+use crate::rules::PublishedRuleSet;
 use crate::table::{Table, TxOutcome};
+use crate::webhooks::{Reads, ViewHints};
 
 use tier_platforms::mapping::MAX_PLATFORM_SKU_BYTES;
 
@@ -166,7 +167,7 @@ pub struct NoticeView {
     pub seen: bool,
     pub mapping: HashMap<String, Sku>,
     pub distributor: Option<Distributor>,
-    pub rules: Option<PublishedRuleSet>,
+    pub rules: Option<std::sync::Arc<PublishedRuleSet>>,
     pub book: Option<BookVersion>,
     pub entries: HashMap<Sku, SkuBook>,
 }
@@ -325,7 +326,8 @@ impl Table {
         Ok(Some((owner, app)))
     }
 
-    /// Everything [`NoticeView`] holds for `notice` at store `store`. For a
+    /// Everything [`NoticeView`] holds for `notice` at store `store`: one
+    /// read where `hints` are right, two where they are not. For a
     /// `release` of a held notice, whose receipt was written when it was
     /// held, the receipt does not make it seen.
     pub async fn notice_view(
@@ -335,33 +337,27 @@ impl Table {
         event: &EventId,
         codes: &[String],
         release: bool,
+        hints: &ViewHints,
     ) -> Result<NoticeView, StoreError> {
         let store_key = keys::store(platform, store);
         let receipt_key = keys::webhook(platform, store, event);
-        let mut wanted = vec![
-            store_key.clone(),
-            receipt_key.clone(),
-            keys::rule_set_current(),
-            keys::book_pointer(),
-        ];
-        wanted.extend(codes.iter().map(|c| mapping_key(platform, store, c)));
-        // Consistent: a retry right after the first delivery sees its receipt.
-        let mut items = self.batch_get(&wanted, true).await?;
+        let mut always = vec![store_key.clone(), receipt_key.clone()];
+        always.extend(codes.iter().map(|c| mapping_key(platform, store, c)));
+        let first = Self::hinted_first_read(
+            hints,
+            always,
+            codes.iter().filter_map(|c| hints.mapping.get(c)),
+        );
+        let mut reads = Reads::default();
+        self.read_more(&mut reads, first).await?;
+        let (rules, book) = self.read_rules_and_book(&mut reads, hints)?;
         let mut view = NoticeView {
-            seen: !release && items.contains_key(&receipt_key),
-            rules: items
-                .remove(&keys::rule_set_current())
-                .as_ref()
-                .map(parse_rule_set)
-                .transpose()?,
-            book: items
-                .remove(&keys::book_pointer())
-                .as_ref()
-                .map(|i| self.parse_book_version(i))
-                .transpose()?,
+            seen: !release && reads.items.contains_key(&receipt_key),
+            rules,
+            book,
             ..Default::default()
         };
-        if let Some(i) = items.get(&store_key) {
+        if let Some(i) = reads.items.get(&store_key) {
             let corrupt =
                 |e: &dyn std::fmt::Display| StoreError::corrupt(&store_key, e.to_string());
             view.owner = Some(
@@ -374,7 +370,7 @@ impl Table {
         }
         for code in codes {
             let key = mapping_key(platform, store, code);
-            if let Some(i) = items.get(&key) {
+            if let Some(i) = reads.items.get(&key) {
                 let sku = Sku::parse(item::get_s(i, "sku")?)
                     .map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
                 view.mapping.insert(code.clone(), sku);
@@ -383,28 +379,15 @@ impl Table {
         let Some(owner) = view.owner.clone().filter(|_| !view.seen) else {
             return Ok(view);
         };
-        let mut second = vec![keys::distributor(&owner)];
         let skus: Vec<Sku> = {
             let mut v: Vec<Sku> = view.mapping.values().cloned().collect();
             v.sort();
             v.dedup();
             v
         };
-        if let Some(b) = view.book {
-            second.extend(skus.iter().map(|s| keys::book_entry(b.version, s)));
-        }
-        let items = self.batch_get(&second, true).await?;
-        view.distributor = items
-            .get(&keys::distributor(&owner))
-            .map(parse_profile)
-            .transpose()?;
-        if let Some(b) = view.book {
-            for sku in skus {
-                if let Some(i) = items.get(&keys::book_entry(b.version, &sku)) {
-                    view.entries.insert(sku, item::get_json(i, "book")?);
-                }
-            }
-        }
+        (view.distributor, view.entries) = self
+            .read_pricing(&mut reads, &owner, view.book, &skus)
+            .await?;
         Ok(view)
     }
 
@@ -665,7 +648,7 @@ pub fn admit(
             if let OrderEventKind::Paid { lines, .. } = &mut kind {
                 crate::webhooks::record_entitled_prices(
                     lines,
-                    view.rules.as_ref(),
+                    view.rules.as_deref(),
                     view.book,
                     view.distributor.as_ref(),
                     &view.entries,
