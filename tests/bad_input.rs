@@ -83,6 +83,11 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
     no_buyer.as_object_mut().unwrap().remove("buyer_id");
     let mut unknown_field = good.clone();
     unknown_field["surprise"] = json!(true);
+    let mut province_name = good.clone();
+    province_name["region"] = json!("Zhejiang");
+    let mut region_on_cancel = good.clone();
+    region_on_cancel["type"] = json!("order.cancelled");
+    region_on_cancel["region"] = json!("CN-ZJ");
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         (
             "not json",
@@ -123,6 +128,20 @@ async fn refused_webhooks_say_why_and_leave_no_trace() {
             "unknown field",
             "sh-outlet",
             signed(unknown_field),
+            422,
+            "invalid_order",
+        ),
+        (
+            "a province's name, not its code",
+            "sh-outlet",
+            signed(province_name),
+            422,
+            "invalid_order",
+        ),
+        (
+            "a region on a cancellation",
+            "sh-outlet",
+            signed(region_on_cancel),
             422,
             "invalid_order",
         ),

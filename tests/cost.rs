@@ -162,6 +162,7 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
                         entitled_unit_price: None,
                     }],
                     urgent: false,
+                    region: None,
                 },
             });
             batch = batch.entries(

@@ -85,6 +85,7 @@ fn paid_event(
                 entitled_unit_price: None,
             }],
             urgent: false,
+            region: None,
         },
     })
 }

@@ -61,6 +61,7 @@ fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
             total,
             lines: vec![],
             urgent: false,
+            region: None,
         },
     )];
     for r in 0..rng.below(4) {

@@ -179,6 +179,23 @@ async fn a_shopify_order_is_counted_once_and_its_refund_read_exactly() {
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(sales(&api, "d-shanghai").await, d("1677.00"));
     assert_eq!(stock(&api, "TEE-WHITE").await, stock_before - 2);
+    // The buyer's province, from the shipping address, stays with the sale.
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let order_ref = tier_domain::OrderRef {
+        platform: tier_domain::ids::Platform::parse("shopify").unwrap(),
+        store: tier_domain::ids::StoreId::parse(SHOP).unwrap(),
+        order_id: tier_domain::ids::OrderId::parse("820982911946154508").unwrap(),
+    };
+    let record = table
+        .order_record(
+            &tier_domain::ids::DistributorId::parse("d-shanghai").unwrap(),
+            &order_ref,
+        )
+        .await
+        .unwrap()
+        .expect("the order is in its seller's ledger");
+    let paid = record.paid.expect("paid");
+    assert_eq!(paid.region.as_ref().map(|r| r.code()), Some("CN-ZJ"));
 
     // refunds/create: subtotals are JSON numbers, read exactly; shipping
     // refunded with it does not move sales.

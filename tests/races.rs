@@ -234,6 +234,7 @@ fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::Order
             total: lines.iter().map(|l| l.amount).sum(),
             lines,
             urgent: false,
+            region: None,
         },
     }
 }

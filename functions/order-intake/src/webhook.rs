@@ -7,7 +7,7 @@
 //! ```json
 //! {"platform": "tmall", "store": "hz-flagship",
 //!  "event_id": "evt-1", "type": "order.paid", "occurred_at": "2026-11-27T02:15:00Z",
-//!  "order_id": "TM-1", "buyer_id": "b-1", "total": "398.00", "urgent": false,
+//!  "order_id": "TM-1", "buyer_id": "b-1", "total": "398.00", "urgent": false, "region": "CN-ZJ",
 //!  "lines": [{"line_id": "1", "sku": "TEE", "quantity": 2, "unit_price": "199.00", "amount": "398.00"}]}
 //! {"event_id": "evt-2", "type": "order.refunded", "occurred_at": "...", "order_id": "TM-1",
 //!  "refund": {"refund_id": "RF-1", "amount": "199.00", "lines": [{"line_id": "1", "quantity": 1}]}}
@@ -20,6 +20,7 @@ use serde::Deserialize;
 use tier_domain::ids::{BuyerId, EventId, LineId, OrderId, Platform, RefundId, Sku, StoreId};
 use tier_domain::money::Money;
 use tier_domain::order::{OrderEventKind, OrderLine, ReturnedLine};
+use tier_domain::region::Region;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +43,10 @@ pub struct WebhookDoc {
     pub lines: Vec<LineDoc>,
     #[serde(default)]
     pub refund: Option<RefundDoc>,
+    /// The buyer's province as an ISO 3166-2 code (`CN-ZJ`), on
+    /// `order.paid` only.
+    #[serde(default)]
+    pub region: Option<Region>,
 }
 
 /// A line as the document writes it. Its own type, so that unknown fields
@@ -121,12 +126,16 @@ impl WebhookDoc {
                 || self.total.is_some()
                 || !self.lines.is_empty()
                 || self.refund.is_some()
+                || self.region.is_some()
             {
                 return Err("user.registered takes buyer_id, not order fields".into());
             }
             return Ok(Incoming::Signup {
                 user: self.buyer_id.ok_or("user.registered needs buyer_id")?,
             });
+        }
+        if self.region.is_some() && self.kind != WebhookType::Paid {
+            return Err(format!("{} takes no region", self.kind.name()));
         }
         let order_id = self
             .order_id
@@ -145,6 +154,7 @@ impl WebhookDoc {
                 total: self.total.ok_or("order.paid needs total")?,
                 lines: self.lines.into_iter().map(OrderLine::from).collect(),
                 urgent: self.urgent,
+                region: self.region,
             }),
             WebhookType::Refunded => {
                 let refund = self.refund.ok_or("order.refunded needs refund")?;
@@ -175,5 +185,44 @@ impl WebhookType {
             WebhookType::Cancelled => "order.cancelled",
             WebhookType::UserRegistered => "user.registered",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paid(extra: serde_json::Value) -> Result<Incoming, String> {
+        let mut doc = serde_json::json!({"platform": "jd", "store": "s", "event_id": "e",
+            "type": "order.paid", "occurred_at": "2026-11-27T02:15:00Z", "order_id": "O1",
+            "buyer_id": "b1", "total": "1.00",
+            "lines": [{"line_id": "1", "sku": "TEE", "quantity": 1, "unit_price": "1.00", "amount": "1.00"}]});
+        doc.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value::<WebhookDoc>(doc)
+            .map_err(|e| e.to_string())?
+            .into_incoming()
+    }
+
+    #[test]
+    fn a_paid_order_carries_its_buyers_region_when_given() {
+        let Ok(Incoming::Order {
+            kind: OrderEventKind::Paid { region, .. },
+            ..
+        }) = paid(serde_json::json!({"region": "CN-ZJ"}))
+        else {
+            panic!("a paid order");
+        };
+        assert_eq!(region.map(String::from).as_deref(), Some("CN-ZJ"));
+        let Ok(Incoming::Order {
+            kind: OrderEventKind::Paid { region, .. },
+            ..
+        }) = paid(serde_json::json!({}))
+        else {
+            panic!("a paid order");
+        };
+        assert_eq!(region, None);
+        assert!(paid(serde_json::json!({"region": "浙江"})).is_err());
     }
 }

@@ -248,6 +248,7 @@ mod tests {
                     total: m("4815.00"),
                     lines,
                     urgent: false,
+                    region: None,
                 },
             ),
             &cal,

@@ -17,6 +17,7 @@ use crate::ids::{BuyerId, EventId, LineId, RefundId, Sku};
 use crate::metrics::MetricsDelta;
 use crate::money::Money;
 use crate::order::{OrderEvent, OrderEventKind, ReturnedLine};
+use crate::region::Region;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaidFacts {
@@ -34,6 +35,9 @@ pub struct PaidFacts {
     /// What was bought, for the purchased-quantity metric.
     #[serde(default)]
     pub lines: Vec<PaidLine>,
+    /// The buyer's province, where the platform gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +158,7 @@ impl OrderRecord {
                 buyer,
                 total,
                 lines,
+                region,
                 ..
             } => {
                 if self.paid.is_some() {
@@ -174,6 +179,7 @@ impl OrderRecord {
                             amount: Some(l.amount),
                         })
                         .collect(),
+                    region: region.clone(),
                 });
             }
             OrderEventKind::Refunded {
@@ -311,6 +317,7 @@ mod tests {
                 total: Money::cents(total),
                 lines: vec![],
                 urgent: false,
+                region: None,
             },
         )
     }

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod money;
 pub mod order;
 pub mod pricing;
+pub mod region;
 pub mod rules;
 pub mod stock;
 pub mod tier;

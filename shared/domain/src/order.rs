@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, RefundId, Sku};
 use crate::money::Money;
+use crate::region::Region;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
@@ -40,6 +41,9 @@ pub enum OrderEventKind {
         /// Urgent orders are handled ahead of their tier's turn.
         #[serde(default)]
         urgent: bool,
+        /// The buyer's province, from the shipping address, where known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<Region>,
     },
     Refunded {
         refund_id: RefundId,
@@ -267,6 +271,7 @@ mod tests {
             total,
             lines,
             urgent: false,
+            region: None,
         }
     }
 

@@ -63,7 +63,7 @@ use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::fields::{Fields, join, md5_of, utf8};
-use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail, Region};
+use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail};
 
 /// The body every push must be answered with, the endpoint check included.
 pub const ACK: &str = r#"{"code":0,"msg":"success"}"#;
@@ -253,7 +253,9 @@ pub fn parse_order_detail(body: &[u8]) -> Result<OrderDetail, DeliveryError> {
         currency: "CNY".to_owned(),
         total: yuan(goods),
         lines,
-        region: province.as_deref().and_then(Region::from_china_province),
+        region: province
+            .as_deref()
+            .and_then(crate::region::from_china_province),
         province_text: province,
         urgent: order.bool("early_arrival")?.unwrap_or(false),
     })
@@ -930,7 +932,10 @@ mod tests {
         assert_eq!(detail.buyer.as_deref(), Some("1@#abc=="));
         assert_eq!(detail.currency, "CNY");
         assert_eq!(detail.total, dec("170.00"));
-        assert_eq!(detail.region.as_ref().map(Region::code), Some("CN-ZJ"));
+        assert_eq!(
+            detail.region.as_ref().map(crate::Region::code),
+            Some("CN-ZJ")
+        );
         assert_eq!(detail.province_text.as_deref(), Some("浙江省"));
         assert!(!detail.urgent);
         assert_eq!(

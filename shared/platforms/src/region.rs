@@ -4,75 +4,58 @@
 //! 抖店's `浙江省`, 有赞's `浙江省` and Shopify's `province_code: "ZJ"` with
 //! `country_code: "CN"` all count toward one region.
 
-use serde::{Deserialize, Serialize};
+pub use tier_domain::region::Region;
 
-/// An ISO 3166-2 subdivision code: `CN-ZJ`, `US-KY`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Region(String);
-
-impl Region {
-    pub fn code(&self) -> &str {
-        &self.0
+/// A Chinese provincial-level division as a buyer or platform writes it:
+/// `浙江省` or `浙江`, `Zhejiang`, `Inner Mongolia`, `Hong Kong SAR`. Case
+/// and surrounding space do not matter.
+pub fn from_china_province(text: &str) -> Option<Region> {
+    let key = normalise(text);
+    if key.is_empty() {
+        return None;
     }
+    // Addresses typed by buyers add a generic suffix to the short name
+    // (`广西自治区`, `Zhejiang Sheng`) as often as they use the official
+    // full name, so each suffix is also tried once removed.
+    let bare = SUFFIXES
+        .iter()
+        .filter_map(|suffix| key.strip_suffix(suffix))
+        .filter(|rest| !rest.is_empty());
+    std::iter::once(key.as_str())
+        .chain(bare)
+        .find_map(province_named)
+        .map(|p| china(p.code))
+}
 
-    /// A Chinese provincial-level division as a buyer or platform writes
-    /// it: `浙江省` or `浙江`, `Zhejiang`, `Inner Mongolia`, `Hong Kong
-    /// SAR`. Case and surrounding space do not matter.
-    pub fn from_china_province(text: &str) -> Option<Region> {
-        let key = normalise(text);
-        if key.is_empty() {
-            return None;
+/// A Shopify address's `country_code` and `province_code`.
+///
+/// For China the province must be one the table knows, written as the
+/// ISO letters (`ZJ`), prefixed (`CN-ZJ`), or as Shopify's own code
+/// where it differs from ISO (`YZ` for 西藏). Shopify lists Hong Kong,
+/// Macao and Taiwan as countries (`HK`, `MO`, `TW`) while 抖店 and 有赞
+/// send them as provinces (`香港特别行政区`); they become `CN-HK`,
+/// `CN-MO`, `CN-TW` whatever their province code, so that one region
+/// counts them whichever platform sold. Any other country's pair is
+/// kept as `XX-YYY` when both parts look like codes.
+pub fn from_codes(country_code: &str, province_code: &str) -> Option<Region> {
+    let country = country_code.trim().to_ascii_uppercase();
+    let province = province_code.trim().to_ascii_uppercase();
+    match country.as_str() {
+        "CN" => {
+            let letters = province.strip_prefix("CN-").unwrap_or(&province);
+            let code = SHOPIFY_CODES
+                .iter()
+                .find(|(shopify, _)| *shopify == letters)
+                .map_or(letters, |(_, iso)| *iso);
+            CHINA.iter().find(|p| p.code == code).map(|p| china(p.code))
         }
-        // Addresses typed by buyers add a generic suffix to the short name
-        // (`广西自治区`, `Zhejiang Sheng`) as often as they use the official
-        // full name, so each suffix is also tried once removed.
-        let bare = SUFFIXES
-            .iter()
-            .filter_map(|suffix| key.strip_suffix(suffix))
-            .filter(|rest| !rest.is_empty());
-        std::iter::once(key.as_str())
-            .chain(bare)
-            .find_map(province_named)
-            .map(|p| china(p.code))
-    }
-
-    /// A Shopify address's `country_code` and `province_code`.
-    ///
-    /// For China the province must be one the table knows, written as the
-    /// ISO letters (`ZJ`), prefixed (`CN-ZJ`), or as Shopify's own code
-    /// where it differs from ISO (`YZ` for 西藏). Shopify lists Hong Kong,
-    /// Macao and Taiwan as countries (`HK`, `MO`, `TW`) while 抖店 and 有赞
-    /// send them as provinces (`香港特别行政区`); they become `CN-HK`,
-    /// `CN-MO`, `CN-TW` whatever their province code, so that one region
-    /// counts them whichever platform sold. Any other country's pair is
-    /// kept as `XX-YYY` when both parts look like codes.
-    pub fn from_codes(country_code: &str, province_code: &str) -> Option<Region> {
-        let country = country_code.trim().to_ascii_uppercase();
-        let province = province_code.trim().to_ascii_uppercase();
-        match country.as_str() {
-            "CN" => {
-                let letters = province.strip_prefix("CN-").unwrap_or(&province);
-                let code = SHOPIFY_CODES
-                    .iter()
-                    .find(|(shopify, _)| *shopify == letters)
-                    .map_or(letters, |(_, iso)| *iso);
-                CHINA.iter().find(|p| p.code == code).map(|p| china(p.code))
-            }
-            "HK" | "MO" | "TW" => Some(china(&country)),
-            _ if is_code(&country) && is_code(&province) => {
-                Some(Region(format!("{country}-{province}")))
-            }
-            _ => None,
-        }
+        "HK" | "MO" | "TW" => Some(china(&country)),
+        _ => Region::parse(&format!("{country}-{province}")).ok(),
     }
 }
 
 fn china(code: &str) -> Region {
-    Region(format!("CN-{code}"))
-}
-
-fn is_code(part: &str) -> bool {
-    (1..=3).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
+    Region::parse(&format!("CN-{code}")).expect("the table's codes are ISO codes")
 }
 
 /// Case, spaces and punctuation vary between platforms and buyers
@@ -254,7 +237,11 @@ mod tests {
         for p in &CHINA {
             let want = Some(format!("CN-{}", p.code));
             for name in p.names() {
-                assert_eq!(code(Region::from_china_province(name)), want, "{name}");
+                assert_eq!(
+                    code(crate::region::from_china_province(name)),
+                    want,
+                    "{name}"
+                );
                 let holders = CHINA
                     .iter()
                     .filter(|q| q.names().any(|n| normalise(n) == normalise(name)))
@@ -296,7 +283,7 @@ mod tests {
             ("Shaanxi", "CN-SN"),
         ] {
             assert_eq!(
-                code(Region::from_china_province(text)).as_deref(),
+                code(crate::region::from_china_province(text)).as_deref(),
                 Some(want),
                 "{text}"
             );
@@ -315,7 +302,7 @@ mod tests {
             "Province",
             "ZJ",
         ] {
-            assert_eq!(Region::from_china_province(text), None, "{text:?}");
+            assert_eq!(crate::region::from_china_province(text), None, "{text:?}");
         }
     }
 
@@ -344,14 +331,14 @@ mod tests {
             ("美国", "KY", None),
         ] {
             assert_eq!(
-                code(Region::from_codes(country, province)).as_deref(),
+                code(crate::region::from_codes(country, province)).as_deref(),
                 want,
                 "{country:?} {province:?}"
             );
         }
         for iso in ISO_CODES {
             assert_eq!(
-                code(Region::from_codes("CN", iso)),
+                code(crate::region::from_codes("CN", iso)),
                 Some(format!("CN-{iso}"))
             );
         }

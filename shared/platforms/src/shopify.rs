@@ -391,9 +391,11 @@ fn shipping_region(address: &Obj) -> Result<(Option<Region>, Option<String>), De
     let province = address
         .opt_text("province")?
         .filter(|p| !p.trim().is_empty());
-    let region = Region::from_codes(&country, &code).or_else(|| {
+    let region = crate::region::from_codes(&country, &code).or_else(|| {
         if country.trim().eq_ignore_ascii_case("CN") {
-            province.as_deref().and_then(Region::from_china_province)
+            province
+                .as_deref()
+                .and_then(crate::region::from_china_province)
         } else {
             None
         }

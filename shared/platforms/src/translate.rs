@@ -236,6 +236,7 @@ fn paid(
         total,
         lines,
         urgent: order.urgent,
+        region: order.region.clone(),
     })
 }
 

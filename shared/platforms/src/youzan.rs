@@ -79,7 +79,7 @@ use rust_decimal::Decimal;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::fields::{Fields, md5_of, utf8};
-use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail, Region};
+use crate::{Change, Delivery, DeliveryError, Line, Notice, OrderDetail};
 
 /// The body every push must be answered with.
 pub const ACK: &str = r#"{"code":0,"msg":"success"}"#;
@@ -481,7 +481,9 @@ fn detail(
         currency: "CNY".to_owned(),
         total,
         lines,
-        region: province.as_deref().and_then(Region::from_china_province),
+        region: province
+            .as_deref()
+            .and_then(crate::region::from_china_province),
         province_text: province,
         urgent,
     }
@@ -755,7 +757,10 @@ mod tests {
         assert_eq!(order.total, dec("20.00"));
         assert_eq!(order.currency, "CNY");
         assert_eq!(order.buyer.as_deref(), Some("11370174338"));
-        assert_eq!(order.region.as_ref().map(Region::code), Some("CN-ZJ"));
+        assert_eq!(
+            order.region.as_ref().map(crate::Region::code),
+            Some("CN-ZJ")
+        );
         assert!(order.urgent);
         assert_eq!(
             order.lines,
@@ -911,7 +916,10 @@ mod tests {
         };
         assert_eq!(order.total, dec("8.00"));
         assert_eq!(order.buyer.as_deref(), Some("9968353"));
-        assert_eq!(order.region.as_ref().map(Region::code), Some("CN-BJ"));
+        assert_eq!(
+            order.region.as_ref().map(crate::Region::code),
+            Some("CN-BJ")
+        );
         assert_eq!(order.lines.len(), 1);
         assert_eq!(order.lines[0].line_id, "18239548");
         assert_eq!(order.lines[0].sku_code.as_deref(), Some("ITEM"));

@@ -204,6 +204,18 @@ pub type Decide<'a> = dyn Fn(&Distributor, &Metrics, Option<&PublishedRuleSet>) 
     + 'a;
 
 impl Table {
+    /// What the ledger holds of `order`, in its seller's entry.
+    pub async fn order_record(
+        &self,
+        distributor: &DistributorId,
+        order: &OrderRef,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        self.get(&keys::order_ledger(distributor, order), true)
+            .await?
+            .map(|i| item::get_json::<OrderRecord>(&i, "record"))
+            .transpose()
+    }
+
     /// Applies `events` (all of `distributor`, at most [`MAX_GROUP`]) and the
     /// tier change `decide` draws from the resulting metrics, as of `today`
     /// (the brand's calendar day, which rolling windows end on). Monthly
