@@ -9,6 +9,7 @@
 #   make zips       release arm64 Lambda zips with cargo-lambda (target/lambda/<bin>/bootstrap.zip)
 #   make bench      the domain benchmarks
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
+#   make bench-intake  one Shopify delivery's intake latency as a ratio to one PutItem (release build, own moto)
 #   make bench-startup each function's start to its first request for work, against a hello world
 #   make fuzz       the platform parsers under libFuzzer, FUZZ_RUNS inputs per target (default 10M;
 #                   not part of `make test`)
@@ -27,7 +28,7 @@ TEMPLATE := infra/template.yaml
 PORT ?= 8080
 export PORT
 
-.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup \
+.PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-intake \
 	bench-startup fuzz clean-venv
 
 help:
@@ -72,6 +73,11 @@ bench:
 bench-lookup:
 	scripts/venv.sh moto
 	cargo run --release -p local-stack --bin lookup-latency
+
+# ITERATIONS=N to change the sample size (default 300).
+bench-intake:
+	scripts/venv.sh moto
+	cargo run --release -p local-stack --bin intake-latency
 
 # RUNS=N to change the sample size (default 30). Release builds of every function binary.
 bench-startup:

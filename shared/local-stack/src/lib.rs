@@ -13,6 +13,7 @@
 //!   admin calls), used by the demo and the tests.
 //! - [`demo`]: the seed's clothing brand, end to end.
 
+pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod faults;

@@ -21,8 +21,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::bench;
 use local_stack::client::ApiClient;
 use local_stack::moto::{Moto, repo_root};
 use local_stack::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack, StackOptions};
@@ -33,43 +34,6 @@ const WARMUP: usize = 20;
 const SKUS: usize = 100;
 const DISTRIBUTOR: &str = "d-shanghai";
 const QTY: &str = "5";
-
-fn usage() -> &'static str {
-    "usage: lookup-latency [--iterations N]   (or env ITERATIONS=N; default 300)"
-}
-
-fn iterations() -> anyhow::Result<usize> {
-    let mut n: Option<usize> = None;
-    if let Ok(v) = std::env::var("ITERATIONS")
-        && !v.is_empty()
-    {
-        n = Some(
-            v.parse()
-                .with_context(|| format!("ITERATIONS={v} is not a number"))?,
-        );
-    }
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let value = if arg == "--iterations" || arg == "-n" {
-            args.next().with_context(usage)?
-        } else if let Some(v) = arg.strip_prefix("--iterations=") {
-            v.to_owned()
-        } else if arg == "--help" || arg == "-h" {
-            println!("{}", usage());
-            std::process::exit(0);
-        } else {
-            bail!("unknown argument {arg}\n{}", usage());
-        };
-        n = Some(
-            value
-                .parse()
-                .with_context(|| format!("--iterations {value} is not a number"))?,
-        );
-    }
-    let n = n.unwrap_or(DEFAULT_ITERATIONS);
-    ensure!(n >= 1, "at least one iteration");
-    Ok(n)
-}
 
 /// 100 SKUs: a base price each, a floor on every other one, tier prices on
 /// every fifth, a distributor override on every tenth (some for the
@@ -106,34 +70,6 @@ fn price_book_csv() -> String {
         }
     }
     csv
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    mean: f64,
-    min: f64,
-    max: f64,
-}
-
-/// Nearest-rank percentiles, in milliseconds.
-fn stats(samples: &[Duration]) -> Stats {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        let rank = ((p / 100.0) * ms.len() as f64).ceil() as usize;
-        ms[rank.clamp(1, ms.len()) - 1]
-    };
-    Stats {
-        p50: pct(50.0),
-        p90: pct(90.0),
-        p99: pct(99.0),
-        mean: ms.iter().sum::<f64>() / ms.len() as f64,
-        min: ms[0],
-        max: ms[ms.len() - 1],
-    }
 }
 
 struct Bench<'a> {
@@ -185,17 +121,10 @@ impl Bench<'_> {
     }
 }
 
-fn row(name: &str, s: &Stats) -> String {
-    format!(
-        "  {name:<22} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-        s.p50, s.p90, s.p99, s.mean, s.min, s.max
-    )
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tier_runtime::logging::init_text("warn");
-    let n = iterations()?;
+    let n = bench::iterations("lookup-latency", DEFAULT_ITERATIONS)?;
     let build = if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -278,8 +207,8 @@ async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()
     bench.lookup().await?;
     let usage = stack.dynamo_usage.snapshot();
 
-    let l = stats(&lookups);
-    let g = stats(&gets);
+    let l = bench::stats(&lookups);
+    let g = bench::stats(&gets);
     let ratio_p50 = l.p50 / g.p50;
     let ratio_p99 = l.p99 / g.p99;
     let ratio_mean = l.mean / g.mean;
@@ -290,12 +219,9 @@ async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()
         .collect();
 
     println!();
-    println!(
-        "  {:<22} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "ms", "p50", "p90", "p99", "mean", "min", "max"
-    );
-    println!("{}", row(&format!("lookup ({SKUS} SKUs)"), &l));
-    println!("{}", row("GetItem (consistent)", &g));
+    println!("{}", bench::header());
+    println!("{}", bench::row(&format!("lookup ({SKUS} SKUs)"), &l));
+    println!("{}", bench::row("GetItem (consistent)", &g));
     println!();
     println!("  lookup / GetItem: p50 {ratio_p50:.2}x, p99 {ratio_p99:.2}x, mean {ratio_mean:.2}x");
     println!(
@@ -309,7 +235,7 @@ async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()
         println!("  NOTE: expected 2 round trips per lookup (BatchGetItem x2)");
     }
 
-    let r2 = |x: f64| (x * 100.0).round() / 100.0;
+    let r2 = bench::r2;
     let summary = json!({
         "bench": "lookup-latency",
         "build": build,
