@@ -1097,6 +1097,7 @@ fn plausible(name: &str) -> &'static str {
         "order" => "O-1",
         "key_id" => "0123456789abcdef",
         "app" => "brand-app",
+        "period" => "2001-01",
         other => panic!("no plausible value for path parameter {other:?}: add one to the test"),
     }
 }
@@ -1597,13 +1598,15 @@ async fn every_documented_operation_is_served() {
             ));
         }
         // A backfill takes no body and repeats safely: what is counted stays
-        // counted (and the demo's rules read nothing by day or by SKU).
+        // counted (and the demo's rules read nothing by day or by SKU). A
+        // review repeats safely too: the period's run exists after the first.
         // Nor does a redrive of an empty dead-letter queue change anything,
         // nor a release when nothing is held.
         let read_only = op.method == "get"
             || [
                 "batchPrices",
                 "backfillRuleSet",
+                "startReview",
                 "redriveDeadLetters",
                 "releaseHeldOrders",
             ]
@@ -2001,6 +2004,8 @@ const EXAMPLE_ORDER: &[&str] = &[
     "getOrderReservations",
     "startWhatIf",
     "getWhatIf",
+    "startReview",
+    "getReview",
     "setDistributorTier",
     "unlockDistributorTier",
     "getDistributor",
@@ -2047,6 +2052,13 @@ async fn the_documented_examples_succeed() {
                 // A new distributor, not the example's existing one.
                 ("registerDistributor", "id") => "d-ningbo".to_owned(),
                 ("revokeApiKey", "key_id") => created_key.clone().expect("createApiKey ran first"),
+                // The run startReview made: this month's, in the demo's time zone.
+                ("getReview", "period") => {
+                    tier_domain::calendar::BrandCalendar::parse("Asia/Shanghai")
+                        .expect("a time zone")
+                        .month_of(chrono::Utc::now())
+                        .to_string()
+                }
                 _ => example_path(&doc, op, name, example),
             })
         };

@@ -1008,6 +1008,7 @@ async fn a_shopify_delivery_costs_intake_one_read_one_write_and_one_send_per_que
     };
     // The first delivery reads the app, its secrets, the store and the rule
     // set into intake's memory.
+    let turn = stack.turns.lock().await;
     counter.reset();
     assert_eq!(
         intake
@@ -1016,6 +1017,7 @@ async fn a_shopify_delivery_costs_intake_one_read_one_write_and_one_send_per_que
             .status(),
         200
     );
+    drop(turn);
     let cold = counter.snapshot();
     let mut report = vec![format!(
         "{:<12} requests {}  read units {}  write units {}  {:?}",
@@ -1033,9 +1035,11 @@ async fn a_shopify_delivery_costs_intake_one_read_one_write_and_one_send_per_que
         // once the mapping is.
         ("new SKU code", "evt-3002", "3002", "808950810", 2, 1, 1),
     ] {
+        let turn = stack.turns.lock().await;
         counter.reset();
         sends.reset();
         assert_eq!(intake.handle(deliver(event, id, code)).await.status(), 200);
+        drop(turn);
         let usage = counter.snapshot();
         let sent = sends.sends();
         report.push(format!(

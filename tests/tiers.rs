@@ -420,6 +420,169 @@ async fn a_downgrade_waits_for_the_protection_period_and_the_review() {
     stack.stop().await;
 }
 
+/// A brand rehearses what its reviews will do, through the local stack's
+/// own command (`local-stack review --at`): upgraded today with a 30-day
+/// protection period, its sales collapse; the review inside the period
+/// keeps the tier, the one after it moves the distributor down to the
+/// highest tier it still qualifies for, not one step, not to the bottom.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rehearsed_review_keeps_the_protected_tier_then_moves_it_down() {
+    use local_stack::rehearse::{Kind, request};
+    let (stack, api) = clothing_stack().await;
+    let lifetime =
+        |gte: &str| serde_json::json!({"metric": "sales_amount", "window": "lifetime", "gte": gte});
+    let rules = serde_json::json!({
+        "tiers": [
+            {"id": "junior", "name": "Junior", "rank": 0},
+            {"id": "intermediate", "name": "Intermediate", "rank": 1, "upgrade": lifetime("50000")},
+            {"id": "senior", "name": "Senior", "rank": 2, "upgrade": lifetime("100000")},
+            {"id": "gold", "name": "Gold", "rank": 3, "upgrade": lifetime("200000")}
+        ],
+        "downgrades": {"protection_days": 30, "strategy": "review_only"}
+    });
+    let r = api.put("rule-set", &rules).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let now = Utc::now();
+    // 460 hoodies: 211,140.00, Gold today.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid("p1", "P1", "b1", &[("HOODIE-GREY", 460, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "gold");
+    // Sales collapse: 150,000.00 refunded leaves 61,140.00, Intermediate's.
+    // Only reviews move tiers down under these rules.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::refunded("p1r", "P1", "RF1", "150000.00", &[], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "gold");
+
+    let shanghai_tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let inside = (now + Duration::days(20)).with_timezone(&shanghai_tz);
+    let answer = request(&stack.base_url, Kind::Monthly, inside)
+        .await
+        .unwrap();
+    assert_eq!(answer["created"], true, "{answer}");
+    assert_eq!(answer["review"]["state"], "done", "{answer}");
+    assert_eq!(answer["review"]["changed"], 0, "protected: {answer}");
+    assert_eq!(tier_of(&api, "d-shanghai").await, "gold");
+
+    let after = (now + Duration::days(31)).with_timezone(&shanghai_tz);
+    let answer = request(&stack.base_url, Kind::Monthly, after)
+        .await
+        .unwrap();
+    assert_eq!(answer["review"]["changed"], 1, "{answer}");
+    let shanghai = distributor(&api, "d-shanghai").await;
+    assert_eq!(shanghai["distributor"]["tier"], "intermediate");
+    assert_eq!(shanghai["tier_history"][0]["direction"], "down");
+    assert_eq!(shanghai["tier_history"][0]["cause"]["type"], "review");
+    // The same period again: the run that exists, at its own instant.
+    let again = request(&stack.base_url, Kind::Monthly, after + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(again["created"], false, "{again}");
+    assert_eq!(again["review"]["at"], answer["review"]["at"], "{again}");
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+    // No rolling windows in these rules: no daily review to rehearse.
+    let e = request(&stack.base_url, Kind::Daily, after)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no_daily_review"), "{e:#}");
+    stack.stop().await;
+}
+
+/// `POST /v1/admin/reviews` starts the current period's review as the
+/// schedule would, idempotently, and `GET /v1/admin/reviews/{period}` shows
+/// its progress; what cannot be reviewed is refused with its reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_starts_the_current_review_and_follows_it() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // The demo brand's calendar: Asia/Shanghai.
+    let calendar = tier_domain::calendar::BrandCalendar::parse("Asia/Shanghai").unwrap();
+    let month = calendar.month_of(now).to_string();
+    let r = api
+        .post("reviews", &serde_json::json!({"kind": "monthly"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["review"]["period"], month.as_str());
+    assert_eq!(
+        r.body["review"]["partitions"], 5,
+        "4 tiers and the tierless: {}",
+        r.body
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    let r = api.get(&format!("reviews/{month}")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let review = &r.body["review"];
+    assert_eq!(review["state"], "done", "{review}");
+    assert_eq!(review["partitions_listed"], 5, "{review}");
+    assert_eq!(review["distributors_listed"], 3, "{review}");
+    assert!(review["evaluated"].as_u64().unwrap() >= 3, "{review}");
+    // Again: the same run, resumed at its own instant.
+    let again = api
+        .post(
+            "reviews",
+            &serde_json::json!({"kind": "monthly", "period": month}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["review"]["at"], review["at"]);
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let next = calendar.month_of(now + Duration::days(40)).to_string();
+    for (body, status, code) in [
+        (
+            serde_json::json!({"kind": "monthly", "period": next}),
+            422,
+            "future_period",
+        ),
+        (
+            serde_json::json!({"kind": "monthly", "period": "2001-01"}),
+            422,
+            "period_over",
+        ),
+        (
+            serde_json::json!({"kind": "monthly", "period": "2026-11-05"}),
+            422,
+            "invalid_period",
+        ),
+        (serde_json::json!({"kind": "daily"}), 422, "no_daily_review"),
+        (
+            serde_json::json!({"kind": "weekly"}),
+            422,
+            "invalid_document",
+        ),
+        (
+            serde_json::json!({"kind": "monthly", "when": "now"}),
+            422,
+            "invalid_document",
+        ),
+    ] {
+        let r = api.post("reviews", &body).await.unwrap();
+        assert_eq!((r.status, r.code()), (status, code), "{body}: {}", r.body);
+    }
+    for (path, status, code) in [
+        ("reviews/2001-01", 404, "review_not_found"),
+        ("reviews/2026-13", 400, "invalid_period"),
+        ("reviews/yesterday", 400, "invalid_period"),
+    ] {
+        let r = api.get(path).await.unwrap();
+        assert_eq!((r.status, r.code()), (status, code), "{path}: {}", r.body);
+    }
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manual_override_with_a_lock_holds_until_unlocked() {
     let (stack, api) = clothing_stack().await;

@@ -58,6 +58,7 @@ mod catalog;
 mod dead_letters;
 mod distributors;
 mod platforms;
+mod reviews;
 mod rule_sets;
 
 /// Price books are the largest bodies: 50,000 rows of CSV fit.
@@ -219,6 +220,8 @@ impl AdminApi {
                 self.get_what_if(id(w, WhatIfId::parse)?).await
             }
             (Method::POST, ["v1", "admin", "rule-set:backfill"]) => self.backfill_rule_set().await,
+            (Method::POST, ["v1", "admin", "reviews"]) => self.start_review(body).await,
+            (Method::GET, ["v1", "admin", "reviews", p]) => self.get_review(p).await,
             (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => {
                 self.withdraw(id(d, DistributorId::parse)?, body).await
             }

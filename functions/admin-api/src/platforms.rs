@@ -330,16 +330,12 @@ impl AdminApi {
                 now,
             ) {
                 Admission::Event(event) => {
-                    let message = tier_messages::Message::OrderEventV1(event);
-                    // Sent before the held item goes: a crash in between
-                    // sends again on the next release, which the consumers
-                    // de-duplicate by event id.
-                    let (tier, stock) = tokio::join!(
-                        self.tier_events.send(&message),
-                        self.dead_letters.stock_events.source.send(&message)
-                    );
-                    tier?;
-                    stock?;
+                    tier_store::queue::send_order_event(
+                        &self.tier_events,
+                        &self.dead_letters.stock_events.source,
+                        event,
+                    )
+                    .await?;
                     self.table.release_held(&h).await?;
                     queued += 1;
                 }

@@ -30,6 +30,7 @@ use tier_runtime::metrics;
 use tier_runtime::sqs::{Attempt, BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::platforms::{Admission, HeldLookup, HeldOrder, admit, notice_codes};
+use tier_store::queue::send_order_event;
 use tier_store::secrets::SecretStore;
 use tier_store::{Queue, Table};
 
@@ -207,16 +208,9 @@ impl<D: OrderDetails> DetailFetcher<D> {
             .await?;
         let outcome = match admit(&view, platform, store, &notice, &self.currency, Utc::now()) {
             Admission::Event(event) => {
-                let message = Message::OrderEventV1(event);
-                // Sent before the held item goes, as a release sends it: a
-                // crash in between fetches and sends again, which the
-                // consumers drop by event id.
-                let (tier, stock) = tokio::join!(
-                    self.tier_events.send(&message),
-                    self.stock_events.send(&message)
-                );
-                tier?;
-                stock?;
+                // Before the held item goes: a crash in between fetches and
+                // sends again.
+                send_order_event(&self.tier_events, &self.stock_events, event).await?;
                 self.table.release_held(held).await?;
                 tracing::info!(%platform, %store, %event_id, "order detail fetched: queued");
                 "queued"

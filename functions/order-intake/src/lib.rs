@@ -44,6 +44,7 @@ use tier_messages::{Message, UserRegistered};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_runtime::{AwsClients, ConfigError, Env};
+use tier_store::queue::send_order_event;
 use tier_store::{Queue, StoreError, Table};
 use tracing::Instrument;
 
@@ -352,15 +353,7 @@ impl OrderIntake {
             occurred_at,
             kind,
         };
-        let message = Message::OrderEventV1(event);
-        // Both sends before the receipt: if either fails the platform's retry
-        // sends both again, and the consumers drop what they already have.
-        let (tier, stock) = tokio::join!(
-            self.tier_events.send(&message),
-            self.stock_events.send(&message)
-        );
-        tier?;
-        stock?;
+        send_order_event(&self.tier_events, &self.stock_events, event).await?;
         self.table
             .put_receipt(&platform, &store, &event_id, &digest, Utc::now())
             .await?;

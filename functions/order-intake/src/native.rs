@@ -26,6 +26,7 @@ use tier_platforms::{Delivery, DeliveryError, Notice, doudian, shopify, youzan};
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::metrics;
 use tier_store::platforms::{Admission, notice_codes};
+use tier_store::queue::send_order_event;
 use tier_store::secrets::SecretStore;
 use tier_store::{Queue, Table};
 
@@ -312,14 +313,7 @@ impl NativeIntake {
             now,
         ) {
             Admission::Event(event) => {
-                let message = Message::OrderEventV1(event);
-                // Both sends before the receipt, as for the generic format.
-                let (tier, stock) = tokio::join!(
-                    queues.tier_events.send(&message),
-                    queues.stock_events.send(&message)
-                );
-                tier?;
-                stock?;
+                send_order_event(queues.tier_events, queues.stock_events, event).await?;
                 table
                     .put_notice_receipt(platform, store, &event_id, now)
                     .await?;

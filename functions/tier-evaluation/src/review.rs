@@ -87,56 +87,45 @@ impl TierEvaluation {
         now: DateTime<Utc>,
         published: bool,
     ) -> Result<ReviewRecord, StoreError> {
-        let run = self.table.start_review(period, now).await?;
-        if !published {
-            return Ok(run);
-        }
-        let review = ReviewRun {
-            period: run.period,
-            at: run.at,
-        };
-        // Every tier any version has had: members of a dropped tier too.
-        for tier in self
+        let run = self
             .table
-            .all_tier_ids()
-            .await?
-            .into_iter()
-            .map(Some)
-            .chain([None])
-        {
-            self.queue
-                .send(&Message::ReviewPartitionV1(ReviewPartition {
-                    run: review.clone(),
-                    tier,
-                    cursor: None,
-                }))
-                .await?;
-        }
-        tracing::info!(period = %run.period, at = %run.at, created = run.created, "review fanned out");
+            .begin_review(&self.queue, period, now, published)
+            .await?;
+        tracing::info!(period = %run.period, at = %run.at, created = run.created, partitions = ?run.partitions, "review fanned out");
         Ok(run)
     }
 
     pub(crate) async fn on_review_partition(&self, p: &ReviewPartition) -> Result<(), Failure> {
-        self.fan_out(
-            p.tier.as_ref(),
-            p.cursor.clone(),
-            REVIEW_PAGE_SIZE,
-            |page| {
-                Message::ReviewPageV1(ReviewPage {
-                    run: p.run.clone(),
-                    distributors: page,
-                })
-            },
-            |cursor| {
-                Message::ReviewPartitionV1(ReviewPartition {
-                    run: p.run.clone(),
-                    tier: p.tier.clone(),
-                    cursor: Some(cursor),
-                })
-            },
-        )
-        .await
-        .map(|_| ())
+        let listed = self
+            .fan_out(
+                p.tier.as_ref(),
+                p.cursor.clone(),
+                REVIEW_PAGE_SIZE,
+                |page| {
+                    Message::ReviewPageV1(ReviewPage {
+                        run: p.run.clone(),
+                        distributors: page,
+                    })
+                },
+                |cursor| {
+                    Message::ReviewPartitionV1(ReviewPartition {
+                        run: p.run.clone(),
+                        tier: p.tier.clone(),
+                        cursor: Some(cursor),
+                    })
+                },
+            )
+            .await?;
+        // For the operator's view of the run's progress.
+        self.table
+            .record_review_listing(
+                p.run.period,
+                listed.pages,
+                listed.distributors,
+                listed.finished,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Lists a tier's members from `cursor` into page messages, and hands

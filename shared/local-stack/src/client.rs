@@ -94,6 +94,10 @@ impl ApiClient {
         self.admin(reqwest::Method::PUT, path, Some(body)).await
     }
 
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Reply> {
+        self.admin(reqwest::Method::POST, path, Some(body)).await
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
         self.admin(reqwest::Method::GET, path, None).await
     }

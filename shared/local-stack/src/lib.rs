@@ -21,6 +21,7 @@ pub mod http;
 pub mod interleave;
 pub mod moto;
 pub mod poller;
+pub mod rehearse;
 pub mod resources;
 pub mod stack;
 pub mod template;

@@ -1,6 +1,8 @@
 //! `local-stack demo`: starts the emulator and every function, loads the
 //! clothing brand, drives orders through it, prints what happened, then
 //! keeps serving until interrupted. `local-stack serve` skips the scenario.
+//! `local-stack review --at <instant>` asks a running stack for the review a
+//! schedule would start at that instant (see [`local_stack::rehearse`]).
 
 use std::net::SocketAddr;
 
@@ -13,9 +15,20 @@ use local_stack::stack::{LocalStack, StackOptions};
 #[command(name = "local-stack")]
 struct Cli {
     /// `demo` loads the clothing brand and drives orders through it, then
-    /// serves; `serve` only serves.
+    /// serves; `serve` only serves; `review` asks a running stack for a
+    /// review at `--at`.
     #[arg(value_enum, default_value = "demo")]
     mode: Mode,
+    /// `review`: the instant the review runs at, with its offset
+    /// (`2027-01-01T00:05:00+08:00`); the brand's calendar picks the period.
+    #[arg(long)]
+    at: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// `review`: the day's review of rolling windows instead of the month's.
+    #[arg(long)]
+    daily: bool,
+    /// `review`: the running stack's address (default `http://127.0.0.1:PORT`).
+    #[arg(long)]
+    url: Option<String>,
     /// Attach to an emulator already running here (`http://127.0.0.1:PORT`)
     /// instead of starting one; it is left running on exit.
     #[arg(long)]
@@ -38,12 +51,16 @@ struct Cli {
 enum Mode {
     Demo,
     Serve,
+    Review,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     use clap::Parser;
     let cli = Cli::parse();
+    if cli.mode == Mode::Review {
+        return review(&cli).await;
+    }
     // The functions' logs go to a file, so the demo's lines stay readable.
     let log_dir = repo_root().join(".local");
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
@@ -136,4 +153,37 @@ async fn main() -> anyhow::Result<()> {
     }
     drop(moto); // kills the emulator we started, by its pid
     outcome.map(|_| ())
+}
+
+/// `local-stack review`: prints what the rehearsed review did.
+async fn review(cli: &Cli) -> anyhow::Result<()> {
+    let at = cli
+        .at
+        .context("review needs --at, the instant to review at (2027-01-01T00:05:00+08:00)")?;
+    let url = cli
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", cli.port));
+    let kind = if cli.daily {
+        local_stack::rehearse::Kind::Daily
+    } else {
+        local_stack::rehearse::Kind::Monthly
+    };
+    let answer = local_stack::rehearse::request(&url, kind, at).await?;
+    let r = &answer["review"];
+    if answer["created"] == false {
+        println!(
+            "The review of {} had already started, at {}: it ran again at that instant, not at --at.",
+            r["period"], r["at"]
+        );
+    }
+    println!(
+        "Review of {} at {}: {} evaluated, {} changed ({}).",
+        r["period"].as_str().unwrap_or("?"),
+        r["at"].as_str().unwrap_or("?"),
+        r["evaluated"],
+        r["changed"],
+        r["state"].as_str().unwrap_or("?")
+    );
+    Ok(())
 }

@@ -77,8 +77,23 @@ pub struct LocalStack {
     fault_proxy: Option<JoinHandle<()>>,
     /// Queue consumer invocations ended by their timeout.
     pub timed_out_batches: Arc<std::sync::atomic::AtomicU64>,
+    /// Held by each function invocation while it runs (the emulator's
+    /// transactions are not isolated). Code that invokes a function's app
+    /// directly takes its turn here too.
+    pub turns: Arc<tokio::sync::Mutex<()>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The queues functions consume (those with a dead-letter queue).
+fn work_queue_urls(template: &Template, resources: &Resources) -> Vec<String> {
+    template
+        .queues
+        .iter()
+        .filter(|q| q.redrive.is_some())
+        .filter_map(|q| resources.queue(&q.logical_id))
+        .map(|q| q.url.clone())
+        .collect()
 }
 
 /// A 500, as API Gateway answers when the function behind a route times
@@ -294,6 +309,27 @@ impl LocalStack {
                 }
             }
         }
+        let tier_evaluation =
+            tier_evaluation.ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?;
+        // A review at a chosen instant: a route of the local stack alone.
+        let rehearsal = Arc::new(crate::rehearse::Rehearsal {
+            tier_evaluation: tier_evaluation.clone(),
+            turns: serial.clone(),
+            clients: clients.clone(),
+            work_queues: work_queue_urls(&template, &resources),
+            in_flight: in_flight.clone(),
+            table: tier_store::Table::new(
+                clients.dynamodb.clone(),
+                resources.table_name("TierTable").to_owned(),
+            ),
+        });
+        routes.push((
+            Route::new("POST", crate::rehearse::PATH),
+            local_http::handler(move |req| {
+                let rehearsal = rehearsal.clone();
+                async move { rehearsal.handle(req).await }
+            }),
+        ));
         let (bound, server) = local_http::serve(opts.addr, routes, stopped(&shutdown)).await?;
         tasks.push(server);
         Ok(LocalStack {
@@ -308,8 +344,8 @@ impl LocalStack {
             faults,
             fault_proxy,
             timed_out_batches,
-            tier_evaluation: tier_evaluation
-                .ok_or_else(|| anyhow!("the template has no TierEvaluationFunction"))?,
+            turns: serial,
+            tier_evaluation,
             shutdown,
             tasks,
         })
@@ -317,13 +353,7 @@ impl LocalStack {
 
     /// The work queues (not the dead-letter queues).
     pub fn work_queue_urls(&self) -> Vec<String> {
-        self.template
-            .queues
-            .iter()
-            .filter(|q| q.redrive.is_some())
-            .filter_map(|q| self.resources.queue(&q.logical_id))
-            .map(|q| q.url.clone())
-            .collect()
+        work_queue_urls(&self.template, &self.resources)
     }
 
     pub fn queue_url(&self, logical_id: &str) -> String {

@@ -3,6 +3,7 @@
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use tier_domain::order::OrderEvent;
 use tier_messages::Message;
 
 use crate::error::StoreError;
@@ -33,6 +34,23 @@ fn attr(v: &str) -> MessageAttributeValue {
         .string_value(v)
         .build()
         .expect("type and value are set")
+}
+
+/// Sends an order event to both of its consumers at once: tier evaluation
+/// and stock allocation each need every one. Both sends succeed before the
+/// caller settles the event (writes its receipt, lets its hold go): a
+/// failure in between leaves it unsettled, so the platform's retry (or the
+/// next release or fetch) sends both again, and each consumer drops by
+/// event id what it already has.
+pub async fn send_order_event(
+    tier_events: &Queue,
+    stock_events: &Queue,
+    event: OrderEvent,
+) -> Result<(), StoreError> {
+    let message = Message::OrderEventV1(event);
+    let (tier, stock) = tokio::join!(tier_events.send(&message), stock_events.send(&message));
+    tier?;
+    stock
 }
 
 impl Queue {

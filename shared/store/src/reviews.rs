@@ -9,9 +9,12 @@ use chrono::{DateTime, Utc};
 use tier_domain::calendar::Period;
 use tier_domain::ids::{DistributorId, TierId};
 
+use tier_messages::{Message, ReviewPartition, ReviewRun};
+
 use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
+use crate::queue::Queue;
 use crate::table::Table;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -20,9 +23,46 @@ pub struct ReviewRecord {
     pub at: DateTime<Utc>,
     /// Whether this call created the run (`false`: it already existed).
     pub created: bool,
+    /// Partition messages sent (one per tier, and one for distributors
+    /// without a tier); `None` until the run is fanned out, and for a run
+    /// with no published rule set, which has nothing to evaluate.
+    pub partitions: Option<u64>,
+    /// Partitions whose listing reached their end.
+    pub partitions_listed: u64,
+    /// Page messages sent, and the distributors on them.
+    pub pages_listed: u64,
+    pub distributors_listed: u64,
     pub pages_done: u64,
     pub evaluated: u64,
     pub changed: u64,
+}
+
+/// Where a run is, from its counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    /// Recorded, not fanned out yet (or nothing to evaluate: no rule set).
+    Started,
+    /// Some partition is still listing its members into pages.
+    Listing,
+    /// Every partition is listed; pages are being evaluated.
+    Evaluating,
+    /// Every listed page has been evaluated.
+    Done,
+}
+
+impl ReviewRecord {
+    /// The counters are added to by each message, and a redelivered
+    /// message adds again, so they say how much work ran: `Done` once at
+    /// least as many pages were evaluated as were listed.
+    pub fn state(&self) -> ReviewState {
+        match self.partitions {
+            None => ReviewState::Started,
+            Some(p) if self.partitions_listed < p => ReviewState::Listing,
+            Some(_) if self.pages_done < self.pages_listed => ReviewState::Evaluating,
+            Some(_) => ReviewState::Done,
+        }
+    }
 }
 
 fn review_key(period: Period) -> keys::Key {
@@ -84,10 +124,97 @@ impl Table {
                 .parse()
                 .map_err(|_| StoreError::corrupt(&key, "at"))?,
             created: false,
+            partitions: i
+                .contains_key("partitions")
+                .then(|| count("partitions"))
+                .transpose()?,
+            partitions_listed: count("partitions_listed")?,
+            pages_listed: count("pages_listed")?,
+            distributors_listed: count("distributors_listed")?,
             pages_done: count("pages_done")?,
             evaluated: count("evaluated")?,
             changed: count("changed")?,
         }))
+    }
+
+    /// Starts the review of `period` at `at` (or finds its run, which keeps
+    /// its own instant) and, if a rule set is `published`, fans it out
+    /// through `queue`: one partition message per tier any version has had
+    /// (members of a dropped tier too) and one for distributors without a
+    /// tier. What the schedules and an operator's request both do; safe to
+    /// do again, since every page is evaluated at the run's instant and
+    /// evaluating twice changes nothing.
+    pub async fn begin_review(
+        &self,
+        queue: &Queue,
+        period: Period,
+        at: DateTime<Utc>,
+        published: bool,
+    ) -> Result<ReviewRecord, StoreError> {
+        let mut record = self.start_review(period, at).await?;
+        if !published {
+            return Ok(record);
+        }
+        let run = ReviewRun {
+            period,
+            at: record.at,
+        };
+        let tiers: Vec<Option<TierId>> = self
+            .all_tier_ids()
+            .await?
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .collect();
+        for tier in &tiers {
+            queue
+                .send(&Message::ReviewPartitionV1(ReviewPartition {
+                    run: run.clone(),
+                    tier: tier.clone(),
+                    cursor: None,
+                }))
+                .await?;
+        }
+        let (pk, sk) = review_key(period);
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            // PARTITIONS is a reserved word in DynamoDB's expressions.
+            .update_expression("SET #parts = :p")
+            .expression_attribute_names("#parts", "partitions")
+            .expression_attribute_values(":p", n(tiers.len() as u64))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        record.partitions = Some(tiers.len() as u64);
+        Ok(record)
+    }
+
+    /// What one partition message listed: `pages` page messages of
+    /// `distributors`, and whether it reached the partition's end.
+    pub async fn record_review_listing(
+        &self,
+        period: Period,
+        pages: u64,
+        distributors: u64,
+        finished: bool,
+    ) -> Result<(), StoreError> {
+        let (pk, sk) = review_key(period);
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("ADD pages_listed :p, distributors_listed :d, partitions_listed :f")
+            .expression_attribute_values(":p", n(pages))
+            .expression_attribute_values(":d", n(distributors))
+            .expression_attribute_values(":f", n(u64::from(finished)))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", e))?;
+        Ok(())
     }
 
     /// Progress counters, for operators. A redelivered page counts twice:

@@ -5,9 +5,11 @@
 //!
 //! Intake runs in this process, warm, as one Lambda instance would after
 //! its first delivery, against the local stack's emulator while the
-//! stack's consumers drain what it queues. The HTTP front is left out: the
-//! local API serves one invocation at a time, so a delivery would wait
-//! behind a consumer's batch there, which API Gateway and Lambda do not do.
+//! stack's consumers drain what it queues. Each delivery and each PutItem
+//! takes its turn among the stack's invocations (the emulator's
+//! transactions are not isolated) and is timed from when it has it, so a
+//! consumer's batch running before it is not counted, as on Lambda, where
+//! they would not wait for each other. The HTTP front is left out.
 //! Both series are interleaved so drift in load hits them equally; the
 //! ratio is what to compare between runs on these noisy machines.
 //!
@@ -89,6 +91,8 @@ struct Bench<'a> {
 impl Bench<'_> {
     async fn deliver(&self, id: u64) -> anyhow::Result<Duration> {
         let req = delivery(id);
+        // Its turn among the stack's invocations, not timed.
+        let _turn = self.stack.turns.lock().await;
         let started = Instant::now();
         let r = self.intake.handle(req).await;
         let elapsed = started.elapsed();
@@ -104,6 +108,7 @@ impl Bench<'_> {
 
     /// A receipt-sized item: what intake's one write is.
     async fn put_item(&self, i: usize) -> anyhow::Result<Duration> {
+        let _turn = self.stack.turns.lock().await;
         let started = Instant::now();
         self.stack
             .clients
