@@ -403,6 +403,17 @@ async fn refused_deliveries_store_nothing() {
         .await
         .unwrap();
     assert_eq!(r.body["secret_count"], 2, "{}", r.body);
+    // The same secret again changes nothing, not even when they changed.
+    let rotated_at = r.body["secrets_updated_at"].clone();
+    let r = api
+        .put(
+            "platform-apps/shopify/brand-app",
+            &json!({"secret": rotated}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.body["secret_count"], 2, "{}", r.body);
+    assert_eq!(r.body["secrets_updated_at"], rotated_at, "{}", r.body);
     let new = Shopify {
         api: &api,
         secret: rotated.into(),
@@ -803,6 +814,20 @@ async fn a_failed_doudian_fetch_stays_held_until_a_release_fetches_it_again() {
     );
     assert!(why.contains("订单不存在"), "{why}");
     assert_eq!(list.len(), 2);
+    // The operator sees the parked fetches and their reasons.
+    let r = api
+        .get("dead-letters?queue=order-details&limit=10")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut listed: Vec<&str> = r.body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["failure_code"].as_str().unwrap_or(""))
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, ["order_refused", "retries_exhausted"], "{}", r.body);
     let mut parked = dead_letters(
         &stack,
         "OrderDetailDLQ",
@@ -960,6 +985,20 @@ async fn apps_stores_and_mappings_refuse_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!((r.status, r.code()), (404, "store_not_found"));
+    // A generic-format store's documents name our SKUs.
+    let r = api
+        .put_csv(
+            "stores/jd/sh-outlet/sku-mapping",
+            "platform_sku,sku\nX,TEE-WHITE\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "not_native_store"),
+        "{}",
+        r.body
+    );
     let r = api.get("orders?status=open").await.unwrap();
     assert_eq!((r.status, r.code()), (400, "invalid_query"));
     let r = api.get("orders?status=held&cursor=zz").await.unwrap();

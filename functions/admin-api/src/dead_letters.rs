@@ -27,6 +27,9 @@ pub(crate) struct Parked {
 pub(crate) struct DeadLetterQueues {
     pub(crate) tier_events: Parked,
     pub(crate) stock_events: Parked,
+    /// 抖店 order detail fetches: a redriven one fetches again, or finds
+    /// the order released already and does nothing.
+    pub(crate) order_details: Parked,
 }
 
 /// A work queue, by the name the API gives it; one list of names serves
@@ -36,16 +39,23 @@ pub(crate) struct DeadLetterQueues {
 enum QueueName {
     TierEvents,
     StockEvents,
+    OrderDetails,
 }
 
 impl TryFrom<String> for QueueName {
     type Error = String;
 
     fn try_from(raw: String) -> Result<Self, String> {
-        [QueueName::TierEvents, QueueName::StockEvents]
-            .into_iter()
-            .find(|q| q.name() == raw)
-            .ok_or_else(|| format!("queue {raw:?} is not one of tier-events, stock-events"))
+        [
+            QueueName::TierEvents,
+            QueueName::StockEvents,
+            QueueName::OrderDetails,
+        ]
+        .into_iter()
+        .find(|q| q.name() == raw)
+        .ok_or_else(|| {
+            format!("queue {raw:?} is not one of tier-events, stock-events, order-details")
+        })
     }
 }
 
@@ -58,6 +68,7 @@ impl QueueName {
         match self {
             QueueName::TierEvents => "tier-events",
             QueueName::StockEvents => "stock-events",
+            QueueName::OrderDetails => "order-details",
         }
     }
 }
@@ -89,6 +100,7 @@ impl AdminApi {
         match queue {
             QueueName::TierEvents => &self.dead_letters.tier_events,
             QueueName::StockEvents => &self.dead_letters.stock_events,
+            QueueName::OrderDetails => &self.dead_letters.order_details,
         }
     }
 

@@ -153,6 +153,16 @@ impl AdminApi {
                         env.require("STOCK_EVENTS_DLQ_URL")?,
                     ),
                 },
+                order_details: dead_letters::Parked {
+                    source: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("ORDER_DETAIL_QUEUE_URL")?,
+                    ),
+                    dead: tier_store::Queue::new(
+                        aws.sqs.clone(),
+                        env.require("ORDER_DETAIL_DLQ_URL")?,
+                    ),
+                },
             },
         })
     }

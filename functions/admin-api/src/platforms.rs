@@ -100,13 +100,13 @@ impl AdminApi {
                 format!("app key {k:?} of {platform} already belongs to app {owner}"),
             ));
         }
-        let count = self
+        let (count, changed) = self
             .secrets
             .rotate(&platform, &app, &doc.secret, doc.keep_previous)
             .await?;
         let record = self
             .table
-            .put_platform_app(&platform, &app, key, count, Utc::now())
+            .put_platform_app(&platform, &app, key, count, changed, Utc::now())
             .await
             .map_err(|e| match e {
                 AppError::KeyTaken { .. } => ApiError::conflict("app_key_taken", e.to_string()),
@@ -182,16 +182,23 @@ impl AdminApi {
         body: &[u8],
         csv: bool,
     ) -> Result<Response<Body>, ApiError> {
-        if self
-            .table
-            .connected_store(&platform, &store)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::not_found(
-                "store_not_found",
-                format!("{platform} store {store} is not registered"),
-            ));
+        match self.table.connected_store(&platform, &store).await? {
+            None => {
+                return Err(ApiError::not_found(
+                    "store_not_found",
+                    format!("{platform} store {store} is not registered"),
+                ));
+            }
+            // Its documents name our SKUs: a mapping would never be read.
+            Some((_, None)) => {
+                return Err(ApiError::unprocessable(
+                    "not_native_store",
+                    format!(
+                        "{platform} store {store} sends the generic format, whose lines name the brand's SKUs: it needs no mapping"
+                    ),
+                ));
+            }
+            Some((_, Some(_))) => {}
         }
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("malformed_body", "the mapping must be UTF-8"))?;

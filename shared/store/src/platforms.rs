@@ -208,15 +208,21 @@ impl Table {
         app: &AppId,
         key: Option<&str>,
         secret_count: usize,
+        secrets_changed: bool,
         at: DateTime<Utc>,
     ) -> Result<PlatformApp, AppError> {
         let existing = self.platform_app(platform, app).await?;
         let created_at = existing.as_ref().map_or(at, |a| a.created_at);
+        // When the secrets last changed, not when the app was last written.
+        let secrets_updated_at = match &existing {
+            Some(a) if !secrets_changed => a.secrets_updated_at,
+            _ => at,
+        };
         let mut attrs = vec![
             ("platform", s(platform.as_str())),
             ("app", s(app.as_str())),
             ("created_at", s(created_at.to_rfc3339())),
-            ("secrets_updated_at", s(at.to_rfc3339())),
+            ("secrets_updated_at", s(secrets_updated_at.to_rfc3339())),
             ("secret_count", n(secret_count)),
         ];
         if let Some(k) = key {
@@ -260,7 +266,7 @@ impl Table {
                 app: app.clone(),
                 app_key: key.map(str::to_owned),
                 created_at,
-                secrets_updated_at: at,
+                secrets_updated_at,
                 secret_count,
             }),
             TxOutcome::ConditionFailed { .. } => {

@@ -66,13 +66,14 @@ impl SecretStore {
     /// Makes `secret` the app's current one. With `keep_previous`, the
     /// secret it replaces is still accepted (a rotation); without, only
     /// the new one is. Setting the current secret again changes nothing.
+    /// Returns how many are kept, and whether they changed.
     pub async fn rotate(
         &self,
         platform: &Platform,
         app: &AppId,
         secret: &str,
         keep_previous: bool,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, bool), StoreError> {
         let existing = self.get(platform, app).await?;
         let mut secrets = vec![secret.to_owned()];
         if keep_previous {
@@ -80,7 +81,7 @@ impl SecretStore {
         }
         secrets.truncate(MAX_SECRETS);
         if secrets == existing {
-            return Ok(secrets.len());
+            return Ok((secrets.len(), false));
         }
         let body = serde_json::to_string(&Stored {
             secrets: secrets.clone(),
@@ -97,7 +98,7 @@ impl SecretStore {
                 .send()
                 .await;
             match created {
-                Ok(_) => return Ok(secrets.len()),
+                Ok(_) => return Ok((secrets.len(), true)),
                 // Created by a concurrent call, or deleted and still
                 // scheduled: fall through to a new version.
                 Err(e)
@@ -113,6 +114,6 @@ impl SecretStore {
             .send()
             .await
             .map_err(|e| StoreError::aws("PutSecretValue", e))?;
-        Ok(secrets.len())
+        Ok((secrets.len(), true))
     }
 }
