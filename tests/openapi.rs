@@ -2008,6 +2008,7 @@ const EXAMPLE_ORDER: &[&str] = &[
     "getReview",
     "setDistributorTier",
     "unlockDistributorTier",
+    "listDistributors",
     "getDistributor",
     "getDistributorTier",
     "getDistributorTierHistory",

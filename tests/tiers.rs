@@ -583,6 +583,103 @@ async fn an_operator_starts_the_current_review_and_follows_it() {
     stack.stop().await;
 }
 
+/// `GET /v1/admin/distributors`: every distributor a page at a time, the
+/// senior tiers first, or one tier's; each with its sales and progress.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid("l1", "L1", "b1", &[("HOODIE-GREY", 120, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let r = api.get("distributors").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = r.body["distributors"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{}", r.body);
+    assert!(r.body["next_cursor"].is_null());
+    let shanghai = &rows[0];
+    assert_eq!(
+        shanghai["id"], "d-shanghai",
+        "the senior tier first: {}",
+        r.body
+    );
+    assert_eq!(shanghai["tier"], "intermediate");
+    assert_eq!(dec(&shanghai["sales_month"]), d("55080.00"));
+    assert_eq!(dec(&shanghai["sales_quarter"]), d("55080.00"));
+    assert_eq!(shanghai["next_tier"], "senior");
+    assert_eq!(shanghai["progress_pct"], "55.0", "55,080 of 100,000");
+    assert_eq!(shanghai["region"], "Shanghai");
+    assert_eq!(rows[1]["progress_pct"], "0.0");
+
+    let r = api.get("distributors?tier=junior").await.unwrap();
+    let ids: Vec<&str> = r.body["distributors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", r.body);
+    assert!(!ids.contains(&"d-shanghai"));
+    let r = api.get("distributors?tier=-").await.unwrap();
+    assert_eq!(
+        r.body["distributors"],
+        serde_json::json!([]),
+        "everyone has a tier"
+    );
+
+    // A page of one at a time reaches everyone once, then ends.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("distributors?limit=1&cursor={c}"),
+            None => "distributors?limit=1".into(),
+        };
+        let r = api.get(&path).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(
+            r.body["distributors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_owned()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["d-hangzhou", "d-shanghai", "d-suzhou"]);
+
+    let forged = hex::encode(
+        serde_json::json!({"t": "gold", "k": {"PK": "DIST#d-x", "SK": "PROFILE",
+            "GSI1PK": "TIER#junior", "GSI1SK": "d-x"}})
+        .to_string(),
+    );
+    for (query, code) in [
+        ("region=CN-ZJ", "unsupported_filter"),
+        ("sort=sales_month", "unsupported_filter"),
+        ("colour=red", "unknown_parameter"),
+        ("tier=platinum", "unknown_tier"),
+        ("tier=junior&tier=gold", "invalid_query"),
+        ("limit=0", "invalid_limit"),
+        ("limit=51", "invalid_limit"),
+        ("cursor=zz", "invalid_cursor"),
+        (&format!("cursor={forged}") as &str, "invalid_cursor"),
+    ] {
+        let r = api.get(&format!("distributors?{query}")).await.unwrap();
+        assert_eq!((r.status, r.code()), (400, code), "{query}: {}", r.body);
+    }
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manual_override_with_a_lock_holds_until_unlocked() {
     let (stack, api) = clothing_stack().await;

@@ -57,6 +57,7 @@ mod api_keys;
 mod catalog;
 mod dead_letters;
 mod distributors;
+mod listing;
 mod platforms;
 mod reviews;
 mod rule_sets;
@@ -194,6 +195,9 @@ impl AdminApi {
         match (method, parts.as_slice()) {
             (Method::PUT, ["v1", "admin", "rule-set"]) => self.publish_rule_set(body).await,
             (Method::GET, ["v1", "admin", "rule-set"]) => self.get_rule_set().await,
+            (Method::GET, ["v1", "admin", "distributors"]) => {
+                self.list_distributors(req.uri().query()).await
+            }
             (Method::PUT, ["v1", "admin", "distributors", d]) => {
                 self.register_distributor(id(d, DistributorId::parse)?, body)
                     .await

@@ -275,6 +275,48 @@ impl Condition {
         }
     }
 
+    /// How far the metrics are towards the condition, from 0 (nothing) to
+    /// 1 (it holds): a threshold by its value's share of the threshold,
+    /// `all` by its furthest-behind part, `any` by its closest, `at_least
+    /// n` by its n-th closest. A threshold of zero has no share to speak
+    /// of: it is 1 when it holds, else 0.
+    pub fn progress(&self, metrics: &Metrics, now: Day) -> Decimal {
+        match self {
+            Condition::Threshold { .. } => {
+                let mut seen = Vec::new();
+                let met = self.eval(metrics, now, &mut seen);
+                let (value, gte) = seen
+                    .first()
+                    .map_or((Decimal::ZERO, Decimal::ONE), |o| (o.value, o.threshold));
+                if met {
+                    Decimal::ONE
+                } else if gte <= Decimal::ZERO {
+                    Decimal::ZERO
+                } else {
+                    (value.max(Decimal::ZERO) / gte).min(Decimal::ONE)
+                }
+            }
+            Condition::All(cs) => cs
+                .iter()
+                .map(|c| c.progress(metrics, now))
+                .min()
+                .unwrap_or(Decimal::ONE),
+            Condition::Any(cs) => cs
+                .iter()
+                .map(|c| c.progress(metrics, now))
+                .max()
+                .unwrap_or(Decimal::ZERO),
+            Condition::AtLeast { n, of } => {
+                let mut parts: Vec<Decimal> = of.iter().map(|c| c.progress(metrics, now)).collect();
+                parts.sort_unstable_by(|a, b| b.cmp(a));
+                match n {
+                    0 => Decimal::ONE,
+                    n => parts.get(n - 1).copied().unwrap_or(Decimal::ZERO),
+                }
+            }
+        }
+    }
+
     /// The thresholds of a purely conjunctive condition, or `None`.
     fn conjuncts(&self) -> Option<BTreeMap<ThresholdKey, Decimal>> {
         let mut out = BTreeMap::new();
@@ -812,6 +854,27 @@ impl RuleSet {
         })
     }
 
+    /// The tier above `current_rank` and how far the metrics are towards
+    /// its upgrade rule, in percent (0 to 100, one decimal place, rounded
+    /// down so that 100 means the rule holds). `None` at the top tier.
+    pub fn next_tier_progress(
+        &self,
+        metrics: &Metrics,
+        now: Day,
+        current_rank: u32,
+    ) -> Option<(&Tier, Decimal)> {
+        let next = self.tier_by_rank(current_rank + 1)?;
+        let share = next
+            .upgrade
+            .as_ref()
+            .map_or(Decimal::ONE, |c| c.progress(metrics, now));
+        let mut pct = (share * Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(1, rust_decimal::RoundingStrategy::ToZero);
+        // Always one place, so that 80 reads "80.0" as 12.5 reads "12.5".
+        pct.rescale(1);
+        Some((next, pct))
+    }
+
     /// The tier the metrics qualify for as of `now`, the brand's today (see
     /// the module docs for the semantics).
     pub fn qualify(&self, metrics: &Metrics, now: Day) -> Qualification {
@@ -1002,6 +1065,51 @@ mod tests {
         m.sales.add(month(), Money::parse(amount).unwrap());
         m.valid_downline_users = valid_users;
         m
+    }
+
+    #[test]
+    fn progress_to_the_next_tier_in_percent() {
+        let rules = RuleSet::from_json(CLOTHING).unwrap();
+        let pct = |sales: &str, users, rank| {
+            rules
+                .next_tier_progress(&with_sales(sales, users), month(), rank)
+                .map(|(t, p)| (t.id.to_string(), p.to_string()))
+        };
+        let p = |t: &str, v: &str| Some((t.to_owned(), v.to_owned()));
+        assert_eq!(pct("0", 0, 0), p("intermediate", "0.0"));
+        assert_eq!(
+            pct("12345.67", 0, 0),
+            p("intermediate", "24.6"),
+            "rounded down"
+        );
+        assert_eq!(
+            pct("49999.99", 0, 0),
+            p("intermediate", "99.9"),
+            "not 100 until it holds"
+        );
+        assert_eq!(pct("60000", 0, 0), p("intermediate", "100.0"));
+        // Gold's `all`: its furthest-behind part (150,000 of 300,000; 4 of 20 users).
+        assert_eq!(pct("150000", 4, 2), p("gold", "20.0"));
+        assert_eq!(pct("150000", 20, 2), p("gold", "50.0"));
+        assert_eq!(pct("1", 0, 3), None, "the top tier has no next");
+
+        let doc = r#"{"tiers": [{"id": "a", "name": "A", "rank": 0},
+            {"id": "b", "name": "B", "rank": 1, "upgrade": {"at_least": {"n": 2, "of": [
+                {"metric": "sales_amount", "window": "month", "gte": "1000"},
+                {"metric": "valid_downline_users", "gte": "10"},
+                {"any": [{"metric": "order_count", "window": "month", "gte": "4"},
+                         {"metric": "downline_distributors", "gte": "0"}]}]}}}]}"#;
+        let rules = RuleSet::from_json(doc).unwrap();
+        let (_, p) = rules
+            .next_tier_progress(&with_sales("500", 8), month(), 0)
+            .unwrap();
+        // A threshold of 0 holds: `any` is complete; users are at 80%, sales
+        // at 50%; the second closest of the three is 80%.
+        assert_eq!(p.to_string(), "80.0");
+        let (_, p) = rules
+            .next_tier_progress(&with_sales("500", 2), month(), 0)
+            .unwrap();
+        assert_eq!(p.to_string(), "50.0", "now sales are second");
     }
 
     #[test]

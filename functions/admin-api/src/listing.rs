@@ -1,0 +1,261 @@
+//! `GET /v1/admin/distributors`: the brand's distributors, a page at a
+//! time, each with its tier, region, this month's and quarter's sales and
+//! its progress to the next tier.
+//!
+//! Served by the tier-members index (GSI1 `TIER#{tier}`), one partition per
+//! tier: `?tier=` reads one; without it the pages walk the current rule
+//! set's tiers from the top, then tiers only earlier versions had, then
+//! distributors without a tier. A page costs one Query per partition it
+//! touches and one BatchGetItem of the rows' profiles and metrics (plus
+//! their daily items where the rules read rolling windows), whatever the
+//! brand's size.
+
+use chrono::Utc;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tier_domain::ids::TierId;
+use tier_domain::metrics::{Metric, Window};
+use tier_runtime::http::{self, ApiError};
+
+use crate::AdminApi;
+
+const DEFAULT_LIMIT: usize = 25;
+/// Two items a row in one BatchGetItem of at most 100 keys.
+const MAX_LIMIT: usize = 50;
+
+/// Filters the issue of lists promises that are not served yet: refused
+/// by name rather than ignored, so no caller mistakes a whole list for a
+/// filtered one.
+const NOT_YET: [&str; 3] = ["region", "upline", "sort"];
+const KNOWN: [&str; 3] = ["tier", "cursor", "limit"];
+
+/// Where the next page starts: a partition (a tier id, `-` for no tier)
+/// and the index key to continue after, if any. Opaque to callers: hex of
+/// its JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cursor {
+    t: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "not a cursor this API returned")
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        hex::encode(serde_json::to_vec(self).expect("strings serialise"))
+    }
+
+    /// Only a key of the partition it names, with the index's and the
+    /// table's key attributes, is a start key.
+    fn decode(raw: &str) -> Result<Self, ApiError> {
+        let bytes = hex::decode(raw).map_err(|_| invalid_cursor())?;
+        let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
+        let partition = partition_tier(&c.t)?;
+        if let Some(k) = &c.k {
+            let allowed = ["PK", "SK", "GSI1PK", "GSI1SK"];
+            if k.len() != allowed.len()
+                || !k.keys().all(|a| allowed.contains(&a.as_str()))
+                || k.get("GSI1PK") != Some(&tier_store::keys::tier_members(partition.as_ref()))
+            {
+                return Err(invalid_cursor());
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// An amount as the API writes money: two decimal places.
+fn money(mut amount: rust_decimal::Decimal) -> String {
+    amount.rescale(2);
+    amount.to_string()
+}
+
+/// `-` is the partition of distributors without a tier.
+fn partition_tier(raw: &str) -> Result<Option<TierId>, ApiError> {
+    if raw == "-" {
+        return Ok(None);
+    }
+    TierId::parse(raw).map(Some).map_err(|_| invalid_cursor())
+}
+
+impl AdminApi {
+    pub(crate) async fn list_distributors(
+        &self,
+        query: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if NOT_YET.contains(&name) {
+                return Err(ApiError::bad_request(
+                    "unsupported_filter",
+                    format!("{name} is not available yet: filter by tier, or page through all"),
+                ));
+            }
+            if !KNOWN.contains(&name) {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("unknown query parameter {name:?}: tier, cursor and limit are"),
+                ));
+            }
+        }
+        let one = |name: &str| -> Result<Option<String>, ApiError> {
+            match http::query_values(query, name).as_slice() {
+                [] => Ok(None),
+                [v] => Ok(Some(v.clone())),
+                _ => Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} is given more than once"),
+                )),
+            }
+        };
+        let limit = match one("limit")? {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_limit", format!("limit is 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        let rules = self.table.current_rule_set().await?;
+        // The partitions to walk, in order.
+        let partitions: Vec<String> = match one("tier")? {
+            Some(t) => {
+                let known = t == "-"
+                    || rules
+                        .as_ref()
+                        .is_some_and(|r| r.rules.tier_by_id(&t).is_some())
+                    || self
+                        .table
+                        .all_tier_ids()
+                        .await?
+                        .iter()
+                        .any(|id| id.as_str() == t);
+                if !known {
+                    return Err(ApiError::bad_request(
+                        "unknown_tier",
+                        format!("no rule set version has a tier {t:?} (`-`: no tier)"),
+                    ));
+                }
+                vec![t]
+            }
+            None => {
+                let mut order: Vec<String> = rules
+                    .as_ref()
+                    .map(|r| {
+                        r.rules
+                            .tiers()
+                            .iter()
+                            .rev()
+                            .map(|t| t.id.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for id in self.table.all_tier_ids().await? {
+                    if !order.iter().any(|o| o == id.as_str()) {
+                        order.push(id.to_string());
+                    }
+                }
+                order.push("-".into());
+                order
+            }
+        };
+        let mut at = match one("cursor")? {
+            None => Cursor {
+                t: partitions[0].clone(),
+                k: None,
+            },
+            Some(raw) => Cursor::decode(&raw)?,
+        };
+        let mut index = partitions
+            .iter()
+            .position(|p| *p == at.t)
+            .ok_or_else(invalid_cursor)?;
+
+        let mut ids = Vec::with_capacity(limit);
+        let next = loop {
+            let tier = partition_tier(&at.t)?;
+            let start =
+                at.k.as_ref()
+                    .map(|k| serde_json::to_string(k).expect("strings"));
+            let want = (limit - ids.len()) as i32;
+            let (page, more) = self
+                .table
+                .tier_members_page(tier.as_ref(), start.as_deref(), want)
+                .await?;
+            ids.extend(page);
+            let more = more
+                .map(|m| serde_json::from_str(&m).map_err(|_| invalid_cursor()))
+                .transpose()?;
+            at = match more {
+                Some(k) => Cursor {
+                    t: at.t.clone(),
+                    k: Some(k),
+                },
+                None if index + 1 < partitions.len() => {
+                    index += 1;
+                    Cursor {
+                        t: partitions[index].clone(),
+                        k: None,
+                    }
+                }
+                None => break None,
+            };
+            if ids.len() >= limit {
+                break Some(at);
+            }
+        };
+
+        let now = Utc::now();
+        let today = self.calendar.day_of(now);
+        let spans = rules
+            .as_ref()
+            .map(|r| r.rules.daily_spans())
+            .unwrap_or_default();
+        let rows = self
+            .table
+            .distributors_with_metrics(&ids, today, &spans)
+            .await?;
+        let distributors: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(d, m)| {
+                let tier = rules.as_ref().and_then(|r| {
+                    d.tier
+                        .as_ref()
+                        .and_then(|t| r.rules.tier_by_id(t.as_str()))
+                        .or(Some(r.rules.entry_tier()))
+                });
+                let next = rules
+                    .as_ref()
+                    .zip(tier)
+                    .and_then(|(r, t)| r.rules.next_tier_progress(m, today, t.rank));
+                json!({
+                    "id": d.id,
+                    "name": d.name,
+                    "tier": d.tier,
+                    "region": d.region,
+                    "upline": d.upline,
+                    "tier_locked": d.tier_locked,
+                    "sales_month": money(m.value(Metric::SalesAmount, Window::Month, today)),
+                    "sales_quarter": money(m.value(Metric::SalesAmount, Window::Quarter, today)),
+                    "next_tier": next.map(|(t, _)| t.id.clone()),
+                    "progress_pct": next.map(|(_, p)| p),
+                })
+            })
+            .collect();
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({
+                "distributors": distributors,
+                "next_cursor": next.map(|c| c.encode()),
+            }),
+        ))
+    }
+}
