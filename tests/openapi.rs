@@ -2009,6 +2009,7 @@ const EXAMPLE_ORDER: &[&str] = &[
     "setDistributorTier",
     "unlockDistributorTier",
     "listDistributors",
+    "listDistributorsAboutToMove",
     "getDistributor",
     "getDistributorTier",
     "getDistributorTierHistory",

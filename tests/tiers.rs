@@ -680,6 +680,100 @@ async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
     stack.stop().await;
 }
 
+/// `GET /v1/admin/distributors:about-to-move`: who is within reach of the
+/// next tier, and who a review will move down once its protection ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_manager_sees_who_is_about_to_move() {
+    let (stack, api) = clothing_stack().await;
+    let rules = protected_rules(serde_json::json!({"protection_days": 30}));
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    let now = Utc::now();
+    // Suzhou: 100 hoodies, 45,900.00 of Intermediate's 50,000 (91.8%).
+    api.webhook(
+        "douyin",
+        "sz-live",
+        &docs::paid("a1", "A1", "b1", &[("HOODIE-GREY", 100, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    // Shanghai: up to Intermediate today, then a refund takes it below;
+    // the protection period holds it there until a review after it.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid("a2", "A2", "b2", &[("HOODIE-GREY", 120, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::refunded("a2r", "A2", "RF1", "20000.00", &[], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "intermediate");
+
+    let r = api.get("distributors:about-to-move").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scanned"], 3, "{}", r.body);
+    let rows = r.body["distributors"].as_array().unwrap();
+    let row = |id: &str| {
+        rows.iter()
+            .find(|d| d["id"] == id)
+            .unwrap_or_else(|| panic!("{id} is listed: {}", r.body))
+    };
+    let suzhou = row("d-suzhou");
+    assert_eq!(suzhou["direction"], "up");
+    assert_eq!(suzhou["to"], "intermediate");
+    assert_eq!(suzhou["progress_pct"], "91.8");
+    assert_eq!(dec(&suzhou["rule"]["observed"][0]["value"]), d("45900.00"));
+    let shanghai = row("d-shanghai");
+    assert_eq!(shanghai["direction"], "down", "{shanghai}");
+    assert_eq!(shanghai["to"], "junior");
+    assert_eq!(shanghai["rule"]["rule"], "upgrade:intermediate");
+    let effect: chrono::DateTime<Utc> = shanghai["takes_effect"].as_str().unwrap().parse().unwrap();
+    assert!(
+        effect >= now + Duration::days(30),
+        "after the protection: {effect}"
+    );
+    assert!(
+        effect <= now + Duration::days(62),
+        "at the first review after it: {effect}"
+    );
+    assert!(rows.iter().all(|d| d["id"] != "d-hangzhou"), "{}", r.body);
+
+    // Within 5%, Suzhou is not yet close enough.
+    let r = api
+        .get("distributors:about-to-move?within=5")
+        .await
+        .unwrap();
+    assert!(
+        r.body["distributors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["id"] != "d-suzhou"),
+        "{}",
+        r.body
+    );
+    for (query, code) in [
+        ("within=0", "invalid_within"),
+        ("within=101", "invalid_within"),
+        ("within=lots", "invalid_within"),
+        ("region=CN-ZJ", "unsupported_filter"),
+        ("near=1", "unknown_parameter"),
+    ] {
+        let r = api
+            .get(&format!("distributors:about-to-move?{query}"))
+            .await
+            .unwrap();
+        assert_eq!((r.status, r.code()), (400, code), "{query}: {}", r.body);
+    }
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_manual_override_with_a_lock_holds_until_unlocked() {
     let (stack, api) = clothing_stack().await;

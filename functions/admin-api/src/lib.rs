@@ -198,6 +198,9 @@ impl AdminApi {
             (Method::GET, ["v1", "admin", "distributors"]) => {
                 self.list_distributors(req.uri().query()).await
             }
+            (Method::GET, ["v1", "admin", "distributors:about-to-move"]) => {
+                self.about_to_move(req.uri().query()).await
+            }
             (Method::PUT, ["v1", "admin", "distributors", d]) => {
                 self.register_distributor(id(d, DistributorId::parse)?, body)
                     .await

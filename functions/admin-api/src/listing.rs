@@ -84,60 +84,87 @@ fn partition_tier(raw: &str) -> Result<Option<TierId>, ApiError> {
     TierId::parse(raw).map(Some).map_err(|_| invalid_cursor())
 }
 
-impl AdminApi {
-    pub(crate) async fn list_distributors(
-        &self,
-        query: Option<&str>,
-    ) -> Result<Response<Body>, ApiError> {
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-            if NOT_YET.contains(&name) {
-                return Err(ApiError::bad_request(
-                    "unsupported_filter",
-                    format!("{name} is not available yet: filter by tier, or page through all"),
-                ));
-            }
-            if !KNOWN.contains(&name) {
-                return Err(ApiError::bad_request(
-                    "unknown_parameter",
-                    format!("unknown query parameter {name:?}: tier, cursor and limit are"),
-                ));
-            }
+/// A list request's parameters, checked.
+struct ListQuery {
+    tier: Option<String>,
+    limit: usize,
+    cursor: Option<Cursor>,
+}
+
+/// One parameter's single value.
+fn one(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
+    match http::query_values(query, name).as_slice() {
+        [] => Ok(None),
+        [v] => Ok(Some(v.clone())),
+        _ => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} is given more than once"),
+        )),
+    }
+}
+
+/// The list's parameters, and `extra` ones the caller reads itself.
+fn parse_query(query: Option<&str>, extra: &[&str]) -> Result<ListQuery, ApiError> {
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if NOT_YET.contains(&name) {
+            return Err(ApiError::bad_request(
+                "unsupported_filter",
+                format!("{name} is not available yet: filter by tier, or page through all"),
+            ));
         }
-        let one = |name: &str| -> Result<Option<String>, ApiError> {
-            match http::query_values(query, name).as_slice() {
-                [] => Ok(None),
-                [v] => Ok(Some(v.clone())),
-                _ => Err(ApiError::bad_request(
-                    "invalid_query",
-                    format!("{name} is given more than once"),
-                )),
-            }
-        };
-        let limit = match one("limit")? {
-            None => DEFAULT_LIMIT,
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|l| (1..=MAX_LIMIT).contains(l))
-                .ok_or_else(|| {
-                    ApiError::bad_request("invalid_limit", format!("limit is 1 to {MAX_LIMIT}"))
-                })?,
-        };
+        if !KNOWN.contains(&name) && !extra.contains(&name) {
+            let known: Vec<&str> = KNOWN.iter().chain(extra).copied().collect();
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter {name:?}: {} are", known.join(", ")),
+            ));
+        }
+    }
+    let limit = match one(query, "limit")? {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit is 1 to {MAX_LIMIT}"))
+            })?,
+    };
+    Ok(ListQuery {
+        tier: one(query, "tier")?,
+        limit,
+        cursor: one(query, "cursor")?
+            .map(|c| Cursor::decode(&c))
+            .transpose()?,
+    })
+}
+
+/// A page of distributors with their metrics, where the next starts, and
+/// what the rows are read against.
+struct Page {
+    rows: Vec<(
+        tier_store::distributors::Distributor,
+        tier_domain::metrics::Metrics,
+    )>,
+    next: Option<Cursor>,
+    rules: Option<tier_store::rules::PublishedRuleSet>,
+    today: tier_domain::calendar::Day,
+}
+
+impl AdminApi {
+    /// Walks the tier partitions from `q.cursor` until `q.limit` members.
+    async fn page(&self, q: ListQuery) -> Result<Page, ApiError> {
         let rules = self.table.current_rule_set().await?;
+        let all_ids = self.table.all_tier_ids().await?;
         // The partitions to walk, in order.
-        let partitions: Vec<String> = match one("tier")? {
+        let partitions: Vec<String> = match q.tier {
             Some(t) => {
                 let known = t == "-"
                     || rules
                         .as_ref()
                         .is_some_and(|r| r.rules.tier_by_id(&t).is_some())
-                    || self
-                        .table
-                        .all_tier_ids()
-                        .await?
-                        .iter()
-                        .any(|id| id.as_str() == t);
+                    || all_ids.iter().any(|id| id.as_str() == t);
                 if !known {
                     return Err(ApiError::bad_request(
                         "unknown_tier",
@@ -158,7 +185,7 @@ impl AdminApi {
                             .collect()
                     })
                     .unwrap_or_default();
-                for id in self.table.all_tier_ids().await? {
+                for id in all_ids {
                     if !order.iter().any(|o| o == id.as_str()) {
                         order.push(id.to_string());
                     }
@@ -167,25 +194,21 @@ impl AdminApi {
                 order
             }
         };
-        let mut at = match one("cursor")? {
-            None => Cursor {
-                t: partitions[0].clone(),
-                k: None,
-            },
-            Some(raw) => Cursor::decode(&raw)?,
-        };
+        let mut at = q.cursor.unwrap_or_else(|| Cursor {
+            t: partitions[0].clone(),
+            k: None,
+        });
         let mut index = partitions
             .iter()
             .position(|p| *p == at.t)
             .ok_or_else(invalid_cursor)?;
-
-        let mut ids = Vec::with_capacity(limit);
+        let mut ids = Vec::with_capacity(q.limit);
         let next = loop {
             let tier = partition_tier(&at.t)?;
             let start =
                 at.k.as_ref()
-                    .map(|k| serde_json::to_string(k).expect("strings"));
-            let want = (limit - ids.len()) as i32;
+                    .map(|k| serde_json::to_string(k).expect("strings serialise"));
+            let want = (q.limit - ids.len()) as i32;
             let (page, more) = self
                 .table
                 .tier_members_page(tier.as_ref(), start.as_deref(), want)
@@ -208,13 +231,11 @@ impl AdminApi {
                 }
                 None => break None,
             };
-            if ids.len() >= limit {
+            if ids.len() >= q.limit {
                 break Some(at);
             }
         };
-
-        let now = Utc::now();
-        let today = self.calendar.day_of(now);
+        let today = self.calendar.day_of(Utc::now());
         let spans = rules
             .as_ref()
             .map(|r| r.rules.daily_spans())
@@ -223,6 +244,24 @@ impl AdminApi {
             .table
             .distributors_with_metrics(&ids, today, &spans)
             .await?;
+        Ok(Page {
+            rows,
+            next,
+            rules,
+            today,
+        })
+    }
+
+    pub(crate) async fn list_distributors(
+        &self,
+        query: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let Page {
+            rows,
+            next,
+            rules,
+            today,
+        } = self.page(parse_query(query, &[])?).await?;
         let distributors: Vec<serde_json::Value> = rows
             .iter()
             .map(|(d, m)| {
@@ -254,6 +293,72 @@ impl AdminApi {
             StatusCode::OK,
             &json!({
                 "distributors": distributors,
+                "next_cursor": next.map(|c| c.encode()),
+            }),
+        ))
+    }
+
+    /// `GET /v1/admin/distributors:about-to-move`: of a page of members, those
+    /// within `within` percent (default 10) of their next tier's upgrade
+    /// rule, and those a review would move down as their metrics stand.
+    pub(crate) async fn about_to_move(
+        &self,
+        query: Option<&str>,
+    ) -> Result<Response<Body>, ApiError> {
+        let within = match one(query, "within")? {
+            None => rust_decimal::Decimal::TEN,
+            Some(w) => w
+                .parse::<rust_decimal::Decimal>()
+                .ok()
+                .filter(|w| {
+                    *w > rust_decimal::Decimal::ZERO && *w <= rust_decimal::Decimal::ONE_HUNDRED
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_within",
+                        "within is a percentage above 0, at most 100",
+                    )
+                })?,
+        };
+        let Page {
+            rows, next, rules, ..
+        } = self.page(parse_query(query, &["within"])?).await?;
+        let Some(rules) = rules else {
+            return Err(ApiError::conflict(
+                "no_rule_set",
+                "no rule set is published: nobody is heading anywhere",
+            ));
+        };
+        let now = Utc::now();
+        let moving: Vec<serde_json::Value> = rows
+            .iter()
+            .filter_map(|(d, m)| {
+                let standing = tier_domain::tier::Standing {
+                    tier: d.tier.as_ref(),
+                    since: d.upgraded_at,
+                    locked: d.tier_locked,
+                };
+                let outlook = tier_domain::tier::outlook(
+                    &rules.rules,
+                    standing,
+                    m,
+                    &self.calendar,
+                    now,
+                    within,
+                )?;
+                let mut row = serde_json::to_value(&outlook).expect("an outlook serialises");
+                row["id"] = json!(d.id);
+                row["name"] = json!(d.name);
+                row["tier"] = json!(d.tier);
+                Some(row)
+            })
+            .collect();
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({
+                "within_pct": within,
+                "scanned": rows.len(),
+                "distributors": moving,
                 "next_cursor": next.map(|c| c.encode()),
             }),
         ))

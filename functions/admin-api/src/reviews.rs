@@ -73,7 +73,7 @@ impl AdminApi {
                 "future_period",
                 format!(
                     "{period} has not begun in the brand's time zone ({}); its review can start once it has",
-                    self.calendar.timezone()
+                    self.calendar.name()
                 ),
             ));
         }

@@ -27,11 +27,6 @@ impl BrandCalendar {
             .map_err(|_| UnknownTimeZone(name.to_owned()))
     }
 
-    /// The IANA name of the brand's time zone.
-    pub fn timezone(&self) -> &'static str {
-        self.tz.name()
-    }
-
     pub fn month_of(&self, at: DateTime<Utc>) -> Month {
         let local = at.with_timezone(&self.tz);
         Month {

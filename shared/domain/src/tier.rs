@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Day, Month, Period};
+use rust_decimal::Decimal;
+
+use crate::calendar::{BrandCalendar, Day, Month, Period};
 use crate::ids::{DistributorId, EventId, TierId};
 use crate::metrics::Metrics;
 use chrono::Duration;
@@ -285,6 +287,107 @@ pub fn decide(
     })
 }
 
+/// Where a distributor is heading, for the account managers who can act
+/// before the month closes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "direction", rename_all = "snake_case")]
+pub enum Outlook {
+    /// Within reach of the next tier's upgrade rule; it moves at the first
+    /// event that completes it.
+    Up {
+        to: TierId,
+        progress_pct: Decimal,
+        /// Each condition of the rule, its value and its threshold.
+        rule: RuleOutcome,
+    },
+    /// Its tier's retention rule fails now: the review at `takes_effect`
+    /// (the first after its protection period) moves it down to `to`,
+    /// unless its metrics recover first.
+    Down {
+        to: TierId,
+        rule: RuleOutcome,
+        takes_effect: DateTime<Utc>,
+    },
+}
+
+/// When the next scheduled review runs after `now`: 00:05 on the 1st in the
+/// brand's time zone, or, where the rules read rolling windows, 00:05 the
+/// next day.
+pub fn next_review(rules: &RuleSet, calendar: &BrandCalendar, now: DateTime<Utc>) -> DateTime<Utc> {
+    let at = |day: Day| calendar.start_of(day) + Duration::minutes(5);
+    let today = calendar.day_of(now);
+    if !rules.daily_spans().is_empty() && at(today) > now {
+        return at(today);
+    }
+    let mut day = today.plus_days(1);
+    if !rules.daily_spans().is_empty() {
+        return at(day);
+    }
+    while day.day_of_month() != 1 {
+        day = day.plus_days(1);
+    }
+    at(day)
+}
+
+/// Whether the distributor is about to move: up, when its progress to the
+/// next tier is at least `100 - within_pct` percent (and the rule does not
+/// hold yet); down, when a review would move it down as its metrics stand
+/// today, at the first review its protection period allows. `None` for a
+/// locked distributor and one that stays.
+pub fn outlook(
+    rules: &RuleSet,
+    standing: Standing<'_>,
+    metrics: &Metrics,
+    calendar: &BrandCalendar,
+    now: DateTime<Utc>,
+    within_pct: Decimal,
+) -> Option<Outlook> {
+    if standing.locked {
+        return None;
+    }
+    let today = calendar.day_of(now);
+    let current = standing
+        .tier
+        .and_then(|t| rules.tier_by_id(t.as_str()))
+        .unwrap_or_else(|| rules.entry_tier());
+    let mut review = next_review(rules, calendar, now);
+    if let Some(since) = standing.since {
+        let protected_until = since + Duration::days(i64::from(rules.downgrades().protection_days));
+        while review < protected_until {
+            review = next_review(rules, calendar, review);
+        }
+    }
+    let change = decide(
+        rules,
+        0,
+        standing,
+        metrics,
+        review,
+        today,
+        Trigger::Review,
+        Cause::Assignment,
+    );
+    if let Some(c) = change.filter(|c| c.direction == Direction::Down) {
+        let rule = c.reasons.first().cloned()?;
+        return Some(Outlook::Down {
+            to: c.to,
+            rule,
+            takes_effect: review,
+        });
+    }
+    let (next, pct) = rules.next_tier_progress(metrics, today, current.rank)?;
+    let hundred = Decimal::ONE_HUNDRED;
+    if pct >= hundred || pct < hundred - within_pct {
+        return None;
+    }
+    let rule = rules.progress(metrics, today, current.rank)?;
+    Some(Outlook::Up {
+        to: next.id.clone(),
+        progress_pct: pct,
+        rule,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +476,64 @@ mod tests {
             Cause::Assignment,
         )
         .map(|c| c.to.to_string())
+    }
+
+    #[test]
+    fn the_outlook_names_who_is_about_to_move_and_when() {
+        let r = rules("");
+        let calendar = BrandCalendar::parse("Asia/Shanghai").unwrap();
+        let now = at("2026-11-20T00:00:00Z");
+        let look = |tier: &str, since: &str, locked: bool, amount: &str, within: &str| {
+            let t = TierId::parse(tier).unwrap();
+            let (m, _) = sales(amount);
+            let standing = Standing {
+                tier: Some(&t),
+                since: Some(at(since)),
+                locked,
+            };
+            outlook(&r, standing, &m, &calendar, now, within.parse().unwrap())
+        };
+        let long_ago = "2026-01-01T00:00:00Z";
+        // Retention fails: down at the month-end review, 00:05 on the 1st
+        // in Shanghai.
+        let Some(Outlook::Down {
+            to,
+            rule,
+            takes_effect,
+        }) = look("senior", long_ago, false, "79999.99", "10")
+        else {
+            panic!("senior below its retention rule moves down");
+        };
+        assert_eq!(to.as_str(), "intermediate");
+        assert_eq!(takes_effect, at("2026-11-30T16:05:00Z"));
+        assert_eq!(rule.rule, "retention:senior");
+        assert_eq!(rule.observed[0].threshold.to_string(), "80000");
+        // Upgraded on the 15th: protected until 15 December, so the
+        // January review.
+        let Some(Outlook::Down { takes_effect, .. }) =
+            look("senior", "2026-11-15T00:00:00Z", false, "79999.99", "10")
+        else {
+            panic!("still moves down, later");
+        };
+        assert_eq!(takes_effect, at("2026-12-31T16:05:00Z"));
+        // 46,000 of 50,000: within 10% of Intermediate, not within 5%.
+        let Some(Outlook::Up {
+            to,
+            progress_pct,
+            rule,
+        }) = look("junior", long_ago, false, "46000", "10")
+        else {
+            panic!("within reach");
+        };
+        assert_eq!(
+            (to.as_str(), progress_pct.to_string().as_str()),
+            ("intermediate", "92.0")
+        );
+        assert_eq!(rule.rule, "upgrade:intermediate");
+        assert_eq!(look("junior", long_ago, false, "46000", "5"), None);
+        // Staying put, or locked.
+        assert_eq!(look("senior", long_ago, false, "85000", "10"), None);
+        assert_eq!(look("senior", long_ago, true, "1", "10"), None);
     }
 
     #[test]
