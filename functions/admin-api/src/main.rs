@@ -8,7 +8,7 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let aws = AwsClients::from_environment().await;
+    let aws = AwsClients::from_environment().await?;
     let app = AdminApi::from_env(&Env::from_process(), &aws)?;
     let (app, aws) = (&app, &aws);
     lambda_http::run(service_fn(move |req: Request| async move {

@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     logging::init_json();
     let env = Env::from_process();
     let mode = Mode::from_env(&env)?;
-    let aws = AwsClients::from_environment().await;
+    let aws = AwsClients::from_environment().await?;
     match mode {
         Mode::Webhooks => {
             let app = OrderIntake::from_env(&env, &aws)?;

@@ -9,7 +9,7 @@ use tier_runtime::{AwsClients, Env, logging};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let aws = AwsClients::from_environment().await;
+    let aws = AwsClients::from_environment().await?;
     let app = TierEvaluation::from_env(&Env::from_process(), &aws)?;
     let (app, aws) = (&app, &aws);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
