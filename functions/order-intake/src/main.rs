@@ -8,7 +8,10 @@ use order_intake::detail::DetailFetcher;
 use order_intake::{Mode, OrderIntake};
 use tier_runtime::{AwsClients, Env, logging};
 
-#[tokio::main]
+// One thread: Lambda sends a process one invocation at a time, and what an
+// invocation does concurrently (its SDK calls) waits on the network, so
+// worker threads would only add their creation to every cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init_json();
     let env = Env::from_process();

@@ -6,7 +6,10 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use stock_allocation::StockAllocation;
 use tier_runtime::{AwsClients, Env, logging};
 
-#[tokio::main]
+// One thread: Lambda sends a process one invocation at a time, and what an
+// invocation does concurrently (its SDK calls) waits on the network, so
+// worker threads would only add their creation to every cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init_json();
     let aws = AwsClients::from_environment().await?;
