@@ -84,11 +84,15 @@ bench-startup:
 	cargo build --release -p order-intake -p price-lookup -p tier-evaluation -p stock-allocation \
 		-p admin-api --bins
 	cargo build --release -p local-stack --bin hello-lambda --bin startup-latency
+	# As deployed by default: the TLS roots compiled into the binaries.
 	target/release/startup-latency --runs $${RUNS:-30}
-	# As deployed: the template gives the functions one bundle file (TlsRootsFile).
+	# With the system bundle as a brand's own roots file (TlsRootsFile), then as SSL_CERT_FILE,
+	# which leaves TLS to the AWS SDK's own client.
 	for bundle in /etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem /etc/ssl/certs/ca-certificates.crt; do \
 		if [ -f "$$bundle" ]; then \
-			target/release/startup-latency --runs $${RUNS:-30} --ssl-cert-file "$$bundle"; break; \
+			target/release/startup-latency --runs $${RUNS:-30} --env TLS_ROOTS_FILE="$$bundle"; \
+			target/release/startup-latency --runs $${RUNS:-30} --env SSL_CERT_FILE="$$bundle"; \
+			break; \
 		fi; \
 	done
 

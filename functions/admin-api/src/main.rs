@@ -5,10 +5,13 @@ use admin_api::AdminApi;
 use lambda_http::{Error, Request, service_fn};
 use tier_runtime::{AwsClients, Env, logging};
 
-#[tokio::main]
+// One thread: Lambda sends a process one invocation at a time, and what an
+// invocation does concurrently (its SDK calls) waits on the network, so
+// worker threads would only add their creation to every cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init_json();
-    let aws = AwsClients::from_environment().await;
+    let aws = AwsClients::from_environment().await?;
     let app = AdminApi::from_env(&Env::from_process(), &aws)?;
     let (app, aws) = (&app, &aws);
     lambda_http::run(service_fn(move |req: Request| async move {

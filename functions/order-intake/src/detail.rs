@@ -54,7 +54,7 @@ pub struct DetailFetcher<D = DoudianApi> {
 
 impl DetailFetcher<DoudianApi> {
     pub fn from_env(env: &Env, aws: &AwsClients) -> Result<Self, ConfigError> {
-        Self::from_env_with(env, aws, DoudianApi::from_env(env)?)
+        Self::from_env_with(env, aws, DoudianApi::from_env(env, aws.tls.clone())?)
     }
 }
 

@@ -38,12 +38,13 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tier_platforms::OrderDetail;
 use tier_platforms::doudian::{self, SignMethod};
+use tier_runtime::tls::ClientConfig;
 use tier_runtime::{ConfigError, Env};
 
 /// Where the platform serves the open API.
@@ -291,25 +292,53 @@ pub struct DoudianApi {
 }
 
 impl DoudianApi {
-    /// `DOUDIAN_API_BASE`, by default the platform's own endpoint.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// `DOUDIAN_API_BASE`, by default the platform's own endpoint, over
+    /// `tls` (the AWS clients' choice of roots, [`AwsClients::tls`]).
+    ///
+    /// [`AwsClients::tls`]: tier_runtime::AwsClients::tls
+    pub fn from_env(env: &Env, tls: Option<Arc<ClientConfig>>) -> Result<Self, ConfigError> {
         let base = env.get("DOUDIAN_API_BASE").unwrap_or(DEFAULT_BASE);
-        Self::new(base, CONNECT_TIMEOUT, REQUEST_TIMEOUT).map_err(|reason| ConfigError::Invalid {
-            name: "DOUDIAN_API_BASE",
-            reason,
+        Self::with_tls(base, CONNECT_TIMEOUT, REQUEST_TIMEOUT, tls).map_err(|reason| {
+            ConfigError::Invalid {
+                name: "DOUDIAN_API_BASE",
+                reason,
+            }
         })
     }
 
+    /// Over the compiled-in roots.
     pub fn new(base: &str, connect: Duration, request: Duration) -> Result<Self, String> {
+        Self::with_tls(
+            base,
+            connect,
+            request,
+            Some(tier_runtime::tls::compiled_roots()),
+        )
+    }
+
+    /// `tls` `None`: reqwest's own loading of the system's roots, which
+    /// follows `SSL_CERT_FILE` and `SSL_CERT_DIR`.
+    pub fn with_tls(
+        base: &str,
+        connect: Duration,
+        request: Duration,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Self, String> {
         let base = base.trim().trim_end_matches('/');
         let url = reqwest::Url::parse(base).map_err(|e| format!("{base:?} is not a URL: {e}"))?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(format!("{base:?} is not an http(s) URL"));
         }
         tier_runtime::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(connect)
-            .timeout(request)
+            .timeout(request);
+        if let Some(tls) = tls {
+            // reqwest takes the configuration by value; cloning it shares
+            // its root store, which is behind an `Arc`.
+            http = http.use_preconfigured_tls(ClientConfig::clone(&tls));
+        }
+        let http = http
             .build()
             .map_err(|e| format!("the HTTP client cannot be built: {e}"))?;
         Ok(Self {
@@ -975,7 +1004,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(api.base, DEFAULT_BASE);
-        assert!(DoudianApi::from_env(&Env::default()).is_ok());
+        assert!(DoudianApi::from_env(&Env::default(), None).is_ok());
     }
 
     #[test]

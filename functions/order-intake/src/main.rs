@@ -8,12 +8,15 @@ use order_intake::detail::DetailFetcher;
 use order_intake::{Mode, OrderIntake};
 use tier_runtime::{AwsClients, Env, logging};
 
-#[tokio::main]
+// One thread: Lambda sends a process one invocation at a time, and what an
+// invocation does concurrently (its SDK calls) waits on the network, so
+// worker threads would only add their creation to every cold start.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     logging::init_json();
     let env = Env::from_process();
     let mode = Mode::from_env(&env)?;
-    let aws = AwsClients::from_environment().await;
+    let aws = AwsClients::from_environment().await?;
     match mode {
         Mode::Webhooks => {
             let app = OrderIntake::from_env(&env, &aws)?;

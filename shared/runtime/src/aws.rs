@@ -1,8 +1,13 @@
 //! AWS clients, built once per process (during Lambda init, so the first
 //! request does not pay for the TLS handshake).
 
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
+
+use crate::env::{ConfigError, Env};
+use crate::tls::Roots;
 
 /// The two clients every function may need. Cloning is cheap: the SDK
 /// clients are `Arc`s inside.
@@ -17,23 +22,35 @@ pub struct AwsClients {
     /// service's client (Secrets Manager) builds it from this, so that the
     /// others do not link or construct it.
     pub sdk: aws_config::SdkConfig,
+    /// The TLS of the process's other HTTPS clients (a platform's API), the
+    /// same roots as these clients'; `None` where the environment leaves
+    /// TLS to each client's own loading ([`Roots::System`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl AwsClients {
     /// Inside Lambda: region and credentials come from the execution
-    /// environment.
-    pub async fn from_environment() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    /// environment, the TLS roots from [`Roots::from_env`]: compiled in
+    /// unless the environment names others. Fails on a roots file that
+    /// cannot be read, rather than at every call.
+    pub async fn from_environment() -> Result<Self, ConfigError> {
+        let tls = Roots::from_env(&Env::from_process())?.client_config()?;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(tls) = &tls {
+            loader = loader.http_client(crate::aws_http::http_client(tls.clone()));
+        }
+        let config = loader.load().await;
         let usage = crate::cost::DynamoCounter::default();
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
             .interceptor(usage.clone())
             .build();
-        Self {
+        Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
             sqs: aws_sdk_sqs::Client::new(&config),
             dynamo_usage: Some(usage),
             sdk: config,
-        }
+            tls,
+        })
     }
 
     /// Emits the DynamoDB units these clients used since the last call, as
@@ -99,6 +116,7 @@ impl AwsClients {
                     ),
                 )
                 .build(),
+            tls: Some(crate::tls::compiled_roots()),
         }
     }
 }

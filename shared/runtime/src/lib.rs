@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`aws`]: the AWS clients, built once.
+//! - [`aws_http`]: their HTTP client in Lambda, with compiled-in TLS roots.
 //! - [`cost`]: DynamoDB requests and capacity units, counted.
 //! - [`env`]: configuration read from a variable lookup (the process
 //!   environment in Lambda, a map in the local stack).
@@ -9,9 +10,10 @@
 //! - [`sqs`]: partial batch failures and dead-lettering with a reason.
 //! - [`logging`]: tracing set-up.
 //! - [`metrics`]: operational metrics in CloudWatch embedded metric format.
-//! - [`tls`]: the crypto provider of our own HTTPS clients.
+//! - [`tls`]: the crypto and the TLS roots of the HTTPS clients.
 
 pub mod aws;
+pub mod aws_http;
 pub mod cost;
 pub mod env;
 pub mod http;

@@ -6,6 +6,7 @@
 //! ```text
 //! make bench-startup                       # release builds, 30 starts each
 //! cargo run --release -p local-stack --bin startup-latency -- --runs 50
+//! cargo run --release -p local-stack --bin startup-latency -- --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 //! ```
 //!
 //! A fake Lambda Runtime API on 127.0.0.1 notes the moment each process
@@ -61,17 +62,17 @@ const ENV: [(&str, &str); 20] = [
 async fn start_once(
     binary: &Path,
     listener: &TcpListener,
-    cert_file: Option<&str>,
+    extra_env: &[(String, String)],
 ) -> anyhow::Result<Duration> {
     let api = listener.local_addr()?.to_string();
     let started = Instant::now();
     // Only what Lambda would set: this machine's own variables (a
     // certificate directory to scan, say) would measure this machine.
     let mut command = tokio::process::Command::new(binary);
-    command.env_clear().envs(ENV);
-    if let Some(file) = cert_file {
-        command.env("SSL_CERT_FILE", file);
-    }
+    command
+        .env_clear()
+        .envs(ENV)
+        .envs(extra_env.iter().map(|(k, v)| (k, v)));
     let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", &api)
         .stdout(Stdio::null())
@@ -108,7 +109,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut runs = DEFAULT_RUNS;
-    let mut cert_file: Option<String> = None;
+    let mut extra_env: Vec<(String, String)> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => {
@@ -118,14 +119,16 @@ async fn main() -> anyhow::Result<()> {
                     .filter(|n| *n > 0)
                     .context("--runs takes a positive whole number")?
             }
-            // The template sets SSL_CERT_FILE to the system bundle, so that
-            // the TLS roots are read from one file instead of the file and
-            // then every file of the certificate directory again.
-            "--ssl-cert-file" => {
-                cert_file = Some(args.next().context("--ssl-cert-file takes a path")?)
+            // A variable a deployment may add: a roots file of the brand's
+            // own (TLS_ROOTS_FILE), or SSL_CERT_FILE, which leaves TLS to
+            // the SDK's own client.
+            "--env" => {
+                let pair = args.next().context("--env takes NAME=VALUE")?;
+                let (name, value) = pair.split_once('=').context("--env takes NAME=VALUE")?;
+                extra_env.push((name.to_owned(), value.to_owned()));
             }
             other => bail!(
-                "unknown argument {other:?}; usage: startup-latency [--runs N] [--ssl-cert-file PATH]"
+                "unknown argument {other:?}; usage: startup-latency [--runs N] [--env NAME=VALUE]..."
             ),
         }
     }
@@ -138,15 +141,20 @@ async fn main() -> anyhow::Result<()> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); BINARIES.len()];
     for _ in 0..runs {
         for (i, name) in BINARIES.iter().enumerate() {
-            times[i].push(start_once(&dir.join(name), &listener, cert_file.as_deref()).await?);
+            times[i].push(start_once(&dir.join(name), &listener, &extra_env).await?);
         }
     }
     let medians: Vec<Duration> = times.into_iter().map(median).collect();
     let base = medians[0].as_secs_f64();
+    let added: Vec<String> = extra_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!(
-        "start to first request for work, median of {runs} (ratio to {}), SSL_CERT_FILE {}:",
+        "start to first request for work, median of {runs} (ratio to {}), {}:",
         BINARIES[0],
-        cert_file.as_deref().unwrap_or("unset")
+        if added.is_empty() {
+            "only Lambda's variables".to_owned()
+        } else {
+            format!("with {}", added.join(" "))
+        }
     );
     let mut json = Vec::new();
     for (name, m) in BINARIES.iter().zip(&medians) {
@@ -155,11 +163,13 @@ async fn main() -> anyhow::Result<()> {
         println!("  {name:<18} {ms:>7.2} ms  {ratio:>5.2}x");
         json.push(format!(r#""{name}":{{"ms":{ms:.3},"ratio":{ratio:.3}}}"#));
     }
+    let env_json: Vec<String> = extra_env
+        .iter()
+        .map(|(k, v)| format!("{k:?}:{v:?}"))
+        .collect();
     println!(
-        r#"{{"bench":"startup-latency","runs":{runs},"ssl_cert_file":{},{}}}"#,
-        cert_file
-            .as_deref()
-            .map_or("null".into(), |f| format!("{f:?}")),
+        r#"{{"bench":"startup-latency","runs":{runs},"env":{{{}}},{}}}"#,
+        env_json.join(","),
         json.join(",")
     );
     Ok(())
