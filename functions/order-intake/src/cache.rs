@@ -190,20 +190,28 @@ impl IntakeCache {
         Ok(Some(known))
     }
 
-    /// What the next view of `store` should ask for in its first read.
-    /// Guesses outlive the store's TTL: they are checked by the read.
-    pub fn hints(&self, platform: &Platform, store: &StoreId) -> ViewHints {
-        let known = {
+    /// What the next view of `store` should ask for in its first read, for
+    /// a notice naming `codes` (only their mappings are copied out, not the
+    /// store's whole catalogue). Guesses outlive the store's TTL: they are
+    /// checked by the read.
+    pub fn hints(&self, platform: &Platform, store: &StoreId, codes: &[String]) -> ViewHints {
+        let (owner, mapping) = {
             let entries = self.stores.entries.lock().expect("cache lock");
-            entries
-                .get(&(platform.clone(), store.clone()))
-                .map(|(_, k)| k.clone())
+            match entries.get(&(platform.clone(), store.clone())) {
+                None => (None, HashMap::new()),
+                Some((_, k)) => (
+                    k.owner.clone(),
+                    codes
+                        .iter()
+                        .filter_map(|c| k.mapping.get(c).map(|s| (c.clone(), s.clone())))
+                        .collect(),
+                ),
+            }
         };
-        let known = known.unwrap_or_default();
         ViewHints {
-            owner: known.owner,
+            owner,
             book_version: *self.book_version.lock().expect("cache lock"),
-            mapping: known.mapping,
+            mapping,
             rules: self.rules.get(&()),
         }
     }
@@ -273,14 +281,18 @@ mod tests {
         let cache = IntakeCache::default();
         let (p, s) = (id(Platform::parse, "shopify"), id(StoreId::parse, "x"));
         let owner = id(DistributorId::parse, "d-1");
-        assert!(cache.hints(&p, &s).owner.is_none());
-        let mapping: HashMap<String, Sku> = [("TEE".to_owned(), id(Sku::parse, "tee-m"))].into();
         let codes = ["TEE".to_owned(), "HAT".to_owned()];
+        assert!(cache.hints(&p, &s, &codes).owner.is_none());
+        let mapping: HashMap<String, Sku> = [("TEE".to_owned(), id(Sku::parse, "tee-m"))].into();
         cache.learn(&p, &s, Some(&owner), None, &codes, &mapping, None, Some(7));
-        let hints = cache.hints(&p, &s);
+        let hints = cache.hints(&p, &s, &codes);
         assert_eq!(hints.owner.as_ref(), Some(&owner));
         assert_eq!(hints.book_version, Some(7));
         assert_eq!(hints.mapping, mapping, "only what was found is kept");
+        assert!(
+            cache.hints(&p, &s, &["HAT".to_owned()]).mapping.is_empty(),
+            "only the codes asked about are copied out"
+        );
         // A code no longer mapped is forgotten; a store no longer connected too.
         cache.learn(
             &p,
@@ -292,9 +304,9 @@ mod tests {
             None,
             Some(8),
         );
-        assert!(cache.hints(&p, &s).mapping.is_empty());
+        assert!(cache.hints(&p, &s, &codes).mapping.is_empty());
         cache.learn(&p, &s, None, None, &codes, &HashMap::new(), None, Some(8));
-        assert!(cache.hints(&p, &s).owner.is_none());
+        assert!(cache.hints(&p, &s, &codes).owner.is_none());
         assert!(cache.stores.get(&(p, s)).is_none());
     }
 }

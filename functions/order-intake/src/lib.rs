@@ -373,7 +373,7 @@ impl OrderIntake {
         event_id: &EventId,
         skus: &[Sku],
     ) -> Result<tier_store::webhooks::IntakeView, StoreError> {
-        let hints = self.cache.hints(platform, store);
+        let hints = self.cache.hints(platform, store, &[]);
         let view = self
             .table
             .intake_view(platform, store, event_id, skus, &hints)

@@ -282,7 +282,7 @@ impl NativeIntake {
     ) -> Result<(EventId, Fate), ApiError> {
         let event_id = tier_platforms::translate::event_id(&notice.event_key);
         let codes = notice_codes(notice);
-        let hints = self.cache.hints(platform, store);
+        let hints = self.cache.hints(platform, store, &codes);
         let view = table
             .notice_view(platform, store, &event_id, &codes, false, &hints)
             .await?;
