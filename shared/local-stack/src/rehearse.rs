@@ -124,6 +124,8 @@ pub async fn request(
     at: DateTime<chrono::FixedOffset>,
 ) -> anyhow::Result<serde_json::Value> {
     let url = format!("{}{PATH}", base_url.trim_end_matches('/'));
+    // The command builds its client before (and without) any stack.
+    tier_runtime::tls::install_crypto_provider();
     let r = reqwest::Client::new()
         .post(&url)
         .json(&json!({"kind": kind, "at": at.to_rfc3339()}))
