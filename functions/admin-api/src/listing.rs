@@ -5,10 +5,11 @@
 //! Served by the tier-members index (GSI1 `TIER#{tier}`), one partition per
 //! tier: `?tier=` reads one; without it the pages walk the current rule
 //! set's tiers from the top, then tiers only earlier versions had, then
-//! distributors without a tier. A page costs one Query per partition it
-//! touches and one BatchGetItem of the rows' profiles and metrics (plus
-//! their daily items where the rules read rolling windows), whatever the
-//! brand's size.
+//! distributors without a tier. A page costs the current rule set (a
+//! GetItem), the list of tiers any version had (a Query, unless `?tier=`
+//! names a current one), one Query per partition it touches and one
+//! BatchGetItem of the rows' profiles and metrics (plus their daily items
+//! where the rules read rolling windows), whatever the brand's size.
 
 use chrono::Utc;
 use lambda_http::http::StatusCode;
@@ -156,15 +157,21 @@ impl AdminApi {
     /// Walks the tier partitions from `q.cursor` until `q.limit` members.
     async fn page(&self, q: ListQuery) -> Result<Page, ApiError> {
         let rules = self.table.current_rule_set().await?;
-        let all_ids = self.table.all_tier_ids().await?;
         // The partitions to walk, in order.
         let partitions: Vec<String> = match q.tier {
             Some(t) => {
+                // The tiers of earlier versions are listed only when the
+                // current one does not name it.
                 let known = t == "-"
                     || rules
                         .as_ref()
                         .is_some_and(|r| r.rules.tier_by_id(&t).is_some())
-                    || all_ids.iter().any(|id| id.as_str() == t);
+                    || self
+                        .table
+                        .all_tier_ids()
+                        .await?
+                        .iter()
+                        .any(|id| id.as_str() == t);
                 if !known {
                     return Err(ApiError::bad_request(
                         "unknown_tier",
@@ -185,7 +192,7 @@ impl AdminApi {
                             .collect()
                     })
                     .unwrap_or_default();
-                for id in all_ids {
+                for id in self.table.all_tier_ids().await? {
                     if !order.iter().any(|o| o == id.as_str()) {
                         order.push(id.to_string());
                     }

@@ -175,21 +175,46 @@ impl Table {
                 }))
                 .await?;
         }
+        // PARTITIONS is a reserved word in DynamoDB's expressions.
+        self.update_run(
+            period,
+            "SET #parts = :p",
+            Some(("#parts", "partitions")),
+            [(":p", n(tiers.len() as u64))],
+        )
+        .await?;
+        record.partitions = Some(tiers.len() as u64);
+        Ok(record)
+    }
+
+    /// One unconditional update of `period`'s run item: its counters and
+    /// its partition count.
+    async fn update_run<const N: usize>(
+        &self,
+        period: Period,
+        expression: &str,
+        name: Option<(&str, &str)>,
+        values: [(&str, AttributeValue); N],
+    ) -> Result<(), StoreError> {
         let (pk, sk) = review_key(period);
-        self.client
+        let mut update = self
+            .client
             .update_item()
             .table_name(&self.name)
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            // PARTITIONS is a reserved word in DynamoDB's expressions.
-            .update_expression("SET #parts = :p")
-            .expression_attribute_names("#parts", "partitions")
-            .expression_attribute_values(":p", n(tiers.len() as u64))
+            .update_expression(expression);
+        if let Some((placeholder, attribute)) = name {
+            update = update.expression_attribute_names(placeholder, attribute);
+        }
+        for (placeholder, value) in values {
+            update = update.expression_attribute_values(placeholder, value);
+        }
+        update
             .send()
             .await
             .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        record.partitions = Some(tiers.len() as u64);
-        Ok(record)
+        Ok(())
     }
 
     /// What one partition message listed: `pages` page messages of
@@ -201,20 +226,17 @@ impl Table {
         distributors: u64,
         finished: bool,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = review_key(period);
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("ADD pages_listed :p, distributors_listed :d, partitions_listed :f")
-            .expression_attribute_values(":p", n(pages))
-            .expression_attribute_values(":d", n(distributors))
-            .expression_attribute_values(":f", n(u64::from(finished)))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        self.update_run(
+            period,
+            "ADD pages_listed :p, distributors_listed :d, partitions_listed :f",
+            None,
+            [
+                (":p", n(pages)),
+                (":d", n(distributors)),
+                (":f", n(u64::from(finished))),
+            ],
+        )
+        .await
     }
 
     /// Progress counters, for operators. A redelivered page counts twice:
@@ -225,20 +247,13 @@ impl Table {
         evaluated: u64,
         changed: u64,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = review_key(period);
-        self.client
-            .update_item()
-            .table_name(&self.name)
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .update_expression("ADD pages_done :one, evaluated :e, changed :c")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":e", n(evaluated))
-            .expression_attribute_values(":c", n(changed))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem", e))?;
-        Ok(())
+        self.update_run(
+            period,
+            "ADD pages_done :one, evaluated :e, changed :c",
+            None,
+            [(":one", n(1)), (":e", n(evaluated)), (":c", n(changed))],
+        )
+        .await
     }
 
     /// One page of a tier's members (GSI1), from `cursor`; returns the ids
