@@ -40,12 +40,12 @@ async fn one_line_order_costs() {
         (
             "new buyer, tier unchanged",
             docs::paid("e1", "O1", "b1", &[("TEE-WHITE", 1, "199.00")], now),
-            14.0,
+            16.0,
         ),
         (
             "repeat buyer, tier unchanged",
             docs::paid("e2", "O2", "b1", &[("TEE-WHITE", 1, "199.00")], now),
-            14.0,
+            16.0,
         ),
         (
             "3 lines, 3 SKUs",
@@ -60,12 +60,12 @@ async fn one_line_order_costs() {
                 ],
                 now,
             ),
-            18.0,
+            20.0,
         ),
         (
             "order that changes the tier",
             docs::paid("e3", "O3", "b2", &[("JACKET-DOWN", 39, "1299.00")], now),
-            18.0,
+            24.0,
         ),
     ] {
         stack.dynamo_usage.reset();
@@ -160,6 +160,7 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
                         unit_price: unit,
                         amount: unit,
                         entitled_unit_price: None,
+                        floor_unit_price: None,
                     }],
                     urgent: false,
                     region: None,

@@ -83,6 +83,7 @@ fn paid_event(
                 unit_price: unit,
                 amount: unit.times(qty),
                 entitled_unit_price: None,
+                floor_unit_price: None,
             }],
             urgent: false,
             region: None,

@@ -115,6 +115,7 @@ fn one_unit(sku: &str) -> Vec<OrderLine> {
         unit_price: Money::parse("1299.00").unwrap(),
         amount: Money::parse("1299.00").unwrap(),
         entitled_unit_price: None,
+        floor_unit_price: None,
     }]
 }
 
@@ -363,7 +364,7 @@ async fn an_evaluation_racing_a_manual_override_leaves_the_override() {
         let manual = tier_change("senior", tier_domain::tier::Cause::Assignment);
         assert!(
             direct(&name)
-                .set_tier_manually(&rival_id, v, Some(&manual), true)
+                .set_tier_manually(&rival_id, v, Some(&manual), true, &calendar())
                 .await
                 .unwrap()
         );
@@ -375,7 +376,7 @@ async fn an_evaluation_racing_a_manual_override_leaves_the_override() {
         },
     );
     let committed = gated(&stack, &interleave)
-        .change_tier(&id, before.tier_version, &evaluation)
+        .change_tier(&id, before.tier_version, &evaluation, &calendar())
         .await
         .unwrap();
     assert_eq!(interleave.fired(), 1, "the override went first");
@@ -435,14 +436,14 @@ async fn a_manual_override_racing_an_evaluation_is_refused_for_retry() {
         );
         assert!(
             direct(&name)
-                .change_tier(&rival_id, v, &evaluation)
+                .change_tier(&rival_id, v, &evaluation, &calendar())
                 .await
                 .unwrap()
         );
     });
     let manual = tier_change("senior", tier_domain::tier::Cause::Assignment);
     let committed = gated(&stack, &interleave)
-        .set_tier_manually(&id, before.tier_version, Some(&manual), true)
+        .set_tier_manually(&id, before.tier_version, Some(&manual), true, &calendar())
         .await
         .unwrap();
     assert_eq!(interleave.fired(), 1, "the evaluation went first");
@@ -463,7 +464,7 @@ async fn a_manual_override_racing_an_evaluation_is_refused_for_retry() {
 
     // Retried from what is there now (as the endpoint does), it applies.
     let retried = direct(&stack.table_name())
-        .set_tier_manually(&id, after.tier_version, Some(&manual), true)
+        .set_tier_manually(&id, after.tier_version, Some(&manual), true, &calendar())
         .await
         .unwrap();
     assert!(retried);
@@ -737,4 +738,8 @@ async fn a_refund_racing_its_orders_payment_on_one_ledger_entry_counts_both() {
     assert_eq!(dec(&metrics["sales"]["lifetime"]), d("199.00"), "{metrics}");
     assert_eq!(metrics["orders"]["lifetime"], 1, "{metrics}");
     stack.stop().await;
+}
+
+fn calendar() -> tier_domain::calendar::BrandCalendar {
+    tier_domain::calendar::BrandCalendar::default()
 }

@@ -234,6 +234,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
             unit_price: price,
             amount: price,
             entitled_unit_price: None,
+            floor_unit_price: None,
         })
         .collect();
     let order = OrderRef {

@@ -108,7 +108,7 @@ impl AdminApi {
             ancestors,
         };
         self.table
-            .register_distributor(&d, entry.as_ref())
+            .register_distributor(&d, entry.as_ref(), &self.calendar)
             .await
             .map_err(|e| match e {
                 RegisterError::AlreadyExists(_) => {
@@ -290,7 +290,7 @@ impl AdminApi {
             });
             if self
                 .table
-                .set_tier_manually(&id, d.tier_version, change.as_ref(), m.lock)
+                .set_tier_manually(&id, d.tier_version, change.as_ref(), m.lock, &self.calendar)
                 .await?
             {
                 tracing::info!(distributor = %id, to = %to.id, lock = m.lock, %actor, "manual tier change");

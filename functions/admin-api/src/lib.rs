@@ -53,6 +53,7 @@ use tier_store::distributors::{Distributor, RegisterError, StoreRegisterError};
 
 // The handlers, by what they administer; each module adds its methods to
 // `AdminApi` and uses the imports above.
+mod analytics;
 mod api_keys;
 mod catalog;
 mod dead_letters;
@@ -237,6 +238,15 @@ impl AdminApi {
                 self.get_what_if(id(w, WhatIfId::parse)?).await
             }
             (Method::POST, ["v1", "admin", "rule-set:backfill"]) => self.backfill_rule_set().await,
+            (Method::GET, ["v1", "admin", "analytics", "regions"]) => {
+                self.region_analytics(req.uri().query()).await
+            }
+            (Method::GET, ["v1", "admin", "analytics", "tiers"]) => {
+                self.tier_analytics(req.uri().query()).await
+            }
+            (Method::GET, ["v1", "admin", "analytics", "price-disorder"]) => {
+                self.price_disorder(req.uri().query()).await
+            }
             (Method::POST, ["v1", "admin", "reviews"]) => self.start_review(body).await,
             (Method::GET, ["v1", "admin", "reviews", p]) => self.get_review(p).await,
             (Method::POST, ["v1", "admin", "distributors", d, "withdrawals"]) => {

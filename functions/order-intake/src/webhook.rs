@@ -71,6 +71,7 @@ impl From<LineDoc> for OrderLine {
             unit_price: l.unit_price,
             amount: l.amount,
             entitled_unit_price: None,
+            floor_unit_price: None,
         }
     }
 }

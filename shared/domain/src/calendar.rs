@@ -96,6 +96,15 @@ impl Month {
         Month::new(y.parse().map_err(|_| err())?, m.parse().map_err(|_| err())?).ok_or_else(err)
     }
 
+    pub fn year(self) -> i32 {
+        self.year
+    }
+
+    /// 1 for January.
+    pub fn number(self) -> u8 {
+        self.month
+    }
+
     pub fn previous(self) -> Month {
         if self.month == 1 {
             Month {

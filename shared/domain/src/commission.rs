@@ -221,6 +221,7 @@ mod tests {
             unit_price: m("0"),
             amount: m(amount),
             entitled_unit_price: None,
+            floor_unit_price: None,
         };
         let event = |id: &str, kind: OrderEventKind| OrderEvent {
             event_id: EventId::parse(id).unwrap(),

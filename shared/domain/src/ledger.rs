@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{BrandCalendar, Day};
-use crate::ids::{BuyerId, EventId, LineId, RefundId, Sku};
+use crate::ids::{BuyerId, EventId, LineId, RefundId, Sku, TierId};
 use crate::metrics::MetricsDelta;
 use crate::money::Money;
 use crate::order::{OrderEvent, OrderEventKind, ReturnedLine};
@@ -38,6 +38,10 @@ pub struct PaidFacts {
     /// The buyer's province, where the platform gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<Region>,
+    /// The seller's tier when the order was paid: the tier its sales count
+    /// for in the tier analytics, refunds included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ impl OrderRecord {
                         })
                         .collect(),
                     region: region.clone(),
+                    tier: None,
                 });
             }
             OrderEventKind::Refunded {

@@ -15,9 +15,11 @@
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
 //! - [`commission`]: commission entries, their base, rounding and balance.
+//! - [`analytics`]: sales by region and tier, tier moves, price disorder.
 //! - [`what_if`]: a draft rule set's tier moves, tallied page by page.
 
 pub mod access;
+pub mod analytics;
 pub mod calendar;
 pub mod commission;
 pub mod ids;

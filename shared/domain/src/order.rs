@@ -22,6 +22,12 @@ pub struct OrderLine {
     /// resale prices are later compared like with like.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitled_unit_price: Option<Money>,
+    /// The SKU's floor price (minimum advertised price) at order time, by
+    /// the price book then: recorded by order intake, so that a resale
+    /// below it is found as price disorder (乱价) whatever the book says
+    /// later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_unit_price: Option<Money>,
 }
 
 /// Goods coming back with a refund, which releases their reserved stock.
@@ -261,6 +267,7 @@ mod tests {
             unit_price: Money::parse(unit_price).unwrap(),
             amount: Money::parse(amount).unwrap(),
             entitled_unit_price: None,
+            floor_unit_price: None,
         }
     }
 

@@ -269,6 +269,7 @@ mod tests {
             unit_price: Money::parse("10.00").unwrap(),
             amount: Money::parse("10.00").unwrap(),
             entitled_unit_price: None,
+            floor_unit_price: None,
         }
     }
 

@@ -228,6 +228,7 @@ fn paid(
             unit_price: money(line.unit_price, "unit price")?,
             amount,
             entitled_unit_price: None,
+            floor_unit_price: None,
         });
     }
     let total = lines.iter().map(|l| l.amount).sum();

@@ -3,6 +3,7 @@
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::{DistributorId, Platform, StoreId, TierId};
 use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::tier::TierChange;
@@ -121,6 +122,7 @@ impl Table {
         &self,
         d: &Distributor,
         entry: Option<&TierChange>,
+        calendar: &BrandCalendar,
     ) -> Result<(), RegisterError> {
         let key = keys::distributor(&d.id);
         let mut attrs = vec![
@@ -157,6 +159,7 @@ impl Table {
         ];
         if let Some(change) = entry {
             tx.push(self.history_put(&d.id, d.tier_version, change));
+            tx.extend(self.tier_move_updates(&d.id, change, calendar));
         }
         if let Some(u) = &d.upline {
             let (pk, sk) = keys::distributor(u);
@@ -307,8 +310,9 @@ impl Table {
         id: &DistributorId,
         expected_version: u64,
         change: &TierChange,
+        calendar: &BrandCalendar,
     ) -> Result<bool, StoreError> {
-        self.write_tier(id, expected_version, Some(change), None)
+        self.write_tier(id, expected_version, Some(change), None, calendar)
             .await
     }
 
@@ -320,8 +324,9 @@ impl Table {
         expected_version: u64,
         change: Option<&TierChange>,
         lock: bool,
+        calendar: &BrandCalendar,
     ) -> Result<bool, StoreError> {
-        self.write_tier(id, expected_version, change, Some(lock))
+        self.write_tier(id, expected_version, change, Some(lock), calendar)
             .await
     }
 
@@ -331,19 +336,21 @@ impl Table {
         expected_version: u64,
         change: Option<&TierChange>,
         lock: Option<bool>,
+        calendar: &BrandCalendar,
     ) -> Result<bool, StoreError> {
-        let tx = self.tier_items(id, expected_version, change, lock);
+        let tx = self.tier_items(id, expected_version, change, lock, calendar);
         Ok(matches!(self.transact(tx).await?, TxOutcome::Committed))
     }
 
     /// The profile update (conditional on the tier version) and, for a
-    /// change, its history entry.
+    /// change, its history entry and the tier analytics it moves.
     pub(crate) fn tier_items(
         &self,
         id: &DistributorId,
         expected_version: u64,
         change: Option<&TierChange>,
         lock: Option<bool>,
+        calendar: &BrandCalendar,
     ) -> Vec<TransactWriteItem> {
         let (pk, sk) = keys::distributor(id);
         let next = expected_version + u64::from(change.is_some());
@@ -383,6 +390,7 @@ impl Table {
         let mut tx = vec![TransactWriteItem::builder().update(update).build()];
         if let Some(change) = change {
             tx.push(self.history_put(id, next, change));
+            tx.extend(self.tier_move_updates(id, change, calendar));
         }
         tx
     }

@@ -22,6 +22,10 @@
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
 //! | what-if run | `WHATIF#{id}` | `RUN`, `LIST#{instant}#{tier}#{cursor hash}`, `PAGE#{instant}#{listing}#{n}` | the draft, its instant and partitions; one item per listing message (its pages, its continuation) and per page (its tally), named by what they cover so a redelivery writes the same item; query them for the results; TTL a week |
+//! | sales cell | `STATS#{YYYY-MM}#{shard:02}` | `SALES#{region}#{tier}` | a month's sales and live orders by buyer's region and seller's tier, one shard of 16 (by seller); query the 16 partitions of a month |
+//! | tier moves | `STATS#{YYYY-MM}#{shard:02}` | `MOVES` | a month's moves into and out of every tier (`up_in#gold`), one shard (by distributor); read with the sales cells |
+//! | tier members | `STATS#MEMBERS#{shard:02}` | `MEMBERS` | members of every tier now (`m#gold`), one shard (by distributor); batch get the 16 |
+//! | price disorder | `DISORDER#{YYYY-MM-DD}` | `{seller}#{platform}#{store}#{order}` | one per order resold below a floor: its violating lines; query a day, or a seller's by prefix |
 //! | backfill run | `BACKFILL#{version:06}` | `RUN` | one per rule set version whose backfill started: its progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};
@@ -153,4 +157,60 @@ pub fn rule_set_version(version: u64) -> Key {
 /// in `TIER#-`.
 pub fn tier_members(tier: Option<&TierId>) -> String {
     format!("TIER#{}", TierId::name_or_none(tier))
+}
+
+/// Partition of one shard of a month's analytics: its sales cells
+/// (`SALES#…`) and its tier moves (`MOVES#…`). A shard per partition key,
+/// so that the brand's order rate is spread over
+/// [`tier_domain::analytics::SHARDS`] keys.
+pub fn stats_partition(month: tier_domain::calendar::Month, shard: u32) -> String {
+    format!("STATS#{month}#{shard:02}")
+}
+
+/// A sales cell: region (`-` unknown) and the seller's tier when paid
+/// (`-` none). Region codes hold no `#`, so the two parts split back.
+pub fn sales_cell(
+    month: tier_domain::calendar::Month,
+    shard: u32,
+    cell: &tier_domain::analytics::Cell,
+) -> Key {
+    (
+        stats_partition(month, shard),
+        format!(
+            "{SALES_PREFIX}{}#{}",
+            cell.region.as_ref().map_or("-", |r| r.code()),
+            TierId::name_or_none(cell.tier.as_ref())
+        ),
+    )
+}
+
+pub const SALES_PREFIX: &str = "SALES#";
+
+/// One shard of a month's tier moves, a counter per tier and kind.
+pub fn tier_moves(month: tier_domain::calendar::Month, shard: u32) -> Key {
+    (stats_partition(month, shard), MOVES_SK.into())
+}
+
+pub const MOVES_SK: &str = "MOVES";
+
+/// One shard of the members of every tier now, a counter per tier.
+pub fn tier_member_counts(shard: u32) -> Key {
+    (format!("STATS#MEMBERS#{shard:02}"), "MEMBERS".into())
+}
+
+/// Partition of a day's price disorder (乱价) records.
+pub fn disorder_partition(day: tier_domain::calendar::Day) -> String {
+    format!("DISORDER#{day}")
+}
+
+/// One order's price disorder record, under its day and seller, so that a
+/// query of a day can take one distributor's by prefix.
+pub fn disorder(day: tier_domain::calendar::Day, seller: &DistributorId, order: &OrderRef) -> Key {
+    (
+        disorder_partition(day),
+        format!(
+            "{seller}#{}#{}#{}",
+            order.platform, order.store, order.order_id
+        ),
+    )
 }

@@ -29,13 +29,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use tier_domain::analytics::{self, DisorderRecord};
 use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
 use tier_domain::ledger::{self, Applied, BuyerRecord, Contribution, OrderRecord};
 use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::money::Money;
-use tier_domain::order::OrderEvent;
+use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_domain::tier::TierChange;
 
 use crate::distributors::{Distributor, parse_profile};
@@ -397,6 +398,8 @@ impl Table {
         // Orders an event of which was delivered again: a first delivery may
         // have committed and failed before writing the receivers' entries.
         let mut redelivered: BTreeSet<&OrderRef> = BTreeSet::new();
+        // Price disorder found in payments counted now, by day.
+        let mut disorder: Vec<(Day, DisorderRecord)> = Vec::new();
         for e in events {
             let entry = entries.get_mut(&e.order).expect("every order was read");
             match entry.record.apply(e, calendar) {
@@ -407,7 +410,37 @@ impl Table {
                 Applied::Changed { .. } => {
                     entry.changed = true;
                     outcome.recorded += 1;
+                    if let OrderEventKind::Paid { lines, .. } = &e.kind {
+                        // The tier its sales count for in the tier analytics,
+                        // refunds included: the seller's as the payment is counted.
+                        if let Some(paid) = entry.record.paid.as_mut() {
+                            paid.tier = profile.tier.clone();
+                        }
+                        let found = analytics::violations(lines);
+                        if !found.is_empty() {
+                            disorder.push((
+                                calendar.day_of(e.occurred_at),
+                                DisorderRecord {
+                                    distributor: distributor.clone(),
+                                    order: e.order.clone(),
+                                    at: e.occurred_at,
+                                    lines: found,
+                                },
+                            ));
+                        }
+                    }
                 }
+            }
+        }
+        // The sales cells: each changed order's contribution moves the cell
+        // and month its payment named.
+        let mut sales_moves = analytics::SalesMoves::new();
+        for entry in entries.values().filter(|e| e.changed) {
+            if let Some(paid) = &entry.record.paid {
+                analytics::merge_moves(
+                    &mut sales_moves,
+                    analytics::sales_move(entry.before, entry.record.contribution(), paid),
+                );
             }
         }
 
@@ -846,8 +879,16 @@ impl Table {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
         if let Some(change) = &outcome.change {
-            tx.extend(self.tier_items(distributor, profile.tier_version, Some(change), None));
+            tx.extend(self.tier_items(
+                distributor,
+                profile.tier_version,
+                Some(change),
+                None,
+                calendar,
+            ));
         }
+        tx.extend(self.sales_updates(&sales_moves, analytics::shard_of(distributor.as_str())));
+        tx.extend(disorder.iter().map(|(day, r)| self.disorder_put(*day, r)));
         for (id, moves) in &daily_moves {
             tx.extend(
                 daily_updates(self, id, moves)

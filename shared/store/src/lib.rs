@@ -20,8 +20,10 @@
 //! - [`secrets`]: platform apps' signing secrets, in Secrets Manager.
 //! - [`reviews`]: scheduled review runs and pages of tier members.
 //! - [`what_if`]: what-if runs and their results, page by page.
+//! - [`analytics`]: sales by region and tier, tier moves, price disorder.
 //! - [`queue`]: SQS sends and dead-lettering.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod backfill;
 pub mod catalog;

@@ -340,7 +340,7 @@ impl Table {
     }
 
     /// One page (at most `limit` items, or 1 MB) of partition `pk`'s items
-    /// whose sort key starts with `prefix`, after the sort key `after`; and
+    /// whose sort key starts with `prefix` (all of them for `""`), after the sort key `after`; and
     /// the sort key to carry on from, if the page was cut short.
     pub(crate) async fn query_page(
         &self,
@@ -356,13 +356,21 @@ impl Table {
                 (crate::keys::SK.to_owned(), AttributeValue::S(sk.to_owned())),
             ])
         });
-        let out = self
+        let query = self
             .client
             .query()
             .table_name(&self.name)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
+        // An empty prefix is the whole partition (DynamoDB refuses an empty
+        // string in a key condition).
+        let query = if prefix.is_empty() {
+            query.key_condition_expression("PK = :pk")
+        } else {
+            query
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+        };
+        let out = query
             .consistent_read(consistent)
             .set_exclusive_start_key(start)
             .set_limit(limit)

@@ -269,8 +269,9 @@ impl Table {
 }
 
 /// What the distributor was entitled to pay per unit, by its tier and the
-/// price book at the moment of the order, on each line: recorded so that
-/// resale prices are later compared like with like.
+/// price book at the moment of the order, and the SKU's floor price then,
+/// on each line: recorded so that resale prices are later compared like
+/// with like, and a resale below the floor is found as price disorder.
 pub fn record_entitled_prices(
     lines: &mut [tier_domain::order::OrderLine],
     rules: Option<&PublishedRuleSet>,
@@ -282,7 +283,14 @@ pub fn record_entitled_prices(
 ) {
     use tier_domain::pricing;
     use tier_domain::rules::Permission;
-    let (Some(rules), Some(book)) = (rules, book) else {
+    let Some(book) = book else {
+        return;
+    };
+    // The floor is the book's alone, whatever the tiers.
+    for line in lines.iter_mut() {
+        line.floor_unit_price = entries.get(&line.sku).and_then(|e| e.floor_price);
+    }
+    let Some(rules) = rules else {
         return;
     };
     let tier = distributor
