@@ -30,7 +30,7 @@ use output::Out;
 /// Distributor tiers from the command line: rule sets, distributors,
 /// reviews, what-ifs, API keys, dead letters, over the admin API.
 #[derive(Debug, Parser)]
-#[command(name = "tiers", version, propagate_version = true)]
+#[command(name = "tiers", version)]
 pub struct Cli {
     /// The API's base URL (the stack's HTTP API, without /v1/admin).
     #[arg(long, env = "TIERS_ENDPOINT", global = true)]
@@ -148,5 +148,15 @@ fn report(e: &CliError, out: Out) {
             }
             eprintln!("{text}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap checks names and groups only when a command is parsed: this
+        // checks every subcommand now.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -15,6 +15,13 @@ use crate::output::{self, cell, field, text_bar};
 /// The largest page the list serves.
 const MAX_PAGE: usize = 50;
 
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PageArgs {
+    /// Members asked for per request (the API serves at most 50).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=50))]
+    page_size: u16,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Every distributor, senior tiers first, following the pages.
@@ -25,6 +32,8 @@ pub enum Cmd {
         /// At most this many rows.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Those within reach of their next tier, and those a review would move
     /// down.
@@ -37,6 +46,8 @@ pub enum Cmd {
         /// Look at no more than this many members.
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// One distributor: tier, progress to the next as bars, tier history.
     Show {
@@ -70,8 +81,8 @@ pub enum Cmd {
 pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
     let client = ctx.client()?;
     match cmd {
-        Cmd::List { tier, limit } => {
-            let (rows, _) = pages(&client, "distributors", tier, None, limit).await?;
+        Cmd::List { tier, limit, page } => {
+            let (rows, _) = pages(&client, "distributors", tier, None, limit, page).await?;
             let answer = json!({"distributors": rows});
             ctx.out.emit(&answer, || list_table(&rows));
         }
@@ -79,9 +90,17 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
             within,
             tier,
             limit,
+            page,
         } => {
-            let (rows, scanned) =
-                pages(&client, "distributors:about-to-move", tier, within, limit).await?;
+            let (rows, scanned) = pages(
+                &client,
+                "distributors:about-to-move",
+                tier,
+                within,
+                limit,
+                page,
+            )
+            .await?;
             let answer = json!({"scanned": scanned, "distributors": rows});
             ctx.out.emit(&answer, || {
                 format!(
@@ -166,7 +185,9 @@ async fn pages(
     tier: Option<String>,
     within: Option<String>,
     limit: Option<usize>,
+    page_args: PageArgs,
 ) -> Result<(Vec<Value>, u64), CliError> {
+    let size = usize::from(page_args.page_size).min(MAX_PAGE);
     let mut rows = Vec::new();
     let mut scanned = 0u64;
     let mut cursor: Option<String> = None;
@@ -176,7 +197,7 @@ async fn pages(
         } else {
             scanned as usize
         };
-        let want = limit.map_or(MAX_PAGE, |l| l.saturating_sub(covered).min(MAX_PAGE));
+        let want = limit.map_or(size, |l| l.saturating_sub(covered).min(size));
         if want == 0 {
             break;
         }
