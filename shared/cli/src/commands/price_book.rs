@@ -38,22 +38,28 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
             progress: bar.clone(),
         },
     );
-    let spinner_out = ctx.out;
+    // Once the whole body is read out, the API is validating and writing:
+    // the bar gives way to a spinner until it answers.
     let answer = {
         tokio::pin!(upload);
         let mut spinner = None;
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-        loop {
+        let answer = loop {
             tokio::select! {
                 r = &mut upload => break r,
                 _ = tick.tick() => {
-                    if spinner.is_none() && bar.length().is_some_and(|l| l > 0 && bar.position() >= l) {
+                    let sent = bar.length().is_some_and(|l| l > 0 && bar.position() >= l);
+                    if spinner.is_none() && sent {
                         bar.finish_and_clear();
-                        spinner = Some(spinner_out.spinner("the API validates and publishes the book"));
+                        spinner = Some(ctx.out.spinner("the API validates and publishes the book"));
                     }
                 }
             }
+        };
+        if let Some(s) = spinner {
+            s.finish_and_clear();
         }
+        answer
     };
     bar.finish_and_clear();
     let answer = answer?;
