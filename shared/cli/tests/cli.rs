@@ -698,6 +698,120 @@ async fn a_review_and_a_what_if_are_followed_until_done() {
         .exits(1);
     assert!(r.stderr.contains("what_if_not_found"), "{r:#?}");
 
+    // A Shopify store's SKU mapping: bad rows refused whole, each by line.
+    let r = api
+        .put(
+            "platform-apps/shopify/brand-app",
+            &json!({"secret": "shpss_0123456789abcdef0123456789ab"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .put(
+            "stores/shopify/cli.myshopify.com",
+            &json!({"distributor": "d-shanghai", "app": "brand-app"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bad_mapping = write(
+        &dir,
+        "bad-mapping.csv",
+        "platform_sku,sku\nTEE-W-M,TEE-WHITE\nCAP-1,NO-SUCH-SKU\n",
+    );
+    let r = tiers(
+        &stack,
+        &[
+            "sku-mapping",
+            "import",
+            "shopify",
+            "cli.myshopify.com",
+            &bad_mapping,
+        ],
+    )
+    .await
+    .exits(1);
+    assert!(r.stderr.contains("invalid_sku_mapping"), "{r:#?}");
+    assert!(
+        r.stderr.contains("1 bad line(s)") && r.stderr.contains("NO-SUCH-SKU"),
+        "{r:#?}"
+    );
+    let mapping = write(
+        &dir,
+        "mapping.csv",
+        "platform_sku,sku\nTEE-W-M,TEE-WHITE\n808950810,JACKET-DOWN\n",
+    );
+    let r = tiers(
+        &stack,
+        &[
+            "sku-mapping",
+            "import",
+            "shopify",
+            "cli.myshopify.com",
+            &mapping,
+        ],
+    )
+    .await
+    .exits(0);
+    assert!(r.stdout.contains("2 entries"), "{r:#?}");
+    let r = tiers(
+        &stack,
+        &["sku-mapping", "import", "shopify", "no-such-shop", &mapping],
+    )
+    .await
+    .exits(1);
+    assert!(r.stderr.contains("404 store_not_found"), "{r:#?}");
+
+    // A message no consumer can read is parked; listed by its code, redriven.
+    stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(stack.queue_url("TierEventsQueue"))
+        .message_body("not a message")
+        .send()
+        .await
+        .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let r = tiers(&stack, &["dead-letters", "list"]).await.exits(0);
+    assert!(r.stdout.contains("malformed_message"), "{r:#?}");
+    assert!(r.stdout.contains("1 dead letter(s) seen"), "{r:#?}");
+    let j = tiers(
+        &stack,
+        &["--json", "dead-letters", "list", "--queue", "tier-events"],
+    )
+    .await
+    .exits(0)
+    .json();
+    assert_eq!(j["dead_letters"][0]["queue"], "tier-events", "{j}");
+    assert_eq!(
+        j["dead_letters"][0]["failure_code"], "malformed_message",
+        "{j}"
+    );
+    let j = tiers(
+        &stack,
+        &["--json", "dead-letters", "list", "--code", "corrupt_item"],
+    )
+    .await
+    .exits(0)
+    .json();
+    assert_eq!(j["dead_letters"], json!([]), "{j}");
+    let r = tiers(
+        &stack,
+        &[
+            "dead-letters",
+            "redrive",
+            "--queue",
+            "tier-events",
+            "--code",
+            "malformed_message",
+        ],
+    )
+    .await
+    .exits(0);
+    assert!(r.stdout.contains("moved 1"), "{r:#?}");
+
     stack.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
