@@ -153,10 +153,12 @@ async fn offline_validation_usage_and_unreachable_endpoints() {
             .contains("valid, 4 tier(s): junior, intermediate, senior, gold"),
         "{r:#?}"
     );
-    // Publishing a bad file sends nothing: no endpoint is needed to refuse it.
+    // Publishing a bad file, or starting a what-if of one, sends nothing:
+    // no endpoint is needed to refuse it.
     tiers_with(&[], &["rule-set", "publish", &bad])
         .await
         .exits(4);
+    tiers_with(&[], &["what-if", "start", &bad]).await.exits(4);
 
     // Usage: clap's own, a missing file, no endpoint configured.
     tiers_with(&[], &["distributors", "frobnicate"])

@@ -42,6 +42,8 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
     match cmd {
         Cmd::Create {
             name,
+            // The group makes `--erp` and `--distributor` exclusive and one
+            // of them required: without a distributor, it is `--erp`.
             erp: _,
             distributor,
         } => {

@@ -44,3 +44,25 @@ impl Waiter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit;
+
+    #[tokio::test]
+    async fn a_wait_past_its_limit_gives_up_with_exit_5() {
+        let w = Waiter::new(&WaitArgs {
+            interval: 1.0,
+            max_wait: Some(0),
+        });
+        let e = w.next("the review of 2026-12").await.unwrap_err();
+        assert_eq!(e.exit_code(), exit::STILL_RUNNING);
+        assert!(e.to_string().contains("still running after 0 s"), "{e}");
+        let w = Waiter::new(&WaitArgs {
+            interval: 0.05,
+            max_wait: None,
+        });
+        w.next("a what-if").await.unwrap();
+    }
+}
