@@ -386,3 +386,153 @@ async fn bad_analytics_queries_name_the_parameter() {
     assert_eq!(r.status, 200, "{}", r.body);
     stack.stop().await;
 }
+
+/// The alerts topic's deliveries to a queue subscribed to it: each
+/// finding's key, as many times as it was delivered.
+async fn delivered(stack: &LocalStack, queue: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    loop {
+        let r = stack
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        let messages = r.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return out;
+        }
+        for m in messages {
+            let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let message: Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            assert_eq!(envelope["Subject"], message["summary"], "{message}");
+            out.push(message["finding"].as_str().unwrap().to_owned());
+            stack
+                .clients
+                .sqs
+                .delete_message()
+                .queue_url(queue)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daily_alerts_publish_each_finding_once() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // A queue subscribed to the topic stands for the brand's mail and robots.
+    let topic = stack.resources.topics["AlertsTopic"].clone();
+    let sns = aws_sdk_sns::Client::new(&stack.clients.sdk);
+    let queue = stack
+        .clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-alerts-inbox", stack.resources.prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = stack
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+
+    // Guangdong falls from 3,000 to 1,000 into last month; today a T-shirt
+    // is resold at 99.00 against its 129.00 floor; d-shanghai reaches
+    // Senior this month and sells nothing next month.
+    for (id, at, qty) in [("g1", in_month(2, 10), 15u32), ("g2", in_month(1, 10), 5)] {
+        api.webhook(
+            "jd",
+            "sh-outlet",
+            &with_region(
+                docs::paid(
+                    id,
+                    &format!("G-{id}"),
+                    "bg",
+                    &[("TEE-WHITE", qty, "200.00")],
+                    at,
+                ),
+                "CN-GD",
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    for doc in [
+        docs::paid("low", "O-LOW", "b1", &[("TEE-WHITE", 1, "99.00")], now),
+        docs::paid("big", "O-BIG", "b2", &[("HOODIE-GREY", 240, "459.00")], now),
+    ] {
+        api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "senior");
+
+    let run = |at| {
+        let stack = &stack;
+        async move {
+            let _turn = stack.turns.lock().await;
+            stack.tier_evaluation.run_alerts(at).await.unwrap()
+        }
+    };
+    let first = run(now).await;
+    let last = month_name(in_month(1, 10));
+    assert!(
+        first
+            .published
+            .contains(&format!("region_declining#{last}#CN-GD")),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .published
+            .contains(&"price_disorder#d-shanghai#jd#sh-outlet#O-LOW".to_owned()),
+        "{first:?}"
+    );
+    // However often it runs, nothing is published twice.
+    let again = run(now).await;
+    assert!(again.published.is_empty(), "{again:?}");
+    assert_eq!(again.already_published, first.published.len());
+
+    // Next month's review moves d-shanghai down: one alert for it, once.
+    let later = now + Duration::days(40);
+    let review = stack.tier_evaluation.start_review(later).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-shanghai").await, "junior");
+    let next = run(later).await;
+    let downgrades = format!("review_downgrades#{}", review.period);
+    assert!(next.published.contains(&downgrades), "{next:?}");
+    assert!(run(later).await.published.is_empty());
+
+    // The subscriber got every published finding exactly once.
+    let mut got = delivered(&stack, &queue).await;
+    got.sort();
+    let mut want: Vec<String> = first.published.into_iter().chain(next.published).collect();
+    want.sort();
+    assert_eq!(got, want);
+    stack.stop().await;
+}

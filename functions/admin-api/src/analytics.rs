@@ -9,7 +9,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tier_domain::analytics::{self, DeclineRule, MoveKind, Span, Tally};
+use tier_domain::analytics::{self, MoveKind, Span, Tally};
 use tier_domain::calendar::{Day, Month};
 use tier_domain::ids::{DistributorId, TierId};
 use tier_domain::money::Money;
@@ -97,7 +97,7 @@ impl AdminApi {
     ) -> Result<Response<Body>, ApiError> {
         let p = Params::check(query, &["period", "threshold_pct", "min_base"])?;
         let span = self.span(&p)?;
-        let mut rule = DeclineRule::default();
+        let mut rule = self.decline;
         if let Some(raw) = p.one("threshold_pct")? {
             rule.threshold_pct = tier_domain::money::Percent::parse(&raw)
                 .map_err(|e| ApiError::bad_request("invalid_threshold_pct", e.to_string()))?

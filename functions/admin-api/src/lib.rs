@@ -72,6 +72,9 @@ pub struct AdminApi {
     tier_events: tier_store::Queue,
     admin_key: String,
     calendar: tier_domain::calendar::BrandCalendar,
+    /// The brand's decline rule: what region analytics judge by default,
+    /// as the alerts job does.
+    decline: tier_domain::analytics::DeclineRule,
     /// When a backfill's second pass starts; 0: no second pass.
     backfill_recheck_secs: u32,
     dead_letters: dead_letters::DeadLetterQueues,
@@ -124,6 +127,7 @@ impl AdminApi {
             ),
             admin_key,
             calendar,
+            decline: tier_runtime::env::decline_rule(env)?,
             secrets: tier_store::secrets::SecretStore::new(
                 aws_sdk_secretsmanager::Client::new(&aws.sdk),
                 env.require("PLATFORM_SECRETS_PREFIX")?,

@@ -3,7 +3,8 @@
 //! and the EventBridge schedules, whose payload the template sets:
 //! `{"review": "scheduled"}` on the 1st starts the month's review and fans it
 //! out through the queue; `{"review": "daily"}` does the same for the day
-//! where the rule set reads rolling windows.
+//! where the rule set reads rolling windows; `{"alerts": "daily"}` runs the
+//! alerts job.
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
@@ -16,6 +17,8 @@ use crate::TierEvaluation;
 pub enum Invocation {
     Batch(SqsEvent),
     Review(Schedule),
+    /// `{"alerts": "daily"}`: publish what is new to the brand's topic.
+    Alerts,
 }
 
 /// Which scheduled review a schedule's payload asks for.
@@ -35,7 +38,11 @@ pub enum InvocationError {
     Batch(#[source] serde_json::Error),
     #[error("unknown review {0}: expected \"scheduled\" or \"daily\"")]
     UnknownReview(Value),
-    #[error("unrecognised event: expected SQS records or {{\"review\": ...}}, got {0}")]
+    #[error("unknown alerts job {0}: expected \"daily\"")]
+    UnknownAlerts(Value),
+    #[error(
+        "unrecognised event: expected SQS records, {{\"review\": ...}} or {{\"alerts\": \"daily\"}}, got {0}"
+    )]
     Unrecognised(Value),
 }
 
@@ -45,6 +52,11 @@ impl Invocation {
             return serde_json::from_value(payload)
                 .map(Invocation::Batch)
                 .map_err(InvocationError::Batch);
+        }
+        match payload.get("alerts") {
+            Some(Value::String(s)) if s == "daily" => return Ok(Invocation::Alerts),
+            Some(other) => return Err(InvocationError::UnknownAlerts(other.clone())),
+            None => {}
         }
         match payload.get("review") {
             Some(Value::String(s)) if s == "scheduled" => Ok(Invocation::Review(Schedule::Monthly)),
@@ -72,6 +84,7 @@ impl TierEvaluation {
             Invocation::Review(Schedule::Daily) => {
                 serde_json::to_value(self.start_daily_review(now).await?)?
             }
+            Invocation::Alerts => serde_json::to_value(self.run_alerts(now).await?)?,
         })
     }
 }

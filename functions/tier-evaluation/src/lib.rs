@@ -9,7 +9,8 @@
 //! so rule sets that read them are reviewed daily), a new rule set's
 //! backfill of the ledger, and what-ifs (a draft rule set evaluated against
 //! every distributor, writing only tallies), all fanned out through this
-//! function's own queue.
+//! function's own queue. A daily job publishes the brand's alerts (regions
+//! turned declining, price disorder, a review's downgrades) to its topic.
 //!
 //! Every step is idempotent, so a redelivered message re-runs safely: the
 //! ledger recognises the event, and the evaluation, which always runs,
@@ -32,11 +33,13 @@ use tier_store::ledger::{GroupError, GroupOutcome, MAX_GROUP};
 use tier_store::rules::PublishedRuleSet;
 use tier_store::{Queue, StoreError, Table};
 
+mod alerts;
 mod backfill;
 mod invocation;
 mod review;
 mod what_if;
 
+pub use alerts::{AlertsError, AlertsReport};
 pub use backfill::BACKFILL_ENTRIES_PER_MESSAGE;
 pub use invocation::{Invocation, InvocationError, Schedule};
 pub use review::{
@@ -79,6 +82,11 @@ pub struct TierEvaluation {
     queue: Queue,
     /// The what-if draft last read: (id, instant, draft).
     drafts: std::sync::Mutex<Option<what_if::CachedDraft>>,
+    /// Where the daily alerts job publishes; `None` without
+    /// `ALERTS_TOPIC_ARN`, when the job refuses to run.
+    alerts: Option<tier_store::alerts::Topic>,
+    /// When a region counts as declining, for the alerts.
+    decline: tier_domain::analytics::DeclineRule,
 }
 
 /// Where the decider notes a downgrade it held for a backfill, with the
@@ -105,6 +113,11 @@ impl TierEvaluation {
             calendar,
             queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
             drafts: std::sync::Mutex::new(None),
+            alerts: env
+                .get("ALERTS_TOPIC_ARN")
+                .filter(|arn| !arn.is_empty())
+                .map(|arn| tier_store::alerts::Topic::new(aws_sdk_sns::Client::new(&aws.sdk), arn)),
+            decline: tier_runtime::env::decline_rule(env)?,
         })
     }
 

@@ -71,14 +71,19 @@ impl Span {
         Month::parse(raw).map(Span::Month).map_err(|_| err())
     }
 
+    /// The natural quarter holding `month`.
+    pub fn quarter_of(month: Month) -> Span {
+        Span::Quarter {
+            year: month.year(),
+            quarter: (month.number() - 1) / 3 + 1,
+        }
+    }
+
     /// The span holding `month`, of the same kind as `self`.
     fn like(self, month: Month) -> Span {
         match self {
             Span::Month(_) => Span::Month(month),
-            Span::Quarter { .. } => Span::Quarter {
-                year: month.year(),
-                quarter: (month.number() - 1) / 3 + 1,
-            },
+            Span::Quarter { .. } => Span::quarter_of(month),
         }
     }
 
@@ -199,6 +204,19 @@ pub fn merge_moves(into: &mut SalesMoves, more: SalesMoves) {
 pub struct DeclineRule {
     pub threshold_pct: Decimal,
     pub min_base: Money,
+}
+
+impl DeclineRule {
+    /// From the brand's settings: a percentage and an amount, as written.
+    pub fn parse(threshold_pct: &str, min_base: &str) -> Result<Self, String> {
+        Ok(Self {
+            threshold_pct: crate::money::Percent::parse(threshold_pct)
+                .map_err(|e| format!("threshold {threshold_pct:?}: {e}"))?
+                .value(),
+            min_base: Money::parse_non_negative(min_base)
+                .map_err(|e| format!("minimum base {min_base:?}: {e}"))?,
+        })
+    }
 }
 
 impl Default for DeclineRule {

@@ -15,10 +15,12 @@
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
 //! - [`commission`]: commission entries, their base, rounding and balance.
+//! - [`alerts`]: findings the daily job publishes once each.
 //! - [`analytics`]: sales by region and tier, tier moves, price disorder.
 //! - [`what_if`]: a draft rule set's tier moves, tallied page by page.
 
 pub mod access;
+pub mod alerts;
 pub mod analytics;
 pub mod calendar;
 pub mod commission;

@@ -56,9 +56,11 @@ pub struct Resources {
     pub prefix: String,
     pub tables: BTreeMap<String, TableRef>,
     pub queues: BTreeMap<String, QueueRef>,
+    /// Topic logical id → its ARN.
+    pub topics: BTreeMap<String, String>,
 }
 
-/// Creates every table and queue of the template, named
+/// Creates every table, queue and topic of the template, named
 /// `{prefix}-{LogicalId}` (plus `.fifo` for FIFO queues). Tables are
 /// on-demand, with their GSIs/LSIs, stream and TTL; dead-letter queues are
 /// created before the queues whose `RedrivePolicy` points at them.
@@ -108,6 +110,19 @@ pub async fn create(
             .await
             .with_context(|| format!("creating queue {}", queue.logical_id))?;
         resources.queues.insert(queue.logical_id.clone(), created);
+    }
+    let sns = aws_sdk_sns::Client::new(&clients.sdk);
+    for topic in &template.topics {
+        let arn = sns
+            .create_topic()
+            .name(format!("{prefix}-{topic}"))
+            .send()
+            .await
+            .map_err(sdk_err)
+            .with_context(|| format!("creating topic {topic}"))?
+            .topic_arn
+            .ok_or_else(|| anyhow!("topic {topic}: CreateTopic answered no ARN"))?;
+        resources.topics.insert(topic.clone(), arn);
     }
     Ok(resources)
 }
@@ -465,7 +480,10 @@ impl Resources {
         if let Some(q) = self.queues.get(name) {
             return Ok(q.url.clone());
         }
-        bail!("Ref {name}: not a parameter, table or queue of the local stack")
+        if let Some(arn) = self.topics.get(name) {
+            return Ok(arn.clone());
+        }
+        bail!("Ref {name}: not a parameter, table, queue or topic of the local stack")
     }
 
     fn resolve_get_att(&self, logical_id: &str, attribute: &str) -> anyhow::Result<String> {
@@ -516,6 +534,15 @@ impl Resources {
                     "{}: {}",
                     q.name,
                     aws_sdk_sqs::error::DisplayErrorContext(e)
+                ));
+            }
+        }
+        let sns = aws_sdk_sns::Client::new(&clients.sdk);
+        for arn in self.topics.values() {
+            if let Err(e) = sns.delete_topic().topic_arn(arn).send().await {
+                errors.push(format!(
+                    "{arn}: {}",
+                    aws_sdk_sns::error::DisplayErrorContext(e)
                 ));
             }
         }

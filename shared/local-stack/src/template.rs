@@ -20,6 +20,9 @@ pub struct Template {
     pub parameters: BTreeMap<String, Option<String>>,
     pub tables: Vec<TableDef>,
     pub queues: Vec<QueueDef>,
+    /// Logical ids of the `AWS::SNS::Topic`s (their subscriptions are the
+    /// brand's, and not created locally).
+    pub topics: Vec<String>,
     pub functions: Vec<FunctionDef>,
 }
 
@@ -251,6 +254,7 @@ impl Template {
                 "AWS::SQS::Queue" => template
                     .queues
                     .push(parse_queue(&id, props, params).with_context(|| format!("queue {id}"))?),
+                "AWS::SNS::Topic" => template.topics.push(id.clone()),
                 "AWS::Serverless::Function" => template.functions.push(
                     parse_function(&id, resource, props, &global_env, global_timeout, params)
                         .with_context(|| format!("function {id}"))?,

@@ -52,3 +52,23 @@ impl Env {
         }
     }
 }
+
+/// The brand's decline rule, from `DECLINE_THRESHOLD_PCT` and
+/// `DECLINE_MIN_BASE` (20 % on at least 1,000.00 by default): the admin
+/// API's region analytics default to the same.
+pub fn decline_rule(env: &Env) -> Result<tier_domain::analytics::DeclineRule, ConfigError> {
+    use tier_domain::analytics::DeclineRule;
+    let default = DeclineRule::default();
+    let threshold = env
+        .get("DECLINE_THRESHOLD_PCT")
+        .map(str::to_owned)
+        .unwrap_or_else(|| default.threshold_pct.to_string());
+    let base = env
+        .get("DECLINE_MIN_BASE")
+        .map(str::to_owned)
+        .unwrap_or_else(|| default.min_base.to_string());
+    DeclineRule::parse(&threshold, &base).map_err(|reason| ConfigError::Invalid {
+        name: "DECLINE_THRESHOLD_PCT",
+        reason,
+    })
+}

@@ -26,6 +26,7 @@
 //! | tier moves | `STATS#{YYYY-MM}#{shard:02}` | `MOVES` | a month's moves into and out of every tier (`up_in#gold`), one shard (by distributor); read with the sales cells |
 //! | tier members | `STATS#MEMBERS#{shard:02}` | `MEMBERS` | members of every tier now (`m#gold`), one shard (by distributor); batch get the 16 |
 //! | price disorder | `DISORDER#{YYYY-MM-DD}` | `{seller}#{platform}#{store}#{order}` | one per order resold below a floor: its violating lines; query a day, or a seller's by prefix |
+//! | alert | `ALERT#{finding}` | `ALERT` | one per finding the alerts job claimed: `claimed` or `sent`, so it is published once |
 //! | backfill run | `BACKFILL#{version:06}` | `RUN` | one per rule set version whose backfill started: its progress counters |
 
 use tier_domain::ids::{BuyerId, DistributorId, EventId, OrderRef, Platform, Sku, StoreId, TierId};
@@ -213,4 +214,9 @@ pub fn disorder(day: tier_domain::calendar::Day, seller: &DistributorId, order: 
             order.platform, order.store, order.order_id
         ),
     )
+}
+
+/// One finding the alerts job published (or is publishing).
+pub fn alert(finding: &str) -> Key {
+    (format!("ALERT#{finding}"), "ALERT".into())
 }

@@ -20,9 +20,11 @@
 //! - [`secrets`]: platform apps' signing secrets, in Secrets Manager.
 //! - [`reviews`]: scheduled review runs and pages of tier members.
 //! - [`what_if`]: what-if runs and their results, page by page.
+//! - [`alerts`]: the brand's SNS topic and each finding published once.
 //! - [`analytics`]: sales by region and tier, tier moves, price disorder.
 //! - [`queue`]: SQS sends and dead-lettering.
 
+pub mod alerts;
 pub mod analytics;
 pub mod api_keys;
 pub mod backfill;
