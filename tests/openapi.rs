@@ -1563,9 +1563,10 @@ async fn every_documented_operation_is_served() {
     connect_example_apps(&doc, &caller).await;
     let ops = operations(&doc);
     for op in &ops {
-        // A DELETE is sent for something that does not exist.
+        // A DELETE, or a lock (which takes no body to refuse), is sent for
+        // something that does not exist.
         let url_path = fill_path(&op.path, |n| {
-            if op.method == "delete" && n == "id" {
+            if (op.method == "delete" || op.id() == "lockDistributorTier") && n == "id" {
                 "d-nobody".to_owned()
             } else {
                 served_value(&doc, op, n)
@@ -1865,6 +1866,7 @@ async fn documented_error_codes_are_answered() {
         case("setDistributorTier", "/v1/admin/distributors/d-shanghai/tier", (422, "missing_reason")).json(json!({"tier": "senior", "reason": " "})),
         case("setDistributorTier", "/v1/admin/distributors/d-nobody/tier", (404, "distributor_not_found")).json(json!({"tier": "senior", "reason": "r"})),
         case("unlockDistributorTier", "/v1/admin/distributors/d-nobody/tier-lock", (404, "distributor_not_found")),
+        case("lockDistributorTier", "/v1/admin/distributors/d-nobody/tier-lock", (404, "distributor_not_found")),
         case("registerStore", "/v1/admin/stores/jd/sh-outlet", (409, "store_owned_by_another")).json(json!({"distributor": "d-suzhou"})),
         case("registerStore", "/v1/admin/stores/jd/new-store", (422, "unknown_distributor")).json(json!({"distributor": "d-nobody"})),
         case("publishPriceBook", "/v1/admin/price-book", (400, "malformed_body")).raw("text/csv", vec![0xff, 0xfe]),
@@ -2016,6 +2018,7 @@ const EXAMPLE_ORDER: &[&str] = &[
     "getTierAnalytics",
     "getPriceDisorder",
     "setDistributorTier",
+    "lockDistributorTier",
     "unlockDistributorTier",
     "listDistributors",
     "listDistributorsAboutToMove",

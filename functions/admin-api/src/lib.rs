@@ -222,6 +222,19 @@ impl AdminApi {
                 self.set_tier(id(d, DistributorId::parse)?, actor, body)
                     .await
             }
+            (Method::PUT, ["v1", "admin", "distributors", d, "tier-lock"]) => {
+                let d = id(d, DistributorId::parse)?;
+                if !self.table.lock_tier(&d).await? {
+                    return Err(ApiError::not_found(
+                        "distributor_not_found",
+                        format!("distributor {d} does not exist"),
+                    ));
+                }
+                Ok(http::json(
+                    StatusCode::OK,
+                    &json!({"distributor_id": d, "locked": true}),
+                ))
+            }
             (Method::DELETE, ["v1", "admin", "distributors", d, "tier-lock"]) => {
                 let d = id(d, DistributorId::parse)?;
                 if !self.table.unlock_tier(&d).await? {

@@ -817,3 +817,75 @@ async fn a_review_and_a_what_if_are_followed_until_done() {
     stack.stop().await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn analytics_are_shown_as_tables_json_and_charts() {
+    let (stack, mut api) = spawn_stack().await;
+    demo::load(&mut api).await.expect("the demo brand loads");
+    let dir = scratch("analytics");
+    let now = Utc::now();
+    let mut zj = docs::paid("a1", "A1", "b1", &[("TEE-WHITE", 2, "199.00")], now);
+    zj["region"] = json!("CN-ZJ");
+    // 99.00 against the T-shirt's 129.00 floor.
+    let low = docs::paid("a2", "A2", "b2", &[("TEE-WHITE", 1, "99.00")], now);
+    for doc in [zj, low] {
+        let r = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let r = tiers(&stack, &["analytics", "regions"]).await.exits(0);
+    assert!(
+        r.stdout.contains("CN-ZJ") && r.stdout.contains("398.00"),
+        "{r:#?}"
+    );
+    assert!(r.stdout.contains("under way"), "{r:#?}");
+    let chart = dir.join("zj.svg");
+    let j = tiers(
+        &stack,
+        &[
+            "--json",
+            "analytics",
+            "regions",
+            "--region",
+            "CN-ZJ",
+            "--months",
+            "3",
+            "--chart",
+            chart.to_str().unwrap(),
+        ],
+    )
+    .await
+    .exits(0)
+    .json();
+    assert_eq!(j["series"].as_array().unwrap().len(), 3, "{j}");
+    assert_eq!(j["series"][2]["sales"], "398.00");
+    assert_svg(&chart, &["Sales in CN-ZJ by month"]).await;
+
+    let r = tiers(&stack, &["analytics", "price-disorder"])
+        .await
+        .exits(0);
+    assert!(
+        r.stdout.contains("1 line(s) below the floor in 1 order(s)")
+            && r.stdout.contains("jd/sh-outlet/A2")
+            && r.stdout.contains("23.26%"),
+        "{r:#?}"
+    );
+
+    let chart = dir.join("tiers.svg");
+    let r = tiers(
+        &stack,
+        &["analytics", "tiers", "--chart", chart.to_str().unwrap()],
+    )
+    .await
+    .exits(0);
+    assert!(r.stdout.contains("junior"), "{r:#?}");
+    assert_svg(&chart, &["Members per tier", "junior"]).await;
+
+    // A refusal names the parameter and exits 1.
+    let r = tiers(&stack, &["analytics", "tiers", "--period", "2026-13"])
+        .await
+        .exits(1);
+    assert!(r.stderr.contains("invalid_period"), "{r:#?}");
+    stack.stop().await;
+}

@@ -325,29 +325,40 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
             anyhow::Ok(r)
         }
     };
+    // The buyers' provinces, as a platform's shipping address gives them.
+    let region = |mut doc: Value, code: &str| {
+        doc["region"] = json!(code);
+        doc
+    };
     println!("Driving signed webhooks through order intake:");
     // d-shanghai sells 40 down jackets (51,960 CNY this month): Intermediate.
     send(
         "jd",
         "sh-outlet",
-        docs::paid(
-            "jd-evt-1",
-            "JD-1001",
-            "buyer-001",
-            &[("JACKET-DOWN", 30, "1299.00")],
-            now,
+        region(
+            docs::paid(
+                "jd-evt-1",
+                "JD-1001",
+                "buyer-001",
+                &[("JACKET-DOWN", 30, "1299.00")],
+                now,
+            ),
+            "CN-SH",
         ),
     )
     .await?;
     send(
         "jd",
         "sh-outlet",
-        docs::paid(
-            "jd-evt-2",
-            "JD-1002",
-            "buyer-002",
-            &[("JACKET-DOWN", 10, "1299.00")],
-            now,
+        region(
+            docs::paid(
+                "jd-evt-2",
+                "JD-1002",
+                "buyer-002",
+                &[("JACKET-DOWN", 10, "1299.00")],
+                now,
+            ),
+            "CN-SH",
         ),
     )
     .await?;
@@ -355,12 +366,15 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     send(
         "jd",
         "sh-outlet",
-        docs::paid(
-            "jd-evt-2",
-            "JD-1002",
-            "buyer-002",
-            &[("JACKET-DOWN", 10, "1299.00")],
-            now,
+        region(
+            docs::paid(
+                "jd-evt-2",
+                "JD-1002",
+                "buyer-002",
+                &[("JACKET-DOWN", 10, "1299.00")],
+                now,
+            ),
+            "CN-SH",
         ),
     )
     .await?;
@@ -368,12 +382,15 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     send(
         "jd",
         "sh-outlet",
-        docs::paid(
-            "jd-evt-3",
-            "JD-1003",
-            "buyer-003",
-            &[("JACKET-DOWN", 2, "1299.00")],
-            now,
+        region(
+            docs::paid(
+                "jd-evt-3",
+                "JD-1003",
+                "buyer-003",
+                &[("JACKET-DOWN", 2, "1299.00")],
+                now,
+            ),
+            "CN-SH",
         ),
     )
     .await?;
@@ -381,12 +398,15 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     send(
         "jd",
         "sh-outlet",
-        docs::paid(
-            "jd-evt-4",
-            "JD-1004",
-            "buyer-004",
-            &[("HOODIE-GREY", 110, "459.00")],
-            now,
+        region(
+            docs::paid(
+                "jd-evt-4",
+                "JD-1004",
+                "buyer-004",
+                &[("HOODIE-GREY", 110, "459.00")],
+                now,
+            ),
+            "CN-SH",
         ),
     )
     .await?;
@@ -424,10 +444,29 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         send(
             "douyin",
             "sz-live",
-            docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now),
+            region(
+                docs::paid(&evt, &order, &buyer, &[("TEE-WHITE", 1, "199.00")], now),
+                "CN-JS",
+            ),
         )
         .await?;
     }
+    // A live-stream flash deal resells two hoodies at 259.00, under their 299.00 floor: 乱价.
+    send(
+        "douyin",
+        "sz-live",
+        region(
+            docs::paid(
+                "dy-evt-7",
+                "DY-7",
+                "fan-7",
+                &[("HOODIE-GREY", 2, "259.00")],
+                now,
+            ),
+            "CN-ZJ",
+        ),
+    )
+    .await?;
     // A sixth fan signs up through the store without ordering yet: a downline user, not a valid one.
     send(
         "douyin",
@@ -513,5 +552,30 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         "    order JD-1003 (backordered, then cancelled): {}",
         r.body["lines"]
     );
+
+    println!("\nThis month's sales by the buyers' region (GET /v1/admin/analytics/regions):");
+    let r = api.get("analytics/regions").await?;
+    for row in r.body["regions"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<6} {:>10} CNY in {} order(s)",
+            row["region"].as_str().unwrap_or("-"),
+            row["current"]["sales"].as_str().unwrap_or(""),
+            row["current"]["orders"]
+        );
+    }
+    println!("Price disorder (GET /v1/admin/analytics/price-disorder):");
+    let r = api.get("analytics/price-disorder").await?;
+    for e in r.body["evidence"].as_array().into_iter().flatten() {
+        println!(
+            "    {} sold {} × {} at {} against a floor of {} ({}% below) in {}",
+            e["distributor"].as_str().unwrap_or(""),
+            e["quantity"],
+            e["sku"].as_str().unwrap_or(""),
+            e["resale_unit_price"].as_str().unwrap_or(""),
+            e["floor_price"].as_str().unwrap_or(""),
+            e["gap_pct"].as_str().unwrap_or(""),
+            e["order"].as_str().unwrap_or("")
+        );
+    }
     Ok(api.api_key.clone().unwrap_or_default())
 }

@@ -557,6 +557,18 @@ impl Table {
     }
 
     /// Clears a manual lock. `false` if the distributor does not exist.
+    /// Locks a distributor in whatever tier it has: no read, so no change
+    /// that lands meanwhile is undone. `false`: no such distributor.
+    pub async fn lock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
+        self.update_if(
+            &keys::distributor(id),
+            "SET tier_locked = :t",
+            "attribute_exists(PK)",
+            [(":t", aws_sdk_dynamodb::types::AttributeValue::Bool(true))],
+        )
+        .await
+    }
+
     pub async fn unlock_tier(&self, id: &DistributorId) -> Result<bool, StoreError> {
         self.update_if(
             &keys::distributor(id),

@@ -1,6 +1,7 @@
-//! `tiers distribution [--chart out.svg]`: members per tier. No endpoint
-//! counts them, so the distributor list is paged through and counted; a
-//! brand's few thousand members are a few dozen pages.
+//! `tiers distribution [--chart out.svg]`: members per tier now, from the
+//! tier analytics' members counters (distributors who have a tier: those
+//! registered before any rule set was published are counted once one
+//! places them).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +11,6 @@ use tier_domain::rules::RuleSetDoc;
 
 use crate::Ctx;
 use crate::chart;
-use crate::client::query;
 use crate::error::CliError;
 use crate::output;
 
@@ -31,36 +31,16 @@ pub async fn run(args: Args, ctx: &Ctx) -> Result<(), CliError> {
         Err(CliError::Refused { code, .. }) if code == "no_rule_set" => None,
         Err(e) => return Err(e),
     };
+    // The members counters every tier change keeps: one call, whatever
+    // the brand's size.
+    let answer = client.get("analytics/tiers").await?;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let spinner = ctx.out.spinner("counting distributors");
-    let mut cursor: Option<String> = None;
-    let mut total = 0u64;
-    loop {
-        let page = client
-            .get(&format!(
-                "distributors{}",
-                query(&[("limit", Some("50".into())), ("cursor", cursor.clone())])
-            ))
-            .await;
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                spinner.finish_and_clear();
-                return Err(e);
-            }
-        };
-        for d in page["distributors"].as_array().into_iter().flatten() {
-            let tier = d["tier"].as_str().unwrap_or(NO_TIER).to_owned();
-            *counts.entry(tier).or_default() += 1;
-            total += 1;
-        }
-        spinner.set_message(format!("counting distributors: {total}"));
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
+    for t in answer["tiers"].as_array().into_iter().flatten() {
+        if let (Some(tier), Some(n)) = (t["tier"].as_str(), t["members"].as_u64()) {
+            counts.insert(tier.to_owned(), n);
         }
     }
-    spinner.finish_and_clear();
+    let total: u64 = counts.values().sum();
     // The current tiers by rank, empty ones too; then tiers only earlier
     // versions had; then no tier.
     let mut rows: Vec<(String, String, u64)> = Vec::new();

@@ -69,11 +69,7 @@ pub enum Cmd {
     },
     /// Keep a distributor in its current tier: no automatic change until
     /// unlocked.
-    Lock {
-        id: String,
-        #[arg(long, default_value = "locked from the command line")]
-        reason: String,
-    },
+    Lock { id: String },
     /// Lift a lock: automatic changes resume.
     Unlock { id: String },
 }
@@ -137,17 +133,19 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
                 )
             });
         }
-        Cmd::Lock { id, reason } => {
+        Cmd::Lock { id } => {
+            // The lock alone, written without reading the tier first: a
+            // change landing meanwhile is kept, not undone.
+            let answer = client
+                .put(&format!("distributors/{}/tier-lock", seg(&id)), json!({}))
+                .await?;
             let d = client.get(&format!("distributors/{}", seg(&id))).await?;
-            let Some(tier) = d["distributor"]["tier"].as_str() else {
-                return Err(CliError::usage(format!(
-                    "{id} has no tier yet: set one with `distributors override {id} TIER --lock`"
-                )));
-            };
-            let answer = set_tier(&client, &id, tier, &reason, true).await?;
-            ctx.out.emit(&answer, || {
-                format!("{id} is locked in {}", field(&answer, "tier"))
-            });
+            let tier = d["distributor"]["tier"]
+                .as_str()
+                .unwrap_or("no tier")
+                .to_owned();
+            ctx.out
+                .emit(&answer, || format!("{id} is locked in {tier}"));
         }
         Cmd::Unlock { id } => {
             let answer = client

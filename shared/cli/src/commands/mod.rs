@@ -8,6 +8,7 @@ use crate::Ctx;
 use crate::error::CliError;
 use crate::output;
 
+pub mod analytics;
 pub mod api_keys;
 pub mod dead_letters;
 pub mod distribution;
@@ -52,6 +53,9 @@ pub enum Command {
     DeadLetters(dead_letters::Cmd),
     /// Members per tier, as a table and optionally an SVG bar chart.
     Distribution(distribution::Args),
+    /// Regions, price disorder and tiers, as tables and charts.
+    #[command(subcommand)]
+    Analytics(analytics::Cmd),
 }
 
 pub async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
@@ -66,6 +70,7 @@ pub async fn run(command: Command, ctx: &Ctx) -> Result<(), CliError> {
         Command::ApiKeys(c) => api_keys::run(c, ctx).await,
         Command::DeadLetters(c) => dead_letters::run(c, ctx).await,
         Command::Distribution(a) => distribution::run(a, ctx).await,
+        Command::Analytics(c) => analytics::run(c, ctx).await,
     }
 }
 
