@@ -117,11 +117,18 @@ fn parses_the_real_template() {
     let path = common::real_template_path().expect("infra/template.yaml exists");
     let t = Template::from_path(&path).unwrap();
 
-    // The month-end and daily reviews: EventBridge Scheduler in the brand's time zone.
+    // The month-end and daily reviews and the daily alerts: EventBridge
+    // Scheduler in the brand's time zone, each input one the function reads.
     let review = t
         .function("TierEvaluationFunction")
         .expect("TierEvaluationFunction");
-    assert_eq!(review.schedules.len(), 2);
+    assert_eq!(review.schedules.len(), 3);
+    for s in &review.schedules {
+        let input: serde_json::Value =
+            serde_json::from_str(s.input.as_deref().expect("a schedule has an input")).unwrap();
+        tier_evaluation::Invocation::parse(input)
+            .unwrap_or_else(|e| panic!("schedule {}: {e}", s.event_name));
+    }
     let by_input = |needle: &str| {
         review
             .schedules
@@ -130,7 +137,9 @@ fn parses_the_real_template() {
             .map(|s| s.schedule.as_str())
     };
     assert_eq!(by_input("scheduled"), Some("cron(5 0 1 * ? *)"));
-    assert_eq!(by_input("daily"), Some("cron(5 0 * * ? *)"));
+    assert_eq!(by_input(r#""review":"daily""#), Some("cron(5 0 * * ? *)"));
+    assert_eq!(by_input(r#""alerts":"daily""#), Some("cron(0 8 * * ? *)"));
+    assert_eq!(t.topics, ["AlertsTopic"]);
 
     let table = t.table("TierTable").expect("TierTable");
     assert_eq!(
