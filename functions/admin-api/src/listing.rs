@@ -10,6 +10,8 @@
 //! names a current one), one Query per partition it touches and one
 //! BatchGetItem of the rows' profiles and metrics (plus their daily items
 //! where the rules read rolling windows), whatever the brand's size.
+//! `?region=` and `?upline=` walk the `ByRegion` and `ByUpline` indexes
+//! instead: one Query a page (more when `?tier=` filters it down).
 
 use chrono::Utc;
 use lambda_http::http::StatusCode;
@@ -26,11 +28,12 @@ const DEFAULT_LIMIT: usize = 25;
 /// Two items a row in one BatchGetItem of at most 100 keys.
 const MAX_LIMIT: usize = 50;
 
-/// Filters the issue of lists promises that are not served yet: refused
-/// by name rather than ignored, so no caller mistakes a whole list for a
-/// filtered one.
-const NOT_YET: [&str; 3] = ["region", "upline", "sort"];
-const KNOWN: [&str; 3] = ["tier", "cursor", "limit"];
+/// A sort no index serves yet: refused by name rather than ignored, so no
+/// caller mistakes the list's own order for the one asked for. (Sales
+/// change with every order: an index sorted by them would take a write per
+/// order on one partition per month.)
+const NOT_YET: [&str; 1] = ["sort"];
+const KNOWN: [&str; 5] = ["tier", "region", "upline", "cursor", "limit"];
 
 /// Where the next page starts: a partition (a tier id, `-` for no tier)
 /// and the index key to continue after, if any. Opaque to callers: hex of
@@ -41,6 +44,33 @@ struct Cursor {
     t: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     k: Option<std::collections::BTreeMap<String, String>>,
+    /// Walking a region's or an upline's index (`region`, `upline`)
+    /// instead of the tier partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    i: Option<String>,
+}
+
+/// What a list walks: the tier partitions, or one region's or upline's
+/// members through its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Walk {
+    Tiers,
+    Index {
+        by: tier_store::reviews::MemberIndex,
+        value: String,
+    },
+}
+
+impl Walk {
+    fn attribute(&self) -> Option<&'static str> {
+        match self {
+            Walk::Tiers => None,
+            Walk::Index { by, .. } => Some(match by {
+                tier_store::reviews::MemberIndex::Region => "region",
+                tier_store::reviews::MemberIndex::Upline => "upline",
+            }),
+        }
+    }
 }
 
 fn invalid_cursor() -> ApiError {
@@ -52,19 +82,39 @@ impl Cursor {
         hex::encode(serde_json::to_vec(self).expect("strings serialise"))
     }
 
-    /// Only a key of the partition it names, with the index's and the
-    /// table's key attributes, is a start key.
-    fn decode(raw: &str) -> Result<Self, ApiError> {
+    /// Only a key of the partition (or index value) it names, with the
+    /// index's and the table's key attributes, is a start key.
+    fn decode(raw: &str, walk: &Walk) -> Result<Self, ApiError> {
         let bytes = hex::decode(raw).map_err(|_| invalid_cursor())?;
         let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid_cursor())?;
-        let partition = partition_tier(&c.t)?;
-        if let Some(k) = &c.k {
-            let allowed = ["PK", "SK", "GSI1PK", "GSI1SK"];
-            if k.len() != allowed.len()
-                || !k.keys().all(|a| allowed.contains(&a.as_str()))
-                || k.get("GSI1PK") != Some(&tier_store::keys::tier_members(partition.as_ref()))
-            {
-                return Err(invalid_cursor());
+        if c.i.as_deref() != walk.attribute() {
+            return Err(invalid_cursor());
+        }
+        match walk {
+            Walk::Tiers => {
+                let partition = partition_tier(&c.t)?;
+                if let Some(k) = &c.k {
+                    let allowed = ["PK", "SK", "GSI1PK", "GSI1SK"];
+                    if k.len() != allowed.len()
+                        || !k.keys().all(|a| allowed.contains(&a.as_str()))
+                        || k.get("GSI1PK")
+                            != Some(&tier_store::keys::tier_members(partition.as_ref()))
+                    {
+                        return Err(invalid_cursor());
+                    }
+                }
+            }
+            Walk::Index { value, .. } => {
+                let attr = walk.attribute().expect("an index walk has an attribute");
+                if let Some(k) = &c.k {
+                    let allowed = ["PK", "SK", attr];
+                    if k.len() != allowed.len()
+                        || !k.keys().all(|a| allowed.contains(&a.as_str()))
+                        || k.get(attr) != Some(value)
+                    {
+                        return Err(invalid_cursor());
+                    }
+                }
             }
         }
         Ok(c)
@@ -88,6 +138,7 @@ fn partition_tier(raw: &str) -> Result<Option<TierId>, ApiError> {
 /// A list request's parameters, checked.
 struct ListQuery {
     tier: Option<String>,
+    walk: Walk,
     limit: usize,
     cursor: Option<Cursor>,
 }
@@ -132,12 +183,40 @@ fn parse_query(query: Option<&str>, extra: &[&str]) -> Result<ListQuery, ApiErro
                 ApiError::bad_request("invalid_limit", format!("limit is 1 to {MAX_LIMIT}"))
             })?,
     };
+    let walk = match (one(query, "region")?, one(query, "upline")?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "conflicting_filters",
+                "filter by region or by upline, not both",
+            ));
+        }
+        (Some(r), None) => {
+            if r.is_empty() || r.chars().count() > 64 {
+                return Err(ApiError::bad_request(
+                    "invalid_region",
+                    "region is the region a distributor was registered with, 1 to 64 characters",
+                ));
+            }
+            Walk::Index {
+                by: tier_store::reviews::MemberIndex::Region,
+                value: r,
+            }
+        }
+        (None, Some(u)) => Walk::Index {
+            by: tier_store::reviews::MemberIndex::Upline,
+            value: tier_domain::ids::DistributorId::parse(&u)
+                .map_err(|e| ApiError::bad_request("invalid_upline", e.to_string()))?
+                .to_string(),
+        },
+        (None, None) => Walk::Tiers,
+    };
     Ok(ListQuery {
         tier: one(query, "tier")?,
         limit,
         cursor: one(query, "cursor")?
-            .map(|c| Cursor::decode(&c))
+            .map(|c| Cursor::decode(&c, &walk))
             .transpose()?,
+        walk,
     })
 }
 
@@ -157,27 +236,50 @@ impl AdminApi {
     /// Walks the tier partitions from `q.cursor` until `q.limit` members.
     async fn page(&self, q: ListQuery) -> Result<Page, ApiError> {
         let rules = self.table.current_rule_set().await?;
+        if let Walk::Index { by, value } = &q.walk {
+            let tier = match &q.tier {
+                None => None,
+                Some(t) => Some(self.known_tier(t, rules.as_ref()).await?),
+            };
+            let mut at = q.cursor.clone().and_then(|c| c.k);
+            let mut ids = Vec::with_capacity(q.limit);
+            let next = loop {
+                let start = at
+                    .as_ref()
+                    .map(|k| serde_json::to_string(k).expect("strings serialise"));
+                let want = (q.limit - ids.len()) as i32;
+                let (page, more) = self
+                    .table
+                    .indexed_members_page(
+                        *by,
+                        value,
+                        tier.as_ref().map(Option::as_ref),
+                        start.as_deref(),
+                        want,
+                    )
+                    .await?;
+                ids.extend(page);
+                at = more
+                    .map(|m| serde_json::from_str(&m).map_err(|_| invalid_cursor()))
+                    .transpose()?;
+                match &at {
+                    None => break None,
+                    Some(k) if ids.len() >= q.limit => {
+                        break Some(Cursor {
+                            t: String::new(),
+                            k: Some(k.clone()),
+                            i: q.walk.attribute().map(str::to_owned),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            };
+            return self.rows(ids, next, rules).await;
+        }
         // The partitions to walk, in order.
         let partitions: Vec<String> = match q.tier {
             Some(t) => {
-                // The tiers of earlier versions are listed only when the
-                // current one does not name it.
-                let known = t == "-"
-                    || rules
-                        .as_ref()
-                        .is_some_and(|r| r.rules.tier_by_id(&t).is_some())
-                    || self
-                        .table
-                        .all_tier_ids()
-                        .await?
-                        .iter()
-                        .any(|id| id.as_str() == t);
-                if !known {
-                    return Err(ApiError::bad_request(
-                        "unknown_tier",
-                        format!("no rule set version has a tier {t:?} (`-`: no tier)"),
-                    ));
-                }
+                self.known_tier(&t, rules.as_ref()).await?;
                 vec![t]
             }
             None => {
@@ -204,6 +306,7 @@ impl AdminApi {
         let mut at = q.cursor.unwrap_or_else(|| Cursor {
             t: partitions[0].clone(),
             k: None,
+            i: None,
         });
         let mut index = partitions
             .iter()
@@ -228,12 +331,14 @@ impl AdminApi {
                 Some(k) => Cursor {
                     t: at.t.clone(),
                     k: Some(k),
+                    i: None,
                 },
                 None if index + 1 < partitions.len() => {
                     index += 1;
                     Cursor {
                         t: partitions[index].clone(),
                         k: None,
+                        i: None,
                     }
                 }
                 None => break None,
@@ -242,6 +347,16 @@ impl AdminApi {
                 break Some(at);
             }
         };
+        self.rows(ids, next, rules).await
+    }
+
+    /// The page's rows: profiles and metrics of `ids`, in one BatchGetItem.
+    async fn rows(
+        &self,
+        ids: Vec<tier_domain::ids::DistributorId>,
+        next: Option<Cursor>,
+        rules: Option<tier_store::rules::PublishedRuleSet>,
+    ) -> Result<Page, ApiError> {
         let today = self.calendar.day_of(Utc::now());
         let spans = rules
             .as_ref()
@@ -257,6 +372,33 @@ impl AdminApi {
             rules,
             today,
         })
+    }
+
+    /// `tier` as a filter: a tier the current rule set or an earlier
+    /// version has, or `-` (none); `unknown_tier` otherwise.
+    async fn known_tier(
+        &self,
+        t: &str,
+        rules: Option<&tier_store::rules::PublishedRuleSet>,
+    ) -> Result<Option<TierId>, ApiError> {
+        // The tiers of earlier versions are listed only when the current
+        // one does not name it.
+        let known = t == "-"
+            || rules.is_some_and(|r| r.rules.tier_by_id(t).is_some())
+            || self
+                .table
+                .all_tier_ids()
+                .await?
+                .iter()
+                .any(|id| id.as_str() == t);
+        if !known {
+            return Err(ApiError::bad_request(
+                "unknown_tier",
+                format!("no rule set version has a tier {t:?} (`-`: no tier)"),
+            ));
+        }
+        partition_tier(t)
+            .map_err(|_| ApiError::bad_request("unknown_tier", format!("{t:?} is not a tier id")))
     }
 
     pub(crate) async fn list_distributors(

@@ -882,6 +882,23 @@ async fn analytics_are_shown_as_tables_json_and_charts() {
     assert!(r.stdout.contains("junior"), "{r:#?}");
     assert_svg(&chart, &["Members per tier", "junior"]).await;
 
+    // Lists by region and by upline, through their indexes.
+    let r = tiers(&stack, &["distributors", "list", "--region", "Jiangsu"])
+        .await
+        .exits(0);
+    assert!(
+        r.stdout.contains("d-suzhou") && !r.stdout.contains("d-shanghai"),
+        "{r:#?}"
+    );
+    let j = tiers(
+        &stack,
+        &["--json", "distributors", "list", "--upline", "d-hangzhou"],
+    )
+    .await
+    .exits(0)
+    .json();
+    assert_eq!(j["distributors"].as_array().unwrap().len(), 2, "{j}");
+
     // A refusal names the parameter and exits 1.
     let r = tiers(&stack, &["analytics", "tiers", "--period", "2026-13"])
         .await

@@ -80,11 +80,11 @@ impl Table {
                     .expression_attribute_values(":t", s(TierId::name_or_none(cell.tier.as_ref())))
                     .expression_attribute_values(":s", n(t.sales))
                     .expression_attribute_values(":o", n(t.orders));
+                // Not `region`: that attribute keys the distributors' region
+                // index, which only profiles belong in.
                 if let Some(r) = &cell.region {
-                    sets.push("#region = :r");
-                    update = update
-                        .expression_attribute_names("#region", "region")
-                        .expression_attribute_values(":r", s(r.code()));
+                    sets.push("cell_region = :r");
+                    update = update.expression_attribute_values(":r", s(r.code()));
                 }
                 let update = update
                     .update_expression(format!("SET {} ADD sales :s, orders :o", sets.join(", ")))
@@ -296,7 +296,7 @@ fn read_stats_item(i: &Item, stats: &mut MonthStats) -> Result<(), StoreError> {
     if key.1.starts_with(keys::SALES_PREFIX) {
         let tier =
             TierId::parse_or_none(item::get_s(i, "tier")?).map_err(|e| corrupt(e.to_string()))?;
-        let region = item::opt_s(i, "region")
+        let region = item::opt_s(i, "cell_region")
             .map(Region::parse)
             .transpose()
             .map_err(|e| corrupt(e.to_string()))?;

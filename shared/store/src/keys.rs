@@ -3,7 +3,7 @@
 //!
 //! | item | PK | SK | access patterns |
 //! |---|---|---|---|
-//! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members |
+//! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members; `ByRegion` (`region` / `PK`) and `ByUpline` (`upline` / `PK`) list a region's and an upline's, only profiles carrying those attributes |
 //! | metrics | `DIST#{id}` | `METRICS` | get with the profile (one BatchGetItem) |
 //! | daily metrics | `DIST#{id}` | `DAILY#{YYYY-MM}` | a month of daily buckets, kept only for the metrics rules read over rolling windows; batch get with the metrics; TTL |
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
@@ -36,6 +36,11 @@ pub const SK: &str = "SK";
 pub const GSI1: &str = "GSI1";
 pub const GSI1PK: &str = "GSI1PK";
 pub const GSI1SK: &str = "GSI1SK";
+/// Distributor profiles by their `region` (as registered), then `PK`;
+/// projects `id` and `tier`.
+pub const REGION_INDEX: &str = "ByRegion";
+/// Distributor profiles by their `upline`, then `PK`; projects `id` and `tier`.
+pub const UPLINE_INDEX: &str = "ByUpline";
 pub const ENTITY: &str = "entity_type";
 pub const TTL: &str = "expires_at";
 

@@ -69,6 +69,13 @@ fn review_key(period: Period) -> keys::Key {
     (format!("REVIEW#{period}"), "RUN".into())
 }
 
+/// Which attribute index lists members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberIndex {
+    Region,
+    Upline,
+}
+
 impl Table {
     /// Starts the review of `period` at `at`, or returns the run that
     /// already exists (with its own `at`).
@@ -258,6 +265,76 @@ impl Table {
 
     /// One page of a tier's members (GSI1), from `cursor`; returns the ids
     /// and the cursor of the next page, if any.
+    /// One page of the distributors whose `region` or `upline` (as `by`
+    /// says) is `value`, in id order, through its index; with `tier`,
+    /// only that tier's (`Some(None)`: those without one), filtered on the
+    /// index page, so a page may hold fewer than `limit`. The cursor is
+    /// the index's own key, as JSON.
+    pub async fn indexed_members_page(
+        &self,
+        by: MemberIndex,
+        value: &str,
+        tier: Option<Option<&TierId>>,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
+        let (index, attr) = match by {
+            MemberIndex::Region => (keys::REGION_INDEX, "region"),
+            MemberIndex::Upline => (keys::UPLINE_INDEX, "upline"),
+        };
+        let start = cursor
+            .map(|c| {
+                serde_json::from_str::<HashMap<String, String>>(c)
+                    .map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string()))
+            })
+            .transpose()?
+            .map(|m| {
+                m.into_iter()
+                    .map(|(k, v)| (k, AttributeValue::S(v)))
+                    .collect()
+            });
+        let query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attr)
+            .expression_attribute_values(":v", s(value));
+        let query = match tier {
+            None => query,
+            Some(None) => query.filter_expression("attribute_not_exists(tier)"),
+            Some(Some(t)) => query
+                .filter_expression("tier = :t")
+                .expression_attribute_values(":t", s(t.as_str())),
+        };
+        let out = query
+            .set_exclusive_start_key(start)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query", e))?;
+        let ids = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| {
+                item::get_s(i, "id").and_then(|raw| {
+                    DistributorId::parse(raw)
+                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let next = out.last_evaluated_key.map(|k| {
+            let m: std::collections::BTreeMap<String, String> = k
+                .into_iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+                .collect();
+            serde_json::to_string(&m).expect("strings serialise")
+        });
+        Ok((ids, next))
+    }
+
     pub async fn tier_members_page(
         &self,
         tier: Option<&TierId>,

@@ -26,9 +26,8 @@ pub struct PageArgs {
 pub enum Cmd {
     /// Every distributor, senior tiers first, following the pages.
     List {
-        /// Only this tier's members (`-`: those without a tier).
-        #[arg(long)]
-        tier: Option<String>,
+        #[command(flatten)]
+        filters: Filters,
         /// At most this many rows.
         #[arg(long)]
         limit: Option<usize>,
@@ -41,8 +40,8 @@ pub enum Cmd {
         /// Within this many percent of the next tier's upgrade rule.
         #[arg(long)]
         within: Option<String>,
-        #[arg(long)]
-        tier: Option<String>,
+        #[command(flatten)]
+        filters: Filters,
         /// Look at no more than this many members.
         #[arg(long)]
         limit: Option<usize>,
@@ -77,21 +76,25 @@ pub enum Cmd {
 pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
     let client = ctx.client()?;
     match cmd {
-        Cmd::List { tier, limit, page } => {
-            let (rows, _) = pages(&client, "distributors", tier, None, limit, page).await?;
+        Cmd::List {
+            filters,
+            limit,
+            page,
+        } => {
+            let (rows, _) = pages(&client, "distributors", &filters, None, limit, page).await?;
             let answer = json!({"distributors": rows});
             ctx.out.emit(&answer, || list_table(&rows));
         }
         Cmd::AboutToMove {
             within,
-            tier,
+            filters,
             limit,
             page,
         } => {
             let (rows, scanned) = pages(
                 &client,
                 "distributors:about-to-move",
-                tier,
+                &filters,
                 within,
                 limit,
                 page,
@@ -177,10 +180,25 @@ async fn set_tier(
 /// Follows `next_cursor` until the end or `limit` members, and returns the
 /// rows with how many members the pages covered (`scanned`, where the
 /// endpoint says it).
+/// Which distributors a list walks: a tier's, a region's or an upline's
+/// (a region or an upline, with a tier or not).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Filters {
+    /// Only this tier's members (`-`: those without a tier).
+    #[arg(long)]
+    tier: Option<String>,
+    /// Only those registered with this region.
+    #[arg(long, conflicts_with = "upline")]
+    region: Option<String>,
+    /// Only this distributor's direct downline.
+    #[arg(long)]
+    upline: Option<String>,
+}
+
 async fn pages(
     client: &Client,
     path: &str,
-    tier: Option<String>,
+    filters: &Filters,
     within: Option<String>,
     limit: Option<usize>,
     page_args: PageArgs,
@@ -200,7 +218,9 @@ async fn pages(
             break;
         }
         let q = query(&[
-            ("tier", tier.clone()),
+            ("tier", filters.tier.clone()),
+            ("region", filters.region.clone()),
+            ("upline", filters.upline.clone()),
             ("within", within.clone()),
             ("limit", Some(want.to_string())),
             ("cursor", cursor.clone()),
