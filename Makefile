@@ -10,6 +10,7 @@
 #   make bench      the domain benchmarks
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
 #   make bench-intake  one Shopify delivery's intake latency as a ratio to one PutItem (release build, own moto)
+#   make bench-review  the month-end review of 1,000 distributors through the queue, against GetItems (own moto)
 #   make bench-startup each function's start to its first request for work, against a hello world
 #   make fuzz       the platform parsers under libFuzzer, FUZZ_RUNS inputs per target (default 10M;
 #                   not part of `make test`)
@@ -29,10 +30,10 @@ PORT ?= 8080
 export PORT
 
 .PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-intake \
-	bench-startup fuzz clean-venv
+	bench-review bench-startup fuzz clean-venv
 
 help:
-	@sed -n '2,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
 
 test: fmt-check clippy
 	scripts/venv.sh moto cfn-lint
@@ -73,6 +74,11 @@ bench:
 bench-lookup:
 	scripts/venv.sh moto
 	cargo run --release -p local-stack --bin lookup-latency
+
+# ITERATIONS=N distributors (default 1000). A debug build: the review's time is the emulator's.
+bench-review:
+	scripts/venv.sh moto
+	cargo run -p local-stack --bin review-timing
 
 # ITERATIONS=N to change the sample size (default 300).
 bench-intake:

@@ -1,0 +1,181 @@
+//! `review-timing`: how long the month-end review of a brand of N
+//! distributors (default 1,000) takes on the local stack, end to end
+//! through the tier queue, beside N raw GetItems of a profile measured in
+//! the same run: the ratio is what to compare between runs on these noisy
+//! machines.
+//!
+//! The brand is the demo's rule set with N distributors registered, a
+//! tenth of them set by hand to Senior, which the review (of next month,
+//! when nobody has sold anything yet) moves down. The review is started
+//! as the schedule starts it and timed until the queues are idle; its
+//! DynamoDB requests and units are counted by the stack's interceptor.
+//!
+//! ```text
+//! make bench-review                                        # 1,000 distributors
+//! cargo run --release -p local-stack --bin review-timing -- --iterations 5000
+//! ```
+//!
+//! (`--iterations` is the number of distributors.) Starts its own moto
+//! server and kills it, by its pid, when done. Prints a summary, then one
+//! line of JSON starting with `{"bench":"review-timing"`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use aws_sdk_dynamodb::types::AttributeValue;
+use local_stack::bench;
+use local_stack::client::ApiClient;
+use local_stack::moto::{Moto, repo_root};
+use local_stack::stack::{LocalStack, StackOptions};
+use serde_json::json;
+
+const DEFAULT_DISTRIBUTORS: usize = 1000;
+const IDLE: Duration = Duration::from_secs(600);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tier_runtime::tls::install_crypto_provider();
+    // The functions' warnings and errors, on stderr.
+    tier_runtime::logging::init_text("warn");
+    let n = bench::iterations("review-timing", DEFAULT_DISTRIBUTORS)?;
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("review-timing: {n} distributors, {build} build");
+    let moto = Moto::start(&repo_root())?;
+    println!("  moto {} (pid {})", moto.endpoint, moto.pid());
+    let outcome = run(&moto, n, build).await;
+    drop(moto); // kills the emulator by its pid
+    outcome
+}
+
+async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
+    let stack = LocalStack::start(StackOptions::new(
+        moto.endpoint.clone(),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    ))
+    .await?;
+    let outcome = measure(&stack, n, build).await;
+    stack.stop().await;
+    outcome
+}
+
+async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()> {
+    let mut api = ApiClient::for_stack(stack);
+    local_stack::demo::load(&mut api).await?;
+    let loading = Instant::now();
+    for i in 0..n {
+        let id = format!("d-bench-{i:05}");
+        let r = api
+            .put(
+                &format!("distributors/{id}"),
+                &json!({"name": format!("Bench {i}"), "region": "Zhejiang"}),
+            )
+            .await?;
+        ensure!(r.status == 201, "registering {id}: {} {}", r.status, r.body);
+        if i % 100 == 99 {
+            println!(
+                "  {} registered, {:.1} s",
+                i + 1,
+                loading.elapsed().as_secs_f64()
+            );
+        }
+        if i % 10 == 0 {
+            let r = api
+                .put(
+                    &format!("distributors/{id}/tier"),
+                    &json!({"tier": "senior", "reason": "bench: to be reviewed down"}),
+                )
+                .await?;
+            ensure!(r.status == 200, "setting {id}: {} {}", r.status, r.body);
+        }
+    }
+    stack.wait_idle(IDLE).await?;
+    println!(
+        "  {n} distributors registered in {:.1} s",
+        loading.elapsed().as_secs_f64()
+    );
+
+    // The baseline: one raw GetItem of a profile per distributor, in turn.
+    let table = stack.table_name();
+    let started = Instant::now();
+    for i in 0..n {
+        let _turn = stack.turns.lock().await;
+        stack
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("PK", AttributeValue::S(format!("DIST#d-bench-{i:05}")))
+            .key("SK", AttributeValue::S("PROFILE".into()))
+            .send()
+            .await
+            .context("GetItem")?;
+    }
+    let baseline = started.elapsed();
+
+    let next_month = chrono::Utc::now() + chrono::Duration::days(40);
+    stack.dynamo_usage.reset();
+    let started = Instant::now();
+    let run = {
+        let _turn = stack.turns.lock().await;
+        stack.tier_evaluation.start_review(next_month).await?
+    };
+    stack.wait_idle(IDLE).await?;
+    let took = started.elapsed();
+    let usage = stack.dynamo_usage.snapshot();
+    let t = tier_store::Table::new(stack.clients.dynamodb.clone(), table);
+    let record = t.review(run.period).await?.context("the review's record")?;
+    let total = n + local_stack::demo::DISTRIBUTORS.len();
+    ensure!(
+        record.evaluated as usize >= total,
+        "the review evaluated {} of {total}",
+        record.evaluated
+    );
+    let per = |d: Duration| d.as_secs_f64() * 1e3 / total as f64;
+    println!(
+        "  review of {}: {} evaluated, {} moved, {} pages, in {:.2} s ({:.2} ms a distributor)",
+        run.period,
+        record.evaluated,
+        record.changed,
+        record.pages_done,
+        took.as_secs_f64(),
+        per(took)
+    );
+    println!(
+        "  {n} raw GetItems: {:.2} s ({:.2} ms each); review / GetItems: {:.2}",
+        baseline.as_secs_f64(),
+        baseline.as_secs_f64() * 1e3 / n as f64,
+        took.as_secs_f64() / baseline.as_secs_f64()
+    );
+    println!(
+        "  DynamoDB: {} requests ({:.2} a distributor), {:.0} read units ({:.2} a distributor), {:.0} write units {:?}",
+        usage.total_requests(),
+        usage.total_requests() as f64 / total as f64,
+        usage.read_units,
+        usage.read_units / total as f64,
+        usage.write_units,
+        usage.requests
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "review-timing",
+            "build": build,
+            "distributors": total,
+            "evaluated": record.evaluated,
+            "moved": record.changed,
+            "review_s": bench::r2(took.as_secs_f64()),
+            "review_ms_per_distributor": bench::r2(per(took)),
+            "getitem_ms": bench::r2(baseline.as_secs_f64() * 1e3 / n as f64),
+            "ratio": bench::r2(took.as_secs_f64() / baseline.as_secs_f64()),
+            "requests": usage.total_requests(),
+            "read_units": bench::r2(usage.read_units),
+            "write_units": bench::r2(usage.write_units),
+        })
+    );
+    Ok(())
+}
