@@ -282,17 +282,7 @@ impl Table {
             MemberIndex::Region => (keys::REGION_INDEX, "region"),
             MemberIndex::Upline => (keys::UPLINE_INDEX, "upline"),
         };
-        let start = cursor
-            .map(|c| {
-                serde_json::from_str::<HashMap<String, String>>(c)
-                    .map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string()))
-            })
-            .transpose()?
-            .map(|m| {
-                m.into_iter()
-                    .map(|(k, v)| (k, AttributeValue::S(v)))
-                    .collect()
-            });
+        let start = start_key(cursor)?;
         let query = self
             .client
             .query()
@@ -314,25 +304,7 @@ impl Table {
             .send()
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
-        let ids = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|i| {
-                item::get_s(i, "id").and_then(|raw| {
-                    DistributorId::parse(raw)
-                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let next = out.last_evaluated_key.map(|k| {
-            let m: std::collections::BTreeMap<String, String> = k
-                .into_iter()
-                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
-                .collect();
-            serde_json::to_string(&m).expect("strings serialise")
-        });
-        Ok((ids, next))
+        members_page(out)
     }
 
     pub async fn tier_members_page(
@@ -341,17 +313,7 @@ impl Table {
         cursor: Option<&str>,
         limit: i32,
     ) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
-        let start = cursor
-            .map(|c| {
-                serde_json::from_str::<HashMap<String, String>>(c)
-                    .map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string()))
-            })
-            .transpose()?
-            .map(|m| {
-                m.into_iter()
-                    .map(|(k, v)| (k, AttributeValue::S(v)))
-                    .collect()
-            });
+        let start = start_key(cursor)?;
         let out = self
             .client
             .query()
@@ -364,26 +326,49 @@ impl Table {
             .send()
             .await
             .map_err(|e| StoreError::aws("Query", e))?;
-        let ids = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|i| {
-                item::get_s(i, "id").and_then(|raw| {
-                    DistributorId::parse(raw)
-                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        // In key order, so the same page always gives the same cursor: a
-        // what-if names its continuations by it.
-        let next = out.last_evaluated_key.map(|k| {
-            let m: std::collections::BTreeMap<String, String> = k
-                .into_iter()
-                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
-                .collect();
-            serde_json::to_string(&m).expect("strings serialise")
-        });
-        Ok((ids, next))
+        members_page(out)
     }
+}
+
+/// An index page's start key from the cursor a previous page gave (its
+/// last key, as JSON).
+fn start_key(cursor: Option<&str>) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+    Ok(cursor
+        .map(|c| {
+            serde_json::from_str::<HashMap<String, String>>(c)
+                .map_err(|e| StoreError::corrupt(&("cursor".into(), c.into()), e.to_string()))
+        })
+        .transpose()?
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k, AttributeValue::S(v)))
+                .collect()
+        }))
+}
+
+/// The distributor ids of an index page (each item's `id`), and the cursor
+/// to the next: its last key as JSON, in key order, so the same page always
+/// gives the same cursor (a what-if names its continuations by it).
+fn members_page(
+    out: aws_sdk_dynamodb::operation::query::QueryOutput,
+) -> Result<(Vec<DistributorId>, Option<String>), StoreError> {
+    let ids = out
+        .items
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            item::get_s(i, "id").and_then(|raw| {
+                DistributorId::parse(raw)
+                    .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let next = out.last_evaluated_key.map(|k| {
+        let m: std::collections::BTreeMap<String, String> = k
+            .into_iter()
+            .filter_map(|(k, v)| v.as_s().ok().map(|s| (k, s.clone())))
+            .collect();
+        serde_json::to_string(&m).expect("strings serialise")
+    });
+    Ok((ids, next))
 }
