@@ -715,7 +715,7 @@ async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
         ("region=Jiangsu&upline=d-hangzhou", "conflicting_filters"),
         ("upline=a%2Fb", "invalid_upline"),
         ("region=", "invalid_region"),
-        ("sort=sales_month", "unsupported_filter"),
+        ("sort=sales", "invalid_sort"),
         ("colour=red", "unknown_parameter"),
         ("tier=platinum", "unknown_tier"),
         ("tier=junior&tier=gold", "invalid_query"),
@@ -723,6 +723,157 @@ async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
         ("limit=51", "invalid_limit"),
         ("cursor=zz", "invalid_cursor"),
         (&format!("cursor={forged}") as &str, "invalid_cursor"),
+    ] {
+        let r = api.get(&format!("distributors?{query}")).await.unwrap();
+        assert_eq!((r.status, r.code()), (400, code), "{query}: {}", r.body);
+    }
+    stack.stop().await;
+}
+
+/// Every page of `path` (which takes `&cursor=`), the ids in order, and
+/// the last page's body.
+async fn walk(api: &ApiClient, path: &str) -> (Vec<String>, Value) {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let page = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let r = api.get(&page).await.unwrap();
+        assert_eq!(r.status, 200, "{page}: {}", r.body);
+        seen.extend(
+            r.body["distributors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_owned()),
+        );
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return (seen, r.body),
+        }
+    }
+    panic!("{path} did not end in 20 pages: {seen:?}");
+}
+
+/// `?sort=`: the whole brand by this month's or quarter's sales, or by the
+/// latest tier change, most first, each distributor once; those without
+/// sales in the period follow the ranking.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_lists_distributors_by_sales_and_by_tier_change() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    // Shanghai sells 55,080 (up to Intermediate), Suzhou 918; Hangzhou
+    // nothing.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::paid("s1", "S1", "b1", &[("HOODIE-GREY", 120, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    api.webhook(
+        "douyin",
+        "sz-live",
+        &docs::paid("s2", "S2", "b2", &[("HOODIE-GREY", 2, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+
+    let month = now
+        .with_timezone(&chrono_tz_shanghai())
+        .format("%Y-%m")
+        .to_string();
+    for limit in [1, 2, 3, 50] {
+        let (ids, last) = walk(
+            &api,
+            &format!("distributors?sort=sales_month&limit={limit}"),
+        )
+        .await;
+        assert_eq!(
+            ids,
+            ["d-shanghai", "d-suzhou", "d-hangzhou"],
+            "limit {limit}"
+        );
+        assert_eq!(last["period"], month.as_str());
+    }
+    let r = api
+        .get("distributors?sort=sales_quarter&limit=2")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rows = r.body["distributors"].as_array().unwrap();
+    assert_eq!(rows[0]["id"], "d-shanghai");
+    assert_eq!(dec(&rows[0]["sales_quarter"]), d("55080.00"));
+    assert_eq!(rows[1]["id"], "d-suzhou");
+    assert!(r.body["period"].as_str().unwrap().contains("-Q"));
+    let (ids, _) = walk(&api, "distributors?sort=sales_quarter&limit=2").await;
+    assert_eq!(ids, ["d-shanghai", "d-suzhou", "d-hangzhou"]);
+
+    // The latest tier change first: Shanghai's upgrade, then the entry
+    // tiers joined at registration.
+    let (ids, _) = walk(&api, "distributors?sort=tier_changed_at&limit=1").await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[0], "d-shanghai");
+
+    // A refund moves the rank: Shanghai's month falls to nothing, below
+    // Suzhou, and it is still listed once.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::refunded("s1r", "S1", "RS1", "55080.00", &[], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    for limit in [1, 3] {
+        let (ids, _) = walk(
+            &api,
+            &format!("distributors?sort=sales_month&limit={limit}"),
+        )
+        .await;
+        assert_eq!(ids[0], "d-suzhou", "limit {limit}: {ids:?}");
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["d-hangzhou", "d-shanghai", "d-suzhou"]);
+    }
+
+    // Cursors continue only the walk that gave them.
+    let cursor_of = |body: &Value| body["next_cursor"].as_str().unwrap().to_owned();
+    let month_cursor = cursor_of(
+        &api.get("distributors?sort=sales_month&limit=1")
+            .await
+            .unwrap()
+            .body,
+    );
+    let plain_cursor = cursor_of(&api.get("distributors?limit=1").await.unwrap().body);
+    let forged = hex::encode(
+        serde_json::json!({"t": "", "s": "sales_month", "p": "2026-Q4", "r": "1#d"}).to_string(),
+    );
+    for (query, code) in [
+        ("sort=sales", "invalid_sort"),
+        ("sort=sales_month&sort=sales_quarter", "invalid_query"),
+        ("sort=sales_month&tier=junior", "conflicting_filters"),
+        ("sort=sales_month&region=Shanghai", "conflicting_filters"),
+        (
+            "sort=tier_changed_at&upline=d-hangzhou",
+            "conflicting_filters",
+        ),
+        (
+            &format!("sort=sales_quarter&cursor={month_cursor}") as &str,
+            "invalid_cursor",
+        ),
+        (&format!("cursor={month_cursor}") as &str, "invalid_cursor"),
+        (
+            &format!("sort=sales_month&cursor={plain_cursor}") as &str,
+            "invalid_cursor",
+        ),
+        (
+            &format!("sort=sales_month&cursor={forged}") as &str,
+            "invalid_cursor",
+        ),
     ] {
         let r = api.get(&format!("distributors?{query}")).await.unwrap();
         assert_eq!((r.status, r.code()), (400, code), "{query}: {}", r.body);
@@ -812,7 +963,7 @@ async fn an_account_manager_sees_who_is_about_to_move() {
         ("within=0", "invalid_within"),
         ("within=101", "invalid_within"),
         ("within=lots", "invalid_within"),
-        ("sort=sales_month", "unsupported_filter"),
+        ("sort=sales", "invalid_sort"),
         ("near=1", "unknown_parameter"),
     ] {
         let r = api

@@ -12,6 +12,7 @@
 //! where the rules read rolling windows), whatever the brand's size.
 //! `?region=` and `?upline=` walk the `ByRegion` and `ByUpline` indexes
 //! instead: one Query a page (more when `?tier=` filters it down).
+//! `?sort=` reads a ranking index instead (see [`sorted`]).
 
 use chrono::Utc;
 use lambda_http::http::StatusCode;
@@ -28,12 +29,9 @@ const DEFAULT_LIMIT: usize = 25;
 /// Two items a row in one BatchGetItem of at most 100 keys.
 const MAX_LIMIT: usize = 50;
 
-/// A sort no index serves yet: refused by name rather than ignored, so no
-/// caller mistakes the list's own order for the one asked for. (Sales
-/// change with every order: an index sorted by them would take a write per
-/// order on one partition per month.)
-const NOT_YET: [&str; 1] = ["sort"];
-const KNOWN: [&str; 5] = ["tier", "region", "upline", "cursor", "limit"];
+const KNOWN: [&str; 6] = ["tier", "region", "upline", "sort", "cursor", "limit"];
+
+mod sorted;
 
 /// Where the next page starts: a partition (a tier id, `-` for no tier)
 /// and the index key to continue after, if any. Opaque to callers: hex of
@@ -48,6 +46,29 @@ struct Cursor {
     /// instead of the tier partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     i: Option<String>,
+    /// A sorted walk: its sort, the period a sales ranking is of, and the
+    /// rank to continue after; without a rank, the walk is in its tail
+    /// (the tier partitions, skipping those the ranking listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+}
+
+impl Cursor {
+    /// The start of tier partition `t`.
+    fn at_partition(t: String) -> Self {
+        Cursor {
+            t,
+            k: None,
+            i: None,
+            s: None,
+            p: None,
+            r: None,
+        }
+    }
 }
 
 /// What a list walks: the tier partitions, or one region's or upline's
@@ -59,12 +80,13 @@ enum Walk {
         by: tier_store::reviews::MemberIndex,
         value: String,
     },
+    Sorted(tier_domain::ranking::SortBy),
 }
 
 impl Walk {
     fn attribute(&self) -> Option<&'static str> {
         match self {
-            Walk::Tiers => None,
+            Walk::Tiers | Walk::Sorted(_) => None,
             Walk::Index { by, .. } => Some(match by {
                 tier_store::reviews::MemberIndex::Region => "region",
                 tier_store::reviews::MemberIndex::Upline => "upline",
@@ -91,20 +113,17 @@ impl Cursor {
             return Err(invalid_cursor());
         }
         match walk {
+            Walk::Sorted(by) => sorted::check_cursor(&c, *by)?,
             Walk::Tiers => {
-                let partition = partition_tier(&c.t)?;
-                if let Some(k) = &c.k {
-                    let allowed = ["PK", "SK", "GSI1PK", "GSI1SK"];
-                    if k.len() != allowed.len()
-                        || !k.keys().all(|a| allowed.contains(&a.as_str()))
-                        || k.get("GSI1PK")
-                            != Some(&tier_store::keys::tier_members(partition.as_ref()))
-                    {
-                        return Err(invalid_cursor());
-                    }
+                if c.s.is_some() || c.p.is_some() || c.r.is_some() {
+                    return Err(invalid_cursor());
                 }
+                c.check_tier_key()?;
             }
             Walk::Index { value, .. } => {
+                if c.s.is_some() || c.p.is_some() || c.r.is_some() {
+                    return Err(invalid_cursor());
+                }
                 let attr = walk.attribute().expect("an index walk has an attribute");
                 if let Some(k) = &c.k {
                     let allowed = ["PK", "SK", attr];
@@ -118,6 +137,21 @@ impl Cursor {
             }
         }
         Ok(c)
+    }
+
+    /// A tier partition's cursor names a partition, and only a key of it.
+    fn check_tier_key(&self) -> Result<(), ApiError> {
+        let partition = partition_tier(&self.t)?;
+        if let Some(k) = &self.k {
+            let allowed = ["PK", "SK", "GSI1PK", "GSI1SK"];
+            if k.len() != allowed.len()
+                || !k.keys().all(|a| allowed.contains(&a.as_str()))
+                || k.get("GSI1PK") != Some(&tier_store::keys::tier_members(partition.as_ref()))
+            {
+                return Err(invalid_cursor());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -159,12 +193,6 @@ fn one(query: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
 fn parse_query(query: Option<&str>, extra: &[&str]) -> Result<ListQuery, ApiError> {
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let name = pair.split_once('=').map_or(pair, |(k, _)| k);
-        if NOT_YET.contains(&name) {
-            return Err(ApiError::bad_request(
-                "unsupported_filter",
-                format!("{name} is not available yet: filter by tier, or page through all"),
-            ));
-        }
         if !KNOWN.contains(&name) && !extra.contains(&name) {
             let known: Vec<&str> = KNOWN.iter().chain(extra).copied().collect();
             return Err(ApiError::bad_request(
@@ -210,8 +238,33 @@ fn parse_query(query: Option<&str>, extra: &[&str]) -> Result<ListQuery, ApiErro
         },
         (None, None) => Walk::Tiers,
     };
+    let tier = one(query, "tier")?;
+    let walk = match one(query, "sort")? {
+        None => walk,
+        Some(raw) => {
+            let by = tier_domain::ranking::SortBy::parse(&raw).ok_or_else(|| {
+                let names: Vec<&str> = tier_domain::ranking::SortBy::ALL
+                    .iter()
+                    .map(|s| s.name())
+                    .collect();
+                ApiError::bad_request(
+                    "invalid_sort",
+                    format!("sort is one of {}", names.join(", ")),
+                )
+            })?;
+            // A ranking spans the brand: it has no partition per tier,
+            // region or upline to narrow it by.
+            if walk != Walk::Tiers || tier.is_some() {
+                return Err(ApiError::bad_request(
+                    "conflicting_filters",
+                    "sort lists the whole brand: it does not combine with tier, region or upline",
+                ));
+            }
+            Walk::Sorted(by)
+        }
+    };
     Ok(ListQuery {
-        tier: one(query, "tier")?,
+        tier,
         limit,
         cursor: one(query, "cursor")?
             .map(|c| Cursor::decode(&c, &walk))
@@ -230,12 +283,17 @@ struct Page {
     next: Option<Cursor>,
     rules: Option<tier_store::rules::PublishedRuleSet>,
     today: tier_domain::calendar::Day,
+    /// The sales period a sorted page ranks by.
+    period: Option<tier_domain::analytics::Span>,
 }
 
 impl AdminApi {
     /// Walks the tier partitions from `q.cursor` until `q.limit` members.
     async fn page(&self, q: ListQuery) -> Result<Page, ApiError> {
         let rules = self.table.current_rule_set().await?;
+        if let Walk::Sorted(by) = q.walk {
+            return self.sorted_page(by, q.cursor, q.limit, rules).await;
+        }
         if let Walk::Index { by, value } = &q.walk {
             let tier = match &q.tier {
                 None => None,
@@ -266,9 +324,9 @@ impl AdminApi {
                     None => break None,
                     Some(k) if ids.len() >= q.limit => {
                         break Some(Cursor {
-                            t: String::new(),
                             k: Some(k.clone()),
                             i: q.walk.attribute().map(str::to_owned),
+                            ..Cursor::at_partition(String::new())
                         });
                     }
                     Some(_) => {}
@@ -276,49 +334,63 @@ impl AdminApi {
             };
             return self.rows(ids, next, rules).await;
         }
-        // The partitions to walk, in order.
-        let partitions: Vec<String> = match q.tier {
+        let partitions = match q.tier {
             Some(t) => {
                 self.known_tier(&t, rules.as_ref()).await?;
                 vec![t]
             }
-            None => {
-                let mut order: Vec<String> = rules
-                    .as_ref()
-                    .map(|r| {
-                        r.rules
-                            .tiers()
-                            .iter()
-                            .rev()
-                            .map(|t| t.id.to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for id in self.table.all_tier_ids().await? {
-                    if !order.iter().any(|o| o == id.as_str()) {
-                        order.push(id.to_string());
-                    }
-                }
-                order.push("-".into());
-                order
-            }
+            None => self.all_partitions(rules.as_ref()).await?,
         };
-        let mut at = q.cursor.unwrap_or_else(|| Cursor {
-            t: partitions[0].clone(),
-            k: None,
-            i: None,
-        });
+        let (ids, next) = self.walk_tiers(&partitions, q.cursor, q.limit).await?;
+        self.rows(ids, next, rules).await
+    }
+
+    /// Every tier partition, in the order a list walks them: the current
+    /// rule set's tiers from the top, tiers only earlier versions had, then
+    /// distributors without a tier (`-`).
+    async fn all_partitions(
+        &self,
+        rules: Option<&tier_store::rules::PublishedRuleSet>,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut order: Vec<String> = rules
+            .map(|r| {
+                r.rules
+                    .tiers()
+                    .iter()
+                    .rev()
+                    .map(|t| t.id.to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in self.table.all_tier_ids().await? {
+            if !order.iter().any(|o| o == id.as_str()) {
+                order.push(id.to_string());
+            }
+        }
+        order.push("-".into());
+        Ok(order)
+    }
+
+    /// Up to `limit` members of `partitions`, in order, from `from` (a
+    /// partition and a key in it), and where the next page starts.
+    async fn walk_tiers(
+        &self,
+        partitions: &[String],
+        from: Option<Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<tier_domain::ids::DistributorId>, Option<Cursor>), ApiError> {
+        let mut at = from.unwrap_or_else(|| Cursor::at_partition(partitions[0].clone()));
         let mut index = partitions
             .iter()
             .position(|p| *p == at.t)
             .ok_or_else(invalid_cursor)?;
-        let mut ids = Vec::with_capacity(q.limit);
+        let mut ids = Vec::with_capacity(limit);
         let next = loop {
             let tier = partition_tier(&at.t)?;
             let start =
                 at.k.as_ref()
                     .map(|k| serde_json::to_string(k).expect("strings serialise"));
-            let want = (q.limit - ids.len()) as i32;
+            let want = (limit - ids.len()) as i32;
             let (page, more) = self
                 .table
                 .tier_members_page(tier.as_ref(), start.as_deref(), want)
@@ -329,25 +401,20 @@ impl AdminApi {
                 .transpose()?;
             at = match more {
                 Some(k) => Cursor {
-                    t: at.t.clone(),
                     k: Some(k),
-                    i: None,
+                    ..Cursor::at_partition(at.t.clone())
                 },
                 None if index + 1 < partitions.len() => {
                     index += 1;
-                    Cursor {
-                        t: partitions[index].clone(),
-                        k: None,
-                        i: None,
-                    }
+                    Cursor::at_partition(partitions[index].clone())
                 }
                 None => break None,
             };
-            if ids.len() >= q.limit {
+            if ids.len() >= limit {
                 break Some(at);
             }
         };
-        self.rows(ids, next, rules).await
+        Ok((ids, next))
     }
 
     /// The page's rows: profiles and metrics of `ids`, in one BatchGetItem.
@@ -371,6 +438,7 @@ impl AdminApi {
             next,
             rules,
             today,
+            period: None,
         })
     }
 
@@ -410,6 +478,7 @@ impl AdminApi {
             next,
             rules,
             today,
+            period,
         } = self.page(parse_query(query, &[])?).await?;
         let distributors: Vec<serde_json::Value> = rows
             .iter()
@@ -438,13 +507,15 @@ impl AdminApi {
                 })
             })
             .collect();
-        Ok(http::json(
-            StatusCode::OK,
-            &json!({
-                "distributors": distributors,
-                "next_cursor": next.map(|c| c.encode()),
-            }),
-        ))
+        let mut body = json!({
+            "distributors": distributors,
+            "next_cursor": next.map(|c| c.encode()),
+        });
+        // A sales sort says which period it ranks.
+        if let Some(period) = period {
+            body["period"] = json!(period);
+        }
+        Ok(http::json(StatusCode::OK, &body))
     }
 
     /// `GET /v1/admin/distributors:about-to-move`: of a page of members, those

@@ -29,12 +29,17 @@ pub const SHARDS: u32 = 16;
 /// The shard an aggregate write goes to, from a key that spreads writers
 /// (a seller, a distributor): FNV-1a, stable across builds and platforms.
 pub fn shard_of(key: &str) -> u32 {
+    fnv1a(key) % SHARDS
+}
+
+/// The 32-bit FNV-1a hash of `key`.
+pub(crate) fn fnv1a(key: &str) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for b in key.bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    h % SHARDS
+    h
 }
 
 // ---------------------------------------------------------------------------

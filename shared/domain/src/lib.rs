@@ -17,6 +17,8 @@
 //! - [`commission`]: commission entries, their base, rounding and balance.
 //! - [`alerts`]: findings the daily job publishes once each.
 //! - [`analytics`]: sales by region and tier, tier moves, price disorder.
+//! - [`ranking`]: distributors in order of sales or tier change, by sharded
+//!   ranks.
 //! - [`what_if`]: a draft rule set's tier moves, tallied page by page.
 
 pub mod access;
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod money;
 pub mod order;
 pub mod pricing;
+pub mod ranking;
 pub mod region;
 pub mod rules;
 pub mod stock;

@@ -145,6 +145,11 @@ impl Table {
         if !d.ancestors.is_empty() {
             attrs.push(("ancestors", item::json(&d.ancestors)));
         }
+        // Joining the entry tier is the first tier change.
+        if let Some(change) = entry {
+            attrs.push(("tier_changed_at", s(change.at.to_rfc3339())));
+            attrs.extend(crate::ranking::changed_rank_attributes(&d.id, change.at));
+        }
         let mut tx = vec![
             TransactWriteItem::builder()
                 .put(
@@ -360,8 +365,17 @@ impl Table {
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk));
         if let Some(change) = change {
-            sets.extend(["tier = :to", "GSI1PK = :g", "tier_changed_at = :at"]);
+            sets.extend([
+                "tier = :to",
+                "GSI1PK = :g",
+                "tier_changed_at = :at",
+                "rc_key = :rck",
+                "rc_rank = :rcr",
+            ]);
+            let [(_, rck), (_, rcr)] = crate::ranking::changed_rank_attributes(id, change.at);
             update = update
+                .expression_attribute_values(":rck", rck)
+                .expression_attribute_values(":rcr", rcr)
                 .expression_attribute_values(":to", s(change.to.as_str()))
                 .expression_attribute_values(":g", s(keys::tier_members(Some(&change.to))))
                 .expression_attribute_values(":at", s(change.at.to_rfc3339()));

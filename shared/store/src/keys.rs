@@ -3,8 +3,8 @@
 //!
 //! | item | PK | SK | access patterns |
 //! |---|---|---|---|
-//! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members; `ByRegion` (`region` / `PK`) and `ByUpline` (`upline` / `PK`) list a region's and an upline's, only profiles carrying those attributes |
-//! | metrics | `DIST#{id}` | `METRICS` | get with the profile (one BatchGetItem) |
+//! | distributor | `DIST#{id}` | `PROFILE` | get by id; GSI1 `TIER#{tier}` / `DIST#{id}` lists a tier's members; `ByRegion` (`region` / `PK`) and `ByUpline` (`upline` / `PK`) list a region's and an upline's, only profiles carrying those attributes; `ByTierChange` (`rc_key` `CHANGED#{shard:02}` / `rc_rank`) ranks by the latest tier change (see [`crate::ranking`]) |
+//! | metrics | `DIST#{id}` | `METRICS` | get with the profile (one BatchGetItem); `ByMonthSales` (`rm_key` `SALES#{YYYY-MM}#{shard:02}` / `rm_rank`) and `ByQuarterSales` (`rq_key` `SALES#{YYYY}-Q{n}#{shard:02}` / `rq_rank`) rank by own sales (see [`crate::ranking`]) |
 //! | daily metrics | `DIST#{id}` | `DAILY#{YYYY-MM}` | a month of daily buckets, kept only for the metrics rules read over rolling windows; batch get with the metrics; TTL |
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |

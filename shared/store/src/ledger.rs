@@ -863,6 +863,15 @@ impl Table {
         let stale = metrics_item
             .map(|i| stale_buckets(i, today))
             .unwrap_or_default();
+        // The sorted lists' ranks move only with own sales: set from the
+        // metrics as they will stand, so the index is never a sum of races.
+        let ranks: Vec<_> = if outcome.delta.sales.is_empty() {
+            Vec::new()
+        } else {
+            tier_domain::ranking::sales_ranks(&metrics, distributor)
+                .map(|r| crate::ranking::sales_rank_attributes(distributor, &r).to_vec())
+                .unwrap_or_default()
+        };
         if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(
                 TransactWriteItem::builder()
@@ -872,6 +881,7 @@ impl Table {
                         &outcome.delta,
                         Some(mversion),
                         &stale,
+                        &ranks,
                     ))
                     .build(),
             );

@@ -22,6 +22,7 @@
 //! - [`what_if`]: what-if runs and their results, page by page.
 //! - [`alerts`]: the brand's SNS topic and each finding published once.
 //! - [`analytics`]: sales by region and tier, tier moves, price disorder.
+//! - [`ranking`]: the ranking indexes behind sorted distributor lists.
 //! - [`queue`]: SQS sends and dead-lettering.
 
 pub mod alerts;
@@ -39,6 +40,7 @@ pub mod metrics;
 pub mod platforms;
 pub mod price_book;
 pub mod queue;
+pub mod ranking;
 pub mod reviews;
 pub mod rules;
 pub mod secrets;

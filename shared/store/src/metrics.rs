@@ -212,7 +212,7 @@ pub(crate) fn metrics_update(
     delta: &MetricsDelta,
     expected: Option<u64>,
 ) -> Update {
-    metrics_update_pruning(table, id, delta, expected, &[])
+    metrics_update_pruning(table, id, delta, expected, &[], &[])
 }
 
 /// Monthly buckets kept besides the current month, by what reads them:
@@ -247,13 +247,15 @@ pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
         .collect()
 }
 
-/// As [`metrics_update`], also removing the attributes in `remove`.
+/// As [`metrics_update`], also removing the attributes in `remove` and
+/// setting those in `set` (the ranks the sorted lists read).
 pub(crate) fn metrics_update_pruning(
     table: &Table,
     id: &DistributorId,
     delta: &MetricsDelta,
     expected: Option<u64>,
     remove: &[String],
+    set: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
 ) -> Update {
     let mut names = HashMap::new();
     let mut values = HashMap::new();
@@ -306,7 +308,12 @@ pub(crate) fn metrics_update_pruning(
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
     let (pk, sk) = keys::metrics(id);
-    let mut sets = vec!["#e = :e"];
+    let mut sets = vec!["#e = :e".to_owned()];
+    for (i, (attr, value)) in set.iter().enumerate() {
+        names.insert(format!("#s{i}"), (*attr).to_owned());
+        values.insert(format!(":s{i}"), value.clone());
+        sets.push(format!("#s{i} = :s{i}"));
+    }
     let mut update = Update::builder()
         .table_name(&table.name)
         .key(keys::PK, s(pk))
@@ -315,7 +322,7 @@ pub(crate) fn metrics_update_pruning(
     // metrics is written only if they are still what was read.
     match expected {
         Some(v) => {
-            sets.push("mversion = :mnext");
+            sets.push("mversion = :mnext".into());
             values.insert(":mnext".into(), n(v + 1));
             if v == 0 {
                 update = update.condition_expression("attribute_not_exists(mversion)");
@@ -325,7 +332,7 @@ pub(crate) fn metrics_update_pruning(
             }
         }
         None => {
-            sets.push("mversion = if_not_exists(mversion, :zero) + :one");
+            sets.push("mversion = if_not_exists(mversion, :zero) + :one".into());
             values.insert(":zero".into(), n(0));
             values.insert(":one".into(), n(1));
         }
