@@ -898,6 +898,36 @@ async fn analytics_are_shown_as_tables_json_and_charts() {
     .exits(0)
     .json();
     assert_eq!(j["distributors"].as_array().unwrap().len(), 2, "{j}");
+    // The whole brand by this month's sales, most first.
+    let j = tiers(
+        &stack,
+        &["--json", "distributors", "list", "--sort", "sales_month"],
+    )
+    .await
+    .exits(0)
+    .json();
+    let sales: Vec<rust_decimal::Decimal> = j["distributors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["sales_month"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sales.len(), 3, "{j}");
+    assert!(sales.windows(2).all(|w| w[0] >= w[1]), "{j}");
+    assert!(sales[0] > rust_decimal::Decimal::ZERO, "{j}");
+    tiers(
+        &stack,
+        &[
+            "distributors",
+            "list",
+            "--sort",
+            "sales_month",
+            "--tier",
+            "junior",
+        ],
+    )
+    .await
+    .exits(2);
 
     // A refusal names the parameter and exits 1.
     let r = tiers(&stack, &["analytics", "tiers", "--period", "2026-13"])

@@ -177,11 +177,9 @@ async fn set_tier(
         .await
 }
 
-/// Follows `next_cursor` until the end or `limit` members, and returns the
-/// rows with how many members the pages covered (`scanned`, where the
-/// endpoint says it).
 /// Which distributors a list walks: a tier's, a region's or an upline's
-/// (a region or an upline, with a tier or not).
+/// (a region or an upline, with a tier or not), or the whole brand in
+/// rank order.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Filters {
     /// Only this tier's members (`-`: those without a tier).
@@ -193,8 +191,16 @@ pub struct Filters {
     /// Only this distributor's direct downline.
     #[arg(long)]
     upline: Option<String>,
+    /// The whole brand, most first: by this month's or quarter's sales, or
+    /// by the latest tier change.
+    #[arg(long, value_parser = ["sales_month", "sales_quarter", "tier_changed_at"],
+          conflicts_with_all = ["tier", "region", "upline"])]
+    sort: Option<String>,
 }
 
+/// Follows `next_cursor` until the end or `limit` members, and returns the
+/// rows with how many members the pages covered (`scanned`, where the
+/// endpoint says it).
 async fn pages(
     client: &Client,
     path: &str,
@@ -221,6 +227,7 @@ async fn pages(
             ("tier", filters.tier.clone()),
             ("region", filters.region.clone()),
             ("upline", filters.upline.clone()),
+            ("sort", filters.sort.clone()),
             ("within", within.clone()),
             ("limit", Some(want.to_string())),
             ("cursor", cursor.clone()),
