@@ -634,27 +634,7 @@ async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
     );
 
     // A page of one at a time reaches everyone once, then ends.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10 {
-        let path = match &cursor {
-            Some(c) => format!("distributors?limit=1&cursor={c}"),
-            None => "distributors?limit=1".into(),
-        };
-        let r = api.get(&path).await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        seen.extend(
-            r.body["distributors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d["id"].as_str().unwrap().to_owned()),
-        );
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let (mut seen, _) = walk(&api, "distributors?limit=1").await;
     seen.sort();
     assert_eq!(seen, ["d-hangzhou", "d-shanghai", "d-suzhou"]);
 
@@ -686,21 +666,7 @@ async fn an_operator_lists_distributors_by_tier_a_page_at_a_time() {
     let r = api.get("distributors?upline=d-suzhou").await.unwrap();
     assert_eq!(ids(&r.body), Vec::<String>::new());
     // An upline's members a page of one at a time, then the end.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..5 {
-        let path = match &cursor {
-            Some(c) => format!("distributors?upline=d-hangzhou&limit=1&cursor={c}"),
-            None => "distributors?upline=d-hangzhou&limit=1".into(),
-        };
-        let r = api.get(&path).await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        seen.extend(ids(&r.body));
-        match r.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let (seen, _) = walk(&api, "distributors?upline=d-hangzhou&limit=1").await;
     assert_eq!(seen, ["d-shanghai", "d-suzhou"]);
     // A tier walk's cursor does not continue an upline's list.
     let tier_cursor = api.get("distributors?limit=1").await.unwrap().body["next_cursor"]
