@@ -9,6 +9,8 @@
 //! - [`order`]: order events, platform-neutral.
 //! - [`ledger`]: each order's contribution to metrics, exact under duplicate
 //!   and out-of-order delivery.
+//! - [`plan`]: what a batch of one distributor's order events changes,
+//!   planned from what was read.
 //! - [`pricing`]: the versioned price book, precedence, promotions, floors.
 //! - [`stock`]: an order's stock reservations and releases, exact under
 //!   duplicate and out-of-order delivery.
@@ -31,6 +33,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod money;
 pub mod order;
+pub mod plan;
 pub mod pricing;
 pub mod ranking;
 pub mod region;

@@ -4,7 +4,7 @@
 //! buckets, and, for the metrics a rule set reads over rolling windows, per
 //! day as well.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -396,6 +396,23 @@ impl MetricsDelta {
         self.downline_distributors_all += other.downline_distributors_all;
         self.cumulative_commission = self.cumulative_commission + other.cumulative_commission;
         self.withdrawn_commission = self.withdrawn_commission + other.withdrawn_commission;
+    }
+}
+
+/// The sales and order moves of `delta` in the bucket kinds `kinds`, and
+/// nothing else: what goes into daily buckets.
+pub fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> MetricsDelta {
+    let has = |k: &str| kinds.contains(k);
+    let pick = |k: &str, v: &[(Day, Money)]| if has(k) { v.to_vec() } else { Vec::new() };
+    let pick_n = |k: &str, v: &[(Day, i64)]| if has(k) { v.to_vec() } else { Vec::new() };
+    MetricsDelta {
+        sales: pick("sales", &delta.sales),
+        orders: pick_n("orders", &delta.orders),
+        downline_sales: pick("dsales", &delta.downline_sales),
+        downline_orders: pick_n("dorders", &delta.downline_orders),
+        downline_sales_all: pick("dsalesA", &delta.downline_sales_all),
+        downline_orders_all: pick_n("dordersA", &delta.downline_orders_all),
+        ..Default::default()
     }
 }
 

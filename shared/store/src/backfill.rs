@@ -16,14 +16,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use tier_domain::calendar::Day;
 use tier_domain::ids::{DistributorId, Sku};
-use tier_domain::ledger::{self, Contribution, OrderRecord};
+use tier_domain::ledger::OrderRecord;
 use tier_domain::metrics::{Metric, MetricsDelta};
+use tier_domain::plan;
 
 use crate::distributors::parse_profile;
 use crate::error::StoreError;
 use crate::item::{self, Item, n, s};
 use crate::keys;
-use crate::metrics::{check_writable, daily_kinds, daily_updates, metrics_update, only_kinds};
+use crate::metrics::{check_writable, daily_kinds, daily_updates, metrics_update};
 use crate::table::{Table, TxOutcome};
 
 const MAX_ATTEMPTS: u32 = 8;
@@ -125,34 +126,25 @@ impl Table {
         let key = item::key_of(entry);
         let record: OrderRecord = item::get_json(entry, "record")?;
         let version = item::get_u64_or_zero(entry, "version")?;
-        let contribution = record.contribution();
-        let Some(day) = contribution.day else {
-            return Ok(Some(false));
-        };
-        // Entries from before terms were kept count purchases in every SKU
-        // rules refer to already.
         let legacy = !entry.contains_key("terms");
-        let has_kinds = item::get_string_set(entry, "daily");
-        let has_skus = item::get_string_set(entry, "skus");
-        let add_kinds: BTreeSet<String> = if day >= since {
-            kinds.difference(&has_kinds).cloned().collect()
-        } else {
-            BTreeSet::new()
-        };
-        let purchased = record.purchased();
-        let add_skus: BTreeMap<Sku, i64> = if legacy {
-            BTreeMap::new()
-        } else {
-            purchased
-                .into_iter()
-                .filter(|(sku, q)| {
-                    *q != 0 && skus.contains(sku) && !has_skus.contains(sku.as_str())
-                })
-                .collect()
-        };
-        if add_kinds.is_empty() && add_skus.is_empty() {
+        let Some(plan::Backfill {
+            add_kinds,
+            add_skus,
+            moves,
+        }) = plan::backfill(
+            &record,
+            legacy,
+            &item::get_string_set(entry, "daily"),
+            &item::get_string_set(entry, "skus"),
+            kinds,
+            skus,
+            since,
+            distributor,
+            ancestors,
+        )
+        else {
             return Ok(Some(false));
-        }
+        };
 
         let mut names = HashMap::from([("#v".to_owned(), "version".to_owned())]);
         let mut values = HashMap::from([
@@ -200,21 +192,12 @@ impl Table {
             .expect("update has key and expression");
         let mut tx = vec![TransactWriteItem::builder().update(update).build()];
 
-        // The entry's contribution as it stands, into the new kinds.
-        let whole = ledger::delta(Contribution::default(), contribution);
-        let mut moves = vec![(distributor, only_kinds(&whole, &add_kinds))];
-        for (level, ancestor) in ancestors.iter().enumerate() {
-            moves.push((
-                ancestor,
-                only_kinds(&whole.as_downline(level == 0), &add_kinds),
-            ));
-        }
         // Every metrics item whose buckets move gets a new version, so a
         // tier decided meanwhile from what was read before is not written.
         let mut touched: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
-        for (id, delta) in moves {
-            check_writable(id, &delta)?;
-            let updates = daily_updates(self, id, &delta);
+        for (id, delta) in &moves {
+            check_writable(id, delta)?;
+            let updates = daily_updates(self, id, delta);
             if !updates.is_empty() {
                 touched.entry(id).or_default();
             }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::{DistributorId, Platform, StoreId, TierId};
-use tier_domain::metrics::{Metrics, MetricsDelta};
+use tier_domain::metrics::Metrics;
 use tier_domain::tier::TierChange;
 
 use crate::error::StoreError;
@@ -184,15 +184,10 @@ impl Table {
         }
         // Every ancestor counts the newcomer: its upline at level 1, all of
         // them at all levels.
-        for (level, ancestor) in d.ancestors.iter().enumerate() {
-            let delta = MetricsDelta {
-                downline_distributors: i64::from(level == 0),
-                downline_distributors_all: 1,
-                ..Default::default()
-            };
+        for (ancestor, delta) in tier_domain::plan::newcomer_deltas(&d.ancestors) {
             tx.push(
                 TransactWriteItem::builder()
-                    .update(metrics_update(self, ancestor, &delta, None))
+                    .update(metrics_update(self, &ancestor, &delta, None))
                     .build(),
             );
         }

@@ -1,5 +1,7 @@
 //! Applying order events to the ledger, the metrics and the tier, exactly
-//! once, one distributor at a time.
+//! once, one distributor at a time. What a batch changes is decided by the
+//! domain's [`tier_domain::plan`] from the items read here; this module
+//! reads them, and writes the plan.
 //!
 //! The events of one SQS batch are grouped by distributor, and each group
 //! costs one read round trip (two with buyers, receivers or daily items to
@@ -26,17 +28,18 @@
 //! then. A new rule set's backfill ([`crate::backfill`]) adds terms to the
 //! orders counted before it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
-use tier_domain::analytics::{self, DisorderRecord};
+use tier_domain::analytics;
 use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
-use tier_domain::ids::{BuyerId, DistributorId, OrderRef};
-use tier_domain::ledger::{self, Applied, BuyerRecord, Contribution, OrderRecord};
+use tier_domain::ids::{DistributorId, OrderRef};
+use tier_domain::ledger::OrderRecord;
 use tier_domain::metrics::{Metrics, MetricsDelta};
 use tier_domain::money::Money;
-use tier_domain::order::{OrderEvent, OrderEventKind};
+use tier_domain::order::OrderEvent;
+use tier_domain::plan;
 use tier_domain::tier::TierChange;
 
 use crate::distributors::{Distributor, parse_profile};
@@ -45,7 +48,7 @@ use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::metrics::{
     check_writable, daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update,
-    metrics_update_pruning, only_kinds, parse_metrics, stale_buckets,
+    metrics_update_pruning, parse_metrics, stale_buckets,
 };
 use crate::rules::{PublishedRuleSet, parse_rule_set};
 use crate::table::{Table, TxOutcome};
@@ -162,13 +165,22 @@ fn kept_commission(
         .map(Some)
 }
 
-/// A receiver's commission entry to write after the transaction.
-struct Projection {
-    receiver: DistributorId,
-    order: OrderRef,
-    entry: CommissionEntry,
-    /// The version of the order's ledger entry it reflects.
-    lversion: u64,
+/// A ledger entry as the plan reads it.
+fn parse_entry(key: &keys::Key, i: &item::Item) -> Result<plan::EntryRead, StoreError> {
+    Ok(plan::EntryRead {
+        record: item::get_json::<OrderRecord>(i, "record")?,
+        version: item::get_u64_or_zero(i, "version")?,
+        daily: item::get_string_set(i, "daily"),
+        skus: item::get_string_set(i, "skus")
+            .iter()
+            .map(|raw| {
+                tier_domain::ids::Sku::parse(raw)
+                    .map_err(|e| StoreError::corrupt(key, e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+        commission: kept_commission(i)?,
+        without_terms: !i.contains_key("terms"),
+    })
 }
 
 /// One pass's result: done, lost a race (read again), or too many writes
@@ -274,7 +286,8 @@ impl Table {
         .into())
     }
 
-    /// One read-decide-write pass.
+    /// One read-decide-write pass: the items read, the plan drawn from them
+    /// ([`tier_domain::plan`]), and the plan written as one transaction.
     async fn try_group(
         &self,
         distributor: &DistributorId,
@@ -314,543 +327,104 @@ impl Table {
             .map(|i| item::get_u64_or_zero(i, "mversion"))
             .transpose()?
             .unwrap_or(0);
-
-        let tracked = rules
-            .as_ref()
-            .map(|r| r.rules.referenced_skus())
-            .unwrap_or_default();
-        // Every event applied to its order's entry, in arrival order.
-        struct Entry {
-            record: OrderRecord,
-            version: u64,
-            before: Contribution,
-            before_purchased: BTreeMap<tier_domain::ids::Sku, i64>,
-            changed: bool,
-            /// The daily bucket kinds its contribution went into when first
-            /// counted: its later changes move those and only those, whatever
-            /// the rule set reads by then.
-            daily: BTreeSet<String>,
-            /// Likewise the SKUs whose purchased quantities it counted in.
-            skus: BTreeSet<tier_domain::ids::Sku>,
-            /// What each receiver earns on the order, kept with the entry
-            /// (the receivers' entries are projections of it); `None` on
-            /// entries from before it was kept there.
-            commission: Option<BTreeMap<DistributorId, CommissionEntry>>,
-        }
-        let mut entries: BTreeMap<&OrderRef, Entry> = BTreeMap::new();
+        let mut entries = BTreeMap::new();
         for o in &orders {
             let key = keys::order_ledger(distributor, o);
-            let (record, version, daily, skus, commission) = match items.get(&key) {
-                Some(i) => (
-                    item::get_json::<OrderRecord>(i, "record")?,
-                    item::get_u64_or_zero(i, "version")?,
-                    item::get_string_set(i, "daily"),
-                    item::get_string_set(i, "skus")
-                        .iter()
-                        .map(|raw| {
-                            tier_domain::ids::Sku::parse(raw)
-                                .map_err(|e| StoreError::corrupt(&key, e.to_string()))
-                        })
-                        .collect::<Result<_, _>>()?,
-                    kept_commission(i)?,
-                ),
-                None => (
-                    OrderRecord::default(),
-                    0,
-                    BTreeSet::new(),
-                    BTreeSet::new(),
-                    Some(BTreeMap::new()),
-                ),
-            };
-            let before = record.contribution();
-            let before_purchased = record.purchased();
-            // An entry counted before entries kept their terms counted its
-            // purchases in whatever SKUs rules referred to, as they still do.
-            let legacy =
-                items.get(&key).is_some_and(|i| !i.contains_key("terms")) && before.day.is_some();
-            let skus = if legacy {
-                before_purchased
-                    .keys()
-                    .filter(|s| tracked.contains(*s))
-                    .cloned()
-                    .collect()
-            } else {
-                skus
-            };
-            entries.insert(
-                o,
-                Entry {
-                    record,
-                    version,
-                    before,
-                    before_purchased,
-                    changed: false,
-                    daily,
-                    skus,
-                    commission,
-                },
-            );
+            let read = items.get(&key).map(|i| parse_entry(&key, i)).transpose()?;
+            entries.insert((*o).clone(), read);
         }
-        let mut outcome = GroupOutcome {
-            ancestors: profile.ancestors.clone(),
-            ..Default::default()
-        };
-        // Orders an event of which was delivered again: a first delivery may
-        // have committed and failed before writing the receivers' entries.
-        let mut redelivered: BTreeSet<&OrderRef> = BTreeSet::new();
-        // Price disorder found in payments counted now, by day.
-        let mut disorder: Vec<(Day, DisorderRecord)> = Vec::new();
-        for e in events {
-            let entry = entries.get_mut(&e.order).expect("every order was read");
-            match entry.record.apply(e, calendar) {
-                Applied::Duplicate => {
-                    outcome.duplicates += 1;
-                    redelivered.insert(&e.order);
-                }
-                Applied::Changed { .. } => {
-                    entry.changed = true;
-                    outcome.recorded += 1;
-                    if let OrderEventKind::Paid { lines, .. } = &e.kind {
-                        // The tier its sales count for in the tier analytics,
-                        // refunds included: the seller's as the payment is counted.
-                        if let Some(paid) = entry.record.paid.as_mut() {
-                            paid.tier = profile.tier.clone();
-                        }
-                        let found = analytics::violations(lines);
-                        if !found.is_empty() {
-                            disorder.push((
-                                calendar.day_of(e.occurred_at),
-                                DisorderRecord {
-                                    distributor: distributor.clone(),
-                                    order: e.order.clone(),
-                                    at: e.occurred_at,
-                                    lines: found,
-                                },
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        // The sales cells: each changed order's contribution moves the cell
-        // and month its payment named.
-        let mut sales_moves = analytics::SalesMoves::new();
-        for entry in entries.values().filter(|e| e.changed) {
-            if let Some(paid) = &entry.record.paid {
-                analytics::merge_moves(
-                    &mut sales_moves,
-                    analytics::sales_move(entry.before, entry.record.contribution(), paid),
-                );
-            }
-        }
-
-        // Quantities bought, for the SKUs the rules refer to when the order is
-        // first counted; its returns later take back from those alone.
-        for entry in entries.values_mut().filter(|e| e.changed) {
-            let after = entry.record.purchased();
-            if entry.before.day.is_none() && entry.record.contribution().day.is_some() {
-                entry.skus = after
-                    .keys()
-                    .filter(|s| tracked.contains(*s))
-                    .cloned()
-                    .collect();
-            }
-            if !entry.skus.is_empty() {
-                let purchased =
-                    ledger::purchased_delta(&entry.before_purchased, &after, &entry.skus);
-                outcome.delta.merge(&MetricsDelta {
-                    purchased,
-                    ..Default::default()
-                });
-            }
-        }
-        // The metrics delta, and which buyers' counts move.
-        let mut buyer_changes: BTreeMap<BuyerId, (i64, bool)> = BTreeMap::new();
-        // The seller's own sales and orders: its upline's downline metrics.
-        let mut own_sales = MetricsDelta::default();
-        for entry in entries.values().filter(|e| e.changed) {
-            let after = entry.record.contribution();
-            outcome.delta.merge(&ledger::delta(entry.before, after));
-            own_sales.merge(&ledger::delta(entry.before, after));
-            let newly_paid = entry.before.day.is_none() && entry.record.paid.is_some();
-            if let Some(buyer) = entry
-                .record
-                .buyer()
-                .filter(|_| newly_paid || entry.before.live != after.live)
-            {
-                let slot = buyer_changes.entry(buyer.clone()).or_default();
-                slot.0 += after.live - entry.before.live;
-                slot.1 |= newly_paid;
-            }
-        }
-        // Commission: the seller's upline (level 1) and its upline (level 2)
-        // earn on every order whose amount moved.
-        let receivers: Vec<(u8, &DistributorId)> = profile
-            .ancestors
-            .iter()
-            .take(2)
-            .enumerate()
-            .map(|(i, a)| (i as u8 + 1, a))
-            .collect();
-        // Orders whose amount or units moved (units earn fixed amounts).
-        let commission_orders: Vec<&OrderRef> = if rules.is_some() {
-            entries
-                .iter()
-                .filter(|(_, e)| {
-                    let after = e.record.contribution();
-                    // A payment counted now is a commission order even when
-                    // a refund that arrived first nets it to nothing: the
-                    // receivers' pages then show the order at 0.00 whichever
-                    // came first, as they do after a refund that follows.
-                    let paid_now = e.before.day.is_none() && after.day.is_some();
-                    e.changed
-                        && (after.sales != e.before.sales
-                            || e.record.purchased() != e.before_purchased
-                            || paid_now)
-                })
-                .map(|(o, _)| *o)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        // Daily buckets, where the rules read rolling windows: an order first
-        // counted now goes into the kinds they read, and keeps to them.
         let spans = rules
             .as_ref()
             .map(|r| r.rules.daily_spans())
             .unwrap_or_default();
-        let kinds_now = daily_kinds(&spans);
-        let mut daily_moves: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
-        for entry in entries.values_mut().filter(|e| e.changed) {
-            let after = entry.record.contribution();
-            if entry.before.day.is_none() && after.day.is_some() {
-                entry.daily = kinds_now.clone();
-            }
-            if entry.daily.is_empty() {
-                continue;
-            }
-            let own = ledger::delta(entry.before, after);
-            daily_moves
-                .entry(distributor)
-                .or_default()
-                .merge(&only_kinds(&own, &entry.daily));
-            for (level, ancestor) in profile.ancestors.iter().enumerate() {
-                daily_moves
-                    .entry(ancestor)
-                    .or_default()
-                    .merge(&only_kinds(&own.as_downline(level == 0), &entry.daily));
-            }
-        }
+        let staged = plan::stage(
+            plan::FirstRead {
+                distributor,
+                tier: profile.tier.as_ref(),
+                ancestors: &profile.ancestors,
+                rules: rules.as_ref().map(|r| &r.rules),
+                entries,
+                calendar,
+                today,
+                daily_kinds: daily_kinds(&spans),
+            },
+            events,
+        );
+
+        // The second read: buyers, the seller's daily items, the receivers
+        // and the receivers' entries the plan needs.
+        let wants = staged.wants();
         let seller_daily = daily_keys(distributor, today, &spans);
-        let mut round2: Vec<keys::Key> = buyer_changes
-            .keys()
+        let mut round2: Vec<keys::Key> = wants
+            .buyers
+            .iter()
             .map(|b| keys::buyer(distributor, b))
             .collect();
         round2.extend(seller_daily.iter().cloned());
-        if !commission_orders.is_empty() {
-            for (_, r) in &receivers {
-                round2.push(keys::distributor(r));
-                // Entries from before the ledger kept the terms: the
-                // receivers' entries hold them.
-                round2.extend(
-                    commission_orders
-                        .iter()
-                        .filter(|o| entries[*o].commission.is_none())
-                        .map(|o| keys::commission(r, o)),
-                );
-            }
-        }
-        let to_check: Vec<(&OrderRef, DistributorId)> = redelivered
-            .iter()
-            .flat_map(|o| {
-                entries[*o]
-                    .commission
-                    .iter()
-                    .flat_map(|c| c.keys().cloned())
-                    .map(move |r| (*o, r))
-            })
-            .collect();
-        round2.extend(to_check.iter().map(|(o, r)| keys::commission(r, o)));
+        round2.extend(wants.receivers.iter().map(keys::distributor));
+        round2.extend(
+            wants
+                .commission_entries
+                .iter()
+                .map(|(r, o)| keys::commission(r, o)),
+        );
+        round2.sort();
+        round2.dedup();
         let round2_items = if round2.is_empty() {
             HashMap::new()
         } else {
             self.batch_get(&round2, true).await?
         };
-        let buyer_items = &round2_items;
         for key in &seller_daily {
             if let Some(item) = round2_items.get(key) {
                 merge_daily(&mut metrics, item)?;
             }
         }
+        let mut second = plan::SecondRead::default();
+        for buyer in &wants.buyers {
+            if let Some(i) = round2_items.get(&keys::buyer(distributor, buyer)) {
+                second
+                    .buyers
+                    .insert(buyer.clone(), item::get_i64(i, "live_orders")?);
+            }
+        }
+        for r in &wants.receivers {
+            if let Some(i) = round2_items.get(&keys::distributor(r)) {
+                second
+                    .receiver_tiers
+                    .insert(r.clone(), parse_profile(i)?.tier);
+            }
+        }
+        for (r, o) in &wants.commission_entries {
+            if let Some(i) = round2_items.get(&keys::commission(r, o)) {
+                second.commission_entries.insert(
+                    (r.clone(), o.clone()),
+                    item::get_json::<CommissionEntry>(i, "entry")?,
+                );
+            }
+        }
+        let plan = staged.finish(&second);
 
-        let mut tx = Vec::new();
-        for (buyer, (change, _)) in &buyer_changes {
-            let bkey = keys::buyer(distributor, buyer);
-            let existing = buyer_items.get(&bkey);
-            let mut rec = BuyerRecord {
-                live_orders: existing
-                    .map(|i| item::get_i64(i, "live_orders"))
-                    .transpose()?
-                    .unwrap_or(0),
-            };
-            let old = rec.live_orders;
-            // Counted as a downline user from the first paid order on.
-            outcome.delta.merge(&rec.apply(*change, existing.is_some()));
-            let put = Put::builder()
-                .table_name(&self.name)
-                .set_item(Some(new_item(
-                    &bkey,
-                    "downline_user",
-                    [
-                        ("live_orders", n(rec.live_orders)),
-                        ("buyer", s(buyer.as_str())),
-                    ],
-                )));
-            let put = match existing {
-                None => put.condition_expression("attribute_not_exists(PK)"),
-                Some(_) => put
-                    .condition_expression("live_orders = :old")
-                    .expression_attribute_values(":old", n(old)),
-            };
-            tx.push(
-                TransactWriteItem::builder()
-                    .put(put.build().expect("put has item"))
-                    .build(),
-            );
-        }
-
-        // What each upline gains: the level-1 upline the seller's sales as
-        // downline sales, each receiver its commission. One update each.
-        let mut receiver_deltas: BTreeMap<&DistributorId, MetricsDelta> = BTreeMap::new();
-        // The seller's sales and its buyers count in every ancestor's
-        // network metrics (all levels), and at level 1 in its upline's.
-        let mut network = own_sales.clone();
-        network.downline_users = outcome.delta.downline_users;
-        network.valid_downline_users = outcome.delta.valid_downline_users;
-        for (level, ancestor) in profile.ancestors.iter().enumerate() {
-            let downline = network.as_downline(level == 0);
-            if !downline.is_empty() {
-                receiver_deltas
-                    .entry(ancestor)
-                    .or_default()
-                    .merge(&downline);
-            }
-        }
-        // Its own customers count among its users at all levels too.
-        outcome.delta.downline_users_all += outcome.delta.downline_users;
-        outcome.delta.valid_downline_users_all += outcome.delta.valid_downline_users;
-        // The receivers' entries to write once the transaction commits, and
-        // the new terms the ledger entries keep.
-        let mut projections: Vec<Projection> = Vec::new();
-        let mut terms: Vec<(&OrderRef, DistributorId, CommissionEntry)> = Vec::new();
-        if let Some(rules) = rules.as_ref().filter(|_| !commission_orders.is_empty()) {
-            let mut earned: BTreeMap<&DistributorId, Money> = BTreeMap::new();
-            let mut frozen: BTreeMap<&DistributorId, Vec<(Day, Money)>> = BTreeMap::new();
-            for (level, receiver) in &receivers {
-                let Some(rprofile) = round2_items
-                    .get(&keys::distributor(receiver))
-                    .map(parse_profile)
-                    .transpose()?
-                else {
-                    continue;
-                };
-                // The receiver's rate now, for an order it has no entry for yet.
-                let tier = rprofile
-                    .tier
-                    .as_ref()
-                    .and_then(|t| rules.rules.tier_by_id(t.as_str()))
-                    .unwrap_or_else(|| rules.rules.entry_tier());
-                let (rate_now, fixed_now) = if *level == 1 {
-                    (
-                        tier.benefits.commission_pct,
-                        &tier.benefits.commission_fixed,
-                    )
-                } else {
-                    (
-                        tier.benefits.commission_l2_pct,
-                        &tier.benefits.commission_l2_fixed,
-                    )
-                };
-                for order in &commission_orders {
-                    let entry = &entries[order];
-                    let Some(paid) = &entry.record.paid else {
-                        continue;
-                    };
-                    let old = match &entry.commission {
-                        Some(terms) => terms.get(*receiver).cloned(),
-                        None => round2_items
-                            .get(&keys::commission(receiver, order))
-                            .map(|i| item::get_json::<CommissionEntry>(i, "entry"))
-                            .transpose()?,
-                    };
-                    if let (None, Some(old)) = (&entry.commission, &old) {
-                        // The ledger entry takes over every receiver's terms at once.
-                        terms.push((*order, (*receiver).clone(), old.clone()));
-                    }
-                    // The terms the order was first counted on.
-                    let (rate, fixed) = match &old {
-                        Some(e) => (e.rate, e.fixed.clone()),
-                        None => (
-                            rate_now,
-                            CommissionEntry::fixed_terms(fixed_now, &entry.record),
-                        ),
-                    };
-                    let amount = CommissionEntry::amount_for_order(rate, &fixed, &entry.record);
-                    let before = old.as_ref().map_or(Money::ZERO, |e| e.amount);
-                    let settles_at = old.as_ref().map_or_else(
-                        || {
-                            tier_domain::commission::settles_at(
-                                calendar,
-                                paid.at,
-                                rules.rules.commission().settlement_days,
-                            )
-                        },
-                        |e| e.settles_at,
-                    );
-                    let nothing_earned = rate.is_zero() && fixed.is_empty();
-                    let new_entry = CommissionEntry {
-                        level: *level,
-                        rate,
-                        amount,
-                        settles_at,
-                        fixed,
-                    };
-                    if old.is_none() {
-                        // Kept even when it earns nothing: a later refund is then
-                        // computed on these terms, not on a rate set since.
-                        terms.push((*order, (*receiver).clone(), new_entry.clone()));
-                    }
-                    if amount == before && (old.is_some() || nothing_earned) {
-                        continue;
-                    }
-                    projections.push(Projection {
-                        receiver: (*receiver).clone(),
-                        order: (*order).clone(),
-                        entry: new_entry.clone(),
-                        lversion: entry.version + 1,
-                    });
-                    terms.push((*order, (*receiver).clone(), new_entry));
-                    let slot = earned.entry(receiver).or_default();
-                    *slot = *slot + (amount - before);
-                    // Frozen until its day; once settled, only the total moves.
-                    let settles_on = calendar.day_of(settles_at);
-                    if settles_on > today {
-                        frozen
-                            .entry(receiver)
-                            .or_default()
-                            .push((settles_on, amount - before));
-                    }
-                }
-            }
-            // Orders of one batch can cancel out in total and still move
-            // what is frozen on different days.
-            for (receiver, amount) in earned {
-                let frozen_commission = frozen.remove(receiver).unwrap_or_default();
-                receiver_deltas
-                    .entry(receiver)
-                    .or_default()
-                    .merge(&MetricsDelta {
-                        cumulative_commission: amount,
-                        frozen_commission,
-                        ..Default::default()
-                    });
-            }
-        }
-        for (order, receiver, term) in terms {
-            entries
-                .get_mut(order)
-                .expect("every order was read")
-                .commission
-                .get_or_insert_with(BTreeMap::new)
-                .insert(receiver, term);
-        }
-        // Receivers' entries a first delivery may not have written.
-        for (order, receiver) in &to_check {
-            let entry = &entries[*order];
-            let Some(term) = entry.commission.as_ref().and_then(|c| c.get(receiver)) else {
-                continue;
-            };
-            if projections
-                .iter()
-                .any(|p| &p.receiver == receiver && &p.order == *order)
-            {
-                continue;
-            }
-            let written = round2_items
-                .get(&keys::commission(receiver, order))
-                .map(|i| item::get_json::<CommissionEntry>(i, "entry"))
-                .transpose()?;
-            // Terms that never earned anything have no entry to show.
-            let never_earned = written.is_none() && term.amount.is_zero();
-            if written.as_ref() != Some(term) && !never_earned {
-                // The version the entry has once this pass commits.
-                projections.push(Projection {
-                    receiver: receiver.clone(),
-                    order: (*order).clone(),
-                    entry: term.clone(),
-                    lversion: entry.version + u64::from(entry.changed),
-                });
-            }
-        }
-        for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
-            let put = Put::builder()
-                .table_name(&self.name)
-                .set_item(Some(new_item(
-                    &keys::order_ledger(distributor, order),
-                    "order_ledger",
-                    // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
-                    [
-                        ("record", item::json(&entry.record)),
-                        ("version", n(entry.version + 1)),
-                        ("order", s(order.to_string())),
-                        // 2: it keeps its commission terms too (1: its SKUs and daily kinds).
-                        ("terms", n(if entry.commission.is_some() { 2 } else { 1 })),
-                    ]
-                    .into_iter()
-                    // Absent on an entry from before it was kept here, until
-                    // its commission next moves: the receivers' entries hold it.
-                    .chain(
-                        entry
-                            .commission
-                            .as_ref()
-                            .filter(|c| !c.is_empty())
-                            .map(|c| ("commission", item::json(&KeptTerms::map(c)))),
-                    )
-                    .chain((!entry.daily.is_empty()).then(|| {
-                        (
-                            "daily",
-                            AttributeValue::Ss(entry.daily.iter().cloned().collect()),
-                        )
-                    }))
-                    .chain((!entry.skus.is_empty()).then(|| {
-                        (
-                            "skus",
-                            AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect()),
-                        )
-                    })),
-                )));
-            let put = if entry.version == 0 {
-                put.condition_expression("attribute_not_exists(PK)")
-            } else {
-                put.condition_expression("version = :v")
-                    .expression_attribute_values(":v", n(entry.version))
-            };
-            tx.push(
-                TransactWriteItem::builder()
-                    .put(put.build().expect("put has item"))
-                    .build(),
-            );
-        }
         // Nothing is written that a read could not place back.
-        check_writable(distributor, &outcome.delta)?;
-        for (id, delta) in receiver_deltas.iter().chain(&daily_moves) {
+        check_writable(distributor, &plan.delta)?;
+        for (id, delta) in plan.receiver_deltas.iter().chain(&plan.daily_moves) {
             check_writable(id, delta)?;
         }
-        for (receiver, delta) in receiver_deltas.into_iter().filter(|(_, d)| !d.is_empty()) {
+        let mut outcome = GroupOutcome {
+            recorded: plan.recorded,
+            duplicates: plan.duplicates,
+            delta: plan.delta.clone(),
+            ancestors: profile.ancestors.clone(),
+            ..Default::default()
+        };
+        let mut tx = Vec::new();
+        tx.extend(plan.buyers.iter().map(|b| self.buyer_put(distributor, b)));
+        tx.extend(plan.entries.iter().map(|e| self.entry_put(distributor, e)));
+        for (receiver, delta) in &plan.receiver_deltas {
             outcome.commission_earned = outcome.commission_earned + delta.cumulative_commission;
             tx.push(
                 TransactWriteItem::builder()
-                    .update(metrics_update(self, receiver, &delta, None))
+                    .update(metrics_update(self, receiver, delta, None))
                     .build(),
             );
             outcome.commission_receivers.push(receiver.clone());
@@ -897,9 +471,13 @@ impl Table {
                 calendar,
             ));
         }
-        tx.extend(self.sales_updates(&sales_moves, analytics::shard_of(distributor.as_str())));
-        tx.extend(disorder.iter().map(|(day, r)| self.disorder_put(*day, r)));
-        for (id, moves) in &daily_moves {
+        tx.extend(self.sales_updates(&plan.sales_moves, analytics::shard_of(distributor.as_str())));
+        tx.extend(
+            plan.disorder
+                .iter()
+                .map(|(day, r)| self.disorder_put(*day, r)),
+        );
+        for (id, moves) in &plan.daily_moves {
             tx.extend(
                 daily_updates(self, id, moves)
                     .into_iter()
@@ -921,7 +499,7 @@ impl Table {
         // After the commit, retried here; should it still fail, the message
         // is delivered again and the redelivery writes what is missing.
         let mut attempt = 0;
-        while let Err(e) = self.write_projections(distributor, &projections).await {
+        while let Err(e) = self.write_projections(distributor, &plan.projections).await {
             attempt += 1;
             if attempt == MAX_ATTEMPTS {
                 return Err(e.into());
@@ -931,6 +509,83 @@ impl Table {
         Ok(Pass::Done(Box::new(outcome)))
     }
 
+    /// A buyer's record, conditional on the count read.
+    fn buyer_put(&self, distributor: &DistributorId, b: &plan::BuyerWrite) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(new_item(
+                &keys::buyer(distributor, &b.buyer),
+                "downline_user",
+                [
+                    ("live_orders", n(b.live_orders)),
+                    ("buyer", s(b.buyer.as_str())),
+                ],
+            )));
+        let put = match b.read {
+            None => put.condition_expression("attribute_not_exists(PK)"),
+            Some(old) => put
+                .condition_expression("live_orders = :old")
+                .expression_attribute_values(":old", n(old)),
+        };
+        TransactWriteItem::builder()
+            .put(put.build().expect("put has item"))
+            .build()
+    }
+
+    /// An order's ledger entry, conditional on the version read.
+    fn entry_put(
+        &self,
+        distributor: &DistributorId,
+        entry: &plan::EntryWrite,
+    ) -> TransactWriteItem {
+        let order = &entry.order;
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(new_item(
+                &keys::order_ledger(distributor, order),
+                "order_ledger",
+                // `terms`: this entry keeps the SKUs and daily kinds it was first counted in.
+                [
+                    ("record", item::json(&entry.record)),
+                    ("version", n(entry.version + 1)),
+                    ("order", s(order.to_string())),
+                    // 2: it keeps its commission terms too (1: its SKUs and daily kinds).
+                    ("terms", n(if entry.commission.is_some() { 2 } else { 1 })),
+                ]
+                .into_iter()
+                // Absent on an entry from before it was kept here, until
+                // its commission next moves: the receivers' entries hold it.
+                .chain(
+                    entry
+                        .commission
+                        .as_ref()
+                        .filter(|c| !c.is_empty())
+                        .map(|c| ("commission", item::json(&KeptTerms::map(c)))),
+                )
+                .chain((!entry.daily.is_empty()).then(|| {
+                    (
+                        "daily",
+                        AttributeValue::Ss(entry.daily.iter().cloned().collect()),
+                    )
+                }))
+                .chain((!entry.skus.is_empty()).then(|| {
+                    (
+                        "skus",
+                        AttributeValue::Ss(entry.skus.iter().map(|s| s.to_string()).collect()),
+                    )
+                })),
+            )));
+        let put = if entry.version == 0 {
+            put.condition_expression("attribute_not_exists(PK)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(entry.version))
+        };
+        TransactWriteItem::builder()
+            .put(put.build().expect("put has item"))
+            .build()
+    }
+
     /// Writes receivers' commission entries, each the projection of the
     /// terms its order's ledger entry keeps at version `lversion`: a plain
     /// write (1 unit; in the transaction it was 2), which never replaces
@@ -938,7 +593,7 @@ impl Table {
     async fn write_projections(
         &self,
         source: &DistributorId,
-        projections: &[Projection],
+        projections: &[plan::Projection],
     ) -> Result<(), StoreError> {
         let writes = projections.iter().map(|p| {
             let put = Put::builder()

@@ -422,27 +422,11 @@ pub(crate) fn daily_kinds(spans: &BTreeMap<Metric, u32>) -> BTreeSet<String> {
         .collect()
 }
 
-/// The sales and order moves of `delta` in the bucket kinds `kinds`, and
-/// nothing else: what goes into daily buckets.
-pub(crate) fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> MetricsDelta {
-    let has = |k: &str| kinds.contains(k);
-    let pick = |k: &str, v: &[(Day, Money)]| if has(k) { v.to_vec() } else { Vec::new() };
-    let pick_n = |k: &str, v: &[(Day, i64)]| if has(k) { v.to_vec() } else { Vec::new() };
-    MetricsDelta {
-        sales: pick("sales", &delta.sales),
-        orders: pick_n("orders", &delta.orders),
-        downline_sales: pick("dsales", &delta.downline_sales),
-        downline_orders: pick_n("dorders", &delta.downline_orders),
-        downline_sales_all: pick("dsalesA", &delta.downline_sales_all),
-        downline_orders_all: pick_n("dordersA", &delta.downline_orders_all),
-        ..Default::default()
-    }
-}
-
 /// The `ADD` updates that record the sales and order moves of `delta` day
 /// by day, one per month touched (callers pass only the kinds kept by day,
-/// see [`only_kinds`]). Unconditional: they ride in the transaction whose
-/// ledger version guard makes the whole write happen once.
+/// see [`tier_domain::metrics::only_kinds`]). Unconditional: they ride in
+/// the transaction whose ledger version guard makes the whole write happen
+/// once.
 pub(crate) fn daily_updates(
     table: &Table,
     id: &DistributorId,
