@@ -80,10 +80,9 @@ impl fmt::Display for SortBy {
     }
 }
 
-/// Cents are written in this many digits: more than any sales total a
-/// distributor can have (the store keeps money in 38 digits with 2 places
-/// only to 10^22 here, which no brand reaches), so that string order is
-/// numeric order.
+/// Cents are written in this many digits, so that string order is numeric
+/// order: up to 10^22 in money, far past any distributor's sales (a larger
+/// total ranks as the largest this can write).
 const CENTS_DIGITS: usize = 24;
 
 /// The rank of `amount` for `id`: its cents, zero-padded, then the id.
