@@ -1,8 +1,45 @@
-//! What the latency benchmarks share: their one argument, and percentiles.
+//! What the benchmarks share: their one argument, the stack they run
+//! against, and percentiles.
 
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+
+/// The build the figures are for: `debug` or `release`.
+pub fn build() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// Runs `measure` against a fresh local stack on an emulator of its own,
+/// with `tune` applied to the stack's options, then stops the stack and
+/// kills the emulator by its pid, whatever `measure` returned. `measure`
+/// gets the stack and the emulator's endpoint.
+pub async fn with_stack(
+    tune: impl FnOnce(&mut crate::stack::StackOptions),
+    measure: impl AsyncFnOnce(&crate::stack::LocalStack, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let moto = crate::moto::Moto::start(&crate::moto::repo_root())?;
+    println!("  moto {} (pid {})", moto.endpoint, moto.pid());
+    let mut opts = crate::stack::StackOptions::new(
+        moto.endpoint.clone(),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    );
+    tune(&mut opts);
+    let outcome = match crate::stack::LocalStack::start(opts).await {
+        Ok(stack) => {
+            let outcome = measure(&stack, &moto.endpoint).await;
+            stack.stop().await;
+            outcome
+        }
+        Err(e) => Err(e),
+    };
+    drop(moto); // kills the emulator by its pid
+    outcome
+}
 
 /// The iteration count: `--iterations N` (or `-n N`), else `ITERATIONS`,
 /// else `default`.

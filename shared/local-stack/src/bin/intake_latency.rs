@@ -22,7 +22,6 @@
 //! kills it, by its pid, when done. Prints a table, then one line of JSON
 //! starting with `{"bench":"intake-latency"`.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
@@ -31,8 +30,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use local_stack::bench;
 use local_stack::client::ApiClient;
-use local_stack::moto::{Moto, repo_root};
-use local_stack::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack, StackOptions};
+use local_stack::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack};
 use serde_json::json;
 use sha2::Sha256;
 
@@ -133,28 +131,13 @@ impl Bench<'_> {
 async fn main() -> anyhow::Result<()> {
     tier_runtime::logging::init_text("warn");
     let n = bench::iterations("intake-latency", DEFAULT_ITERATIONS)?;
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = bench::build();
     println!("intake-latency: {n} iterations, {WARMUP} warm-up, {build} build");
-    let moto = Moto::start(&repo_root())?;
-    println!("  moto {} (pid {})", moto.endpoint, moto.pid());
-    let outcome = run(&moto, n, build).await;
-    drop(moto); // kills the emulator by its pid
-    outcome
-}
-
-async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
-    let stack = LocalStack::start(StackOptions::new(
-        moto.endpoint.clone(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    ))
-    .await?;
-    let outcome = measure(&stack, &moto.endpoint, n, build).await;
-    stack.stop().await;
-    outcome
+    bench::with_stack(
+        |_| {},
+        async |stack, endpoint| measure(stack, endpoint, n, build).await,
+    )
+    .await
 }
 
 async fn connect_store(api: &ApiClient) -> anyhow::Result<()> {

@@ -18,15 +18,13 @@
 //! starting with `{"bench":"lookup-latency"`.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::bench;
 use local_stack::client::ApiClient;
-use local_stack::moto::{Moto, repo_root};
-use local_stack::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack, StackOptions};
+use local_stack::stack::{DEFAULT_IDLE_TIMEOUT, LocalStack};
 use serde_json::json;
 
 const DEFAULT_ITERATIONS: usize = 300;
@@ -125,31 +123,11 @@ impl Bench<'_> {
 async fn main() -> anyhow::Result<()> {
     tier_runtime::logging::init_text("warn");
     let n = bench::iterations("lookup-latency", DEFAULT_ITERATIONS)?;
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = bench::build();
     println!(
         "lookup-latency: {n} iterations, {WARMUP} warm-up, {SKUS} SKUs per lookup, {build} build"
     );
-
-    let moto = Moto::start(&repo_root())?;
-    println!("  moto {} (pid {})", moto.endpoint, moto.pid());
-    let outcome = run(&moto, n, build).await;
-    drop(moto); // kills the emulator by its pid
-    outcome
-}
-
-async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
-    let stack = LocalStack::start(StackOptions::new(
-        moto.endpoint.clone(),
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-    ))
-    .await?;
-    let outcome = measure(&stack, n, build).await;
-    stack.stop().await;
-    outcome
+    bench::with_stack(|_| {}, async |stack, _| measure(stack, n, build).await).await
 }
 
 async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()> {

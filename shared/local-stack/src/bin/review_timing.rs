@@ -20,15 +20,13 @@
 //! server and kills it, by its pid, when done. Prints a summary, then one
 //! line of JSON starting with `{"bench":"review-timing"`.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use local_stack::bench;
 use local_stack::client::ApiClient;
-use local_stack::moto::{Moto, repo_root};
-use local_stack::stack::{LocalStack, StackOptions};
+use local_stack::stack::LocalStack;
 use serde_json::json;
 use tier_domain::tier::{Cause, Direction, TierChange};
 
@@ -42,33 +40,23 @@ async fn main() -> anyhow::Result<()> {
     // The functions' warnings and errors, on stderr.
     tier_runtime::logging::init_text("warn");
     let n = bench::iterations("review-timing", DEFAULT_DISTRIBUTORS)?;
-    let build = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
+    let build = bench::build();
     println!("review-timing: {n} distributors, {build} build");
-    let moto = Moto::start(&repo_root())?;
-    println!("  moto {} (pid {})", moto.endpoint, moto.pid());
-    let outcome = run(&moto, n, build).await;
-    drop(moto); // kills the emulator by its pid
-    outcome
-}
-
-async fn run(moto: &Moto, n: usize, build: &str) -> anyhow::Result<()> {
-    let mut opts = StackOptions::new(moto.endpoint.clone(), SocketAddr::from(([127, 0, 0, 1], 0)));
-    // The emulator's transactions slow as its table grows, so a tier
-    // change takes longer the more distributors there are: past about 800,
-    // a batch of ten review pages outlasts the template's 10 s on it, and
-    // would be retried until dead-lettered. The bench gives the functions
-    // the time the emulator needs (and the queues 6 times that, as the
-    // template does); on DynamoDB a page takes milliseconds.
-    opts.function_timeout = Some(FUNCTION_TIMEOUT);
-    opts.visibility_timeout = Some(6 * FUNCTION_TIMEOUT.as_secs() as u32);
-    let stack = LocalStack::start(opts).await?;
-    let outcome = measure(&stack, n, build).await;
-    stack.stop().await;
-    outcome
+    bench::with_stack(
+        |opts| {
+            // The emulator's transactions slow as its table grows, so a
+            // tier change takes longer the more distributors there are:
+            // past about 800, a batch of ten review pages outlasts the
+            // template's 10 s on it, and would be retried until
+            // dead-lettered. The bench gives the functions the time the
+            // emulator needs (and the queues 6 times that, as the template
+            // does); on DynamoDB a page takes milliseconds.
+            opts.function_timeout = Some(FUNCTION_TIMEOUT);
+            opts.visibility_timeout = Some(6 * FUNCTION_TIMEOUT.as_secs() as u32);
+        },
+        async |stack, _| measure(stack, n, build).await,
+    )
+    .await
 }
 
 async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()> {
