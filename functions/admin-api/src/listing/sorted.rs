@@ -81,65 +81,65 @@ impl AdminApi {
             p: period.map(|p| p.to_string()),
             ..c
         };
-        let mut ids = Vec::with_capacity(limit);
-        let tail_from = match cursor {
-            Some(c) if c.r.is_none() => Some(c),
+        // The ranking's page, unless the walk is in its tail already; then
+        // the tail, if the ranking ended with room left on the page.
+        let (mut ids, mut next, tail_from) = match cursor {
+            Some(c) if c.r.is_none() => (Vec::new(), None, Some(Some(c))),
             from => {
                 let after = from.and_then(|c| c.r);
                 let page = self
                     .table
                     .ranked_page(by, period, after.as_deref(), limit)
                     .await?;
-                ids = page.ids;
-                if let Some(rank) = page.next {
-                    let next = sorted(Cursor {
-                        r: Some(rank),
-                        ..Cursor::at_partition(String::new())
-                    });
-                    let mut out = self.rows(ids, Some(next), rules).await?;
-                    out.period = period;
-                    return Ok(out);
-                }
-                if ids.len() >= limit {
+                match page.next {
+                    Some(rank) => {
+                        let next = Cursor {
+                            r: Some(rank),
+                            ..Cursor::at_partition(String::new())
+                        };
+                        (page.ids, Some(next), None)
+                    }
                     // The ranking ended with this page, full: the tail is
                     // the next.
-                    let first = match by {
-                        SortBy::TierChangedAt => "-".to_owned(),
-                        _ => self.all_partitions(rules.as_ref()).await?.remove(0),
-                    };
-                    let next = sorted(Cursor::at_partition(first));
-                    let mut out = self.rows(ids, Some(next), rules).await?;
-                    out.period = period;
-                    return Ok(out);
+                    None if page.ids.len() >= limit => {
+                        let first = match by {
+                            SortBy::TierChangedAt => "-".to_owned(),
+                            _ => self.all_partitions(rules.as_ref()).await?.remove(0),
+                        };
+                        (page.ids, Some(Cursor::at_partition(first)), None)
+                    }
+                    None => (page.ids, None, Some(None)),
                 }
-                None
             }
         };
-        // The tail: every partition for a sales sort, the tierless for the
-        // tier-change sort.
-        let tail_partitions = match by {
-            SortBy::TierChangedAt => vec!["-".to_owned()],
-            SortBy::SalesMonth | SortBy::SalesQuarter => {
-                self.all_partitions(rules.as_ref()).await?
-            }
-        };
-        let (tail, next) = self
-            .walk_tiers(
-                &tail_partitions,
-                tail_from.map(|c| Cursor {
-                    s: None,
-                    p: None,
-                    ..c
-                }),
-                limit - ids.len(),
-            )
-            .await?;
-        // The tail skips those the ranking listed: on this page, by id (a
-        // batch read takes each key once), and on earlier ones by the
-        // metrics that put them in the ranking.
         let ranked: std::collections::HashSet<_> = ids.iter().cloned().collect();
-        ids.extend(tail.into_iter().filter(|id| !ranked.contains(id)));
+        if let Some(from) = tail_from {
+            // The tail: every partition for a sales sort, the tierless for
+            // the tier-change sort.
+            let partitions = match by {
+                SortBy::TierChangedAt => vec!["-".to_owned()],
+                SortBy::SalesMonth | SortBy::SalesQuarter => {
+                    self.all_partitions(rules.as_ref()).await?
+                }
+            };
+            let (tail, after) = self
+                .walk_tiers(
+                    &partitions,
+                    from.map(|c| Cursor {
+                        s: None,
+                        p: None,
+                        ..c
+                    }),
+                    limit - ids.len(),
+                )
+                .await?;
+            // On this page, by id: a batch read takes each key once.
+            ids.extend(tail.into_iter().filter(|id| !ranked.contains(id)));
+            next = after;
+        }
         let mut out = self.rows(ids, next.map(sorted), rules).await?;
+        // The tail skips those the ranking listed on earlier pages, by the
+        // metrics that put them in the ranking.
         if let Some(period) = period {
             out.rows.retain(|(d, m)| {
                 ranked.contains(&d.id) || !ranking::ranked_in(m, &d.id, by, period)
