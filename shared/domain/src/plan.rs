@@ -166,17 +166,18 @@ pub struct Plan {
 
 /// Applies `events` (all of `read.distributor`'s, in arrival order) to the
 /// entries read, and works out what the second read must fetch.
-pub fn stage<'a>(read: FirstRead<'a>, events: &[OrderEvent]) -> Staged<'a> {
+pub fn stage<'a>(mut read: FirstRead<'a>, events: &[OrderEvent]) -> Staged<'a> {
     let tracked = read.rules.map(|r| r.referenced_skus()).unwrap_or_default();
     let mut entries: BTreeMap<OrderRef, Entry> = BTreeMap::new();
-    for (order, found) in &read.entries {
+    // Taken, not copied: the staged entries are what the plan works on.
+    for (order, found) in std::mem::take(&mut read.entries) {
         let (record, version, daily, skus, commission, without_terms) = match found {
             Some(e) => (
-                e.record.clone(),
+                e.record,
                 e.version,
-                e.daily.clone(),
-                e.skus.clone(),
-                e.commission.clone(),
+                e.daily,
+                e.skus,
+                e.commission,
                 e.without_terms,
             ),
             None => (
@@ -202,7 +203,7 @@ pub fn stage<'a>(read: FirstRead<'a>, events: &[OrderEvent]) -> Staged<'a> {
             skus
         };
         entries.insert(
-            order.clone(),
+            order,
             Entry {
                 record,
                 version,

@@ -263,8 +263,6 @@ impl Table {
         .await
     }
 
-    /// One page of a tier's members (GSI1), from `cursor`; returns the ids
-    /// and the cursor of the next page, if any.
     /// One page of the distributors whose `region` or `upline` (as `by`
     /// says) is `value`, in id order, through its index; with `tier`,
     /// only that tier's (`Some(None)`: those without one), filtered on the
@@ -307,6 +305,8 @@ impl Table {
         members_page(out)
     }
 
+    /// One page of a tier's members (GSI1), from `cursor`; returns the ids
+    /// and the cursor of the next page, if any.
     pub async fn tier_members_page(
         &self,
         tier: Option<&TierId>,
