@@ -11,6 +11,7 @@
 #   make bench-lookup  100-SKU price lookup latency as a ratio to one GetItem (release build, own moto)
 #   make bench-intake  one Shopify delivery's intake latency as a ratio to one PutItem (release build, own moto)
 #   make bench-review  the month-end review of 1,000 distributors through the queue, against GetItems (own moto)
+#   make bench-rollup  how long an order takes to reach each ancestor's network, and its cost by depth (own moto)
 #   make bench-startup each function's start to its first request for work, against a hello world
 #   make fuzz       the platform parsers under libFuzzer, FUZZ_RUNS inputs per target (default 10M;
 #                   not part of `make test`)
@@ -30,7 +31,7 @@ PORT ?= 8080
 export PORT
 
 .PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-intake \
-	bench-review bench-startup fuzz clean-venv
+	bench-review bench-rollup bench-startup fuzz clean-venv
 
 help:
 	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
@@ -79,6 +80,11 @@ bench-lookup:
 bench-review:
 	scripts/venv.sh moto
 	cargo run -p local-stack --bin review-timing
+
+# ITERATIONS=N orders (default 10). A debug build: the lag is the roll-up window's and the emulator's.
+bench-rollup:
+	scripts/venv.sh moto
+	cargo run -p local-stack --bin rollup-freshness
 
 # ITERATIONS=N to change the sample size (default 300).
 bench-intake:

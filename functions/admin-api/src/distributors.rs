@@ -59,7 +59,8 @@ impl AdminApi {
                 "a distributor cannot be its own upline",
             ));
         }
-        // The newcomer counts in the network metrics of every ancestor.
+        // The newcomer counts in its upline's network metrics at once, and
+        // in every ancestor's above by pull.
         let ancestors = match &new.upline {
             None => Vec::new(),
             Some(u) => {

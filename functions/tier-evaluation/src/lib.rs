@@ -1,9 +1,11 @@
 //! Tier evaluation: consumes order events from SQS, a batch's events grouped
 //! by distributor. Each group is one transaction: the events recorded in
 //! their orders' ledger entries exactly once, the metrics (one write), the
-//! uplines' network metrics and commission, and the tier change the new
-//! metrics call for, with its reason. Uplines whose metrics moved are then
-//! re-evaluated. Also counts users who sign up through a store as downline
+//! upline's downline metrics, the receivers' commission, and the tier
+//! change the new metrics call for, with its reason. Uplines whose metrics
+//! moved are then re-evaluated, and the ancestors above the upline pull
+//! the change into their network metrics through the roll-up queue, one
+//! level a window ([`network`]). Also counts users who sign up through a store as downline
 //! users, and runs the scheduled reviews, which move tiers when windows roll
 //! over (a new month empties "this month"; rolling windows move every day,
 //! so rule sets that read them are reviewed daily), a new rule set's
@@ -36,6 +38,7 @@ use tier_store::{Queue, StoreError, Table};
 mod alerts;
 mod backfill;
 mod invocation;
+mod network;
 mod review;
 mod what_if;
 
@@ -80,6 +83,10 @@ pub struct TierEvaluation {
     calendar: BrandCalendar,
     /// This function's own queue: the review fans out through it.
     queue: Queue,
+    /// The FIFO queue of network pulls (see [`tier_domain::network`]).
+    rollup: Queue,
+    /// The roll-up window: one pull per upline and downline in each.
+    rollup_seconds: u32,
     /// The what-if draft last read: (id, instant, draft).
     drafts: std::sync::Mutex<Option<what_if::CachedDraft>>,
     /// Where the daily alerts job publishes; `None` without
@@ -112,6 +119,8 @@ impl TierEvaluation {
             ),
             calendar,
             queue: Queue::new(aws.sqs.clone(), env.require("TIER_EVENTS_QUEUE_URL")?),
+            rollup: Queue::new(aws.sqs.clone(), env.require("ROLLUP_QUEUE_URL")?),
+            rollup_seconds: env.parse_or("NETWORK_ROLLUP_SECONDS", 2u32)?,
             drafts: std::sync::Mutex::new(None),
             alerts: env
                 .get("ALERTS_TOPIC_ARN")
@@ -128,16 +137,20 @@ impl TierEvaluation {
         self.batches
             .process_grouped(
                 event,
-                // Order events group by distributor; review messages go alone.
+                // Order events group by distributor, pulls by upline; review
+                // messages go alone.
                 |m| match m {
                     Message::OrderEventV1(e) => (0, e.distributor.to_string()),
+                    Message::NetworkPullV1(p) => (2, p.upline.to_string()),
                     other => (1, other.id()),
                 },
-                |messages| async move {
+                |messages, attempt| async move {
                     let mut events = Vec::new();
+                    let mut pulls = Vec::new();
                     for m in messages {
                         match m {
                             Message::OrderEventV1(e) => events.push(e),
+                            Message::NetworkPullV1(p) => pulls.push(p),
                             Message::ReviewPartitionV1(p) => self.on_review_partition(&p).await?,
                             Message::ReviewPageV1(p) => self.on_review_page(&p).await?,
                             Message::NetworkChangedV1(n) => self.on_network_changed(&n).await?,
@@ -157,6 +170,7 @@ impl TierEvaluation {
                             }
                         }
                     }
+                    self.on_pulls(&pulls, attempt.receive > 1).await?;
                     self.on_order_events(&events).await
                 },
             )
@@ -195,13 +209,16 @@ impl TierEvaluation {
                     if let Some(c) = &outcome.change {
                         tracing::info!(%distributor, from = ?c.from, to = %c.to, direction = ?c.direction, "tier changed");
                     }
+                    // The ancestors above the upline take the seller's results
+                    // from the upline's network, by pull.
+                    self.signal_pull(&outcome.ancestors, now).await?;
                     // Uplines' metrics moved: their tiers may move with them. A
-                    // redelivery re-evaluates every upline, in case the first
+                    // redelivery re-evaluates both receivers, in case the first
                     // delivery committed and then failed before doing so.
                     let uplines = if outcome.duplicates > 0 {
-                        &outcome.ancestors
+                        &outcome.ancestors[..outcome.ancestors.len().min(2)]
                     } else {
-                        &outcome.commission_receivers
+                        &outcome.commission_receivers[..]
                     };
                     for receiver in uplines {
                         let cause = Cause::Commission {
@@ -367,9 +384,13 @@ impl TierEvaluation {
         }
     }
 
+    /// A distributor joined: its upline counted it in the registration's
+    /// transaction and is re-evaluated; the ancestors above count it by
+    /// pull, and are re-evaluated as they do.
     async fn on_network_changed(&self, n: &NetworkChanged) -> Result<(), Failure> {
         let now = Utc::now();
-        for ancestor in &n.ancestors {
+        self.signal_pull(&n.ancestors, now).await?;
+        for ancestor in n.ancestors.iter().take(1) {
             match self
                 .evaluate(
                     ancestor,
@@ -389,8 +410,9 @@ impl TierEvaluation {
     }
 
     /// A user signed up: counted once under the store's distributor and in
-    /// its uplines' networks, then each of them re-evaluated (also on a
-    /// redelivery, in case the first delivery stopped after counting).
+    /// its upline's network, then both re-evaluated (also on a redelivery,
+    /// in case the first delivery stopped after counting). The ancestors
+    /// above count it by pull.
     async fn on_user_registered(&self, u: &UserRegistered) -> Result<(), Failure> {
         let registered = match self
             .table
@@ -412,7 +434,8 @@ impl TierEvaluation {
             event_id: u.event_id.clone(),
             distributor: u.distributor.clone(),
         };
-        for id in std::iter::once(&u.distributor).chain(&registered.ancestors) {
+        self.signal_pull(&registered.ancestors, now).await?;
+        for id in std::iter::once(&u.distributor).chain(registered.ancestors.iter().take(1)) {
             match self.evaluate(id, cause.clone(), now, Trigger::Event).await {
                 Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
                 Err(EvalError::Store(e)) => return Err(e.into()),

@@ -14,6 +14,8 @@
 //! - [`pricing`]: the versioned price book, precedence, promotions, floors.
 //! - [`stock`]: an order's stock reservations and releases, exact under
 //!   duplicate and out-of-order delivery.
+//! - [`network`]: all-level network metrics rolled up to each upline by
+//!   state-based pulls.
 //! - [`tier`]: tier changes and their recorded reasons.
 //! - [`access`]: API keys and their scopes.
 //! - [`commission`]: commission entries, their base, rounding and balance.
@@ -32,6 +34,7 @@ pub mod ids;
 pub mod ledger;
 pub mod metrics;
 pub mod money;
+pub mod network;
 pub mod order;
 pub mod plan;
 pub mod pricing;

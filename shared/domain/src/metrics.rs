@@ -349,7 +349,7 @@ impl MetricsDelta {
     }
 
     /// What an upline's metrics gain from this distributor's own sales and
-    /// users: every upline at all levels, the level-1 upline also at level 1.
+    /// users: at all levels, and for the level-1 upline also at level 1.
     pub fn as_downline(&self, level1: bool) -> MetricsDelta {
         let mut d = MetricsDelta {
             downline_sales_all: self.sales.clone(),

@@ -155,7 +155,8 @@ pub struct Plan {
     pub buyers: Vec<BuyerWrite>,
     /// The seller's own metrics.
     pub delta: MetricsDelta,
-    /// Each upline's: downline metrics and commission, none empty.
+    /// The upline's level-1 and all-level downline metrics, and each
+    /// receiver's commission; none empty.
     pub receiver_deltas: BTreeMap<DistributorId, MetricsDelta>,
     /// Day-by-day moves, where the rules read rolling windows.
     pub daily_moves: BTreeMap<DistributorId, MetricsDelta>,
@@ -445,16 +446,17 @@ impl Staged<'_> {
         // What each upline gains: the level-1 upline the seller's sales as
         // downline sales, each receiver its commission. One update each.
         let mut receiver_deltas: BTreeMap<DistributorId, MetricsDelta> = BTreeMap::new();
-        // The seller's sales and its buyers count in every ancestor's
-        // network metrics (all levels), and at level 1 in its upline's.
+        // The seller's sales and its buyers count in its upline's metrics,
+        // at level 1 and at all levels. The ancestors above take them from
+        // the upline's network by pull ([`crate::network`]), not here.
         let mut network = own_sales;
         network.downline_users = delta.downline_users;
         network.valid_downline_users = delta.valid_downline_users;
-        for (level, ancestor) in read.ancestors.iter().enumerate() {
-            let downline = network.as_downline(level == 0);
+        if let Some(upline) = read.ancestors.first() {
+            let downline = network.as_downline(true);
             if !downline.is_empty() {
                 receiver_deltas
-                    .entry(ancestor.clone())
+                    .entry(upline.clone())
                     .or_default()
                     .merge(&downline);
             }
@@ -700,22 +702,22 @@ pub fn backfill(
 }
 
 /// What registering a distributor under `ancestors` (its upline first)
-/// adds to each of them: a downline distributor, at level 1 for the
-/// upline, at all levels for every one.
+/// adds to them: a downline distributor for the upline, at level 1 and at
+/// all levels. The ancestors above count it by pull ([`crate::network`]).
 pub fn newcomer_deltas(ancestors: &[DistributorId]) -> Vec<(DistributorId, MetricsDelta)> {
     ancestors
-        .iter()
-        .enumerate()
-        .map(|(level, ancestor)| {
+        .first()
+        .map(|upline| {
             (
-                ancestor.clone(),
+                upline.clone(),
                 MetricsDelta {
-                    downline_distributors: i64::from(level == 0),
+                    downline_distributors: 1,
                     downline_distributors_all: 1,
                     ..Default::default()
                 },
             )
         })
+        .into_iter()
         .collect()
 }
 

@@ -159,7 +159,15 @@ async fn process_batch(
 
     // The handler runs in its own task so a panic counts as a failed
     // invocation (as a crashed Lambda does) instead of killing the poller.
-    let outcome = tokio::spawn((handler)(event)).await;
+    // Its writes are labelled with the queue, for the write sets the load
+    // model splits by cause.
+    let source = config
+        .queue_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let outcome = tokio::spawn(tier_runtime::cost::within(source, (handler)(event))).await;
     let to_delete: Vec<(&String, &String)> = match outcome {
         Err(panic) => {
             tracing::error!(queue = %config.queue_url, error = %panic, "poller: handler panicked; whole batch will be retried");

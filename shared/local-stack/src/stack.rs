@@ -159,6 +159,10 @@ impl LocalStack {
         params
             .entry("BackfillRecheckSeconds".into())
             .or_insert_with(|| "1".into());
+        // And a network pull follows its orders by a second, not two.
+        params
+            .entry("NetworkRollupSeconds".into())
+            .or_insert_with(|| "1".into());
         let admin_key = params["AdminApiKey"].clone();
         let webhook_secret = params["WebhookSecrets"]
             .split(',')

@@ -31,8 +31,9 @@ pub enum Message {
     /// Distributors to re-evaluate in a scheduled review.
     #[serde(rename = "review_page.v1")]
     ReviewPageV1(ReviewPage),
-    /// A distributor joined a network: its ancestors' network metrics moved,
-    /// so their tiers are re-evaluated. Sent by the admin API.
+    /// A distributor joined a network: its upline's network metrics moved,
+    /// so its tier is re-evaluated, and the ancestors above are asked to
+    /// pull the change. Sent by the admin API.
     #[serde(rename = "network_changed.v1")]
     NetworkChangedV1(NetworkChanged),
     /// A user signed up through a distributor's store (下线用户), before or
@@ -62,6 +63,19 @@ pub enum Message {
     /// and by the admin API's release, to the order detail consumer.
     #[serde(rename = "detail_fetch.v1")]
     DetailFetchV1(DetailFetch),
+    /// A direct downline's network moved: its upline is to pull the
+    /// difference into its own network metrics ([`tier_domain::network`]).
+    /// Sent by tier evaluation to the roll-up queue (FIFO, grouped by
+    /// upline, one message per pair and window), and by itself after each
+    /// pull, for the next upline up.
+    #[serde(rename = "network_pull.v1")]
+    NetworkPullV1(NetworkPull),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPull {
+    pub upline: DistributorId,
+    pub downline: DistributorId,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,6 +307,7 @@ impl Message {
             Message::DetailFetchV1(f) => {
                 format!("detail/{}/{}/{}", f.platform, f.store, f.event_id)
             }
+            Message::NetworkPullV1(p) => format!("pull/{}/{}", p.upline, p.downline),
         }
     }
 }

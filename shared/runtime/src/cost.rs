@@ -8,6 +8,10 @@
 //! 2 per action of a TransactWriteItems (condition checks included).
 //! Read units: 1 per strongly consistent item read, 0.5 per eventually
 //! consistent one; transactional and Query reads are not modelled.
+//!
+//! Each write is also recorded with its item's key and whether it was part
+//! of a transaction, labelled with the work it was done for ([`within`]):
+//! the write sets the load model computes hot items and partitions from.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +33,95 @@ pub struct Usage {
     pub requests: BTreeMap<String, u64>,
     pub write_units: f64,
     pub read_units: f64,
+    /// Every item written (or condition-checked in a transaction), in order.
+    pub writes: Vec<Write>,
+}
+
+/// One item a request wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Write {
+    pub pk: String,
+    pub sk: String,
+    /// Units by the rule above: 2 in a transaction, else 1.
+    pub units: f64,
+    /// Part of a TransactWriteItems: two such in flight on one item conflict.
+    pub in_transaction: bool,
+    /// A transaction's condition check: billed, but nothing written.
+    pub check_only: bool,
+    /// The label of the work it was done for ([`within`]), if any.
+    pub source: Option<String>,
+    /// Which request of the count it was in (from 0): the items of one
+    /// transaction share it.
+    pub request: u64,
+}
+
+tokio::task_local! {
+    static SOURCE: String;
+}
+
+/// Runs `work` with its DynamoDB writes labelled `source` (the queue a
+/// batch came from, say), so a write set can be split by what caused it.
+pub async fn within<F: std::future::Future>(source: String, work: F) -> F::Output {
+    SOURCE.scope(source, work).await
+}
+
+fn key_of(
+    item: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) -> (String, String) {
+    let part = |name: &str| {
+        item.and_then(|i| i.get(name))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    (part("PK"), part("SK"))
+}
+
+/// The items `input` writes: (key, check only).
+fn written(input: &Input) -> Vec<((String, String), bool)> {
+    use aws_sdk_dynamodb::operation::{delete_item, put_item, update_item};
+    if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
+        return vec![(key_of(i.item()), false)];
+    }
+    if let Some(i) = input.downcast_ref::<update_item::UpdateItemInput>() {
+        return vec![(key_of(i.key()), false)];
+    }
+    if let Some(i) = input.downcast_ref::<delete_item::DeleteItemInput>() {
+        return vec![(key_of(i.key()), false)];
+    }
+    if let Some(i) = input.downcast_ref::<TransactWriteItemsInput>() {
+        return i
+            .transact_items()
+            .iter()
+            .map(|a| {
+                if let Some(p) = a.put() {
+                    (key_of(Some(p.item())), false)
+                } else if let Some(u) = a.update() {
+                    (key_of(Some(u.key())), false)
+                } else if let Some(d) = a.delete() {
+                    (key_of(Some(d.key())), false)
+                } else {
+                    (key_of(a.condition_check().map(|c| c.key())), true)
+                }
+            })
+            .collect();
+    }
+    if let Some(i) = input.downcast_ref::<BatchWriteItemInput>() {
+        return i
+            .request_items()
+            .into_iter()
+            .flat_map(|r| r.values().flatten())
+            .map(|w| {
+                let key = match (w.put_request(), w.delete_request()) {
+                    (Some(p), _) => key_of(Some(p.item())),
+                    (_, Some(d)) => key_of(Some(d.key())),
+                    _ => (String::new(), String::new()),
+                };
+                (key, false)
+            })
+            .collect();
+    }
+    Vec::new()
 }
 
 impl Usage {
@@ -135,7 +228,22 @@ impl Intercept for DynamoCounter {
             ),
             _ => (0.0, 0.0),
         };
+        let in_transaction = op == "TransactWriteItems";
+        let source = SOURCE.try_with(Clone::clone).ok();
+        let items = written(input);
         let mut usage = self.0.lock().expect("counter lock");
+        let request = usage.total_requests();
+        usage
+            .writes
+            .extend(items.into_iter().map(|((pk, sk), check_only)| Write {
+                pk,
+                sk,
+                units: if in_transaction { 2.0 } else { 1.0 },
+                in_transaction,
+                check_only,
+                source: source.clone(),
+                request,
+            }));
         *usage.requests.entry(op).or_default() += 1;
         usage.write_units += writes;
         usage.read_units += reads;

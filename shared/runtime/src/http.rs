@@ -80,13 +80,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failure");
         match e {
-            StoreError::Contention { .. } | StoreError::Aws { refused: false, .. } => {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is temporarily unavailable; retry later",
-                )
-            }
+            StoreError::Contention { .. }
+            | StoreError::Partial { .. }
+            | StoreError::Aws { refused: false, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "storage is temporarily unavailable; retry later",
+            ),
             // Ours to fix, not the caller's to retry.
             StoreError::Corrupt { .. }
             | StoreError::Unwritable { .. }

@@ -203,8 +203,10 @@ impl BatchProcessor {
 
     /// Like [`BatchProcessor::process`], but the readable messages are
     /// handed over in groups (by `key`), so that a group's effects can be
-    /// written together. A group's result applies to each of its records;
-    /// unreadable records are dead-lettered on their own.
+    /// written together, with the latest receive among them (a group with
+    /// a redelivered message is a redelivery). A group's result applies to
+    /// each of its records; unreadable records are dead-lettered on their
+    /// own.
     pub async fn process_grouped<K, KF, F, Fut>(
         &self,
         event: SqsEvent,
@@ -214,7 +216,7 @@ impl BatchProcessor {
     where
         K: Ord,
         KF: Fn(&Message) -> K,
-        F: Fn(Vec<Message>) -> Fut,
+        F: Fn(Vec<Message>, Attempt) -> Fut,
         Fut: Future<Output = Result<(), Failure>>,
     {
         self.count_batch(event.records.len());
@@ -240,7 +242,11 @@ impl BatchProcessor {
         for (_, members) in groups {
             let (records, messages): (Vec<SqsMessage>, Vec<Message>) = members.into_iter().unzip();
             let span = span_of(&messages);
-            let result = handle(messages)
+            let attempt = Attempt {
+                receive: records.iter().map(receives).max().unwrap_or(1),
+                max: self.max_receive_count,
+            };
+            let result = handle(messages, attempt)
                 .instrument(span)
                 .await
                 .map_err(Settle::from);
@@ -424,7 +430,7 @@ mod tests {
             .process_grouped(
                 event,
                 |_| 0,
-                |_| async {
+                |_, _| async {
                     tracing::info!("handled");
                     Ok(())
                 },

@@ -44,8 +44,10 @@ pub struct Distributor {
     pub backfilled: Option<u64>,
 }
 
-/// How deep a network may be: a registration updates every ancestor in one
-/// transaction, and TransactWriteItems takes 100 actions.
+/// How deep a network may be: each profile lists its ancestors, and a
+/// batch's transaction may write a daily bucket of each (for rules with
+/// rolling windows over the network), within TransactWriteItems' 100
+/// actions.
 pub const MAX_DEPTH: usize = 20;
 
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,13 @@ pub enum StoreError {
         sk: String,
         reason: String,
     },
+    /// A batch call succeeded but left some of its entries undone
+    /// (SendMessageBatch's `Failed`); sending them again may succeed.
+    #[error("{operation} left an entry undone: {detail}")]
+    Partial {
+        operation: &'static str,
+        detail: String,
+    },
     /// The AWS call itself failed (throttling, network, service error).
     /// `detail` is the SDK's full context, which its `Display` leaves out.
     #[error("{operation} failed: {detail}")]

@@ -9,6 +9,7 @@
 //! | tier history | `DIST#{id}` | `HIST#{version:010}` | query a distributor's history in order |
 //! | order ledger | `DIST#{id}` | `ORDER#{platform}#{store}#{order}` | get by order |
 //! | downline user | `DIST#{id}` | `BUYER#{buyer}` | get by buyer |
+//! | network edge | `DIST#{upline}` | `NET#{downline}` | what the upline last pulled from a direct downline's network (see [`tier_domain::network`]); batch get with the downline's metrics; written only by the upline's pulls |
 //! | commission | `DIST#{receiver}` | `COMM#{platform}#{store}#{order}` | a receiver's page of entries (projections of the terms the order's ledger entry keeps) |
 //! | withdrawal | `DIST#{id}` | `WITHDRAWAL#{request id}` | one per request: a retried request pays once |
 //! | store | `STORE#{platform}#{store}` | `STORE` | resolve a webhook's store to its distributor |
@@ -87,6 +88,10 @@ pub const COMMISSION_PREFIX: &str = "COMM#";
 
 pub fn withdrawal(id: &DistributorId, request: &str) -> Key {
     (format!("DIST#{id}"), format!("WITHDRAWAL#{request}"))
+}
+
+pub fn network_edge(upline: &DistributorId, downline: &DistributorId) -> Key {
+    (format!("DIST#{upline}"), format!("NET#{downline}"))
 }
 
 pub fn buyer(id: &DistributorId, buyer: &BuyerId) -> Key {

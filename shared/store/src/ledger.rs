@@ -57,9 +57,10 @@ use crate::table::{Table, TxOutcome};
 /// many times before the messages are handed back to the queue.
 const MAX_ATTEMPTS: u32 = 8;
 /// Events per transaction: each may touch its ledger entry and its buyer,
-/// beside one metrics update per ancestor (at most
-/// [`crate::distributors::MAX_DEPTH`]), and TransactWriteItems takes 100
-/// actions.
+/// beside the seller's, the upline's and the level-2 receiver's metrics
+/// and, for rules with rolling windows over the network, a daily bucket
+/// per ancestor (at most [`crate::distributors::MAX_DEPTH`]), and
+/// TransactWriteItems takes 100 actions.
 pub const MAX_GROUP: usize = 12;
 /// TransactWriteItems takes at most this many actions; a group that needs
 /// more (daily buckets for many months and ancestors) is applied in halves.
@@ -74,8 +75,9 @@ pub struct GroupOutcome {
     /// Uplines whose metrics moved (downline sales, commission): their
     /// tiers may move with them.
     pub commission_receivers: Vec<DistributorId>,
-    /// Every upline of the seller: after a redelivery, the re-evaluation a
-    /// failed first delivery may have missed.
+    /// Every upline of the seller, the upline first: after a redelivery,
+    /// the re-evaluation a failed first delivery may have missed, and who
+    /// pulls the upline's network next.
     pub ancestors: Vec<DistributorId>,
     /// Commission the receivers gained (a refund makes it negative), for
     /// the operators' metrics.

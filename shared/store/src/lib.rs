@@ -7,6 +7,7 @@
 //! - [`distributors`]: profiles, stores, metrics, tier changes and history.
 //! - [`ledger`]: order events applied exactly once, a batch per distributor.
 //! - [`metrics`]: the metrics item: counters, versions, pruning.
+//! - [`network`]: all-level network metrics pulled from each direct downline.
 //! - [`backfill`]: the ledger counted into what a new rule set reads.
 //! - [`price_book`]: versioned price books and what a lookup reads.
 //! - [`catalog`]: stock and reservations.
@@ -37,6 +38,7 @@ pub mod item;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod network;
 pub mod platforms;
 pub mod price_book;
 pub mod queue;

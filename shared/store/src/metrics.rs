@@ -365,6 +365,70 @@ pub(crate) fn metrics_update_pruning(
         .expect("update has key and expression")
 }
 
+/// The `ADD` update that applies a pulled network difference to an
+/// upline's metrics item (see [`tier_domain::network`]): its all-level
+/// buckets by month and in all, its all-level counters, and the version,
+/// so a tier decided from an earlier read is not written over it.
+pub(crate) fn network_update(
+    table: &Table,
+    id: &DistributorId,
+    moved: &tier_domain::network::NetworkTotals,
+) -> Update {
+    let mut names = HashMap::from([("#e".to_owned(), keys::ENTITY.to_owned())]);
+    let mut values = HashMap::from([
+        (":e".to_owned(), s("metrics")),
+        (":zero".to_owned(), n(0)),
+        (":one".to_owned(), n(1)),
+    ]);
+    let mut adds = Vec::new();
+    let mut push = |attr: String, value: String| {
+        let i = adds.len();
+        names.insert(format!("#a{i}"), attr);
+        values.insert(format!(":v{i}"), n(value));
+        adds.push(format!("#a{i} :v{i}"));
+    };
+    let sales = &moved.sales;
+    for (month, v) in sales.by_month.iter().filter(|(_, v)| !v.is_zero()) {
+        push(format!("dsalesA#{month}"), v.amount().to_string());
+    }
+    if !sales.lifetime.is_zero() {
+        push("dsalesA#life".into(), sales.lifetime.amount().to_string());
+    }
+    let orders = &moved.orders;
+    for (month, v) in orders.by_month.iter().filter(|(_, v)| **v != 0) {
+        push(format!("dordersA#{month}"), v.to_string());
+    }
+    if orders.lifetime != 0 {
+        push("dordersA#life".into(), orders.lifetime.to_string());
+    }
+    for (name, change) in [
+        ("downline_users_all", moved.users),
+        ("valid_downline_users_all", moved.valid_users),
+        ("downline_distributors_all", moved.distributors),
+    ] {
+        if change != 0 {
+            push(name.into(), change.to_string());
+        }
+    }
+    let adds = if adds.is_empty() {
+        String::new()
+    } else {
+        format!(" ADD {}", adds.join(", "))
+    };
+    let (pk, sk) = keys::metrics(id);
+    Update::builder()
+        .table_name(&table.name)
+        .key(keys::PK, s(pk))
+        .key(keys::SK, s(sk))
+        .update_expression(format!(
+            "SET #e = :e, mversion = if_not_exists(mversion, :zero) + :one{adds}"
+        ))
+        .set_expression_attribute_names(Some(names))
+        .set_expression_attribute_values(Some(values))
+        .build()
+        .expect("update has key and expression")
+}
+
 /// The day-by-day moves of each bucket kind in `delta`, in the order of
 /// [`MONEY_BUCKETS`] then [`COUNT_BUCKETS`].
 fn bucket_moves(delta: &MetricsDelta) -> [(&'static str, Vec<(Day, Decimal)>); 6] {

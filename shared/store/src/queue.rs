@@ -83,6 +83,63 @@ impl Queue {
         Ok(())
     }
 
+    /// Asks each upline to pull its downline's network
+    /// ([`tier_domain::network`]), on the FIFO roll-up queue: grouped by
+    /// upline, so one upline's pulls never run at once, and one message per
+    /// pair and window of `window_seconds` (SQS drops the repeats as
+    /// duplicates), delivered after the queue's delay of one window, so a
+    /// burst of orders below an upline costs it one pull.
+    pub async fn send_pulls(
+        &self,
+        pulls: &[tier_messages::NetworkPull],
+        window_seconds: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        let window = tier_domain::network::window_of(now.timestamp(), window_seconds);
+        for chunk in pulls.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let message = Message::NetworkPullV1(p.clone());
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(message.to_json())
+                        .message_attributes("message_id", attr(&message.id()))
+                        // Hashed: ids may hold characters SQS refuses here.
+                        .message_group_id(digest(&[p.upline.as_str()]))
+                        .message_deduplication_id(digest(&[
+                            p.upline.as_str(),
+                            p.downline.as_str(),
+                            &window.to_string(),
+                        ]))
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("SendMessageBatch", e))?;
+            if let Some(failed) = out.failed.first() {
+                return Err(StoreError::Partial {
+                    operation: "SendMessageBatch",
+                    detail: format!(
+                        "roll-up signal not sent: {} ({})",
+                        failed.message.as_deref().unwrap_or("no reason given"),
+                        failed.code
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Sends `body` unchanged, with why it failed in message attributes
     /// (`failure_code`, `failure_reason`, `source_message_id`), so an
     /// operator can read the reason, fix the cause and redrive.
@@ -202,4 +259,19 @@ impl Queue {
             .map_err(|e| StoreError::aws("ChangeMessageVisibility", e))?;
         Ok(())
     }
+}
+
+/// 32 hex digits of the SHA-256 of `parts`, each ended by a NUL: a group
+/// or de-duplication id SQS accepts whatever the ids hold.
+fn digest(parts: &[&str]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -22,17 +22,17 @@ pub struct Registered {
     /// `false`: the user was already counted (a redelivery, or it had
     /// ordered first).
     pub created: bool,
-    /// The distributor's uplines: their network counts moved (or, for a
-    /// redelivery, may have).
+    /// The distributor's uplines: the first one's network count moved (or,
+    /// for a redelivery, may have); the rest pull it.
     pub ancestors: Vec<DistributorId>,
 }
 
 impl Table {
     /// Counts `user` as a downline user of `distributor` and as a user in
-    /// the network of each of its uplines, once: the buyer record, the
-    /// distributor's metrics and each upline's, in one transaction
-    /// conditional on the record not existing. Tiers are evaluated after,
-    /// by the caller.
+    /// its upline's network, once: the buyer record, the distributor's
+    /// metrics and the upline's, in one transaction conditional on the
+    /// record not existing. The ancestors above count it by pull
+    /// ([`crate::network`]); tiers are evaluated after, by the caller.
     pub async fn register_downline_user(
         &self,
         distributor: &DistributorId,
@@ -71,7 +71,9 @@ impl Table {
                 .update(metrics_update(self, distributor, &own, None))
                 .build(),
         ];
-        tx.extend(profile.ancestors.iter().map(|a| {
+        // The ancestors above the upline count the user by pull
+        // ([`tier_domain::network`]).
+        tx.extend(profile.ancestors.first().map(|a| {
             TransactWriteItem::builder()
                 .update(metrics_update(self, a, &network, None))
                 .build()

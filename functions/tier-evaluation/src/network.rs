@@ -1,0 +1,87 @@
+//! The network roll-up's consumer side: pulls from the FIFO roll-up queue,
+//! grouped by upline, each followed by the upline's evaluation and a
+//! signal to the next upline up (see [`tier_domain::network`]).
+
+use chrono::{DateTime, Utc};
+use tier_domain::ids::DistributorId;
+use tier_domain::tier::{Cause, Trigger};
+use tier_messages::NetworkPull;
+use tier_runtime::sqs::Failure;
+use tier_store::network::PullError;
+
+use crate::{EvalError, TierEvaluation};
+
+impl TierEvaluation {
+    /// Asks the second ancestor in `ancestors` (upline first) to pull the
+    /// first's network: the way a change counted at the upline reaches
+    /// everyone above it. Nothing to ask below two levels.
+    pub(crate) async fn signal_pull(
+        &self,
+        ancestors: &[DistributorId],
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        let [downline, upline, ..] = ancestors else {
+            return Ok(());
+        };
+        let pull = NetworkPull {
+            upline: upline.clone(),
+            downline: downline.clone(),
+        };
+        self.rollup
+            .send_pulls(&[pull], self.rollup_seconds, now)
+            .await?;
+        Ok(())
+    }
+
+    /// One upline's pulls of a batch, all in one transaction. When its
+    /// network moved, the upline is evaluated (once, however many orders
+    /// arrived below it) and the next upline asked to pull. A redelivery
+    /// does both even when nothing moves now: its first delivery may have
+    /// committed the pull and stopped before them.
+    pub(crate) async fn on_pulls(
+        &self,
+        pulls: &[NetworkPull],
+        redelivered: bool,
+    ) -> Result<(), Failure> {
+        let Some(first) = pulls.first() else {
+            return Ok(());
+        };
+        let upline = &first.upline;
+        let mut downlines: Vec<DistributorId> = pulls.iter().map(|p| p.downline.clone()).collect();
+        downlines.sort();
+        downlines.dedup();
+        let now = Utc::now();
+        let pulled = match self
+            .table
+            .pull_network(upline, &downlines, self.calendar.day_of(now))
+            .await
+        {
+            Ok(p) => p,
+            Err(PullError::UnknownDistributor(id)) => {
+                return Err(Failure::permanent(
+                    "unknown_distributor",
+                    format!("distributor {id} does not exist"),
+                ));
+            }
+            Err(e @ PullError::NotADownline { .. }) => {
+                return Err(Failure::permanent("not_a_downline", e.to_string()));
+            }
+            Err(PullError::Store(e)) => return Err(e.into()),
+        };
+        tracing::info!(%upline, downlines = downlines.len(), moved = pulled.moved, "network pulled");
+        if !pulled.moved && !redelivered {
+            return Ok(());
+        }
+        let cause = Cause::Network {
+            downline: first.downline.clone(),
+        };
+        match self.evaluate(upline, cause, now, Trigger::Event).await {
+            Ok(_) | Err(EvalError::UnknownDistributor(_)) => {}
+            Err(EvalError::Store(e)) => return Err(e.into()),
+        }
+        if let Some(next) = pulled.upline {
+            self.signal_pull(&[upline.clone(), next], now).await?;
+        }
+        Ok(())
+    }
+}

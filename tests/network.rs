@@ -1,0 +1,367 @@
+//! The network roll-up through the real queues and tables: an order four
+//! levels down reaches every ancestor's all-level metrics by pulls, each
+//! ancestor is re-evaluated on them, duplicate and stale pulls change
+//! nothing, bad pulls are dead-lettered with their reason, and random
+//! orders interleaved with random pulls end in the totals the ledger gives.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde_json::json;
+use system_tests::*;
+use tier_domain::calendar::BrandCalendar;
+use tier_domain::ids::*;
+use tier_domain::ledger::OrderRecord;
+use tier_domain::money::Money;
+use tier_domain::order::{OrderEvent, OrderEventKind};
+
+/// d-hangzhou ← d-shanghai ← d-wuxi ← d-jiangyin: the seller is three
+/// levels below the top.
+async fn chain(api: &ApiClient) {
+    for (id, upline) in [("d-wuxi", "d-shanghai"), ("d-jiangyin", "d-wuxi")] {
+        let r = api
+            .put(
+                &format!("distributors/{id}"),
+                &json!({"name": id, "upline": upline}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+}
+
+fn all_levels(d: &serde_json::Value) -> (rust_decimal::Decimal, i64, i64) {
+    (
+        dec(&d["metrics"]["downline_sales_all"]["lifetime"]),
+        d["metrics"]["downline_orders_all"]["lifetime"]
+            .as_i64()
+            .unwrap_or(0),
+        d["metrics"]["downline_distributors_all"]
+            .as_i64()
+            .unwrap_or(0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_deep_in_the_network_reach_every_ancestor_by_pulls() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = json!([{"id": "network-sales", "when":
+        {"metric": "downline_sales_amount_all", "window": "month", "gte": "900"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    chain(&api).await;
+    assert_eq!(
+        api.put(
+            "stores/tmall/jy-shop",
+            &json!({"distributor": "d-jiangyin"})
+        )
+        .await
+        .unwrap()
+        .status,
+        200
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    // The registrations were counted above the upline by pull too.
+    assert_eq!(
+        all_levels(&distributor(&api, "d-hangzhou").await).2,
+        4,
+        "d-shanghai, d-suzhou, d-wuxi, d-jiangyin"
+    );
+    assert_eq!(all_levels(&distributor(&api, "d-shanghai").await).2, 2);
+
+    let now = Utc::now();
+    for (i, price) in ["500.00", "450.00"].iter().enumerate() {
+        api.webhook(
+            "tmall",
+            "jy-shop",
+            &docs::paid(
+                &format!("jy{i}"),
+                &format!("JY{i}"),
+                "b1",
+                &[("HOODIE-GREY", 1, price)],
+                now,
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    for id in ["d-wuxi", "d-shanghai", "d-hangzhou"] {
+        let dist = distributor(&api, id).await;
+        assert_eq!(
+            (all_levels(&dist).0, all_levels(&dist).1),
+            (d("950"), 2),
+            "{id}: {}",
+            dist["metrics"]
+        );
+        // Each moved up on its network: the seller's upline with the
+        // order (as a commission receiver), the rest as their pulls landed.
+        assert_eq!(dist["distributor"]["tier"], "intermediate", "{id}");
+        let cause = if id == "d-wuxi" {
+            "commission"
+        } else {
+            "network"
+        };
+        assert_eq!(dist["tier_history"][0]["cause"]["type"], cause, "{id}");
+    }
+    // Users below count once at every level; the seller's own customer
+    // is its own and its upline's by the order, the rest's by pull.
+    for id in ["d-jiangyin", "d-wuxi", "d-shanghai"] {
+        assert_eq!(
+            distributor(&api, id).await["metrics"]["downline_users_all"],
+            1,
+            "{id}"
+        );
+    }
+
+    // A duplicate or late pull, as a redelivery or a redrive brings it,
+    // changes nothing.
+    let before = distributor(&api, "d-hangzhou").await["metrics"].clone();
+    let pull = json!({"type": "network_pull.v1", "payload":
+        {"upline": "d-hangzhou", "downline": "d-shanghai"}});
+    send_raw(&stack, "TierEventsQueue", &pull.to_string()).await;
+    send_raw(&stack, "TierEventsQueue", &pull.to_string()).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let after = distributor(&api, "d-hangzhou").await["metrics"].clone();
+    assert_eq!(
+        (
+            after["downline_sales_all"].clone(),
+            after["downline_users_all"].clone()
+        ),
+        (
+            before["downline_sales_all"].clone(),
+            before["downline_users_all"].clone()
+        )
+    );
+
+    // A refund goes up the same way.
+    api.webhook(
+        "tmall",
+        "jy-shop",
+        &docs::refunded("jy0r", "JY0", "R1", "500.00", &[], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    for id in ["d-wuxi", "d-shanghai", "d-hangzhou"] {
+        let dist = distributor(&api, id).await;
+        assert_eq!(
+            (all_levels(&dist).0, all_levels(&dist).1),
+            (d("450"), 1),
+            "{id}"
+        );
+    }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pulls_that_cannot_be_applied_are_dead_lettered_with_their_reason() {
+    let (stack, api) = clothing_stack().await;
+    stack.wait_idle(IDLE).await.unwrap();
+    for body in [
+        // d-suzhou is d-hangzhou's, not d-shanghai's.
+        json!({"type": "network_pull.v1", "payload":
+            {"upline": "d-shanghai", "downline": "d-suzhou"}}),
+        json!({"type": "network_pull.v1", "payload":
+            {"upline": "d-nobody", "downline": "d-suzhou"}}),
+        json!({"type": "network_pull.v1", "payload": {"upline": "d-hangzhou"}}),
+    ] {
+        send_raw(&stack, "TierEventsQueue", &body.to_string()).await;
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let mut codes: Vec<String> = dead_letters(&stack, "TierEventsDLQ", 3, IDLE)
+        .await
+        .into_iter()
+        .map(|l| l.code.unwrap_or_default())
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        ["malformed_message", "not_a_downline", "unknown_distributor"]
+    );
+    // Nothing moved.
+    assert_eq!(all_levels(&distributor(&api, "d-shanghai").await).2, 0);
+    stack.stop().await;
+}
+
+/// A small deterministic generator: the seed is printed on failure.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Random orders, refunds and redeliveries by the two lowest distributors
+/// of the chain, applied as the ledger applies them, interleaved with pulls
+/// at random levels (repeated, and out of order: a pull before the one
+/// below it has run), end, once every pull has run, in all-level totals at
+/// each ancestor that equal what the ledger's records add up to.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_orders_and_pulls_end_in_the_ledgers_totals_at_every_level() {
+    let (stack, api) = clothing_stack().await;
+    chain(&api).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let calendar = BrandCalendar::default();
+    let now = Utc::now();
+    let today = calendar.day_of(now);
+    let id = |s: &str| DistributorId::parse(s).unwrap();
+    let (top, shanghai, wuxi, jiangyin) = (
+        id("d-hangzhou"),
+        id("d-shanghai"),
+        id("d-wuxi"),
+        id("d-jiangyin"),
+    );
+    let edges = [
+        (wuxi.clone(), jiangyin.clone()),
+        (shanghai.clone(), wuxi.clone()),
+        (top.clone(), shanghai.clone()),
+    ];
+    let no_change = |_: &tier_store::distributors::Distributor,
+                     _: &tier_domain::metrics::Metrics,
+                     _: Option<&tier_store::rules::PublishedRuleSet>| None;
+    let seed = 0x2545_F491_4F6C_DD1Du64 ^ now.timestamp() as u64;
+    let mut rng = Rng(seed | 1);
+    let mut events: Vec<OrderEvent> = Vec::new();
+    for o in 0..10 {
+        let seller = if rng.below(2) == 0 { &jiangyin } else { &wuxi };
+        let order = OrderRef {
+            platform: Platform::parse("jd").unwrap(),
+            store: StoreId::parse("s").unwrap(),
+            order_id: OrderId::parse(&format!("N{o}")).unwrap(),
+        };
+        let e = |suffix: &str, kind| OrderEvent {
+            event_id: EventId::parse(&format!("N{o}-{suffix}")).unwrap(),
+            order: order.clone(),
+            distributor: seller.clone(),
+            occurred_at: now - chrono::Duration::hours(rng_hours(o)),
+            kind,
+        };
+        events.push(e(
+            "paid",
+            OrderEventKind::Paid {
+                buyer: BuyerId::parse(&format!("b{}", o % 3)).unwrap(),
+                total: Money::cents(1_000 + 137 * o as i64),
+                lines: vec![],
+                urgent: false,
+                region: None,
+            },
+        ));
+        if o % 3 == 0 {
+            events.push(e(
+                "r",
+                OrderEventKind::Refunded {
+                    refund_id: RefundId::parse("R").unwrap(),
+                    amount: Money::cents(500),
+                    lines: vec![],
+                },
+            ));
+        }
+    }
+    let extra: Vec<OrderEvent> = events
+        .iter()
+        .filter(|_| rng.below(3) == 0)
+        .cloned()
+        .collect();
+    events.extend(extra);
+    for i in (1..events.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        events.swap(i, j);
+    }
+    for e in &events {
+        table
+            .apply_group(
+                &e.distributor,
+                std::slice::from_ref(e),
+                &calendar,
+                today,
+                None,
+                &no_change,
+            )
+            .await
+            .unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+        // Now and then a pull somewhere, perhaps twice.
+        for _ in 0..rng.below(3) {
+            let (up, down) = &edges[rng.below(3) as usize];
+            table
+                .pull_network(up, std::slice::from_ref(down), today)
+                .await
+                .unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+        }
+    }
+    // Every signal delivered: bottom up.
+    for (up, down) in &edges {
+        table
+            .pull_network(up, std::slice::from_ref(down), today)
+            .await
+            .unwrap();
+    }
+
+    // From the ledger: each order's record from its distinct events.
+    let mut records: BTreeMap<(DistributorId, String), OrderRecord> = BTreeMap::new();
+    for e in &events {
+        records
+            .entry((e.distributor.clone(), e.order.order_id.to_string()))
+            .or_default()
+            .apply(e, &calendar);
+    }
+    let sold = |by: &[&DistributorId]| -> (Money, i64) {
+        records
+            .iter()
+            .filter(|((d, _), _)| by.contains(&d))
+            .fold((Money::ZERO, 0), |(s, n), (_, r)| {
+                (s + r.contribution().sales, n + r.contribution().live)
+            })
+    };
+    for (ancestor, below) in [
+        (&wuxi, vec![&jiangyin]),
+        (&shanghai, vec![&jiangyin, &wuxi]),
+        (&top, vec![&jiangyin, &wuxi]),
+    ] {
+        let (_, m) = table
+            .distributor_with_metrics(ancestor)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                m.downline_sales_all.lifetime,
+                m.downline_orders_all.lifetime
+            ),
+            sold(&below),
+            "seed {seed}: {ancestor}"
+        );
+        assert_eq!(
+            m.downline_sales_all.month(today.month()),
+            records
+                .iter()
+                .filter(|((d, _), r)| below.contains(&d)
+                    && r.contribution()
+                        .day
+                        .is_some_and(|x| x.month() == today.month()))
+                .map(|(_, r)| r.contribution().sales)
+                .sum::<Money>(),
+            "seed {seed}: {ancestor} this month"
+        );
+    }
+    // Pulling again once all is in moves nothing.
+    let (_, before) = table.distributor_with_metrics(&top).await.unwrap().unwrap();
+    let again = table
+        .pull_network(&top, std::slice::from_ref(&shanghai), today)
+        .await
+        .unwrap();
+    assert!(!again.moved);
+    let (_, after) = table.distributor_with_metrics(&top).await.unwrap().unwrap();
+    assert_eq!(before, after);
+    stack.stop().await;
+}
+
+/// Spread over the last few days, all in this month or the one before.
+fn rng_hours(o: usize) -> i64 {
+    (o as i64 * 7) % 48
+}
