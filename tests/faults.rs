@@ -4,7 +4,9 @@
 //! refunds and registrations, delivered as a platform delivers (retrying
 //! what is not answered), must come out exactly as it does without faults:
 //! sales, orders, downline users, commission, tiers and stock, with nothing
-//! left on a dead-letter queue once what was parked is redriven.
+//! left on a dead-letter queue once what was parked is redriven. A third of
+//! the orders come from two levels below the top, so the top's network
+//! metrics go through the roll-up's pulls, faulted too.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -15,17 +17,17 @@ use local_stack::faults::FaultPlan;
 use serde_json::{Value, json};
 use system_tests::*;
 
-const DISTRIBUTORS: [&str; 3] = ["d-shanghai", "d-suzhou", "d-hangzhou"];
+const DISTRIBUTORS: [&str; 4] = ["d-shanghai", "d-suzhou", "d-hangzhou", "d-kunshan"];
 const SKUS: [&str; 2] = ["TEE-WHITE", "HOODIE-GREY"];
 
 /// The stream: (platform, store, document), in the order it is sent.
 fn stream(now: DateTime<Utc>) -> Vec<(&'static str, &'static str, Value)> {
     let mut out = Vec::new();
     for i in 0..10u32 {
-        let (platform, store, prefix) = if i % 2 == 0 {
-            ("jd", "sh-outlet", "SH")
-        } else {
-            ("douyin", "sz-live", "SZ")
+        let (platform, store, prefix) = match i % 3 {
+            0 => ("jd", "sh-outlet", "SH"),
+            1 => ("douyin", "sz-live", "SZ"),
+            _ => ("tmall", "ks-shop", "KS"),
         };
         let order = format!("{prefix}-{i}");
         let buyer = format!("buyer-{i}");
@@ -73,6 +75,34 @@ fn stream(now: DateTime<Utc>) -> Vec<(&'static str, &'static str, Value)> {
         }
     }
     out
+}
+
+/// d-kunshan under d-suzhou, with a store: the top is two levels above it.
+async fn extend(api: &ApiClient) {
+    let r = api
+        .put(
+            "distributors/d-kunshan",
+            &json!({"name": "昆山 Kunshan", "upline": "d-suzhou"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = api
+        .put("stores/tmall/ks-shop", &json!({"distributor": "d-kunshan"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// The brand loaded and extended under a prefix of its own, with no stack
+/// left running on it.
+async fn loaded_and_extended() -> (String, Option<String>) {
+    let (prefix, key) = loaded_prefix().await;
+    let stack = LocalStack::start(stack_options_on(&prefix)).await.unwrap();
+    extend(&client_with_key(&stack, &key)).await;
+    stack.wait_idle(IDLE).await.unwrap();
+    stack.stop().await;
+    (prefix, key)
 }
 
 /// Delivers as a platform does: again after a 5xx, until it is answered.
@@ -138,6 +168,7 @@ async fn totals(api: &ApiClient) -> BTreeMap<String, Value> {
 /// own, without faults.
 async fn clean_totals(now: DateTime<Utc>) -> BTreeMap<String, Value> {
     let (clean, api) = clothing_stack().await;
+    extend(&api).await;
     for (platform, store, doc) in stream(now) {
         deliver(&api, platform, store, &doc).await;
     }
@@ -155,7 +186,7 @@ async fn a_quarter_of_requests_faulted_changes_no_total() {
     let expected = clean_totals(now).await;
 
     // The same brand loaded without faults, then the stream through them.
-    let (prefix, key) = loaded_prefix().await;
+    let (prefix, key) = loaded_and_extended().await;
     let plan = FaultPlan {
         rate: 0.25,
         seed: 11,
@@ -231,7 +262,7 @@ async fn consumers_killed_mid_batch_count_everything_once() {
     let now = Utc::now();
     let expected = clean_totals(now).await;
 
-    let (prefix, key) = loaded_prefix().await;
+    let (prefix, key) = loaded_and_extended().await;
 
     // Each consumer invocation ends after 30 ms, wherever it is.
     let mut opts = stack_options_on(&prefix);

@@ -41,6 +41,51 @@ pub async fn with_stack(
     outcome
 }
 
+/// Logs at `warn`, to stderr: a bench's stdout is its table.
+pub fn quiet_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Registers each of `chain` under the one before it, the first under
+/// `top` (`None`: the first is a top of its own).
+pub async fn register_chain(
+    api: &crate::client::ApiClient,
+    top: Option<&str>,
+    chain: &[String],
+) -> anyhow::Result<()> {
+    let mut upline = top.map(str::to_owned);
+    for id in chain {
+        let r = api
+            .put(
+                &format!("distributors/{id}"),
+                &serde_json::json!({"name": id, "upline": upline}),
+            )
+            .await?;
+        ensure!(r.status == 201, "registering {id}: {}", r.body);
+        upline = Some(id.clone());
+    }
+    Ok(())
+}
+
+/// Connects the store `tmall/{store}` to `distributor`.
+pub async fn connect_store(
+    api: &crate::client::ApiClient,
+    store: &str,
+    distributor: &str,
+) -> anyhow::Result<()> {
+    let r = api
+        .put(
+            &format!("stores/tmall/{store}"),
+            &serde_json::json!({"distributor": distributor}),
+        )
+        .await?;
+    ensure!(r.status == 200, "connecting {store}: {}", r.body);
+    Ok(())
+}
+
 /// The iteration count: `--iterations N` (or `-n N`), else `ITERATIONS`,
 /// else `default`.
 pub fn iterations(name: &str, default: usize) -> anyhow::Result<usize> {

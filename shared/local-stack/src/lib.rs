@@ -12,6 +12,7 @@
 //! - [`client`]: a small client of the product's HTTP API (signed webhooks,
 //!   admin calls), used by the demo and the tests.
 //! - [`demo`]: the seed's clothing brand, end to end.
+//! - [`load_model`]: a brand's peak computed from recorded write sets.
 
 pub mod bench;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod faults;
 pub mod http;
 pub mod interleave;
+pub mod load_model;
 pub mod moto;
 pub mod poller;
 pub mod rehearse;

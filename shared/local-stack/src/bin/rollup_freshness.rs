@@ -39,10 +39,7 @@ fn level(i: usize) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .with_writer(std::io::stderr)
-        .init();
+    bench::quiet_logs();
     let n = bench::iterations("rollup-freshness", DEFAULT_ITERATIONS)?;
     println!(
         "rollup-freshness: {n} orders at depth {}, {} build",
@@ -62,25 +59,10 @@ async fn measure(stack: &LocalStack, n: usize) -> anyhow::Result<()> {
         .put_csv("price-book", local_stack::demo::PRICE_BOOK_CSV)
         .await?;
     ensure!(r.status < 300, "price book: {}", r.body);
-    for i in 0..LEVELS {
-        let upline = (i > 0).then(|| level(i - 1));
-        let r = api
-            .put(
-                &format!("distributors/{}", level(i)),
-                &json!({"name": level(i), "upline": upline}),
-            )
-            .await?;
-        ensure!(r.status == 201, "distributor: {}", r.body);
-    }
-    for (store, who) in [("deep-shop", LEVELS - 1), ("top-shop", 1)] {
-        let r = api
-            .put(
-                &format!("stores/tmall/{store}"),
-                &json!({"distributor": level(who)}),
-            )
-            .await?;
-        ensure!(r.status == 200, "store: {}", r.body);
-    }
+    let chain: Vec<String> = (0..LEVELS).map(level).collect();
+    bench::register_chain(&api, None, &chain).await?;
+    bench::connect_store(&api, "deep-shop", &level(LEVELS - 1)).await?;
+    bench::connect_store(&api, "top-shop", &level(1)).await?;
     stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
     let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
     let ids: Vec<DistributorId> = (0..LEVELS - 1)
