@@ -5,10 +5,11 @@
 //! change the new metrics call for, with its reason. Uplines whose metrics
 //! moved are then re-evaluated, and the ancestors above the upline pull
 //! the change into their network metrics through the roll-up queue, one
-//! level a window ([`network`]). Also counts users who sign up through a store as downline
-//! users, and runs the scheduled reviews, which move tiers when windows roll
-//! over (a new month empties "this month"; rolling windows move every day,
-//! so rule sets that read them are reviewed daily), a new rule set's
+//! level a window ([`network`]). Also counts users who sign up through a
+//! store as downline users, and runs the scheduled reviews, which move
+//! tiers when windows roll over (a new month empties "this month"; rolling
+//! windows move every day, so rule sets that read them are reviewed
+//! daily), a new rule set's
 //! backfill of the ledger, and what-ifs (a draft rule set evaluated against
 //! every distributor, writing only tallies), all fanned out through this
 //! function's own queue. A daily job publishes the brand's alerts (regions
