@@ -42,6 +42,15 @@ fn all_levels(d: &serde_json::Value) -> (rust_decimal::Decimal, i64, i64) {
     )
 }
 
+/// Asserts `id`'s all-level network sales and orders; returns the
+/// distributor as the admin API shows it.
+async fn network_is(api: &ApiClient, id: &str, sales: &str, orders: i64) -> serde_json::Value {
+    let dist = distributor(api, id).await;
+    let (s, o, _) = all_levels(&dist);
+    assert_eq!((s, o), (d(sales), orders), "{id}: {}", dist["metrics"]);
+    dist
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn orders_deep_in_the_network_reach_every_ancestor_by_pulls() {
     let (stack, api) = clothing_stack().await;
@@ -87,13 +96,7 @@ async fn orders_deep_in_the_network_reach_every_ancestor_by_pulls() {
     }
     stack.wait_idle(IDLE).await.unwrap();
     for id in ["d-wuxi", "d-shanghai", "d-hangzhou"] {
-        let dist = distributor(&api, id).await;
-        assert_eq!(
-            (all_levels(&dist).0, all_levels(&dist).1),
-            (d("950"), 2),
-            "{id}: {}",
-            dist["metrics"]
-        );
+        let dist = network_is(&api, id, "950", 2).await;
         // Each moved up on its network: the seller's upline with the
         // order (as a commission receiver), the rest as their pulls landed.
         assert_eq!(dist["distributor"]["tier"], "intermediate", "{id}");
@@ -144,12 +147,7 @@ async fn orders_deep_in_the_network_reach_every_ancestor_by_pulls() {
     .unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     for id in ["d-wuxi", "d-shanghai", "d-hangzhou"] {
-        let dist = distributor(&api, id).await;
-        assert_eq!(
-            (all_levels(&dist).0, all_levels(&dist).1),
-            (d("450"), 1),
-            "{id}"
-        );
+        network_is(&api, id, "450", 1).await;
     }
     stack.stop().await;
 }

@@ -231,12 +231,7 @@ impl TierEvaluation {
                         }
                     }
                 }
-                Err(GroupError::UnknownDistributor(id)) => {
-                    return Err(Failure::permanent(
-                        "unknown_distributor",
-                        format!("distributor {id} does not exist"),
-                    ));
-                }
+                Err(GroupError::UnknownDistributor(id)) => return Err(unknown_distributor(&id)),
                 Err(GroupError::Store(e)) => return Err(e.into()),
             }
         }
@@ -421,12 +416,7 @@ impl TierEvaluation {
             .await
         {
             Ok(r) => r,
-            Err(GroupError::UnknownDistributor(id)) => {
-                return Err(Failure::permanent(
-                    "unknown_distributor",
-                    format!("distributor {id} does not exist"),
-                ));
-            }
+            Err(GroupError::UnknownDistributor(id)) => return Err(unknown_distributor(&id)),
             Err(GroupError::Store(e)) => return Err(e.into()),
         };
         tracing::info!(distributor = %u.distributor, user = %u.user, created = registered.created, "downline user registered");
@@ -444,6 +434,15 @@ impl TierEvaluation {
         }
         Ok(())
     }
+}
+
+/// A message about a distributor that does not exist: it never will by
+/// retrying, so it is dead-lettered at once.
+fn unknown_distributor(id: &DistributorId) -> Failure {
+    Failure::permanent(
+        "unknown_distributor",
+        format!("distributor {id} does not exist"),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

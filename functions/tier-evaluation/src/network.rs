@@ -9,7 +9,7 @@ use tier_messages::NetworkPull;
 use tier_runtime::sqs::Failure;
 use tier_store::network::PullError;
 
-use crate::{EvalError, TierEvaluation};
+use crate::{EvalError, TierEvaluation, unknown_distributor};
 
 impl TierEvaluation {
     /// Asks the second ancestor in `ancestors` (upline first) to pull the
@@ -57,12 +57,7 @@ impl TierEvaluation {
             .await
         {
             Ok(p) => p,
-            Err(PullError::UnknownDistributor(id)) => {
-                return Err(Failure::permanent(
-                    "unknown_distributor",
-                    format!("distributor {id} does not exist"),
-                ));
-            }
+            Err(PullError::UnknownDistributor(id)) => return Err(unknown_distributor(&id)),
             Err(e @ PullError::NotADownline { .. }) => {
                 return Err(Failure::permanent("not_a_downline", e.to_string()));
             }

@@ -29,7 +29,6 @@ pub struct RoleWrite {
     pub pk: String,
     pub sk: String,
     pub units: f64,
-    pub in_transaction: bool,
     /// Which transaction of the order it was in (`None`: a plain write).
     pub tx: Option<u64>,
 }
@@ -80,12 +79,12 @@ pub fn abstract_order(writes: &[Write], ids: &Recorded<'_>) -> Template {
     };
     let mut t = Template::default();
     let mut pull_requests = std::collections::BTreeSet::new();
-    for w in writes.iter().filter(|w| !w.check_only || w.in_transaction) {
+    // A condition check is billed and conflicts like a write: it counts.
+    for w in writes {
         let rw = RoleWrite {
             pk: role(&w.pk),
             sk: role(&w.sk),
             units: w.units,
-            in_transaction: w.in_transaction,
             tx: w.in_transaction.then_some(w.request),
         };
         if w.source
@@ -595,14 +594,12 @@ mod tests {
                     pk: "DIST#{S}".into(),
                     sk: "METRICS".into(),
                     units: 2.0,
-                    in_transaction: true,
                     tx: Some(1),
                 },
                 RoleWrite {
                     pk: "DIST#{A1}".into(),
                     sk: "METRICS".into(),
                     units: 2.0,
-                    in_transaction: true,
                     tx: Some(1),
                 },
             ],
@@ -611,14 +608,12 @@ mod tests {
                     pk: "DIST#{A2}".into(),
                     sk: "NET#{A1}".into(),
                     units: 2.0,
-                    in_transaction: true,
                     tx: Some(2),
                 },
                 RoleWrite {
                     pk: "DIST#{A2}".into(),
                     sk: "METRICS".into(),
                     units: 2.0,
-                    in_transaction: true,
                     tx: Some(2),
                 },
             ],

@@ -222,13 +222,22 @@ pub(crate) fn metrics_update(
 const KEEP_MONTHS: usize = 2;
 const KEEP_MONTHS_SALES: usize = 5;
 
+fn months_back(today: Day, n: usize) -> Month {
+    (0..n).fold(today.month(), |m: Month, _| m.previous())
+}
+
+/// The oldest month whose buckets other than own sales are kept as of
+/// `today`: older ones no window reads, and the next write removes them.
+pub(crate) fn oldest_kept(today: Day) -> Month {
+    months_back(today, KEEP_MONTHS)
+}
+
 /// Buckets of a metrics item nothing reads any more, as of `today`:
 /// monthly buckets older than their windows reach, frozen commission that
 /// has settled, and buckets no read can place. The item's size is what
 /// every write of it costs.
 pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
-    let back = |n: usize| (0..n).fold(today.month(), |m: Month, _| m.previous());
-    let (keep, keep_sales) = (back(KEEP_MONTHS), back(KEEP_MONTHS_SALES));
+    let (keep, keep_sales) = (oldest_kept(today), months_back(today, KEEP_MONTHS_SALES));
     item.keys()
         .filter(|name| {
             is_unreadable(name)
@@ -247,6 +256,37 @@ pub(crate) fn stale_buckets(item: &Item, today: Day) -> Vec<String> {
         .collect()
 }
 
+/// An update's `ADD` clause as it is built: each attribute and value by a
+/// placeholder of its own.
+#[derive(Default)]
+struct Adds {
+    names: HashMap<String, String>,
+    values: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    adds: Vec<String>,
+}
+
+impl Adds {
+    fn push(&mut self, attr: String, value: String) {
+        let i = self.adds.len();
+        self.names.insert(format!("#a{i}"), attr);
+        self.values.insert(format!(":v{i}"), n(value));
+        self.adds.push(format!("#a{i} :v{i}"));
+    }
+
+    /// ` ADD …`, or nothing when nothing is added.
+    fn clause(&self) -> String {
+        if self.adds.is_empty() {
+            String::new()
+        } else {
+            format!(" ADD {}", self.adds.join(", "))
+        }
+    }
+}
+
+/// Bumps the metrics item's version unconditionally: a tier decided from
+/// an earlier read is then not written over the change.
+const BUMP_VERSION: &str = "mversion = if_not_exists(mversion, :zero) + :one";
+
 /// As [`metrics_update`], also removing the attributes in `remove` and
 /// setting those in `set` (the ranks the sorted lists read).
 pub(crate) fn metrics_update_pruning(
@@ -257,15 +297,8 @@ pub(crate) fn metrics_update_pruning(
     remove: &[String],
     set: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
 ) -> Update {
-    let mut names = HashMap::new();
-    let mut values = HashMap::new();
-    let mut adds = Vec::new();
-    let mut push = |attr: String, value: String| {
-        let i = adds.len();
-        names.insert(format!("#a{i}"), attr);
-        values.insert(format!(":v{i}"), n(value));
-        adds.push(format!("#a{i} :v{i}"));
-    };
+    let mut a = Adds::default();
+    let mut push = |attr: String, value: String| a.push(attr, value);
     // Each monthly bucket moved, and the lifetime total by their sum.
     let mut push_buckets = |kind: &str, moves: Vec<(Month, Decimal)>| {
         if moves.is_empty() {
@@ -305,6 +338,12 @@ pub(crate) fn metrics_update_pruning(
     for (day, amount) in delta.frozen_commission.iter().filter(|(_, a)| !a.is_zero()) {
         push(format!("frozen#{day}"), amount.amount().to_string());
     }
+    let adds = a.clause();
+    let Adds {
+        mut names,
+        mut values,
+        ..
+    } = a;
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
     let (pk, sk) = keys::metrics(id);
@@ -332,16 +371,11 @@ pub(crate) fn metrics_update_pruning(
             }
         }
         None => {
-            sets.push("mversion = if_not_exists(mversion, :zero) + :one".into());
+            sets.push(BUMP_VERSION.into());
             values.insert(":zero".into(), n(0));
             values.insert(":one".into(), n(1));
         }
     }
-    let adds = if adds.is_empty() {
-        String::new()
-    } else {
-        format!(" ADD {}", adds.join(", "))
-    };
     // An ADD and a REMOVE of the same attribute in one expression is refused
     // (a refund of an order from a pruned month): the ADD wins, the bucket
     // goes with a later write.
@@ -374,19 +408,8 @@ pub(crate) fn network_update(
     id: &DistributorId,
     moved: &tier_domain::network::NetworkTotals,
 ) -> Update {
-    let mut names = HashMap::from([("#e".to_owned(), keys::ENTITY.to_owned())]);
-    let mut values = HashMap::from([
-        (":e".to_owned(), s("metrics")),
-        (":zero".to_owned(), n(0)),
-        (":one".to_owned(), n(1)),
-    ]);
-    let mut adds = Vec::new();
-    let mut push = |attr: String, value: String| {
-        let i = adds.len();
-        names.insert(format!("#a{i}"), attr);
-        values.insert(format!(":v{i}"), n(value));
-        adds.push(format!("#a{i} :v{i}"));
-    };
+    let mut a = Adds::default();
+    let mut push = |attr: String, value: String| a.push(attr, value);
     let sales = &moved.sales;
     for (month, v) in sales.by_month.iter().filter(|(_, v)| !v.is_zero()) {
         push(format!("dsalesA#{month}"), v.amount().to_string());
@@ -410,19 +433,24 @@ pub(crate) fn network_update(
             push(name.into(), change.to_string());
         }
     }
-    let adds = if adds.is_empty() {
-        String::new()
-    } else {
-        format!(" ADD {}", adds.join(", "))
-    };
+    let adds = a.clause();
+    let Adds {
+        mut names,
+        mut values,
+        ..
+    } = a;
+    names.insert("#e".into(), keys::ENTITY.into());
+    values.extend([
+        (":e".to_owned(), s("metrics")),
+        (":zero".to_owned(), n(0)),
+        (":one".to_owned(), n(1)),
+    ]);
     let (pk, sk) = keys::metrics(id);
     Update::builder()
         .table_name(&table.name)
         .key(keys::PK, s(pk))
         .key(keys::SK, s(sk))
-        .update_expression(format!(
-            "SET #e = :e, mversion = if_not_exists(mversion, :zero) + :one{adds}"
-        ))
+        .update_expression(format!("SET #e = :e, {BUMP_VERSION}{adds}"))
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .build()

@@ -20,7 +20,7 @@ use crate::distributors::parse_profile;
 use crate::error::StoreError;
 use crate::item::{self, n, new_item};
 use crate::keys;
-use crate::metrics::{network_update, parse_metrics};
+use crate::metrics::{network_update, oldest_kept, parse_metrics};
 use crate::table::{Table, TxOutcome};
 
 /// Downlines per pull transaction: an edge each and the upline's metrics
@@ -92,7 +92,7 @@ impl Table {
         downlines: &[DistributorId],
         today: Day,
     ) -> Result<Pulled, PullError> {
-        let from = today.month().previous().previous();
+        let from = oldest_kept(today);
         let ukey = keys::distributor(upline);
         let mut keys_read = vec![ukey.clone()];
         for d in downlines {
@@ -135,11 +135,10 @@ impl Table {
                     ),
                     None => (NetworkTotals::default(), 0),
                 };
-                let moved = now.since(&seen, from);
-                if moved.is_zero() && now == seen {
+                if now == seen {
                     continue;
                 }
-                total.add(&moved);
+                total.add(&now.since(&seen, from));
                 tx.push(edge_put(self, &ekey, &now, version));
             }
             if tx.is_empty() {

@@ -150,22 +150,18 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                 Design::Now => "now",
             };
             println!("\n{rate} orders/s, {name}:");
-            println!(
-                "  hottest item       {:>9.0} WCU/s ({})",
-                f.hottest_item.0, f.hottest_item.1
-            );
-            println!(
-                "  hottest non-stock  {:>9.0} WCU/s ({})",
-                f.hottest_non_stock.0, f.hottest_non_stock.1
-            );
-            println!(
-                "  hottest partition  {:>9.0} WCU/s ({})",
-                f.hottest_partition.0, f.hottest_partition.1
-            );
-            println!(
-                "  hottest upline's   {:>9.0} WCU/s ({}: written for orders below it)",
-                f.hottest_network.0, f.hottest_network.1
-            );
+            for (label, (wcu, what), note) in [
+                ("hottest item", &f.hottest_item, ""),
+                ("hottest non-stock", &f.hottest_non_stock, ""),
+                ("hottest partition", &f.hottest_partition, ""),
+                (
+                    "hottest upline's",
+                    &f.hottest_network,
+                    ": written for orders below it",
+                ),
+            ] {
+                println!("  {label:<18} {wcu:>9.0} WCU/s ({what}{note})");
+            }
             let by_depth: Vec<String> = f
                 .units_by_depth
                 .iter()
