@@ -17,6 +17,8 @@
 //! without it. What is still pending after an interruption is carried on by
 //! the redelivery.
 
+pub mod levels;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
