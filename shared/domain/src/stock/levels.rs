@@ -119,8 +119,12 @@ impl SkuStock {
             allocated: draw.units() as i64,
             ..Move::default()
         };
-        if let Some(t) = tier.filter(|_| draw.reserve > 0) {
-            m.reserves.insert(t.clone(), -(draw.reserve as i64));
+        match tier {
+            Some(t) if draw.reserve > 0 => {
+                m.reserves.insert(t.clone(), -(draw.reserve as i64));
+            }
+            // No tier, no reserve: [`SkuStock::draw`] gives none.
+            _ => debug_assert_eq!(draw.reserve, 0, "a draw from a reserve names its tier"),
         }
         m
     }
