@@ -87,6 +87,7 @@ fn paid_event(
             }],
             urgent: false,
             region: None,
+            tier: None,
         },
     })
 }

@@ -62,6 +62,7 @@ fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
             lines: vec![],
             urgent: false,
             region: None,
+            tier: None,
         },
     )];
     for r in 0..rng.below(4) {

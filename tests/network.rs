@@ -248,6 +248,7 @@ async fn random_orders_and_pulls_end_in_the_ledgers_totals_at_every_level() {
                 lines: vec![],
                 urgent: false,
                 region: None,
+                tier: None,
             },
         ));
         if o % 3 == 0 {

@@ -11,7 +11,7 @@
 //! | ledger entry `version` | a refund racing its order's payment |
 //! | downline user `live_orders` / not exists | a registration racing the first order, both ways |
 //! | commission balance (withdrawal) | two withdrawals of one balance |
-//! | stock `available >= :q` | two allocations of the last unit |
+//! | stock part `>= :q` (pool, a tier's reserve) | two allocations of the last unit; two of one tier's last reserved unit |
 //! | rule-set pointer `version` | two publications |
 //! | price-book version claim | two price-book publications |
 //! | profile `tier_version` | an evaluation against a manual override, both ways |
@@ -119,22 +119,22 @@ fn one_unit(sku: &str) -> Vec<OrderLine> {
     }]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_allocations_of_the_last_unit_reserve_it_once() {
-    let (stack, api) = clothing_stack().await;
-    let r = api
-        .put("skus/JACKET-DOWN/stock", &json!({"available": 1}))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-
+/// RACE-A's allocation of one jacket for `tier`, through a gated table:
+/// RACE-B's, for the same tier, reads after it and runs to its end before
+/// RACE-A's write is sent, and is filled.
+async fn race_for_a_jacket(
+    stack: &LocalStack,
+    tier: Option<tier_domain::ids::TierId>,
+) -> (Allocation, Interleave) {
     let interleave = Interleave::default();
     let name = stack.table_name();
+    let rival_tier = tier.clone();
     interleave.before_next(Write::TransactWriteItems, move || async move {
         let outcome = direct(&name)
             .allocate_payment(
                 &order("RACE-B"),
                 &EventId::parse("race-b").unwrap(),
+                rival_tier.as_ref(),
                 &one_unit("JACKET-DOWN"),
             )
             .await
@@ -146,15 +146,28 @@ async fn two_allocations_of_the_last_unit_reserve_it_once() {
             }
         );
     });
-    let first = gated(&stack, &interleave)
+    let first = gated(stack, &interleave)
         .allocate_payment(
             &order("RACE-A"),
             &EventId::parse("race-a").unwrap(),
+            tier.as_ref(),
             &one_unit("JACKET-DOWN"),
         )
         .await
         .unwrap();
     assert_eq!(interleave.fired(), 1, "the competitor went first");
+    (first, interleave)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_allocations_of_the_last_unit_reserve_it_once() {
+    let (stack, api) = clothing_stack().await;
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"available": 1}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (first, _) = race_for_a_jacket(&stack, None).await;
     assert_eq!(
         first,
         Allocation::Reserved {
@@ -163,6 +176,56 @@ async fn two_allocations_of_the_last_unit_reserve_it_once() {
         "the unit went to the competitor; this order waits for stock"
     );
     assert_eq!(stock(&api, "JACKET-DOWN").await, 0, "never below zero");
+    stack.stop().await;
+}
+
+/// The loser's draw took the tier's last reserved unit, which the
+/// competitor took first: its condition on the reserve fails, and the
+/// redraw fills the line from the pool instead of backordering it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_allocations_of_one_tiers_last_reserved_unit_both_fill() {
+    let (stack, api) = clothing_stack().await;
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 2}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .put(
+            "skus/JACKET-DOWN/reserves",
+            &json!({"reserves": {"gold": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, &r.body["pool"]), (200, &json!(1)), "{}", r.body);
+    let gold = tier_domain::ids::TierId::parse("gold").unwrap();
+    let (first, interleave) = race_for_a_jacket(&stack, Some(gold)).await;
+    assert_eq!(
+        first,
+        Allocation::Reserved {
+            backordered: vec![]
+        }
+    );
+    assert_eq!(
+        interleave.sent(Write::TransactWriteItems),
+        2,
+        "the gated writer's refused write and its retry"
+    );
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(
+        (&s["pool"], &s["reserves"], &s["allocated"]),
+        (&json!(0), &json!({}), &json!(2))
+    );
+    let a = api
+        .get("orders/jd/sh-outlet/RACE-A/reservations")
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(
+        a["lines"]["1"]["draw"],
+        json!({"pool": 1}),
+        "redrawn from the pool"
+    );
     stack.stop().await;
 }
 
@@ -236,6 +299,7 @@ fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::Order
             lines,
             urgent: false,
             region: None,
+            tier: None,
         },
     }
 }

@@ -221,7 +221,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     for i in 0..150 {
         // MANY-007 has none left.
         table
-            .set_stock(&sku(i), if i == 7 { 0 } else { 2 }, now)
+            .set_stock(&sku(i), if i == 7 { 0 } else { 2 }, &[], now)
             .await
             .unwrap();
     }
@@ -245,7 +245,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     let event = EventId::parse("many-paid").unwrap();
     assert_eq!(
         table
-            .allocate_payment(&order, &event, &lines)
+            .allocate_payment(&order, &event, None, &lines)
             .await
             .unwrap(),
         Allocation::Reserved {
@@ -254,7 +254,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     );
     assert_eq!(
         table
-            .allocate_payment(&order, &event, &lines)
+            .allocate_payment(&order, &event, None, &lines)
             .await
             .unwrap(),
         Allocation::Duplicate
@@ -264,11 +264,302 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
         record.lines.values().filter(|l| l.reserved == 1).count(),
         149
     );
-    assert_eq!(table.stock(&sku(0)).await.unwrap(), Some(1));
-    assert_eq!(table.stock(&sku(149)).await.unwrap(), Some(1));
-    assert_eq!(table.stock(&sku(7)).await.unwrap(), Some(0));
+    let free = |s: Option<tier_domain::stock::levels::SkuStock>| s.map(|s| s.free());
+    assert_eq!(free(table.stock(&sku(0)).await.unwrap()), Some(1));
+    assert_eq!(free(table.stock(&sku(149)).await.unwrap()), Some(1));
+    assert_eq!(free(table.stock(&sku(7)).await.unwrap()), Some(0));
+    assert_eq!(table.stock(&sku(7)).await.unwrap().unwrap().backordered, 1);
     assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 149);
     assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 0);
-    assert_eq!(table.stock(&sku(149)).await.unwrap(), Some(2));
+    assert_eq!(free(table.stock(&sku(149)).await.unwrap()), Some(2));
+    assert_eq!(table.stock(&sku(7)).await.unwrap().unwrap().backordered, 0);
+    stack.stop().await;
+}
+
+/// Stock kept for a tier: a junior order cannot draw on gold's reserve,
+/// gold's draws it first; a cancellation gives each unit back to the part
+/// it came from and closes a backorder; a recount cuts the pool, then the
+/// reserves; price lookup shows a tier what it may draw on; bad counts and
+/// plans change nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tiers_reserve_is_kept_for_it_and_every_unit_goes_back_where_it_came_from() {
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    let r = api
+        .put(
+            "distributors/d-suzhou/tier",
+            &json!({"tier": "gold", "reason": "key account", "lock": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(&api, "d-suzhou").await, "gold");
+    let parts = |b: &serde_json::Value| {
+        (
+            b["on_hand"].as_u64().unwrap(),
+            b["pool"].as_u64().unwrap(),
+            b["reserves"].clone(),
+            b["allocated"].as_u64().unwrap(),
+            b["backordered"].as_u64().unwrap(),
+        )
+    };
+    let levels = || async { parts(&api.get("skus/JACKET-DOWN/stock").await.unwrap().body) };
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 10}))
+        .await
+        .unwrap();
+    assert_eq!(parts(&r.body), (10, 10, json!({}), 0, 0), "{}", r.body);
+    let r = api
+        .put(
+            "skus/JACKET-DOWN/reserves",
+            &json!({"reserves": {"gold": 6}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        parts(&r.body),
+        (10, 4, json!({"gold": 6}), 0, 0),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["available"], 10);
+    let seen_by_gold = || async {
+        let r = api
+            .prices_query("d-suzhou", &["JACKET-DOWN"], &[("include", "stock")])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["stock"]["JACKET-DOWN"].as_u64().unwrap()
+    };
+    assert_eq!(seen_by_gold().await, 10);
+
+    // Junior d-shanghai: 5 find only the pool's 4; then 4 take them.
+    let jacket = |event: &str, order: &str, q: u32| {
+        docs::paid(event, order, "b1", &[("JACKET-DOWN", q, "1299.00")], now)
+    };
+    api.webhook("jd", "sh-outlet", &jacket("j1", "J1", 5))
+        .await
+        .unwrap();
+    api.webhook("jd", "sh-outlet", &jacket("j2", "J2", 4))
+        .await
+        .unwrap();
+    // Gold d-suzhou: 6 from its reserve.
+    api.webhook("douyin", "sz-live", &jacket("g1", "G1", 6))
+        .await
+        .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let line = |platform: &str, store: &str, order: &str| {
+        let api = api.clone();
+        let path = format!("orders/{platform}/{store}/{order}/reservations");
+        async move { api.get(&path).await.unwrap().body["lines"]["1"].clone() }
+    };
+    assert_eq!(line("jd", "sh-outlet", "J1").await["status"], "backordered");
+    assert_eq!(
+        line("jd", "sh-outlet", "J2").await["draw"],
+        json!({"pool": 4})
+    );
+    assert_eq!(
+        line("douyin", "sz-live", "G1").await["draw"],
+        json!({"pool": 0, "reserve": {"tier": "gold", "units": 6}})
+    );
+    assert_eq!(levels().await, (10, 0, json!({}), 10, 5));
+    assert_eq!(seen_by_gold().await, 0);
+
+    // Cancelled: gold's units go back to gold's reserve; the backorder closes.
+    api.webhook("douyin", "sz-live", &docs::cancelled("g1-x", "G1", now))
+        .await
+        .unwrap();
+    api.webhook("jd", "sh-outlet", &docs::cancelled("j1-x", "J1", now))
+        .await
+        .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(levels().await, (10, 0, json!({"gold": 6}), 4, 0));
+    assert_eq!(seen_by_gold().await, 6);
+
+    // A count of 8: the pool is empty, so 2 come out of gold's reserve.
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 8}))
+        .await
+        .unwrap();
+    assert_eq!(
+        parts(&r.body),
+        (8, 0, json!({"gold": 4}), 4, 0),
+        "{}",
+        r.body
+    );
+    // Below what orders hold: refused, nothing changed.
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 3}))
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (409, "below_allocated"), "{}", r.body);
+    // Free units, as older integrations count: on hand is them plus the 4 held.
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"available": 5}))
+        .await
+        .unwrap();
+    assert_eq!(
+        parts(&r.body),
+        (9, 1, json!({"gold": 4}), 4, 0),
+        "{}",
+        r.body
+    );
+    for (body, want) in [
+        (
+            json!({"on_hand": 1, "available": 1}),
+            (422, "invalid_document"),
+        ),
+        (json!({}), (422, "invalid_document")),
+        (json!({"on_hand": -1}), (422, "invalid_document")),
+        (json!({"on_hand": 2.5}), (422, "invalid_document")),
+    ] {
+        let r = api.put("skus/JACKET-DOWN/stock", &body).await.unwrap();
+        assert_eq!((r.status, r.code()), want, "{body}: {}", r.body);
+    }
+
+    // Bad plans: each named, nothing changed.
+    let r = api
+        .put(
+            "skus/JACKET-DOWN/reserves",
+            &json!({"reserves": {"platinum": 1, "gold": 2, "x#y": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_tier"), "{}", r.body);
+    let named: Vec<&str> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["tier"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["platinum", "x#y"]);
+    for (body, want) in [
+        (
+            json!({"reserves": {"gold": 6}}),
+            (422, "reserves_exceed_stock"),
+        ),
+        (
+            json!({"reserves": {"gold": 2_000_000_000u64}}),
+            (422, "invalid_quantity"),
+        ),
+        (json!({"reserves": {"gold": -1}}), (422, "invalid_document")),
+        (
+            json!({"reserves": {"gold": 1.5}}),
+            (422, "invalid_document"),
+        ),
+        (json!({"gold": 1}), (422, "invalid_document")),
+    ] {
+        let r = api.put("skus/JACKET-DOWN/reserves", &body).await.unwrap();
+        assert_eq!((r.status, r.code()), want, "{body}: {}", r.body);
+    }
+    let r = api
+        .put(
+            "skus/NO-SUCH-SKU/reserves",
+            &json!({"reserves": {"gold": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.code()), (422, "unknown_sku"));
+    assert_eq!(levels().await, (9, 1, json!({"gold": 4}), 4, 0));
+
+    // A new plan: gold keeps none, senior 2; the pool takes the rest.
+    let r = api
+        .put(
+            "skus/JACKET-DOWN/reserves",
+            &json!({"reserves": {"gold": 0, "senior": 2}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        parts(&r.body),
+        (9, 3, json!({"senior": 2}), 4, 0),
+        "{}",
+        r.body
+    );
+    assert_eq!(levels().await, (9, 3, json!({"senior": 2}), 4, 0));
+    stack.stop().await;
+}
+
+/// Items written before stock was kept by tier: a SKU's single
+/// `available` count, and an order's lines without a draw. The first read
+/// converts the SKU (all of it on hand and in the pool); the old lines
+/// come back as a restock, and their old backorders were never counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_kept_before_tiers_is_converted_and_released_as_a_restock() {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    let db = &stack.clients.dynamodb;
+    let put = |item: Vec<(&str, A)>| {
+        db.put_item()
+            .table_name(stack.table_name())
+            .set_item(Some(
+                item.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            ))
+            .send()
+    };
+    let s = |v: &str| A::S(v.into());
+    put(vec![
+        ("PK", s("SKU#JACKET-DOWN")),
+        ("SK", s("STOCK")),
+        ("entity_type", s("stock")),
+        ("sku", s("JACKET-DOWN")),
+        ("available", A::N("7".into())),
+    ])
+    .await
+    .unwrap();
+    let record = json!({
+        "paid_by": "old-p", "cancelled": false, "releases": [],
+        "lines": {
+            "1": {"sku": "JACKET-DOWN", "quantity": 3, "reserved": 3, "status": "reserved",
+                  "unit_price": "1299.00", "entitled_unit_price": null},
+            "2": {"sku": "JACKET-DOWN", "quantity": 2, "reserved": 0, "status": "backordered",
+                  "unit_price": "1299.00", "entitled_unit_price": null}
+        }
+    });
+    put(vec![
+        ("PK", s("ORDER#jd#sh-outlet#OLD")),
+        ("SK", s("STOCK")),
+        ("entity_type", s("order_stock")),
+        ("order", s("jd/sh-outlet/OLD")),
+        ("version", A::N("1".into())),
+        ("record", s(&record.to_string())),
+    ])
+    .await
+    .unwrap();
+
+    // A new order converts the item as it reads it, then draws on it.
+    let now = Utc::now();
+    let paid = docs::paid("new-p", "NEW", "b1", &[("JACKET-DOWN", 2, "1299.00")], now);
+    api.webhook("jd", "sh-outlet", &paid).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let levels = || async {
+        let b = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+        (
+            b["on_hand"].clone(),
+            b["pool"].clone(),
+            b["allocated"].clone(),
+            b["backordered"].clone(),
+        )
+    };
+    assert_eq!(levels().await, (json!(7), json!(5), json!(2), json!(0)));
+
+    // The old order's cancellation: its 3 units come back on hand.
+    api.webhook("jd", "sh-outlet", &docs::cancelled("old-x", "OLD", now))
+        .await
+        .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(levels().await, (json!(10), json!(8), json!(2), json!(0)));
+    let old = api
+        .get("orders/jd/sh-outlet/OLD/reservations")
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(
+        (&old["lines"]["1"]["status"], &old["lines"]["2"]["status"]),
+        (&json!("released"), &json!("cancelled"))
+    );
     stack.stop().await;
 }

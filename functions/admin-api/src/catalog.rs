@@ -1,11 +1,56 @@
-//! The price book and stock.
+//! The price book, and each SKU's stock by tier.
+
+use tier_domain::stock::levels::{LevelsError, SkuStock};
+use tier_store::stock::StockError;
 
 use super::*;
 
+/// The most units any part of a SKU's stock may be set to.
+const MAX_UNITS: u64 = 1_000_000_000;
+
+/// A stock count: what is on hand, or (as ERP integrations sent before
+/// stock was kept by tier) what is free to sell beside what orders hold.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StockBody {
-    available: u64,
+    on_hand: Option<u64>,
+    available: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReservesBody {
+    /// Units kept per tier; a tier absent keeps none.
+    reserves: BTreeMap<String, u64>,
+}
+
+/// A SKU's stock as the API shows it: `available` is what is free to any
+/// tier or kept for one (the pool and the reserves).
+fn stock_json(sku: &Sku, s: &SkuStock) -> serde_json::Value {
+    json!({
+        "sku": sku,
+        "on_hand": s.on_hand,
+        "available": s.free(),
+        "pool": s.pool,
+        "reserves": s.reserves,
+        "allocated": s.allocated,
+        "backordered": s.backordered,
+    })
+}
+
+fn refused(e: StockError) -> ApiError {
+    match e {
+        StockError::Store(e) => e.into(),
+        StockError::Refused(e @ LevelsError::ReservesExceedFree { .. }) => {
+            ApiError::unprocessable("reserves_exceed_stock", e.to_string())
+        }
+        StockError::Refused(e @ LevelsError::BelowAllocated { .. }) => {
+            ApiError::conflict("below_allocated", e.to_string())
+        }
+        StockError::Refused(e @ LevelsError::Negative { .. }) => {
+            ApiError::conflict("stock_changed", e.to_string())
+        }
+    }
 }
 
 impl AdminApi {
@@ -73,32 +118,116 @@ impl AdminApi {
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
         let b: StockBody = http::parse_json(body)?;
-        if b.available > 1_000_000_000 {
+        let count = match (b.on_hand, b.available) {
+            (Some(units), None) | (None, Some(units)) => units,
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_document",
+                    "give exactly one of on_hand and available",
+                ));
+            }
+        };
+        if count > MAX_UNITS {
             return Err(ApiError::unprocessable(
                 "invalid_stock",
-                "available must be at most 1,000,000,000",
+                format!("stock must be at most {MAX_UNITS}"),
             ));
         }
-        if !self.table.sku_in_current_book(&sku).await? {
+        self.require_sku(&sku).await?;
+        // Recounts cut reserves most junior first.
+        let junior_first: Vec<TierId> = match self.table.current_rule_set().await? {
+            Some(rules) => {
+                let mut tiers: Vec<_> = rules.rules.tiers().iter().collect();
+                tiers.sort_by_key(|t| t.rank);
+                tiers.into_iter().map(|t| t.id.clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        let now = Utc::now();
+        let stock = match b.available {
+            // Free units asked for: on hand is those beside what orders
+            // hold, as read; a race with an order is the count's to rerun.
+            Some(free) => {
+                let held = self.table.stock(&sku).await?.map_or(0, |s| s.allocated);
+                self.table
+                    .set_stock(&sku, held + free, &junior_first, now)
+                    .await
+            }
+            None => self.table.set_stock(&sku, count, &junior_first, now).await,
+        }
+        .map_err(refused)?;
+        tracing::info!(%sku, on_hand = stock.on_hand, "stock counted");
+        Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
+    }
+
+    pub(crate) async fn put_reserves(
+        &self,
+        sku: Sku,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let b: ReservesBody = http::parse_json(body)?;
+        let rules = self.table.current_rule_set().await?.ok_or_else(|| {
+            ApiError::conflict(
+                "no_rule_set",
+                "publish a rule set before reserves: they are kept for its tiers",
+            )
+        })?;
+        let mut plan = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, units) in &b.reserves {
+            match TierId::parse(name)
+                .ok()
+                .filter(|t| rules.rules.tier_by_id(t.as_str()).is_some())
+            {
+                None => errors.push(json!({"tier": name, "code": "unknown_tier", "message": format!("tier {name} is not in the current rule set")})),
+                Some(_) if *units > MAX_UNITS => errors.push(json!({"tier": name, "code": "invalid_quantity", "message": format!("a reserve must be at most {MAX_UNITS}")})),
+                Some(t) => {
+                    plan.insert(t, *units);
+                }
+            }
+        }
+        if let Some(first) = errors.first() {
+            let code = if errors.iter().any(|e| e["code"] == "unknown_tier") {
+                "unknown_tier"
+            } else {
+                "invalid_quantity"
+            };
             return Err(ApiError::unprocessable(
+                code,
+                format!(
+                    "{} reserve(s) refused; nothing changed. First: {}",
+                    errors.len(),
+                    first["message"].as_str().unwrap_or_default()
+                ),
+            )
+            .with_errors(json!(errors)));
+        }
+        self.require_sku(&sku).await?;
+        plan.retain(|_, u| *u > 0);
+        let stock = self
+            .table
+            .set_reserves(&sku, &plan, Utc::now())
+            .await
+            .map_err(refused)?;
+        tracing::info!(%sku, reserves = ?stock.reserves, "reserves set");
+        Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
+    }
+
+    async fn require_sku(&self, sku: &Sku) -> Result<(), ApiError> {
+        if self.table.sku_in_current_book(sku).await? {
+            Ok(())
+        } else {
+            Err(ApiError::unprocessable(
                 "unknown_sku",
                 format!("SKU {sku} is not in the current price book; publish its prices first"),
-            ));
+            ))
         }
-        self.table.set_stock(&sku, b.available, Utc::now()).await?;
-        Ok(http::json(
-            StatusCode::OK,
-            &json!({"sku": sku, "available": b.available}),
-        ))
     }
 
     pub(crate) async fn get_stock(&self, sku: Sku) -> Result<Response<Body>, ApiError> {
-        let available = self.table.stock(&sku).await?.ok_or_else(|| {
+        let stock = self.table.stock(&sku).await?.ok_or_else(|| {
             ApiError::not_found("stock_not_found", format!("SKU {sku} has no stock record"))
         })?;
-        Ok(http::json(
-            StatusCode::OK,
-            &json!({"sku": sku, "available": available}),
-        ))
+        Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
     }
 }

@@ -25,8 +25,9 @@
 //! | POST | `/v1/admin/api-keys` | create an API key (shown once) |
 //! | GET | `/v1/admin/api-keys` | list the keys |
 //! | DELETE | `/v1/admin/api-keys/{id}` | revoke a key |
-//! | PUT | `/v1/admin/skus/{sku}/stock` | set the stock available to reserve |
-//! | GET | `/v1/admin/skus/{sku}/stock` | the stock available |
+//! | PUT | `/v1/admin/skus/{sku}/stock` | count a SKU's stock: on hand, or the units free beside what orders hold |
+//! | GET | `/v1/admin/skus/{sku}/stock` | a SKU's stock: on hand, the pool, reserves by tier, allocated, backordered |
+//! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
 //! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
 //! | POST | `/v1/admin/dead-letters:redrive` | move dead letters back to their queue, optionally of one failure code |
@@ -307,6 +308,9 @@ impl AdminApi {
             }
             (Method::GET, ["v1", "admin", "skus", s, "stock"]) => {
                 self.get_stock(id(s, Sku::parse)?).await
+            }
+            (Method::PUT, ["v1", "admin", "skus", s, "reserves"]) => {
+                self.put_reserves(id(s, Sku::parse)?, body).await
             }
             (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
                 let order = OrderRef {

@@ -340,7 +340,7 @@ impl AdminApi {
                     tier_store::queue::send_order_event(
                         &self.tier_events,
                         &self.dead_letters.stock_events.source,
-                        event,
+                        *event,
                     )
                     .await?;
                     self.table.release_held(&h).await?;

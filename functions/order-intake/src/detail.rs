@@ -210,7 +210,7 @@ impl<D: OrderDetails> DetailFetcher<D> {
             Admission::Event(event) => {
                 // Before the held item goes: a crash in between fetches and
                 // sends again.
-                send_order_event(&self.tier_events, &self.stock_events, event).await?;
+                send_order_event(&self.tier_events, &self.stock_events, *event).await?;
                 self.table.release_held(held).await?;
                 tracing::info!(%platform, %store, %event_id, "order detail fetched: queued");
                 "queued"

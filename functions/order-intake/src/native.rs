@@ -313,7 +313,7 @@ impl NativeIntake {
             now,
         ) {
             Admission::Event(event) => {
-                send_order_event(queues.tier_events, queues.stock_events, event).await?;
+                send_order_event(queues.tier_events, queues.stock_events, *event).await?;
                 table
                     .put_notice_receipt(platform, store, &event_id, now)
                     .await?;

@@ -156,6 +156,7 @@ impl WebhookDoc {
                 lines: self.lines.into_iter().map(OrderLine::from).collect(),
                 urgent: self.urgent,
                 region: self.region,
+                tier: None,
             }),
             WebhookType::Refunded => {
                 let refund = self.refund.ok_or("order.refunded needs refund")?;

@@ -275,9 +275,16 @@ impl PriceLookup {
             "unknown_skus": unknown_skus,
         });
         if include_stock {
-            let levels: HashMap<&Sku, i64> = skus
+            // What this distributor's orders may draw on: the pool and its
+            // tier's reserve, never another tier's.
+            let levels: HashMap<&Sku, u64> = skus
                 .iter()
-                .map(|s| (s, stock.get(s).copied().unwrap_or(0)))
+                .map(|s| {
+                    (
+                        s,
+                        stock.get(s).map_or(0, |st| st.available_to(Some(&tier.id))),
+                    )
+                })
                 .collect();
             answer["stock"] = json!(levels);
         }

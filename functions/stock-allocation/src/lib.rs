@@ -1,9 +1,10 @@
 //! Stock allocation: consumes order events from SQS.
 //!
 //! - paid: the order's lines are recorded and their stock taken in one
-//!   transaction, each SKU's decrement conditional on enough stock, so stock
-//!   never goes below zero; a SKU that cannot be filled is recorded as
-//!   backordered, not dropped;
+//!   transaction, from the reserve of the tier the distributor had when it
+//!   paid and then the shared pool, each part's decrement conditional on
+//!   enough stock, so stock never goes below zero; a line that cannot be
+//!   filled is recorded as backordered, not dropped;
 //! - cancelled: every line's remaining reservation returns to stock, once;
 //! - refunded: the returned lines it lists go back to stock, once per refund.
 //!
@@ -55,9 +56,9 @@ impl StockAllocation {
     async fn on_order_event(&self, event: &OrderEvent) -> Result<(), Failure> {
         let order = &event.order;
         match &event.kind {
-            OrderEventKind::Paid { lines, .. } => match self
+            OrderEventKind::Paid { lines, tier, .. } => match self
                 .table
-                .allocate_payment(order, &event.event_id, lines)
+                .allocate_payment(order, &event.event_id, tier.as_ref(), lines)
                 .await?
             {
                 Allocation::Reserved { backordered } if !backordered.is_empty() => {

@@ -250,6 +250,7 @@ mod tests {
                     lines,
                     urgent: false,
                     region: None,
+                    tier: None,
                 },
             ),
             &cal,

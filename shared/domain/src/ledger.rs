@@ -323,6 +323,7 @@ mod tests {
                 lines: vec![],
                 urgent: false,
                 region: None,
+                tier: None,
             },
         )
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, RefundId, Sku};
+use crate::ids::{BuyerId, DistributorId, EventId, LineId, OrderRef, RefundId, Sku, TierId};
 use crate::money::Money;
 use crate::region::Region;
 
@@ -50,6 +50,11 @@ pub enum OrderEventKind {
         /// The buyer's province, from the shipping address, where known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         region: Option<Region>,
+        /// The distributor's tier when the order was paid, as intake found
+        /// it: whose stock reserve the lines draw on. `None` before a rule
+        /// set is published (and on events queued before tiers were kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<TierId>,
     },
     Refunded {
         refund_id: RefundId,
@@ -279,6 +284,7 @@ mod tests {
             lines,
             urgent: false,
             region: None,
+            tier: None,
         }
     }
 

@@ -1,5 +1,5 @@
-//! An order's stock (库存占用): what each of its lines reserved, and what
-//! came back, as one record per order.
+//! An order's stock (库存占用): what each of its lines took, from which
+//! part of its SKU's stock, and what came back, as one record per order.
 //!
 //! Delivery is at least once and out of order, so the record is a state
 //! machine that every event moves at most once: a payment records its lines
@@ -9,13 +9,19 @@
 //! cancelled, and the late payment reserves nothing; returns that overtake
 //! the payment are kept, and the payment reserves only what stays sold.
 //!
-//! Each step leaves the stock it moves pending on the lines; the store takes
-//! it ([`OrderStock::take_pending`], [`OrderStock::take_releasing`], as many
-//! SKUs as one transaction holds) and writes the record and the moves in one
-//! transaction, the decrements conditional on enough stock. A SKU without
-//! enough is backordered ([`OrderStock::backorder`]) and the write tried again
-//! without it. What is still pending after an interruption is carried on by
-//! the redelivery.
+//! Each step leaves the stock it moves pending on the lines. The store reads
+//! the SKUs' stock ([`levels::SkuStock`]), lets the record draw on it
+//! ([`OrderStock::take_pending`]: the order's tier's reserve, then the pool;
+//! a line that finds too little is backordered) or give back what it holds
+//! ([`OrderStock::take_releasing`]), as many SKUs as one transaction holds,
+//! and writes the record and the SKUs' [`levels::Move`]s in one
+//! transaction, each part a move lowers conditional on enough being there.
+//! A write that loses to another is read and drawn again. What is still
+//! pending after an interruption is carried on by the redelivery.
+//!
+//! Lines recorded before stock was kept by tier hold no [`Draw`]: their
+//! units left on hand when they were taken, so they come back as a restock,
+//! and their backorders were never counted.
 
 pub mod levels;
 
@@ -23,25 +29,27 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, LineId, Sku};
+use crate::ids::{EventId, LineId, Sku, TierId};
 use crate::money::Money;
 use crate::order::{OrderLine, ReturnedLine};
+use levels::{Draw, Move, SkuStock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LineStatus {
     /// Recorded with its payment, stock not yet taken: an order with more
-    /// SKUs than one transaction can decrement is reserved in parts.
+    /// SKUs than one transaction can move is taken in parts.
     Pending,
-    /// Stock decremented (partly returned goods leave it reserved with a
-    /// lower `reserved`).
+    /// Stock taken (partly returned goods leave it reserved with a lower
+    /// `reserved`).
     Reserved,
-    /// Not enough stock when paid: recorded so operations can fill it.
+    /// Not enough stock when paid: counted in its SKU's backorders so that
+    /// operations can fill it.
     Backordered,
     /// Everything returned to stock by a cancellation or returned goods.
     Released,
-    /// A backorder whose order was cancelled, or a line paid after its
-    /// order's cancellation.
+    /// A backorder whose order was cancelled or whose goods were all
+    /// refunded, or a line paid after its order's cancellation.
     Cancelled,
 }
 
@@ -57,20 +65,57 @@ pub struct LineStock {
     pub unit_price: Option<Money>,
     /// What the distributor was entitled to pay per unit at order time.
     pub entitled_unit_price: Option<Money>,
+    /// Where the reserved units came from (its units are `reserved`).
+    /// `None` on lines taken before stock was kept by tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<Draw>,
+    /// Units backordered, counted in the SKU's backorders.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub short: u32,
     /// Released units not yet back in stock: an order of more SKUs than one
-    /// transaction can return is released in parts.
+    /// transaction can return is released in parts. `returning` goes back
+    /// to the parts it came from; `releasing` (lines without a draw) back
+    /// to on hand and the pool; `closing` leaves the SKU's backorders.
+    #[serde(default, skip_serializing_if = "is_nothing")]
+    pub returning: Draw,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub releasing: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub closing: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_nothing(d: &Draw) -> bool {
+    d.units() == 0
+}
+
+impl LineStock {
+    fn has_releasing(&self) -> bool {
+        self.returning.units() > 0 || self.releasing > 0 || self.closing > 0
+    }
+
+    /// Moves up to `units` of what the line holds to what it is returning.
+    fn release(&mut self, units: u32) {
+        let back = units.min(self.reserved);
+        self.reserved -= back;
+        match &mut self.draw {
+            Some(d) => self.returning.absorb(d.split_off(u64::from(back))),
+            None => self.releasing += back,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OrderStock {
     /// The payment event that recorded the lines.
     pub paid_by: Option<EventId>,
+    /// The distributor's tier when the order was paid: whose reserve the
+    /// lines draw on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierId>,
     pub cancelled: bool,
     pub lines: BTreeMap<LineId, LineStock>,
     /// Releases applied: `cancel`, `refund:<refund id>`.
@@ -80,8 +125,8 @@ pub struct OrderStock {
     pub early_returns: BTreeMap<String, Vec<ReturnedLine>>,
 }
 
-/// Units to take from (negative) or give back to (positive) each SKU's stock.
-pub type StockMoves = BTreeMap<Sku, i64>;
+/// What each SKU's stock is to be moved by, as one conditional write each.
+pub type StockMoves = BTreeMap<Sku, Move>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payment {
@@ -93,13 +138,23 @@ pub enum Payment {
     Cancelled,
 }
 
+/// What [`OrderStock::take_pending`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub moves: StockMoves,
+    /// SKUs with a line that found too little stock.
+    pub backordered: BTreeSet<Sku>,
+}
+
 impl OrderStock {
-    /// Records a payment's lines, pending until [`OrderStock::take_pending`].
-    pub fn pay(&mut self, event: &EventId, lines: &[OrderLine]) -> Payment {
+    /// Records a payment's lines, pending until [`OrderStock::take_pending`],
+    /// for a distributor of `tier`.
+    pub fn pay(&mut self, event: &EventId, tier: Option<&TierId>, lines: &[OrderLine]) -> Payment {
         if self.paid_by.is_some() {
             return Payment::Duplicate;
         }
         self.paid_by = Some(event.clone());
+        self.tier = tier.cloned();
         let status = if self.cancelled {
             LineStatus::Cancelled
         } else {
@@ -115,7 +170,11 @@ impl OrderStock {
                     status,
                     unit_price: Some(line.unit_price),
                     entitled_unit_price: line.entitled_unit_price,
+                    draw: None,
+                    short: 0,
+                    returning: Draw::default(),
                     releasing: 0,
+                    closing: 0,
                 },
             );
         }
@@ -130,17 +189,30 @@ impl OrderStock {
         self.lines.values().any(|l| l.status == LineStatus::Pending)
     }
 
-    /// Reserves the pending lines of up to `max_skus` SKUs, net of returns
-    /// that came before the payment, and returns the units to take.
-    pub fn take_pending(&mut self, max_skus: usize) -> StockMoves {
+    /// The SKUs [`OrderStock::take_pending`] takes next: up to `max_skus`
+    /// of those with pending lines.
+    pub fn pending_skus(&self, max_skus: usize) -> BTreeSet<Sku> {
         let pending: BTreeSet<&Sku> = self
             .lines
             .values()
             .filter(|l| l.status == LineStatus::Pending)
             .map(|l| &l.sku)
             .collect();
-        let skus: BTreeSet<Sku> = pending.into_iter().take(max_skus).cloned().collect();
-        let mut moves = StockMoves::new();
+        pending.into_iter().take(max_skus).cloned().collect()
+    }
+
+    /// Takes the stock of the pending lines of up to `max_skus` SKUs, net of
+    /// returns that came before the payment, from `stock` as read (a SKU
+    /// absent has none): each line draws on the order's tier's reserve,
+    /// then the pool, in line order, and a line the two cannot fill whole
+    /// is backordered.
+    pub fn take_pending(&mut self, max_skus: usize, stock: &BTreeMap<Sku, SkuStock>) -> Taken {
+        let skus = self.pending_skus(max_skus);
+        let mut left: BTreeMap<Sku, SkuStock> = skus
+            .iter()
+            .map(|s| (s.clone(), stock.get(s).cloned().unwrap_or_default()))
+            .collect();
+        let mut taken = Taken::default();
         for (id, line) in self
             .lines
             .iter_mut()
@@ -153,54 +225,66 @@ impl OrderStock {
                 .filter(|r| &r.line_id == id)
                 .map(|r| r.quantity)
                 .sum();
-            line.reserved = line.quantity.saturating_sub(returned);
-            line.status = if line.reserved == 0 {
-                LineStatus::Released
-            } else {
-                LineStatus::Reserved
-            };
-            if line.reserved > 0 {
-                *moves.entry(line.sku.clone()).or_default() -= i64::from(line.reserved);
+            let wanted = line.quantity.saturating_sub(returned);
+            if wanted == 0 {
+                line.status = LineStatus::Released;
+                continue;
             }
+            let sku_stock = left.get_mut(&line.sku).expect("every taken SKU is read");
+            let step = match sku_stock.draw(self.tier.as_ref(), u64::from(wanted)) {
+                Some(draw) => {
+                    line.status = LineStatus::Reserved;
+                    line.reserved = wanted;
+                    let step = SkuStock::take(&draw);
+                    line.draw = Some(draw);
+                    step
+                }
+                None => {
+                    line.status = LineStatus::Backordered;
+                    line.short = wanted;
+                    taken.backordered.insert(line.sku.clone());
+                    Move {
+                        backordered: i64::from(wanted),
+                        ..Move::default()
+                    }
+                }
+            };
+            sku_stock
+                .apply(&step)
+                .expect("a draw fits the stock it was drawn from");
+            taken.moves.entry(line.sku.clone()).or_default().add(&step);
         }
-        moves
+        taken.moves.retain(|_, m| !m.is_empty());
+        taken
     }
 
-    /// Marks every reserved line of `sku` backordered: the stock did not
-    /// cover them. Returns the units they had asked for.
-    pub fn backorder(&mut self, sku: &Sku) -> i64 {
-        let mut asked = 0;
-        for line in self
-            .lines
-            .values_mut()
-            .filter(|l| &l.sku == sku && l.status == LineStatus::Reserved)
-        {
-            asked += i64::from(line.reserved);
-            line.reserved = 0;
-            line.status = LineStatus::Backordered;
-        }
-        asked
-    }
-
-    /// Cancels the order: everything still reserved is released, once.
+    /// Cancels the order: everything still reserved is released, and its
+    /// backorders closed, once.
     pub fn cancel(&mut self) {
         if !self.releases.insert("cancel".into()) {
             return;
         }
         self.cancelled = true;
         for line in self.lines.values_mut() {
-            line.status = match line.status {
-                LineStatus::Backordered | LineStatus::Pending => LineStatus::Cancelled,
-                LineStatus::Reserved => LineStatus::Released,
-                s => s,
-            };
-            line.releasing += line.reserved;
-            line.reserved = 0;
+            match line.status {
+                LineStatus::Pending => line.status = LineStatus::Cancelled,
+                LineStatus::Backordered => {
+                    line.status = LineStatus::Cancelled;
+                    line.closing += line.short;
+                    line.short = 0;
+                }
+                LineStatus::Reserved => {
+                    line.status = LineStatus::Released;
+                    line.release(line.reserved);
+                }
+                LineStatus::Released | LineStatus::Cancelled => {}
+            }
         }
     }
 
     /// Releases the returned goods of refund `refund_id`, once; before the
-    /// payment they are kept for it. A backorder partly refunded stays open.
+    /// payment they are kept for it. A backorder partly refunded stays open
+    /// for what is left.
     pub fn refund(&mut self, refund_id: &str, returned: &[ReturnedLine]) {
         let release = format!("refund:{refund_id}");
         if returned.is_empty() || !self.releases.insert(release.clone()) {
@@ -210,22 +294,30 @@ impl OrderStock {
             self.early_returns.insert(release, returned.to_vec());
             return;
         }
-        // Lines still pending (an order reserved in parts) have taken no
+        // Lines still pending (an order taken in parts) have taken no
         // stock yet: their returns wait for them, as if before the payment.
         let mut for_pending = Vec::new();
         for r in returned {
             let Some(line) = self.lines.get_mut(&r.line_id) else {
                 continue;
             };
-            if line.status == LineStatus::Pending {
-                for_pending.push(r.clone());
-                continue;
-            }
-            let back = r.quantity.min(line.reserved);
-            line.reserved -= back;
-            line.releasing += back;
-            if back > 0 && line.reserved == 0 {
-                line.status = LineStatus::Released;
+            match line.status {
+                LineStatus::Pending => for_pending.push(r.clone()),
+                LineStatus::Backordered => {
+                    let cut = r.quantity.min(line.short);
+                    line.short -= cut;
+                    line.closing += cut;
+                    if line.short == 0 {
+                        line.status = LineStatus::Cancelled;
+                    }
+                }
+                LineStatus::Reserved => {
+                    line.release(r.quantity);
+                    if line.reserved == 0 {
+                        line.status = LineStatus::Released;
+                    }
+                }
+                LineStatus::Released | LineStatus::Cancelled => {}
             }
         }
         if !for_pending.is_empty() {
@@ -234,7 +326,7 @@ impl OrderStock {
     }
 
     pub fn has_releasing(&self) -> bool {
-        self.lines.values().any(|l| l.releasing > 0)
+        self.lines.values().any(LineStock::has_releasing)
     }
 
     /// The released units of up to `max_skus` SKUs, to give back to stock.
@@ -242,7 +334,7 @@ impl OrderStock {
         let releasing: BTreeSet<&Sku> = self
             .lines
             .values()
-            .filter(|l| l.releasing > 0)
+            .filter(|l| l.has_releasing())
             .map(|l| &l.sku)
             .collect();
         let skus: BTreeSet<Sku> = releasing.into_iter().take(max_skus).cloned().collect();
@@ -250,163 +342,22 @@ impl OrderStock {
         for line in self
             .lines
             .values_mut()
-            .filter(|l| l.releasing > 0 && skus.contains(&l.sku))
+            .filter(|l| l.has_releasing() && skus.contains(&l.sku))
         {
-            *moves.entry(line.sku.clone()).or_default() += i64::from(line.releasing);
-            line.releasing = 0;
+            let m = moves.entry(line.sku.clone()).or_default();
+            m.add(&SkuStock::give_back(&std::mem::take(&mut line.returning)));
+            let restock = i64::from(std::mem::take(&mut line.releasing));
+            m.add(&Move {
+                on_hand: restock,
+                pool: restock,
+                backordered: -i64::from(std::mem::take(&mut line.closing)),
+                ..Move::default()
+            });
         }
+        moves.retain(|_, m| !m.is_empty());
         moves
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(id: &str, sku: &str, q: u32) -> OrderLine {
-        OrderLine {
-            line_id: LineId::parse(id).unwrap(),
-            sku: Sku::parse(sku).unwrap(),
-            quantity: q,
-            unit_price: Money::parse("10.00").unwrap(),
-            amount: Money::parse("10.00").unwrap(),
-            entitled_unit_price: None,
-            floor_unit_price: None,
-        }
-    }
-
-    fn ret(id: &str, q: u32) -> ReturnedLine {
-        ReturnedLine {
-            line_id: LineId::parse(id).unwrap(),
-            quantity: q,
-        }
-    }
-
-    fn sku(s: &str) -> Sku {
-        Sku::parse(s).unwrap()
-    }
-
-    fn ev(s: &str) -> EventId {
-        EventId::parse(s).unwrap()
-    }
-
-    #[test]
-    fn a_payment_reserves_by_sku_once_and_a_short_sku_is_backordered() {
-        let mut o = OrderStock::default();
-        let lines = [
-            line("1", "TEE", 2),
-            line("2", "TEE", 3),
-            line("3", "HOODIE", 1),
-        ];
-        assert_eq!(o.pay(&ev("p"), &lines), Payment::Recorded);
-        assert_eq!(
-            o.take_pending(99),
-            BTreeMap::from([(sku("HOODIE"), -1), (sku("TEE"), -5)])
-        );
-        assert!(!o.has_pending());
-        assert_eq!(o.pay(&ev("p-again"), &lines), Payment::Duplicate);
-        assert_eq!(o.backorder(&sku("TEE")), 5);
-        assert_eq!(
-            o.lines[&LineId::parse("2").unwrap()].status,
-            LineStatus::Backordered
-        );
-        // Cancelling returns only what was reserved; the backorders close.
-        o.cancel();
-        assert_eq!(o.take_releasing(99), BTreeMap::from([(sku("HOODIE"), 1)]));
-        o.cancel();
-        assert_eq!(o.take_releasing(99), BTreeMap::new());
-        assert_eq!(
-            o.lines[&LineId::parse("1").unwrap()].status,
-            LineStatus::Cancelled
-        );
-        assert_eq!(
-            o.lines[&LineId::parse("3").unwrap()].status,
-            LineStatus::Released
-        );
-    }
-
-    #[test]
-    fn refunds_release_once_and_early_events_are_kept_for_the_payment() {
-        let mut o = OrderStock::default();
-        o.pay(&ev("p"), &[line("1", "TEE", 10)]);
-        o.take_pending(99);
-        let refund = |o: &mut OrderStock, id: &str, back: &[ReturnedLine]| {
-            o.refund(id, back);
-            o.take_releasing(99)
-        };
-        assert_eq!(
-            refund(&mut o, "RF1", &[ret("1", 4)]),
-            BTreeMap::from([(sku("TEE"), 4)])
-        );
-        assert_eq!(
-            refund(&mut o, "RF1", &[ret("1", 4)]),
-            BTreeMap::new(),
-            "the same refund under another event id"
-        );
-        assert_eq!(
-            refund(&mut o, "RF2", &[ret("1", 99)]),
-            BTreeMap::from([(sku("TEE"), 6)]),
-            "never more than reserved"
-        );
-        assert_eq!(
-            o.lines[&LineId::parse("1").unwrap()].status,
-            LineStatus::Released
-        );
-
-        // A refund before its payment: the payment reserves what stays sold.
-        let mut early = OrderStock::default();
-        assert_eq!(refund(&mut early, "RF1", &[ret("1", 3)]), BTreeMap::new());
-        assert_eq!(
-            early.pay(&ev("p"), &[line("1", "TEE", 5)]),
-            Payment::Recorded
-        );
-        assert_eq!(early.take_pending(99), BTreeMap::from([(sku("TEE"), -2)]));
-        assert_eq!(
-            refund(&mut early, "RF1", &[ret("1", 3)]),
-            BTreeMap::new(),
-            "applied with the payment"
-        );
-
-        // A cancellation before its payment: nothing is reserved.
-        let mut cancelled = OrderStock::default();
-        cancelled.cancel();
-        assert!(!cancelled.has_releasing());
-        assert_eq!(
-            cancelled.pay(&ev("p"), &[line("1", "TEE", 5)]),
-            Payment::Cancelled
-        );
-        assert_eq!(
-            cancelled.lines[&LineId::parse("1").unwrap()].status,
-            LineStatus::Cancelled
-        );
-        assert_eq!(cancelled.lines[&LineId::parse("1").unwrap()].reserved, 0);
-    }
-
-    #[test]
-    fn many_skus_are_taken_in_parts() {
-        let mut o = OrderStock::default();
-        let lines: Vec<OrderLine> = (0..5)
-            .map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1))
-            .collect();
-        o.pay(&ev("p"), &lines);
-        assert_eq!(o.take_pending(2).len(), 2);
-        // A refund of a line not yet reserved: it reserves only what stays sold.
-        o.refund("RF1", &[ret("4", 1)]);
-        assert!(!o.has_releasing());
-        assert_eq!(o.take_pending(2).len(), 2);
-        assert!(o.has_pending());
-        // A cancellation in between cancels what is still pending, and
-        // what was reserved goes back in parts too.
-        o.cancel();
-        assert!(!o.has_pending());
-        assert_eq!(o.take_releasing(3).values().sum::<i64>(), 3);
-        assert_eq!(o.take_releasing(3).values().sum::<i64>(), 1);
-        assert_eq!(
-            o.lines[&LineId::parse("4").unwrap()].status,
-            LineStatus::Cancelled,
-            "never reserved, returned, then cancelled"
-        );
-        assert!(!o.has_releasing());
-        assert_eq!(o.take_pending(2), BTreeMap::new());
-    }
-}
+mod tests;

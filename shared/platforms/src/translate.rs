@@ -238,6 +238,7 @@ fn paid(
         lines,
         urgent: order.urgent,
         region: order.region.clone(),
+        tier: None,
     })
 }
 

@@ -1,21 +1,24 @@
-//! SKUs: stock on hand, and each order's reservations against it (one
-//! record per order, see [`tier_domain::stock`]).
+//! Each order's reservations against its SKUs' stock: one record per
+//! order (see [`tier_domain::stock`]) written in one transaction with the
+//! stock it moves (see [`crate::stock`]).
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-use chrono::{DateTime, Utc};
-use tier_domain::ids::{EventId, OrderRef, Sku};
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use tier_domain::ids::{EventId, OrderRef, Sku, TierId};
 use tier_domain::order::{OrderLine, ReturnedLine};
+use tier_domain::stock::levels::Move;
 use tier_domain::stock::{OrderStock, Payment, StockMoves};
 
 use crate::error::StoreError;
-use crate::item::{self, n, new_item, s};
+use crate::item::{self, Item, n, new_item, s};
 use crate::keys;
 use crate::table::{Table, TxOutcome};
 
 /// What a payment did to stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allocation {
-    /// Reserved; the SKUs listed lacked stock and their lines are backordered.
+    /// Reserved; the SKUs listed lacked stock for some line, backordered.
     Reserved { backordered: Vec<Sku> },
     /// The order was cancelled before its payment arrived: nothing reserved.
     OrderCancelled,
@@ -24,100 +27,105 @@ pub enum Allocation {
 }
 
 /// SKUs whose stock one transaction moves, beside the order's record
-/// (TransactWriteItems takes 100 actions).
+/// (TransactWriteItems takes 100 actions; BatchGetItem 100 keys).
 const SKUS_PER_TRANSACTION: usize = 99;
 const MAX_ATTEMPTS: u32 = 8;
 
+/// How a write of a record and its stock moves went.
+enum Written {
+    Committed,
+    /// The record changed since it was read.
+    RecordChanged,
+    /// These SKUs no longer held what the moves lower: another order took
+    /// the units, or the item still held its old single count.
+    StockChanged(BTreeSet<Sku>),
+}
+
+fn parse_record(i: Option<&Item>) -> Result<(OrderStock, u64), StoreError> {
+    match i {
+        Some(i) => Ok((
+            item::get_json(i, "record")?,
+            item::get_u64_or_zero(i, "version")?,
+        )),
+        None => Ok((OrderStock::default(), 0)),
+    }
+}
+
 impl Table {
-    /// Sets the stock on hand (available to reserve) of a SKU.
-    pub async fn set_stock(
-        &self,
-        sku: &Sku,
-        available: u64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let item = new_item(
-            &keys::stock(sku),
-            "stock",
-            [
-                ("sku", s(sku.as_str())),
-                ("available", n(available)),
-                ("updated_at", s(at.to_rfc3339())),
-            ],
-        );
-        self.client
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem", e))?;
-        Ok(())
-    }
-
-    /// Stock available to reserve; `None` if the SKU has no stock record.
-    pub async fn stock(&self, sku: &Sku) -> Result<Option<i64>, StoreError> {
-        self.get(&keys::stock(sku), true)
-            .await?
-            .map(|i| item::get_i64(&i, "available"))
-            .transpose()
-    }
-
     /// An order's stock record and its version (0: none yet).
     pub async fn order_stock(&self, order: &OrderRef) -> Result<(OrderStock, u64), StoreError> {
-        let key = keys::order_stock(order);
-        match self.get(&key, true).await? {
-            Some(i) => Ok((
-                item::get_json(&i, "record")?,
-                item::get_u64_or_zero(&i, "version")?,
-            )),
-            None => Ok((OrderStock::default(), 0)),
-        }
+        parse_record(self.get(&keys::order_stock(order), true).await?.as_ref())
     }
 
-    /// Records a payment's lines and takes their stock: the record and the
-    /// decrements in one transaction, each decrement conditional on enough
-    /// stock, so stock never goes below zero. A SKU without enough is
-    /// backordered and the write tried again without it.
+    /// Records a payment's lines, for a distributor of `tier`, and takes
+    /// their stock: the order's record and the SKUs are read together, each
+    /// line draws on its tier's reserve and then the pool, and the record
+    /// and the draws are written in one transaction, each part lowered
+    /// conditional on enough being there, so stock never goes below zero. A
+    /// line the stock cannot fill is backordered. A write that loses to
+    /// another order is read and drawn again.
     pub async fn allocate_payment(
         &self,
         order: &OrderRef,
         event: &EventId,
+        tier: Option<&TierId>,
         lines: &[OrderLine],
     ) -> Result<Allocation, StoreError> {
-        let mut backordered = Vec::new();
+        let mut backordered = BTreeSet::new();
         let mut reserved_any = false;
+        // A fresh payment's SKUs are its lines': read them with the record.
+        let mut guess: BTreeSet<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
+        let record_key = keys::order_stock(order);
         for attempt in 0..MAX_ATTEMPTS {
-            let (mut record, version) = self.order_stock(order).await?;
-            let payment = record.pay(event, lines);
+            let first: BTreeSet<Sku> = guess.iter().take(SKUS_PER_TRANSACTION).cloned().collect();
+            let (mut stock, extra) = self
+                .read_stock_with(&first, std::slice::from_ref(&record_key))
+                .await?;
+            let (mut record, version) = parse_record(extra.get(&record_key))?;
+            let payment = record.pay(event, tier, lines);
             if payment == Payment::Duplicate && !record.has_pending() {
                 return Ok(if reserved_any {
-                    Allocation::Reserved { backordered }
+                    Allocation::Reserved {
+                        backordered: backordered.into_iter().collect(),
+                    }
                 } else {
                     Allocation::Duplicate
                 });
             }
             if payment == Payment::Cancelled {
                 match self
-                    .write_stock(order, version, &mut record, StockMoves::new())
+                    .write_stock(order, version, &record, &StockMoves::new())
                     .await?
                 {
-                    Some(_) => return Ok(Allocation::OrderCancelled),
-                    None => continue,
+                    Written::Committed => return Ok(Allocation::OrderCancelled),
+                    _ => continue,
                 }
             }
             // An order of more SKUs than one transaction takes goes in parts;
             // an interrupted one carries on from its pending lines.
-            let moves = record.take_pending(SKUS_PER_TRANSACTION);
-            match self.write_stock(order, version, &mut record, moves).await? {
-                Some(short) => {
+            let skus = record.pending_skus(SKUS_PER_TRANSACTION);
+            let unread: BTreeSet<Sku> = skus.difference(&first).cloned().collect();
+            if !unread.is_empty() {
+                stock.extend(self.read_stock(&unread).await?);
+            }
+            let taken = record.take_pending(SKUS_PER_TRANSACTION, &stock);
+            match self
+                .write_stock(order, version, &record, &taken.moves)
+                .await?
+            {
+                Written::Committed => {
                     reserved_any = true;
-                    backordered.extend(short);
+                    backordered.extend(taken.backordered);
                     if !record.has_pending() {
-                        return Ok(Allocation::Reserved { backordered });
+                        return Ok(Allocation::Reserved {
+                            backordered: backordered.into_iter().collect(),
+                        });
                     }
+                    guess = record.pending_skus(SKUS_PER_TRANSACTION);
                 }
-                None => crate::table::backoff(attempt + 1).await,
+                Written::RecordChanged | Written::StockChanged(_) => {
+                    crate::table::backoff(attempt + 1).await
+                }
             }
         }
         Err(StoreError::Contention {
@@ -162,15 +170,31 @@ impl Table {
             // More SKUs than one transaction takes go back in parts; an
             // interrupted release carries on from what is still releasing.
             let moves = record.take_releasing(SKUS_PER_TRANSACTION);
-            let back: i64 = moves.values().sum();
-            match self.write_stock(order, version, &mut record, moves).await? {
-                Some(_) => {
+            let back: i64 = moves.values().map(Move::freed).sum();
+            match self.write_stock(order, version, &record, &moves).await? {
+                Written::Committed => {
                     units += back;
                     if !record.has_releasing() {
                         return Ok(units);
                     }
                 }
-                None => crate::table::backoff(attempt + 1).await,
+                Written::RecordChanged => crate::table::backoff(attempt + 1).await,
+                // Giving back lowers only what the order holds (allocated,
+                // backordered), so a SKU that refuses is one still holding
+                // its old single count (reading converts it) or one whose
+                // parts no longer add up: a fault for operators, not a retry.
+                Written::StockChanged(skus) => {
+                    let stock = self.read_stock(&skus).await?;
+                    for sku in &skus {
+                        let mut s = stock.get(sku).cloned().unwrap_or_default();
+                        if let Err(e) = s.apply(&moves[sku]) {
+                            return Err(StoreError::corrupt(
+                                &keys::stock(sku),
+                                format!("order {order} gives back more than the SKU holds: {e}"),
+                            ));
+                        }
+                    }
+                }
             }
         }
         Err(StoreError::Contention {
@@ -179,19 +203,16 @@ impl Table {
         })
     }
 
-    /// Writes `record` (conditional on `version`) with its stock moves in one
-    /// transaction. A decrement that finds too little stock backorders its
-    /// SKU and the write is tried again. `None`: the record changed since it
-    /// was read; `Some`: committed, with the SKUs backordered.
+    /// Writes `record` (conditional on `version`) with its stock moves in
+    /// one transaction.
     async fn write_stock(
         &self,
         order: &OrderRef,
         version: u64,
-        record: &mut OrderStock,
-        mut moves: StockMoves,
-    ) -> Result<Option<Vec<Sku>>, StoreError> {
+        record: &OrderStock,
+        moves: &StockMoves,
+    ) -> Result<Written, StoreError> {
         let key = keys::order_stock(order);
-        let mut backordered = Vec::new();
         let mut contention = 0u32;
         loop {
             let put = Put::builder()
@@ -200,7 +221,7 @@ impl Table {
                     &key,
                     "order_stock",
                     [
-                        ("record", item::json(&*record)),
+                        ("record", item::json(record)),
                         ("version", n(version + 1)),
                         ("order", s(order.to_string())),
                     ],
@@ -216,31 +237,13 @@ impl Table {
                     .put(put.build().expect("put has item"))
                     .build(),
             ];
-            let skus: Vec<Sku> = moves.keys().cloned().collect();
-            for (sku, units) in &moves {
-                let (pk, sk) = keys::stock(sku);
-                let update = Update::builder()
-                    .table_name(&self.name)
-                    .key(keys::PK, s(pk))
-                    .key(keys::SK, s(sk));
-                let update = if *units < 0 {
-                    update
-                        .update_expression("SET available = available - :q")
-                        .condition_expression("available >= :q")
-                        .expression_attribute_values(":q", n(-units))
-                } else {
-                    update
-                        .update_expression("ADD available :q")
-                        .expression_attribute_values(":q", n(units))
-                };
-                tx.push(
-                    TransactWriteItem::builder()
-                        .update(update.build().expect("update has key"))
-                        .build(),
-                );
-            }
+            tx.extend(moves.iter().map(|(sku, m)| {
+                TransactWriteItem::builder()
+                    .update(self.stock_update(sku, m))
+                    .build()
+            }));
             match self.transact(tx).await {
-                Ok(TxOutcome::Committed) => return Ok(Some(backordered)),
+                Ok(TxOutcome::Committed) => return Ok(Written::Committed),
                 Ok(TxOutcome::ConditionFailed { reasons }) => {
                     let failed = |i: usize| {
                         reasons
@@ -248,22 +251,18 @@ impl Table {
                             .is_some_and(|r| r == "ConditionalCheckFailed")
                     };
                     if failed(0) {
-                        return Ok(None);
+                        return Ok(Written::RecordChanged);
                     }
-                    let short: Vec<Sku> = skus
-                        .iter()
+                    let short: BTreeSet<Sku> = moves
+                        .keys()
                         .enumerate()
                         .filter(|(i, _)| failed(i + 1))
                         .map(|(_, s)| s.clone())
                         .collect();
                     if short.is_empty() {
-                        return Ok(None);
+                        return Ok(Written::RecordChanged);
                     }
-                    for sku in short {
-                        record.backorder(&sku);
-                        moves.remove(&sku);
-                        backordered.push(sku);
-                    }
+                    return Ok(Written::StockChanged(short));
                 }
                 // Concurrent orders of a hot SKU conflict on its stock item;
                 // DynamoDB cancels the losers, which try again after a short,

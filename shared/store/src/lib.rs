@@ -10,7 +10,8 @@
 //! - [`network`]: all-level network metrics pulled from each direct downline.
 //! - [`backfill`]: the ledger counted into what a new rule set reads.
 //! - [`price_book`]: versioned price books and what a lookup reads.
-//! - [`catalog`]: stock and reservations.
+//! - [`stock`]: each SKU's stock: on hand, the pool, reserves by tier.
+//! - [`catalog`]: each order's reservations against it.
 //! - [`users`]: downline users who sign up before ordering.
 //! - [`commission`]: commission entries and withdrawals.
 //! - [`api_keys`]: integration keys.
@@ -46,6 +47,7 @@ pub mod ranking;
 pub mod reviews;
 pub mod rules;
 pub mod secrets;
+pub mod stock;
 pub mod table;
 pub mod users;
 pub mod webhooks;

@@ -618,7 +618,7 @@ fn held_item(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Queue it for tier evaluation and stock allocation.
-    Event(OrderEvent),
+    Event(Box<OrderEvent>),
     /// Record its receipt only.
     Nothing {
         why: String,
@@ -651,7 +651,9 @@ pub fn admit(
             occurred_at,
             mut kind,
         } => {
-            if let OrderEventKind::Paid { lines, .. } = &mut kind {
+            if let OrderEventKind::Paid { lines, tier, .. } = &mut kind {
+                *tier =
+                    crate::webhooks::paying_tier(view.rules.as_deref(), view.distributor.as_ref());
                 crate::webhooks::record_entitled_prices(
                     lines,
                     view.rules.as_deref(),
@@ -662,7 +664,7 @@ pub fn admit(
                     occurred_at,
                 );
             }
-            Admission::Event(OrderEvent {
+            Admission::Event(Box::new(OrderEvent {
                 event_id,
                 order: OrderRef {
                     platform: platform.clone(),
@@ -672,7 +674,7 @@ pub fn admit(
                 distributor: owner,
                 occurred_at,
                 kind,
-            })
+            }))
         }
     }
 }

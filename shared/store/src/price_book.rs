@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use tier_domain::ids::{DistributorId, Sku};
 use tier_domain::pricing::{PriceBookDraft, Promotion, SkuBook};
+use tier_domain::stock::levels::SkuStock;
 
 /// SKUs per stored part of a promotion: 4,000 SKU ids of at most 64
 /// characters stay well under DynamoDB's 400 KB item limit.
@@ -211,7 +212,7 @@ impl Table {
         version: u64,
         skus: &[Sku],
         with_stock: bool,
-    ) -> Result<(HashMap<Sku, SkuBook>, HashMap<Sku, i64>), StoreError> {
+    ) -> Result<(HashMap<Sku, SkuBook>, HashMap<Sku, SkuStock>), StoreError> {
         let mut wanted: Vec<keys::Key> =
             skus.iter().map(|s| keys::book_entry(version, s)).collect();
         if with_stock {
@@ -225,7 +226,7 @@ impl Table {
                 books.insert(sku.clone(), item::get_json::<SkuBook>(i, "book")?);
             }
             if let Some(i) = items.get(&keys::stock(sku)) {
-                stock.insert(sku.clone(), item::get_i64(i, "available")?);
+                stock.insert(sku.clone(), crate::stock::parse_levels(i)?);
             }
         }
         Ok((books, stock))

@@ -323,9 +323,16 @@ impl Table {
             .key(crate::keys::SK, AttributeValue::S(key.1.clone()))
             .update_expression(update)
             .set_condition_expression(condition.map(str::to_owned))
-            .set_expression_attribute_values(Some(
-                values.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ));
+            // DynamoDB refuses an empty map: none is sent as none.
+            .set_expression_attribute_values(
+                Some(
+                    values
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect::<HashMap<_, _>>(),
+                )
+                .filter(|v| !v.is_empty()),
+            );
         let result = names
             .iter()
             .fold(request, |r, (placeholder, name)| {

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tier_domain::ids::{AppId, DistributorId, EventId, Platform, Sku, StoreId};
+use tier_domain::ids::{AppId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
 use tier_domain::pricing::SkuBook;
 
 use crate::distributors::{Distributor, parse_profile};
@@ -268,6 +268,26 @@ impl Table {
     }
 }
 
+/// The tier an order is paid in: the distributor's, or the rule set's entry
+/// tier for one not yet placed (the tier its prices were quoted in). `None`
+/// before a rule set is published.
+pub fn paying_tier(
+    rules: Option<&PublishedRuleSet>,
+    distributor: Option<&Distributor>,
+) -> Option<TierId> {
+    rules.map(|r| tier_in(r, distributor).id.clone())
+}
+
+fn tier_in<'a>(
+    rules: &'a PublishedRuleSet,
+    distributor: Option<&Distributor>,
+) -> &'a tier_domain::rules::Tier {
+    distributor
+        .and_then(|d| d.tier.as_ref())
+        .and_then(|t| rules.rules.tier_by_id(t.as_str()))
+        .unwrap_or_else(|| rules.rules.entry_tier())
+}
+
 /// What the distributor was entitled to pay per unit, by its tier and the
 /// price book at the moment of the order, and the SKU's floor price then,
 /// on each line: recorded so that resale prices are later compared like
@@ -293,10 +313,7 @@ pub fn record_entitled_prices(
     let Some(rules) = rules else {
         return;
     };
-    let tier = distributor
-        .and_then(|d| d.tier.as_ref())
-        .and_then(|t| rules.rules.tier_by_id(t.as_str()))
-        .unwrap_or_else(|| rules.rules.entry_tier());
+    let tier = tier_in(rules, distributor);
     for line in lines {
         if let Some(entry) = entries.get(&line.sku) {
             let q = pricing::quote(&pricing::QuoteRequest {

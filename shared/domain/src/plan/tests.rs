@@ -48,6 +48,7 @@ fn paid(o: u8, buyer: &str, cents: i64) -> OrderEvent {
             lines: vec![],
             urgent: false,
             region: None,
+            tier: None,
         },
     )
 }

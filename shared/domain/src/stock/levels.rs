@@ -36,15 +36,64 @@ pub struct SkuStock {
 
 /// Where an allocation's units came from, kept on the order line so that a
 /// release gives each unit back to the part it was taken from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draw {
-    pub reserve: u64,
+    #[serde(default)]
     pub pool: u64,
+    /// Units from a reserve: only ever the ordering tier's own, so the
+    /// draw names it and a release cannot put them anywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<Reserved>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reserved {
+    pub tier: TierId,
+    pub units: u64,
 }
 
 impl Draw {
     pub fn units(&self) -> u64 {
-        self.reserve + self.pool
+        self.pool + self.reserved()
+    }
+
+    pub fn reserved(&self) -> u64 {
+        self.reserve.as_ref().map_or(0, |r| r.units)
+    }
+
+    /// Takes up to `units` off this draw, from the reserve first: returned
+    /// goods refill the reserve kept for their tier before the pool.
+    pub fn split_off(&mut self, units: u64) -> Draw {
+        let mut part = Draw::default();
+        if let Some(r) = &mut self.reserve {
+            let back = units.min(r.units);
+            r.units -= back;
+            part.reserve = Some(Reserved {
+                tier: r.tier.clone(),
+                units: back,
+            });
+            if r.units == 0 {
+                self.reserve = None;
+            }
+        }
+        let back = (units - part.reserved()).min(self.pool);
+        self.pool -= back;
+        part.pool = back;
+        if part.reserved() == 0 {
+            part.reserve = None;
+        }
+        part
+    }
+
+    /// Adds `other`, a part split off the same line's draw (so of the same
+    /// tier's reserve, if any).
+    pub fn absorb(&mut self, other: Draw) {
+        self.pool += other.pool;
+        match (&mut self.reserve, other.reserve) {
+            (Some(mine), Some(theirs)) => mine.units += theirs.units,
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
     }
 }
 
@@ -101,38 +150,34 @@ impl SkuStock {
         if self.available_to(tier) < quantity {
             return None;
         }
-        let own = tier
-            .and_then(|t| self.reserves.get(t))
-            .copied()
-            .unwrap_or(0);
-        let reserve = own.min(quantity);
-        Some(Draw {
-            reserve,
-            pool: quantity - reserve,
-        })
+        let reserve = tier.and_then(|t| {
+            let units = self.reserves.get(t).copied().unwrap_or(0).min(quantity);
+            (units > 0).then(|| Reserved {
+                tier: t.clone(),
+                units,
+            })
+        });
+        let pool = quantity - reserve.as_ref().map_or(0, |r| r.units);
+        Some(Draw { pool, reserve })
     }
 
-    /// The move that allocates `draw` to an order of `tier`.
-    pub fn take(tier: Option<&TierId>, draw: Draw) -> Move {
+    /// The move that allocates `draw` to an order.
+    pub fn take(draw: &Draw) -> Move {
         let mut m = Move {
             pool: -(draw.pool as i64),
             allocated: draw.units() as i64,
             ..Move::default()
         };
-        match tier {
-            Some(t) if draw.reserve > 0 => {
-                m.reserves.insert(t.clone(), -(draw.reserve as i64));
-            }
-            // No tier, no reserve: [`SkuStock::draw`] gives none.
-            _ => debug_assert_eq!(draw.reserve, 0, "a draw from a reserve names its tier"),
+        if let Some(r) = &draw.reserve {
+            m.reserves.insert(r.tier.clone(), -(r.units as i64));
         }
         m
     }
 
     /// The move that gives `draw` back to where it came from: a
     /// cancellation, or returned goods.
-    pub fn give_back(tier: Option<&TierId>, draw: Draw) -> Move {
-        Self::take(tier, draw).negated()
+    pub fn give_back(draw: &Draw) -> Move {
+        Self::take(draw).negated()
     }
 
     /// The move that sets on hand to `on_hand` (a stock count from the
@@ -158,7 +203,8 @@ impl SkuStock {
         let from_pool = short.min(self.pool);
         m.pool = -(from_pool as i64);
         short -= from_pool;
-        // Tiers the rule set no longer names go first: nobody draws on them.
+        // Tiers the rule set no longer names go first: no distributor is
+        // placed in them any more, so their reserves serve nobody.
         let ranked = |t: &TierId| junior_first.iter().position(|j| j == t);
         let mut order: Vec<(&TierId, u64)> = self.reserves.iter().map(|(t, &u)| (t, u)).collect();
         order.sort_by_key(|(t, _)| ranked(t).map_or(0, |p| p + 1));
@@ -219,6 +265,32 @@ impl SkuStock {
 }
 
 impl Move {
+    /// Adds `other` to this move: two steps written as one.
+    pub fn add(&mut self, other: &Move) {
+        self.on_hand += other.on_hand;
+        self.pool += other.pool;
+        self.allocated += other.allocated;
+        self.backordered += other.backordered;
+        for (tier, d) in &other.reserves {
+            *self.reserves.entry(tier.clone()).or_default() += d;
+        }
+        self.reserves.retain(|_, d| *d != 0);
+    }
+
+    /// Units the move frees (negative: takes) from the pool and reserves.
+    pub fn freed(&self) -> i64 {
+        self.pool + self.reserves.values().sum::<i64>()
+    }
+
+    /// Whether the move changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.on_hand == 0
+            && self.pool == 0
+            && self.allocated == 0
+            && self.backordered == 0
+            && self.reserves.values().all(|d| *d == 0)
+    }
+
     pub fn negated(&self) -> Move {
         Move {
             on_hand: -self.on_hand,

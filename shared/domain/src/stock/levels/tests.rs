@@ -33,17 +33,19 @@ fn a_tier_draws_its_reserve_then_the_pool_and_never_another_tiers() {
     assert_eq!(
         d,
         Draw {
-            reserve: 4,
-            pool: 2
+            pool: 2,
+            reserve: Some(Reserved {
+                tier: tier("gold"),
+                units: 4
+            }),
         }
     );
-    s.apply(&SkuStock::take(Some(&tier("gold")), d)).unwrap();
+    s.apply(&SkuStock::take(&d)).unwrap();
     assert_eq!(s.reserves.get(&tier("gold")), None);
     assert_eq!((s.pool, s.allocated), (1, 6));
     assert!(s.is_consistent());
     // Given back, each unit returns to the part it came from.
-    s.apply(&SkuStock::give_back(Some(&tier("gold")), d))
-        .unwrap();
+    s.apply(&SkuStock::give_back(&d)).unwrap();
     assert_eq!(s.reserves[&tier("gold")], 4);
     assert_eq!((s.pool, s.allocated), (3, 0));
 }
@@ -54,7 +56,7 @@ fn a_recount_never_cuts_into_allocations_and_cuts_junior_reserves_first() {
     let plan = BTreeMap::from([(tier("gold"), 3), (tier("junior"), 3)]);
     s.apply(&s.replan(&plan).unwrap()).unwrap();
     let d = s.draw(None, 2).unwrap();
-    s.apply(&SkuStock::take(None, d)).unwrap();
+    s.apply(&SkuStock::take(&d)).unwrap();
     assert_eq!(
         s.recount(1, &tiers()),
         Err(LevelsError::BelowAllocated {
@@ -128,7 +130,7 @@ proptest! {
     fn the_parts_always_sum_to_on_hand(steps in prop::collection::vec(step(), 1..60)) {
         let tiers = tiers();
         let mut s = SkuStock::default();
-        let mut held: Vec<(Option<TierId>, Draw)> = Vec::new();
+        let mut held: Vec<Draw> = Vec::new();
         for step in steps {
             let before = s.clone();
             match step {
@@ -152,11 +154,12 @@ proptest! {
                     match s.draw(t.as_ref(), q) {
                         Some(d) => {
                             prop_assert_eq!(d.units(), q);
-                            s.apply(&SkuStock::take(t.as_ref(), d)).unwrap();
+                            s.apply(&SkuStock::take(&d)).unwrap();
                             for other in tiers.iter().filter(|o| Some(*o) != t.as_ref()) {
                                 prop_assert_eq!(s.reserves.get(other), before.reserves.get(other));
                             }
-                            held.push((t, d));
+                            prop_assert!(d.reserve.iter().all(|r| Some(&r.tier) == t.as_ref()));
+                            held.push(d);
                         }
                         None => {
                             prop_assert!(before.available_to(t.as_ref()) < q);
@@ -169,17 +172,17 @@ proptest! {
                         continue;
                     }
                     let n = held.len();
-                    let (t, d) = &mut held[i % n];
+                    let d = &mut held[i % n];
+                    let (units, reserved) = (d.units(), d.reserved());
                     // Returned goods: back to the reserve first, then the pool.
-                    let back_reserve = q.min(d.reserve);
-                    let back = Draw { reserve: back_reserve, pool: (q - back_reserve).min(d.pool) };
-                    s.apply(&SkuStock::give_back(t.as_ref(), back)).unwrap();
-                    d.reserve -= back.reserve;
-                    d.pool -= back.pool;
+                    let back = d.split_off(q);
+                    prop_assert_eq!(back.units(), q.min(units));
+                    prop_assert_eq!(back.reserved(), q.min(reserved));
+                    s.apply(&SkuStock::give_back(&back)).unwrap();
                 }
             }
             prop_assert!(s.is_consistent(), "{:?}", s);
-            prop_assert_eq!(s.allocated, held.iter().map(|(_, d)| d.units()).sum::<u64>());
+            prop_assert_eq!(s.allocated, held.iter().map(Draw::units).sum::<u64>());
         }
     }
 

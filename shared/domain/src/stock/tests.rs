@@ -1,0 +1,339 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn line(id: &str, sku: &str, q: u32) -> OrderLine {
+    OrderLine {
+        line_id: LineId::parse(id).unwrap(),
+        sku: Sku::parse(sku).unwrap(),
+        quantity: q,
+        unit_price: Money::parse("10.00").unwrap(),
+        amount: Money::parse("10.00").unwrap(),
+        entitled_unit_price: None,
+        floor_unit_price: None,
+    }
+}
+
+fn ret(id: &str, q: u32) -> ReturnedLine {
+    ReturnedLine {
+        line_id: LineId::parse(id).unwrap(),
+        quantity: q,
+    }
+}
+
+/// Refund `id` of `o`, applied to `shelves`: the units freed.
+fn refund(
+    shelves: &mut BTreeMap<Sku, SkuStock>,
+    o: &mut OrderStock,
+    id: &str,
+    back: &[ReturnedLine],
+) -> i64 {
+    o.refund(id, back);
+    let moves = o.take_releasing(99);
+    apply(shelves, &moves);
+    moves.values().map(Move::freed).sum::<i64>()
+}
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s).unwrap()
+}
+
+fn tier(s: &str) -> TierId {
+    TierId::parse(s).unwrap()
+}
+
+fn ev(s: &str) -> EventId {
+    EventId::parse(s).unwrap()
+}
+
+fn lid(s: &str) -> LineId {
+    LineId::parse(s).unwrap()
+}
+
+/// `on_hand` units, `reserves` of them kept per tier.
+fn stock(on_hand: u64, reserves: &[(&str, u64)]) -> SkuStock {
+    let mut s = SkuStock::default();
+    s.apply(&s.recount(on_hand, &[]).unwrap()).unwrap();
+    let plan = reserves.iter().map(|(t, u)| (tier(t), *u)).collect();
+    s.apply(&s.replan(&plan).unwrap()).unwrap();
+    s
+}
+
+/// Applies `moves` to `stock`, as the store's conditional writes do.
+fn apply(stock: &mut BTreeMap<Sku, SkuStock>, moves: &StockMoves) {
+    for (sku, m) in moves {
+        stock.entry(sku.clone()).or_default().apply(m).unwrap();
+    }
+}
+
+#[test]
+fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
+    let mut shelves = BTreeMap::from([
+        (sku("TEE"), stock(6, &[("gold", 4)])),
+        (sku("HOODIE"), stock(1, &[])),
+    ]);
+    let mut o = OrderStock::default();
+    let lines = [
+        line("1", "TEE", 5),
+        line("2", "TEE", 3),
+        line("3", "HOODIE", 1),
+    ];
+    assert_eq!(
+        o.pay(&ev("p"), Some(&tier("gold")), &lines),
+        Payment::Recorded
+    );
+    let taken = o.take_pending(99, &shelves);
+    assert_eq!(taken.backordered, BTreeSet::from([sku("TEE")]));
+    apply(&mut shelves, &taken.moves);
+    // Line 1 takes gold's 4 and one from the pool; line 2 finds 1 left.
+    assert_eq!(
+        o.lines[&lid("1")].draw.as_ref().map(Draw::reserved),
+        Some(4)
+    );
+    assert_eq!(o.lines[&lid("2")].status, LineStatus::Backordered);
+    let tee = &shelves[&sku("TEE")];
+    assert_eq!(
+        (tee.pool, tee.allocated, tee.backordered, tee.free()),
+        (1, 5, 3, 1)
+    );
+    assert!(!o.has_pending());
+    assert_eq!(o.pay(&ev("p-again"), None, &lines), Payment::Duplicate);
+    assert_eq!(o.take_pending(99, &shelves), Taken::default());
+
+    // Cancelling gives each unit back to its part and closes the backorder.
+    o.cancel();
+    apply(&mut shelves, &o.take_releasing(99));
+    assert_eq!(shelves[&sku("TEE")], stock(6, &[("gold", 4)]));
+    assert_eq!(shelves[&sku("HOODIE")], stock(1, &[]));
+    o.cancel();
+    assert_eq!(o.take_releasing(99), StockMoves::new());
+    assert_eq!(o.lines[&lid("2")].status, LineStatus::Cancelled);
+    assert_eq!(o.lines[&lid("3")].status, LineStatus::Released);
+}
+
+#[test]
+fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment() {
+    let mut shelves = BTreeMap::from([(sku("TEE"), stock(20, &[("gold", 4)]))]);
+    let mut o = OrderStock::default();
+    o.pay(&ev("p"), Some(&tier("gold")), &[line("1", "TEE", 10)]);
+    let taken = o.take_pending(99, &shelves);
+    apply(&mut shelves, &taken.moves);
+    assert_eq!(refund(&mut shelves, &mut o, "RF1", &[ret("1", 3)]), 3);
+    assert_eq!(
+        refund(&mut shelves, &mut o, "RF1", &[ret("1", 3)]),
+        0,
+        "the same refund under another event id"
+    );
+    assert_eq!(
+        refund(&mut shelves, &mut o, "RF2", &[ret("1", 99)]),
+        7,
+        "never more than reserved"
+    );
+    assert_eq!(o.lines[&lid("1")].status, LineStatus::Released);
+    assert_eq!(shelves[&sku("TEE")], stock(20, &[("gold", 4)]));
+
+    // A refund before its payment: the payment reserves what stays sold.
+    let mut early = OrderStock::default();
+    assert_eq!(refund(&mut shelves, &mut early, "RF1", &[ret("1", 3)]), 0);
+    assert_eq!(
+        early.pay(&ev("p"), None, &[line("1", "TEE", 5)]),
+        Payment::Recorded
+    );
+    let taken = early.take_pending(99, &shelves);
+    assert_eq!(taken.moves[&sku("TEE")].allocated, 2);
+    assert_eq!(
+        refund(&mut shelves, &mut early, "RF1", &[ret("1", 3)]),
+        0,
+        "applied with the payment"
+    );
+
+    // A cancellation before its payment: nothing is reserved.
+    let mut cancelled = OrderStock::default();
+    cancelled.cancel();
+    assert!(!cancelled.has_releasing());
+    assert_eq!(
+        cancelled.pay(&ev("p"), None, &[line("1", "TEE", 5)]),
+        Payment::Cancelled
+    );
+    assert_eq!(cancelled.lines[&lid("1")].status, LineStatus::Cancelled);
+    assert_eq!(cancelled.take_pending(99, &shelves), Taken::default());
+}
+
+#[test]
+fn a_refunded_backorder_shrinks_and_closes() {
+    let mut shelves = BTreeMap::new();
+    let mut o = OrderStock::default();
+    o.pay(&ev("p"), None, &[line("1", "TEE", 5)]);
+    let taken = o.take_pending(99, &shelves);
+    apply(&mut shelves, &taken.moves);
+    assert_eq!(shelves[&sku("TEE")].backordered, 5, "a SKU never stocked");
+    o.refund("RF1", &[ret("1", 2)]);
+    apply(&mut shelves, &o.take_releasing(99));
+    assert_eq!(shelves[&sku("TEE")].backordered, 3);
+    assert_eq!(o.lines[&lid("1")].status, LineStatus::Backordered);
+    o.refund("RF2", &[ret("1", 3)]);
+    apply(&mut shelves, &o.take_releasing(99));
+    assert_eq!(shelves[&sku("TEE")].backordered, 0);
+    assert_eq!(o.lines[&lid("1")].status, LineStatus::Cancelled);
+}
+
+#[test]
+fn lines_taken_before_stock_by_tier_come_back_as_a_restock() {
+    // As stored before lines kept their draw: 4 reserved, 2 backordered.
+    let mut o: OrderStock = serde_json::from_value(serde_json::json!({
+        "paid_by": "p", "cancelled": false, "releases": [],
+        "lines": {
+            "1": {"sku": "TEE", "quantity": 4, "reserved": 4, "status": "reserved",
+                  "unit_price": "10.00", "entitled_unit_price": null},
+            "2": {"sku": "TEE", "quantity": 2, "reserved": 0, "status": "backordered",
+                  "unit_price": "10.00", "entitled_unit_price": null, "releasing": 0}
+        }
+    }))
+    .unwrap();
+    o.cancel();
+    let moves = o.take_releasing(99);
+    assert_eq!(
+        moves[&sku("TEE")],
+        Move {
+            on_hand: 4,
+            pool: 4,
+            ..Move::default()
+        },
+        "back on hand, and the old backorder was never counted"
+    );
+}
+
+#[test]
+fn many_skus_are_taken_in_parts() {
+    let shelves: BTreeMap<Sku, SkuStock> = (0..5)
+        .map(|i| (sku(&format!("SKU-{i}")), stock(1, &[])))
+        .collect();
+    let mut o = OrderStock::default();
+    let lines: Vec<OrderLine> = (0..5)
+        .map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1))
+        .collect();
+    o.pay(&ev("p"), None, &lines);
+    assert_eq!(o.take_pending(2, &shelves).moves.len(), 2);
+    // A refund of a line not yet reserved: it reserves only what stays sold.
+    o.refund("RF1", &[ret("4", 1)]);
+    assert!(!o.has_releasing());
+    assert_eq!(o.take_pending(2, &shelves).moves.len(), 2);
+    assert!(o.has_pending());
+    // A cancellation in between cancels what is still pending, and
+    // what was reserved goes back in parts too.
+    o.cancel();
+    assert!(!o.has_pending());
+    let freed = |m: StockMoves| m.values().map(Move::freed).sum::<i64>();
+    assert_eq!(freed(o.take_releasing(3)), 3);
+    assert_eq!(freed(o.take_releasing(3)), 1);
+    assert_eq!(
+        o.lines[&lid("4")].status,
+        LineStatus::Cancelled,
+        "never reserved, returned, then cancelled"
+    );
+    assert!(!o.has_releasing());
+    assert_eq!(o.take_pending(2, &shelves), Taken::default());
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Recount(usize, u64),
+    Replan(usize, Vec<u64>),
+    /// A paid order of a tier (or none): a line per (SKU, quantity).
+    Pay(Option<usize>, Vec<(usize, u32)>),
+    Cancel(usize),
+    /// Returned goods of an order's line.
+    Refund(usize, usize, u32),
+}
+
+const SKUS: usize = 2;
+
+fn step() -> impl Strategy<Value = Step> {
+    let lines = prop::collection::vec((0..SKUS, 1u32..6), 1..4);
+    prop_oneof![
+        (0..SKUS, 0u64..30).prop_map(|(s, n)| Step::Recount(s, n)),
+        (0..SKUS, prop::collection::vec(0u64..8, 3)).prop_map(|(s, u)| Step::Replan(s, u)),
+        (prop::option::of(0usize..3), lines).prop_map(|(t, l)| Step::Pay(t, l)),
+        (0usize..12).prop_map(Step::Cancel),
+        (0usize..12, 0usize..3, 1u32..6).prop_map(|(o, l, q)| Step::Refund(o, l, q)),
+    ]
+}
+
+proptest! {
+    /// Orders, cancellations and refunds against two SKUs beside recounts
+    /// and plan changes, each order's moves applied as the store writes
+    /// them: after every step each SKU's parts sum to on hand, what is
+    /// allocated is what the orders' lines hold, what is backordered is
+    /// what they lack, and no line drew on another tier's reserve.
+    #[test]
+    fn orders_keep_every_skus_parts_summing_to_on_hand(steps in prop::collection::vec(step(), 1..50)) {
+        let tiers = ["junior", "senior", "gold"].map(tier);
+        let skus: Vec<Sku> = (0..SKUS).map(|i| sku(&format!("S{i}"))).collect();
+        let mut shelves: BTreeMap<Sku, SkuStock> = BTreeMap::new();
+        let mut orders: Vec<OrderStock> = Vec::new();
+        let mut refunds = 0;
+        for step in steps {
+            match step {
+                Step::Recount(s, n) => {
+                    let shelf = shelves.entry(skus[s].clone()).or_default();
+                    if let Ok(m) = shelf.recount(n, &tiers) {
+                        shelf.apply(&m).unwrap();
+                    }
+                }
+                Step::Replan(s, units) => {
+                    let shelf = shelves.entry(skus[s].clone()).or_default();
+                    let plan = tiers.iter().cloned().zip(units).filter(|(_, u)| *u > 0).collect();
+                    if let Ok(m) = shelf.replan(&plan) {
+                        shelf.apply(&m).unwrap();
+                    }
+                }
+                Step::Pay(t, lines) => {
+                    let lines: Vec<OrderLine> = lines
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (s, q))| line(&i.to_string(), skus[*s].as_str(), *q))
+                        .collect();
+                    let mut o = OrderStock::default();
+                    o.pay(&ev("p"), t.map(|i| &tiers[i]), &lines);
+                    // One SKU a transaction, as an order of many goes.
+                    while o.has_pending() {
+                        let taken = o.take_pending(1, &shelves);
+                        apply(&mut shelves, &taken.moves);
+                    }
+                    orders.push(o);
+                }
+                Step::Cancel(i) | Step::Refund(i, ..) if orders.is_empty() => {
+                    let _ = i;
+                }
+                Step::Cancel(i) => {
+                    let n = orders.len();
+                    orders[i % n].cancel();
+                }
+                Step::Refund(i, l, q) => {
+                    let n = orders.len();
+                    refunds += 1;
+                    orders[i % n].refund(&format!("RF{refunds}"), &[ret(&l.to_string(), q)]);
+                }
+            }
+            for o in &mut orders {
+                while o.has_releasing() {
+                    apply(&mut shelves, &o.take_releasing(1));
+                }
+            }
+            for sku in &skus {
+                let shelf = shelves.get(sku).cloned().unwrap_or_default();
+                prop_assert!(shelf.is_consistent(), "{:?}", shelf);
+                let held = || orders.iter().flat_map(|o| o.lines.values()).filter(|l| &l.sku == sku);
+                prop_assert_eq!(shelf.allocated, held().map(|l| u64::from(l.reserved)).sum::<u64>());
+                prop_assert_eq!(shelf.backordered, held().map(|l| u64::from(l.short)).sum::<u64>());
+            }
+            for o in &orders {
+                for l in o.lines.values() {
+                    let d = l.draw.clone().unwrap_or_default();
+                    prop_assert_eq!(d.units(), u64::from(l.reserved));
+                    prop_assert!(d.reserve.iter().all(|r| Some(&r.tier) == o.tier.as_ref()));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! A SKU's stock item (see [`tier_domain::stock::levels`]): on hand, the
+//! shared pool, a reserve per tier, allocated and backordered, each a
+//! top-level number attribute (`reserve:<tier>` for the reserves) because
+//! DynamoDB's `ADD` reaches top-level attributes only.
+//!
+//! Every change is a [`Move`] written as `ADD`s, each part it lowers
+//! conditional on holding enough: two writers then commute, and one fails
+//! only when the units it counted on are really gone, never because the
+//! other touched the item. Items written before stock was kept by tier hold
+//! one `available` count; they are converted the first time they are read,
+//! and every write is conditional on the conversion having happened.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use chrono::{DateTime, Utc};
+use tier_domain::ids::{Sku, TierId};
+use tier_domain::stock::levels::{LevelsError, Move, SkuStock};
+
+use crate::error::StoreError;
+use crate::item::{self, Item, n, s};
+use crate::keys;
+use crate::table::{Table, TxOutcome};
+
+const ON_HAND: &str = "on_hand";
+const POOL: &str = "pool";
+const ALLOCATED: &str = "allocated";
+const BACKORDERED: &str = "backordered";
+const RESERVE_PREFIX: &str = "reserve:";
+/// The single count of an item from before stock was kept by tier.
+const LEGACY_AVAILABLE: &str = "available";
+const MAX_ATTEMPTS: u32 = 8;
+
+/// A stock change the store refused, or could not make.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error(transparent)]
+    Refused(#[from] LevelsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an item says, and whether it still holds the old single count.
+fn parse(i: &Item) -> Result<(SkuStock, bool), StoreError> {
+    if i.contains_key(LEGACY_AVAILABLE) {
+        let available = item::get_u64_or_zero(i, LEGACY_AVAILABLE)?;
+        let stock = SkuStock {
+            on_hand: available,
+            pool: available,
+            ..SkuStock::default()
+        };
+        return Ok((stock, true));
+    }
+    let mut stock = SkuStock {
+        on_hand: item::get_u64_or_zero(i, ON_HAND)?,
+        pool: item::get_u64_or_zero(i, POOL)?,
+        allocated: item::get_u64_or_zero(i, ALLOCATED)?,
+        backordered: item::get_u64_or_zero(i, BACKORDERED)?,
+        ..SkuStock::default()
+    };
+    for name in i.keys() {
+        if let Some(tier) = name.strip_prefix(RESERVE_PREFIX) {
+            let tier = TierId::parse(tier)
+                .map_err(|e| StoreError::corrupt(&item::key_of(i), format!("{name}: {e}")))?;
+            let units = item::get_u64_or_zero(i, name)?;
+            if units > 0 {
+                stock.reserves.insert(tier, units);
+            }
+        }
+    }
+    if !stock.is_consistent() {
+        return Err(StoreError::corrupt(
+            &item::key_of(i),
+            format!("the parts do not sum to on hand: {stock:?}"),
+        ));
+    }
+    Ok((stock, false))
+}
+
+/// What an item says, read only: an old single count reads as all of it
+/// in the pool.
+pub(crate) fn parse_levels(i: &Item) -> Result<SkuStock, StoreError> {
+    Ok(parse(i)?.0)
+}
+
+/// An update expression in the making: placeholders for every name and
+/// value, since tier ids may be anything an attribute name can hold.
+#[derive(Default)]
+struct Expression {
+    adds: Vec<String>,
+    sets: Vec<String>,
+    conditions: Vec<String>,
+    names: Vec<(String, String)>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl Expression {
+    fn name(&mut self, attribute: &str) -> String {
+        let placeholder = format!("#a{}", self.names.len());
+        self.names.push((placeholder.clone(), attribute.to_owned()));
+        placeholder
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.push((placeholder.clone(), v));
+        placeholder
+    }
+
+    /// `ADD attribute delta`, conditional on the part holding enough when
+    /// the delta lowers it.
+    fn add(&mut self, attribute: &str, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let name = self.name(attribute);
+        let value = self.value(n(delta));
+        self.adds.push(format!("{name} {value}"));
+        if delta < 0 {
+            let enough = self.value(n(-delta));
+            self.conditions.push(format!("{name} >= {enough}"));
+        }
+    }
+
+    fn for_move(m: &Move) -> Self {
+        let mut e = Expression::default();
+        e.conditions
+            .push(format!("attribute_not_exists({LEGACY_AVAILABLE})"));
+        e.add(ON_HAND, m.on_hand);
+        e.add(POOL, m.pool);
+        e.add(ALLOCATED, m.allocated);
+        e.add(BACKORDERED, m.backordered);
+        for (tier, delta) in &m.reserves {
+            e.add(&format!("{RESERVE_PREFIX}{tier}"), *delta);
+        }
+        e
+    }
+
+    /// The item's entity and SKU, for a write that may create it.
+    fn label(&mut self, sku: &Sku, at: DateTime<Utc>) {
+        let entity = self.name(keys::ENTITY);
+        let entity_value = self.value(s("stock"));
+        let sku_name = self.name("sku");
+        let sku_value = self.value(s(sku.as_str()));
+        let updated = self.name("updated_at");
+        let updated_value = self.value(s(at.to_rfc3339()));
+        self.sets.extend([
+            format!("{entity} = {entity_value}"),
+            format!("{sku_name} = {sku_value}"),
+            format!("{updated} = {updated_value}"),
+        ]);
+    }
+
+    fn update_expression(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.sets.is_empty() {
+            parts.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.adds.is_empty() {
+            parts.push(format!("ADD {}", self.adds.join(", ")));
+        }
+        parts.join(" ")
+    }
+
+    fn build(self, table: &str, sku: &Sku) -> Update {
+        let (pk, sk) = keys::stock(sku);
+        let update = Update::builder()
+            .table_name(table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(self.update_expression())
+            .condition_expression(self.conditions.join(" AND "));
+        let update = self
+            .names
+            .into_iter()
+            .fold(update, |u, (p, a)| u.expression_attribute_names(p, a));
+        self.values
+            .into_iter()
+            .fold(update, |u, (p, v)| u.expression_attribute_values(p, v))
+            .build()
+            .expect("an update has its key and expression")
+    }
+}
+
+impl Table {
+    /// The write that applies `m` to `sku`'s stock, refused whole if a part
+    /// it lowers holds too little.
+    pub(crate) fn stock_update(&self, sku: &Sku, m: &Move) -> Update {
+        Expression::for_move(m).build(&self.name, sku)
+    }
+
+    /// The stock of each of `skus` that has an item, strongly consistent,
+    /// in one request per 100 SKUs; `extra` keys are read beside them.
+    pub(crate) async fn read_stock_with(
+        &self,
+        skus: &BTreeSet<Sku>,
+        extra: &[keys::Key],
+    ) -> Result<
+        (
+            BTreeMap<Sku, SkuStock>,
+            std::collections::HashMap<keys::Key, Item>,
+        ),
+        StoreError,
+    > {
+        let mut wanted: Vec<keys::Key> = skus.iter().map(keys::stock).collect();
+        wanted.extend_from_slice(extra);
+        let mut items = self.batch_get(&wanted, true).await?;
+        let mut stock = BTreeMap::new();
+        for sku in skus {
+            let Some(i) = items.remove(&keys::stock(sku)) else {
+                continue;
+            };
+            let (levels, legacy) = parse(&i)?;
+            if legacy {
+                self.convert_legacy(sku).await?;
+            }
+            stock.insert(sku.clone(), levels);
+        }
+        Ok((stock, items))
+    }
+
+    /// [`Table::read_stock_with`] alone.
+    pub(crate) async fn read_stock(
+        &self,
+        skus: &BTreeSet<Sku>,
+    ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
+        Ok(self.read_stock_with(skus, &[]).await?.0)
+    }
+
+    /// Turns an item's single count into the parts: all of it on hand and
+    /// in the pool (the units its orders took had left on hand). Done once:
+    /// a second conversion finds nothing to convert.
+    async fn convert_legacy(&self, sku: &Sku) -> Result<(), StoreError> {
+        self.update_if_named(
+            &keys::stock(sku),
+            "SET #oh = #av, #pool = #av REMOVE #av",
+            Some("attribute_exists(#av)"),
+            &[("#oh", ON_HAND), ("#pool", POOL), ("#av", LEGACY_AVAILABLE)],
+            [],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A SKU's stock; `None` if it has no stock item.
+    pub async fn stock(&self, sku: &Sku) -> Result<Option<SkuStock>, StoreError> {
+        let skus = BTreeSet::from([sku.clone()]);
+        Ok(self.read_stock(&skus).await?.remove(sku))
+    }
+
+    /// Sets a SKU's on hand from a stock count: a rise goes to the pool, a
+    /// fall comes out of the pool and then the reserves, most junior first
+    /// (`junior_first`), and a count below what orders hold is refused.
+    pub async fn set_stock(
+        &self,
+        sku: &Sku,
+        on_hand: u64,
+        junior_first: &[TierId],
+        at: DateTime<Utc>,
+    ) -> Result<SkuStock, StockError> {
+        self.change_stock(sku, at, |now| now.recount(on_hand, junior_first))
+            .await
+    }
+
+    /// Sets a SKU's reserves to `plan` (a tier absent keeps none); the pool
+    /// takes up the difference, and a plan beyond what is free is refused.
+    pub async fn set_reserves(
+        &self,
+        sku: &Sku,
+        plan: &BTreeMap<TierId, u64>,
+        at: DateTime<Utc>,
+    ) -> Result<SkuStock, StockError> {
+        self.change_stock(sku, at, |now| now.replan(plan)).await
+    }
+
+    /// Reads, decides and writes one change, conditional on on hand and
+    /// the reserves being as read (a count or a plan states what they are
+    /// to be, so one made against stale parts is made again); the pool and
+    /// allocations may move under it, as orders do.
+    async fn change_stock(
+        &self,
+        sku: &Sku,
+        at: DateTime<Utc>,
+        decide: impl Fn(&SkuStock) -> Result<Move, LevelsError>,
+    ) -> Result<SkuStock, StockError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let now = self.stock(sku).await?;
+            let exists = now.is_some();
+            let mut next = now.unwrap_or_default();
+            let m = decide(&next)?;
+            let mut e = Expression::for_move(&m);
+            e.label(sku, at);
+            if exists {
+                let on_hand = e.name(ON_HAND);
+                let was = e.value(n(next.on_hand));
+                e.conditions.push(format!("{on_hand} = {was}"));
+                let tiers: BTreeSet<&TierId> =
+                    next.reserves.keys().chain(m.reserves.keys()).collect();
+                for tier in tiers {
+                    let name = e.name(&format!("{RESERVE_PREFIX}{tier}"));
+                    let units = next.reserves.get(tier).copied().unwrap_or(0);
+                    let was = e.value(n(units));
+                    e.conditions.push(if units == 0 {
+                        format!("(attribute_not_exists({name}) OR {name} = {was})")
+                    } else {
+                        format!("{name} = {was}")
+                    });
+                }
+            } else {
+                let pk = e.name(keys::PK);
+                e.conditions.push(format!("attribute_not_exists({pk})"));
+            }
+            let update = e.build(&self.name, sku);
+            let item = aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .update(update)
+                .build();
+            match self.transact(vec![item]).await? {
+                TxOutcome::Committed => {
+                    next.apply(&m)?;
+                    return Ok(next);
+                }
+                TxOutcome::ConditionFailed { .. } => crate::table::backoff(attempt + 1).await,
+            }
+        }
+        Err(StoreError::Contention {
+            what: format!("stock of SKU {sku}"),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into())
+    }
+}
