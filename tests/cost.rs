@@ -165,6 +165,7 @@ async fn a_burst_for_one_distributor_costs_one_metrics_write_per_batch() {
                     urgent: false,
                     region: None,
                     tier: None,
+                    priority: 0,
                 },
             });
             batch = batch.entries(

@@ -9,7 +9,7 @@ use serde_json::json;
 use system_tests::*;
 use tier_domain::ids::*;
 use tier_domain::money::Money;
-use tier_domain::order::{OrderEvent, OrderEventKind, OrderLine};
+use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_messages::Message;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -53,43 +53,6 @@ async fn a_webhook_delivered_twice_changes_nothing_the_second_time() {
     assert_eq!(reused.status, 409, "{}", reused.body);
     assert_eq!(reused.code(), "event_id_reused");
     stack.stop().await;
-}
-
-fn paid_event(
-    event_id: &str,
-    order: &str,
-    distributor: &str,
-    sku: &str,
-    qty: u32,
-    unit: &str,
-) -> Message {
-    let unit = Money::parse(unit).unwrap();
-    Message::OrderEventV1(OrderEvent {
-        event_id: EventId::parse(event_id).unwrap(),
-        order: OrderRef {
-            platform: Platform::parse("jd").unwrap(),
-            store: StoreId::parse("sh-outlet").unwrap(),
-            order_id: OrderId::parse(order).unwrap(),
-        },
-        distributor: DistributorId::parse(distributor).unwrap(),
-        occurred_at: Utc::now(),
-        kind: OrderEventKind::Paid {
-            buyer: BuyerId::parse("b1").unwrap(),
-            total: unit.times(qty),
-            lines: vec![OrderLine {
-                line_id: LineId::parse("1").unwrap(),
-                sku: Sku::parse(sku).unwrap(),
-                quantity: qty,
-                unit_price: unit,
-                amount: unit.times(qty),
-                entitled_unit_price: None,
-                floor_unit_price: None,
-            }],
-            urgent: false,
-            region: None,
-            tier: None,
-        },
-    })
 }
 
 async fn send_raw(stack: &LocalStack, queue: &str, body: &str) {

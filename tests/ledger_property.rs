@@ -63,6 +63,7 @@ fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
             urgent: false,
             region: None,
             tier: None,
+            priority: 0,
         },
     )];
     for r in 0..rng.below(4) {

@@ -249,6 +249,7 @@ async fn random_orders_and_pulls_end_in_the_ledgers_totals_at_every_level() {
                 urgent: false,
                 region: None,
                 tier: None,
+                priority: 0,
             },
         ));
         if o % 3 == 0 {

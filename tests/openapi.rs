@@ -118,10 +118,15 @@ fn parameters<'a>(doc: &'a Value, op: &Op<'a>) -> Vec<&'a Value> {
     by_key.into_values().collect()
 }
 
+/// A path segment's parameter and the literal after it: `{order}:shipped`.
+fn segment_param(seg: &str) -> Option<(&str, &str)> {
+    seg.strip_prefix('{').and_then(|s| s.split_once('}'))
+}
+
 fn template_params(path: &str) -> Vec<String> {
     path.split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(str::to_owned)
+        .filter_map(segment_param)
+        .map(|(name, _)| name.to_owned())
         .collect()
 }
 
@@ -1049,6 +1054,7 @@ fn every_handler_route_is_documented_and_nothing_else() {
     let mut routed = BTreeSet::new();
     for file in [
         "functions/admin-api/src/lib.rs",
+        "functions/admin-api/src/fulfilment.rs",
         "functions/price-lookup/src/lib.rs",
     ] {
         let source = std::fs::read_to_string(local_stack::moto::repo_root().join(file)).unwrap();
@@ -1104,12 +1110,10 @@ fn plausible(name: &str) -> &'static str {
 
 fn fill_path(path: &str, value: impl Fn(&str) -> String) -> String {
     path.split('/')
-        .map(
-            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => value(name),
-                None => seg.to_owned(),
-            },
-        )
+        .map(|seg| match segment_param(seg) {
+            Some((name, rest)) => value(name) + rest,
+            None => seg.to_owned(),
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -1292,9 +1296,24 @@ struct Caller<'a> {
     http: reqwest::Client,
     api: ApiClient,
     doc: &'a Value,
+    /// The shipping queue's key: operations tagged `fulfilment` present it.
+    fulfilment_key: String,
 }
 
-impl Caller<'_> {
+impl<'a> Caller<'a> {
+    async fn new(api: ApiClient, doc: &'a Value) -> Self {
+        let fulfilment_key = api
+            .create_api_key("wms", json!({"type": "fulfilment"}))
+            .await
+            .unwrap();
+        Caller {
+            http: reqwest::Client::new(),
+            api,
+            doc,
+            fulfilment_key,
+        }
+    }
+
     async fn send(
         &self,
         op: &Op<'_>,
@@ -1372,7 +1391,14 @@ impl Caller<'_> {
                 def["name"].as_str(),
             ) {
                 (Some("http"), _, _) => {
-                    req = req.bearer_auth(api.api_key.as_deref().expect("the demo's API key"))
+                    let fulfilment = op.op["tags"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t == "fulfilment"));
+                    req = req.bearer_auth(if fulfilment {
+                        self.fulfilment_key.as_str()
+                    } else {
+                        api.api_key.as_deref().expect("the demo's API key")
+                    })
                 }
                 (Some("apiKey"), Some("header"), Some(h))
                     if h.eq_ignore_ascii_case("x-admin-key") =>
@@ -1552,11 +1578,7 @@ fn report(problems: &[String]) {
 async fn every_documented_operation_is_served() {
     let doc = load_doc();
     let (stack, api) = clothing_stack().await;
-    let caller = Caller {
-        http: reqwest::Client::new(),
-        api,
-        doc: &doc,
-    };
+    let caller = Caller::new(api, &doc).await;
     let mut v = Validator::new(&doc, true);
     // The routes the running stack serves are the documented ones.
     let mut problems = template_coverage(&doc, &stack.template);
@@ -1699,11 +1721,7 @@ async fn documented_error_codes_are_answered() {
     let doc = load_doc();
     let (stack, api) = clothing_stack().await;
     let secret = api.webhook_secret.clone();
-    let caller = Caller {
-        http: reqwest::Client::new(),
-        api,
-        doc: &doc,
-    };
+    let caller = Caller::new(api, &doc).await;
     let mut v = Validator::new(&doc, true);
     let mut problems = Vec::new();
     let now = Utc::now();
@@ -1897,6 +1915,12 @@ async fn documented_error_codes_are_answered() {
         case("listDeadLetters", "/v1/admin/dead-letters", (400, "invalid_queue")).query(&[("queue", "orders")]),
         case("listDeadLetters", "/v1/admin/dead-letters", (400, "invalid_limit")).query(&[("queue", "tier-events"), ("limit", "51")]),
         case("redriveDeadLetters", "/v1/admin/dead-letters:redrive", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("listReadyOrders", "/v1/fulfilment/orders", (400, "invalid_status")).query(&[("status", "open")]),
+        case("listReadyOrders", "/v1/fulfilment/orders", (400, "invalid_limit")).query(&[("status", "ready"), ("limit", "0")]),
+        case("listReadyOrders", "/v1/fulfilment/orders", (400, "invalid_cursor")).query(&[("status", "ready"), ("cursor", "zz")]),
+        case("shipOrder", "/v1/fulfilment/orders/jd/sh-outlet/NO-SUCH:shipped", (404, "order_not_found")),
+        case("shipOrder", "/v1/fulfilment/orders/jd/sh-outlet/NO-SUCH:shipped", (422, "invalid_reference")).json(json!({"reference": ""})),
+        case("shipOrder", "/v1/fulfilment/orders/jd/sh-outlet/NO-SUCH:shipped", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
         case("redriveDeadLetters", "/v1/admin/dead-letters:redrive", (422, "invalid_redrive")).json(json!({"queue": "orders"})),
     ];
     let ops = operations(&doc);
@@ -2018,6 +2042,8 @@ const EXAMPLE_ORDER: &[&str] = &[
     "publishSkuMapping",
     "releaseHeldOrders",
     "getOrderReservations",
+    "listReadyOrders",
+    "shipOrder",
     "startWhatIf",
     "getWhatIf",
     "startReview",
@@ -2055,11 +2081,7 @@ async fn the_documented_examples_succeed() {
     );
 
     let (stack, api) = clothing_stack().await;
-    let caller = Caller {
-        http: reqwest::Client::new(),
-        api,
-        doc: &doc,
-    };
+    let caller = Caller::new(api, &doc).await;
     let mut v = Validator::new(&doc, true);
     let mut problems = Vec::new();
     let mut created_key: Option<String> = None;
@@ -2227,6 +2249,7 @@ async fn the_documented_examples_succeed() {
         http: caller.http.clone(),
         api: caller.api.clone(),
         doc: &doc,
+        fulfilment_key: caller.fulfilment_key.clone(),
     };
     with_revoked.api.api_key = Some(created_secret.expect("createApiKey answered the key"));
     let a = with_revoked

@@ -119,6 +119,14 @@ fn one_unit(sku: &str) -> Vec<OrderLine> {
     }]
 }
 
+fn payer(tier: Option<&tier_domain::ids::TierId>) -> tier_domain::stock::Payer<'_> {
+    tier_domain::stock::Payer {
+        tier,
+        priority: 0,
+        paid_at: Utc::now(),
+    }
+}
+
 /// RACE-A's allocation of one jacket for `tier`, through a gated table:
 /// RACE-B's, for the same tier, reads after it and runs to its end before
 /// RACE-A's write is sent, and is filled.
@@ -134,7 +142,7 @@ async fn race_for_a_jacket(
             .allocate_payment(
                 &order("RACE-B"),
                 &EventId::parse("race-b").unwrap(),
-                rival_tier.as_ref(),
+                payer(rival_tier.as_ref()),
                 &one_unit("JACKET-DOWN"),
             )
             .await
@@ -150,7 +158,7 @@ async fn race_for_a_jacket(
         .allocate_payment(
             &order("RACE-A"),
             &EventId::parse("race-a").unwrap(),
-            tier.as_ref(),
+            payer(tier.as_ref()),
             &one_unit("JACKET-DOWN"),
         )
         .await
@@ -300,6 +308,7 @@ fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::Order
             urgent: false,
             region: None,
             tier: None,
+            priority: 0,
         },
     }
 }

@@ -243,9 +243,14 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
         order_id: OrderId::parse("MANY").unwrap(),
     };
     let event = EventId::parse("many-paid").unwrap();
+    let payer = tier_domain::stock::Payer {
+        tier: None,
+        priority: 0,
+        paid_at: now,
+    };
     assert_eq!(
         table
-            .allocate_payment(&order, &event, None, &lines)
+            .allocate_payment(&order, &event, payer, &lines)
             .await
             .unwrap(),
         Allocation::Reserved {
@@ -254,7 +259,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     );
     assert_eq!(
         table
-            .allocate_payment(&order, &event, None, &lines)
+            .allocate_payment(&order, &event, payer, &lines)
             .await
             .unwrap(),
         Allocation::Duplicate
@@ -286,16 +291,7 @@ async fn a_tiers_reserve_is_kept_for_it_and_every_unit_goes_back_where_it_came_f
     use serde_json::json;
     let (stack, api) = clothing_stack().await;
     let now = Utc::now();
-    let r = api
-        .put(
-            "distributors/d-suzhou/tier",
-            &json!({"tier": "gold", "reason": "key account", "lock": true}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    stack.wait_idle(IDLE).await.unwrap();
-    assert_eq!(tier_of(&api, "d-suzhou").await, "gold");
+    place_locked(&stack, &api, "d-suzhou", "gold").await;
     let parts = |b: &serde_json::Value| {
         (
             b["on_hand"].as_u64().unwrap(),

@@ -96,6 +96,21 @@ pub async fn tier_of(api: &ApiClient, id: &str) -> String {
         .to_owned()
 }
 
+/// Places distributor `id` in `tier` by hand, locked so that no evaluation
+/// moves it, and waits until it is.
+pub async fn place_locked(stack: &LocalStack, api: &ApiClient, id: &str, tier: &str) {
+    let r = api
+        .put(
+            &format!("distributors/{id}/tier"),
+            &serde_json::json!({"tier": tier, "reason": "key account", "lock": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(tier_of(api, id).await, tier);
+}
+
 /// A decimal from a JSON string, for comparing numbers as numbers.
 pub fn dec(v: &Value) -> rust_decimal::Decimal {
     match v {
@@ -219,4 +234,47 @@ pub async fn send_raw(stack: &LocalStack, logical_id: &str, body: &str) {
         .send()
         .await
         .unwrap();
+}
+
+/// A paid order event of one line, as intake queues it.
+pub fn paid_event(
+    event_id: &str,
+    order: &str,
+    distributor: &str,
+    sku: &str,
+    qty: u32,
+    unit: &str,
+) -> tier_messages::Message {
+    let unit = Money::parse(unit).unwrap();
+    use tier_domain::OrderRef;
+    use tier_domain::ids::*;
+    use tier_domain::money::Money;
+    use tier_domain::order::{OrderEvent, OrderEventKind, OrderLine};
+    tier_messages::Message::OrderEventV1(OrderEvent {
+        event_id: EventId::parse(event_id).unwrap(),
+        order: OrderRef {
+            platform: Platform::parse("jd").unwrap(),
+            store: StoreId::parse("sh-outlet").unwrap(),
+            order_id: OrderId::parse(order).unwrap(),
+        },
+        distributor: DistributorId::parse(distributor).unwrap(),
+        occurred_at: chrono::Utc::now(),
+        kind: OrderEventKind::Paid {
+            buyer: BuyerId::parse("b1").unwrap(),
+            total: unit.times(qty),
+            lines: vec![OrderLine {
+                line_id: LineId::parse("1").unwrap(),
+                sku: Sku::parse(sku).unwrap(),
+                quantity: qty,
+                unit_price: unit,
+                amount: unit.times(qty),
+                entitled_unit_price: None,
+                floor_unit_price: None,
+            }],
+            urgent: false,
+            region: None,
+            tier: None,
+            priority: 0,
+        },
+    })
 }

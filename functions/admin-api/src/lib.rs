@@ -1,6 +1,8 @@
 //! The brand's admin API, `/v1/admin/...`, behind an admin key
-//! (`X-Admin-Key`). A function of its own so that price lookup keeps a
-//! read-only role and the write paths scale and fail on their own.
+//! (`X-Admin-Key`), and the shipping queue, `/v1/fulfilment/...`, behind an
+//! API key of the `fulfilment` scope (see `fulfilment`). A function of its
+//! own so that price lookup keeps a read-only role and the write paths
+//! scale and fail on their own.
 //!
 //! | method | path | does |
 //! |---|---|---|
@@ -59,6 +61,7 @@ mod api_keys;
 mod catalog;
 mod dead_letters;
 mod distributors;
+mod fulfilment;
 mod listing;
 mod platforms;
 mod reviews;
@@ -179,6 +182,13 @@ impl AdminApi {
     }
 
     async fn route(&self, req: Request) -> Result<Response<Body>, ApiError> {
+        let segments = http::path_segments(req.uri().path())?;
+        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+        // The shipping queue answers to API keys, not to the admin key.
+        if parts.starts_with(&["v1", "fulfilment"]) {
+            let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
+            return self.fulfilment(&req, &parts, body).await;
+        }
         match http::header(req.headers(), "x-admin-key") {
             None => {
                 return Err(ApiError::unauthorized(
@@ -194,8 +204,6 @@ impl AdminApi {
             }
             Some(_) => {}
         }
-        let segments = http::path_segments(req.uri().path())?;
-        let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
         let body = http::body_bytes(req.body(), MAX_BODY_BYTES)?;
         let method = req.method().clone();
         match (method, parts.as_slice()) {

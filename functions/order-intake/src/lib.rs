@@ -331,9 +331,12 @@ impl OrderIntake {
             ));
         }
         let mut kind = kind;
-        if let OrderEventKind::Paid { lines, tier, .. } = &mut kind {
-            *tier =
-                tier_store::webhooks::paying_tier(view.rules.as_deref(), view.distributor.as_ref());
+        tier_store::webhooks::stamp_paid(
+            &mut kind,
+            view.rules.as_deref(),
+            view.distributor.as_ref(),
+        );
+        if let OrderEventKind::Paid { lines, .. } = &mut kind {
             tier_store::webhooks::record_entitled_prices(
                 lines,
                 view.rules.as_deref(),

@@ -157,6 +157,7 @@ impl WebhookDoc {
                 urgent: self.urgent,
                 region: self.region,
                 tier: None,
+                priority: 0,
             }),
             WebhookType::Refunded => {
                 let refund = self.refund.ok_or("order.refunded needs refund")?;

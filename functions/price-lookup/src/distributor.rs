@@ -9,7 +9,9 @@ use tier_domain::ids::DistributorId;
 use tier_runtime::http::{self, ApiError};
 use tier_store::distributors::TierView;
 
-use crate::{PriceLookup, TierRef, auth};
+use tier_runtime::api_key;
+
+use crate::{PriceLookup, TierRef};
 
 impl PriceLookup {
     /// The caller's key checked against the distributor, with everything
@@ -19,14 +21,14 @@ impl PriceLookup {
         req: &Request,
         id: &str,
     ) -> Result<(DistributorId, TierView), ApiError> {
-        let presented = auth::presented(req)?;
+        let presented = api_key::presented(req)?;
         let id = DistributorId::parse(id)
             .map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
         let view = self
             .table
             .tier_view(&id, presented.id, self.calendar.day_of(Utc::now()))
             .await?;
-        let key = auth::authenticate(view.api_key.as_ref(), &presented)?;
+        let key = api_key::authenticate(view.api_key.as_ref(), &presented)?;
         if !key.scope.may_read(&id) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

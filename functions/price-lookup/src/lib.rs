@@ -13,10 +13,9 @@
 //! distributors, rule set, book version and API key; then the book entries.
 //!
 //! # Layout
-//! - [`auth`]: API keys and their scopes.
+//! - API keys and their scopes: `tier_runtime::api_key`.
 //! - `distributor`: the tier, tier history and commission endpoints.
 
-pub mod auth;
 mod distributor;
 
 use std::collections::HashMap;
@@ -29,6 +28,7 @@ use serde_json::json;
 use tier_domain::ids::{DistributorId, Sku};
 use tier_domain::pricing::{self, PriceQuote, QuoteRequest};
 use tier_domain::rules::{Permission, Tier};
+use tier_runtime::api_key;
 use tier_runtime::http::{self, ApiError};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::Table;
@@ -193,7 +193,7 @@ impl PriceLookup {
     }
 
     async fn prices(&self, req: &Request, id: &str) -> Result<Response<Body>, ApiError> {
-        let presented = auth::presented(req)?;
+        let presented = api_key::presented(req)?;
         let id = DistributorId::parse(id)
             .map_err(|e| ApiError::bad_request("invalid_distributor_id", e.to_string()))?;
         let query = req.uri().query();
@@ -226,7 +226,7 @@ impl PriceLookup {
             .table
             .lookup_heads(std::slice::from_ref(&id), Some(presented.id))
             .await?;
-        let key = auth::authenticate(heads.api_key.as_ref(), &presented)?;
+        let key = api_key::authenticate(heads.api_key.as_ref(), &presented)?;
         if !key.scope.may_read(&id) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -292,7 +292,7 @@ impl PriceLookup {
     }
 
     async fn batch(&self, req: &Request) -> Result<Response<Body>, ApiError> {
-        let presented = auth::presented(req)?;
+        let presented = api_key::presented(req)?;
         let body: BatchRequest = http::parse_json(http::body_bytes(req.body(), MAX_BODY_BYTES)?)?;
         if body.items.is_empty() || body.items.len() > MAX_ITEMS {
             return Err(ApiError::bad_request(
@@ -321,7 +321,7 @@ impl PriceLookup {
             .table
             .lookup_heads(&distributors, Some(presented.id))
             .await?;
-        let key = auth::authenticate(heads.api_key.as_ref(), &presented)?;
+        let key = api_key::authenticate(heads.api_key.as_ref(), &presented)?;
         let basis = Basis::from(&heads)?;
         let mut skus: Vec<Sku> = body.items.iter().map(|i| i.sku.clone()).collect();
         skus.sort();

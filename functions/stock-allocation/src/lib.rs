@@ -8,13 +8,22 @@
 //! - cancelled: every line's remaining reservation returns to stock, once;
 //! - refunded: the returned lines it lists go back to stock, once per refund.
 //!
+//! A batch is served releases first, then payments by priority (the
+//! distributor's tier priority plus urgency, stamped when the order was
+//! paid), then by age: when stock runs short, the senior tier's urgent
+//! order is the one filled.
+//!
 //! An order's stock is one record (see `tier_domain::stock`): a
 //! cancellation that overtakes its payment leaves it cancelled, and the late
 //! payment reserves nothing; returns that overtake it are kept, and the
 //! payment reserves only what stays sold.
 
+use std::cmp::Reverse;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
 use tier_domain::order::{OrderEvent, OrderEventKind};
+use tier_domain::stock::Payer;
 use tier_messages::Message;
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
@@ -24,6 +33,21 @@ use tier_store::{Queue, Table};
 pub struct StockAllocation {
     table: Table,
     batches: BatchProcessor,
+}
+
+/// The order a batch is served in: releases first, so that the units they
+/// free serve the payments beside them; then payments by priority, highest
+/// first, then paid first (see `tier_domain::fulfilment`).
+fn serving_order(message: &Message) -> (bool, Reverse<u16>, Option<DateTime<Utc>>) {
+    match message {
+        Message::OrderEventV1(e) => match &e.kind {
+            OrderEventKind::Paid { priority, .. } => {
+                (true, Reverse(*priority), Some(e.occurred_at))
+            }
+            _ => (false, Reverse(0), Some(e.occurred_at)),
+        },
+        _ => (false, Reverse(0), None),
+    }
 }
 
 impl StockAllocation {
@@ -40,7 +64,7 @@ impl StockAllocation {
 
     pub async fn handle_batch(&self, event: SqsEvent) -> SqsBatchResponse {
         self.batches
-            .process(event, |message| async move {
+            .process_in_order(event, serving_order, |message| async move {
                 match message {
                     Message::OrderEventV1(e) => self.on_order_event(&e).await,
                     // Reviews belong to tier evaluation's queue: one here was misrouted.
@@ -56,9 +80,23 @@ impl StockAllocation {
     async fn on_order_event(&self, event: &OrderEvent) -> Result<(), Failure> {
         let order = &event.order;
         match &event.kind {
-            OrderEventKind::Paid { lines, tier, .. } => match self
+            OrderEventKind::Paid {
+                lines,
+                tier,
+                priority,
+                ..
+            } => match self
                 .table
-                .allocate_payment(order, &event.event_id, tier.as_ref(), lines)
+                .allocate_payment(
+                    order,
+                    &event.event_id,
+                    Payer {
+                        tier: tier.as_ref(),
+                        priority: *priority,
+                        paid_at: event.occurred_at,
+                    },
+                    lines,
+                )
                 .await?
             {
                 Allocation::Reserved { backordered } if !backordered.is_empty() => {

@@ -15,6 +15,9 @@ pub enum Scope {
     Erp,
     /// One distributor's own integration: its own prices only.
     Distributor { distributor_id: DistributorId },
+    /// The brand's warehouse (WMS) or ERP shipping orders: the shipping
+    /// queue and shipments, no distributor's prices.
+    Fulfilment,
 }
 
 impl Scope {
@@ -22,7 +25,12 @@ impl Scope {
         match self {
             Scope::Erp => true,
             Scope::Distributor { distributor_id } => distributor_id == distributor,
+            Scope::Fulfilment => false,
         }
+    }
+
+    pub fn may_ship(&self) -> bool {
+        matches!(self, Scope::Fulfilment)
     }
 }
 

@@ -251,6 +251,7 @@ mod tests {
                     urgent: false,
                     region: None,
                     tier: None,
+                    priority: 0,
                 },
             ),
             &cal,

@@ -324,6 +324,7 @@ mod tests {
                 urgent: false,
                 region: None,
                 tier: None,
+                priority: 0,
             },
         )
     }

@@ -30,6 +30,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod calendar;
 pub mod commission;
+pub mod fulfilment;
 pub mod ids;
 pub mod ledger;
 pub mod metrics;

@@ -55,6 +55,10 @@ pub enum OrderEventKind {
         /// set is published (and on events queued before tiers were kept).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tier: Option<TierId>,
+        /// Where the order stands in the shipping queue, fixed when it was
+        /// paid (see [`crate::fulfilment`]); 0 without a rule set.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        priority: u16,
     },
     Refunded {
         refund_id: RefundId,
@@ -63,6 +67,10 @@ pub enum OrderEventKind {
         lines: Vec<ReturnedLine>,
     },
     Cancelled,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +293,7 @@ mod tests {
             urgent: false,
             region: None,
             tier: None,
+            priority: 0,
         }
     }
 

@@ -401,6 +401,9 @@ pub struct RuleSetDoc {
     pub downgrades: Downgrades,
     #[serde(default)]
     pub commission: CommissionPolicy,
+    /// Which orders ship first (see [`crate::fulfilment`]).
+    #[serde(default)]
+    pub fulfilment: crate::fulfilment::FulfilmentRules,
 }
 
 /// When commission becomes withdrawable, and the smallest withdrawal.
@@ -686,6 +689,9 @@ impl RuleSet {
                 "at most 3650 days".into(),
             );
         }
+        for problem in doc.fulfilment.problems() {
+            p(problem.path, problem.message);
+        }
         let mut step_ids = BTreeSet::new();
         for (i, s) in doc.step_ups.iter().enumerate() {
             if !step_ids.insert(s.id.clone()) {
@@ -830,6 +836,10 @@ impl RuleSet {
 
     pub fn commission(&self) -> &CommissionPolicy {
         &self.doc.commission
+    }
+
+    pub fn fulfilment(&self) -> &crate::fulfilment::FulfilmentRules {
+        &self.doc.fulfilment
     }
 
     pub fn downgrades(&self) -> &Downgrades {

@@ -27,6 +27,7 @@ pub mod levels;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, LineId, Sku, TierId};
@@ -51,6 +52,8 @@ pub enum LineStatus {
     /// A backorder whose order was cancelled or whose goods were all
     /// refunded, or a line paid after its order's cancellation.
     Cancelled,
+    /// Its reserved units left the warehouse: gone from on hand.
+    Shipped,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,19 +75,30 @@ pub struct LineStock {
     /// Units backordered, counted in the SKU's backorders.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub short: u32,
+    /// Units shipped and not returned since.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shipped: u32,
     /// Released units not yet back in stock: an order of more SKUs than one
     /// transaction can return is released in parts. `returning` goes back
-    /// to the parts it came from; `releasing` (lines without a draw) back
-    /// to on hand and the pool; `closing` leaves the SKU's backorders.
+    /// to the parts it came from; `releasing` back to on hand and the pool
+    /// (lines without a draw, and goods returned after they shipped);
+    /// `closing` leaves the SKU's backorders.
     #[serde(default, skip_serializing_if = "is_nothing")]
     pub returning: Draw,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub releasing: u32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub closing: u32,
+    /// Shipped units not yet taken off on hand and what is allocated.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leaving: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
@@ -94,7 +108,7 @@ fn is_nothing(d: &Draw) -> bool {
 
 impl LineStock {
     fn has_releasing(&self) -> bool {
-        self.returning.units() > 0 || self.releasing > 0 || self.closing > 0
+        self.returning.units() > 0 || self.releasing > 0 || self.closing > 0 || self.leaving > 0
     }
 
     /// Moves up to `units` of what the line holds to what it is returning.
@@ -116,6 +130,14 @@ pub struct OrderStock {
     /// lines draw on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<TierId>,
+    /// Its place in the shipping queue (see [`crate::fulfilment`]).
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub priority: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    /// When the order shipped, and the shipment's reference if one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped: Option<Shipment>,
     pub cancelled: bool,
     pub lines: BTreeMap<LineId, LineStock>,
     /// Releases applied: `cancel`, `refund:<refund id>`.
@@ -123,6 +145,35 @@ pub struct OrderStock {
     /// Returned goods that arrived before the payment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub early_returns: BTreeMap<String, Vec<ReturnedLine>>,
+}
+
+/// Who pays: whose reserve the lines draw on, and where the order stands
+/// in the shipping queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payer<'a> {
+    pub tier: Option<&'a TierId>,
+    pub priority: u16,
+    pub paid_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Why an order cannot ship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShipError {
+    #[error("the order has not been paid")]
+    NotPaid,
+    #[error("the order was cancelled")]
+    Cancelled,
+    #[error("some lines still wait for stock (pending or backordered)")]
+    NotReady,
+    #[error("nothing is left to ship: every line was returned or cancelled")]
+    NothingToShip,
 }
 
 /// What each SKU's stock is to be moved by, as one conditional write each.
@@ -147,14 +198,15 @@ pub struct Taken {
 }
 
 impl OrderStock {
-    /// Records a payment's lines, pending until [`OrderStock::take_pending`],
-    /// for a distributor of `tier`.
-    pub fn pay(&mut self, event: &EventId, tier: Option<&TierId>, lines: &[OrderLine]) -> Payment {
+    /// Records a payment's lines, pending until [`OrderStock::take_pending`].
+    pub fn pay(&mut self, event: &EventId, payer: Payer<'_>, lines: &[OrderLine]) -> Payment {
         if self.paid_by.is_some() {
             return Payment::Duplicate;
         }
         self.paid_by = Some(event.clone());
-        self.tier = tier.cloned();
+        self.tier = payer.tier.cloned();
+        self.priority = payer.priority;
+        self.paid_at = Some(payer.paid_at);
         let status = if self.cancelled {
             LineStatus::Cancelled
         } else {
@@ -172,9 +224,11 @@ impl OrderStock {
                     entitled_unit_price: line.entitled_unit_price,
                     draw: None,
                     short: 0,
+                    shipped: 0,
                     returning: Draw::default(),
                     releasing: 0,
                     closing: 0,
+                    leaving: 0,
                 },
             );
         }
@@ -277,7 +331,8 @@ impl OrderStock {
                     line.status = LineStatus::Released;
                     line.release(line.reserved);
                 }
-                LineStatus::Released | LineStatus::Cancelled => {}
+                // Gone from the warehouse: what comes back is a refund's.
+                LineStatus::Released | LineStatus::Cancelled | LineStatus::Shipped => {}
             }
         }
     }
@@ -317,6 +372,15 @@ impl OrderStock {
                         line.status = LineStatus::Released;
                     }
                 }
+                // Goods back from the buyer: on hand again, in the pool.
+                LineStatus::Shipped => {
+                    let back = r.quantity.min(line.shipped);
+                    line.shipped -= back;
+                    line.releasing += back;
+                    if line.shipped == 0 {
+                        line.status = LineStatus::Released;
+                    }
+                }
                 LineStatus::Released | LineStatus::Cancelled => {}
             }
         }
@@ -329,7 +393,67 @@ impl OrderStock {
         self.lines.values().any(LineStock::has_releasing)
     }
 
-    /// The released units of up to `max_skus` SKUs, to give back to stock.
+    /// Whether a line's stock is still to be taken: pending, or backordered.
+    fn waits_for_stock(&self) -> bool {
+        self.lines
+            .values()
+            .any(|l| matches!(l.status, LineStatus::Pending | LineStatus::Backordered))
+    }
+
+    /// Whether the order is in the shipping queue: paid, not cancelled, not
+    /// shipped, every line's stock taken (none pending or backordered), and
+    /// something to ship.
+    pub fn is_ready(&self) -> bool {
+        self.paid_by.is_some()
+            && !self.cancelled
+            && self.shipped.is_none()
+            && !self.waits_for_stock()
+            && self
+                .lines
+                .values()
+                .any(|l| l.status == LineStatus::Reserved)
+    }
+
+    /// Ships the order whole: every reserved unit is to leave on hand and
+    /// what is allocated ([`OrderStock::take_releasing`] gives the moves,
+    /// in parts for an order of many SKUs). `Ok(false)`: shipped before
+    /// (the first shipment stands).
+    pub fn ship(&mut self, shipment: Shipment) -> Result<bool, ShipError> {
+        if self.shipped.is_some() {
+            return Ok(false);
+        }
+        if self.paid_by.is_none() {
+            return Err(ShipError::NotPaid);
+        }
+        if self.cancelled {
+            return Err(ShipError::Cancelled);
+        }
+        if !self.is_ready() {
+            return Err(if self.waits_for_stock() {
+                ShipError::NotReady
+            } else {
+                ShipError::NothingToShip
+            });
+        }
+        for line in self
+            .lines
+            .values_mut()
+            .filter(|l| l.status == LineStatus::Reserved)
+        {
+            // Lines taken before stock was kept by tier already left on hand.
+            if let Some(draw) = line.draw.as_mut() {
+                line.leaving += std::mem::take(draw).units() as u32;
+            }
+            line.shipped = line.reserved;
+            line.reserved = 0;
+            line.status = LineStatus::Shipped;
+        }
+        self.shipped = Some(shipment);
+        Ok(true)
+    }
+
+    /// The released units of up to `max_skus` SKUs, to give back to stock,
+    /// and the shipped ones, to take off it.
     pub fn take_releasing(&mut self, max_skus: usize) -> StockMoves {
         let releasing: BTreeSet<&Sku> = self
             .lines
@@ -347,9 +471,11 @@ impl OrderStock {
             let m = moves.entry(line.sku.clone()).or_default();
             m.add(&SkuStock::give_back(&std::mem::take(&mut line.returning)));
             let restock = i64::from(std::mem::take(&mut line.releasing));
+            let shipped = i64::from(std::mem::take(&mut line.leaving));
             m.add(&Move {
-                on_hand: restock,
+                on_hand: restock - shipped,
                 pool: restock,
+                allocated: -shipped,
                 backordered: -i64::from(std::mem::take(&mut line.closing)),
                 ..Move::default()
             });

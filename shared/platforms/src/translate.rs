@@ -239,6 +239,7 @@ fn paid(
         urgent: order.urgent,
         region: order.region.clone(),
         tier: None,
+        priority: 0,
     })
 }
 

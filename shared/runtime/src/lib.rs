@@ -1,6 +1,7 @@
 //! What every function shares at its edge.
 //!
 //! # Layout
+//! - [`api_key`]: who presents which API key, checked against its record.
 //! - [`aws`]: the AWS clients, built once.
 //! - [`aws_http`]: their HTTP client in Lambda, with compiled-in TLS roots.
 //! - [`cost`]: DynamoDB requests and capacity units, counted.
@@ -12,6 +13,7 @@
 //! - [`metrics`]: operational metrics in CloudWatch embedded metric format.
 //! - [`tls`]: the crypto and the TLS roots of the HTTPS clients.
 
+pub mod api_key;
 pub mod aws;
 pub mod aws_http;
 pub mod cost;

@@ -161,6 +161,29 @@ impl BatchProcessor {
             .await
     }
 
+    /// As [`BatchProcessor::process`], the readable messages handed over in
+    /// the order of `key` (equal keys keep the batch's order), after the
+    /// unreadable ones, which are dead-lettered.
+    pub async fn process_in_order<K, KF, F, Fut>(
+        &self,
+        mut event: SqsEvent,
+        key: KF,
+        handle: F,
+    ) -> SqsBatchResponse
+    where
+        K: Ord,
+        KF: Fn(&Message) -> K,
+        F: Fn(Message) -> Fut,
+        Fut: Future<Output = Result<(), Failure>>,
+    {
+        event.records.sort_by_cached_key(|r| {
+            Message::from_json(r.body.as_deref().unwrap_or(""))
+                .ok()
+                .map(|m| key(&m))
+        });
+        self.process(event, handle).await
+    }
+
     /// As [`BatchProcessor::process`], telling the handler which receive of
     /// its message each record is, so that it can leave a record of a
     /// failure before a last one dead-letters the message.

@@ -21,6 +21,11 @@ pub fn parse_api_key(item: &Item) -> Result<ApiKey, StoreError> {
 }
 
 impl Table {
+    /// A key's stored record, to authenticate a presented key against.
+    pub async fn api_key_record(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        self.get(&keys::api_key(id), true).await
+    }
+
     pub async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let item = new_item(
             &keys::api_key(&key.id),

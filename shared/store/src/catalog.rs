@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use tier_domain::ids::{EventId, OrderRef, Sku, TierId};
+use tier_domain::fulfilment;
+use tier_domain::ids::{EventId, OrderRef, Sku};
 use tier_domain::order::{OrderLine, ReturnedLine};
 use tier_domain::stock::levels::Move;
-use tier_domain::stock::{OrderStock, Payment, StockMoves};
+use tier_domain::stock::{OrderStock, Payer, Payment, ShipError, Shipment, StockMoves};
 
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, s};
@@ -41,6 +42,42 @@ enum Written {
     StockChanged(BTreeSet<Sku>),
 }
 
+/// The shipping queue's index and its key attributes.
+pub const QUEUE_INDEX: &str = "ByFulfilment";
+const QUEUE_KEY: &str = "fq_key";
+const QUEUE_RANK: &str = "fq_rank";
+
+fn queue_partition(shard: u32) -> String {
+    format!("READY#{shard:02}")
+}
+
+fn queue_attributes(
+    order: &OrderRef,
+    priority: u16,
+    paid_at: chrono::DateTime<chrono::Utc>,
+) -> [(String, aws_sdk_dynamodb::types::AttributeValue); 2] {
+    [
+        (
+            QUEUE_KEY.to_owned(),
+            s(queue_partition(fulfilment::queue_shard(order))),
+        ),
+        (
+            QUEUE_RANK.to_owned(),
+            s(fulfilment::queue_rank(priority, paid_at, order)),
+        ),
+    ]
+}
+
+/// One page of the shipping queue.
+#[derive(Debug, Clone)]
+pub struct QueuePage {
+    /// First to ship first.
+    pub orders: Vec<(OrderRef, OrderStock)>,
+    /// The rank of the page's last order, where the next page starts;
+    /// `None` at the end.
+    pub next: Option<String>,
+}
+
 fn parse_record(i: Option<&Item>) -> Result<(OrderStock, u64), StoreError> {
     match i {
         Some(i) => Ok((
@@ -57,8 +94,7 @@ impl Table {
         parse_record(self.get(&keys::order_stock(order), true).await?.as_ref())
     }
 
-    /// Records a payment's lines, for a distributor of `tier`, and takes
-    /// their stock: the order's record and the SKUs are read together, each
+    /// Records a payment's lines, for `payer`, and takes their stock: the order's record and the SKUs are read together, each
     /// line draws on its tier's reserve and then the pool, and the record
     /// and the draws are written in one transaction, each part lowered
     /// conditional on enough being there, so stock never goes below zero. A
@@ -68,7 +104,7 @@ impl Table {
         &self,
         order: &OrderRef,
         event: &EventId,
-        tier: Option<&TierId>,
+        payer: Payer<'_>,
         lines: &[OrderLine],
     ) -> Result<Allocation, StoreError> {
         let mut backordered = BTreeSet::new();
@@ -82,7 +118,7 @@ impl Table {
                 .read_stock_with(&first, std::slice::from_ref(&record_key))
                 .await?;
             let (mut record, version) = parse_record(extra.get(&record_key))?;
-            let payment = record.pay(event, tier, lines);
+            let payment = record.pay(event, payer, lines);
             if payment == Payment::Duplicate && !record.has_pending() {
                 return Ok(if reserved_any {
                     Allocation::Reserved {
@@ -138,7 +174,13 @@ impl Table {
     /// cancellation before the payment leaves the record cancelled, so the
     /// late payment reserves nothing. Returns the units put back.
     pub async fn cancel_order_stock(&self, order: &OrderRef) -> Result<i64, StoreError> {
-        self.release_stock(order, |r| r.cancel()).await
+        let done = self
+            .step_stock(order, |r| {
+                r.cancel();
+                Ok::<_, ShipError>(())
+            })
+            .await?;
+        Ok(done.map_or(0, |(_, units)| units))
     }
 
     /// Returns refund `refund_id`'s goods to stock, once per refund. Before
@@ -150,39 +192,64 @@ impl Table {
         refund_id: &str,
         returned: &[ReturnedLine],
     ) -> Result<i64, StoreError> {
-        self.release_stock(order, |r| r.refund(refund_id, returned))
-            .await
+        let done = self
+            .step_stock(order, |r| {
+                r.refund(refund_id, returned);
+                Ok::<_, ShipError>(())
+            })
+            .await?;
+        Ok(done.map_or(0, |(_, units)| units))
     }
 
-    async fn release_stock(
+    /// Ships the order (see [`OrderStock::ship`]): its reserved units leave
+    /// on hand and what is allocated, and it leaves the shipping queue. A
+    /// second shipment changes nothing; the record says when it shipped.
+    pub async fn ship_order(
         &self,
         order: &OrderRef,
-        step: impl Fn(&mut OrderStock),
-    ) -> Result<i64, StoreError> {
+        shipment: Shipment,
+    ) -> Result<Result<OrderStock, ShipError>, StoreError> {
+        Ok(self
+            .step_stock(order, |r| r.ship(shipment.clone()).map(|_| ()))
+            .await?
+            .map(|(record, _)| record))
+    }
+
+    /// Applies `step` to the order's record and writes it with the stock it
+    /// moves, in parts for an order of more SKUs than one transaction
+    /// holds; an interrupted step carries on from what is still moving.
+    /// `Ok(Err)`: the step refused; `Ok(Ok)`: the record as written and the
+    /// units it freed.
+    async fn step_stock<E>(
+        &self,
+        order: &OrderRef,
+        step: impl Fn(&mut OrderStock) -> Result<(), E>,
+    ) -> Result<Result<(OrderStock, i64), E>, StoreError> {
         let mut units = 0;
         for attempt in 0..MAX_ATTEMPTS {
             let (before, version) = self.order_stock(order).await?;
             let mut record = before.clone();
-            step(&mut record);
-            if record == before && !record.has_releasing() {
-                return Ok(units);
+            if let Err(e) = step(&mut record) {
+                return Ok(Err(e));
             }
-            // More SKUs than one transaction takes go back in parts; an
-            // interrupted release carries on from what is still releasing.
+            if record == before && !record.has_releasing() {
+                return Ok(Ok((record, units)));
+            }
             let moves = record.take_releasing(SKUS_PER_TRANSACTION);
-            let back: i64 = moves.values().map(Move::freed).sum();
+            let freed: i64 = moves.values().map(Move::freed).sum();
             match self.write_stock(order, version, &record, &moves).await? {
                 Written::Committed => {
-                    units += back;
+                    units += freed;
                     if !record.has_releasing() {
-                        return Ok(units);
+                        return Ok(Ok((record, units)));
                     }
                 }
                 Written::RecordChanged => crate::table::backoff(attempt + 1).await,
-                // Giving back lowers only what the order holds (allocated,
-                // backordered), so a SKU that refuses is one still holding
-                // its old single count (reading converts it) or one whose
-                // parts no longer add up: a fault for operators, not a retry.
+                // Giving back and shipping lower only what the order holds
+                // (allocated, backordered, on hand with it), so a SKU that
+                // refuses is one still holding its old single count (reading
+                // converts it) or one whose parts no longer add up: a fault
+                // for operators, not a retry.
                 Written::StockChanged(skus) => {
                     let stock = self.read_stock(&skus).await?;
                     for sku in &skus {
@@ -190,7 +257,7 @@ impl Table {
                         if let Err(e) = s.apply(&moves[sku]) {
                             return Err(StoreError::corrupt(
                                 &keys::stock(sku),
-                                format!("order {order} gives back more than the SKU holds: {e}"),
+                                format!("order {order} moves more than the SKU holds: {e}"),
                             ));
                         }
                     }
@@ -215,17 +282,20 @@ impl Table {
         let key = keys::order_stock(order);
         let mut contention = 0u32;
         loop {
-            let put = Put::builder()
-                .table_name(&self.name)
-                .set_item(Some(new_item(
-                    &key,
-                    "order_stock",
-                    [
-                        ("record", item::json(record)),
-                        ("version", n(version + 1)),
-                        ("order", s(order.to_string())),
-                    ],
-                )));
+            let mut stored = new_item(
+                &key,
+                "order_stock",
+                [
+                    ("record", item::json(record)),
+                    ("version", n(version + 1)),
+                    ("order", s(order.to_string())),
+                ],
+            );
+            // In the shipping queue while ready; a put without them leaves it.
+            if let (true, Some(paid_at)) = (record.is_ready(), record.paid_at) {
+                stored.extend(queue_attributes(order, record.priority, paid_at));
+            }
+            let put = Put::builder().table_name(&self.name).set_item(Some(stored));
             let put = if version == 0 {
                 put.condition_expression("attribute_not_exists(PK)")
             } else {
@@ -274,5 +344,41 @@ impl Table {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Table {
+    /// The first `limit` orders ready to ship after `after` (the rank a
+    /// previous page ended on): the top `limit` of every shard of the
+    /// queue's index, one Query each in parallel, merged. What a page reads
+    /// is bounded by the shards and the limit, however many orders are open.
+    pub async fn ready_to_ship(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<QueuePage, StoreError> {
+        let (top, more) = self
+            .sharded_page(
+                crate::ranking::Sharded {
+                    index: QUEUE_INDEX,
+                    key_attr: QUEUE_KEY,
+                    rank_attr: QUEUE_RANK,
+                },
+                (0..fulfilment::QUEUE_SHARDS).map(queue_partition),
+                after,
+                limit,
+                |i| {
+                    let order = OrderRef::parse(item::get_s(i, "order")?)
+                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))?;
+                    Ok((order, parse_record(Some(i))?.0))
+                },
+            )
+            .await?;
+        Ok(QueuePage {
+            next: more
+                .then(|| top.last().map(|(rank, _)| rank.clone()))
+                .flatten(),
+            orders: top.into_iter().map(|(_, entry)| entry).collect(),
+        })
     }
 }

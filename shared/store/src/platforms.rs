@@ -651,9 +651,12 @@ pub fn admit(
             occurred_at,
             mut kind,
         } => {
-            if let OrderEventKind::Paid { lines, tier, .. } = &mut kind {
-                *tier =
-                    crate::webhooks::paying_tier(view.rules.as_deref(), view.distributor.as_ref());
+            crate::webhooks::stamp_paid(
+                &mut kind,
+                view.rules.as_deref(),
+                view.distributor.as_ref(),
+            );
+            if let OrderEventKind::Paid { lines, .. } = &mut kind {
                 crate::webhooks::record_entitled_prices(
                     lines,
                     view.rules.as_deref(),

@@ -92,11 +92,56 @@ impl Table {
         limit: usize,
     ) -> Result<RankedPage, StoreError> {
         let (index, key_attr, rank_attr) = index_of(by);
-        let queries = (0..RANK_SHARDS).map(|shard| {
-            let partition = match period {
-                Some(p) => sales_partition(p, shard),
-                None => changed_partition(shard),
-            };
+        let partitions = (0..RANK_SHARDS).map(|shard| match period {
+            Some(p) => sales_partition(p, shard),
+            None => changed_partition(shard),
+        });
+        let (top, more) = self
+            .sharded_page(
+                Sharded {
+                    index,
+                    key_attr,
+                    rank_attr,
+                },
+                partitions,
+                after,
+                limit,
+                |i| {
+                    let (pk, _) = item::key_of(i);
+                    pk.strip_prefix("DIST#")
+                        .and_then(|raw| DistributorId::parse(raw).ok())
+                        .ok_or_else(|| {
+                            StoreError::corrupt(&item::key_of(i), "not a distributor's item")
+                        })
+                },
+            )
+            .await?;
+        Ok(RankedPage {
+            next: more
+                .then(|| top.last().map(|(rank, _)| rank.clone()))
+                .flatten(),
+            ids: top.into_iter().map(|(_, id)| id).collect(),
+        })
+    }
+
+    /// The greatest `limit` ranks of an index spread over `partitions`
+    /// after `after` (a rank a previous page ended on), each with what
+    /// `parse` reads of its item: the top `limit` of every partition, one
+    /// Query each in parallel, merged; and whether any is left after them.
+    pub(crate) async fn sharded_page<T>(
+        &self,
+        sharded: Sharded,
+        partitions: impl Iterator<Item = String>,
+        after: Option<&str>,
+        limit: usize,
+        parse: impl Fn(&crate::item::Item) -> Result<T, StoreError> + Copy,
+    ) -> Result<(Vec<(String, T)>, bool), StoreError> {
+        let Sharded {
+            index,
+            key_attr,
+            rank_attr,
+        } = sharded;
+        let queries = partitions.map(|partition| {
             let query = self
                 .client
                 .query()
@@ -123,29 +168,45 @@ impl Table {
                     .items
                     .unwrap_or_default()
                     .iter()
-                    .map(|i| {
-                        let rank = item::get_s(i, rank_attr)?.to_owned();
-                        let (pk, _) = item::key_of(i);
-                        let id = pk
-                            .strip_prefix("DIST#")
-                            .and_then(|raw| DistributorId::parse(raw).ok())
-                            .ok_or_else(|| {
-                                StoreError::corrupt(&item::key_of(i), "not a distributor's item")
-                            })?;
-                        Ok((rank, id))
-                    })
+                    .map(|i| Ok(Ranked(item::get_s(i, rank_attr)?.to_owned(), parse(i)?)))
                     .collect::<Result<Vec<_>, StoreError>>()?;
                 Ok::<_, StoreError>(ShardPage { entries, more })
             }
         });
         let pages = futures::future::try_join_all(queries).await?;
         let (top, more) = ranking::merge_desc(pages, limit);
-        Ok(RankedPage {
-            next: more
-                .then(|| top.last().map(|(rank, _)| rank.clone()))
-                .flatten(),
-            ids: top.into_iter().map(|(_, id)| id).collect(),
-        })
+        Ok((top.into_iter().map(|Ranked(r, t)| (r, t)).collect(), more))
+    }
+}
+
+/// An index spread over partitions, and its key attributes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sharded {
+    pub index: &'static str,
+    pub key_attr: &'static str,
+    pub rank_attr: &'static str,
+}
+
+/// An entry of a sharded index, ordered by its rank alone.
+struct Ranked<T>(String, T);
+
+impl<T> PartialEq for Ranked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<T> Eq for Ranked<T> {}
+
+impl<T> PartialOrd for Ranked<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Ranked<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
     }
 }
 

@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tier_domain::ids::{AppId, DistributorId, EventId, Platform, Sku, StoreId, TierId};
+use tier_domain::ids::{AppId, DistributorId, EventId, Platform, Sku, StoreId};
+use tier_domain::order::OrderEventKind;
 use tier_domain::pricing::SkuBook;
 
 use crate::distributors::{Distributor, parse_profile};
@@ -268,14 +269,35 @@ impl Table {
     }
 }
 
-/// The tier an order is paid in: the distributor's, or the rule set's entry
-/// tier for one not yet placed (the tier its prices were quoted in). `None`
-/// before a rule set is published.
-pub fn paying_tier(
+/// Stamps a paid order with what intake knows when it is paid: the tier
+/// it is paid in (the distributor's, or the rule set's entry tier for one
+/// not yet placed: the tier its prices were quoted in), whether it is
+/// urgent (the platform's flag or the brand's rule) and its fulfilment
+/// priority. Nothing before a rule set is published.
+pub fn stamp_paid(
+    kind: &mut OrderEventKind,
     rules: Option<&PublishedRuleSet>,
     distributor: Option<&Distributor>,
-) -> Option<TierId> {
-    rules.map(|r| tier_in(r, distributor).id.clone())
+) {
+    let (
+        OrderEventKind::Paid {
+            total,
+            lines,
+            urgent,
+            tier,
+            priority,
+            ..
+        },
+        Some(rules),
+    ) = (kind, rules)
+    else {
+        return;
+    };
+    let paying = tier_in(rules, distributor);
+    let policy = rules.rules.fulfilment();
+    *urgent = policy.is_urgent(*urgent, *total, lines);
+    *priority = policy.priority(paying.benefits.priority, *urgent);
+    *tier = Some(paying.id.clone());
 }
 
 fn tier_in<'a>(

@@ -1,5 +1,6 @@
 //! `tiers api-keys create | list | revoke`: the keys ERP integrations and
-//! distributors read prices and tiers with.
+//! distributors read prices and tiers with, and the brand's warehouse ships
+//! orders with.
 
 use clap::{ArgGroup, Subcommand};
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use crate::output::{self, field};
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Create a key; it is shown this once.
-    #[command(group(ArgGroup::new("scope").required(true).args(["erp", "distributor"])))]
+    #[command(group(ArgGroup::new("scope").required(true).args(["erp", "distributor", "fulfilment"])))]
     Create {
         #[arg(long)]
         name: String,
@@ -22,6 +23,9 @@ pub enum Cmd {
         /// Reads only this distributor.
         #[arg(long, value_name = "ID")]
         distributor: Option<String>,
+        /// Reads the shipping queue and records shipments; no prices.
+        #[arg(long)]
+        fulfilment: bool,
     },
     /// Every key, without secrets; revoked ones marked.
     List,
@@ -42,14 +46,16 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
     match cmd {
         Cmd::Create {
             name,
-            // The group makes `--erp` and `--distributor` exclusive and one
-            // of them required: without a distributor, it is `--erp`.
+            // The group makes the scopes exclusive and one of them
+            // required: neither a distributor nor fulfilment, it is `--erp`.
             erp: _,
             distributor,
+            fulfilment,
         } => {
-            let scope_body = match distributor {
-                Some(d) => json!({"type": "distributor", "distributor_id": d}),
-                None => json!({"type": "erp"}),
+            let scope_body = match (distributor, fulfilment) {
+                (Some(d), _) => json!({"type": "distributor", "distributor_id": d}),
+                (None, true) => json!({"type": "fulfilment"}),
+                (None, false) => json!({"type": "erp"}),
             };
             let answer = client
                 .post("api-keys", json!({"name": name, "scope": scope_body}))

@@ -49,6 +49,7 @@ fn paid(o: u8, buyer: &str, cents: i64) -> OrderEvent {
             urgent: false,
             region: None,
             tier: None,
+            priority: 0,
         },
     )
 }

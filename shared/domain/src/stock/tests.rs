@@ -46,6 +46,14 @@ fn ev(s: &str) -> EventId {
     EventId::parse(s).unwrap()
 }
 
+fn payer(tier: Option<&TierId>) -> Payer<'_> {
+    Payer {
+        tier,
+        priority: 0,
+        paid_at: chrono::DateTime::UNIX_EPOCH,
+    }
+}
+
 fn lid(s: &str) -> LineId {
     LineId::parse(s).unwrap()
 }
@@ -79,7 +87,7 @@ fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
         line("3", "HOODIE", 1),
     ];
     assert_eq!(
-        o.pay(&ev("p"), Some(&tier("gold")), &lines),
+        o.pay(&ev("p"), payer(Some(&tier("gold"))), &lines),
         Payment::Recorded
     );
     let taken = o.take_pending(99, &shelves);
@@ -97,7 +105,10 @@ fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
         (1, 5, 3, 1)
     );
     assert!(!o.has_pending());
-    assert_eq!(o.pay(&ev("p-again"), None, &lines), Payment::Duplicate);
+    assert_eq!(
+        o.pay(&ev("p-again"), payer(None), &lines),
+        Payment::Duplicate
+    );
     assert_eq!(o.take_pending(99, &shelves), Taken::default());
 
     // Cancelling gives each unit back to its part and closes the backorder.
@@ -115,7 +126,11 @@ fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
 fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment() {
     let mut shelves = BTreeMap::from([(sku("TEE"), stock(20, &[("gold", 4)]))]);
     let mut o = OrderStock::default();
-    o.pay(&ev("p"), Some(&tier("gold")), &[line("1", "TEE", 10)]);
+    o.pay(
+        &ev("p"),
+        payer(Some(&tier("gold"))),
+        &[line("1", "TEE", 10)],
+    );
     let taken = o.take_pending(99, &shelves);
     apply(&mut shelves, &taken.moves);
     assert_eq!(refund(&mut shelves, &mut o, "RF1", &[ret("1", 3)]), 3);
@@ -136,7 +151,7 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
     let mut early = OrderStock::default();
     assert_eq!(refund(&mut shelves, &mut early, "RF1", &[ret("1", 3)]), 0);
     assert_eq!(
-        early.pay(&ev("p"), None, &[line("1", "TEE", 5)]),
+        early.pay(&ev("p"), payer(None), &[line("1", "TEE", 5)]),
         Payment::Recorded
     );
     let taken = early.take_pending(99, &shelves);
@@ -152,7 +167,7 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
     cancelled.cancel();
     assert!(!cancelled.has_releasing());
     assert_eq!(
-        cancelled.pay(&ev("p"), None, &[line("1", "TEE", 5)]),
+        cancelled.pay(&ev("p"), payer(None), &[line("1", "TEE", 5)]),
         Payment::Cancelled
     );
     assert_eq!(cancelled.lines[&lid("1")].status, LineStatus::Cancelled);
@@ -163,7 +178,7 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
 fn a_refunded_backorder_shrinks_and_closes() {
     let mut shelves = BTreeMap::new();
     let mut o = OrderStock::default();
-    o.pay(&ev("p"), None, &[line("1", "TEE", 5)]);
+    o.pay(&ev("p"), payer(None), &[line("1", "TEE", 5)]);
     let taken = o.take_pending(99, &shelves);
     apply(&mut shelves, &taken.moves);
     assert_eq!(shelves[&sku("TEE")].backordered, 5, "a SKU never stocked");
@@ -212,7 +227,7 @@ fn many_skus_are_taken_in_parts() {
     let lines: Vec<OrderLine> = (0..5)
         .map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1))
         .collect();
-    o.pay(&ev("p"), None, &lines);
+    o.pay(&ev("p"), payer(None), &lines);
     assert_eq!(o.take_pending(2, &shelves).moves.len(), 2);
     // A refund of a line not yet reserved: it reserves only what stays sold.
     o.refund("RF1", &[ret("4", 1)]);
@@ -235,6 +250,52 @@ fn many_skus_are_taken_in_parts() {
     assert_eq!(o.take_pending(2, &shelves), Taken::default());
 }
 
+#[test]
+fn shipping_takes_the_units_off_hand_once_and_returns_come_back_to_the_pool() {
+    let mut shelves = BTreeMap::from([(sku("TEE"), stock(10, &[("gold", 4)]))]);
+    let mut o = OrderStock::default();
+    let shipment = || Shipment {
+        at: chrono::DateTime::UNIX_EPOCH,
+        reference: Some("SF1".into()),
+    };
+    assert_eq!(o.ship(shipment()), Err(ShipError::NotPaid));
+    o.pay(&ev("p"), payer(Some(&tier("gold"))), &[line("1", "TEE", 6)]);
+    assert!(!o.is_ready());
+    assert_eq!(o.ship(shipment()), Err(ShipError::NotReady));
+    let taken = o.take_pending(99, &shelves);
+    apply(&mut shelves, &taken.moves);
+    assert!(o.is_ready());
+    assert_eq!(o.ship(shipment()), Ok(true));
+    assert!(!o.is_ready());
+    apply(&mut shelves, &o.take_releasing(99));
+    let tee = &shelves[&sku("TEE")];
+    assert_eq!((tee.on_hand, tee.pool, tee.allocated), (4, 4, 0));
+    assert!(
+        tee.reserves.is_empty(),
+        "gold's reserve went with the order"
+    );
+    assert_eq!(o.ship(shipment()), Ok(false), "shipped once");
+    assert_eq!(o.take_releasing(99), StockMoves::new());
+    // A cancellation after shipping returns nothing; returned goods do.
+    o.cancel();
+    assert_eq!(o.take_releasing(99), StockMoves::new());
+    assert_eq!(refund(&mut shelves, &mut o, "RF1", &[ret("1", 2)]), 2);
+    let tee = &shelves[&sku("TEE")];
+    assert_eq!((tee.on_hand, tee.pool), (6, 6));
+    assert_eq!(o.lines[&lid("1")].shipped, 4);
+
+    let mut cancelled = OrderStock::default();
+    cancelled.cancel();
+    cancelled.pay(&ev("p"), payer(None), &[line("1", "TEE", 1)]);
+    assert_eq!(cancelled.ship(shipment()), Err(ShipError::Cancelled));
+    let mut returned = OrderStock::default();
+    returned.refund("RF1", &[ret("1", 1)]);
+    returned.pay(&ev("p"), payer(None), &[line("1", "TEE", 1)]);
+    let taken = returned.take_pending(99, &shelves);
+    assert!(taken.moves.is_empty());
+    assert_eq!(returned.ship(shipment()), Err(ShipError::NothingToShip));
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Recount(usize, u64),
@@ -244,6 +305,7 @@ enum Step {
     Cancel(usize),
     /// Returned goods of an order's line.
     Refund(usize, usize, u32),
+    Ship(usize),
 }
 
 const SKUS: usize = 2;
@@ -256,11 +318,12 @@ fn step() -> impl Strategy<Value = Step> {
         (prop::option::of(0usize..3), lines).prop_map(|(t, l)| Step::Pay(t, l)),
         (0usize..12).prop_map(Step::Cancel),
         (0usize..12, 0usize..3, 1u32..6).prop_map(|(o, l, q)| Step::Refund(o, l, q)),
+        (0usize..12).prop_map(Step::Ship),
     ]
 }
 
 proptest! {
-    /// Orders, cancellations and refunds against two SKUs beside recounts
+    /// Orders, cancellations, refunds and shipments against two SKUs beside recounts
     /// and plan changes, each order's moves applied as the store writes
     /// them: after every step each SKU's parts sum to on hand, what is
     /// allocated is what the orders' lines hold, what is backordered is
@@ -294,7 +357,7 @@ proptest! {
                         .map(|(i, (s, q))| line(&i.to_string(), skus[*s].as_str(), *q))
                         .collect();
                     let mut o = OrderStock::default();
-                    o.pay(&ev("p"), t.map(|i| &tiers[i]), &lines);
+                    o.pay(&ev("p"), payer(t.map(|i| &tiers[i])), &lines);
                     // One SKU a transaction, as an order of many goes.
                     while o.has_pending() {
                         let taken = o.take_pending(1, &shelves);
@@ -302,7 +365,7 @@ proptest! {
                     }
                     orders.push(o);
                 }
-                Step::Cancel(i) | Step::Refund(i, ..) if orders.is_empty() => {
+                Step::Cancel(i) | Step::Refund(i, ..) | Step::Ship(i) if orders.is_empty() => {
                     let _ = i;
                 }
                 Step::Cancel(i) => {
@@ -313,6 +376,13 @@ proptest! {
                     let n = orders.len();
                     refunds += 1;
                     orders[i % n].refund(&format!("RF{refunds}"), &[ret(&l.to_string(), q)]);
+                }
+                Step::Ship(i) => {
+                    let n = orders.len();
+                    let o = &mut orders[i % n];
+                    let ready = o.is_ready();
+                    let shipment = Shipment { at: chrono::DateTime::UNIX_EPOCH, reference: None };
+                    prop_assert_eq!(o.ship(shipment).is_ok(), ready || o.shipped.is_some());
                 }
             }
             for o in &mut orders {

@@ -2,10 +2,10 @@
 //! `X-Api-Key`). The key's record is read with the rest of the lookup's
 //! first round trip; its secret is compared by hash in constant time.
 
+use crate::http::{self, ApiError};
 use lambda_http::Request;
 use sha2::{Digest, Sha256};
 use tier_domain::access::{self, ApiKey};
-use tier_runtime::http::{self, ApiError};
 use tier_store::item::Item;
 
 pub struct Presented<'a> {
