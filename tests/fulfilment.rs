@@ -205,6 +205,10 @@ async fn a_batch_is_served_by_priority_when_stock_runs_short() {
         [
             ("TABLE_NAME", stack.table_name()),
             ("DLQ_URL", stack.queue_url("StockEventsDLQ")),
+            (
+                "STOCK_EVENTS_QUEUE_URL",
+                stack.queue_url("StockEventsQueue"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

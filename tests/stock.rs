@@ -274,8 +274,8 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     assert_eq!(free(table.stock(&sku(149)).await.unwrap()), Some(1));
     assert_eq!(free(table.stock(&sku(7)).await.unwrap()), Some(0));
     assert_eq!(table.stock(&sku(7)).await.unwrap().unwrap().backordered, 1);
-    assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 149);
-    assert_eq!(table.cancel_order_stock(&order).await.unwrap(), 0);
+    assert_eq!(table.cancel_order_stock(&order).await.unwrap().units, 149);
+    assert_eq!(table.cancel_order_stock(&order).await.unwrap().units, 0);
     assert_eq!(free(table.stock(&sku(149)).await.unwrap()), Some(2));
     assert_eq!(table.stock(&sku(7)).await.unwrap().unwrap().backordered, 0);
     stack.stop().await;
@@ -556,6 +556,122 @@ async fn stock_kept_before_tiers_is_converted_and_released_as_a_restock() {
     assert_eq!(
         (&old["lines"]["1"]["status"], &old["lines"]["2"]["status"]),
         (&json!("released"), &json!("cancelled"))
+    );
+    stack.stop().await;
+}
+
+/// Backorders filled on restock by priority, then age, each line whole or
+/// not at all; a rerun of the fill changes nothing; a cancellation's units
+/// fill the next in line; a filled order joins the shipping queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn restocks_and_releases_fill_backorders_by_priority_then_age() {
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    place_locked(&stack, &api, "d-suzhou", "gold").await;
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 2}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t0 = Utc::now() - chrono::Duration::minutes(10);
+    let at = |m: i64| t0 + chrono::Duration::minutes(m);
+    let jackets = |event: &str, order: &str, q: u32, m: i64| {
+        docs::paid(event, order, "b1", &[("JACKET-DOWN", q, "1299.00")], at(m))
+    };
+    let sends = [
+        ("jd", "sh-outlet", jackets("j0", "J0", 2, 0)),
+        // Backordered, in this order: junior 1, gold 1, junior 3, junior 1.
+        ("jd", "sh-outlet", jackets("j1", "J1", 1, 1)),
+        ("douyin", "sz-live", jackets("g1", "G1", 1, 2)),
+        ("jd", "sh-outlet", jackets("j2", "J2", 3, 3)),
+        ("jd", "sh-outlet", jackets("j3", "J3", 1, 4)),
+    ];
+    for (platform, store, doc) in &sends {
+        assert_eq!(api.webhook(platform, store, doc).await.unwrap().status, 202);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let status = |platform: &'static str, store: &'static str, order: &'static str| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("orders/{platform}/{store}/{order}/reservations"))
+                .await
+                .unwrap()
+                .body["lines"]["1"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let statuses = || async {
+        [
+            status("douyin", "sz-live", "G1").await,
+            status("jd", "sh-outlet", "J1").await,
+            status("jd", "sh-outlet", "J2").await,
+            status("jd", "sh-outlet", "J3").await,
+        ]
+    };
+    assert_eq!(statuses().await, ["backordered"; 4]);
+    let backordered = || async {
+        api.get("skus/JACKET-DOWN/stock").await.unwrap().body["backordered"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(backordered().await, 6);
+
+    // 2 more: Gold first, then the oldest junior; J2's 3 do not fit whole,
+    // so it keeps its place and J3 waits behind it.
+    let r = api
+        .put("skus/JACKET-DOWN/stock", &json!({"on_hand": 4}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(
+        statuses().await,
+        ["reserved", "reserved", "backordered", "backordered"]
+    );
+    assert_eq!(backordered().await, 4);
+
+    // The same fill again, as a redelivery would: nothing changes.
+    send_raw(
+        &stack,
+        "StockEventsQueue",
+        &tier_messages::Message::BackorderFillV1(tier_messages::BackorderFill {
+            sku: tier_domain::ids::Sku::parse("JACKET-DOWN").unwrap(),
+            after: None,
+        })
+        .to_json(),
+    )
+    .await;
+    stack.wait_idle(IDLE).await.unwrap();
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(
+        (
+            &s["on_hand"],
+            &s["allocated"],
+            &s["backordered"],
+            &s["pool"]
+        ),
+        (&json!(4), &json!(4), &json!(4), &json!(0))
+    );
+
+    // J0's cancellation frees 2: J2 still needs 3, so J3 (1) is filled.
+    api.webhook(
+        "jd",
+        "sh-outlet",
+        &docs::cancelled("j0-x", "J0", Utc::now()),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(
+        statuses().await,
+        ["reserved", "reserved", "backordered", "reserved"]
+    );
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(
+        (&s["allocated"], &s["backordered"], &s["pool"]),
+        (&json!(3), &json!(3), &json!(1))
     );
     stack.stop().await;
 }

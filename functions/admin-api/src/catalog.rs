@@ -157,6 +157,7 @@ impl AdminApi {
         }
         .map_err(refused)?;
         tracing::info!(%sku, on_hand = stock.on_hand, "stock counted");
+        self.ask_fill(&sku, &stock).await?;
         Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
     }
 
@@ -210,7 +211,27 @@ impl AdminApi {
             .await
             .map_err(refused)?;
         tracing::info!(%sku, reserves = ?stock.reserves, "reserves set");
+        self.ask_fill(&sku, &stock).await?;
         Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
+    }
+
+    /// A SKU with backorders and units free gets a fill, by priority then
+    /// age, through stock allocation's queue. Asked on every such change:
+    /// a fill that finds nothing to fill changes nothing.
+    async fn ask_fill(&self, sku: &Sku, stock: &SkuStock) -> Result<(), ApiError> {
+        if stock.backordered > 0 && stock.free() > 0 {
+            self.dead_letters
+                .stock_events
+                .source
+                .send(&tier_messages::Message::BackorderFillV1(
+                    tier_messages::BackorderFill {
+                        sku: sku.clone(),
+                        after: None,
+                    },
+                ))
+                .await?;
+        }
+        Ok(())
     }
 
     async fn require_sku(&self, sku: &Sku) -> Result<(), ApiError> {

@@ -6,7 +6,10 @@
 //!   enough stock, so stock never goes below zero; a line that cannot be
 //!   filled is recorded as backordered, not dropped;
 //! - cancelled: every line's remaining reservation returns to stock, once;
-//! - refunded: the returned lines it lists go back to stock, once per refund.
+//! - refunded: the returned lines it lists go back to stock, once per refund;
+//! - a release that frees units of a SKU with backorders asks for a fill:
+//!   `backorder_fill.v1` fills the SKU's backorders by priority, then age,
+//!   a page a message (as the admin API asks after a count or a plan).
 //!
 //! A batch is served releases first, then payments by priority (the
 //! distributor's tier priority plus urgency, stamped when the order was
@@ -22,9 +25,12 @@ use std::cmp::Reverse;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeSet;
 use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_domain::stock::Payer;
-use tier_messages::Message;
+
+use tier_domain::ids::Sku;
+use tier_messages::{BackorderFill, Message};
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::catalog::Allocation;
@@ -33,7 +39,12 @@ use tier_store::{Queue, Table};
 pub struct StockAllocation {
     table: Table,
     batches: BatchProcessor,
+    /// Its own queue: backorder fills, and their continuations.
+    stock_events: Queue,
 }
+
+/// Backorders filled per message; each page sends the next.
+const FILL_PAGE: usize = 100;
 
 /// The order a batch is served in: releases first, so that the units they
 /// free serve the payments beside them; then payments by priority, highest
@@ -59,6 +70,7 @@ impl StockAllocation {
                 env.parse_or("MAX_RECEIVE_COUNT", 5u32)?,
                 "stock-allocation",
             ),
+            stock_events: Queue::new(aws.sqs.clone(), env.require("STOCK_EVENTS_QUEUE_URL")?),
         })
     }
 
@@ -67,6 +79,7 @@ impl StockAllocation {
             .process_in_order(event, serving_order, |message| async move {
                 match message {
                     Message::OrderEventV1(e) => self.on_order_event(&e).await,
+                    Message::BackorderFillV1(f) => self.on_fill(&f).await,
                     // Reviews belong to tier evaluation's queue: one here was misrouted.
                     other => Err(Failure::permanent(
                         "unexpected_message",
@@ -105,18 +118,56 @@ impl StockAllocation {
                 outcome => tracing::info!(%order, ?outcome, "payment allocated"),
             },
             OrderEventKind::Cancelled => {
-                let units = self.table.cancel_order_stock(order).await?;
-                tracing::info!(%order, units, "cancellation released stock");
+                let released = self.table.cancel_order_stock(order).await?;
+                tracing::info!(%order, units = released.units, "cancellation released stock");
+                self.ask_fills(&released.skus).await?;
             }
             OrderEventKind::Refunded {
                 refund_id, lines, ..
             } => {
-                let units = self
+                let released = self
                     .table
                     .refund_order_stock(order, refund_id.as_str(), lines)
                     .await?;
-                tracing::info!(%order, %refund_id, units, "returned goods released stock");
+                tracing::info!(%order, %refund_id, units = released.units, "returned goods released stock");
+                self.ask_fills(&released.skus).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Units came back to these SKUs: those with backorders get a fill. A
+    /// redelivered release asks again, and the fill finds nothing twice.
+    async fn ask_fills(&self, skus: &BTreeSet<Sku>) -> Result<(), Failure> {
+        if skus.is_empty() {
+            return Ok(());
+        }
+        for sku in self.table.skus_with_backorders(skus).await? {
+            self.stock_events
+                .send(&Message::BackorderFillV1(BackorderFill {
+                    sku,
+                    after: None,
+                }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A page of a SKU's backorders, by priority then age; the next page is
+    /// its own message, so a long list never outruns the function's time.
+    async fn on_fill(&self, fill: &BackorderFill) -> Result<(), Failure> {
+        let page = self
+            .table
+            .fill_backorders(&fill.sku, fill.after.as_deref(), FILL_PAGE)
+            .await?;
+        tracing::info!(sku = %fill.sku, filled = page.filled.len(), more = page.next.is_some(), "backorders filled");
+        if let Some(after) = page.next {
+            self.stock_events
+                .send(&Message::BackorderFillV1(BackorderFill {
+                    sku: fill.sku.clone(),
+                    after: Some(after),
+                }))
+                .await?;
         }
         Ok(())
     }

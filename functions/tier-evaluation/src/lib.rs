@@ -162,8 +162,9 @@ impl TierEvaluation {
                             Message::BackfillPageV1(p) => self.on_backfill_page(&p).await?,
                             Message::WhatIfPartitionV1(p) => self.on_what_if_partition(&p).await?,
                             Message::WhatIfPageV1(p) => self.on_what_if_page(&p).await?,
-                            // The order detail consumer's: one here was misrouted.
-                            other @ Message::DetailFetchV1(_) => {
+                            // The order detail consumer's, or stock allocation's:
+                            // one here was misrouted.
+                            other @ (Message::DetailFetchV1(_) | Message::BackorderFillV1(_)) => {
                                 return Err(Failure::permanent(
                                     "unexpected_message",
                                     format!("tier evaluation does not handle {}", other.id()),

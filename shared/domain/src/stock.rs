@@ -312,6 +312,46 @@ impl OrderStock {
         taken
     }
 
+    /// The SKUs whose backorder lists hold the order: a line's counted
+    /// backorder, open or still closing (its move not yet written, in an
+    /// order of more SKUs than one transaction holds). The store adds and
+    /// removes the entries with the moves.
+    pub fn backordered_skus(&self) -> BTreeSet<Sku> {
+        self.lines
+            .values()
+            .filter(|l| (l.status == LineStatus::Backordered && l.short > 0) || l.closing > 0)
+            .map(|l| l.sku.clone())
+            .collect()
+    }
+
+    /// Fills what the order's backorders of `sku` can take from `stock` as
+    /// read, in line order: each line whole from the order's tier's reserve
+    /// and then the pool, or not at all (it keeps its place). `None`: none
+    /// could be filled.
+    pub fn fill_backorders(&mut self, sku: &Sku, stock: &SkuStock) -> Option<Move> {
+        let mut left = stock.clone();
+        let mut filled = Move::default();
+        for line in self
+            .lines
+            .values_mut()
+            .filter(|l| &l.sku == sku && l.status == LineStatus::Backordered && l.short > 0)
+        {
+            let Some(draw) = left.draw(self.tier.as_ref(), u64::from(line.short)) else {
+                continue;
+            };
+            let mut step = SkuStock::take(&draw);
+            step.backordered = -i64::from(line.short);
+            left.apply(&step)
+                .expect("a draw fits the stock it was drawn from");
+            filled.add(&step);
+            line.status = LineStatus::Reserved;
+            line.reserved = line.short;
+            line.short = 0;
+            line.draw = Some(draw);
+        }
+        (!filled.is_empty()).then_some(filled)
+    }
+
     /// Cancels the order: everything still reserved is released, and its
     /// backorders closed, once.
     pub fn cancel(&mut self) {

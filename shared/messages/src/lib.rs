@@ -70,6 +70,20 @@ pub enum Message {
     /// pull, for the next upline up.
     #[serde(rename = "network_pull.v1")]
     NetworkPullV1(NetworkPull),
+    /// A SKU has stock to give its backorders: they are filled by priority,
+    /// then age, a page at a time, each page sending the next. Sent by the
+    /// admin API after a count or a plan frees units, and by stock
+    /// allocation after a release does, to stock allocation.
+    #[serde(rename = "backorder_fill.v1")]
+    BackorderFillV1(BackorderFill),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackorderFill {
+    pub sku: Sku,
+    /// Where the previous page of the SKU's backorders ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +322,9 @@ impl Message {
                 format!("detail/{}/{}/{}", f.platform, f.store, f.event_id)
             }
             Message::NetworkPullV1(p) => format!("pull/{}/{}", p.upline, p.downline),
+            Message::BackorderFillV1(f) => {
+                format!("fill/{}/{}", f.sku, f.after.as_deref().unwrap_or(""))
+            }
         }
     }
 }

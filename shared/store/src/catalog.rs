@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use tier_domain::fulfilment;
 use tier_domain::ids::{EventId, OrderRef, Sku};
 use tier_domain::order::{OrderLine, ReturnedLine};
@@ -27,10 +27,19 @@ pub enum Allocation {
     Duplicate,
 }
 
-/// SKUs whose stock one transaction moves, beside the order's record
-/// (TransactWriteItems takes 100 actions; BatchGetItem 100 keys).
-const SKUS_PER_TRANSACTION: usize = 99;
+/// SKUs whose stock one transaction moves, beside the order's record: each
+/// SKU's update and the entry of its backorder list the step adds or
+/// removes (TransactWriteItems takes 100 actions; BatchGetItem 100 keys).
+const SKUS_PER_TRANSACTION: usize = 49;
 const MAX_ATTEMPTS: u32 = 8;
+
+/// What a cancellation or refund gave back to stock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Released {
+    pub units: i64,
+    /// The SKUs it freed units of: their backorders may now be filled.
+    pub skus: BTreeSet<Sku>,
+}
 
 /// How a write of a record and its stock moves went.
 enum Written {
@@ -66,6 +75,20 @@ fn queue_attributes(
             s(fulfilment::queue_rank(priority, paid_at, order)),
         ),
     ]
+}
+
+/// A SKU's backorder list: one entry per order backordered on it, spread
+/// over partitions by order as the shipping queue is (a sold-out SKU's
+/// backorders arrive as fast as its orders), ranked as the queue is.
+fn backorder_partition(sku: &Sku, shard: u32) -> String {
+    format!("BACKORDER#{sku}#{shard:02}")
+}
+
+fn backorder_entry(sku: &Sku, order: &OrderRef, record: &OrderStock) -> keys::Key {
+    (
+        backorder_partition(sku, fulfilment::queue_shard(order)),
+        fulfilment::queue_rank(record.priority, record.paid_at.unwrap_or_default(), order),
+    )
 }
 
 /// One page of the shipping queue.
@@ -118,6 +141,7 @@ impl Table {
                 .read_stock_with(&first, std::slice::from_ref(&record_key))
                 .await?;
             let (mut record, version) = parse_record(extra.get(&record_key))?;
+            let was = record.backordered_skus();
             let payment = record.pay(event, payer, lines);
             if payment == Payment::Duplicate && !record.has_pending() {
                 return Ok(if reserved_any {
@@ -130,7 +154,7 @@ impl Table {
             }
             if payment == Payment::Cancelled {
                 match self
-                    .write_stock(order, version, &record, &StockMoves::new())
+                    .write_stock(order, version, &was, &record, &StockMoves::new())
                     .await?
                 {
                     Written::Committed => return Ok(Allocation::OrderCancelled),
@@ -146,7 +170,7 @@ impl Table {
             }
             let taken = record.take_pending(SKUS_PER_TRANSACTION, &stock);
             match self
-                .write_stock(order, version, &record, &taken.moves)
+                .write_stock(order, version, &was, &record, &taken.moves)
                 .await?
             {
                 Written::Committed => {
@@ -172,33 +196,33 @@ impl Table {
 
     /// Cancels the order's stock: what is still reserved goes back, once. A
     /// cancellation before the payment leaves the record cancelled, so the
-    /// late payment reserves nothing. Returns the units put back.
-    pub async fn cancel_order_stock(&self, order: &OrderRef) -> Result<i64, StoreError> {
+    /// late payment reserves nothing.
+    pub async fn cancel_order_stock(&self, order: &OrderRef) -> Result<Released, StoreError> {
         let done = self
             .step_stock(order, |r| {
                 r.cancel();
                 Ok::<_, ShipError>(())
             })
             .await?;
-        Ok(done.map_or(0, |(_, units)| units))
+        Ok(done.map(|(_, r)| r).unwrap_or_default())
     }
 
     /// Returns refund `refund_id`'s goods to stock, once per refund. Before
     /// the payment they are kept, and the payment reserves only what stays
-    /// sold. Returns the units put back.
+    /// sold.
     pub async fn refund_order_stock(
         &self,
         order: &OrderRef,
         refund_id: &str,
         returned: &[ReturnedLine],
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Released, StoreError> {
         let done = self
             .step_stock(order, |r| {
                 r.refund(refund_id, returned);
                 Ok::<_, ShipError>(())
             })
             .await?;
-        Ok(done.map_or(0, |(_, units)| units))
+        Ok(done.map(|(_, r)| r).unwrap_or_default())
     }
 
     /// Ships the order (see [`OrderStock::ship`]): its reserved units leave
@@ -218,14 +242,14 @@ impl Table {
     /// Applies `step` to the order's record and writes it with the stock it
     /// moves, in parts for an order of more SKUs than one transaction
     /// holds; an interrupted step carries on from what is still moving.
-    /// `Ok(Err)`: the step refused; `Ok(Ok)`: the record as written and the
-    /// units it freed.
+    /// `Ok(Err)`: the step refused; `Ok(Ok)`: the record as written and
+    /// what it freed.
     async fn step_stock<E>(
         &self,
         order: &OrderRef,
         step: impl Fn(&mut OrderStock) -> Result<(), E>,
-    ) -> Result<Result<(OrderStock, i64), E>, StoreError> {
-        let mut units = 0;
+    ) -> Result<Result<(OrderStock, Released), E>, StoreError> {
+        let mut released = Released::default();
         for attempt in 0..MAX_ATTEMPTS {
             let (before, version) = self.order_stock(order).await?;
             let mut record = before.clone();
@@ -233,15 +257,25 @@ impl Table {
                 return Ok(Err(e));
             }
             if record == before && !record.has_releasing() {
-                return Ok(Ok((record, units)));
+                return Ok(Ok((record, released)));
             }
             let moves = record.take_releasing(SKUS_PER_TRANSACTION);
             let freed: i64 = moves.values().map(Move::freed).sum();
-            match self.write_stock(order, version, &record, &moves).await? {
+            let was = before.backordered_skus();
+            match self
+                .write_stock(order, version, &was, &record, &moves)
+                .await?
+            {
                 Written::Committed => {
-                    units += freed;
+                    released.units += freed;
+                    released.skus.extend(
+                        moves
+                            .iter()
+                            .filter(|(_, m)| m.freed() > 0)
+                            .map(|(s, _)| s.clone()),
+                    );
                     if !record.has_releasing() {
-                        return Ok(Ok((record, units)));
+                        return Ok(Ok((record, released)));
                     }
                 }
                 Written::RecordChanged => crate::table::backoff(attempt + 1).await,
@@ -271,14 +305,17 @@ impl Table {
     }
 
     /// Writes `record` (conditional on `version`) with its stock moves in
-    /// one transaction.
+    /// one transaction, and the entries of the moved SKUs' backorder lists
+    /// it joins or leaves (`was`: the SKUs it was backordered on).
     async fn write_stock(
         &self,
         order: &OrderRef,
         version: u64,
+        was: &BTreeSet<Sku>,
         record: &OrderStock,
         moves: &StockMoves,
     ) -> Result<Written, StoreError> {
+        let now = record.backordered_skus();
         let key = keys::order_stock(order);
         let mut contention = 0u32;
         loop {
@@ -312,6 +349,40 @@ impl Table {
                     .update(self.stock_update(sku, m))
                     .build()
             }));
+            // After the SKUs' updates, so that a refused update's index is
+            // its SKU's.
+            for sku in moves.keys() {
+                let entry = backorder_entry(sku, order, record);
+                match (was.contains(sku), now.contains(sku)) {
+                    (false, true) => tx.push(
+                        TransactWriteItem::builder()
+                            .put(
+                                Put::builder()
+                                    .table_name(&self.name)
+                                    .set_item(Some(new_item(
+                                        &entry,
+                                        "backorder",
+                                        [("order", s(order.to_string()))],
+                                    )))
+                                    .build()
+                                    .expect("put has item"),
+                            )
+                            .build(),
+                    ),
+                    (true, false) => tx.push(
+                        TransactWriteItem::builder()
+                            .delete(
+                                Delete::builder()
+                                    .table_name(&self.name)
+                                    .set_key(Some(item::key_item(&entry)))
+                                    .build()
+                                    .expect("delete has key"),
+                            )
+                            .build(),
+                    ),
+                    _ => {}
+                }
+            }
             match self.transact(tx).await {
                 Ok(TxOutcome::Committed) => return Ok(Written::Committed),
                 Ok(TxOutcome::ConditionFailed { reasons }) => {
@@ -360,7 +431,7 @@ impl Table {
         let (top, more) = self
             .sharded_page(
                 crate::ranking::Sharded {
-                    index: QUEUE_INDEX,
+                    index: Some(QUEUE_INDEX),
                     key_attr: QUEUE_KEY,
                     rank_attr: QUEUE_RANK,
                 },
@@ -380,5 +451,108 @@ impl Table {
                 .flatten(),
             orders: top.into_iter().map(|(_, entry)| entry).collect(),
         })
+    }
+}
+
+/// What a page of a SKU's backorder fill did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FillPage {
+    /// The orders whose backorders of the SKU were filled, in fill order.
+    pub filled: Vec<OrderRef>,
+    /// Where the next page starts; `None` when the list ended or the SKU
+    /// has nothing left to give.
+    pub next: Option<String>,
+}
+
+impl Table {
+    /// Fills up to `limit` of `sku`'s backorders after `after`, by priority
+    /// then age: each order's lines whole from its tier's reserve and then
+    /// the pool, or not at all (it keeps its place). A rerun fills nothing
+    /// twice: a filled order leaves the list in its own transaction.
+    pub async fn fill_backorders(
+        &self,
+        sku: &Sku,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<FillPage, StoreError> {
+        let (entries, more) = self
+            .sharded_page(
+                crate::ranking::Sharded {
+                    index: None,
+                    key_attr: keys::PK,
+                    rank_attr: keys::SK,
+                },
+                (0..fulfilment::QUEUE_SHARDS).map(|shard| backorder_partition(sku, shard)),
+                after,
+                limit,
+                |i| {
+                    OrderRef::parse(item::get_s(i, "order")?)
+                        .map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))
+                },
+            )
+            .await?;
+        let mut page = FillPage::default();
+        for (_, order) in &entries {
+            let (filled, free_left) = self.fill_order(order, sku).await?;
+            if filled {
+                page.filled.push(order.clone());
+            }
+            if free_left == 0 {
+                return Ok(page);
+            }
+        }
+        page.next = more
+            .then(|| entries.last().map(|(rank, _)| rank.clone()))
+            .flatten();
+        Ok(page)
+    }
+
+    /// Fills what `order`'s backorders of `sku` can take now. Whether any
+    /// was, and the units the SKU has free after.
+    async fn fill_order(&self, order: &OrderRef, sku: &Sku) -> Result<(bool, u64), StoreError> {
+        let key = keys::order_stock(order);
+        let skus = BTreeSet::from([sku.clone()]);
+        for attempt in 0..MAX_ATTEMPTS {
+            let (stock, extra) = self
+                .read_stock_with(&skus, std::slice::from_ref(&key))
+                .await?;
+            let (mut record, version) = parse_record(extra.get(&key))?;
+            let shelf = stock.get(sku).cloned().unwrap_or_default();
+            let was = record.backordered_skus();
+            let Some(m) = record.fill_backorders(sku, &shelf) else {
+                return Ok((false, shelf.free()));
+            };
+            let moves = StockMoves::from([(sku.clone(), m.clone())]);
+            match self
+                .write_stock(order, version, &was, &record, &moves)
+                .await?
+            {
+                Written::Committed => {
+                    let left = shelf.free().saturating_add_signed(m.freed());
+                    return Ok((true, left));
+                }
+                Written::RecordChanged | Written::StockChanged(_) => {
+                    crate::table::backoff(attempt + 1).await
+                }
+            }
+        }
+        Err(StoreError::Contention {
+            what: format!("backorders of order {order}"),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Which of `skus` have backorders counted.
+    pub async fn skus_with_backorders(
+        &self,
+        skus: &BTreeSet<Sku>,
+    ) -> Result<BTreeSet<Sku>, StoreError> {
+        Ok(self
+            .read_stock(skus)
+            .await?
+            .into_iter()
+            .filter(|(_, s)| s.backordered > 0)
+            .map(|(sku, _)| sku)
+            .collect())
     }
 }

@@ -99,7 +99,7 @@ impl Table {
         let (top, more) = self
             .sharded_page(
                 Sharded {
-                    index,
+                    index: Some(index),
                     key_attr,
                     rank_attr,
                 },
@@ -146,7 +146,7 @@ impl Table {
                 .client
                 .query()
                 .table_name(&self.name)
-                .index_name(index)
+                .set_index_name(index.map(str::to_owned))
                 .expression_attribute_names("#k", key_attr)
                 .expression_attribute_values(":k", s(partition))
                 .scan_index_forward(false)
@@ -182,7 +182,8 @@ impl Table {
 /// An index spread over partitions, and its key attributes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sharded {
-    pub index: &'static str,
+    /// `None`: the table itself.
+    pub index: Option<&'static str>,
     pub key_attr: &'static str,
     pub rank_attr: &'static str,
 }

@@ -306,6 +306,8 @@ enum Step {
     /// Returned goods of an order's line.
     Refund(usize, usize, u32),
     Ship(usize),
+    /// A restock's fill of an order's backorders of a SKU.
+    Fill(usize, usize),
 }
 
 const SKUS: usize = 2;
@@ -319,6 +321,7 @@ fn step() -> impl Strategy<Value = Step> {
         (0usize..12).prop_map(Step::Cancel),
         (0usize..12, 0usize..3, 1u32..6).prop_map(|(o, l, q)| Step::Refund(o, l, q)),
         (0usize..12).prop_map(Step::Ship),
+        (0usize..12, 0..SKUS).prop_map(|(o, s)| Step::Fill(o, s)),
     ]
 }
 
@@ -365,7 +368,9 @@ proptest! {
                     }
                     orders.push(o);
                 }
-                Step::Cancel(i) | Step::Refund(i, ..) | Step::Ship(i) if orders.is_empty() => {
+                Step::Cancel(i) | Step::Refund(i, ..) | Step::Ship(i) | Step::Fill(i, _)
+                    if orders.is_empty() =>
+                {
                     let _ = i;
                 }
                 Step::Cancel(i) => {
@@ -376,6 +381,28 @@ proptest! {
                     let n = orders.len();
                     refunds += 1;
                     orders[i % n].refund(&format!("RF{refunds}"), &[ret(&l.to_string(), q)]);
+                }
+                Step::Fill(i, s) => {
+                    let n = orders.len();
+                    let o = &mut orders[i % n];
+                    let shelf = shelves.get(&skus[s]).cloned().unwrap_or_default();
+                    let had = o.backordered_skus().contains(&skus[s]);
+                    match o.fill_backorders(&skus[s], &shelf) {
+                        Some(m) => {
+                            prop_assert!(had);
+                            apply(&mut shelves, &StockMoves::from([(skus[s].clone(), m)]));
+                        }
+                        // Nothing filled: no counted backorder fits what the tier may draw.
+                        None => {
+                            let fits = o.lines.values().any(|l| {
+                                l.sku == skus[s]
+                                    && l.status == LineStatus::Backordered
+                                    && l.short > 0
+                                    && shelf.available_to(o.tier.as_ref()) >= u64::from(l.short)
+                            });
+                            prop_assert!(!fits);
+                        }
+                    }
                 }
                 Step::Ship(i) => {
                     let n = orders.len();
