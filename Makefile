@@ -13,6 +13,7 @@
 #   make bench-review  the month-end review of 1,000 distributors through the queue, against GetItems (own moto)
 #   make bench-rollup  how long an order takes to reach each ancestor's network, and its cost by depth (own moto)
 #   make bench-load    the load model: hottest item and partition, units by depth, at 500 to 20,000 orders/s (own moto)
+#   make bench-flash   10,000 buyers for 100 units through stock allocation, against raw conditional UpdateItems (own moto)
 #   make bench-startup each function's start to its first request for work, against a hello world
 #   make fuzz       the platform parsers under libFuzzer, FUZZ_RUNS inputs per target (default 10M;
 #                   not part of `make test`)
@@ -32,7 +33,7 @@ PORT ?= 8080
 export PORT
 
 .PHONY: help test run lint fmt-check clippy cfn-lint template-smoke zips bench bench-lookup bench-intake \
-	bench-review bench-rollup bench-load bench-startup fuzz clean-venv
+	bench-review bench-rollup bench-load bench-flash bench-startup fuzz clean-venv
 
 help:
 	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
@@ -91,6 +92,11 @@ bench-rollup:
 bench-load:
 	scripts/venv.sh moto
 	cargo run -p local-stack --bin load-model
+
+# ITERATIONS=N buyers (default 10000). A debug build: the time is the emulator's.
+bench-flash:
+	scripts/venv.sh moto
+	cargo run -p local-stack --bin flash-sale
 
 # ITERATIONS=N to change the sample size (default 300).
 bench-intake:

@@ -4,7 +4,6 @@
 //! cancelled or shipped are not in it; and a batch of the stock queue is
 //! served in the same order.
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 use system_tests::*;
@@ -201,20 +200,7 @@ async fn a_batch_is_served_by_priority_when_stock_runs_short() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let env = tier_runtime::Env::from_map(
-        [
-            ("TABLE_NAME", stack.table_name()),
-            ("DLQ_URL", stack.queue_url("StockEventsDLQ")),
-            (
-                "STOCK_EVENTS_QUEUE_URL",
-                stack.queue_url("StockEventsQueue"),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect(),
-    );
-    let handler = stock_allocation::StockAllocation::from_env(&env, &stack.clients).unwrap();
+    let handler = stack.stock_allocation().unwrap();
     let now = Utc::now();
     let paid = |id: &str, tier: &str, priority: u16| {
         let Message::OrderEventV1(mut e) =
@@ -234,17 +220,12 @@ async fn a_batch_is_served_by_priority_when_stock_runs_short() {
         }
         Message::OrderEventV1(e)
     };
-    let mut event = SqsEvent::default();
-    for (i, m) in [paid("JUNIOR", "junior", 0), paid("GOLD", "gold", 3)]
-        .iter()
-        .enumerate()
-    {
-        let mut record = SqsMessage::default();
-        record.message_id = Some(format!("m{i}"));
-        record.body = Some(m.to_json());
-        event.records.push(record);
-    }
-    let response = handler.handle_batch(event).await;
+    let batch =
+        local_stack::poller::batch_of(&[paid("JUNIOR", "junior", 0), paid("GOLD", "gold", 3)]);
+    let response = {
+        let _turn = stack.turns.lock().await;
+        handler.handle_batch(batch).await
+    };
     assert!(response.batch_item_failures.is_empty());
     let status = |order: &str| {
         let api = api.clone();

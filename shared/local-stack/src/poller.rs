@@ -31,6 +31,18 @@ pub type SqsHandler =
     Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, SqsError>> + Send + Sync>;
 
 /// Wraps an async fn as an [`SqsHandler`].
+/// `messages` as one batch, as the poller hands a batch to a function.
+pub fn batch_of(messages: &[tier_messages::Message]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for (i, m) in messages.iter().enumerate() {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(format!("direct-{i}-{}", m.id()));
+        record.body = Some(m.to_json());
+        event.records.push(record);
+    }
+    event
+}
+
 pub fn sqs_handler<F, Fut>(f: F) -> SqsHandler
 where
     F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,

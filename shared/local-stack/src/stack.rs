@@ -4,7 +4,7 @@
 //! function is built from its own resolved `Environment` block, exactly as
 //! in Lambda, and runs the same handler code as its Lambda binary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +72,8 @@ pub struct LocalStack {
     pub tier_evaluation: Arc<tier_evaluation::TierEvaluation>,
     /// Every DynamoDB operation the stack's functions make.
     pub dynamo_usage: tier_runtime::cost::DynamoCounter,
+    /// ... and each function's, by its logical id.
+    pub function_usage: BTreeMap<String, tier_runtime::cost::DynamoCounter>,
     /// What the fault proxy did, when the stack runs with faults.
     pub faults: Option<Arc<crate::faults::FaultCounts>>,
     fault_proxy: Option<JoinHandle<()>>,
@@ -187,8 +189,13 @@ impl LocalStack {
         let mut routes = Vec::new();
         let timed_out_batches = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut tier_evaluation = None;
+        let mut function_usage = BTreeMap::new();
         for f in &template.functions {
             let env = Env::from_map(resources.function_env(&template, &f.logical_id, &params)?);
+            // Each function's own count too: what its role must allow.
+            let observed = tier_runtime::cost::DynamoCounter::default();
+            function_usage.insert(f.logical_id.clone(), observed.clone());
+            let function_clients = function_clients.clone().with_dynamo_counter(observed);
             // Lambda ends an invocation at its timeout: the caller of an HTTP
             // function gets a 500, an SQS batch comes back after its
             // visibility timeout. Counted from when the invocation starts,
@@ -345,6 +352,7 @@ impl LocalStack {
             admin_key,
             webhook_secret,
             dynamo_usage,
+            function_usage,
             faults,
             fault_proxy,
             timed_out_batches,
@@ -353,6 +361,25 @@ impl LocalStack {
             shutdown,
             tasks,
         })
+    }
+
+    /// Stock allocation's handler on the stack's clients and queues, for
+    /// code that hands it batches itself (taking its turn in `turns`).
+    pub fn stock_allocation(&self) -> anyhow::Result<stock_allocation::StockAllocation> {
+        let env = Env::from_map(
+            [
+                ("TABLE_NAME", self.table_name()),
+                ("DLQ_URL", self.queue_url("StockEventsDLQ")),
+                ("STOCK_EVENTS_QUEUE_URL", self.queue_url("StockEventsQueue")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        );
+        Ok(stock_allocation::StockAllocation::from_env(
+            &env,
+            &self.clients,
+        )?)
     }
 
     /// The work queues (not the dead-letter queues).

@@ -78,6 +78,19 @@ impl AwsClients {
         Self::local_counted(endpoint, None)
     }
 
+    /// The same clients, DynamoDB's requests also counted by `counter`
+    /// (beside any counter they had).
+    pub fn with_dynamo_counter(mut self, counter: crate::cost::DynamoCounter) -> Self {
+        let config = self
+            .dynamodb
+            .config()
+            .to_builder()
+            .interceptor(counter)
+            .build();
+        self.dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
+        self
+    }
+
     /// The same clients, with SQS sends counted by `counter`.
     pub fn with_sqs_counter(mut self, counter: crate::cost::SqsCounter) -> Self {
         let config = self.sqs.config().to_builder().interceptor(counter).build();

@@ -13,7 +13,7 @@
 //! of a transaction, labelled with the work it was done for ([`within`]):
 //! the write sets the load model computes hot items and partitions from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
@@ -35,6 +35,10 @@ pub struct Usage {
     pub read_units: f64,
     /// Every item written (or condition-checked in a transaction), in order.
     pub writes: Vec<Write>,
+    /// The IAM actions the requests need (`dynamodb:PutItem` for a put in a
+    /// transaction too), a query of an index marked `dynamodb:Query (index)`:
+    /// what a function's role must allow.
+    pub actions: BTreeSet<String>,
 }
 
 /// One item a request wrote.
@@ -78,6 +82,36 @@ fn key_of(
 }
 
 /// The items `input` writes: (key, check only).
+/// The IAM actions `op` needs: a transaction is authorised action by
+/// action, and a query of an index needs the index's resource.
+fn actions(op: &str, input: &Input) -> Vec<String> {
+    use aws_sdk_dynamodb::operation::query::QueryInput;
+    if let Some(i) = input.downcast_ref::<TransactWriteItemsInput>() {
+        return i
+            .transact_items()
+            .iter()
+            .map(|a| {
+                let action = if a.put().is_some() {
+                    "PutItem"
+                } else if a.update().is_some() {
+                    "UpdateItem"
+                } else if a.delete().is_some() {
+                    "DeleteItem"
+                } else {
+                    "ConditionCheckItem"
+                };
+                format!("dynamodb:{action}")
+            })
+            .collect();
+    }
+    if let Some(q) = input.downcast_ref::<QueryInput>()
+        && q.index_name().is_some()
+    {
+        return vec!["dynamodb:Query (index)".into()];
+    }
+    vec![format!("dynamodb:{op}")]
+}
+
 fn written(input: &Input) -> Vec<((String, String), bool)> {
     use aws_sdk_dynamodb::operation::{delete_item, put_item, update_item};
     if let Some(i) = input.downcast_ref::<put_item::PutItemInput>() {
@@ -244,6 +278,7 @@ impl Intercept for DynamoCounter {
                 source: source.clone(),
                 request,
             }));
+        usage.actions.extend(actions(&op, input));
         *usage.requests.entry(op).or_default() += 1;
         usage.write_units += writes;
         usage.read_units += reads;
