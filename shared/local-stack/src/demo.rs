@@ -531,10 +531,26 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
     }
     println!();
 
-    println!("Stock:");
+    // A hundred hoodies kept for Gold: the pool gives the rest to any tier.
+    let r = api
+        .put(
+            "skus/HOODIE-GREY/reserves",
+            &json!({"reserves": {"gold": 100}}),
+        )
+        .await?;
+    ensure!(
+        r.status == 200,
+        "reserving for Gold: {} {}",
+        r.status,
+        r.body
+    );
+    println!("Stock by tier (after keeping 100 hoodies for Gold):");
     for sku in skus {
-        let s = api.get(&format!("skus/{sku}/stock")).await?;
-        println!("    {sku:<12} {} available", s.body["available"]);
+        let s = api.get(&format!("skus/{sku}/stock")).await?.body;
+        println!(
+            "    {sku:<12} on hand {:>5}  pool {:>5}  reserves {}  allocated {}  backordered {}",
+            s["on_hand"], s["pool"], s["reserves"], s["allocated"], s["backordered"]
+        );
     }
     let r = api
         .get("orders/jd/sh-outlet/JD-1004/reservations")
@@ -552,6 +568,29 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
         "    order JD-1003 (backordered, then cancelled): {}",
         r.body["lines"]
     );
+
+    // The warehouse ships from the queue: highest priority first, then oldest.
+    let mut wms = api.clone();
+    wms.api_key = Some(
+        api.create_api_key("warehouse", json!({"type": "fulfilment"}))
+            .await?,
+    );
+    let queue = wms
+        .read("/v1/fulfilment/orders?status=ready&limit=3")
+        .await?;
+    ensure!(queue.status == 200, "the shipping queue: {}", queue.body);
+    println!("\nThe shipping queue, first three (GET /v1/fulfilment/orders?status=ready):");
+    for o in queue.body["orders"].as_array().into_iter().flatten() {
+        println!(
+            "    {}/{}/{}  priority {}  tier {}  paid {}",
+            o["order"]["platform"].as_str().unwrap_or(""),
+            o["order"]["store"].as_str().unwrap_or(""),
+            o["order"]["order_id"].as_str().unwrap_or(""),
+            o["priority"],
+            o["tier"].as_str().unwrap_or("-"),
+            o["paid_at"].as_str().unwrap_or("")
+        );
+    }
 
     println!("\nThis month's sales by the buyers' region (GET /v1/admin/analytics/regions):");
     let r = api.get("analytics/regions").await?;

@@ -117,12 +117,14 @@ impl Table {
         parse_record(self.get(&keys::order_stock(order), true).await?.as_ref())
     }
 
-    /// Records a payment's lines, for `payer`, and takes their stock: the order's record and the SKUs are read together, each
-    /// line draws on its tier's reserve and then the pool, and the record
-    /// and the draws are written in one transaction, each part lowered
-    /// conditional on enough being there, so stock never goes below zero. A
-    /// line the stock cannot fill is backordered. A write that loses to
-    /// another order is read and drawn again.
+    /// Records a payment's lines, for `payer`, and takes their stock: the
+    /// order's record and the SKUs are read together, each line draws on its
+    /// tier's reserve and then the pool, and the record and the draws are
+    /// written in one transaction, each part lowered conditional on enough
+    /// being there, so stock never goes below zero. A line the stock cannot
+    /// fill is backordered. A write that loses to another order is read and
+    /// drawn again; an order of many SKUs goes in parts, and only lost
+    /// writes count towards giving up.
     pub async fn allocate_payment(
         &self,
         order: &OrderRef,
@@ -135,7 +137,8 @@ impl Table {
         // A fresh payment's SKUs are its lines': read them with the record.
         let mut guess: BTreeSet<Sku> = lines.iter().map(|l| l.sku.clone()).collect();
         let record_key = keys::order_stock(order);
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut lost = 0;
+        while lost < MAX_ATTEMPTS {
             let first: BTreeSet<Sku> = guess.iter().take(SKUS_PER_TRANSACTION).cloned().collect();
             let (mut stock, extra) = self
                 .read_stock_with(&first, std::slice::from_ref(&record_key))
@@ -158,7 +161,10 @@ impl Table {
                     .await?
                 {
                     Written::Committed => return Ok(Allocation::OrderCancelled),
-                    _ => continue,
+                    _ => {
+                        lost += 1;
+                        continue;
+                    }
                 }
             }
             // An order of more SKUs than one transaction takes goes in parts;
@@ -184,7 +190,8 @@ impl Table {
                     guess = record.pending_skus(SKUS_PER_TRANSACTION);
                 }
                 Written::RecordChanged | Written::StockChanged(_) => {
-                    crate::table::backoff(attempt + 1).await
+                    lost += 1;
+                    crate::table::backoff(lost).await
                 }
             }
         }
@@ -250,7 +257,9 @@ impl Table {
         step: impl Fn(&mut OrderStock) -> Result<(), E>,
     ) -> Result<Result<(OrderStock, Released), E>, StoreError> {
         let mut released = Released::default();
-        for attempt in 0..MAX_ATTEMPTS {
+        // Parts written do not count towards giving up; lost writes do.
+        let mut lost = 0;
+        while lost < MAX_ATTEMPTS {
             let (before, version) = self.order_stock(order).await?;
             let mut record = before.clone();
             if let Err(e) = step(&mut record) {
@@ -278,13 +287,17 @@ impl Table {
                         return Ok(Ok((record, released)));
                     }
                 }
-                Written::RecordChanged => crate::table::backoff(attempt + 1).await,
+                Written::RecordChanged => {
+                    lost += 1;
+                    crate::table::backoff(lost).await
+                }
                 // Giving back and shipping lower only what the order holds
                 // (allocated, backordered, on hand with it), so a SKU that
                 // refuses is one still holding its old single count (reading
                 // converts it) or one whose parts no longer add up: a fault
                 // for operators, not a retry.
                 Written::StockChanged(skus) => {
+                    lost += 1;
                     let stock = self.read_stock(&skus).await?;
                     for sku in &skus {
                         let mut s = stock.get(sku).cloned().unwrap_or_default();
