@@ -675,3 +675,60 @@ async fn restocks_and_releases_fill_backorders_by_priority_then_age() {
     );
     stack.stop().await;
 }
+
+/// A SKU whose first stock item its backorders made (no count yet) takes a
+/// count, and the fill then reserves what was waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sku_first_seen_in_a_backorder_takes_a_count_and_fills_it() {
+    use tier_domain::ids::*;
+    use tier_domain::money::Money;
+    use tier_domain::order::OrderLine;
+    use tier_store::catalog::Allocation;
+
+    let (stack, _api) = spawn_stack().await;
+    let table = tier_store::Table::new(stack.clients.dynamodb.clone(), stack.table_name());
+    let now = Utc::now();
+    let sku = Sku::parse("NEVER-STOCKED").unwrap();
+    let price = Money::parse("9.00").unwrap();
+    let line = OrderLine {
+        line_id: LineId::parse("1").unwrap(),
+        sku: sku.clone(),
+        quantity: 2,
+        unit_price: price,
+        amount: price.times(2),
+        entitled_unit_price: None,
+        floor_unit_price: None,
+    };
+    let order = OrderRef {
+        platform: Platform::parse("jd").unwrap(),
+        store: StoreId::parse("sh-outlet").unwrap(),
+        order_id: OrderId::parse("FIRST").unwrap(),
+    };
+    let payer = tier_domain::stock::Payer {
+        tier: None,
+        priority: 0,
+        paid_at: now,
+    };
+    let outcome = table
+        .allocate_payment(&order, &EventId::parse("first").unwrap(), payer, &[line])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Allocation::Reserved {
+            backordered: vec![sku.clone()]
+        }
+    );
+    let s = table.stock(&sku).await.unwrap().unwrap();
+    assert_eq!((s.on_hand, s.backordered), (0, 2));
+
+    let s = table.set_stock(&sku, 5, &[], now).await.unwrap();
+    assert_eq!((s.on_hand, s.pool), (5, 5));
+    let page = table.fill_backorders(&sku, None, 10).await.unwrap();
+    assert_eq!(page.filled, vec![order.clone()]);
+    let s = table.stock(&sku).await.unwrap().unwrap();
+    assert_eq!((s.pool, s.allocated, s.backordered), (3, 2, 0));
+    let again = table.fill_backorders(&sku, None, 10).await.unwrap();
+    assert!(again.filled.is_empty(), "filled once");
+    stack.stop().await;
+}

@@ -291,9 +291,14 @@ impl Table {
             let mut e = Expression::for_move(&m);
             e.label(sku, at);
             if exists {
+                // An item its backorders created holds no on hand yet.
                 let on_hand = e.name(ON_HAND);
                 let was = e.value(n(next.on_hand));
-                e.conditions.push(format!("{on_hand} = {was}"));
+                e.conditions.push(if next.on_hand == 0 {
+                    format!("(attribute_not_exists({on_hand}) OR {on_hand} = {was})")
+                } else {
+                    format!("{on_hand} = {was}")
+                });
                 let tiers: BTreeSet<&TierId> =
                     next.reserves.keys().chain(m.reserves.keys()).collect();
                 for tier in tiers {
