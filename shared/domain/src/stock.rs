@@ -23,6 +23,7 @@
 //! units left on hand when they were taken, so they come back as a restock,
 //! and their backorders were never counted.
 
+pub mod forecast;
 pub mod levels;
 
 use std::collections::{BTreeMap, BTreeSet};
