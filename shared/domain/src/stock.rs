@@ -45,8 +45,8 @@ pub enum LineStatus {
     /// Stock taken (partly returned goods leave it reserved with a lower
     /// `reserved`).
     Reserved,
-    /// Not enough stock when paid: counted in its SKU's backorders so that
-    /// operations can fill it.
+    /// Not enough stock when paid: counted in its SKU's backorders and
+    /// listed there, to be filled by priority when stock comes back.
     Backordered,
     /// Everything returned to stock by a cancellation or returned goods.
     Released,
