@@ -732,3 +732,141 @@ async fn a_sku_first_seen_in_a_backorder_takes_a_count_and_fills_it() {
     assert!(again.filled.is_empty(), "filled once");
     stack.stop().await;
 }
+
+/// The lines a refused sync names.
+fn refused_lines(r: &Reply) -> Vec<u64> {
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "invalid_stock_sync"),
+        "{}",
+        r.body
+    );
+    r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect()
+}
+
+/// The ERP's stock sync: a snapshot in JSON, deltas in CSV applied once
+/// per sync id, and a file with bad lines refused whole, each named.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_erp_sync_applies_whole_files_and_deltas_once() {
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    let on_hand = |sku: &'static str| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("skus/{sku}/stock")).await.unwrap().body["on_hand"]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let r = api
+        .post(
+            "stock:sync",
+            &json!({"mode": "snapshot", "sync_id": "s1", "lines": [
+                {"sku": "TEE-WHITE", "on_hand": 100}, {"sku": "HOODIE-GREY", "on_hand": 50}
+            ]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, &r.body["changed"]),
+        (200, &json!(2)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        (on_hand("TEE-WHITE").await, on_hand("HOODIE-GREY").await),
+        (100, 50)
+    );
+
+    let csv = |query: &str, body: &str| {
+        let api = api.clone();
+        let (query, body) = (query.to_owned(), body.to_owned());
+        async move {
+            api.post_raw(
+                &format!("/v1/admin/stock:sync?{query}"),
+                &[
+                    ("x-admin-key", api.admin_key.clone()),
+                    ("content-type", "text/csv".into()),
+                ],
+                body.into_bytes(),
+            )
+            .await
+            .unwrap()
+            .0
+        }
+    };
+    let deltas = "sku,delta\nTEE-WHITE,-10\nJACKET-DOWN,5\n";
+    let r = csv("mode=delta&sync_id=d1", deltas).await;
+    assert_eq!(
+        (r.status, &r.body["changed"]),
+        (200, &json!(2)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        (on_hand("TEE-WHITE").await, on_hand("JACKET-DOWN").await),
+        (90, 45)
+    );
+    // The ERP sends the same file again: nothing moves.
+    let r = csv("mode=delta&sync_id=d1", deltas).await;
+    assert_eq!(
+        (r.status, &r.body["already_applied"]),
+        (200, &json!(2)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        (on_hand("TEE-WHITE").await, on_hand("JACKET-DOWN").await),
+        (90, 45)
+    );
+
+    // Bad lines, each named; the good ones are not applied either.
+    let now = Utc::now();
+    let paid = docs::paid("p1", "O1", "b1", &[("TEE-WHITE", 5, "199.00")], now);
+    api.webhook("jd", "sh-outlet", &paid).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let r = csv(
+        "mode=delta&sync_id=d2",
+        "sku,delta\nHOODIE-GREY,1\nNO-SUCH-SKU,1\nTEE-WHITE,-88\nJACKET-DOWN,x\n",
+    )
+    .await;
+    let lines = refused_lines(&r);
+    assert_eq!(lines, [5], "parsing stops the file before the book is read");
+    let r = csv(
+        "mode=delta&sync_id=d2",
+        "sku,delta\nHOODIE-GREY,1\nNO-SUCH-SKU,1\nTEE-WHITE,-88\n",
+    )
+    .await;
+    let lines = refused_lines(&r);
+    assert_eq!(lines, [3, 4], "an unknown SKU; below the 5 an order holds");
+    assert_eq!(on_hand("HOODIE-GREY").await, 50, "nothing changed");
+    for (query, body) in [
+        ("mode=delta", deltas),
+        ("mode=sometimes&sync_id=x", deltas),
+        ("mode=snapshot&sync_id=x", "sku,delta\nTEE-WHITE,1\n"),
+    ] {
+        let r = csv(query, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (422, "invalid_stock_sync"),
+            "{query}: {}",
+            r.body
+        );
+    }
+    let r = api
+        .post("stock:sync", &json!({"mode": "delta", "lines": []}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.code()),
+        (422, "invalid_stock_sync"),
+        "{}",
+        r.body
+    );
+    stack.stop().await;
+}

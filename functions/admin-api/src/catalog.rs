@@ -1,6 +1,9 @@
 //! The price book, and each SKU's stock by tier.
 
+use futures::{StreamExt, TryStreamExt};
+use tier_domain::pricing::RowError;
 use tier_domain::stock::levels::{LevelsError, SkuStock};
+use tier_domain::stock::sync::{SyncFile, SyncLine, SyncMode};
 use tier_store::stock::StockError;
 
 use super::*;
@@ -36,6 +39,30 @@ fn stock_json(sku: &Sku, s: &SkuStock) -> serde_json::Value {
         "allocated": s.allocated,
         "backordered": s.backordered,
     })
+}
+
+fn sync_problem(line: usize, field: &str, message: String) -> RowError {
+    RowError {
+        line,
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// A sync file refused whole, every bad line named.
+fn refused_sync(errors: Vec<RowError>) -> ApiError {
+    let first = errors
+        .first()
+        .map(|e| format!("line {} {}: {}", e.line, e.field, e.message))
+        .unwrap_or_default();
+    ApiError::unprocessable(
+        "invalid_stock_sync",
+        format!(
+            "{} problem(s); nothing was changed. First: {first}",
+            errors.len()
+        ),
+    )
+    .with_errors(serde_json::to_value(&errors).expect("row errors serialise"))
 }
 
 fn refused(e: StockError) -> ApiError {
@@ -134,15 +161,7 @@ impl AdminApi {
             ));
         }
         self.require_sku(&sku).await?;
-        // Recounts cut reserves most junior first.
-        let junior_first: Vec<TierId> = match self.table.current_rule_set().await? {
-            Some(rules) => {
-                let mut tiers: Vec<_> = rules.rules.tiers().iter().collect();
-                tiers.sort_by_key(|t| t.rank);
-                tiers.into_iter().map(|t| t.id.clone()).collect()
-            }
-            None => Vec::new(),
-        };
+        let junior_first = self.junior_first().await?;
         let now = Utc::now();
         let stock = match b.available {
             // Free units asked for: on hand is those beside what orders
@@ -213,6 +232,132 @@ impl AdminApi {
         tracing::info!(%sku, reserves = ?stock.reserves, "reserves set");
         self.ask_fill(&sku, &stock).await?;
         Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
+    }
+
+    /// The tiers, most junior first: whose reserves a fall in stock cuts first.
+    async fn junior_first(&self) -> Result<Vec<TierId>, ApiError> {
+        Ok(match self.table.current_rule_set().await? {
+            Some(rules) => {
+                let mut tiers: Vec<_> = rules.rules.tiers().iter().collect();
+                tiers.sort_by_key(|t| t.rank);
+                tiers.into_iter().map(|t| t.id.clone()).collect()
+            }
+            None => Vec::new(),
+        })
+    }
+
+    /// A stock sync from the ERP (see `tier_domain::stock::sync`): read and
+    /// checked whole, against the book and what orders hold, before any
+    /// line is applied, so that a file with a bad line changes nothing.
+    pub(crate) async fn sync_stock(
+        &self,
+        body: &[u8],
+        query: Option<&str>,
+        csv: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("malformed_body", "a stock sync must be UTF-8"))?;
+        let parsed = if csv {
+            let param = |name: &str| http::query_values(query, name).into_iter().next();
+            match param("mode") {
+                Some(raw) if SyncMode::parse(&raw).is_none() => Err(vec![sync_problem(
+                    0,
+                    "mode",
+                    "?mode= must be snapshot or delta".into(),
+                )]),
+                given => SyncFile::from_csv(
+                    text,
+                    given.as_deref().and_then(SyncMode::parse),
+                    param("sync_id").as_deref().unwrap_or(""),
+                ),
+            }
+        } else {
+            let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+            })?;
+            SyncFile::from_json(&doc)
+        };
+        let file = parsed.map_err(refused_sync)?;
+        // Every SKU in the book, and every count at or above what orders hold.
+        let skus: Vec<Sku> = file.lines.iter().map(|l| l.sku.clone()).collect();
+        let known = self.table.skus_in_current_book(&skus).await?;
+        let now = self.table.stocks(&skus.iter().cloned().collect()).await?;
+        let mut problems = Vec::new();
+        for line in &file.lines {
+            if !known.contains(&line.sku) {
+                problems.push(sync_problem(
+                    line.line,
+                    "sku",
+                    format!("SKU {} is not in the current price book", line.sku),
+                ));
+                continue;
+            }
+            let current = now.get(&line.sku).cloned().unwrap_or_default();
+            let target = match file.mode {
+                SyncMode::Snapshot => line.value,
+                SyncMode::Delta => current.on_hand as i64 + line.value,
+            };
+            if target < current.allocated as i64 || target > MAX_UNITS as i64 {
+                problems.push(sync_problem(
+                    line.line,
+                    file.mode.field(),
+                    format!(
+                        "on hand would be {target}: it must be from the {} units orders hold to {MAX_UNITS}",
+                        current.allocated
+                    ),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(refused_sync(problems));
+        }
+        let junior_first = self.junior_first().await?;
+        let at = Utc::now();
+        // Lines are SKUs of their own: applied 25 at a time.
+        let lines: Vec<_> = file
+            .lines
+            .iter()
+            .map(|line| self.apply_sync_line(line, &file, &junior_first, at))
+            .collect();
+        let applied: Vec<bool> = futures::stream::iter(lines)
+            .buffer_unordered(25)
+            .try_collect()
+            .await?;
+        let changed = applied.iter().filter(|c| **c).count();
+        let already = applied.len() - changed;
+        tracing::info!(sync_id = %file.sync_id, mode = ?file.mode, changed, already, "stock synced");
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"sync_id": file.sync_id, "mode": file.mode, "lines": file.lines.len(), "changed": changed, "already_applied": already}),
+        ))
+    }
+
+    /// One line of a checked sync file; whether it changed the SKU (a delta
+    /// of a sync applied before does not).
+    async fn apply_sync_line(
+        &self,
+        line: &SyncLine,
+        file: &SyncFile,
+        junior_first: &[TierId],
+        at: chrono::DateTime<Utc>,
+    ) -> Result<bool, ApiError> {
+        let done = match file.mode {
+            SyncMode::Snapshot => tier_store::stock::Synced {
+                stock: self
+                    .table
+                    .set_stock(&line.sku, line.value as u64, junior_first, at)
+                    .await
+                    .map_err(refused)?,
+                changed: true,
+            },
+            SyncMode::Delta => self
+                .table
+                .add_stock_once(&line.sku, line.value, &file.sync_id, junior_first, at)
+                .await
+                .map_err(refused)?,
+        };
+        self.ask_fill(&line.sku, &done.stock).await?;
+        Ok(done.changed)
     }
 
     /// A SKU with backorders and units free gets a fill, by priority then

@@ -29,6 +29,7 @@
 //! | DELETE | `/v1/admin/api-keys/{id}` | revoke a key |
 //! | PUT | `/v1/admin/skus/{sku}/stock` | count a SKU's stock: on hand, or the units free beside what orders hold |
 //! | GET | `/v1/admin/skus/{sku}/stock` | a SKU's stock: on hand, the pool, reserves by tier, allocated, backordered |
+//! | POST | `/v1/admin/stock:sync` | the ERP's stock: every SKU's count (snapshot) or what changed (deltas, once per sync id), CSV or JSON; a file with a bad line changes nothing |
 //! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
 //! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
@@ -316,6 +317,10 @@ impl AdminApi {
             }
             (Method::GET, ["v1", "admin", "skus", s, "stock"]) => {
                 self.get_stock(id(s, Sku::parse)?).await
+            }
+            (Method::POST, ["v1", "admin", "stock:sync"]) => {
+                self.sync_stock(body, req.uri().query(), is_csv(req.headers()))
+                    .await
             }
             (Method::PUT, ["v1", "admin", "skus", s, "reserves"]) => {
                 self.put_reserves(id(s, Sku::parse)?, body).await

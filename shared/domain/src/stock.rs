@@ -25,6 +25,7 @@
 
 pub mod forecast;
 pub mod levels;
+pub mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
 

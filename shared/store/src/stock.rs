@@ -31,6 +31,17 @@ const RESERVE_PREFIX: &str = "reserve:";
 const LEGACY_AVAILABLE: &str = "available";
 const MAX_ATTEMPTS: u32 = 8;
 
+/// The delta sync that last moved an item's on hand.
+const LAST_SYNC: &str = "last_sync";
+
+/// A SKU's stock after a change, and whether this call made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub stock: SkuStock,
+    /// `false`: the sync had moved it already.
+    pub changed: bool,
+}
+
 /// A stock change the store refused, or could not make.
 #[derive(Debug, thiserror::Error)]
 pub enum StockError {
@@ -242,6 +253,14 @@ impl Table {
         Ok(())
     }
 
+    /// The stock of each of `skus` that has an item.
+    pub async fn stocks(
+        &self,
+        skus: &BTreeSet<Sku>,
+    ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
+        self.read_stock(skus).await
+    }
+
     /// A SKU's stock; `None` if it has no stock item.
     pub async fn stock(&self, sku: &Sku) -> Result<Option<SkuStock>, StoreError> {
         let skus = BTreeSet::from([sku.clone()]);
@@ -258,8 +277,34 @@ impl Table {
         junior_first: &[TierId],
         at: DateTime<Utc>,
     ) -> Result<SkuStock, StockError> {
-        self.change_stock(sku, at, |now| now.recount(on_hand, junior_first))
-            .await
+        let done = self
+            .change_stock(sku, at, None, |now| now.recount(on_hand, junior_first))
+            .await?;
+        Ok(done.stock)
+    }
+
+    /// Adds `delta` to a SKU's on hand (a line of the ERP's delta sync
+    /// `sync_id`), as [`Table::set_stock`] counts, once per sync id: a
+    /// resent file finds the SKU already moved by it and moves it no more.
+    pub async fn add_stock_once(
+        &self,
+        sku: &Sku,
+        delta: i64,
+        sync_id: &str,
+        junior_first: &[TierId],
+        at: DateTime<Utc>,
+    ) -> Result<Synced, StockError> {
+        self.change_stock(sku, at, Some(sync_id), |now| {
+            let on_hand =
+                now.on_hand
+                    .checked_add_signed(delta)
+                    .ok_or(LevelsError::BelowAllocated {
+                        asked: 0,
+                        allocated: now.allocated,
+                    })?;
+            now.recount(on_hand, junior_first)
+        })
+        .await
     }
 
     /// Sets a SKU's reserves to `plan` (a tier absent keeps none); the pool
@@ -270,7 +315,10 @@ impl Table {
         plan: &BTreeMap<TierId, u64>,
         at: DateTime<Utc>,
     ) -> Result<SkuStock, StockError> {
-        self.change_stock(sku, at, |now| now.replan(plan)).await
+        Ok(self
+            .change_stock(sku, at, None, |now| now.replan(plan))
+            .await?
+            .stock)
     }
 
     /// Reads, decides and writes one change, conditional on on hand and
@@ -281,15 +329,40 @@ impl Table {
         &self,
         sku: &Sku,
         at: DateTime<Utc>,
+        sync_id: Option<&str>,
         decide: impl Fn(&SkuStock) -> Result<Move, LevelsError>,
-    ) -> Result<SkuStock, StockError> {
+    ) -> Result<Synced, StockError> {
+        let key = keys::stock(sku);
         for attempt in 0..MAX_ATTEMPTS {
-            let now = self.stock(sku).await?;
-            let exists = now.is_some();
-            let mut next = now.unwrap_or_default();
+            let mut read = self.get(&key, true).await?;
+            if read
+                .as_ref()
+                .is_some_and(|i| i.contains_key(LEGACY_AVAILABLE))
+            {
+                self.convert_legacy(sku).await?;
+                read = self.get(&key, true).await?;
+            }
+            let exists = read.is_some();
+            let mut next = read
+                .as_ref()
+                .map(parse_levels)
+                .transpose()?
+                .unwrap_or_default();
+            let last_sync = read.as_ref().and_then(|i| item::opt_s(i, LAST_SYNC));
+            if sync_id.is_some() && last_sync == sync_id {
+                return Ok(Synced {
+                    stock: next,
+                    changed: false,
+                });
+            }
             let m = decide(&next)?;
             let mut e = Expression::for_move(&m);
             e.label(sku, at);
+            if let Some(id) = sync_id {
+                let name = e.name(LAST_SYNC);
+                let value = e.value(s(id));
+                e.sets.push(format!("{name} = {value}"));
+            }
             if exists {
                 // An item its backorders created holds no on hand yet.
                 let on_hand = e.name(ON_HAND);
@@ -322,7 +395,10 @@ impl Table {
             match self.transact(vec![item]).await? {
                 TxOutcome::Committed => {
                     next.apply(&m)?;
-                    return Ok(next);
+                    return Ok(Synced {
+                        stock: next,
+                        changed: true,
+                    });
                 }
                 TxOutcome::ConditionFailed { .. } => crate::table::backoff(attempt + 1).await,
             }
