@@ -548,6 +548,26 @@ async fn stock_kept_before_tiers_is_converted_and_released_as_a_restock() {
         .unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     assert_eq!(levels().await, (json!(10), json!(8), json!(2), json!(0)));
+    // A count of an old item converts it first: 9 become 12.
+    put(vec![
+        ("PK", s("SKU#HOODIE-GREY")),
+        ("SK", s("STOCK")),
+        ("entity_type", s("stock")),
+        ("sku", s("HOODIE-GREY")),
+        ("available", A::N("9".into())),
+    ])
+    .await
+    .unwrap();
+    let r = api
+        .put("skus/HOODIE-GREY/stock", &json!({"on_hand": 12}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, &r.body["on_hand"], &r.body["pool"]),
+        (200, &json!(12), &json!(12)),
+        "{}",
+        r.body
+    );
     let old = api
         .get("orders/jd/sh-outlet/OLD/reservations")
         .await

@@ -281,7 +281,10 @@ impl AdminApi {
         // Every SKU in the book, and every count at or above what orders hold.
         let skus: Vec<Sku> = file.lines.iter().map(|l| l.sku.clone()).collect();
         let known = self.table.skus_in_current_book(&skus).await?;
-        let now = self.table.stocks(&skus.iter().cloned().collect()).await?;
+        let now = self
+            .table
+            .read_stock(&skus.iter().cloned().collect())
+            .await?;
         let mut problems = Vec::new();
         for line in &file.lines {
             if !known.contains(&line.sku) {

@@ -230,8 +230,9 @@ impl Table {
         Ok((stock, items))
     }
 
-    /// [`Table::read_stock_with`] alone.
-    pub(crate) async fn read_stock(
+    /// The stock of each of `skus` that has an item ([`Table::read_stock_with`]
+    /// alone).
+    pub async fn read_stock(
         &self,
         skus: &BTreeSet<Sku>,
     ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
@@ -251,14 +252,6 @@ impl Table {
         )
         .await?;
         Ok(())
-    }
-
-    /// The stock of each of `skus` that has an item.
-    pub async fn stocks(
-        &self,
-        skus: &BTreeSet<Sku>,
-    ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
-        self.read_stock(skus).await
     }
 
     /// A SKU's stock; `None` if it has no stock item.
@@ -334,20 +327,14 @@ impl Table {
     ) -> Result<Synced, StockError> {
         let key = keys::stock(sku);
         for attempt in 0..MAX_ATTEMPTS {
-            let mut read = self.get(&key, true).await?;
-            if read
-                .as_ref()
-                .is_some_and(|i| i.contains_key(LEGACY_AVAILABLE))
-            {
-                self.convert_legacy(sku).await?;
-                read = self.get(&key, true).await?;
-            }
+            let read = self.get(&key, true).await?;
             let exists = read.is_some();
-            let mut next = read
-                .as_ref()
-                .map(parse_levels)
-                .transpose()?
-                .unwrap_or_default();
+            // An old single count reads as what its conversion writes, as
+            // `read_stock_with` takes it.
+            let (mut next, legacy) = read.as_ref().map(parse).transpose()?.unwrap_or_default();
+            if legacy {
+                self.convert_legacy(sku).await?;
+            }
             let last_sync = read.as_ref().and_then(|i| item::opt_s(i, LAST_SYNC));
             if sync_id.is_some() && last_sync == sync_id {
                 return Ok(Synced {
