@@ -119,6 +119,13 @@ fn one_unit(sku: &str) -> Vec<OrderLine> {
     }]
 }
 
+/// Today in the brand's calendar: the day a payment's demand counts on.
+fn today() -> tier_domain::calendar::Day {
+    tier_domain::calendar::BrandCalendar::parse(tier_domain::calendar::DEFAULT_TIMEZONE)
+        .unwrap()
+        .day_of(chrono::Utc::now())
+}
+
 fn payer(tier: Option<&tier_domain::ids::TierId>) -> tier_domain::stock::Payer<'_> {
     tier_domain::stock::Payer {
         tier,
@@ -143,6 +150,7 @@ async fn race_for_a_jacket(
                 &order("RACE-B"),
                 &EventId::parse("race-b").unwrap(),
                 payer(rival_tier.as_ref()),
+                today(),
                 &one_unit("JACKET-DOWN"),
             )
             .await
@@ -159,6 +167,7 @@ async fn race_for_a_jacket(
             &order("RACE-A"),
             &EventId::parse("race-a").unwrap(),
             payer(tier.as_ref()),
+            today(),
             &one_unit("JACKET-DOWN"),
         )
         .await

@@ -248,9 +248,12 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
         priority: 0,
         paid_at: now,
     };
+    let day = tier_domain::calendar::BrandCalendar::parse(tier_domain::calendar::DEFAULT_TIMEZONE)
+        .unwrap()
+        .day_of(now);
     assert_eq!(
         table
-            .allocate_payment(&order, &event, payer, &lines)
+            .allocate_payment(&order, &event, payer, day, &lines)
             .await
             .unwrap(),
         Allocation::Reserved {
@@ -259,7 +262,7 @@ async fn an_order_of_many_skus_is_reserved_in_parts_exactly_once() {
     );
     assert_eq!(
         table
-            .allocate_payment(&order, &event, payer, &lines)
+            .allocate_payment(&order, &event, payer, day, &lines)
             .await
             .unwrap(),
         Allocation::Duplicate
@@ -729,8 +732,17 @@ async fn a_sku_first_seen_in_a_backorder_takes_a_count_and_fills_it() {
         priority: 0,
         paid_at: now,
     };
+    let day = tier_domain::calendar::BrandCalendar::parse(tier_domain::calendar::DEFAULT_TIMEZONE)
+        .unwrap()
+        .day_of(now);
     let outcome = table
-        .allocate_payment(&order, &EventId::parse("first").unwrap(), payer, &[line])
+        .allocate_payment(
+            &order,
+            &EventId::parse("first").unwrap(),
+            payer,
+            day,
+            &[line],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -890,3 +902,6 @@ async fn an_erp_sync_applies_whole_files_and_deltas_once() {
     );
     stack.stop().await;
 }
+
+#[path = "stock/plans.rs"]
+mod plans;

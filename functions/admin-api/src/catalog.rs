@@ -161,7 +161,7 @@ impl AdminApi {
             ));
         }
         self.require_sku(&sku).await?;
-        let junior_first = self.junior_first().await?;
+        let (junior_first, planned) = self.stock_rules().await?;
         let now = Utc::now();
         let stock = match b.available {
             // Free units asked for: on hand is those beside what orders
@@ -176,7 +176,7 @@ impl AdminApi {
         }
         .map_err(refused)?;
         tracing::info!(%sku, on_hand = stock.on_hand, "stock counted");
-        self.ask_fill(&sku, &stock).await?;
+        self.after_count(&sku, &stock, planned).await?;
         Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
     }
 
@@ -192,6 +192,13 @@ impl AdminApi {
                 "publish a rule set before reserves: they are kept for its tiers",
             )
         })?;
+        if rules.rules.reserves().is_some() {
+            return Err(ApiError::conflict(
+                "reserves_planned",
+                "the rule set's reserves section plans every SKU's reserves; change it there, \
+                 or publish a rule set without it to set reserves by hand",
+            ));
+        }
         let mut plan = BTreeMap::new();
         let mut errors = Vec::new();
         for (name, units) in &b.reserves {
@@ -230,19 +237,23 @@ impl AdminApi {
             .await
             .map_err(refused)?;
         tracing::info!(%sku, reserves = ?stock.reserves, "reserves set");
-        self.ask_fill(&sku, &stock).await?;
+        self.after_count(&sku, &stock, false).await?;
         Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
     }
 
-    /// The tiers, most junior first: whose reserves a fall in stock cuts first.
-    async fn junior_first(&self) -> Result<Vec<TierId>, ApiError> {
+    /// The tiers, most junior first (whose reserves a fall in stock cuts
+    /// first), and whether the rule set plans reserves.
+    async fn stock_rules(&self) -> Result<(Vec<TierId>, bool), ApiError> {
         Ok(match self.table.current_rule_set().await? {
             Some(rules) => {
                 let mut tiers: Vec<_> = rules.rules.tiers().iter().collect();
                 tiers.sort_by_key(|t| t.rank);
-                tiers.into_iter().map(|t| t.id.clone()).collect()
+                (
+                    tiers.into_iter().map(|t| t.id.clone()).collect(),
+                    rules.rules.reserves().is_some(),
+                )
             }
-            None => Vec::new(),
+            None => (Vec::new(), false),
         })
     }
 
@@ -314,13 +325,13 @@ impl AdminApi {
         if !problems.is_empty() {
             return Err(refused_sync(problems));
         }
-        let junior_first = self.junior_first().await?;
+        let (junior_first, planned) = self.stock_rules().await?;
         let at = Utc::now();
         // Lines are SKUs of their own: applied 25 at a time.
         let lines: Vec<_> = file
             .lines
             .iter()
-            .map(|line| self.apply_sync_line(line, &file, &junior_first, at))
+            .map(|line| self.apply_sync_line(line, &file, (&junior_first, planned), at))
             .collect();
         let applied: Vec<bool> = futures::stream::iter(lines)
             .buffer_unordered(25)
@@ -341,7 +352,7 @@ impl AdminApi {
         &self,
         line: &SyncLine,
         file: &SyncFile,
-        junior_first: &[TierId],
+        (junior_first, planned): (&[TierId], bool),
         at: chrono::DateTime<Utc>,
     ) -> Result<bool, ApiError> {
         let done = match file.mode {
@@ -359,27 +370,89 @@ impl AdminApi {
                 .await
                 .map_err(refused)?,
         };
-        self.ask_fill(&line.sku, &done.stock).await?;
+        // Asked again for a line applied before: the request that applied
+        // it may have failed before asking.
+        self.after_count(&line.sku, &done.stock, planned).await?;
         Ok(done.changed)
     }
 
-    /// A SKU with backorders and units free gets a fill, by priority then
-    /// age, through stock allocation's queue. Asked on every such change:
-    /// a fill that finds nothing to fill changes nothing.
-    async fn ask_fill(&self, sku: &Sku, stock: &SkuStock) -> Result<(), ApiError> {
-        if stock.backordered > 0 && stock.free() > 0 {
-            self.dead_letters
-                .stock_events
-                .source
-                .send(&tier_messages::Message::BackorderFillV1(
-                    tier_messages::BackorderFill {
-                        sku: sku.clone(),
-                        after: None,
-                    },
-                ))
-                .await?;
-        }
+    /// After a count or a plan, through stock allocation's queue: where
+    /// reserves are planned, the SKU's plan is computed again from the new
+    /// count (and its backorders filled after it); otherwise a SKU with
+    /// backorders and units free gets its fill, by priority then age.
+    /// Asked on every such change: a plan or a fill that finds nothing to
+    /// do changes nothing.
+    async fn after_count(
+        &self,
+        sku: &Sku,
+        stock: &SkuStock,
+        planned: bool,
+    ) -> Result<(), ApiError> {
+        let message = if planned {
+            tier_messages::Message::ReservePlanV1(tier_messages::ReservePlanRun {
+                sku: Some(sku.clone()),
+                after: None,
+                at: None,
+            })
+        } else if stock.backordered > 0 && stock.free() > 0 {
+            tier_messages::Message::BackorderFillV1(tier_messages::BackorderFill {
+                sku: sku.clone(),
+                after: None,
+            })
+        } else {
+            return Ok(());
+        };
+        self.dead_letters.stock_events.source.send(&message).await?;
         Ok(())
+    }
+
+    /// `POST /v1/admin/stock:plan`: computes reserve plans now, of one SKU
+    /// (`{"sku": ...}`) or of every SKU in the price book (an empty body),
+    /// as the hourly schedule does.
+    pub(crate) async fn run_plans(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        struct PlanBody {
+            sku: Option<String>,
+        }
+        let b: PlanBody = if body.iter().all(u8::is_ascii_whitespace) {
+            PlanBody::default()
+        } else {
+            http::parse_json(body)?
+        };
+        let sku = b
+            .sku
+            .map(|raw| {
+                Sku::parse(&raw).map_err(|e| ApiError::unprocessable("invalid_sku", e.to_string()))
+            })
+            .transpose()?;
+        let rules = self.table.current_rule_set().await?;
+        if rules.as_ref().and_then(|r| r.rules.reserves()).is_none() {
+            return Err(ApiError::conflict(
+                "reserves_not_planned",
+                "the current rule set has no reserves section: reserves are set by hand",
+            ));
+        }
+        if let Some(sku) = &sku {
+            self.require_sku(sku).await?;
+        }
+        let at = Utc::now();
+        self.dead_letters
+            .stock_events
+            .source
+            .send(&tier_messages::Message::ReservePlanV1(
+                tier_messages::ReservePlanRun {
+                    sku: sku.clone(),
+                    after: None,
+                    at: Some(at),
+                },
+            ))
+            .await?;
+        tracing::info!(sku = ?sku, "reserve plans asked");
+        Ok(http::json(
+            StatusCode::ACCEPTED,
+            &json!({"plans": "started", "sku": sku, "at": at}),
+        ))
     }
 
     async fn require_sku(&self, sku: &Sku) -> Result<(), ApiError> {
@@ -397,6 +470,10 @@ impl AdminApi {
         let stock = self.table.stock(&sku).await?.ok_or_else(|| {
             ApiError::not_found("stock_not_found", format!("SKU {sku} has no stock record"))
         })?;
-        Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
+        let mut body = stock_json(&sku, &stock);
+        if let Some(plan) = self.table.reserve_plan(&sku).await? {
+            body["plan"] = serde_json::to_value(&plan).expect("a plan serialises");
+        }
+        Ok(http::json(StatusCode::OK, &body))
     }
 }

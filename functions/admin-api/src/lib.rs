@@ -28,9 +28,10 @@
 //! | GET | `/v1/admin/api-keys` | list the keys |
 //! | DELETE | `/v1/admin/api-keys/{id}` | revoke a key |
 //! | PUT | `/v1/admin/skus/{sku}/stock` | count a SKU's stock: on hand, or the units free beside what orders hold |
-//! | GET | `/v1/admin/skus/{sku}/stock` | a SKU's stock: on hand, the pool, reserves by tier, allocated, backordered |
+//! | GET | `/v1/admin/skus/{sku}/stock` | a SKU's stock: on hand, the pool, reserves by tier, allocated, backordered, and the reserve plan with its inputs |
 //! | POST | `/v1/admin/stock:sync` | the ERP's stock: every SKU's count (snapshot) or what changed (deltas, once per sync id), CSV or JSON; a file with a bad line changes nothing |
-//! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference |
+//! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference (refused where the rule set plans them) |
+//! | POST | `/v1/admin/stock:plan` | compute reserve plans now: one SKU's, or every SKU's in the price book |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
 //! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
 //! | POST | `/v1/admin/dead-letters:redrive` | move dead letters back to their queue, optionally of one failure code |
@@ -322,6 +323,7 @@ impl AdminApi {
                 self.sync_stock(body, req.uri().query(), is_csv(req.headers()))
                     .await
             }
+            (Method::POST, ["v1", "admin", "stock:plan"]) => self.run_plans(body).await,
             (Method::PUT, ["v1", "admin", "skus", s, "reserves"]) => {
                 self.put_reserves(id(s, Sku::parse)?, body).await
             }

@@ -52,9 +52,26 @@ impl AdminApi {
                 }
             },
         };
+        // Plans follow the new rules at once, not at the next hour.
+        let plans = if rules.reserves().is_some() {
+            let sweep = tier_messages::Message::ReservePlanV1(tier_messages::ReservePlanRun {
+                sku: None,
+                after: None,
+                at: Some(now),
+            });
+            match self.dead_letters.stock_events.source.send(&sweep).await {
+                Ok(()) => "started",
+                Err(e) => {
+                    tracing::error!(version, error = %e, "could not start the reserve plans; POST /v1/admin/stock:plan starts them");
+                    "not_started"
+                }
+            }
+        } else {
+            "none"
+        };
         Ok(http::json(
             StatusCode::CREATED,
-            &json!({"version": version, "tiers": rules.tiers().len(), "backfill": backfill}),
+            &json!({"version": version, "tiers": rules.tiers().len(), "backfill": backfill, "reserve_plans": plans}),
         ))
     }
 

@@ -9,7 +9,12 @@
 //! - refunded: the returned lines it lists go back to stock, once per refund;
 //! - a release that frees units of a SKU with backorders asks for a fill:
 //!   `backorder_fill.v1` fills the SKU's backorders by priority, then age,
-//!   a page a message (as the admin API asks after a count or a plan).
+//!   a page a message (as the admin API asks after a count or a plan);
+//! - `reserve_plan.v1` computes reserve plans (see
+//!   `tier_domain::stock::plan`) where the rule set has a `reserves`
+//!   section: one SKU's after a restock, or every SKU of the price book a
+//!   page a message, as the hourly schedule asks; a plan that leaves units
+//!   free for a SKU with backorders asks for a fill.
 //!
 //! A batch is served releases first, then payments by priority (the
 //! distributor's tier priority plus urgency, stamped when the order was
@@ -29,22 +34,30 @@ use std::collections::BTreeSet;
 use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_domain::stock::Payer;
 
-use tier_domain::ids::Sku;
-use tier_messages::{BackorderFill, Message};
+use tier_domain::calendar::BrandCalendar;
+use tier_domain::ids::{Sku, TierId};
+use tier_domain::stock::plan::ReserveRules;
+use tier_messages::{BackorderFill, Message, ReservePlanRun};
 use tier_runtime::sqs::{BatchProcessor, Failure};
 use tier_runtime::{AwsClients, ConfigError, Env};
 use tier_store::catalog::Allocation;
+use tier_store::stock::StockError;
 use tier_store::{Queue, Table};
 
 pub struct StockAllocation {
     table: Table,
     batches: BatchProcessor,
-    /// Its own queue: backorder fills, and their continuations.
+    /// Its own queue: backorder fills, plan pages, and their continuations.
     stock_events: Queue,
+    /// The brand's days, which a payment's demand is counted by.
+    calendar: BrandCalendar,
 }
 
 /// Backorders filled per message; each page sends the next.
 const FILL_PAGE: usize = 100;
+/// SKUs planned per message of a sweep (2 requests each); each page sends
+/// the next.
+const PLAN_PAGE: usize = 50;
 
 /// The order a batch is served in: releases first, so that the units they
 /// free serve the payments beside them; then payments by priority, highest
@@ -71,6 +84,14 @@ impl StockAllocation {
                 "stock-allocation",
             ),
             stock_events: Queue::new(aws.sqs.clone(), env.require("STOCK_EVENTS_QUEUE_URL")?),
+            calendar: BrandCalendar::parse(
+                env.get("BRAND_TIMEZONE")
+                    .unwrap_or(tier_domain::calendar::DEFAULT_TIMEZONE),
+            )
+            .map_err(|e| ConfigError::Invalid {
+                name: "BRAND_TIMEZONE",
+                reason: e.to_string(),
+            })?,
         })
     }
 
@@ -80,6 +101,7 @@ impl StockAllocation {
                 match message {
                     Message::OrderEventV1(e) => self.on_order_event(&e).await,
                     Message::BackorderFillV1(f) => self.on_fill(&f).await,
+                    Message::ReservePlanV1(r) => self.on_plan(&r).await,
                     // Reviews belong to tier evaluation's queue: one here was misrouted.
                     other => Err(Failure::permanent(
                         "unexpected_message",
@@ -108,6 +130,7 @@ impl StockAllocation {
                         priority: *priority,
                         paid_at: event.occurred_at,
                     },
+                    self.calendar.day_of(event.occurred_at),
                     lines,
                 )
                 .await?
@@ -168,6 +191,77 @@ impl StockAllocation {
                     after: Some(after),
                 }))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Reserve plans: one SKU's, or a page of the book's SKUs and a message
+    /// for the next. Without a `reserves` section reserves are set by hand,
+    /// and a restock's message only asks for the SKU's fill.
+    async fn on_plan(&self, run: &ReservePlanRun) -> Result<(), Failure> {
+        let at = run.at.unwrap_or_else(Utc::now);
+        let rules = self.table.current_rule_set().await?;
+        let Some(reserves) = rules.as_ref().and_then(|r| r.rules.reserves()) else {
+            if let Some(sku) = &run.sku {
+                self.ask_fills(&BTreeSet::from([sku.clone()])).await?;
+            }
+            tracing::info!(sku = ?run.sku, "no reserves section: nothing to plan");
+            return Ok(());
+        };
+        let seniority = rules
+            .as_ref()
+            .map(|r| r.rules.seniority())
+            .unwrap_or_default();
+        if let Some(sku) = &run.sku {
+            return self.plan_one(sku, reserves, &seniority, at).await;
+        }
+        let (skus, next) = self
+            .table
+            .planned_skus(run.after.as_ref(), PLAN_PAGE)
+            .await?;
+        for sku in &skus {
+            self.plan_one(sku, reserves, &seniority, at).await?;
+        }
+        tracing::info!(planned = skus.len(), more = next.is_some(), %at, "reserve plans computed");
+        if let Some(after) = next {
+            self.stock_events
+                .send(&Message::ReservePlanV1(ReservePlanRun {
+                    sku: None,
+                    after: Some(after),
+                    at: Some(at),
+                }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn plan_one(
+        &self,
+        sku: &Sku,
+        reserves: &ReserveRules,
+        seniority: &std::collections::BTreeMap<TierId, u8>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        let planned = match self
+            .table
+            .plan_reserves(sku, reserves, seniority, &self.calendar, at)
+            .await
+        {
+            Ok(Some(planned)) => planned,
+            Ok(None) => return Ok(()),
+            Err(StockError::Store(e)) => return Err(e.into()),
+            // A plan never exceeds what is free: one that does is a defect,
+            // not something a retry mends.
+            Err(StockError::Refused(e)) => {
+                return Err(Failure::permanent(
+                    "plan_refused",
+                    format!("SKU {sku}: {e}"),
+                ));
+            }
+        };
+        tracing::info!(%sku, reserves = ?planned.stock.reserves, pool = planned.stock.pool, written = planned.written, "reserve plan");
+        if planned.stock.backordered > 0 && planned.stock.free() > 0 {
+            self.ask_fills(&BTreeSet::from([sku.clone()])).await?;
         }
         Ok(())
     }

@@ -164,7 +164,9 @@ impl TierEvaluation {
                             Message::WhatIfPageV1(p) => self.on_what_if_page(&p).await?,
                             // The order detail consumer's, or stock allocation's:
                             // one here was misrouted.
-                            other @ (Message::DetailFetchV1(_) | Message::BackorderFillV1(_)) => {
+                            other @ (Message::DetailFetchV1(_)
+                            | Message::BackorderFillV1(_)
+                            | Message::ReservePlanV1(_)) => {
                                 return Err(Failure::permanent(
                                     "unexpected_message",
                                     format!("tier evaluation does not handle {}", other.id()),

@@ -404,6 +404,10 @@ pub struct RuleSetDoc {
     /// Which orders ship first (see [`crate::fulfilment`]).
     #[serde(default)]
     pub fulfilment: crate::fulfilment::FulfilmentRules,
+    /// How reserves are planned (see [`crate::stock::plan`]); without it
+    /// they are set by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserves: Option<crate::stock::plan::ReserveRules>,
 }
 
 /// When commission becomes withdrawable, and the smallest withdrawal.
@@ -692,6 +696,12 @@ impl RuleSet {
         for problem in doc.fulfilment.problems() {
             p(problem.path, problem.message);
         }
+        if let Some(reserves) = &doc.reserves {
+            let known: BTreeSet<&str> = doc.tiers.iter().map(|t| t.id.as_str()).collect();
+            for problem in reserves.problems(|t| known.contains(t.as_str())) {
+                p(problem.path, problem.message);
+            }
+        }
         let mut step_ids = BTreeSet::new();
         for (i, s) in doc.step_ups.iter().enumerate() {
             if !step_ids.insert(s.id.clone()) {
@@ -840,6 +850,19 @@ impl RuleSet {
 
     pub fn fulfilment(&self) -> &crate::fulfilment::FulfilmentRules {
         &self.doc.fulfilment
+    }
+
+    pub fn reserves(&self) -> Option<&crate::stock::plan::ReserveRules> {
+        self.doc.reserves.as_ref()
+    }
+
+    /// Each tier's seniority (`benefits.priority`), as reserve plans rank them.
+    pub fn seniority(&self) -> BTreeMap<TierId, u8> {
+        self.doc
+            .tiers
+            .iter()
+            .map(|t| (t.id.clone(), t.benefits.priority))
+            .collect()
     }
 
     pub fn downgrades(&self) -> &Downgrades {

@@ -25,6 +25,7 @@
 
 pub mod forecast;
 pub mod levels;
+pub mod plan;
 pub mod sync;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,6 +198,10 @@ pub struct Taken {
     pub moves: StockMoves,
     /// SKUs with a line that found too little stock.
     pub backordered: BTreeSet<Sku>,
+    /// Units the payment asked for per SKU, filled or backordered: the
+    /// demand reserve plans read ([`plan`]), counted once, as the lines
+    /// are taken.
+    pub demand: BTreeMap<Sku, u64>,
 }
 
 impl OrderStock {
@@ -286,6 +291,7 @@ impl OrderStock {
                 line.status = LineStatus::Released;
                 continue;
             }
+            *taken.demand.entry(line.sku.clone()).or_default() += u64::from(wanted);
             let sku_stock = left.get_mut(&line.sku).expect("every taken SKU is read");
             let step = match sku_stock.draw(self.tier.as_ref(), u64::from(wanted)) {
                 Some(draw) => {

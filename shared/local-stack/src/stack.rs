@@ -371,6 +371,10 @@ impl LocalStack {
                 ("TABLE_NAME", self.table_name()),
                 ("DLQ_URL", self.queue_url("StockEventsDLQ")),
                 ("STOCK_EVENTS_QUEUE_URL", self.queue_url("StockEventsQueue")),
+                (
+                    "BRAND_TIMEZONE",
+                    tier_domain::calendar::DEFAULT_TIMEZONE.to_owned(),
+                ),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
@@ -380,6 +384,27 @@ impl LocalStack {
             &env,
             &self.clients,
         )?)
+    }
+
+    /// Runs the template's queue schedule `logical_id` once, as if at `at`:
+    /// sends its input to its queue, the scheduler's time filled in.
+    pub async fn fire_queue_schedule(
+        &self,
+        logical_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<()> {
+        let schedule = self
+            .template
+            .queue_schedule(logical_id)
+            .ok_or_else(|| anyhow::anyhow!("the template has no queue schedule {logical_id}"))?;
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(self.queue_url(&schedule.queue_logical_id))
+            .message_body(schedule.body_at(at))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// The work queues (not the dead-letter queues).

@@ -24,6 +24,31 @@ pub struct Template {
     /// brand's, and not created locally).
     pub topics: Vec<String>,
     pub functions: Vec<FunctionDef>,
+    /// `AWS::Scheduler::Schedule`s that send to one of the queues.
+    pub queue_schedules: Vec<QueueSchedule>,
+}
+
+/// An EventBridge Scheduler schedule whose target is a queue: what it sends
+/// on each run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueSchedule {
+    pub logical_id: String,
+    /// `cron(...)` or `rate(...)` as written.
+    pub schedule: String,
+    pub queue_logical_id: String,
+    /// The message body, with the scheduler's context attributes
+    /// (`<aws.scheduler.scheduled-time>`) as written.
+    pub input: String,
+}
+
+impl QueueSchedule {
+    /// The body one run at `at` sends.
+    pub fn body_at(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        self.input.replace(
+            "<aws.scheduler.scheduled-time>",
+            &at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+    }
 }
 
 /// An `AWS::DynamoDB::Table`.
@@ -255,6 +280,9 @@ impl Template {
                     .queues
                     .push(parse_queue(&id, props, params).with_context(|| format!("queue {id}"))?),
                 "AWS::SNS::Topic" => template.topics.push(id.clone()),
+                "AWS::Scheduler::Schedule" => template.queue_schedules.push(
+                    parse_queue_schedule(&id, props).with_context(|| format!("schedule {id}"))?,
+                ),
                 "AWS::Serverless::Function" => template.functions.push(
                     parse_function(&id, resource, props, &global_env, global_timeout, params)
                         .with_context(|| format!("function {id}"))?,
@@ -263,6 +291,12 @@ impl Template {
             }
         }
         Ok(template)
+    }
+
+    pub fn queue_schedule(&self, logical_id: &str) -> Option<&QueueSchedule> {
+        self.queue_schedules
+            .iter()
+            .find(|s| s.logical_id == logical_id)
     }
 
     pub fn table(&self, logical_id: &str) -> Option<&TableDef> {
@@ -391,6 +425,26 @@ fn parse_index(v: &Yaml) -> anyhow::Result<IndexDef> {
         index_name,
         key_schema,
         projection,
+    })
+}
+
+/// A schedule whose target is one of the template's queues; any other
+/// target is not the local stack's to run.
+fn parse_queue_schedule(id: &str, props: &Yaml) -> anyhow::Result<QueueSchedule> {
+    let target = get(props, "Target").ok_or_else(|| anyhow!("schedule {id} has no Target"))?;
+    let arn = get(target, "Arn").ok_or_else(|| anyhow!("Target has no Arn"))?;
+    let queue_logical_id = match parse_expr(arn)? {
+        Expr::GetAtt {
+            logical_id,
+            attribute,
+        } if attribute == "Arn" => logical_id,
+        other => bail!("Target.Arn must be {{Fn::GetAtt: [Queue, Arn]}}, got {other:?}"),
+    };
+    Ok(QueueSchedule {
+        logical_id: id.to_owned(),
+        schedule: string_prop(props, "ScheduleExpression")?,
+        queue_logical_id,
+        input: string_prop(target, "Input")?,
     })
 }
 

@@ -76,6 +76,28 @@ pub enum Message {
     /// allocation after a release does, to stock allocation.
     #[serde(rename = "backorder_fill.v1")]
     BackorderFillV1(BackorderFill),
+    /// Reserve plans to compute ([`tier_domain::stock::plan`]): one SKU's,
+    /// or every SKU of the current price book a page at a time, each page
+    /// sending the next. Sent by the hourly schedule, by the admin API
+    /// after a restock or when asked, and by stock allocation for the next
+    /// page, to stock allocation.
+    #[serde(rename = "reserve_plan.v1")]
+    ReservePlanV1(ReservePlanRun),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservePlanRun {
+    /// One SKU; none is every SKU of the current price book.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// Where the previous page of the SKUs ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Sku>,
+    /// The plans' instant: the schedule's time, so that a redelivered
+    /// page plans what the first delivery did. None is when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -325,6 +347,12 @@ impl Message {
             Message::BackorderFillV1(f) => {
                 format!("fill/{}/{}", f.sku, f.after.as_deref().unwrap_or(""))
             }
+            Message::ReservePlanV1(r) => format!(
+                "plan/{}/{}/{}",
+                r.sku.as_ref().map_or("*", |s| s.as_str()),
+                r.after.as_ref().map_or("", |s| s.as_str()),
+                r.at.map(|at| at.to_rfc3339()).unwrap_or_default()
+            ),
         }
     }
 }

@@ -2,11 +2,12 @@
 //! order (see [`tier_domain::stock`]) written in one transaction with the
 //! stock it moves (see [`crate::stock`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use tier_domain::calendar::Day;
 use tier_domain::fulfilment;
-use tier_domain::ids::{EventId, OrderRef, Sku};
+use tier_domain::ids::{EventId, OrderRef, Sku, TierId};
 use tier_domain::order::{OrderLine, ReturnedLine};
 use tier_domain::stock::levels::Move;
 use tier_domain::stock::{OrderStock, Payer, Payment, ShipError, Shipment, StockMoves};
@@ -28,9 +29,10 @@ pub enum Allocation {
 }
 
 /// SKUs whose stock one transaction moves, beside the order's record: each
-/// SKU's update and the entry of its backorder list the step adds or
-/// removes (TransactWriteItems takes 100 actions; BatchGetItem 100 keys).
-const SKUS_PER_TRANSACTION: usize = 49;
+/// SKU's update, the entry of its backorder list the step adds or removes,
+/// and the day's demand a payment adds to (TransactWriteItems takes 100
+/// actions; BatchGetItem 100 keys).
+const SKUS_PER_TRANSACTION: usize = 33;
 const MAX_ATTEMPTS: u32 = 8;
 
 /// What a cancellation or refund gave back to stock.
@@ -42,6 +44,13 @@ pub struct Released {
 }
 
 /// How a write of a record and its stock moves went.
+/// A payment's demand, for the tier it was paid in, on its day.
+struct Demand<'a> {
+    tier: &'a TierId,
+    day: Day,
+    units: &'a BTreeMap<Sku, u64>,
+}
+
 enum Written {
     Committed,
     /// The record changed since it was read.
@@ -124,12 +133,15 @@ impl Table {
     /// being there, so stock never goes below zero. A line the stock cannot
     /// fill is backordered. A write that loses to another order is read and
     /// drawn again; an order of many SKUs goes in parts, and only lost
-    /// writes count towards giving up.
+    /// writes count towards giving up. The units each SKU's lines asked for
+    /// are added to the tier's demand on `day` (the payment's, in the
+    /// brand's calendar) in the same transaction, so they count once.
     pub async fn allocate_payment(
         &self,
         order: &OrderRef,
         event: &EventId,
         payer: Payer<'_>,
+        day: Day,
         lines: &[OrderLine],
     ) -> Result<Allocation, StoreError> {
         let mut backordered = BTreeSet::new();
@@ -157,7 +169,7 @@ impl Table {
             }
             if payment == Payment::Cancelled {
                 match self
-                    .write_stock(order, version, &was, &record, &StockMoves::new())
+                    .write_stock(order, version, &was, &record, &StockMoves::new(), None)
                     .await?
                 {
                     Written::Committed => return Ok(Allocation::OrderCancelled),
@@ -176,7 +188,18 @@ impl Table {
             }
             let taken = record.take_pending(SKUS_PER_TRANSACTION, &stock);
             match self
-                .write_stock(order, version, &was, &record, &taken.moves)
+                .write_stock(
+                    order,
+                    version,
+                    &was,
+                    &record,
+                    &taken.moves,
+                    record.tier.as_ref().map(|tier| Demand {
+                        tier,
+                        day,
+                        units: &taken.demand,
+                    }),
+                )
                 .await?
             {
                 Written::Committed => {
@@ -272,7 +295,7 @@ impl Table {
             let freed: i64 = moves.values().map(Move::freed).sum();
             let was = before.backordered_skus();
             match self
-                .write_stock(order, version, &was, &record, &moves)
+                .write_stock(order, version, &was, &record, &moves, None)
                 .await?
             {
                 Written::Committed => {
@@ -327,6 +350,7 @@ impl Table {
         was: &BTreeSet<Sku>,
         record: &OrderStock,
         moves: &StockMoves,
+        demand: Option<Demand<'_>>,
     ) -> Result<Written, StoreError> {
         let now = record.backordered_skus();
         let key = keys::order_stock(order);
@@ -395,6 +419,16 @@ impl Table {
                     ),
                     _ => {}
                 }
+            }
+            // Last, so the indices above stay the SKUs'; unconditional.
+            if let Some(d) = &demand {
+                tx.extend(d.units.iter().filter(|(_, u)| **u > 0).map(|(sku, u)| {
+                    TransactWriteItem::builder()
+                        .update(crate::reserve_plans::demand_update(
+                            &self.name, sku, d.tier, d.day, *u,
+                        ))
+                        .build()
+                }));
             }
             match self.transact(tx).await {
                 Ok(TxOutcome::Committed) => return Ok(Written::Committed),
@@ -537,7 +571,7 @@ impl Table {
             };
             let moves = StockMoves::from([(sku.clone(), m.clone())]);
             match self
-                .write_stock(order, version, &was, &record, &moves)
+                .write_stock(order, version, &was, &record, &moves, None)
                 .await?
             {
                 Written::Committed => {

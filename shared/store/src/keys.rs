@@ -18,6 +18,8 @@
 //! | price book promotion | `BOOK#{version:06}` | `PROMO#{index:06}#{part:04}` | query a version's promotions (for operators), in order; a promotion's SKUs split over parts of at most 4,000 |
 //! | API key | `APIKEY#{id}` | `APIKEY` | get by the id in the presented key; GSI1 `APIKEYS` / `{created}#{id}` lists them |
 //! | stock | `SKU#{sku}` | `STOCK` | get, conditional decrement |
+//! | SKU demand | `SKU#{sku}` | `DEMAND#{YYYY-MM-DD}` | units each tier's payments asked for that day (`d:<tier>`), added with the payment's stock; read with the plan and the stock in one Query of the partition; TTL |
+//! | reserve plan | `SKU#{sku}` | `PLAN` | the SKU's last reserve plan and the inputs that gave it |
 //! | order stock | `ORDER#{platform}#{store}#{order}` | `STOCK` | one per order: its lines' reservations, releases applied, a cancellation or returns that came before the payment |
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |

@@ -44,6 +44,7 @@ pub mod platforms;
 pub mod price_book;
 pub mod queue;
 pub mod ranking;
+pub mod reserve_plans;
 pub mod reviews;
 pub mod rules;
 pub mod secrets;

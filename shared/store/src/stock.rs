@@ -52,7 +52,7 @@ pub enum StockError {
 }
 
 /// What an item says, and whether it still holds the old single count.
-fn parse(i: &Item) -> Result<(SkuStock, bool), StoreError> {
+pub(crate) fn parse(i: &Item) -> Result<(SkuStock, bool), StoreError> {
     if i.contains_key(LEGACY_AVAILABLE) {
         let available = item::get_u64_or_zero(i, LEGACY_AVAILABLE)?;
         let stock = SkuStock {
@@ -242,7 +242,7 @@ impl Table {
     /// Turns an item's single count into the parts: all of it on hand and
     /// in the pool (the units its orders took had left on hand). Done once:
     /// a second conversion finds nothing to convert.
-    async fn convert_legacy(&self, sku: &Sku) -> Result<(), StoreError> {
+    pub(crate) async fn convert_legacy(&self, sku: &Sku) -> Result<(), StoreError> {
         self.update_if_named(
             &keys::stock(sku),
             "SET #oh = #av, #pool = #av REMOVE #av",
@@ -314,6 +314,52 @@ impl Table {
             .stock)
     }
 
+    /// The write of `m`, a count or a plan decided on `read`: conditional
+    /// on on hand and the reserves being still as read (`exists`: the item
+    /// was there), and labelled with the sync that made it, if any.
+    pub(crate) fn update_as_read(
+        &self,
+        sku: &Sku,
+        read: &SkuStock,
+        exists: bool,
+        m: &Move,
+        at: DateTime<Utc>,
+        sync_id: Option<&str>,
+    ) -> Update {
+        let mut e = Expression::for_move(m);
+        e.label(sku, at);
+        if let Some(id) = sync_id {
+            let name = e.name(LAST_SYNC);
+            let value = e.value(s(id));
+            e.sets.push(format!("{name} = {value}"));
+        }
+        if exists {
+            // An item its backorders created holds no on hand yet.
+            let on_hand = e.name(ON_HAND);
+            let was = e.value(n(read.on_hand));
+            e.conditions.push(if read.on_hand == 0 {
+                format!("(attribute_not_exists({on_hand}) OR {on_hand} = {was})")
+            } else {
+                format!("{on_hand} = {was}")
+            });
+            let tiers: BTreeSet<&TierId> = read.reserves.keys().chain(m.reserves.keys()).collect();
+            for tier in tiers {
+                let name = e.name(&format!("{RESERVE_PREFIX}{tier}"));
+                let units = read.reserves.get(tier).copied().unwrap_or(0);
+                let was = e.value(n(units));
+                e.conditions.push(if units == 0 {
+                    format!("(attribute_not_exists({name}) OR {name} = {was})")
+                } else {
+                    format!("{name} = {was}")
+                });
+            }
+        } else {
+            let pk = e.name(keys::PK);
+            e.conditions.push(format!("attribute_not_exists({pk})"));
+        }
+        e.build(&self.name, sku)
+    }
+
     /// Reads, decides and writes one change, conditional on on hand and
     /// the reserves being as read (a count or a plan states what they are
     /// to be, so one made against stale parts is made again); the pool and
@@ -343,39 +389,7 @@ impl Table {
                 });
             }
             let m = decide(&next)?;
-            let mut e = Expression::for_move(&m);
-            e.label(sku, at);
-            if let Some(id) = sync_id {
-                let name = e.name(LAST_SYNC);
-                let value = e.value(s(id));
-                e.sets.push(format!("{name} = {value}"));
-            }
-            if exists {
-                // An item its backorders created holds no on hand yet.
-                let on_hand = e.name(ON_HAND);
-                let was = e.value(n(next.on_hand));
-                e.conditions.push(if next.on_hand == 0 {
-                    format!("(attribute_not_exists({on_hand}) OR {on_hand} = {was})")
-                } else {
-                    format!("{on_hand} = {was}")
-                });
-                let tiers: BTreeSet<&TierId> =
-                    next.reserves.keys().chain(m.reserves.keys()).collect();
-                for tier in tiers {
-                    let name = e.name(&format!("{RESERVE_PREFIX}{tier}"));
-                    let units = next.reserves.get(tier).copied().unwrap_or(0);
-                    let was = e.value(n(units));
-                    e.conditions.push(if units == 0 {
-                        format!("(attribute_not_exists({name}) OR {name} = {was})")
-                    } else {
-                        format!("{name} = {was}")
-                    });
-                }
-            } else {
-                let pk = e.name(keys::PK);
-                e.conditions.push(format!("attribute_not_exists({pk})"));
-            }
-            let update = e.build(&self.name, sku);
+            let update = self.update_as_read(sku, &next, exists, &m, at, sync_id);
             let item = aws_sdk_dynamodb::types::TransactWriteItem::builder()
                 .update(update)
                 .build();

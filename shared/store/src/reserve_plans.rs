@@ -1,0 +1,267 @@
+//! Reserve plans (see [`tier_domain::stock::plan`]) as the store keeps
+//! them, beside the SKU's stock item in its partition:
+//!
+//! - `DEMAND#{YYYY-MM-DD}`: the units each tier's payments asked for that
+//!   day (`d:<tier>`), added in the transaction that takes the payment's
+//!   stock, so a redelivered payment adds nothing; kept a year and a month.
+//! - `PLAN`: the last plan, with the inputs that gave it.
+//!
+//! One strongly consistent Query reads the history, the plan and the stock
+//! together (the sort keys `DEMAND#…` < `PLAN` < `STOCK`); the new reserves
+//! and the plan are written in one transaction, the reserves conditional on
+//! on hand and the reserves being as read.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use tier_domain::calendar::{BrandCalendar, Day};
+use tier_domain::ids::{Sku, TierId};
+use tier_domain::stock::levels::{Move, SkuStock};
+use tier_domain::stock::plan::{
+    self, DailyDemand, MAX_HISTORY_DAYS, PlanInputs, ReservePlan, ReserveRules,
+};
+
+use crate::error::StoreError;
+use crate::item::{self, Item, n, new_item, s};
+use crate::keys;
+use crate::stock::StockError;
+use crate::table::{Table, TxOutcome};
+
+const DEMAND_PREFIX: &str = "DEMAND#";
+const TIER_PREFIX: &str = "d:";
+const PLAN_SK: &str = "PLAN";
+/// A day's demand is kept past the longest history a plan reads.
+const DEMAND_KEPT_DAYS: i64 = MAX_HISTORY_DAYS as i64 + 30;
+const MAX_ATTEMPTS: u32 = 8;
+
+fn demand_key(sku: &Sku, day: Day) -> keys::Key {
+    (format!("SKU#{sku}"), format!("{DEMAND_PREFIX}{day}"))
+}
+
+fn plan_key(sku: &Sku) -> keys::Key {
+    (format!("SKU#{sku}"), PLAN_SK.into())
+}
+
+/// Adds `units` to `tier`'s demand of `sku` on `day`, creating the day.
+pub(crate) fn demand_update(table: &str, sku: &Sku, tier: &TierId, day: Day, units: u64) -> Update {
+    let (pk, sk) = demand_key(sku, day);
+    let expires = day.midnight_utc_timestamp() + DEMAND_KEPT_DAYS * 86_400;
+    Update::builder()
+        .table_name(table)
+        .key(keys::PK, s(pk))
+        .key(keys::SK, s(sk))
+        .update_expression("ADD #u :u SET #e = :e, #x = :x")
+        .expression_attribute_names("#u", format!("{TIER_PREFIX}{tier}"))
+        .expression_attribute_names("#e", keys::ENTITY)
+        .expression_attribute_names("#x", keys::TTL)
+        .expression_attribute_values(":u", n(units))
+        .expression_attribute_values(":e", s("sku_demand"))
+        .expression_attribute_values(":x", n(expires))
+        .build()
+        .expect("an update has its key and expression")
+}
+
+fn parse_demand(i: &Item, day: &str) -> Result<(Day, BTreeMap<TierId, u64>), StoreError> {
+    let day = Day::parse(day).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))?;
+    let mut tiers = BTreeMap::new();
+    for name in i.keys() {
+        if let Some(tier) = name.strip_prefix(TIER_PREFIX) {
+            let tier = TierId::parse(tier)
+                .map_err(|e| StoreError::corrupt(&item::key_of(i), format!("{name}: {e}")))?;
+            tiers.insert(tier, item::get_u64_or_zero(i, name)?);
+        }
+    }
+    Ok((day, tiers))
+}
+
+/// What one plan computation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub plan: ReservePlan,
+    /// The stock after it.
+    pub stock: SkuStock,
+    /// What it moved between the pool and the reserves.
+    pub moved: Move,
+    /// `false`: the same plan was in place, and nothing was written.
+    pub written: bool,
+}
+
+/// What a SKU's partition holds for planning.
+#[derive(Default)]
+struct Read {
+    demand: DailyDemand,
+    plan: Option<ReservePlan>,
+    stock: Option<(SkuStock, bool)>,
+}
+
+impl Table {
+    async fn read_for_plan(&self, sku: &Sku, from: Day) -> Result<Read, StoreError> {
+        let pk = format!("SKU#{sku}");
+        let mut read = Read::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(format!("{DEMAND_PREFIX}{from}")))
+                .expression_attribute_values(":to", s(keys::stock(sku).1))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", e))?;
+            for i in out.items.unwrap_or_default() {
+                let sk = item::get_s(&i, keys::SK)?;
+                if let Some(day) = sk.strip_prefix(DEMAND_PREFIX) {
+                    let (day, tiers) = parse_demand(&i, day)?;
+                    read.demand.insert(day, tiers);
+                } else if sk == PLAN_SK {
+                    read.plan = Some(item::get_json(&i, "plan")?);
+                } else if sk == keys::stock(sku).1 {
+                    read.stock = Some(crate::stock::parse(&i)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(read),
+            }
+        }
+    }
+
+    /// Computes `sku`'s reserve plan at `at` and puts it in place: the
+    /// reserves move to the plan's, the pool takes up the difference. A SKU
+    /// without stock has nothing to plan (`None`). The same plan again
+    /// writes nothing; a plan that loses to an order or a count drawing on
+    /// the same parts is computed again from what they left.
+    pub async fn plan_reserves(
+        &self,
+        sku: &Sku,
+        rules: &ReserveRules,
+        seniority: &BTreeMap<TierId, u8>,
+        calendar: &BrandCalendar,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Planned>, StockError> {
+        let today = calendar.day_of(at);
+        let (from, _) = rules.history(today);
+        for attempt in 0..MAX_ATTEMPTS {
+            let read = self.read_for_plan(sku, from).await?;
+            let Some((mut stock, legacy)) = read.stock else {
+                return Ok(None);
+            };
+            if legacy {
+                self.convert_legacy(sku).await?;
+                continue;
+            }
+            let planned = plan::plan(
+                rules,
+                &PlanInputs {
+                    sku,
+                    at,
+                    today,
+                    free: stock.free(),
+                    seniority,
+                    demand: &read.demand,
+                },
+            );
+            let m = stock.replan(&planned.reserves())?;
+            if m.is_empty() && read.plan.as_ref().is_some_and(|p| p.same_as(&planned)) {
+                return Ok(Some(Planned {
+                    plan: read.plan.expect("checked above"),
+                    stock,
+                    moved: m,
+                    written: false,
+                }));
+            }
+            let mut tx = Vec::with_capacity(2);
+            if !m.is_empty() {
+                tx.push(
+                    TransactWriteItem::builder()
+                        .update(self.update_as_read(sku, &stock, true, &m, at, None))
+                        .build(),
+                );
+            }
+            tx.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.name)
+                            .set_item(Some(new_item(
+                                &plan_key(sku),
+                                "reserve_plan",
+                                [("plan", item::json(&planned)), ("sku", s(sku.as_str()))],
+                            )))
+                            .build()
+                            .expect("put has item"),
+                    )
+                    .build(),
+            );
+            match self.transact(tx).await? {
+                TxOutcome::Committed => {
+                    stock.apply(&m)?;
+                    return Ok(Some(Planned {
+                        plan: planned,
+                        stock,
+                        moved: m,
+                        written: true,
+                    }));
+                }
+                TxOutcome::ConditionFailed { .. } => crate::table::backoff(attempt + 1).await,
+            }
+        }
+        Err(StoreError::Contention {
+            what: format!("reserve plan of SKU {sku}"),
+            attempts: MAX_ATTEMPTS,
+        }
+        .into())
+    }
+
+    /// The plan last put in place for `sku`, if any.
+    pub async fn reserve_plan(&self, sku: &Sku) -> Result<Option<ReservePlan>, StoreError> {
+        self.get(&plan_key(sku), false)
+            .await?
+            .map(|i| item::get_json(&i, "plan"))
+            .transpose()
+    }
+
+    /// `sku`'s demand per day and tier from `from` to `to`, both included.
+    pub async fn sku_demand(
+        &self,
+        sku: &Sku,
+        from: Day,
+        to: Day,
+    ) -> Result<DailyDemand, StoreError> {
+        let read = self.read_for_plan(sku, from).await?;
+        Ok(read.demand.into_iter().filter(|(d, _)| *d <= to).collect())
+    }
+
+    /// A page of the SKUs the plans cover: the current price book's, in
+    /// order, after the SKU `after`. Empty without a book.
+    pub async fn planned_skus(
+        &self,
+        after: Option<&Sku>,
+        limit: usize,
+    ) -> Result<(Vec<Sku>, Option<Sku>), StoreError> {
+        let Some(book) = self.current_book().await? else {
+            return Ok((Vec::new(), None));
+        };
+        let pk = keys::book_partition(book.version);
+        let after = after.map(|sku| keys::book_entry(book.version, sku).1);
+        let (items, next) = self
+            .query_page(&pk, "SKU#", after.as_deref(), Some(limit as i32), false)
+            .await?;
+        let parse = |sk: &str| {
+            Sku::parse(sk.trim_start_matches("SKU#"))
+                .map_err(|e| StoreError::corrupt(&(pk.clone(), sk.to_owned()), e.to_string()))
+        };
+        let skus = items
+            .iter()
+            .map(|i| item::get_s(i, keys::SK).and_then(parse))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = next.as_deref().map(parse).transpose()?;
+        Ok((skus, next))
+    }
+}
