@@ -197,6 +197,36 @@ async fn reserves_are_planned_from_each_tiers_demand_forecast_stock_and_seniorit
     let s = stock_of(&api, "JACKET-DOWN").await;
     assert_eq!(parts(&s), (19, 0, reserves, 9, 1), "{s}");
 
+    // A payment of yesterday delivered after today's moved the SKU's
+    // running day on: it counts on its own day, once.
+    for _ in 0..2 {
+        let r = api
+            .webhook(
+                "douyin",
+                "sz-live",
+                &jacket("g3", "G3", 1, base - Duration::days(1)),
+            )
+            .await
+            .unwrap();
+        assert!(r.status == 202 || r.status == 200, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    plan_at(&stack, Some("JACKET-DOWN"), base).await;
+    let s = stock_of(&api, "JACKET-DOWN").await;
+    assert_eq!(tier_line(&s["plan"], "gold")["ordered"], 7, "{s}");
+    assert_eq!(tier_line(&s["plan"], "senior")["ordered"], 3, "{s}");
+
+    assert!(
+        dead_letters(
+            &stack,
+            "StockEventsDLQ",
+            1,
+            std::time::Duration::from_millis(200)
+        )
+        .await
+        .is_empty()
+    );
+
     // Reserves by hand are the rule set's to plan now.
     let r = api
         .put(

@@ -15,6 +15,8 @@ use tier_domain::stock::{OrderStock, Payer, Payment, ShipError, Shipment, StockM
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, s};
 use crate::keys;
+use crate::reserve_plans::RunningDemand;
+use crate::stock::PaidDemand;
 use crate::table::{Table, TxOutcome};
 
 /// What a payment did to stock.
@@ -44,11 +46,13 @@ pub struct Released {
 }
 
 /// How a write of a record and its stock moves went.
-/// A payment's demand, for the tier it was paid in, on its day.
+/// A payment's demand, for the tier it was paid in, on its day, and the
+/// running days of demand its SKUs' items held when read.
 struct Demand<'a> {
     tier: &'a TierId,
     day: Day,
     units: &'a BTreeMap<Sku, u64>,
+    running: &'a BTreeMap<Sku, RunningDemand>,
 }
 
 enum Written {
@@ -152,10 +156,11 @@ impl Table {
         let mut lost = 0;
         while lost < MAX_ATTEMPTS {
             let first: BTreeSet<Sku> = guess.iter().take(SKUS_PER_TRANSACTION).cloned().collect();
-            let (mut stock, extra) = self
+            let read = self
                 .read_stock_with(&first, std::slice::from_ref(&record_key))
                 .await?;
-            let (mut record, version) = parse_record(extra.get(&record_key))?;
+            let (mut stock, mut running) = (read.stock, read.running);
+            let (mut record, version) = parse_record(read.extra.get(&record_key))?;
             let was = record.backordered_skus();
             let payment = record.pay(event, payer, lines);
             if payment == Payment::Duplicate && !record.has_pending() {
@@ -184,7 +189,9 @@ impl Table {
             let skus = record.pending_skus(SKUS_PER_TRANSACTION);
             let unread: BTreeSet<Sku> = skus.difference(&first).cloned().collect();
             if !unread.is_empty() {
-                stock.extend(self.read_stock(&unread).await?);
+                let more = self.read_stock_with(&unread, &[]).await?;
+                stock.extend(more.stock);
+                running.extend(more.running);
             }
             let taken = record.take_pending(SKUS_PER_TRANSACTION, &stock);
             match self
@@ -198,6 +205,7 @@ impl Table {
                         tier,
                         day,
                         units: &taken.demand,
+                        running: &running,
                     }),
                 )
                 .await?
@@ -381,11 +389,21 @@ impl Table {
                     .put(put.build().expect("put has item"))
                     .build(),
             ];
-            tx.extend(moves.iter().map(|(sku, m)| {
-                TransactWriteItem::builder()
-                    .update(self.stock_update(sku, m))
-                    .build()
-            }));
+            let mut days = Vec::new();
+            for (sku, m) in moves {
+                let paid = demand.as_ref().and_then(|d| {
+                    let units = d.units.get(sku).copied().filter(|u| *u > 0)?;
+                    Some(PaidDemand {
+                        tier: d.tier,
+                        day: d.day,
+                        units,
+                        running: d.running.get(sku),
+                    })
+                });
+                let (update, day) = self.stock_update(sku, m, paid);
+                tx.push(TransactWriteItem::builder().update(update).build());
+                days.extend(day);
+            }
             // After the SKUs' updates, so that a refused update's index is
             // its SKU's.
             for sku in moves.keys() {
@@ -420,16 +438,11 @@ impl Table {
                     _ => {}
                 }
             }
-            // Last, so the indices above stay the SKUs'; unconditional.
-            if let Some(d) = &demand {
-                tx.extend(d.units.iter().filter(|(_, u)| **u > 0).map(|(sku, u)| {
-                    TransactWriteItem::builder()
-                        .update(crate::reserve_plans::demand_update(
-                            &self.name, sku, d.tier, d.day, *u,
-                        ))
-                        .build()
-                }));
-            }
+            // Last, so the indices above stay the SKUs'; unconditional ADDs.
+            tx.extend(
+                days.into_iter()
+                    .map(|u| TransactWriteItem::builder().update(u).build()),
+            );
             match self.transact(tx).await {
                 Ok(TxOutcome::Committed) => return Ok(Written::Committed),
                 Ok(TxOutcome::ConditionFailed { reasons }) => {
@@ -560,10 +573,11 @@ impl Table {
         let key = keys::order_stock(order);
         let skus = BTreeSet::from([sku.clone()]);
         for attempt in 0..MAX_ATTEMPTS {
-            let (stock, extra) = self
+            let read = self
                 .read_stock_with(&skus, std::slice::from_ref(&key))
                 .await?;
-            let (mut record, version) = parse_record(extra.get(&key))?;
+            let stock = read.stock;
+            let (mut record, version) = parse_record(read.extra.get(&key))?;
             let shelf = stock.get(sku).cloned().unwrap_or_default();
             let was = record.backordered_skus();
             let Some(m) = record.fill_backorders(sku, &shelf) else {

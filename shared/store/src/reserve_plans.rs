@@ -1,9 +1,15 @@
 //! Reserve plans (see [`tier_domain::stock::plan`]) as the store keeps
 //! them, beside the SKU's stock item in its partition:
 //!
-//! - `DEMAND#{YYYY-MM-DD}`: the units each tier's payments asked for that
-//!   day (`d:<tier>`), added in the transaction that takes the payment's
-//!   stock, so a redelivered payment adds nothing; kept a year and a month.
+//! - the running day, on the stock item itself: `demand_day` and the units
+//!   each tier's payments asked for that day (`dmd:<tier>`), added in the
+//!   write that takes the payment's stock, so a payment costs no write of
+//!   its own and a redelivered one adds nothing. The first payment of a
+//!   later day moves the running day out to its own item in the same
+//!   transaction (once a day a SKU sells), and a payment of a day that has
+//!   moved out already (a late delivery) adds to that day's item;
+//! - `DEMAND#{YYYY-MM-DD}`: a past day's units per tier (`d:<tier>`); kept
+//!   a year and a month;
 //! - `PLAN`: the last plan, with the inputs that gave it.
 //!
 //! One strongly consistent Query reads the history, the plan and the stock
@@ -30,6 +36,9 @@ use crate::table::{Table, TxOutcome};
 
 const DEMAND_PREFIX: &str = "DEMAND#";
 const TIER_PREFIX: &str = "d:";
+/// The stock item's running day of demand, and its counters.
+pub(crate) const DEMAND_DAY: &str = "demand_day";
+pub(crate) const RUNNING_PREFIX: &str = "dmd:";
 const PLAN_SK: &str = "PLAN";
 /// A day's demand is kept past the longest history a plan reads.
 const DEMAND_KEPT_DAYS: i64 = MAX_HISTORY_DAYS as i64 + 30;
@@ -43,36 +52,78 @@ fn plan_key(sku: &Sku) -> keys::Key {
     (format!("SKU#{sku}"), PLAN_SK.into())
 }
 
-/// Adds `units` to `tier`'s demand of `sku` on `day`, creating the day.
-pub(crate) fn demand_update(table: &str, sku: &Sku, tier: &TierId, day: Day, units: u64) -> Update {
+/// A stock item's running day of demand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunningDemand {
+    pub day: Day,
+    pub units: BTreeMap<TierId, u64>,
+}
+
+/// The running day a stock item holds, if it has one.
+pub(crate) fn parse_running(i: &Item) -> Result<Option<RunningDemand>, StoreError> {
+    let Some(day) = item::opt_s(i, DEMAND_DAY) else {
+        return Ok(None);
+    };
+    let (day, units) = parse_counts(i, day, RUNNING_PREFIX)?;
+    Ok(Some(RunningDemand { day, units }))
+}
+
+/// Adds `units` (per tier) to `sku`'s demand on `day`, creating the day:
+/// ADDs, so that writes to one day commute.
+pub(crate) fn demand_update(
+    table: &str,
+    sku: &Sku,
+    day: Day,
+    units: &BTreeMap<TierId, u64>,
+) -> Update {
     let (pk, sk) = demand_key(sku, day);
     let expires = day.midnight_utc_timestamp() + DEMAND_KEPT_DAYS * 86_400;
-    Update::builder()
+    let mut adds = Vec::new();
+    let update = Update::builder()
         .table_name(table)
         .key(keys::PK, s(pk))
         .key(keys::SK, s(sk))
-        .update_expression("ADD #u :u SET #e = :e, #x = :x")
-        .expression_attribute_names("#u", format!("{TIER_PREFIX}{tier}"))
         .expression_attribute_names("#e", keys::ENTITY)
         .expression_attribute_names("#x", keys::TTL)
-        .expression_attribute_values(":u", n(units))
         .expression_attribute_values(":e", s("sku_demand"))
-        .expression_attribute_values(":x", n(expires))
+        .expression_attribute_values(":x", n(expires));
+    let update = units
+        .iter()
+        .enumerate()
+        .fold(update, |u, (i, (tier, units))| {
+            adds.push(format!("#u{i} :u{i}"));
+            u.expression_attribute_names(format!("#u{i}"), format!("{TIER_PREFIX}{tier}"))
+                .expression_attribute_values(format!(":u{i}"), n(units))
+        });
+    update
+        .update_expression(format!("SET #e = :e, #x = :x ADD {}", adds.join(", ")))
         .build()
         .expect("an update has its key and expression")
 }
 
-fn parse_demand(i: &Item, day: &str) -> Result<(Day, BTreeMap<TierId, u64>), StoreError> {
+/// A day's counts: `day`, and the attributes named `prefix<tier>`.
+fn parse_counts(
+    i: &Item,
+    day: &str,
+    prefix: &str,
+) -> Result<(Day, BTreeMap<TierId, u64>), StoreError> {
     let day = Day::parse(day).map_err(|e| StoreError::corrupt(&item::key_of(i), e.to_string()))?;
     let mut tiers = BTreeMap::new();
     for name in i.keys() {
-        if let Some(tier) = name.strip_prefix(TIER_PREFIX) {
+        if let Some(tier) = name.strip_prefix(prefix) {
             let tier = TierId::parse(tier)
                 .map_err(|e| StoreError::corrupt(&item::key_of(i), format!("{name}: {e}")))?;
             tiers.insert(tier, item::get_u64_or_zero(i, name)?);
         }
     }
     Ok((day, tiers))
+}
+
+fn add_day(demand: &mut DailyDemand, day: Day, units: BTreeMap<TierId, u64>) {
+    let into = demand.entry(day).or_default();
+    for (tier, u) in units {
+        *into.entry(tier).or_default() += u;
+    }
 }
 
 /// What one plan computation did.
@@ -117,12 +168,15 @@ impl Table {
             for i in out.items.unwrap_or_default() {
                 let sk = item::get_s(&i, keys::SK)?;
                 if let Some(day) = sk.strip_prefix(DEMAND_PREFIX) {
-                    let (day, tiers) = parse_demand(&i, day)?;
-                    read.demand.insert(day, tiers);
+                    let (day, tiers) = parse_counts(&i, day, TIER_PREFIX)?;
+                    add_day(&mut read.demand, day, tiers);
                 } else if sk == PLAN_SK {
                     read.plan = Some(item::get_json(&i, "plan")?);
                 } else if sk == keys::stock(sku).1 {
                     read.stock = Some(crate::stock::parse(&i)?);
+                    if let Some(r) = parse_running(&i)? {
+                        add_day(&mut read.demand, r.day, r.units);
+                    }
                 }
             }
             match out.last_evaluated_key {

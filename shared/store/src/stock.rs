@@ -14,8 +14,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use chrono::{DateTime, Utc};
+use tier_domain::calendar::Day;
 use tier_domain::ids::{Sku, TierId};
 use tier_domain::stock::levels::{LevelsError, Move, SkuStock};
+
+use crate::reserve_plans::RunningDemand;
 
 use crate::error::StoreError;
 use crate::item::{self, Item, n, s};
@@ -33,6 +36,26 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// The delta sync that last moved an item's on hand.
 const LAST_SYNC: &str = "last_sync";
+
+/// What [`Table::read_stock_with`] read.
+#[derive(Debug, Default)]
+pub(crate) struct StockRead {
+    pub stock: BTreeMap<Sku, SkuStock>,
+    /// The running day of demand on each SKU's item that has one.
+    pub running: BTreeMap<Sku, RunningDemand>,
+    /// The other items asked for, by key.
+    pub extra: std::collections::HashMap<keys::Key, Item>,
+}
+
+/// A payment's units of one SKU, for the tier it was paid in, on its day,
+/// and the running day its stock item held when read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PaidDemand<'a> {
+    pub tier: &'a TierId,
+    pub day: Day,
+    pub units: u64,
+    pub running: Option<&'a RunningDemand>,
+}
 
 /// A SKU's stock after a change, and whether this call made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +123,7 @@ pub(crate) fn parse_levels(i: &Item) -> Result<SkuStock, StoreError> {
 struct Expression {
     adds: Vec<String>,
     sets: Vec<String>,
+    removes: Vec<String>,
     conditions: Vec<String>,
     names: Vec<(String, String)>,
     values: Vec<(String, AttributeValue)>,
@@ -130,6 +154,54 @@ impl Expression {
         if delta < 0 {
             let enough = self.value(n(-delta));
             self.conditions.push(format!("{name} >= {enough}"));
+        }
+    }
+
+    /// Counts a payment's units on the item's running day (see
+    /// [`crate::reserve_plans`]), conditional on that day being as read.
+    /// Returns the units of a day to add to its own item: the running day's
+    /// when the payment's day is later (the item moves on to it), or the
+    /// payment's when that day has left the item already.
+    fn count_demand(&mut self, d: PaidDemand<'_>) -> Option<(Day, BTreeMap<TierId, u64>)> {
+        use crate::reserve_plans::{DEMAND_DAY, RUNNING_PREFIX};
+        // A late payment leaves the item's counters alone (and DynamoDB
+        // refuses placeholders an expression does not use).
+        if let Some(r) = d.running
+            && r.day > d.day
+        {
+            return Some((d.day, BTreeMap::from([(d.tier.clone(), d.units)])));
+        }
+        let day_name = self.name(DEMAND_DAY);
+        let counter = self.name(&format!("{RUNNING_PREFIX}{}", d.tier));
+        let units = self.value(n(d.units));
+        match d.running {
+            Some(r) if r.day == d.day => {
+                let day = self.value(s(r.day.to_string()));
+                self.conditions.push(format!("{day_name} = {day}"));
+                self.adds.push(format!("{counter} {units}"));
+                None
+            }
+            running => {
+                let new_day = self.value(s(d.day.to_string()));
+                self.sets.push(format!("{day_name} = {new_day}"));
+                self.sets.push(format!("{counter} = {units}"));
+                match running {
+                    Some(r) => {
+                        let old_day = self.value(s(r.day.to_string()));
+                        self.conditions.push(format!("{day_name} = {old_day}"));
+                        for tier in r.units.keys().filter(|t| *t != d.tier) {
+                            let name = self.name(&format!("{RUNNING_PREFIX}{tier}"));
+                            self.removes.push(name);
+                        }
+                        Some((r.day, r.units.clone())).filter(|(_, u)| !u.is_empty())
+                    }
+                    None => {
+                        self.conditions
+                            .push(format!("attribute_not_exists({day_name})"));
+                        None
+                    }
+                }
+            }
         }
     }
 
@@ -170,6 +242,9 @@ impl Expression {
         if !self.adds.is_empty() {
             parts.push(format!("ADD {}", self.adds.join(", ")));
         }
+        if !self.removes.is_empty() {
+            parts.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
         parts.join(" ")
     }
 
@@ -195,9 +270,24 @@ impl Expression {
 
 impl Table {
     /// The write that applies `m` to `sku`'s stock, refused whole if a part
-    /// it lowers holds too little.
-    pub(crate) fn stock_update(&self, sku: &Sku, m: &Move) -> Update {
-        Expression::for_move(m).build(&self.name, sku)
+    /// it lowers holds too little; with a payment's `demand`, that is
+    /// counted too (see [`crate::reserve_plans`]), and the write of a day's
+    /// demand that leaves the item, or comes after its day left, is
+    /// returned beside it for the same transaction.
+    pub(crate) fn stock_update(
+        &self,
+        sku: &Sku,
+        m: &Move,
+        demand: Option<PaidDemand<'_>>,
+    ) -> (Update, Option<Update>) {
+        let mut e = Expression::for_move(m);
+        let mut side = None;
+        if let Some(d) = demand {
+            side = e.count_demand(d).map(|(day, units)| {
+                crate::reserve_plans::demand_update(&self.name, sku, day, &units)
+            });
+        }
+        (e.build(&self.name, sku), side)
     }
 
     /// The stock of each of `skus` that has an item, strongly consistent,
@@ -206,17 +296,11 @@ impl Table {
         &self,
         skus: &BTreeSet<Sku>,
         extra: &[keys::Key],
-    ) -> Result<
-        (
-            BTreeMap<Sku, SkuStock>,
-            std::collections::HashMap<keys::Key, Item>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<StockRead, StoreError> {
         let mut wanted: Vec<keys::Key> = skus.iter().map(keys::stock).collect();
         wanted.extend_from_slice(extra);
         let mut items = self.batch_get(&wanted, true).await?;
-        let mut stock = BTreeMap::new();
+        let mut read = StockRead::default();
         for sku in skus {
             let Some(i) = items.remove(&keys::stock(sku)) else {
                 continue;
@@ -225,9 +309,13 @@ impl Table {
             if legacy {
                 self.convert_legacy(sku).await?;
             }
-            stock.insert(sku.clone(), levels);
+            read.stock.insert(sku.clone(), levels);
+            if let Some(running) = crate::reserve_plans::parse_running(&i)? {
+                read.running.insert(sku.clone(), running);
+            }
         }
-        Ok((stock, items))
+        read.extra = items;
+        Ok(read)
     }
 
     /// The stock of each of `skus` that has an item ([`Table::read_stock_with`]
@@ -236,7 +324,7 @@ impl Table {
         &self,
         skus: &BTreeSet<Sku>,
     ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
-        Ok(self.read_stock_with(skus, &[]).await?.0)
+        Ok(self.read_stock_with(skus, &[]).await?.stock)
     }
 
     /// Turns an item's single count into the parts: all of it on hand and
