@@ -1905,6 +1905,9 @@ async fn documented_error_codes_are_answered() {
         case("setReserves", "/v1/admin/skus/TEE-WHITE/reserves", (422, "invalid_document")).json(json!({"reserves": {"gold": -1}})),
         case("setReserves", "/v1/admin/skus/NO-SUCH-SKU/reserves", (422, "unknown_sku")).json(json!({"reserves": {"gold": 1}})),
         case("setReserves", "/v1/admin/skus/TEE-WHITE/reserves", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("planStock", "/v1/admin/stock:plan", (409, "reserves_not_planned")).json(json!({})),
+        case("planStock", "/v1/admin/stock:plan", (400, "malformed_json")).raw("application/json", b"{".to_vec()),
+        case("planStock", "/v1/admin/stock:plan", (422, "invalid_document")).json(json!({"skus": []})),
         case("getStock", "/v1/admin/skus/NO-SUCH-SKU/stock", (404, "stock_not_found")),
         case("getStock", "/v1/admin/skus/A%23B/stock", (400, "invalid_path")),
         case("getOrderReservations", "/v1/admin/orders/jd/sh-outlet/O%231/reservations", (400, "invalid_path")),
@@ -2033,6 +2036,7 @@ const EXAMPLE_ORDER: &[&str] = &[
     "setStock",
     "syncStock",
     "setReserves",
+    "planStock",
     "getStock",
     "createApiKey",
     "listApiKeys",
@@ -2070,7 +2074,11 @@ const EXAMPLE_ORDER: &[&str] = &[
 
 /// Examples that, in the demo's state, must be refused with a documented
 /// answer: the example distributor's tier may not withdraw commission.
-const EXAMPLES_REFUSED: &[(&str, u16, &str)] = &[("withdrawCommission", 403, "permission_denied")];
+const EXAMPLES_REFUSED: &[(&str, u16, &str)] = &[
+    ("withdrawCommission", 403, "permission_denied"),
+    // The example rule set sets reserves by hand (setReserves runs before).
+    ("planStock", 409, "reserves_not_planned"),
+];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_documented_examples_succeed() {
