@@ -316,3 +316,59 @@ async fn a_year_of_trading_keeps_metrics_items_under_one_kilobyte() {
     assert_eq!(sizes.len(), 2, "{sizes:?}");
     stack.stop().await;
 }
+
+/// One SKU's reserve plan: the rule set, one Query of the SKU's partition
+/// (its days of demand, its plan and its stock), and one transaction of the
+/// stock and the plan when it changed; nothing written when it did not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reserve_plan_costs_one_query_and_one_transaction_per_sku() {
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    place_locked(&stack, &api, "d-suzhou", "gold").await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["reserves"] = json!({"history_days": 28, "forecast": {"method": "ses", "alpha": "0.3"}, "tiers": ["gold", "senior"]});
+    let r = api.put("rule-set", &rules).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let base = Utc::now();
+    for day in 1..=28 {
+        let doc = docs::paid(
+            &format!("g{day}"),
+            &format!("G{day}"),
+            "b1",
+            &[("TEE-WHITE", 2, "199.00")],
+            base - chrono::Duration::days(day),
+        );
+        api.webhook("douyin", "sz-live", &doc).await.unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let plan = |at: chrono::DateTime<Utc>| {
+        json!({"type": "reserve_plan.v1", "payload": {"sku": "TEE-WHITE", "at": at}}).to_string()
+    };
+    let mut report = Vec::new();
+    for (label, at, max_writes) in [
+        ("a plan that moves reserves", base, 4.0),
+        ("the same plan again", base, 0.0),
+    ] {
+        stack.dynamo_usage.reset();
+        send_raw(&stack, "StockEventsQueue", &plan(at)).await;
+        stack.wait_idle(IDLE).await.unwrap();
+        let usage = stack.dynamo_usage.snapshot();
+        report.push(format!(
+            "{label:<28} requests {}  write units {}  read units {}  {:?}",
+            usage.total_requests(),
+            usage.write_units,
+            usage.read_units,
+            usage.requests
+        ));
+        // The rule set's GetItem, the partition's Query, and the write.
+        assert!(usage.total_requests() <= 3, "{label}: {usage:?}");
+        assert!(usage.write_units <= max_writes, "{label}: {usage:?}");
+    }
+    println!(
+        "DynamoDB cost of one SKU's reserve plan, 28 days of demand:\n  {}",
+        report.join("\n  ")
+    );
+    let r = api.get("skus/TEE-WHITE/stock").await.unwrap();
+    assert_eq!(r.body["reserves"]["gold"], 14, "{}", r.body);
+    stack.stop().await;
+}
