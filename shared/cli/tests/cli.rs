@@ -329,6 +329,34 @@ async fn an_operator_runs_the_brand_from_the_command_line() {
     assert_eq!(system_tests::stock(&api, "TEE-WHITE").await, 5000);
     assert_eq!(system_tests::stock(&api, "JACKET-DOWN").await, 40);
 
+    // The ERP's files go to the sync endpoint, checked whole there.
+    let snapshot = write(&dir, "snapshot.csv", "sku,on_hand\nTEE-WHITE,4990\n");
+    let r = tiers(&stack, &["stock", "import", &snapshot])
+        .await
+        .exits(0);
+    assert!(r.stdout.contains("synced 1 SKU(s): 1 changed"), "{r:#?}");
+    let deltas = write(
+        &dir,
+        "deltas.csv",
+        "sku,delta\nTEE-WHITE,10\nNO-SUCH-SKU,3\n",
+    );
+    tiers(&stack, &["stock", "import", &deltas]).await.exits(2);
+    let r = tiers(&stack, &["stock", "import", &deltas, "--sync-id", "erp-1"])
+        .await
+        .exits(1);
+    assert!(
+        r.stderr.contains("invalid_stock_sync") && r.stderr.contains("line 3"),
+        "{r:#?}"
+    );
+    assert_eq!(system_tests::stock(&api, "TEE-WHITE").await, 4990);
+    let deltas = write(&dir, "deltas.csv", "sku,delta\nTEE-WHITE,10\n");
+    for _ in 0..2 {
+        tiers(&stack, &["stock", "import", &deltas, "--sync-id", "erp-1"])
+            .await
+            .exits(0);
+    }
+    assert_eq!(system_tests::stock(&api, "TEE-WHITE").await, 5000);
+
     // 38 × 1299 = 49,362: just under Intermediate's 50,000.
     let r = api
         .webhook(
