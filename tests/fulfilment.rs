@@ -236,3 +236,86 @@ async fn a_batch_is_served_by_priority_when_stock_runs_short() {
     assert_eq!(status("JUNIOR").await, "backordered");
     stack.stop().await;
 }
+
+/// The platform's own shipped notice ships the order as the WMS's call
+/// does: its units leave on hand once, however many notices come. One for
+/// an order the book cannot ship is dead-lettered with its reason for an
+/// operator; a malformed one is refused at the door.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_platforms_shipped_notice_ships_the_order_once() {
+    let (stack, api) = clothing_stack().await;
+    let now = Utc::now();
+    for doc in [
+        jackets("p1", "O1", 2, now),
+        jackets("p2", "O2", 1, now),
+        docs::cancelled("c2", "O2", now),
+    ] {
+        let r = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let shipped = |event: &str, order: &str, reference: Option<&str>| {
+        let mut doc = json!({"event_id": event, "type": "order.shipped",
+                             "occurred_at": Utc::now(), "order_id": order});
+        if let Some(r) = reference {
+            doc["shipment_reference"] = json!(r);
+        }
+        doc
+    };
+    for (event, reference) in [("s1", Some("SF1234567890")), ("s1b", None)] {
+        let r = api
+            .webhook("jd", "sh-outlet", &shipped(event, "O1", reference))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let r = api
+        .get("orders/jd/sh-outlet/O1/reservations")
+        .await
+        .unwrap();
+    assert_eq!(r.body["lines"]["1"]["status"], "shipped", "{}", r.body);
+    assert_eq!(r.body["lines"]["1"]["shipped"], 2, "{}", r.body);
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(
+        (&s["on_hand"], &s["allocated"]),
+        (&json!(38), &json!(0)),
+        "{s}"
+    );
+    // Sales do not move with a shipment.
+    assert_eq!(
+        dec(&distributor(&api, "d-shanghai").await["metrics"]["sales"]["lifetime"]),
+        d("2598")
+    );
+
+    // Shipped on the platform, cancelled in the book: an operator's to see.
+    let r = api
+        .webhook("jd", "sh-outlet", &shipped("s2", "O2", None))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    let parked = dead_letters(
+        &stack,
+        "StockEventsDLQ",
+        1,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(
+        parked[0].code.as_deref(),
+        Some("order_cancelled"),
+        "{parked:?}"
+    );
+
+    // A reference only on a shipment, and a sane one.
+    let mut paid_with_reference = jackets("p3", "O3", 1, now);
+    paid_with_reference["shipment_reference"] = json!("SF1");
+    for doc in [paid_with_reference, shipped("s3", "O1", Some(""))] {
+        let r = api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+        assert!(r.status == 400 || r.status == 422, "{}", r.body);
+        assert!(!r.code().is_empty(), "{}", r.body);
+    }
+    stack.stop().await;
+}

@@ -220,6 +220,51 @@ async fn a_shopify_order_is_counted_once_and_its_refund_read_exactly() {
         stock_before - 1,
         "one tee came back"
     );
+
+    // orders/fulfilled: what is still held leaves on hand, once, and sales
+    // do not move.
+    let on_hand = |api: &ApiClient| {
+        let api = api.clone();
+        async move {
+            let r = api.get("skus/TEE-WHITE/stock").await.unwrap();
+            (
+                r.body["on_hand"].as_u64().unwrap(),
+                r.body["allocated"].as_u64().unwrap(),
+            )
+        }
+    };
+    let (before, held) = on_hand(&api).await;
+    let mut fulfilled = order.clone();
+    fulfilled["fulfillment_status"] = json!("fulfilled");
+    for event in ["evt-fulfilled-1", "evt-fulfilled-2"] {
+        let (r, _) = shopify.deliver("orders/fulfilled", event, &fulfilled).await;
+        assert_eq!(r.body["notices"][0]["status"], "queued", "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    assert_eq!(on_hand(&api).await, (before - 1, held - 1), "the tee left");
+    let r = api
+        .get(&format!(
+            "orders/shopify/{SHOP}/820982911946154508/reservations"
+        ))
+        .await
+        .unwrap();
+    let lines = r.body["lines"].as_object().unwrap();
+    assert!(
+        !lines.is_empty() && lines.values().all(|l| l["status"] == "shipped"),
+        "{}",
+        r.body
+    );
+    assert_eq!(sales(&api, "d-shanghai").await, d("1488.00"));
+    assert!(
+        dead_letters(
+            &stack,
+            "StockEventsDLQ",
+            1,
+            std::time::Duration::from_millis(200)
+        )
+        .await
+        .is_empty()
+    );
     stack.stop().await;
 }
 

@@ -47,6 +47,10 @@ pub struct WebhookDoc {
     /// `order.paid` only.
     #[serde(default)]
     pub region: Option<Region>,
+    /// The carrier's tracking number or the shipment's id, on
+    /// `order.shipped` only.
+    #[serde(default)]
+    pub shipment_reference: Option<String>,
 }
 
 /// A line as the document writes it. Its own type, so that unknown fields
@@ -92,6 +96,9 @@ pub enum WebhookType {
     Refunded,
     #[serde(rename = "order.cancelled")]
     Cancelled,
+    /// The order left the warehouse; `shipment_reference` optional.
+    #[serde(rename = "order.shipped")]
+    Shipped,
     /// A user signed up through the store (a downline user, 下线用户).
     #[serde(rename = "user.registered")]
     UserRegistered,
@@ -138,6 +145,16 @@ impl WebhookDoc {
         if self.region.is_some() && self.kind != WebhookType::Paid {
             return Err(format!("{} takes no region", self.kind.name()));
         }
+        if self.shipment_reference.is_some() && self.kind != WebhookType::Shipped {
+            return Err(format!("{} takes no shipment_reference", self.kind.name()));
+        }
+        if self
+            .shipment_reference
+            .as_ref()
+            .is_some_and(|r| r.is_empty() || r.len() > 128 || r.chars().any(char::is_control))
+        {
+            return Err("shipment_reference must be 1 to 128 characters, none a control".into());
+        }
         let order_id = self
             .order_id
             .clone()
@@ -175,6 +192,9 @@ impl WebhookDoc {
                 })
             }
             WebhookType::Cancelled => Ok(OrderEventKind::Cancelled),
+            WebhookType::Shipped => Ok(OrderEventKind::Shipped {
+                reference: self.shipment_reference,
+            }),
             WebhookType::UserRegistered => Err("user.registered is not an order event".into()),
         }
     }
@@ -186,6 +206,7 @@ impl WebhookType {
             WebhookType::Paid => "order.paid",
             WebhookType::Refunded => "order.refunded",
             WebhookType::Cancelled => "order.cancelled",
+            WebhookType::Shipped => "order.shipped",
             WebhookType::UserRegistered => "user.registered",
         }
     }

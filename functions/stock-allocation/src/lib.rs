@@ -7,6 +7,8 @@
 //!   filled is recorded as backordered, not dropped;
 //! - cancelled: every line's remaining reservation returns to stock, once;
 //! - refunded: the returned lines it lists go back to stock, once per refund;
+//! - shipped (the platform's notice): the order's reserved units leave on
+//!   hand and the shipping queue, once;
 //! - a release that frees units of a SKU with backorders asks for a fill:
 //!   `backorder_fill.v1` fills the SKU's backorders by priority, then age,
 //!   a page a message (as the admin API asks after a count or a plan);
@@ -145,6 +147,9 @@ impl StockAllocation {
                 tracing::info!(%order, units = released.units, "cancellation released stock");
                 self.ask_fills(&released.skus).await?;
             }
+            OrderEventKind::Shipped { reference } => {
+                self.on_shipped(event, reference.clone()).await?;
+            }
             OrderEventKind::Refunded {
                 refund_id, lines, ..
             } => {
@@ -157,6 +162,43 @@ impl StockAllocation {
             }
         }
         Ok(())
+    }
+
+    /// The platform (or the brand's system) says the order left the
+    /// warehouse: its reserved units leave on hand and the shipping queue,
+    /// once, as `POST .../:shipped` does. A shipment ahead of its payment
+    /// waits for it (retried, then dead-lettered with the reason); one the
+    /// book cannot ship (cancelled, lines still waiting for stock, nothing
+    /// left) is dead-lettered with its reason for an operator, since what
+    /// the warehouse did and what the book holds disagree.
+    async fn on_shipped(
+        &self,
+        event: &OrderEvent,
+        reference: Option<String>,
+    ) -> Result<(), Failure> {
+        use tier_domain::stock::{ShipError, Shipment};
+        let order = &event.order;
+        let shipment = Shipment {
+            at: event.occurred_at,
+            reference,
+        };
+        match self.table.ship_order(order, shipment).await? {
+            Ok(_) => {
+                tracing::info!(%order, "shipped, as the platform says");
+                Ok(())
+            }
+            Err(ShipError::NotPaid) => Err(Failure::RetryLater(format!(
+                "order {order} was shipped before its payment arrived: waiting for it"
+            ))),
+            Err(e) => Err(Failure::permanent(
+                match e {
+                    ShipError::Cancelled => "order_cancelled",
+                    ShipError::NotReady => "order_not_ready",
+                    _ => "nothing_to_ship",
+                },
+                format!("order {order} was shipped on the platform, but {e}"),
+            )),
+        }
     }
 
     /// Units came back to these SKUs: those with backorders get a fill. A

@@ -206,6 +206,8 @@ impl OrderRecord {
                 }
                 self.cancelled_by = Some(event.event_id.clone());
             }
+            // Shipping moves stock, not sales: the record has nothing to keep.
+            OrderEventKind::Shipped { .. } => return Applied::Duplicate,
         }
         Applied::Changed {
             before,

@@ -67,6 +67,14 @@ pub enum OrderEventKind {
         lines: Vec<ReturnedLine>,
     },
     Cancelled,
+    /// The order left the warehouse, as the platform says (its seller-ship
+    /// notice, Shopify's `orders/fulfilled`) or the brand's own system. It
+    /// moves stock only: sales and tiers count payments and refunds.
+    Shipped {
+        /// The carrier's tracking number or the shipment's id, where given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
 }
 
 fn is_zero(n: &u16) -> bool {
@@ -159,6 +167,8 @@ pub mod event_time {
 pub enum OrderError {
     #[error("an order needs at least one line")]
     NoLines,
+    #[error("a shipment reference must be 1 to 128 characters, none a control character")]
+    BadShipmentReference,
     #[error("line {line}: quantity must be at least 1")]
     ZeroQuantity { line: String },
     #[error("line {line}: amount {amount} is negative")]
@@ -263,6 +273,12 @@ impl OrderEventKind {
                 Ok(())
             }
             OrderEventKind::Cancelled => Ok(()),
+            OrderEventKind::Shipped { reference } => match reference {
+                Some(r) if r.is_empty() || r.len() > 128 || r.chars().any(char::is_control) => {
+                    Err(OrderError::BadShipmentReference)
+                }
+                _ => Ok(()),
+            },
         }
     }
 }

@@ -133,7 +133,7 @@ fn try_translate(
     let nothing = |why: &str| Ok(Outcome::Nothing { why: why.into() });
     let kind = match &notice.change {
         Change::Created { .. } => return nothing("placed, not paid yet: counted when paid"),
-        Change::Shipped => return nothing("shipped: fulfilment is not tracked"),
+        Change::Shipped => OrderEventKind::Shipped { reference: None },
         Change::Ignored { why } => return nothing(why),
         Change::Paid { order: None } => {
             return Err(Hold::new(
@@ -667,9 +667,15 @@ mod tests {
                 ..
             }
         ));
+        assert!(matches!(
+            translate(&notice(Change::Shipped), "CNY", &c, now),
+            Outcome::Event {
+                kind: OrderEventKind::Shipped { reference: None },
+                ..
+            }
+        ));
         for change in [
             Change::Created { order: None },
-            Change::Shipped,
             Change::Ignored {
                 why: "refund requested",
             },

@@ -3,7 +3,7 @@
 
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use tier_domain::order::OrderEvent;
+use tier_domain::order::{OrderEvent, OrderEventKind};
 use tier_messages::Message;
 
 use crate::error::StoreError;
@@ -47,6 +47,10 @@ pub async fn send_order_event(
     stock_events: &Queue,
     event: OrderEvent,
 ) -> Result<(), StoreError> {
+    // A shipment moves stock only: tier evaluation has nothing to count.
+    if matches!(event.kind, OrderEventKind::Shipped { .. }) {
+        return stock_events.send(&Message::OrderEventV1(event)).await;
+    }
     let message = Message::OrderEventV1(event);
     let (tier, stock) = tokio::join!(tier_events.send(&message), stock_events.send(&message));
     tier?;
