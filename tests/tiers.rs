@@ -1138,14 +1138,16 @@ async fn what_if_reports_who_would_move_and_writes_nothing() {
     assert_eq!(r.body["id"], "lower-intermediate");
     stack.wait_idle(IDLE).await.unwrap();
     // What it costs: about a read unit a distributor (its profile and
-    // metrics, eventually consistent), and a write per page and listing.
+    // metrics, eventually consistent), and per page and per listing a
+    // transaction of two small items (its marker or record, and its tally
+    // shard or the run's counters): 5 listings and 2 pages here.
     let usage = stack.dynamo_usage.snapshot();
     println!(
         "a what-if of 123 distributors: {} read units, {} write units, {:?}",
         usage.read_units, usage.write_units, usage.requests
     );
     assert!(
-        usage.read_units <= 2.0 * 123.0 && usage.write_units <= 12.0,
+        usage.read_units <= 2.0 * 123.0 && usage.write_units <= 4.0 * (5.0 + 2.0) + 2.0,
         "{usage:?}"
     );
     let r = api.get("what-ifs/lower-intermediate").await.unwrap();
@@ -2209,13 +2211,14 @@ async fn no_downgrade_before_the_backfill_has_counted_the_ledger() {
     stack.stop().await;
 }
 
-/// A what-if's answer follows each partition's listings from the first
-/// through their continuations, and adds up those listings' pages: a page
-/// written twice, or a listing no chain leads to, counts once or not at all;
-/// it is complete only when every partition is listed to its end and every
-/// page is in.
+/// A what-if's answer is its counters and tally shards: a listing recorded
+/// twice keeps its first share (and only that share's continuation goes
+/// on), a page delivered twice counts once, pages finishing at once on one
+/// shard all count, and the run is complete only when every partition is
+/// listed to its end and every page is in. The answer reads the same two
+/// requests' worth of items however many pages there are.
 #[tokio::test(flavor = "multi_thread")]
-async fn what_if_results_follow_each_partition_from_its_first_listing() {
+async fn what_if_results_count_each_listing_and_page_once_from_a_few_items() {
     use tier_domain::what_if::Tally;
     use tier_store::what_if::{Listing, WhatIfStart};
     let (stack, _api) = spawn_stack().await;
@@ -2237,29 +2240,29 @@ async fn what_if_results_follow_each_partition_from_its_first_listing() {
     let listing = |pages: u64, next: Option<&str>| Listing {
         pages,
         next: next.map(str::to_owned),
+        next_cursor: next.map(|n| format!("cursor-{n}")),
     };
     let state = || async { table.what_if_results("chain").await.unwrap().unwrap() };
 
-    // Junior's first listing: two pages and a continuation.
-    table
-        .record_what_if_listing("chain", at, "junior#0", &listing(2, Some("junior#77")))
+    // Junior's first listing: two pages and a continuation; delivered
+    // again with another share, it keeps the first.
+    let first = listing(2, Some("junior#77"));
+    let recorded = table
+        .record_what_if_listing("chain", at, "junior#0", &first)
         .await
         .unwrap();
+    assert_eq!(recorded, first);
+    let again = table
+        .record_what_if_listing("chain", at, "junior#0", &listing(3, Some("junior#88")))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the first share stands");
     table
         .record_what_if_page("chain", at, "junior#0#0", &tally(100))
         .await
         .unwrap();
     table
         .record_what_if_page("chain", at, "junior#0#1", &tally(100))
-        .await
-        .unwrap();
-    // A listing no chain leads to, with a page: not counted.
-    table
-        .record_what_if_listing("chain", at, "junior#99", &listing(1, None))
-        .await
-        .unwrap();
-    table
-        .record_what_if_page("chain", at, "junior#99#0", &tally(50))
         .await
         .unwrap();
     let s = state().await;
@@ -2289,7 +2292,7 @@ async fn what_if_results_follow_each_partition_from_its_first_listing() {
         .record_what_if_page("chain", at, "junior#77#0", &tally(30))
         .await
         .unwrap();
-    // A page delivered twice writes the same item.
+    // A page delivered twice counts once.
     table
         .record_what_if_page("chain", at, "junior#0#0", &tally(100))
         .await
@@ -2301,19 +2304,42 @@ async fn what_if_results_follow_each_partition_from_its_first_listing() {
         "distributors without a tier not listed yet"
     );
 
+    // Distributors without a tier: 24 pages finishing at once, on 8 shards.
     table
-        .record_what_if_listing("chain", at, "-#0", &listing(0, None))
+        .record_what_if_listing("chain", at, "-#0", &listing(24, None))
         .await
         .unwrap();
+    let pages: Vec<_> = (0..24)
+        .map(|n| {
+            let table = table.clone();
+            async move {
+                table
+                    .record_what_if_page("chain", at, &format!("-#0#{n}"), &tally(10))
+                    .await
+            }
+        })
+        .collect();
+    for r in futures::future::join_all(pages).await {
+        r.unwrap();
+    }
     assert!(
         !state().await.complete(),
         "not every partition message was sent"
     );
     table.mark_what_if_sent("chain").await.unwrap();
+    stack.dynamo_usage.reset();
     let s = state().await;
     assert_eq!(
-        (s.partitions_listed, s.tally.evaluated, s.complete()),
-        (2, 230, true)
+        (
+            s.partitions_listed,
+            s.pages,
+            s.pages_done,
+            s.tally.evaluated,
+            s.complete()
+        ),
+        (2, 27, 27, 470, true)
     );
+    let read = stack.dynamo_usage.snapshot();
+    assert!(read.total_requests() <= 2, "{read:?}");
     stack.stop().await;
 }

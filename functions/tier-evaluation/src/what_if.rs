@@ -1,5 +1,6 @@
 //! What-ifs: a draft rule set evaluated against every distributor, a page
-//! at a time, writing only each page's tally and each listing's share.
+//! at a time, writing only each page's marker and tally shard and each
+//! listing's share (see `tier_store::what_if`).
 
 use std::sync::Arc;
 
@@ -11,59 +12,89 @@ use tier_runtime::sqs::Failure;
 use tier_store::what_if::Listing;
 
 use crate::TierEvaluation;
+use crate::review::{QUERIES_PER_PARTITION_MESSAGE, REVIEW_QUERY_SIZE};
 
 /// Members per what-if page message: one evaluation each and no writes
 /// but the page's tally (two parallel batch reads and one write a page), so
 /// a batch of ten pages, 1,000 evaluations, stays well inside the timeout.
 pub const WHAT_IF_PAGE_SIZE: usize = 100;
 
-/// A what-if's draft as last read: its run's id and instant, and the draft.
-pub(crate) type CachedDraft = (String, DateTime<Utc>, Arc<tier_domain::rules::RuleSet>);
+/// A what-if's draft as last read: its run's id and instant, the draft,
+/// and whether its tallies are sharded.
+pub(crate) type CachedDraft = (
+    String,
+    DateTime<Utc>,
+    Arc<tier_domain::rules::RuleSet>,
+    bool,
+);
 
 impl TierEvaluation {
+    /// A listing message: a share of its partition's members listed, its
+    /// pages and continuation recorded once, then sent as recorded. A
+    /// redelivery lists again but sends what the first delivery recorded
+    /// (the pages by their names, and its continuation), so each partition
+    /// has one chain of listings whatever was delivered twice.
     pub(crate) async fn on_what_if_partition(&self, p: &WhatIfPartition) -> Result<(), Failure> {
         let listing = p.listing_id();
-        let next_page = std::sync::atomic::AtomicUsize::new(0);
-        let listed = self
-            .fan_out(
-                p.tier.as_ref(),
-                p.cursor.clone(),
-                WHAT_IF_PAGE_SIZE,
-                |page| {
-                    let n = next_page.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Message::WhatIfPageV1(WhatIfPage {
-                        run: p.run.clone(),
-                        page: format!("{listing}#{n}"),
-                        tier: p.tier.clone(),
-                        distributors: page,
-                    })
-                },
-                |cursor| {
-                    Message::WhatIfPartitionV1(WhatIfPartition {
-                        cursor: Some(cursor),
-                        ..p.clone()
-                    })
-                },
-            )
-            .await?;
-        let next = listed.next.map(|c| {
-            WhatIfPartition {
-                cursor: Some(c),
-                ..p.clone()
+        let mut members = Vec::new();
+        let mut cursor = p.cursor.clone();
+        let mut finished = false;
+        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
+            let (ids, next) = self
+                .table
+                .tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE)
+                .await?;
+            members.extend(ids);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => {
+                    finished = true;
+                    break;
+                }
             }
-            .listing_id()
-        });
-        self.table
+        }
+        let pages: Vec<&[tier_domain::ids::DistributorId]> =
+            members.chunks(WHAT_IF_PAGE_SIZE).collect();
+        let continuation = |cursor: String| WhatIfPartition {
+            cursor: Some(cursor),
+            ..p.clone()
+        };
+        let next_cursor = cursor.filter(|_| !finished);
+        let recorded = self
+            .table
             .record_what_if_listing(
                 &p.run.id,
                 p.run.at,
                 &listing,
                 &Listing {
-                    pages: listed.pages,
-                    next,
+                    pages: pages.len() as u64,
+                    next: next_cursor.clone().map(|c| continuation(c).listing_id()),
+                    next_cursor,
                 },
             )
             .await?;
+        if recorded.pages > pages.len() as u64 {
+            // The first delivery listed more than this one finds (members
+            // left the tier since): its missing pages are empty ones, so
+            // that the run still completes.
+            tracing::warn!(%listing, recorded = recorded.pages, now = pages.len(), "what-if listing shrank since first listed");
+        }
+        for n in 0..recorded.pages as usize {
+            let distributors = pages.get(n).map(|p| p.to_vec()).unwrap_or_default();
+            self.queue
+                .send(&Message::WhatIfPageV1(WhatIfPage {
+                    run: p.run.clone(),
+                    page: format!("{listing}#{n}"),
+                    tier: p.tier.clone(),
+                    distributors,
+                }))
+                .await?;
+        }
+        if let Some(c) = recorded.next_cursor {
+            self.queue
+                .send(&Message::WhatIfPartitionV1(continuation(c)))
+                .await?;
+        }
         Ok(())
     }
 
@@ -73,7 +104,7 @@ impl TierEvaluation {
     /// partition it is in now.
     pub(crate) async fn on_what_if_page(&self, p: &WhatIfPage) -> Result<(), Failure> {
         // Expired (a week on), never started, or an older run of the id.
-        let Some(draft) = self.what_if_draft(&p.run).await? else {
+        let Some((draft, sharded)) = self.what_if_draft(&p.run).await? else {
             return Ok(());
         };
         let today = self.calendar.day_of(p.run.at);
@@ -94,9 +125,15 @@ impl TierEvaluation {
             };
             tally.evaluate(&draft, standing, &d.id, &metrics, p.run.at, today);
         }
-        self.table
-            .record_what_if_page(&p.run.id, p.run.at, &p.page, &tally)
-            .await?;
+        if !sharded {
+            self.table
+                .record_what_if_page_unsharded(&p.run.id, p.run.at, &p.page, &tally)
+                .await?;
+        } else {
+            self.table
+                .record_what_if_page(&p.run.id, p.run.at, &p.page, &tally)
+                .await?;
+        }
         Ok(())
     }
 
@@ -105,12 +142,12 @@ impl TierEvaluation {
     async fn what_if_draft(
         &self,
         run: &tier_messages::WhatIfRun,
-    ) -> Result<Option<Arc<tier_domain::rules::RuleSet>>, Failure> {
-        if let Some((id, at, draft)) = self.drafts.lock().expect("not poisoned").as_ref()
+    ) -> Result<Option<(Arc<tier_domain::rules::RuleSet>, bool)>, Failure> {
+        if let Some((id, at, draft, sharded)) = self.drafts.lock().expect("not poisoned").as_ref()
             && id == &run.id
             && *at == run.at
         {
-            return Ok(Some(draft.clone()));
+            return Ok(Some((draft.clone(), *sharded)));
         }
         let Some(stored) = self
             .table
@@ -122,10 +159,12 @@ impl TierEvaluation {
         };
         let invalid =
             |e: String| Failure::permanent("invalid_what_if", format!("what-if {}: {e}", run.id));
+        let sharded = stored.sharded;
         let doc = serde_json::from_value(stored.draft).map_err(|e| invalid(e.to_string()))?;
         let draft =
             Arc::new(tier_domain::rules::RuleSet::new(doc).map_err(|e| invalid(format!("{e:?}")))?);
-        *self.drafts.lock().expect("not poisoned") = Some((run.id.clone(), run.at, draft.clone()));
-        Ok(Some(draft))
+        *self.drafts.lock().expect("not poisoned") =
+            Some((run.id.clone(), run.at, draft.clone(), sharded));
+        Ok(Some((draft, sharded)))
     }
 }

@@ -283,7 +283,7 @@ pub struct WhatIfPage {
 }
 
 /// A short, stable hash (FNV-1a, 64 bits) for naming cursors in keys.
-fn fnv1a(s: &str) -> u64 {
+pub fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })

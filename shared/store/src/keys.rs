@@ -24,7 +24,7 @@
 //! | webhook receipt | `WEBHOOK#{platform}#{store}#{event}` | `WEBHOOK` | de-duplicate retried webhooks; TTL |
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
-//! | what-if run | `WHATIF#{id}` | `RUN`, `LIST#{instant}#{tier}#{cursor hash}`, `PAGE#{instant}#{listing}#{n}` | the draft, its instant and partitions; one item per listing message (its pages, its continuation) and per page (its tally), named by what they cover so a redelivery writes the same item; query them for the results; TTL a week |
+//! | what-if run | `WHATIF#{id}` | `RUN`, `COUNTS`, `LIST#{instant}#{tier}#{cursor hash}`, `PAGE#{instant}#{listing}#{n}`, `TALLY#{instant}#{shard:02}` | the draft, its instant and partitions; one item per listing message (its pages, its continuation; recorded once, its pages added to `COUNTS`) and a marker per page, named by what they cover so a redelivery meets the first; each page's tally summed into one of 8 shards with its marker; batch get the counters and shards for the results; TTL a week |
 //! | sales cell | `STATS#{YYYY-MM}#{shard:02}` | `SALES#{region}#{tier}` | a month's sales and live orders by buyer's region and seller's tier, one shard of 16 (by seller); query the 16 partitions of a month |
 //! | tier moves | `STATS#{YYYY-MM}#{shard:02}` | `MOVES` | a month's moves into and out of every tier (`up_in#gold`), one shard (by distributor); read with the sales cells |
 //! | tier members | `STATS#MEMBERS#{shard:02}` | `MEMBERS` | members of every tier now (`m#gold`), one shard (by distributor); batch get the 16 |

@@ -1,16 +1,23 @@
 //! What-if runs: the draft rule set, the instant its evaluations use and
-//! the partitions it lists, then one item per listing message and one per
-//! page of distributors, each written whole under a name its message
-//! fixes (a listing is named by its partition and the cursor it starts
-//! from, which a redelivery repeats), so a redelivered message writes the
-//! same item again. The results follow each partition's chain of listings
-//! from its start, and add up the pages those listings sent: each page
-//! once, whatever was delivered twice. Everything expires after a week;
-//! the names carry the run's instant, so an id used again after that
-//! never meets the old run's items.
+//! the partitions it lists; then one item per listing message, recorded
+//! once (the first delivery's share stands, and only its continuation is
+//! sent on, so each partition has one chain of listings), and one marker
+//! per page of distributors. A page's tally is added to one of
+//! [`TALLY_SHARDS`] shard items in the same transaction as its marker, and a
+//! listing's pages to the run's counters with its record, so each counts
+//! once whatever is delivered twice, and the answer reads the run, its
+//! counters and the shards: the same few items at any brand's size.
+//! Everything expires after a week; the names carry the run's instant, so
+//! an id used again after that never meets the old run's items.
+//!
+//! Runs started before the tallies were sharded keep a page's tally on
+//! its item, and their answer follows each partition's chain of listings
+//! from its start, adding up the pages those listings sent.
 
 use chrono::{DateTime, Utc};
 use tier_domain::what_if::Tally;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, s};
@@ -18,6 +25,11 @@ use crate::keys;
 use crate::table::{Table, TxOutcome};
 
 const TTL_DAYS: i64 = 7;
+/// The shards a run's page tallies are summed into: enough that pages
+/// finishing at once rarely meet on one, few enough that the answer reads
+/// them all in one request.
+pub const TALLY_SHARDS: u64 = 8;
+const MAX_ATTEMPTS: u32 = 16;
 
 /// A what-if as started.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +42,9 @@ pub struct WhatIfRun {
     pub partitions: Vec<String>,
     /// Whether every partition message was sent.
     pub sent: bool,
+    /// Whether page tallies are summed into shards (runs started before
+    /// were not).
+    pub sharded: bool,
 }
 
 /// How starting a what-if went.
@@ -50,6 +65,8 @@ pub struct Listing {
     /// The listing that carries on from where it stopped; `None`: it
     /// reached the end of its partition.
     pub next: Option<String>,
+    /// Where that listing starts (its message's cursor).
+    pub next_cursor: Option<String>,
 }
 
 /// Where a what-if stands, and what it has found so far.
@@ -100,6 +117,33 @@ fn parse_run(id: &str, i: &Item) -> Result<WhatIfRun, StoreError> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        sharded: i
+            .get("sharded")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+    })
+}
+
+fn counts_key(id: &str) -> keys::Key {
+    (run_key(id).0, "COUNTS".into())
+}
+
+fn shard_key(id: &str, at: DateTime<Utc>, shard: u64) -> keys::Key {
+    (run_key(id).0, format!("{}{shard:02}", prefix("TALLY", at)))
+}
+
+/// The shard a page's tally goes to: by its name, so a redelivery meets
+/// its first delivery's.
+fn shard_of(page: &str) -> u64 {
+    tier_messages::fnv1a(page) % TALLY_SHARDS
+}
+
+fn parse_listing(i: &Item) -> Result<Listing, StoreError> {
+    Ok(Listing {
+        pages: item::get_u64_or_zero(i, "pages")?,
+        next: item::opt_s(i, "next").map(str::to_owned),
+        next_cursor: item::opt_s(i, "next_cursor").map(str::to_owned),
     })
 }
 
@@ -123,6 +167,7 @@ impl Table {
                     ("at", s(at.to_rfc3339())),
                     ("draft", item::json(draft)),
                     ("partitions", item::json(&partitions)),
+                    ("sharded", AttributeValue::Bool(true)),
                     expires(at),
                 ],
             )))
@@ -145,6 +190,7 @@ impl Table {
                 draft: draft.clone(),
                 partitions: partitions.to_vec(),
                 sent: false,
+                sharded: true,
             })),
             TxOutcome::ConditionFailed { .. } => {
                 let existing = self
@@ -179,24 +225,143 @@ impl Table {
         .map(|_| ())
     }
 
-    /// One listing message's share of its partition, named `listing`.
+    /// One listing message's share of its partition, named `listing`,
+    /// recorded once: the share recorded first stands, and is returned, so
+    /// that a redelivery sends on what the first delivery recorded. Its
+    /// pages, and whether it ends its partition, are added to the run's
+    /// counters with it.
     pub async fn record_what_if_listing(
         &self,
         id: &str,
         at: DateTime<Utc>,
         listing: &str,
         share: &Listing,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Listing, StoreError> {
         let key = (run_key(id).0, format!("{}{listing}", prefix("LIST", at)));
         let attrs = [("pages", n(share.pages)), expires(at)]
             .into_iter()
-            .chain(share.next.as_ref().map(|next| ("next", s(next))));
-        self.put_whole(new_item(&key, "what_if_listing", attrs))
-            .await
+            .chain(share.next.as_ref().map(|next| ("next", s(next))))
+            .chain(share.next_cursor.as_ref().map(|c| ("next_cursor", s(c))));
+        let put = Put::builder()
+            .table_name(&self.name)
+            .set_item(Some(new_item(&key, "what_if_listing", attrs)))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .expect("put has item");
+        let (pk, sk) = counts_key(id);
+        let counts = Update::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression("ADD pages :p, listed :l SET entity_type = :e, expires_at = :x")
+            .expression_attribute_values(":p", n(share.pages))
+            .expression_attribute_values(":l", n(u64::from(share.next.is_none())))
+            .expression_attribute_values(":e", s("what_if_counts"))
+            .expression_attribute_values(":x", expires(at).1)
+            .build()
+            .expect("an update has its key and expression");
+        let tx = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(counts).build(),
+        ];
+        match self.transact(tx).await? {
+            TxOutcome::Committed => Ok(share.clone()),
+            TxOutcome::ConditionFailed { .. } => {
+                let recorded = self
+                    .get(&key, true)
+                    .await?
+                    .ok_or_else(|| StoreError::corrupt(&key, "refused as recorded, yet absent"))?;
+                parse_listing(&recorded)
+            }
+        }
     }
 
-    /// One page's tally; `page` is `{listing}#{n}`.
+    /// One page's tally, `page` being `{listing}#{n}`: added to its shard
+    /// once, with the page's marker in the same transaction; a page
+    /// delivered again finds its marker and adds nothing. A shard written
+    /// by another page since it was read is read and added to again.
     pub async fn record_what_if_page(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        page: &str,
+        tally: &Tally,
+    ) -> Result<(), StoreError> {
+        let marker = (run_key(id).0, format!("{}{page}", prefix("PAGE", at)));
+        let shard = shard_key(id, at, shard_of(page));
+        for attempt in 0..MAX_ATTEMPTS {
+            let read = self.get(&shard, true).await?;
+            let version = read
+                .as_ref()
+                .map(|i| item::get_u64_or_zero(i, "version"))
+                .transpose()?;
+            let (mut sum, done) = match &read {
+                Some(i) => (
+                    item::get_json::<Tally>(i, "tally")?,
+                    item::get_u64_or_zero(i, "pages_done")?,
+                ),
+                None => (Tally::default(), 0),
+            };
+            // Each shard keeps its share of the names a move shows.
+            sum.merge_keeping(
+                tally,
+                tier_domain::what_if::NAMES_PER_MOVE.div_ceil(TALLY_SHARDS as usize),
+            );
+            let put_marker = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(&marker, "what_if_page", [expires(at)])))
+                .condition_expression("attribute_not_exists(PK)")
+                .build()
+                .expect("put has item");
+            let put_shard = Put::builder()
+                .table_name(&self.name)
+                .set_item(Some(new_item(
+                    &shard,
+                    "what_if_tally",
+                    [
+                        ("tally", item::json(&sum)),
+                        ("pages_done", n(done + 1)),
+                        ("version", n(version.map_or(1, |v| v + 1))),
+                        expires(at),
+                    ],
+                )));
+            let put_shard = match version {
+                None => put_shard.condition_expression("attribute_not_exists(PK)"),
+                Some(v) => put_shard
+                    .condition_expression("version = :v")
+                    .expression_attribute_values(":v", n(v)),
+            }
+            .build()
+            .expect("put has item");
+            let tx = vec![
+                TransactWriteItem::builder().put(put_marker).build(),
+                TransactWriteItem::builder().put(put_shard).build(),
+            ];
+            match self.transact(tx).await {
+                Ok(TxOutcome::Committed) => return Ok(()),
+                Ok(TxOutcome::ConditionFailed { reasons }) => {
+                    if reasons
+                        .first()
+                        .is_some_and(|r| r == "ConditionalCheckFailed")
+                    {
+                        return Ok(()); // counted by an earlier delivery
+                    }
+                    crate::table::backoff(attempt + 1).await;
+                }
+                // Pages finishing at once on one shard.
+                Err(StoreError::Contention { .. }) => crate::table::backoff(attempt + 1).await,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Contention {
+            what: format!("what-if {id}'s tally shard for page {page}"),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// A page's tally on its own item, as runs started before the tallies
+    /// were sharded keep it.
+    pub async fn record_what_if_page_unsharded(
         &self,
         id: &str,
         at: DateTime<Utc>,
@@ -223,13 +388,45 @@ impl Table {
         Ok(())
     }
 
-    /// The run and its results so far. Read eventually consistent: a GET
-    /// may lag its pages by a moment, at half the read cost.
+    /// The run and its results so far: the run, its counters and its
+    /// shards, one BatchGetItem after the run's read, whatever the brand's
+    /// size. Eventually consistent: a GET may lag its pages by a moment, at
+    /// half the read cost.
     pub async fn what_if_results(&self, id: &str) -> Result<Option<WhatIfResults>, StoreError> {
         let Some(run) = self.what_if_run(id).await? else {
             return Ok(None);
         };
-        let pk = run_key(id).0;
+        if !run.sharded {
+            return self.unsharded_results(run).await.map(Some);
+        }
+        let mut wanted = vec![counts_key(id)];
+        wanted.extend((0..TALLY_SHARDS).map(|shard| shard_key(id, run.at, shard)));
+        let items = self.batch_get(&wanted, false).await?;
+        let mut results = WhatIfResults {
+            partitions_listed: 0,
+            pages: 0,
+            pages_done: 0,
+            tally: Tally::default(),
+            run,
+        };
+        if let Some(c) = items.get(&counts_key(id)) {
+            results.pages = item::get_u64_or_zero(c, "pages")?;
+            results.partitions_listed = item::get_u64_or_zero(c, "listed")?;
+        }
+        for shard in 0..TALLY_SHARDS {
+            if let Some(i) = items.get(&shard_key(id, results.run.at, shard)) {
+                results.pages_done += item::get_u64_or_zero(i, "pages_done")?;
+                results.tally.merge(&item::get_json(i, "tally")?);
+            }
+        }
+        Ok(Some(results))
+    }
+
+    /// A run from before the tallies were sharded: each partition's chain
+    /// of listings from its first, and the pages those listings sent.
+    async fn unsharded_results(&self, run: WhatIfRun) -> Result<WhatIfResults, StoreError> {
+        let id = run.id.clone();
+        let pk = run_key(&id).0;
         let (list_prefix, page_prefix) = (prefix("LIST", run.at), prefix("PAGE", run.at));
         let (listings, pages) = futures::future::try_join(
             self.query_prefix(&pk, &list_prefix, false),
@@ -239,13 +436,7 @@ impl Table {
         let mut shares = std::collections::HashMap::new();
         for i in &listings {
             let name = item::key_of(i).1[list_prefix.len()..].to_owned();
-            shares.insert(
-                name,
-                Listing {
-                    pages: item::get_u64_or_zero(i, "pages")?,
-                    next: item::opt_s(i, "next").map(str::to_owned),
-                },
-            );
+            shares.insert(name, parse_listing(i)?);
         }
         let mut tallies = std::collections::HashMap::new();
         for i in &pages {
@@ -282,6 +473,6 @@ impl Table {
                 }
             }
         }
-        Ok(Some(results))
+        Ok(results)
     }
 }
