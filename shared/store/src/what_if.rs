@@ -83,6 +83,16 @@ pub struct WhatIfResults {
 }
 
 impl WhatIfResults {
+    fn nothing_yet(run: WhatIfRun) -> Self {
+        Self {
+            partitions_listed: 0,
+            pages: 0,
+            pages_done: 0,
+            tally: Tally::default(),
+            run,
+        }
+    }
+
     /// Every partition listed to its end and every page evaluated.
     pub fn complete(&self) -> bool {
         self.run.sent
@@ -402,13 +412,7 @@ impl Table {
         let mut wanted = vec![counts_key(id)];
         wanted.extend((0..TALLY_SHARDS).map(|shard| shard_key(id, run.at, shard)));
         let items = self.batch_get(&wanted, false).await?;
-        let mut results = WhatIfResults {
-            partitions_listed: 0,
-            pages: 0,
-            pages_done: 0,
-            tally: Tally::default(),
-            run,
-        };
+        let mut results = WhatIfResults::nothing_yet(run);
         if let Some(c) = items.get(&counts_key(id)) {
             results.pages = item::get_u64_or_zero(c, "pages")?;
             results.partitions_listed = item::get_u64_or_zero(c, "listed")?;
@@ -442,13 +446,7 @@ impl Table {
         for i in &pages {
             tallies.insert(item::key_of(i).1[page_prefix.len()..].to_owned(), i);
         }
-        let mut results = WhatIfResults {
-            partitions_listed: 0,
-            pages: 0,
-            pages_done: 0,
-            tally: Tally::default(),
-            run,
-        };
+        let mut results = WhatIfResults::nothing_yet(run);
         // Each partition's chain of listings, from its first: only the
         // pages of those count, each once.
         for partition in &results.run.partitions {
