@@ -616,5 +616,63 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<String> {
             e["order"].as_str().unwrap_or("")
         );
     }
+
+    // Last, so that nothing above moves: reserves planned rather than set
+    // by hand. d-suzhou's (Intermediate) hoodie orders of the last three
+    // days, forecast by
+    // exponential smoothing; the rule set gains a `reserves` section, and
+    // publishing it plans every SKU.
+    println!(
+        "\nReserve plans (the rule set's reserves section, GET /v1/admin/skus/HOODIE-GREY/stock):"
+    );
+    for days in 1..=3 {
+        let doc = docs::paid(
+            &format!("dy-week-{days}"),
+            &format!("DY-W{days}"),
+            "dy-b9",
+            &[("HOODIE-GREY", 4, "459.00")],
+            now - chrono::Duration::days(days),
+        );
+        let r = api.webhook("douyin", "sz-live", &doc).await?;
+        ensure!(
+            r.status == 202,
+            "a past hoodie order: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
+    let mut rules = clothing_rule_set();
+    rules["reserves"] = json!({
+        "history_days": 7, "horizon_days": 7,
+        "forecast": {"method": "ses", "alpha": "0.5"},
+        "tiers": ["gold", "senior", "intermediate"]
+    });
+    let r = api.put("rule-set", &rules).await?;
+    ensure!(
+        r.status == 201,
+        "publishing the reserves section: {} {}",
+        r.status,
+        r.body
+    );
+    stack.wait_idle(DEFAULT_IDLE_TIMEOUT).await?;
+    let s = api.get("skus/HOODIE-GREY/stock").await?.body;
+    println!(
+        "    HOODIE-GREY: {} free shared, pool {}, reserves {}",
+        s["plan"]["free"], s["pool"], s["reserves"]
+    );
+    for line in s["plan"]["tiers"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<12} seniority {}  ordered {:>3} over {}..{}  forecast {:>3}  claim {:>3}  reserve {:>3}",
+            line["tier"].as_str().unwrap_or(""),
+            line["seniority"],
+            line["ordered"],
+            s["plan"]["history_from"].as_str().unwrap_or(""),
+            s["plan"]["history_to"].as_str().unwrap_or(""),
+            line["forecast"],
+            line["claim"],
+            line["reserve"]
+        );
+    }
     Ok(api.api_key.clone().unwrap_or_default())
 }
