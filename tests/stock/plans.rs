@@ -460,5 +460,21 @@ async fn bad_plans_and_plan_requests_are_refused_with_their_reasons() {
     let s = stock_of(&api, "TEE-WHITE").await;
     assert_eq!(s["reserves"], json!({}));
     assert_eq!(tier_line(&s["plan"], "gold")["forecast"], 0);
+
+    // A stock sync asks for the plans of its SKUs together.
+    let r = api
+        .post(
+            "stock:sync",
+            &json!({"mode": "snapshot", "sync_id": "erp-1", "lines": [
+                {"sku": "HOODIE-GREY", "on_hand": 1500}, {"sku": "JACKET-DOWN", "on_hand": 30}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    stack.wait_idle(IDLE).await.unwrap();
+    for (sku, free) in [("HOODIE-GREY", 1500), ("JACKET-DOWN", 30)] {
+        let s = stock_of(&api, sku).await;
+        assert_eq!(s["plan"]["free"], free, "{s}");
+    }
     stack.stop().await;
 }

@@ -11,6 +11,9 @@ use super::*;
 /// The most units any part of a SKU's stock may be set to.
 const MAX_UNITS: u64 = 1_000_000_000;
 
+/// SKUs of a stock sync one plan message names (a few KB).
+const SKUS_PER_PLAN_MESSAGE: usize = 500;
+
 /// A stock count: what is on hand, or (as ERP integrations sent before
 /// stock was kept by tier) what is free to sell beside what orders hold.
 #[derive(Deserialize)]
@@ -337,6 +340,23 @@ impl AdminApi {
             .buffer_unordered(25)
             .try_collect()
             .await?;
+        if planned {
+            // One message a few hundred SKUs, not one a line: stock
+            // allocation plans them a page at a time.
+            let skus: Vec<Sku> = file.lines.iter().map(|l| l.sku.clone()).collect();
+            for part in skus.chunks(SKUS_PER_PLAN_MESSAGE) {
+                self.dead_letters
+                    .stock_events
+                    .source
+                    .send(&tier_messages::Message::ReservePlanV1(
+                        tier_messages::ReservePlanRun {
+                            skus: part.to_vec(),
+                            ..Default::default()
+                        },
+                    ))
+                    .await?;
+            }
+        }
         let changed = applied.iter().filter(|c| **c).count();
         let already = applied.len() - changed;
         tracing::info!(sync_id = %file.sync_id, mode = ?file.mode, changed, already, "stock synced");
@@ -371,8 +391,11 @@ impl AdminApi {
                 .map_err(refused)?,
         };
         // Asked again for a line applied before: the request that applied
-        // it may have failed before asking.
-        self.after_count(&line.sku, &done.stock, planned).await?;
+        // it may have failed before asking. Planned SKUs are asked for
+        // together, once the file is applied.
+        if !planned {
+            self.after_count(&line.sku, &done.stock, false).await?;
+        }
         Ok(done.changed)
     }
 
@@ -391,8 +414,7 @@ impl AdminApi {
         let message = if planned {
             tier_messages::Message::ReservePlanV1(tier_messages::ReservePlanRun {
                 sku: Some(sku.clone()),
-                after: None,
-                at: None,
+                ..Default::default()
             })
         } else if stock.backordered > 0 && stock.free() > 0 {
             tier_messages::Message::BackorderFillV1(tier_messages::BackorderFill {
@@ -443,8 +465,8 @@ impl AdminApi {
             .send(&tier_messages::Message::ReservePlanV1(
                 tier_messages::ReservePlanRun {
                     sku: sku.clone(),
-                    after: None,
                     at: Some(at),
+                    ..Default::default()
                 },
             ))
             .await?;

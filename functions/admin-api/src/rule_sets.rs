@@ -55,9 +55,8 @@ impl AdminApi {
         // Plans follow the new rules at once, not at the next hour.
         let plans = if rules.reserves().is_some() {
             let sweep = tier_messages::Message::ReservePlanV1(tier_messages::ReservePlanRun {
-                sku: None,
-                after: None,
                 at: Some(now),
+                ..Default::default()
             });
             match self.dead_letters.stock_events.source.send(&sweep).await {
                 Ok(()) => "started",

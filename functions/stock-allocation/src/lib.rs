@@ -244,9 +244,8 @@ impl StockAllocation {
         let at = run.at.unwrap_or_else(Utc::now);
         let rules = self.table.current_rule_set().await?;
         let Some(reserves) = rules.as_ref().and_then(|r| r.rules.reserves()) else {
-            if let Some(sku) = &run.sku {
-                self.ask_fills(&BTreeSet::from([sku.clone()])).await?;
-            }
+            let counted: BTreeSet<Sku> = run.sku.iter().chain(&run.skus).cloned().collect();
+            self.ask_fills(&counted).await?;
             tracing::info!(sku = ?run.sku, "no reserves section: nothing to plan");
             return Ok(());
         };
@@ -256,6 +255,22 @@ impl StockAllocation {
             .unwrap_or_default();
         if let Some(sku) = &run.sku {
             return self.plan_one(sku, reserves, &seniority, at).await;
+        }
+        if !run.skus.is_empty() {
+            let (now, rest) = run.skus.split_at(run.skus.len().min(PLAN_PAGE));
+            for sku in now {
+                self.plan_one(sku, reserves, &seniority, at).await?;
+            }
+            if !rest.is_empty() {
+                self.stock_events
+                    .send(&Message::ReservePlanV1(ReservePlanRun {
+                        skus: rest.to_vec(),
+                        at: Some(at),
+                        ..Default::default()
+                    }))
+                    .await?;
+            }
+            return Ok(());
         }
         let (skus, next) = self
             .table
@@ -268,9 +283,9 @@ impl StockAllocation {
         if let Some(after) = next {
             self.stock_events
                 .send(&Message::ReservePlanV1(ReservePlanRun {
-                    sku: None,
                     after: Some(after),
                     at: Some(at),
+                    ..Default::default()
                 }))
                 .await?;
         }

@@ -85,12 +85,16 @@ pub enum Message {
     ReservePlanV1(ReservePlanRun),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReservePlanRun {
-    /// One SKU; none is every SKU of the current price book.
+    /// One SKU; none (and no `skus`) is every SKU of the current price book.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<Sku>,
+    /// These SKUs (a stock sync's), a page at a time: each message plans
+    /// the first page and sends the rest on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skus: Vec<Sku>,
     /// Where the previous page of the SKUs ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Sku>,
@@ -349,7 +353,10 @@ impl Message {
             }
             Message::ReservePlanV1(r) => format!(
                 "plan/{}/{}/{}",
-                r.sku.as_ref().map_or("*", |s| s.as_str()),
+                r.sku
+                    .as_ref()
+                    .or(r.skus.first())
+                    .map_or("*", |s| s.as_str()),
                 r.after.as_ref().map_or("", |s| s.as_str()),
                 r.at.map(|at| at.to_rfc3339()).unwrap_or_default()
             ),
