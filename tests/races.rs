@@ -825,3 +825,77 @@ async fn a_refund_racing_its_orders_payment_on_one_ledger_entry_counts_both() {
 fn calendar() -> tier_domain::calendar::BrandCalendar {
     tier_domain::calendar::BrandCalendar::default()
 }
+
+/// Midnight: a payment of the new day reads the SKU's running day (the
+/// old one), and before it moves that day out, a late payment of the old
+/// day adds to it. The move's condition on the day's writes fails, and its
+/// retry moves out what is there now: both days count every unit, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_of_the_old_day_at_midnight_is_not_lost_by_the_move_to_the_new() {
+    let (stack, _api) = clothing_stack().await;
+    let gold = tier_domain::ids::TierId::parse("gold").unwrap();
+    let senior = tier_domain::ids::TierId::parse("senior").unwrap();
+    let yesterday = today().minus_days(1);
+    let name = stack.table_name();
+    // The running day is yesterday's: one unit for Gold.
+    let outcome = direct(&name)
+        .allocate_payment(
+            &order("OLD-1"),
+            &EventId::parse("old-1").unwrap(),
+            payer(Some(&gold)),
+            yesterday,
+            &one_unit("JACKET-DOWN"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, Allocation::Reserved { .. }),
+        "{outcome:?}"
+    );
+    let interleave = Interleave::default();
+    let rival_tier = senior.clone();
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        // Yesterday's late payment, for a tier the first did not read.
+        direct(&name)
+            .allocate_payment(
+                &order("OLD-2"),
+                &EventId::parse("old-2").unwrap(),
+                payer(Some(&rival_tier)),
+                yesterday,
+                &one_unit("JACKET-DOWN"),
+            )
+            .await
+            .unwrap();
+    });
+    gated(&stack, &interleave)
+        .allocate_payment(
+            &order("NEW-1"),
+            &EventId::parse("new-1").unwrap(),
+            payer(Some(&gold)),
+            today(),
+            &one_unit("JACKET-DOWN"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the late payment went first");
+    let table = direct(&stack.table_name());
+    let sku = Sku::parse("JACKET-DOWN").unwrap();
+    let days = table.sku_demand(&sku, yesterday, today()).await.unwrap();
+    let units = |day, tier: &tier_domain::ids::TierId| {
+        days.get(&day)
+            .and_then(|d| d.get(tier))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        (units(yesterday, &gold), units(yesterday, &senior)),
+        (1, 1),
+        "yesterday keeps both its payments: {days:?}"
+    );
+    assert_eq!(
+        (units(today(), &gold), units(today(), &senior)),
+        (1, 0),
+        "today has only its own: {days:?}"
+    );
+    stack.stop().await;
+}

@@ -6,8 +6,9 @@
 //!   write that takes the payment's stock, so a payment costs no write of
 //!   its own and a redelivered one adds nothing. The first payment of a
 //!   later day moves the running day out to its own item in the same
-//!   transaction (once a day a SKU sells), and a payment of a day that has
-//!   moved out already (a late delivery) adds to that day's item;
+//!   transaction (once a day a SKU sells), conditional on no write to the
+//!   day since it was read (`demand_writes`), and a payment of a day that
+//!   has moved out already (a late delivery) adds to that day's item;
 //! - `DEMAND#{YYYY-MM-DD}`: a past day's units per tier (`d:<tier>`); kept
 //!   a year and a month;
 //! - `PLAN`: the last plan, with the inputs that gave it.
@@ -39,6 +40,9 @@ const TIER_PREFIX: &str = "d:";
 /// The stock item's running day of demand, and its counters.
 pub(crate) const DEMAND_DAY: &str = "demand_day";
 pub(crate) const RUNNING_PREFIX: &str = "dmd:";
+/// Writes to the running day since it began: what moving it out is
+/// conditional on.
+pub(crate) const DEMAND_WRITES: &str = "demand_writes";
 const PLAN_SK: &str = "PLAN";
 /// A day's demand is kept past the longest history a plan reads.
 const DEMAND_KEPT_DAYS: i64 = MAX_HISTORY_DAYS as i64 + 30;
@@ -57,6 +61,8 @@ fn plan_key(sku: &Sku) -> keys::Key {
 pub(crate) struct RunningDemand {
     pub day: Day,
     pub units: BTreeMap<TierId, u64>,
+    /// Writes to it so far.
+    pub writes: u64,
 }
 
 /// The running day a stock item holds, if it has one.
@@ -65,7 +71,11 @@ pub(crate) fn parse_running(i: &Item) -> Result<Option<RunningDemand>, StoreErro
         return Ok(None);
     };
     let (day, units) = parse_counts(i, day, RUNNING_PREFIX)?;
-    Ok(Some(RunningDemand { day, units }))
+    Ok(Some(RunningDemand {
+        day,
+        units,
+        writes: item::get_u64_or_zero(i, DEMAND_WRITES)?,
+    }))
 }
 
 /// Adds `units` (per tier) to `sku`'s demand on `day`, creating the day:

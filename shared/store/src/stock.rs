@@ -163,7 +163,7 @@ impl Expression {
     /// when the payment's day is later (the item moves on to it), or the
     /// payment's when that day has left the item already.
     fn count_demand(&mut self, d: PaidDemand<'_>) -> Option<(Day, BTreeMap<TierId, u64>)> {
-        use crate::reserve_plans::{DEMAND_DAY, RUNNING_PREFIX};
+        use crate::reserve_plans::{DEMAND_DAY, DEMAND_WRITES, RUNNING_PREFIX};
         // A late payment leaves the item's counters alone (and DynamoDB
         // refuses placeholders an expression does not use).
         if let Some(r) = d.running
@@ -174,21 +174,34 @@ impl Expression {
         let day_name = self.name(DEMAND_DAY);
         let counter = self.name(&format!("{RUNNING_PREFIX}{}", d.tier));
         let units = self.value(n(d.units));
+        // Every write to the running day counts itself, so that moving the
+        // day out is refused if one came between its read and its write:
+        // the counters it moves are then exactly those it read.
+        let writes = self.name(DEMAND_WRITES);
+        let one = self.value(n(1));
         match d.running {
             Some(r) if r.day == d.day => {
                 let day = self.value(s(r.day.to_string()));
                 self.conditions.push(format!("{day_name} = {day}"));
                 self.adds.push(format!("{counter} {units}"));
+                self.adds.push(format!("{writes} {one}"));
                 None
             }
             running => {
                 let new_day = self.value(s(d.day.to_string()));
                 self.sets.push(format!("{day_name} = {new_day}"));
                 self.sets.push(format!("{counter} = {units}"));
+                self.sets.push(format!("{writes} = {one}"));
                 match running {
                     Some(r) => {
                         let old_day = self.value(s(r.day.to_string()));
                         self.conditions.push(format!("{day_name} = {old_day}"));
+                        let read = self.value(n(r.writes));
+                        self.conditions.push(if r.writes == 0 {
+                            format!("(attribute_not_exists({writes}) OR {writes} = {read})")
+                        } else {
+                            format!("{writes} = {read}")
+                        });
                         for tier in r.units.keys().filter(|t| *t != d.tier) {
                             let name = self.name(&format!("{RUNNING_PREFIX}{tier}"));
                             self.removes.push(name);
