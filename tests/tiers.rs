@@ -2304,7 +2304,7 @@ async fn what_if_results_count_each_listing_and_page_once_from_a_few_items() {
         "distributors without a tier not listed yet"
     );
 
-    // Distributors without a tier: 24 pages finishing at once, on 8 shards.
+    // Distributors without a tier: 24 pages finishing at once, on 16 shards.
     table
         .record_what_if_listing("chain", at, "-#0", &listing(24, None))
         .await

@@ -259,7 +259,8 @@ impl StockAllocation {
         if !run.skus.is_empty() {
             let (now, rest) = run.skus.split_at(run.skus.len().min(PLAN_PAGE));
             for sku in now {
-                self.plan_one(sku, reserves, &seniority, at).await?;
+                self.plan_or_set_aside(sku, reserves, &seniority, at)
+                    .await?;
             }
             if !rest.is_empty() {
                 self.stock_events
@@ -277,13 +278,37 @@ impl StockAllocation {
             .planned_skus(run.after.as_ref(), PLAN_PAGE)
             .await?;
         for sku in &skus {
-            self.plan_one(sku, reserves, &seniority, at).await?;
+            self.plan_or_set_aside(sku, reserves, &seniority, at)
+                .await?;
         }
         tracing::info!(planned = skus.len(), more = next.is_some(), %at, "reserve plans computed");
         if let Some(after) = next {
             self.stock_events
                 .send(&Message::ReservePlanV1(ReservePlanRun {
                     after: Some(after),
+                    at: Some(at),
+                    ..Default::default()
+                }))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One SKU of a page: a SKU whose plan fails goes on as a message of
+    /// its own (retried, and dead-lettered with its reason if it keeps
+    /// failing), so that it neither holds up nor repeats the SKUs after it.
+    async fn plan_or_set_aside(
+        &self,
+        sku: &Sku,
+        reserves: &ReserveRules,
+        seniority: &std::collections::BTreeMap<TierId, u8>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        if let Err(e) = self.plan_one(sku, reserves, seniority, at).await {
+            tracing::warn!(%sku, error = %e, "reserve plan failed: set aside as its own message");
+            self.stock_events
+                .send(&Message::ReservePlanV1(ReservePlanRun {
+                    sku: Some(sku.clone()),
                     at: Some(at),
                     ..Default::default()
                 }))

@@ -60,6 +60,7 @@ impl TierEvaluation {
             ..p.clone()
         };
         let next_cursor = cursor.filter(|_| !finished);
+        let cursor_now = next_cursor.clone();
         let recorded = self
             .table
             .record_what_if_listing(
@@ -90,7 +91,14 @@ impl TierEvaluation {
                 }))
                 .await?;
         }
-        if let Some(c) = recorded.next_cursor {
+        // A listing recorded before cursors were kept names its next
+        // listing only: this delivery's cursor is where that one starts.
+        let next_cursor = match recorded.next_cursor {
+            Some(c) => Some(c),
+            None if recorded.next.is_some() => cursor_now,
+            None => None,
+        };
+        if let Some(c) = next_cursor {
             self.queue
                 .send(&Message::WhatIfPartitionV1(continuation(c)))
                 .await?;

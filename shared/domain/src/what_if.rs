@@ -70,14 +70,10 @@ impl Tally {
     }
 
     fn add(&mut self, key: &str, count: u64, names: &[DistributorId]) {
-        self.add_capped(key, count, names, NAMES_PER_MOVE);
-    }
-
-    fn add_capped(&mut self, key: &str, count: u64, names: &[DistributorId], cap: usize) {
         let m = self.moves.entry(key.to_owned()).or_default();
         m.count += count;
         for name in names {
-            if m.distributors.len() >= cap {
+            if m.distributors.len() >= NAMES_PER_MOVE {
                 break;
             }
             if !m.distributors.contains(name) {
@@ -88,18 +84,10 @@ impl Tally {
 
     /// Adds another page's tally.
     pub fn merge(&mut self, other: &Tally) {
-        self.merge_keeping(other, NAMES_PER_MOVE);
-    }
-
-    /// Adds another page's tally, keeping at most `names` distributors a
-    /// move: one of `n` shards of a tally keeps its share of the names, so
-    /// that the shards together keep what one tally would, and each stays
-    /// small.
-    pub fn merge_keeping(&mut self, other: &Tally, names: usize) {
         self.evaluated += other.evaluated;
         self.skipped += other.skipped;
         for (key, m) in &other.moves {
-            self.add_capped(key, m.count, &m.distributors, names);
+            self.add(key, m.count, &m.distributors);
         }
     }
 

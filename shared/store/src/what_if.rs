@@ -28,7 +28,7 @@ const TTL_DAYS: i64 = 7;
 /// The shards a run's page tallies are summed into: enough that pages
 /// finishing at once rarely meet on one, few enough that the answer reads
 /// them all in one request.
-pub const TALLY_SHARDS: u64 = 8;
+pub const TALLY_SHARDS: u64 = 16;
 const MAX_ATTEMPTS: u32 = 16;
 
 /// A what-if as started.
@@ -274,14 +274,23 @@ impl Table {
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(counts).build(),
         ];
-        match self.transact(tx).await? {
-            TxOutcome::Committed => Ok(share.clone()),
-            TxOutcome::ConditionFailed { .. } => {
-                let recorded = self
-                    .get(&key, true)
-                    .await?
-                    .ok_or_else(|| StoreError::corrupt(&key, "refused as recorded, yet absent"))?;
-                parse_listing(&recorded)
+        let mut attempt = 0;
+        loop {
+            match self.transact(tx.clone()).await {
+                Ok(TxOutcome::Committed) => return Ok(share.clone()),
+                Ok(TxOutcome::ConditionFailed { .. }) => {
+                    let recorded = self.get(&key, true).await?.ok_or_else(|| {
+                        StoreError::corrupt(&key, "refused as recorded, yet absent")
+                    })?;
+                    return parse_listing(&recorded);
+                }
+                // Listings of other partitions recording at once meet on
+                // the counters.
+                Err(StoreError::Contention { .. }) if attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    crate::table::backoff(attempt).await;
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -312,11 +321,10 @@ impl Table {
                 ),
                 None => (Tally::default(), 0),
             };
-            // Each shard keeps its share of the names a move shows.
-            sum.merge_keeping(
-                tally,
-                tier_domain::what_if::NAMES_PER_MOVE.div_ceil(TALLY_SHARDS as usize),
-            );
+            // Each shard keeps up to the names a move shows, so a run of a
+            // few pages names as many as one tally would; the answer's
+            // merge keeps the first 100 of all of them.
+            sum.merge(tally);
             let put_marker = Put::builder()
                 .table_name(&self.name)
                 .set_item(Some(new_item(&marker, "what_if_page", [expires(at)])))

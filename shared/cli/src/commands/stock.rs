@@ -72,11 +72,18 @@ pub fn kind(text: &str) -> Option<Kind> {
     }
 }
 
+/// A part of a sync file as sent: the file line of each of its rows, and
+/// the body (the header as the API spells it, then `sku,value` a row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub lines: Vec<usize>,
+    pub body: String,
+}
+
 /// A sync file's rows, checked as the API will (a SKU, a whole number, no
-/// SKU twice), so that a malformed file sends nothing; the file's lines, in
-/// parts the endpoint takes, each with its header, and the file line its
-/// first row is on.
-pub fn sync_parts(text: &str, delta: bool) -> Result<Vec<(usize, String)>, Vec<Problem>> {
+/// SKU twice), so that a malformed file sends nothing; in parts the
+/// endpoint takes.
+pub fn sync_parts(text: &str, delta: bool) -> Result<Vec<Part>, Vec<Problem>> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("").trim_start_matches('\u{feff}');
     let columns: Vec<String> = header
@@ -94,7 +101,7 @@ pub fn sync_parts(text: &str, delta: bool) -> Result<Vec<(usize, String)>, Vec<P
     };
     let mut problems = Vec::new();
     let mut seen = std::collections::HashMap::new();
-    let mut rows: Vec<(usize, &str)> = Vec::new();
+    let mut rows: Vec<(usize, String)> = Vec::new();
     for (i, raw) in lines.enumerate() {
         let line = i + 2;
         if raw.trim().is_empty() {
@@ -130,7 +137,7 @@ pub fn sync_parts(text: &str, delta: bool) -> Result<Vec<(usize, String)>, Vec<P
             });
             continue;
         }
-        rows.push((line, raw));
+        rows.push((line, format!("{sku},{value}")));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -138,12 +145,15 @@ pub fn sync_parts(text: &str, delta: bool) -> Result<Vec<(usize, String)>, Vec<P
     Ok(rows
         .chunks(SYNC_PART)
         .map(|part| {
-            let mut body = format!("{header}\n");
-            for (_, raw) in part {
-                body.push_str(raw);
+            let mut body = format!("sku,{value_name}\n");
+            for (_, row) in part {
+                body.push_str(row);
                 body.push('\n');
             }
-            (part[0].0, body)
+            Part {
+                lines: part.iter().map(|(line, _)| *line).collect(),
+                body,
+            }
         })
         .collect())
 }
@@ -252,7 +262,7 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
                 ));
             }
             let parts = sync_parts(&text, delta).map_err(invalid)?;
-            return sync(ctx, parts, sync_id).await;
+            return sync(ctx, parts, delta, sync_id).await;
         }
         Some(Kind::Available) => {}
         None => {
@@ -334,17 +344,19 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
 /// bad lines renumbered as the file's.
 async fn sync(
     ctx: &Ctx,
-    parts: Vec<(usize, String)>,
+    parts: Vec<Part>,
+    delta: bool,
     sync_id: Option<String>,
 ) -> Result<(), CliError> {
     let client = ctx.client()?;
+    let mode = if delta { "delta" } else { "snapshot" };
     let path = format!(
         "stock:sync{}",
-        crate::client::query(&[("sync_id", sync_id)])
+        crate::client::query(&[("mode", Some(mode.to_owned())), ("sync_id", sync_id)])
     );
     let (mut lines, mut changed, mut already) = (0u64, 0u64, 0u64);
     let total = parts.len();
-    for (n, (first_line, body)) in parts.into_iter().enumerate() {
+    for (n, Part { lines: rows, body }) in parts.into_iter().enumerate() {
         let answer = client
             .call(
                 reqwest::Method::POST,
@@ -368,12 +380,14 @@ async fn sync(
                 errors,
                 body,
             }) => {
-                // The API numbers a part's lines from its header (line 1).
+                // The API numbers a part's lines from its header (line 1):
+                // its line l is the part's row l - 2, on the file line kept.
                 let errors = errors.map(|e| {
                     let mut e = e;
                     for row in e.as_array_mut().into_iter().flatten() {
-                        if let Some(l) = row["line"].as_u64().filter(|l| *l >= 2) {
-                            row["line"] = (l - 2 + first_line as u64).into();
+                        let at = row["line"].as_u64().and_then(|l| l.checked_sub(2));
+                        if let Some(file_line) = at.and_then(|i| rows.get(i as usize)) {
+                            row["line"] = (*file_line as u64).into();
                         }
                     }
                     e
@@ -448,11 +462,17 @@ mod tests {
         let parts = sync_parts(&file, false).unwrap();
         assert_eq!(parts.len(), 2);
         assert_eq!(
-            parts[1].0,
+            parts[1].lines[0],
             SYNC_PART + 2,
             "the file line the second part starts on"
         );
-        assert!(parts[1].1.starts_with("sku,on_hand\nS2000,2000\n"));
-        assert_eq!(parts[1].1.lines().count(), 6);
+        assert!(parts[1].body.starts_with("sku,on_hand\nS2000,2000\n"));
+        assert_eq!(parts[1].body.lines().count(), 6);
+
+        // Blank lines and a header in another case: each row keeps its file
+        // line, and the body speaks the API's header.
+        let parts = sync_parts("SKU, Delta\nTEE,1\n\nCAP, -2\n", true).unwrap();
+        assert_eq!(parts[0].lines, vec![2, 4]);
+        assert_eq!(parts[0].body, "sku,delta\nTEE,1\nCAP,-2\n");
     }
 }
