@@ -211,7 +211,7 @@ async fn reserves_are_planned_from_each_tiers_demand_forecast_stock_and_seniorit
         assert!(r.status == 202 || r.status == 200, "{}", r.body);
     }
     stack.wait_idle(IDLE).await.unwrap();
-    plan_at(&stack, Some("JACKET-DOWN"), base).await;
+    plan_at(&stack, Some("JACKET-DOWN"), Utc::now()).await;
     let s = stock_of(&api, "JACKET-DOWN").await;
     assert_eq!(tier_line(&s["plan"], "gold")["ordered"], 7, "{s}");
     assert_eq!(tier_line(&s["plan"], "senior")["ordered"], 3, "{s}");
@@ -245,22 +245,20 @@ async fn reserves_are_planned_from_each_tiers_demand_forecast_stock_and_seniorit
 }
 
 /// A promotion window triples gold's claim while it runs: gold's reserve
-/// takes the jackets, and junior's order waits. The first plan after the
-/// window returns what gold did not sell to the pool, and the fill that
-/// follows serves junior's backorder from it. A sweep that stopped after
-/// one SKU, then run whole, twice, returns each SKU's units once.
+/// takes the jackets, a delayed plan of an earlier instant does not undo
+/// that, and junior's order waits. The first plan after the window returns
+/// what gold did not sell to the pool, and the fill that follows serves
+/// junior's backorder from it. A sweep that stopped after one SKU, then run
+/// whole, twice, returns each SKU's units once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_promotions_raised_reserves_return_to_the_pool_once_when_it_ends() {
     let (stack, api) = clothing_stack().await;
     place_locked(&stack, &api, "d-suzhou", "gold").await;
     place_locked(&stack, &api, "d-hangzhou", "junior").await;
-    // Noon yesterday in the brand's calendar, so that two hours on is the
-    // same day whenever the test runs.
-    let calendar =
-        tier_domain::calendar::BrandCalendar::parse(tier_domain::calendar::DEFAULT_TIMEZONE)
-            .unwrap();
-    let yesterday = calendar.day_of(Utc::now()).minus_days(1);
-    let base = calendar.start_of(yesterday) + Duration::hours(12);
+    // Plans only move forward in time, so the window is around now. Gold
+    // buys yesterday and today: whether or not midnight passes before the
+    // window ends, its last full day is 2 units.
+    let start = Utc::now();
     publish(
         &stack,
         &api,
@@ -270,39 +268,38 @@ async fn a_promotions_raised_reserves_return_to_the_pool_once_when_it_ends() {
             "tiers": ["gold"],
             "promotions": [{
                 "id": "double-11",
-                "starts_at": base - Duration::hours(1),
-                "ends_at": base + Duration::hours(1),
+                "starts_at": start - Duration::hours(1),
+                "ends_at": start + Duration::hours(3),
                 "tiers": {"gold": "3"}
             }]
         })),
     )
     .await;
-    api.webhook(
-        "douyin",
-        "sz-live",
-        &docs::paid(
-            "g1",
-            "G1",
+    for (event, order, at) in [("g1", "G1", start - Duration::days(1)), ("g0", "G0", start)] {
+        let doc = docs::paid(
+            event,
+            order,
             "b1",
             &[("JACKET-DOWN", 2, "1299.00"), ("TEE-WHITE", 2, "199.00")],
-            base - Duration::days(1),
-        ),
-    )
-    .await
-    .unwrap();
+            at,
+        );
+        let r = api.webhook("douyin", "sz-live", &doc).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
     stack.wait_idle(IDLE).await.unwrap();
 
     // In the window, by the template's own schedule: gold's week of 2 a day
-    // is 14, tripled to 42; the jackets' 38 free all go to it.
+    // is 14, tripled to 42; the jackets' 36 free all go to it.
+    let during = Utc::now();
     stack
-        .fire_queue_schedule("ReservePlanSchedule", base)
+        .fire_queue_schedule("ReservePlanSchedule", during)
         .await
         .unwrap();
     stack.wait_idle(IDLE).await.unwrap();
     let jackets = stock_of(&api, "JACKET-DOWN").await;
     assert_eq!(
         parts(&jackets),
-        (40, 0, json!({"gold": 38}), 2, 0),
+        (40, 0, json!({"gold": 36}), 4, 0),
         "{jackets}"
     );
     assert_eq!(jackets["plan"]["promotions"], json!(["double-11"]));
@@ -310,9 +307,12 @@ async fn a_promotions_raised_reserves_return_to_the_pool_once_when_it_ends() {
     let tees = stock_of(&api, "TEE-WHITE").await;
     assert_eq!(
         parts(&tees),
-        (5000, 5000 - 2 - 42, json!({"gold": 42}), 2, 0),
+        (5000, 5000 - 4 - 42, json!({"gold": 42}), 4, 0),
         "{tees}"
     );
+    // A delayed page of an earlier sweep does not undo a later plan.
+    plan_at(&stack, Some("JACKET-DOWN"), start - Duration::hours(2)).await;
+    assert_eq!(parts(&stock_of(&api, "JACKET-DOWN").await), parts(&jackets));
 
     // Lower tiers cannot draw on it during the window.
     api.webhook(
@@ -333,7 +333,7 @@ async fn a_promotions_raised_reserves_return_to_the_pool_once_when_it_ends() {
 
     // After the window: a sweep that stopped after the jackets, then the
     // whole sweep, twice.
-    let after = base + Duration::hours(2);
+    let after = start + Duration::hours(4);
     plan_at(&stack, Some("JACKET-DOWN"), after).await;
     stack
         .fire_queue_schedule("ReservePlanSchedule", after)
@@ -353,17 +353,17 @@ async fn a_promotions_raised_reserves_return_to_the_pool_once_when_it_ends() {
         stock_of(&api, "JACKET-DOWN").await,
         stock_of(&api, "TEE-WHITE").await,
     );
-    // Jackets: gold back to 14, 24 to the pool, and junior's one filled from it.
+    // Jackets: gold back to 14, 22 to the pool, and junior's one filled from it.
     assert_eq!(
         parts(&once.0),
-        (40, 23, json!({"gold": 14}), 3, 0),
+        (40, 21, json!({"gold": 14}), 5, 0),
         "{}",
         once.0
     );
     assert!(once.0["plan"].get("promotions").is_none(), "{}", once.0);
     assert_eq!(
         parts(&once.1),
-        (5000, 5000 - 2 - 14, json!({"gold": 14}), 2, 0),
+        (5000, 5000 - 4 - 14, json!({"gold": 14}), 4, 0),
         "{}",
         once.1
     );

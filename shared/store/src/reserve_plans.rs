@@ -44,6 +44,9 @@ pub(crate) const RUNNING_PREFIX: &str = "dmd:";
 /// conditional on.
 pub(crate) const DEMAND_WRITES: &str = "demand_writes";
 const PLAN_SK: &str = "PLAN";
+/// The plan's instant in microseconds, for the condition that no plan
+/// replaces one of a later instant.
+const COMPUTED_US: &str = "computed_us";
 /// A day's demand is kept past the longest history a plan reads.
 const DEMAND_KEPT_DAYS: i64 = MAX_HISTORY_DAYS as i64 + 30;
 const MAX_ATTEMPTS: u32 = 8;
@@ -199,8 +202,9 @@ impl Table {
     /// Computes `sku`'s reserve plan at `at` and puts it in place: the
     /// reserves move to the plan's, the pool takes up the difference. A SKU
     /// without stock has nothing to plan (`None`). The same plan again
-    /// writes nothing; a plan that loses to an order or a count drawing on
-    /// the same parts is computed again from what they left.
+    /// writes nothing, nor does one older than the plan in place; a plan
+    /// that loses to an order or a count drawing on the same parts is
+    /// computed again from what they left.
     pub async fn plan_reserves(
         &self,
         sku: &Sku,
@@ -219,6 +223,16 @@ impl Table {
             if legacy {
                 self.convert_legacy(sku).await?;
                 continue;
+            }
+            // A plan of a later instant is in place (a restock's, say, ahead
+            // of a delayed page of the hourly sweep): this one would undo it.
+            if let Some(newer) = read.plan.as_ref().filter(|p| p.computed_at > at) {
+                return Ok(Some(Planned {
+                    plan: newer.clone(),
+                    stock,
+                    moved: Move::default(),
+                    written: false,
+                }));
             }
             let planned = plan::plan(
                 rules,
@@ -256,8 +270,16 @@ impl Table {
                             .set_item(Some(new_item(
                                 &plan_key(sku),
                                 "reserve_plan",
-                                [("plan", item::json(&planned)), ("sku", s(sku.as_str()))],
+                                [
+                                    ("plan", item::json(&planned)),
+                                    ("sku", s(sku.as_str())),
+                                    (COMPUTED_US, n(at.timestamp_micros())),
+                                ],
                             )))
+                            // And none of a later instant came in between.
+                            .condition_expression("attribute_not_exists(#c) OR #c <= :at")
+                            .expression_attribute_names("#c", COMPUTED_US)
+                            .expression_attribute_values(":at", n(at.timestamp_micros()))
                             .build()
                             .expect("put has item"),
                     )
