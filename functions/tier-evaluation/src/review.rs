@@ -128,38 +128,52 @@ impl TierEvaluation {
         Ok(())
     }
 
+    /// A share of a tier's members from `cursor`: as many as one
+    /// partition message lists before it hands on, and where the next
+    /// share starts (`None`: the partition's end).
+    pub(crate) async fn list_members(
+        &self,
+        tier: Option<&TierId>,
+        mut cursor: Option<String>,
+    ) -> Result<(Vec<DistributorId>, Option<String>), Failure> {
+        let mut members = Vec::new();
+        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
+            let (ids, next) = self
+                .table
+                .tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE)
+                .await?;
+            members.extend(ids);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok((members, None)),
+            }
+        }
+        Ok((members, cursor))
+    }
+
     /// Lists a tier's members from `cursor` into page messages, and hands
     /// on to a continuation (`more`) before the function runs out of time.
     /// Says how many it listed and whether it reached the partition's end.
     pub(crate) async fn fan_out(
         &self,
         tier: Option<&TierId>,
-        mut cursor: Option<String>,
+        cursor: Option<String>,
         page_size: usize,
         page: impl Fn(Vec<DistributorId>) -> Message,
         more: impl Fn(String) -> Message,
     ) -> Result<Listed, Failure> {
-        let mut listed = Listed::default();
-        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self
-                .table
-                .tier_members_page(tier, cursor.as_deref(), REVIEW_QUERY_SIZE)
-                .await?;
-            listed.distributors += ids.len() as u64;
-            for chunk in ids.chunks(page_size) {
-                self.queue.send(&page(chunk.to_vec())).await?;
-                listed.pages += 1;
-            }
-            match next {
-                Some(n) => cursor = Some(n),
-                None => {
-                    listed.finished = true;
-                    return Ok(listed);
-                }
-            }
+        let (ids, next) = self.list_members(tier, cursor).await?;
+        let mut listed = Listed {
+            distributors: ids.len() as u64,
+            finished: next.is_none(),
+            ..Listed::default()
+        };
+        for chunk in ids.chunks(page_size) {
+            self.queue.send(&page(chunk.to_vec())).await?;
+            listed.pages += 1;
         }
         // More members: a continuation carries on from here.
-        if let Some(c) = cursor {
+        if let Some(c) = next {
             self.queue.send(&more(c.clone())).await?;
             listed.next = Some(c);
         }

@@ -12,7 +12,6 @@ use tier_runtime::sqs::Failure;
 use tier_store::what_if::Listing;
 
 use crate::TierEvaluation;
-use crate::review::{QUERIES_PER_PARTITION_MESSAGE, REVIEW_QUERY_SIZE};
 
 /// Members per what-if page message: one evaluation each and no writes
 /// but the page's tally (two parallel batch reads and one write a page), so
@@ -36,31 +35,13 @@ impl TierEvaluation {
     /// has one chain of listings whatever was delivered twice.
     pub(crate) async fn on_what_if_partition(&self, p: &WhatIfPartition) -> Result<(), Failure> {
         let listing = p.listing_id();
-        let mut members = Vec::new();
-        let mut cursor = p.cursor.clone();
-        let mut finished = false;
-        for _ in 0..QUERIES_PER_PARTITION_MESSAGE {
-            let (ids, next) = self
-                .table
-                .tier_members_page(p.tier.as_ref(), cursor.as_deref(), REVIEW_QUERY_SIZE)
-                .await?;
-            members.extend(ids);
-            match next {
-                Some(n) => cursor = Some(n),
-                None => {
-                    finished = true;
-                    break;
-                }
-            }
-        }
+        let (members, ours) = self.list_members(p.tier.as_ref(), p.cursor.clone()).await?;
         let pages: Vec<&[tier_domain::ids::DistributorId]> =
             members.chunks(WHAT_IF_PAGE_SIZE).collect();
         let continuation = |cursor: String| WhatIfPartition {
             cursor: Some(cursor),
             ..p.clone()
         };
-        let next_cursor = cursor.filter(|_| !finished);
-        let cursor_now = next_cursor.clone();
         let recorded = self
             .table
             .record_what_if_listing(
@@ -69,8 +50,8 @@ impl TierEvaluation {
                 &listing,
                 &Listing {
                     pages: pages.len() as u64,
-                    next: next_cursor.clone().map(|c| continuation(c).listing_id()),
-                    next_cursor,
+                    next: ours.clone().map(|c| continuation(c).listing_id()),
+                    next_cursor: ours.clone(),
                 },
             )
             .await?;
@@ -93,12 +74,7 @@ impl TierEvaluation {
         }
         // A listing recorded before cursors were kept names its next
         // listing only: this delivery's cursor is where that one starts.
-        let next_cursor = match recorded.next_cursor {
-            Some(c) => Some(c),
-            None if recorded.next.is_some() => cursor_now,
-            None => None,
-        };
-        if let Some(c) = next_cursor {
+        if let Some(c) = recorded.next_cursor.or(recorded.next.and(ours)) {
             self.queue
                 .send(&Message::WhatIfPartitionV1(continuation(c)))
                 .await?;

@@ -45,7 +45,6 @@ pub struct Released {
     pub skus: BTreeSet<Sku>,
 }
 
-/// How a write of a record and its stock moves went.
 /// A payment's demand, for the tier it was paid in, on its day, and the
 /// running days of demand its SKUs' items held when read.
 struct Demand<'a> {
@@ -55,6 +54,7 @@ struct Demand<'a> {
     running: &'a BTreeMap<Sku, RunningDemand>,
 }
 
+/// How a write of a record and its stock moves went.
 enum Written {
     Committed,
     /// The record changed since it was read.

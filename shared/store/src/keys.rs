@@ -141,6 +141,17 @@ pub fn stock(sku: &Sku) -> Key {
     (format!("SKU#{sku}"), "STOCK".into())
 }
 
+/// The sort keys of a SKU's past days of demand start with this.
+pub const SKU_DEMAND_PREFIX: &str = "DEMAND#";
+
+pub fn sku_demand(sku: &Sku, day: tier_domain::calendar::Day) -> Key {
+    (stock(sku).0, format!("{SKU_DEMAND_PREFIX}{day}"))
+}
+
+pub fn reserve_plan(sku: &Sku) -> Key {
+    (stock(sku).0, "PLAN".into())
+}
+
 pub fn order_stock(order: &OrderRef) -> Key {
     (
         format!(

@@ -35,7 +35,6 @@ use crate::keys;
 use crate::stock::StockError;
 use crate::table::{Table, TxOutcome};
 
-const DEMAND_PREFIX: &str = "DEMAND#";
 const TIER_PREFIX: &str = "d:";
 /// The stock item's running day of demand, and its counters.
 pub(crate) const DEMAND_DAY: &str = "demand_day";
@@ -43,21 +42,12 @@ pub(crate) const RUNNING_PREFIX: &str = "dmd:";
 /// Writes to the running day since it began: what moving it out is
 /// conditional on.
 pub(crate) const DEMAND_WRITES: &str = "demand_writes";
-const PLAN_SK: &str = "PLAN";
 /// The plan's instant in microseconds, for the condition that no plan
 /// replaces one of a later instant.
 const COMPUTED_US: &str = "computed_us";
 /// A day's demand is kept past the longest history a plan reads.
 const DEMAND_KEPT_DAYS: i64 = MAX_HISTORY_DAYS as i64 + 30;
 const MAX_ATTEMPTS: u32 = 8;
-
-fn demand_key(sku: &Sku, day: Day) -> keys::Key {
-    (format!("SKU#{sku}"), format!("{DEMAND_PREFIX}{day}"))
-}
-
-fn plan_key(sku: &Sku) -> keys::Key {
-    (format!("SKU#{sku}"), PLAN_SK.into())
-}
 
 /// A stock item's running day of demand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +79,7 @@ pub(crate) fn demand_update(
     day: Day,
     units: &BTreeMap<TierId, u64>,
 ) -> Update {
-    let (pk, sk) = demand_key(sku, day);
+    let (pk, sk) = keys::sku_demand(sku, day);
     let expires = day.midnight_utc_timestamp() + DEMAND_KEPT_DAYS * 86_400;
     let mut adds = Vec::new();
     let update = Update::builder()
@@ -161,7 +151,8 @@ struct Read {
 
 impl Table {
     async fn read_for_plan(&self, sku: &Sku, from: Day) -> Result<Read, StoreError> {
-        let pk = format!("SKU#{sku}");
+        let (pk, stock_sk) = keys::stock(sku);
+        let plan_sk = keys::reserve_plan(sku).1;
         let mut read = Read::default();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -171,8 +162,8 @@ impl Table {
                 .table_name(&self.name)
                 .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":from", s(format!("{DEMAND_PREFIX}{from}")))
-                .expression_attribute_values(":to", s(keys::stock(sku).1))
+                .expression_attribute_values(":from", s(keys::sku_demand(sku, from).1))
+                .expression_attribute_values(":to", s(&stock_sk))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -180,12 +171,12 @@ impl Table {
                 .map_err(|e| StoreError::aws("Query", e))?;
             for i in out.items.unwrap_or_default() {
                 let sk = item::get_s(&i, keys::SK)?;
-                if let Some(day) = sk.strip_prefix(DEMAND_PREFIX) {
+                if let Some(day) = sk.strip_prefix(keys::SKU_DEMAND_PREFIX) {
                     let (day, tiers) = parse_counts(&i, day, TIER_PREFIX)?;
                     add_day(&mut read.demand, day, tiers);
-                } else if sk == PLAN_SK {
+                } else if sk == plan_sk {
                     read.plan = Some(item::get_json(&i, "plan")?);
-                } else if sk == keys::stock(sku).1 {
+                } else if sk == stock_sk {
                     read.stock = Some(crate::stock::parse(&i)?);
                     if let Some(r) = parse_running(&i)? {
                         add_day(&mut read.demand, r.day, r.units);
@@ -268,7 +259,7 @@ impl Table {
                         Put::builder()
                             .table_name(&self.name)
                             .set_item(Some(new_item(
-                                &plan_key(sku),
+                                &keys::reserve_plan(sku),
                                 "reserve_plan",
                                 [
                                     ("plan", item::json(&planned)),
@@ -307,7 +298,7 @@ impl Table {
 
     /// The plan last put in place for `sku`, if any.
     pub async fn reserve_plan(&self, sku: &Sku) -> Result<Option<ReservePlan>, StoreError> {
-        self.get(&plan_key(sku), false)
+        self.get(&keys::reserve_plan(sku), false)
             .await?
             .map(|i| item::get_json(&i, "plan"))
             .transpose()
