@@ -372,3 +372,72 @@ async fn a_reserve_plan_costs_one_query_and_one_transaction_per_sku() {
     assert_eq!(r.body["reserves"]["gold"], 14, "{}", r.body);
     stack.stop().await;
 }
+
+/// A spread SKU's payments write their own buckets and never the home
+/// item: one read of the record and the home item, one of the order's
+/// bucket, and the transaction of the record and the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spread_skus_payments_write_their_own_buckets_and_not_the_home_item() {
+    use serde_json::json;
+    let (stack, api) = clothing_stack().await;
+    let r = api
+        .put("skus/TEE-WHITE/buckets", &json!({"buckets": 8}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let now = Utc::now();
+    // Warm up: the store's metrics item, and the SKU's running days.
+    for i in 0..8 {
+        let doc = docs::paid(
+            &format!("w{i}"),
+            &format!("W{i}"),
+            "b0",
+            &[("TEE-WHITE", 1, "199.00")],
+            now,
+        );
+        api.webhook("jd", "sh-outlet", &doc).await.unwrap();
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let orders = 24;
+    stack.dynamo_usage.reset();
+    for i in 0..orders {
+        let doc = docs::paid(
+            &format!("h{i}"),
+            &format!("H{i}"),
+            "b1",
+            &[("TEE-WHITE", 1, "199.00")],
+            now,
+        );
+        assert_eq!(
+            api.webhook("jd", "sh-outlet", &doc).await.unwrap().status,
+            202
+        );
+        stack.wait_idle(IDLE).await.unwrap();
+    }
+    let usage = stack.dynamo_usage.snapshot();
+    let stock_writes: Vec<_> = usage
+        .writes
+        .iter()
+        .filter(|w| w.pk == "SKU#TEE-WHITE" && !w.check_only)
+        .collect();
+    let home = stock_writes.iter().filter(|w| w.sk == "STOCK").count();
+    let mut per_bucket = std::collections::BTreeMap::<&str, u64>::new();
+    for w in &stock_writes {
+        if w.sk.starts_with("STOCK#") {
+            *per_bucket.entry(w.sk.as_str()).or_default() += 1;
+        }
+    }
+    println!(
+        "{orders} payments of a SKU spread over 8 buckets: home item writes {home}, \
+         bucket writes {per_bucket:?}"
+    );
+    assert_eq!(home, 0, "{stock_writes:?}");
+    assert_eq!(per_bucket.values().sum::<u64>(), orders);
+    assert!(
+        per_bucket.len() >= 4,
+        "spread over the buckets: {per_bucket:?}"
+    );
+    let s = api.get("skus/TEE-WHITE/stock").await.unwrap().body;
+    assert_eq!(s["allocated"], orders + 8, "{s}");
+    stack.stop().await;
+}

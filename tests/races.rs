@@ -11,7 +11,7 @@
 //! | ledger entry `version` | a refund racing its order's payment |
 //! | downline user `live_orders` / not exists | a registration racing the first order, both ways |
 //! | commission balance (withdrawal) | two withdrawals of one balance |
-//! | stock part `>= :q` (pool, a tier's reserve) | two allocations of the last unit; two of one tier's last reserved unit |
+//! | stock part `>= :q` (pool, a tier's reserve, a bucket's pool) | two allocations of the last unit; two of one tier's last reserved unit; two of a spread SKU's last unit across buckets |
 //! | rule-set pointer `version` | two publications |
 //! | price-book version claim | two price-book publications |
 //! | profile `tier_version` | an evaluation against a manual override, both ways |
@@ -141,14 +141,27 @@ async fn race_for_a_jacket(
     stack: &LocalStack,
     tier: Option<tier_domain::ids::TierId>,
 ) -> (Allocation, Interleave) {
+    race_between(stack, tier, "RACE-A", "RACE-B").await
+}
+
+/// `loser`'s allocation of one jacket for `tier`, through a gated table:
+/// `winner`'s, for the same tier, reads after it and runs to its end before
+/// the loser's write is sent, and is filled.
+async fn race_between(
+    stack: &LocalStack,
+    tier: Option<tier_domain::ids::TierId>,
+    loser: &str,
+    winner: &str,
+) -> (Allocation, Interleave) {
     let interleave = Interleave::default();
     let name = stack.table_name();
     let rival_tier = tier.clone();
+    let rival = winner.to_owned();
     interleave.before_next(Write::TransactWriteItems, move || async move {
         let outcome = direct(&name)
             .allocate_payment(
-                &order("RACE-B"),
-                &EventId::parse("race-b").unwrap(),
+                &order(&rival),
+                &EventId::parse(&format!("{rival}-paid")).unwrap(),
                 payer(rival_tier.as_ref()),
                 today(),
                 &one_unit("JACKET-DOWN"),
@@ -164,8 +177,8 @@ async fn race_for_a_jacket(
     });
     let first = gated(stack, &interleave)
         .allocate_payment(
-            &order("RACE-A"),
-            &EventId::parse("race-a").unwrap(),
+            &order(loser),
+            &EventId::parse(&format!("{loser}-paid")).unwrap(),
             payer(tier.as_ref()),
             today(),
             &one_unit("JACKET-DOWN"),
@@ -242,6 +255,56 @@ async fn two_allocations_of_one_tiers_last_reserved_unit_both_fill() {
         a["lines"]["1"]["draw"],
         json!({"pool": 1}),
         "redrawn from the pool"
+    );
+    stack.stop().await;
+}
+
+/// A spread SKU's last unit sits in bucket 0, and the gated order's own
+/// bucket is empty: it reads every bucket and draws on bucket 0, but the
+/// competitor takes the unit first. Its condition on bucket 0 fails, and
+/// the redraw finds every cell empty: backordered, never oversold.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_allocations_of_a_spread_skus_last_unit_across_buckets_reserve_it_once() {
+    let (stack, api) = clothing_stack().await;
+    for (path, body) in [
+        ("skus/JACKET-DOWN/stock", json!({"on_hand": 1})),
+        ("skus/JACKET-DOWN/buckets", json!({"buckets": 2})),
+    ] {
+        let r = api.put(path, &body).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(s["cells"][0]["pool"], 1, "{s}");
+    // Orders whose own buckets are 1 (empty) and 0 (the unit's).
+    let of_lane = |lane: u8, prefix: &str| {
+        (0..)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|id| tier_domain::stock::levels::lane(&order(id).to_string(), 2) == Some(lane))
+            .unwrap()
+    };
+    let (loser, winner) = (of_lane(1, "SPREAD-A"), of_lane(0, "SPREAD-B"));
+    let (first, interleave) = race_between(&stack, None, &loser, &winner).await;
+    assert_eq!(
+        first,
+        Allocation::Reserved {
+            backordered: vec![Sku::parse("JACKET-DOWN").unwrap()]
+        }
+    );
+    assert_eq!(
+        interleave.sent(Write::TransactWriteItems),
+        2,
+        "the refused draw on bucket 0 and the backorder"
+    );
+    let s = api.get("skus/JACKET-DOWN/stock").await.unwrap().body;
+    assert_eq!(
+        (
+            &s["on_hand"],
+            &s["pool"],
+            &s["allocated"],
+            &s["backordered"]
+        ),
+        (&json!(1), &json!(0), &json!(1), &json!(1)),
+        "{s}"
     );
     stack.stop().await;
 }

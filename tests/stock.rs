@@ -9,25 +9,7 @@ async fn stock_never_goes_below_zero_and_what_cannot_be_filled_is_backordered() 
     let (stack, api) = clothing_stack().await;
     let now = Utc::now();
     // 15 orders of 3 jackets against 40 in stock, all at once.
-    let mut sends = tokio::task::JoinSet::new();
-    for i in 0..15 {
-        let api = api.clone();
-        sends.spawn(async move {
-            let doc = docs::paid(
-                &format!("e{i}"),
-                &format!("O{i}"),
-                &format!("b{i}"),
-                &[("JACKET-DOWN", 3, "1299.00")],
-                now,
-            );
-            api.webhook("jd", "sh-outlet", &doc).await.unwrap()
-        });
-    }
-    while let Some(r) = sends.join_next().await {
-        let r = r.unwrap();
-        assert_eq!(r.status, 202, "{}", r.body);
-    }
-    stack.wait_idle(IDLE).await.unwrap();
+    fifteen_orders_of_three_jackets(&stack, &api, now).await;
     let available = stock(&api, "JACKET-DOWN").await;
     assert_eq!(available, 1, "13 orders of 3 fit in 40");
     let (mut reserved, mut backordered) = (0, 0);
@@ -72,6 +54,33 @@ async fn stock_never_goes_below_zero_and_what_cannot_be_filled_is_backordered() 
     assert_eq!(r.body["lines"]["1"]["status"], "cancelled");
     assert_eq!(stock(&api, "JACKET-DOWN").await, 1);
     stack.stop().await;
+}
+
+/// Orders O0 to O14 of 3 jackets each, sent at once, and handled.
+async fn fifteen_orders_of_three_jackets(
+    stack: &LocalStack,
+    api: &ApiClient,
+    now: chrono::DateTime<Utc>,
+) {
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..15 {
+        let api = api.clone();
+        sends.spawn(async move {
+            let doc = docs::paid(
+                &format!("e{i}"),
+                &format!("O{i}"),
+                &format!("b{i}"),
+                &[("JACKET-DOWN", 3, "1299.00")],
+                now,
+            );
+            api.webhook("jd", "sh-outlet", &doc).await.unwrap()
+        });
+    }
+    while let Some(r) = sends.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
 }
 
 /// The status of an order's first line (blocking on the runtime we are in).
@@ -905,3 +914,6 @@ async fn an_erp_sync_applies_whole_files_and_deltas_once() {
 
 #[path = "stock/plans.rs"]
 mod plans;
+
+#[path = "stock/buckets.rs"]
+mod buckets;

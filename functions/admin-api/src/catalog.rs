@@ -2,7 +2,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use tier_domain::pricing::RowError;
-use tier_domain::stock::levels::{LevelsError, SkuStock};
+use tier_domain::stock::levels::{LevelsError, MAX_BUCKETS, SkuStock};
 use tier_domain::stock::sync::{SyncFile, SyncLine, SyncMode};
 use tier_store::stock::StockError;
 
@@ -41,7 +41,22 @@ fn stock_json(sku: &Sku, s: &SkuStock) -> serde_json::Value {
         "reserves": s.reserves,
         "allocated": s.allocated,
         "backordered": s.backordered,
+        "buckets": s.lanes,
+        "cells": s.buckets.iter().map(|(b, c)| json!({
+            "bucket": b,
+            "on_hand": c.on_hand,
+            "pool": c.pool,
+            "allocated": c.allocated,
+            "backordered": c.backordered,
+        })).collect::<Vec<_>>(),
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketsBody {
+    /// Buckets the SKU's pool is spread over; 0: one item.
+    buckets: u64,
 }
 
 fn sync_problem(line: usize, field: &str, message: String) -> RowError {
@@ -79,6 +94,9 @@ fn refused(e: StockError) -> ApiError {
         }
         StockError::Refused(e @ LevelsError::Negative { .. }) => {
             ApiError::conflict("stock_changed", e.to_string())
+        }
+        StockError::Refused(e @ LevelsError::TooManyBuckets { .. }) => {
+            ApiError::unprocessable("invalid_buckets", e.to_string())
         }
     }
 }
@@ -486,6 +504,33 @@ impl AdminApi {
                 format!("SKU {sku} is not in the current price book; publish its prices first"),
             ))
         }
+    }
+
+    /// Spreads a hot SKU's pool over buckets, so that its payments write
+    /// different items (see docs/stock.md, "Hot SKUs").
+    pub(crate) async fn put_buckets(
+        &self,
+        sku: Sku,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let b: BucketsBody = http::parse_json(body)?;
+        if b.buckets > u64::from(MAX_BUCKETS) {
+            return Err(ApiError::unprocessable(
+                "invalid_buckets",
+                format!(
+                    "a SKU's pool is spread over 0 to {MAX_BUCKETS} buckets, not {}",
+                    b.buckets
+                ),
+            ));
+        }
+        self.require_sku(&sku).await?;
+        let stock = self
+            .table
+            .set_buckets(&sku, b.buckets as u8, Utc::now())
+            .await
+            .map_err(refused)?;
+        tracing::info!(%sku, buckets = stock.lanes, "stock spread");
+        Ok(http::json(StatusCode::OK, &stock_json(&sku, &stock)))
     }
 
     pub(crate) async fn get_stock(&self, sku: Sku) -> Result<Response<Body>, ApiError> {

@@ -32,6 +32,7 @@
 //! | POST | `/v1/admin/stock:sync` | the ERP's stock: every SKU's count (snapshot) or what changed (deltas, once per sync id), CSV or JSON; a file with a bad line changes nothing |
 //! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference (refused where the rule set plans them) |
 //! | POST | `/v1/admin/stock:plan` | compute reserve plans now: one SKU's, or every SKU's in the price book |
+//! | PUT | `/v1/admin/skus/{sku}/buckets` | spread a hot SKU's pool over 0 to 64 buckets, so its payments write different items |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
 //! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
 //! | POST | `/v1/admin/dead-letters:redrive` | move dead letters back to their queue, optionally of one failure code |
@@ -326,6 +327,9 @@ impl AdminApi {
             (Method::POST, ["v1", "admin", "stock:plan"]) => self.run_plans(body).await,
             (Method::PUT, ["v1", "admin", "skus", s, "reserves"]) => {
                 self.put_reserves(id(s, Sku::parse)?, body).await
+            }
+            (Method::PUT, ["v1", "admin", "skus", s, "buckets"]) => {
+                self.put_buckets(id(s, Sku::parse)?, body).await
             }
             (Method::GET, ["v1", "admin", "orders", p, s, o, "reservations"]) => {
                 let order = OrderRef {

@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, LineId, Sku, TierId};
+use crate::ids::{EventId, LineId, OrderRef, Sku, TierId};
 use crate::money::Money;
 use crate::order::{OrderLine, ReturnedLine};
 use levels::{Draw, Move, SkuStock};
@@ -95,6 +95,13 @@ pub struct LineStock {
     /// Shipped units not yet taken off on hand and what is allocated.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub leaving: u32,
+    /// The units of `leaving` that sit in buckets, by bucket.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub leaving_buckets: BTreeMap<u8, u64>,
+    /// The bucket of a spread SKU whose backorders count the line's
+    /// (`short` and `closing`); `None`: the home cell's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<u8>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -236,6 +243,8 @@ impl OrderStock {
                     releasing: 0,
                     closing: 0,
                     leaving: 0,
+                    leaving_buckets: BTreeMap::new(),
+                    lane: None,
                 },
             );
         }
@@ -267,7 +276,16 @@ impl OrderStock {
     /// absent has none): each line draws on the order's tier's reserve,
     /// then the pool, in line order, and a line the two cannot fill whole
     /// is backordered.
-    pub fn take_pending(&mut self, max_skus: usize, stock: &BTreeMap<Sku, SkuStock>) -> Taken {
+    /// A spread SKU's line draws on the home cell, then on the bucket
+    /// `order` hashes to, then on the others read ([`SkuStock::draw_in`]),
+    /// and is backordered in that bucket.
+    pub fn take_pending(
+        &mut self,
+        order: &OrderRef,
+        max_skus: usize,
+        stock: &BTreeMap<Sku, SkuStock>,
+    ) -> Taken {
+        let order = order.to_string();
         let skus = self.pending_skus(max_skus);
         let mut left: BTreeMap<Sku, SkuStock> = skus
             .iter()
@@ -293,7 +311,8 @@ impl OrderStock {
             }
             *taken.demand.entry(line.sku.clone()).or_default() += u64::from(wanted);
             let sku_stock = left.get_mut(&line.sku).expect("every taken SKU is read");
-            let step = match sku_stock.draw(self.tier.as_ref(), u64::from(wanted)) {
+            line.lane = levels::lane(&order, sku_stock.lanes);
+            let step = match sku_stock.draw_in(self.tier.as_ref(), u64::from(wanted), line.lane) {
                 Some(draw) => {
                     line.status = LineStatus::Reserved;
                     line.reserved = wanted;
@@ -305,10 +324,7 @@ impl OrderStock {
                     line.status = LineStatus::Backordered;
                     line.short = wanted;
                     taken.backordered.insert(line.sku.clone());
-                    Move {
-                        backordered: i64::from(wanted),
-                        ..Move::default()
-                    }
+                    Move::backorder(i64::from(wanted), line.lane)
                 }
             };
             sku_stock
@@ -344,11 +360,12 @@ impl OrderStock {
             .values_mut()
             .filter(|l| &l.sku == sku && l.status == LineStatus::Backordered && l.short > 0)
         {
-            let Some(draw) = left.draw(self.tier.as_ref(), u64::from(line.short)) else {
+            let Some(draw) = left.draw_in(self.tier.as_ref(), u64::from(line.short), line.lane)
+            else {
                 continue;
             };
             let mut step = SkuStock::take(&draw);
-            step.backordered = -i64::from(line.short);
+            step.add(&Move::backorder(-i64::from(line.short), line.lane));
             left.apply(&step)
                 .expect("a draw fits the stock it was drawn from");
             filled.add(&step);
@@ -490,7 +507,11 @@ impl OrderStock {
         {
             // Lines taken before stock was kept by tier already left on hand.
             if let Some(draw) = line.draw.as_mut() {
-                line.leaving += std::mem::take(draw).units() as u32;
+                let draw = std::mem::take(draw);
+                line.leaving += draw.units() as u32;
+                for (b, u) in draw.buckets {
+                    *line.leaving_buckets.entry(b).or_default() += u;
+                }
             }
             line.shipped = line.reserved;
             line.reserved = 0;
@@ -520,13 +541,32 @@ impl OrderStock {
             m.add(&SkuStock::give_back(&std::mem::take(&mut line.returning)));
             let restock = i64::from(std::mem::take(&mut line.releasing));
             let shipped = i64::from(std::mem::take(&mut line.leaving));
+            // Shipped units leave the cells they were allocated in.
+            let buckets = std::mem::take(&mut line.leaving_buckets)
+                .into_iter()
+                .map(|(b, u)| {
+                    let u = u as i64;
+                    (
+                        b,
+                        levels::CellMove {
+                            on_hand: -u,
+                            allocated: -u,
+                            ..levels::CellMove::default()
+                        },
+                    )
+                })
+                .collect();
             m.add(&Move {
                 on_hand: restock - shipped,
                 pool: restock,
                 allocated: -shipped,
-                backordered: -i64::from(std::mem::take(&mut line.closing)),
+                buckets,
                 ..Move::default()
             });
+            m.add(&Move::backorder(
+                -i64::from(std::mem::take(&mut line.closing)),
+                line.lane,
+            ));
         }
         moves.retain(|_, m| !m.is_empty());
         moves

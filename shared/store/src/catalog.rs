@@ -35,6 +35,24 @@ pub enum Allocation {
 /// and the day's demand a payment adds to (TransactWriteItems takes 100
 /// actions; BatchGetItem 100 keys).
 const SKUS_PER_TRANSACTION: usize = 33;
+/// The actions one transaction takes.
+const TRANSACTION_ACTIONS: usize = 100;
+
+/// SKUs a payment's transaction may take from `stock` as read: each may
+/// write its home item and every bucket read, its backorder entry and its
+/// day of demand, beside the record. A spread SKU read in full goes alone.
+fn skus_per_transaction(stock: &BTreeMap<Sku, tier_domain::stock::levels::SkuStock>) -> usize {
+    let cells = stock.values().map(|s| s.buckets.len()).max().unwrap_or(0);
+    ((TRANSACTION_ACTIONS - 1) / (3 + cells)).clamp(1, SKUS_PER_TRANSACTION)
+}
+
+/// The actions writing `moves` with the record takes, at most.
+fn actions(moves: &StockMoves) -> usize {
+    1 + moves
+        .values()
+        .map(|m| usize::from(m.moves_home()) + m.buckets.len() + 2)
+        .sum::<usize>()
+}
 const MAX_ATTEMPTS: u32 = 8;
 
 /// What a cancellation or refund gave back to stock.
@@ -51,7 +69,7 @@ struct Demand<'a> {
     tier: &'a TierId,
     day: Day,
     units: &'a BTreeMap<Sku, u64>,
-    running: &'a BTreeMap<Sku, RunningDemand>,
+    running: &'a BTreeMap<(Sku, Option<u8>), RunningDemand>,
 }
 
 /// How a write of a record and its stock moves went.
@@ -157,9 +175,9 @@ impl Table {
         while lost < MAX_ATTEMPTS {
             let first: BTreeSet<Sku> = guess.iter().take(SKUS_PER_TRANSACTION).cloned().collect();
             let read = self
-                .read_stock_with(&first, std::slice::from_ref(&record_key))
+                .read_stock_with(&first, std::slice::from_ref(&record_key), Some(order))
                 .await?;
-            let (mut stock, mut running) = (read.stock, read.running);
+            let (mut stock, mut running, mut partial) = (read.stock, read.running, read.partial);
             let (mut record, version) = parse_record(read.extra.get(&record_key))?;
             let was = record.backordered_skus();
             let payment = record.pay(event, payer, lines);
@@ -189,11 +207,25 @@ impl Table {
             let skus = record.pending_skus(SKUS_PER_TRANSACTION);
             let unread: BTreeSet<Sku> = skus.difference(&first).cloned().collect();
             if !unread.is_empty() {
-                let more = self.read_stock_with(&unread, &[]).await?;
+                let more = self.read_stock_with(&unread, &[], Some(order)).await?;
                 stock.extend(more.stock);
                 running.extend(more.running);
+                partial.extend(more.partial);
             }
-            let taken = record.take_pending(SKUS_PER_TRANSACTION, &stock);
+            let paid = record.clone();
+            let mut taken = record.take_pending(order, skus_per_transaction(&stock), &stock);
+            // A spread SKU's line its own bucket could not fill draws on
+            // every bucket before it is backordered: no false sold-out.
+            let short: BTreeSet<Sku> = taken.backordered.intersection(&partial).cloned().collect();
+            if !short.is_empty() {
+                let more = self.read_stock_with(&short, &[], None).await?;
+                running.retain(|(sku, _), _| !short.contains(sku));
+                stock.extend(more.stock);
+                running.extend(more.running);
+                partial.retain(|sku| !short.contains(sku));
+                record = paid;
+                taken = record.take_pending(order, skus_per_transaction(&stock), &stock);
+            }
             match self
                 .write_stock(
                     order,
@@ -299,7 +331,13 @@ impl Table {
             if record == before && !record.has_releasing() {
                 return Ok(Ok((record, released)));
             }
-            let moves = record.take_releasing(SKUS_PER_TRANSACTION);
+            let stepped = record.clone();
+            let mut moves = record.take_releasing(SKUS_PER_TRANSACTION);
+            // Lines drawn over many buckets go one SKU at a time.
+            if actions(&moves) > TRANSACTION_ACTIONS {
+                record = stepped;
+                moves = record.take_releasing(1);
+            }
             let freed: i64 = moves.values().map(Move::freed).sum();
             let was = before.backordered_skus();
             match self
@@ -390,18 +428,30 @@ impl Table {
                     .build(),
             ];
             let mut days = Vec::new();
+            // The SKU each stock update after the record moves.
+            let mut owners: Vec<&Sku> = Vec::new();
             for (sku, m) in moves {
+                let lane = record
+                    .lines
+                    .values()
+                    .find(|l| &l.sku == sku)
+                    .and_then(|l| l.lane);
                 let paid = demand.as_ref().and_then(|d| {
                     let units = d.units.get(sku).copied().filter(|u| *u > 0)?;
+                    let cell = crate::stock::demand_cell(m, lane);
                     Some(PaidDemand {
                         tier: d.tier,
                         day: d.day,
                         units,
-                        running: d.running.get(sku),
+                        cell,
+                        running: d.running.get(&(sku.clone(), cell)),
                     })
                 });
-                let (update, day) = self.stock_update(sku, m, paid);
-                tx.push(TransactWriteItem::builder().update(update).build());
+                let (updates, day) = self.stock_update(sku, m, paid);
+                for update in updates {
+                    tx.push(TransactWriteItem::builder().update(update).build());
+                    owners.push(sku);
+                }
                 days.extend(day);
             }
             // After the SKUs' updates, so that a refused update's index is
@@ -454,11 +504,11 @@ impl Table {
                     if failed(0) {
                         return Ok(Written::RecordChanged);
                     }
-                    let short: BTreeSet<Sku> = moves
-                        .keys()
+                    let short: BTreeSet<Sku> = owners
+                        .iter()
                         .enumerate()
                         .filter(|(i, _)| failed(i + 1))
-                        .map(|(_, s)| s.clone())
+                        .map(|(_, s)| (*s).clone())
                         .collect();
                     if short.is_empty() {
                         return Ok(Written::RecordChanged);
@@ -574,7 +624,7 @@ impl Table {
         let skus = BTreeSet::from([sku.clone()]);
         for attempt in 0..MAX_ATTEMPTS {
             let read = self
-                .read_stock_with(&skus, std::slice::from_ref(&key))
+                .read_stock_with(&skus, std::slice::from_ref(&key), None)
                 .await?;
             let stock = read.stock;
             let (mut record, version) = parse_record(read.extra.get(&key))?;

@@ -141,6 +141,15 @@ pub fn stock(sku: &Sku) -> Key {
     (format!("SKU#{sku}"), "STOCK".into())
 }
 
+/// Bucket `b` of a SKU whose pool is spread (see [`crate::stock`]): beside
+/// the stock item, after it in sort order.
+pub fn stock_bucket(sku: &Sku, b: u8) -> Key {
+    (format!("SKU#{sku}"), format!("STOCK#{b:02}"))
+}
+
+/// Sort keys of a SKU's buckets start with this.
+pub const STOCK_BUCKET_PREFIX: &str = "STOCK#";
+
 /// The sort keys of a SKU's past days of demand start with this.
 pub const SKU_DEMAND_PREFIX: &str = "DEMAND#";
 

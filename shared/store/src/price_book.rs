@@ -221,12 +221,29 @@ impl Table {
         let items = self.batch_get(&wanted, true).await?;
         let mut books = HashMap::new();
         let mut stock = HashMap::new();
+        let mut spread: Vec<(Sku, u8)> = Vec::new();
         for sku in skus {
             if let Some(i) = items.get(&keys::book_entry(version, sku)) {
                 books.insert(sku.clone(), item::get_json::<SkuBook>(i, "book")?);
             }
             if let Some(i) = items.get(&keys::stock(sku)) {
                 stock.insert(sku.clone(), crate::stock::parse_levels(i)?);
+                let cells = crate::stock::cells_of(i)?;
+                spread.extend((0..cells).map(|b| (sku.clone(), b)));
+            }
+        }
+        // A spread SKU's pool is in its buckets: one more request, for
+        // those SKUs only.
+        if !spread.is_empty() {
+            let keys: Vec<keys::Key> = spread
+                .iter()
+                .map(|(sku, b)| keys::stock_bucket(sku, *b))
+                .collect();
+            let found = self.batch_get(&keys, true).await?;
+            for ((sku, b), key) in spread.into_iter().zip(keys) {
+                if let (Some(i), Some(s)) = (found.get(&key), stock.get_mut(&sku)) {
+                    s.add_cell(b, crate::stock::parse_bucket(i)?);
+                }
             }
         }
         Ok((books, stock))

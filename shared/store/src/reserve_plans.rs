@@ -13,10 +13,13 @@
 //!   a year and a month;
 //! - `PLAN`: the last plan, with the inputs that gave it.
 //!
+//! A spread SKU's buckets (`STOCK#{b:02}`) each keep a running day of their
+//! own, for the payments that write them.
+//!
 //! One strongly consistent Query reads the history, the plan and the stock
-//! together (the sort keys `DEMAND#…` < `PLAN` < `STOCK`); the new reserves
-//! and the plan are written in one transaction, the reserves conditional on
-//! on hand and the reserves being as read.
+//! together (the sort keys `DEMAND#…` < `PLAN` < `STOCK` < `STOCK#…`); the
+//! new reserves and the plan are written in one transaction, the reserves
+//! conditional on on hand and the reserves being as read.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,7 +35,7 @@ use tier_domain::stock::plan::{
 use crate::error::StoreError;
 use crate::item::{self, Item, n, new_item, s};
 use crate::keys;
-use crate::stock::StockError;
+use crate::stock::{Shelf, StockError};
 use crate::table::{Table, TxOutcome};
 
 const TIER_PREFIX: &str = "d:";
@@ -146,7 +149,9 @@ pub struct Planned {
 struct Read {
     demand: DailyDemand,
     plan: Option<ReservePlan>,
-    stock: Option<(SkuStock, bool)>,
+    /// The stock, every cell, and whether the home item still held its old
+    /// single count.
+    stock: Option<(Shelf, bool)>,
 }
 
 impl Table {
@@ -163,7 +168,8 @@ impl Table {
                 .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", s(&pk))
                 .expression_attribute_values(":from", s(keys::sku_demand(sku, from).1))
-                .expression_attribute_values(":to", s(&stock_sk))
+                // `~` sorts after every bucket's number.
+                .expression_attribute_values(":to", s(format!("{}~", keys::STOCK_BUCKET_PREFIX)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -177,7 +183,26 @@ impl Table {
                 } else if sk == plan_sk {
                     read.plan = Some(item::get_json(&i, "plan")?);
                 } else if sk == stock_sk {
-                    read.stock = Some(crate::stock::parse(&i)?);
+                    let (stock, legacy) = crate::stock::parse(&i)?;
+                    let shelf = read.stock.get_or_insert_with(Default::default);
+                    // Buckets sort after the home item, so none is read yet.
+                    shelf.0 = Shelf {
+                        stock,
+                        exists: true,
+                        cells: crate::stock::cells_of(&i)?,
+                        last_sync: None,
+                    };
+                    shelf.1 = legacy;
+                    if let Some(r) = parse_running(&i)? {
+                        add_day(&mut read.demand, r.day, r.units);
+                    }
+                } else if let Some(b) = sk.strip_prefix(keys::STOCK_BUCKET_PREFIX) {
+                    let b: u8 = b
+                        .parse()
+                        .map_err(|_| StoreError::corrupt(&item::key_of(&i), "not a bucket"))?;
+                    if let Some((shelf, _)) = read.stock.as_mut() {
+                        shelf.stock.add_cell(b, crate::stock::parse_bucket(&i)?);
+                    }
                     if let Some(r) = parse_running(&i)? {
                         add_day(&mut read.demand, r.day, r.units);
                     }
@@ -208,9 +233,10 @@ impl Table {
         let (from, _) = rules.history(today);
         for attempt in 0..MAX_ATTEMPTS {
             let read = self.read_for_plan(sku, from).await?;
-            let Some((mut stock, legacy)) = read.stock else {
+            let Some((shelf, legacy)) = read.stock else {
                 return Ok(None);
             };
+            let mut stock = shelf.stock.clone();
             if legacy {
                 self.convert_legacy(sku).await?;
                 continue;
@@ -247,11 +273,7 @@ impl Table {
             }
             let mut tx = Vec::with_capacity(2);
             if !m.is_empty() {
-                tx.push(
-                    TransactWriteItem::builder()
-                        .update(self.update_as_read(sku, &stock, true, &m, at, None))
-                        .build(),
-                );
+                tx.extend(self.update_as_read(sku, &shelf, &m, at, None, None));
             }
             tx.push(
                 TransactWriteItem::builder()

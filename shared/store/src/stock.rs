@@ -9,14 +9,23 @@
 //! other touched the item. Items written before stock was kept by tier hold
 //! one `available` count; they are converted the first time they are read,
 //! and every write is conditional on the conversion having happened.
+//!
+//! A hot SKU's pool is spread over bucket items (`STOCK#{b:02}`, see
+//! [`tier_domain::stock::levels`]) so that concurrent payments write
+//! different items. The home item says over how many (`lanes`) and how many
+//! bucket items may exist (`cells`: buckets beyond the lanes keep what
+//! their orders hold until it ships or comes back). A payment reads the
+//! home item and its own bucket; everything else reads every cell. Counts,
+//! plans and a change of buckets write the home item and every cell in one
+//! transaction, each conditional on its on hand as read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use tier_domain::calendar::Day;
-use tier_domain::ids::{Sku, TierId};
-use tier_domain::stock::levels::{LevelsError, Move, SkuStock};
+use tier_domain::ids::{OrderRef, Sku, TierId};
+use tier_domain::stock::levels::{self, Cell, CellMove, LevelsError, MAX_BUCKETS, Move, SkuStock};
 
 use crate::reserve_plans::RunningDemand;
 
@@ -36,15 +45,37 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// The delta sync that last moved an item's on hand.
 const LAST_SYNC: &str = "last_sync";
+/// On the home item: the buckets the pool is spread over, and the bucket
+/// items that may exist.
+const LANES: &str = "lanes";
+const CELLS: &str = "cells";
 
 /// What [`Table::read_stock_with`] read.
 #[derive(Debug, Default)]
 pub(crate) struct StockRead {
     pub stock: BTreeMap<Sku, SkuStock>,
-    /// The running day of demand on each SKU's item that has one.
-    pub running: BTreeMap<Sku, RunningDemand>,
+    /// The running day of demand on each cell read that has one, by SKU
+    /// and bucket (`None`: the home item).
+    pub running: BTreeMap<(Sku, Option<u8>), RunningDemand>,
     /// The other items asked for, by key.
     pub extra: std::collections::HashMap<keys::Key, Item>,
+    /// Spread SKUs of which only the order's own bucket was read.
+    pub partial: BTreeSet<Sku>,
+    /// What the home items say beyond the stock: the bucket items that may
+    /// exist, and the delta sync that last moved on hand.
+    pub cells: BTreeMap<Sku, u8>,
+    pub last_sync: BTreeMap<Sku, String>,
+}
+
+/// One SKU's stock read in full, for a change decided on all of it.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Shelf {
+    pub stock: SkuStock,
+    /// Whether the home item exists.
+    pub exists: bool,
+    /// The bucket items that may exist.
+    pub cells: u8,
+    pub last_sync: Option<String>,
 }
 
 /// A payment's units of one SKU, for the tier it was paid in, on its day,
@@ -54,7 +85,21 @@ pub(crate) struct PaidDemand<'a> {
     pub tier: &'a TierId,
     pub day: Day,
     pub units: u64,
+    /// The cell whose running day counts it ([`demand_cell`]).
+    pub cell: Option<u8>,
     pub running: Option<&'a RunningDemand>,
+}
+
+/// The cell of a SKU's move that counts a payment's demand: the order's
+/// own bucket when the move writes it, else the home item when it writes
+/// that, else the first bucket it writes. Never a cell the payment would
+/// not write anyway.
+pub(crate) fn demand_cell(m: &Move, lane: Option<u8>) -> Option<u8> {
+    match lane {
+        Some(b) if m.buckets.contains_key(&b) => Some(b),
+        _ if m.moves_home() => None,
+        _ => m.buckets.keys().next().copied(),
+    }
 }
 
 /// A SKU's stock after a change, and whether this call made it.
@@ -108,7 +153,41 @@ pub(crate) fn parse(i: &Item) -> Result<(SkuStock, bool), StoreError> {
             format!("the parts do not sum to on hand: {stock:?}"),
         ));
     }
+    stock.lanes = bucket_count(i, LANES)?;
     Ok((stock, false))
+}
+
+fn bucket_count(i: &Item, name: &str) -> Result<u8, StoreError> {
+    let k = item::get_u64_or_zero(i, name)?;
+    if k > u64::from(MAX_BUCKETS) {
+        return Err(StoreError::corrupt(
+            &item::key_of(i),
+            format!("{name} of {k} is above {MAX_BUCKETS}"),
+        ));
+    }
+    Ok(k as u8)
+}
+
+/// The bucket items a home item says may exist.
+pub(crate) fn cells_of(i: &Item) -> Result<u8, StoreError> {
+    Ok(bucket_count(i, CELLS)?.max(bucket_count(i, LANES)?))
+}
+
+/// A bucket item's share.
+pub(crate) fn parse_bucket(i: &Item) -> Result<Cell, StoreError> {
+    let cell = Cell {
+        on_hand: item::get_u64_or_zero(i, ON_HAND)?,
+        pool: item::get_u64_or_zero(i, POOL)?,
+        allocated: item::get_u64_or_zero(i, ALLOCATED)?,
+        backordered: item::get_u64_or_zero(i, BACKORDERED)?,
+    };
+    if cell.pool + cell.allocated != cell.on_hand {
+        return Err(StoreError::corrupt(
+            &item::key_of(i),
+            format!("the bucket's parts do not sum to its on hand: {cell:?}"),
+        ));
+    }
+    Ok(cell)
 }
 
 /// What an item says, read only: an old single count reads as all of it
@@ -218,24 +297,42 @@ impl Expression {
         }
     }
 
-    fn for_move(m: &Move) -> Self {
-        let mut e = Expression::default();
+    /// The home item's share of `m`.
+    fn for_home(m: &Move) -> Self {
+        let mut e = Expression::for_cell(&m.home());
         e.conditions
             .push(format!("attribute_not_exists({LEGACY_AVAILABLE})"));
-        e.add(ON_HAND, m.on_hand);
-        e.add(POOL, m.pool);
-        e.add(ALLOCATED, m.allocated);
-        e.add(BACKORDERED, m.backordered);
         for (tier, delta) in &m.reserves {
             e.add(&format!("{RESERVE_PREFIX}{tier}"), *delta);
         }
         e
     }
 
+    fn for_cell(m: &CellMove) -> Self {
+        let mut e = Expression::default();
+        e.add(ON_HAND, m.on_hand);
+        e.add(POOL, m.pool);
+        e.add(ALLOCATED, m.allocated);
+        e.add(BACKORDERED, m.backordered);
+        e
+    }
+
+    /// Conditional on the cell's on hand being `was`: what a change decided
+    /// on every cell as read depends on.
+    fn on_hand_was(&mut self, was: u64) {
+        let on_hand = self.name(ON_HAND);
+        let value = self.value(n(was));
+        self.conditions.push(if was == 0 {
+            format!("(attribute_not_exists({on_hand}) OR {on_hand} = {value})")
+        } else {
+            format!("{on_hand} = {value}")
+        });
+    }
+
     /// The item's entity and SKU, for a write that may create it.
-    fn label(&mut self, sku: &Sku, at: DateTime<Utc>) {
+    fn label(&mut self, sku: &Sku, at: DateTime<Utc>, entity: &str) {
+        let entity_value = self.value(s(entity));
         let entity = self.name(keys::ENTITY);
-        let entity_value = self.value(s("stock"));
         let sku_name = self.name("sku");
         let sku_value = self.value(s(sku.as_str()));
         let updated = self.name("updated_at");
@@ -261,14 +358,17 @@ impl Expression {
         parts.join(" ")
     }
 
-    fn build(self, table: &str, sku: &Sku) -> Update {
-        let (pk, sk) = keys::stock(sku);
+    fn build(self, table: &str, (pk, sk): keys::Key) -> Update {
         let update = Update::builder()
             .table_name(table)
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .update_expression(self.update_expression())
-            .condition_expression(self.conditions.join(" AND "));
+            .update_expression(self.update_expression());
+        let update = if self.conditions.is_empty() {
+            update
+        } else {
+            update.condition_expression(self.conditions.join(" AND "))
+        };
         let update = self
             .names
             .into_iter()
@@ -279,6 +379,25 @@ impl Expression {
             .build()
             .expect("an update has its key and expression")
     }
+
+    /// A check of the conditions alone, for a cell a change depends on but
+    /// does not move.
+    fn check(self, table: &str, (pk, sk): keys::Key) -> ConditionCheck {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression(self.conditions.join(" AND "));
+        let check = self
+            .names
+            .into_iter()
+            .fold(check, |c, (p, a)| c.expression_attribute_names(p, a));
+        self.values
+            .into_iter()
+            .fold(check, |c, (p, v)| c.expression_attribute_values(p, v))
+            .build()
+            .expect("a check has its key and condition")
+    }
 }
 
 impl Table {
@@ -287,48 +406,114 @@ impl Table {
     /// counted too (see [`crate::reserve_plans`]), and the write of a day's
     /// demand that leaves the item, or comes after its day left, is
     /// returned beside it for the same transaction.
+    ///
+    /// A spread SKU's move writes only the cells it moves: the home item for
+    /// reserves and its own parts, and each bucket for its share.
     pub(crate) fn stock_update(
         &self,
         sku: &Sku,
         m: &Move,
         demand: Option<PaidDemand<'_>>,
-    ) -> (Update, Option<Update>) {
-        let mut e = Expression::for_move(m);
+    ) -> (Vec<Update>, Option<Update>) {
         let mut side = None;
-        if let Some(d) = demand {
-            side = e.count_demand(d).map(|(day, units)| {
-                crate::reserve_plans::demand_update(&self.name, sku, day, &units)
-            });
+        let mut count = |e: &mut Expression, cell: Option<u8>| {
+            if let Some(d) = demand.filter(|d| d.cell == cell) {
+                side = e.count_demand(d).map(|(day, units)| {
+                    crate::reserve_plans::demand_update(&self.name, sku, day, &units)
+                });
+            }
+        };
+        let mut updates = Vec::with_capacity(1 + m.buckets.len());
+        if m.moves_home() || demand.is_some_and(|d| d.cell.is_none()) {
+            let mut e = Expression::for_home(m);
+            count(&mut e, None);
+            updates.push(e.build(&self.name, keys::stock(sku)));
         }
-        (e.build(&self.name, sku), side)
+        for (b, cell) in &m.buckets {
+            let mut e = Expression::for_cell(cell);
+            count(&mut e, Some(*b));
+            updates.push(e.build(&self.name, keys::stock_bucket(sku, *b)));
+        }
+        (updates, side)
     }
 
     /// The stock of each of `skus` that has an item, strongly consistent,
     /// in one request per 100 SKUs; `extra` keys are read beside them.
+    ///
+    /// A spread SKU's buckets are read in a second request: for `order`'s
+    /// payment only its own bucket (the SKU is then in `partial`), else
+    /// every one.
     pub(crate) async fn read_stock_with(
         &self,
         skus: &BTreeSet<Sku>,
         extra: &[keys::Key],
+        order: Option<&OrderRef>,
     ) -> Result<StockRead, StoreError> {
         let mut wanted: Vec<keys::Key> = skus.iter().map(keys::stock).collect();
         wanted.extend_from_slice(extra);
         let mut items = self.batch_get(&wanted, true).await?;
         let mut read = StockRead::default();
+        let mut buckets: Vec<(Sku, u8)> = Vec::new();
+        let order = order.map(ToString::to_string);
         for sku in skus {
             let Some(i) = items.remove(&keys::stock(sku)) else {
                 continue;
             };
-            let (levels, legacy) = parse(&i)?;
+            let (stock, legacy) = parse(&i)?;
             if legacy {
                 self.convert_legacy(sku).await?;
             }
-            read.stock.insert(sku.clone(), levels);
+            match order.as_deref().and_then(|o| levels::lane(o, stock.lanes)) {
+                Some(b) => {
+                    buckets.push((sku.clone(), b));
+                    read.partial.insert(sku.clone());
+                }
+                None => buckets.extend((0..cells_of(&i)?).map(|b| (sku.clone(), b))),
+            }
+            read.stock.insert(sku.clone(), stock);
+            read.cells.insert(sku.clone(), cells_of(&i)?);
+            if let Some(id) = item::opt_s(&i, LAST_SYNC) {
+                read.last_sync.insert(sku.clone(), id.to_owned());
+            }
             if let Some(running) = crate::reserve_plans::parse_running(&i)? {
-                read.running.insert(sku.clone(), running);
+                read.running.insert((sku.clone(), None), running);
             }
         }
         read.extra = items;
+        if buckets.is_empty() {
+            return Ok(read);
+        }
+        let keys: Vec<keys::Key> = buckets
+            .iter()
+            .map(|(sku, b)| keys::stock_bucket(sku, *b))
+            .collect();
+        let found = self.batch_get(&keys, true).await?;
+        for ((sku, b), key) in buckets.into_iter().zip(keys) {
+            let Some(i) = found.get(&key) else {
+                continue;
+            };
+            let stock = read.stock.get_mut(&sku).expect("read above");
+            stock.add_cell(b, parse_bucket(i)?);
+            if let Some(running) = crate::reserve_plans::parse_running(i)? {
+                read.running.insert((sku, Some(b)), running);
+            }
+        }
         Ok(read)
+    }
+
+    /// One SKU's stock, every cell, with what a change of it needs.
+    pub(crate) async fn read_shelf(&self, sku: &Sku) -> Result<Shelf, StoreError> {
+        let skus = BTreeSet::from([sku.clone()]);
+        let mut read = self.read_stock_with(&skus, &[], None).await?;
+        let Some(stock) = read.stock.remove(sku) else {
+            return Ok(Shelf::default());
+        };
+        Ok(Shelf {
+            stock,
+            exists: true,
+            cells: read.cells.remove(sku).unwrap_or(0),
+            last_sync: read.last_sync.remove(sku),
+        })
     }
 
     /// The stock of each of `skus` that has an item ([`Table::read_stock_with`]
@@ -337,7 +522,7 @@ impl Table {
         &self,
         skus: &BTreeSet<Sku>,
     ) -> Result<BTreeMap<Sku, SkuStock>, StoreError> {
-        Ok(self.read_stock_with(skus, &[]).await?.stock)
+        Ok(self.read_stock_with(skus, &[], None).await?.stock)
     }
 
     /// Turns an item's single count into the parts: all of it on hand and
@@ -372,7 +557,9 @@ impl Table {
         at: DateTime<Utc>,
     ) -> Result<SkuStock, StockError> {
         let done = self
-            .change_stock(sku, at, None, |now| now.recount(on_hand, junior_first))
+            .change_stock(sku, at, None, None, |now| {
+                now.recount(on_hand, junior_first)
+            })
             .await?;
         Ok(done.stock)
     }
@@ -388,7 +575,7 @@ impl Table {
         junior_first: &[TierId],
         at: DateTime<Utc>,
     ) -> Result<Synced, StockError> {
-        self.change_stock(sku, at, Some(sync_id), |now| {
+        self.change_stock(sku, at, Some(sync_id), None, |now| {
             let on_hand =
                 now.on_hand
                     .checked_add_signed(delta)
@@ -410,39 +597,59 @@ impl Table {
         at: DateTime<Utc>,
     ) -> Result<SkuStock, StockError> {
         Ok(self
-            .change_stock(sku, at, None, |now| now.replan(plan))
+            .change_stock(sku, at, None, None, |now| now.replan(plan))
             .await?
             .stock)
     }
 
-    /// The write of `m`, a count or a plan decided on `read`: conditional
-    /// on on hand and the reserves being still as read (`exists`: the item
-    /// was there), and labelled with the sync that made it, if any.
+    /// Spreads a SKU's pool over `lanes` buckets (0: back into one item),
+    /// evenly; what orders hold stays in the bucket it was taken from.
+    pub async fn set_buckets(
+        &self,
+        sku: &Sku,
+        lanes: u8,
+        at: DateTime<Utc>,
+    ) -> Result<SkuStock, StockError> {
+        Ok(self
+            .change_stock(sku, at, None, Some(lanes), |now| {
+                now.rebucket(u64::from(lanes))
+            })
+            .await?
+            .stock)
+    }
+
+    /// The writes of `m`, a count, a plan or a change of buckets decided on
+    /// `shelf` as read: conditional on on hand (every cell's) and the
+    /// reserves being still as read (or on the item being absent, if it
+    /// was), and labelled with the sync that made it, if any. `lanes`: the
+    /// buckets the pool is spread over from now on.
     pub(crate) fn update_as_read(
         &self,
         sku: &Sku,
-        read: &SkuStock,
-        exists: bool,
+        shelf: &Shelf,
         m: &Move,
         at: DateTime<Utc>,
         sync_id: Option<&str>,
-    ) -> Update {
-        let mut e = Expression::for_move(m);
-        e.label(sku, at);
+        lanes: Option<u8>,
+    ) -> Vec<TransactWriteItem> {
+        let read = &shelf.stock;
+        let mut e = Expression::for_home(m);
+        e.label(sku, at, "stock");
         if let Some(id) = sync_id {
             let name = e.name(LAST_SYNC);
             let value = e.value(s(id));
             e.sets.push(format!("{name} = {value}"));
         }
-        if exists {
+        if let Some(k) = lanes {
+            for (attr, value) in [(LANES, k), (CELLS, k.max(shelf.cells))] {
+                let name = e.name(attr);
+                let value = e.value(n(value));
+                e.sets.push(format!("{name} = {value}"));
+            }
+        }
+        if shelf.exists {
             // An item its backorders created holds no on hand yet.
-            let on_hand = e.name(ON_HAND);
-            let was = e.value(n(read.on_hand));
-            e.conditions.push(if read.on_hand == 0 {
-                format!("(attribute_not_exists({on_hand}) OR {on_hand} = {was})")
-            } else {
-                format!("{on_hand} = {was}")
-            });
+            e.on_hand_was(read.home().on_hand);
             let tiers: BTreeSet<&TierId> = read.reserves.keys().chain(m.reserves.keys()).collect();
             for tier in tiers {
                 let name = e.name(&format!("{RESERVE_PREFIX}{tier}"));
@@ -458,7 +665,41 @@ impl Table {
             let pk = e.name(keys::PK);
             e.conditions.push(format!("attribute_not_exists({pk})"));
         }
-        e.build(&self.name, sku)
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .update(e.build(&self.name, keys::stock(sku)))
+                .build(),
+        ];
+        // Every cell, moved or not: a shipment out of any of them changes
+        // the on hand the change was decided on.
+        let cells: BTreeSet<u8> = read
+            .buckets
+            .keys()
+            .chain(m.buckets.keys())
+            .copied()
+            .collect();
+        for b in cells {
+            let was = read.buckets.get(&b).map_or(0, |c| c.on_hand);
+            let key = keys::stock_bucket(sku, b);
+            writes.push(match m.buckets.get(&b) {
+                Some(cell) => {
+                    let mut e = Expression::for_cell(cell);
+                    e.label(sku, at, "stock_bucket");
+                    e.on_hand_was(was);
+                    TransactWriteItem::builder()
+                        .update(e.build(&self.name, key))
+                        .build()
+                }
+                None => {
+                    let mut e = Expression::default();
+                    e.on_hand_was(was);
+                    TransactWriteItem::builder()
+                        .condition_check(e.check(&self.name, key))
+                        .build()
+                }
+            });
+        }
+        writes
     }
 
     /// Reads, decides and writes one change, conditional on on hand and
@@ -470,33 +711,28 @@ impl Table {
         sku: &Sku,
         at: DateTime<Utc>,
         sync_id: Option<&str>,
+        lanes: Option<u8>,
         decide: impl Fn(&SkuStock) -> Result<Move, LevelsError>,
     ) -> Result<Synced, StockError> {
-        let key = keys::stock(sku);
         for attempt in 0..MAX_ATTEMPTS {
-            let read = self.get(&key, true).await?;
-            let exists = read.is_some();
-            // An old single count reads as what its conversion writes, as
-            // `read_stock_with` takes it.
-            let (mut next, legacy) = read.as_ref().map(parse).transpose()?.unwrap_or_default();
-            if legacy {
-                self.convert_legacy(sku).await?;
-            }
-            let last_sync = read.as_ref().and_then(|i| item::opt_s(i, LAST_SYNC));
-            if sync_id.is_some() && last_sync == sync_id {
+            // An old single count reads as what its conversion writes.
+            let shelf = self.read_shelf(sku).await?;
+            if sync_id.is_some() && shelf.last_sync.as_deref() == sync_id {
                 return Ok(Synced {
-                    stock: next,
+                    stock: shelf.stock,
                     changed: false,
                 });
             }
-            let m = decide(&next)?;
-            let update = self.update_as_read(sku, &next, exists, &m, at, sync_id);
-            let item = aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                .update(update)
-                .build();
-            match self.transact(vec![item]).await? {
+            let m = decide(&shelf.stock)?;
+            let writes = self.update_as_read(sku, &shelf, &m, at, sync_id, lanes);
+            match self.transact(writes).await? {
                 TxOutcome::Committed => {
+                    let mut next = shelf.stock;
                     next.apply(&m)?;
+                    if let Some(k) = lanes {
+                        next.lanes = k;
+                    }
+                    next.buckets.retain(|_, c| *c != Cell::default());
                     return Ok(Synced {
                         stock: next,
                         changed: true,

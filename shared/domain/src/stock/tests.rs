@@ -54,6 +54,10 @@ fn payer(tier: Option<&TierId>) -> Payer<'_> {
     }
 }
 
+fn oref(s: &str) -> OrderRef {
+    OrderRef::parse(&format!("shop/s1/{s}")).unwrap()
+}
+
 fn lid(s: &str) -> LineId {
     LineId::parse(s).unwrap()
 }
@@ -65,6 +69,25 @@ fn stock(on_hand: u64, reserves: &[(&str, u64)]) -> SkuStock {
     let plan = reserves.iter().map(|(t, u)| (tier(t), *u)).collect();
     s.apply(&s.replan(&plan).unwrap()).unwrap();
     s
+}
+
+/// What the store reads of a spread SKU for an order of bucket `lane`:
+/// the home cell and that bucket.
+fn own_cells(all: &SkuStock, lane: Option<u8>) -> SkuStock {
+    let home = all.home();
+    let mut view = SkuStock {
+        on_hand: home.on_hand,
+        pool: home.pool,
+        allocated: home.allocated,
+        backordered: home.backordered,
+        reserves: all.reserves.clone(),
+        lanes: all.lanes,
+        buckets: BTreeMap::new(),
+    };
+    if let Some(b) = lane {
+        view.add_cell(b, all.buckets.get(&b).copied().unwrap_or_default());
+    }
+    view
 }
 
 /// Applies `moves` to `stock`, as the store's conditional writes do.
@@ -90,7 +113,7 @@ fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
         o.pay(&ev("p"), payer(Some(&tier("gold"))), &lines),
         Payment::Recorded
     );
-    let taken = o.take_pending(99, &shelves);
+    let taken = o.take_pending(&oref("O1"), 99, &shelves);
     assert_eq!(taken.backordered, BTreeSet::from([sku("TEE")]));
     apply(&mut shelves, &taken.moves);
     // Line 1 takes gold's 4 and one from the pool; line 2 finds 1 left.
@@ -109,7 +132,7 @@ fn a_payment_draws_its_tiers_reserve_once_and_a_short_line_is_backordered() {
         o.pay(&ev("p-again"), payer(None), &lines),
         Payment::Duplicate
     );
-    assert_eq!(o.take_pending(99, &shelves), Taken::default());
+    assert_eq!(o.take_pending(&oref("O1"), 99, &shelves), Taken::default());
 
     // Cancelling gives each unit back to its part and closes the backorder.
     o.cancel();
@@ -131,7 +154,7 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
         payer(Some(&tier("gold"))),
         &[line("1", "TEE", 10)],
     );
-    let taken = o.take_pending(99, &shelves);
+    let taken = o.take_pending(&oref("O1"), 99, &shelves);
     apply(&mut shelves, &taken.moves);
     assert_eq!(refund(&mut shelves, &mut o, "RF1", &[ret("1", 3)]), 3);
     assert_eq!(
@@ -154,7 +177,7 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
         early.pay(&ev("p"), payer(None), &[line("1", "TEE", 5)]),
         Payment::Recorded
     );
-    let taken = early.take_pending(99, &shelves);
+    let taken = early.take_pending(&oref("O1"), 99, &shelves);
     assert_eq!(taken.moves[&sku("TEE")].allocated, 2);
     assert_eq!(
         refund(&mut shelves, &mut early, "RF1", &[ret("1", 3)]),
@@ -171,7 +194,10 @@ fn refunds_release_once_reserve_first_and_early_events_are_kept_for_the_payment(
         Payment::Cancelled
     );
     assert_eq!(cancelled.lines[&lid("1")].status, LineStatus::Cancelled);
-    assert_eq!(cancelled.take_pending(99, &shelves), Taken::default());
+    assert_eq!(
+        cancelled.take_pending(&oref("O1"), 99, &shelves),
+        Taken::default()
+    );
 }
 
 #[test]
@@ -179,7 +205,7 @@ fn a_refunded_backorder_shrinks_and_closes() {
     let mut shelves = BTreeMap::new();
     let mut o = OrderStock::default();
     o.pay(&ev("p"), payer(None), &[line("1", "TEE", 5)]);
-    let taken = o.take_pending(99, &shelves);
+    let taken = o.take_pending(&oref("O1"), 99, &shelves);
     apply(&mut shelves, &taken.moves);
     assert_eq!(shelves[&sku("TEE")].backordered, 5, "a SKU never stocked");
     o.refund("RF1", &[ret("1", 2)]);
@@ -228,11 +254,11 @@ fn many_skus_are_taken_in_parts() {
         .map(|i| line(&i.to_string(), &format!("SKU-{i}"), 1))
         .collect();
     o.pay(&ev("p"), payer(None), &lines);
-    assert_eq!(o.take_pending(2, &shelves).moves.len(), 2);
+    assert_eq!(o.take_pending(&oref("O1"), 2, &shelves).moves.len(), 2);
     // A refund of a line not yet reserved: it reserves only what stays sold.
     o.refund("RF1", &[ret("4", 1)]);
     assert!(!o.has_releasing());
-    assert_eq!(o.take_pending(2, &shelves).moves.len(), 2);
+    assert_eq!(o.take_pending(&oref("O1"), 2, &shelves).moves.len(), 2);
     assert!(o.has_pending());
     // A cancellation in between cancels what is still pending, and
     // what was reserved goes back in parts too.
@@ -247,7 +273,7 @@ fn many_skus_are_taken_in_parts() {
         "never reserved, returned, then cancelled"
     );
     assert!(!o.has_releasing());
-    assert_eq!(o.take_pending(2, &shelves), Taken::default());
+    assert_eq!(o.take_pending(&oref("O1"), 2, &shelves), Taken::default());
 }
 
 #[test]
@@ -262,7 +288,7 @@ fn shipping_takes_the_units_off_hand_once_and_returns_come_back_to_the_pool() {
     o.pay(&ev("p"), payer(Some(&tier("gold"))), &[line("1", "TEE", 6)]);
     assert!(!o.is_ready());
     assert_eq!(o.ship(shipment()), Err(ShipError::NotReady));
-    let taken = o.take_pending(99, &shelves);
+    let taken = o.take_pending(&oref("O1"), 99, &shelves);
     apply(&mut shelves, &taken.moves);
     assert!(o.is_ready());
     assert_eq!(o.ship(shipment()), Ok(true));
@@ -291,7 +317,7 @@ fn shipping_takes_the_units_off_hand_once_and_returns_come_back_to_the_pool() {
     let mut returned = OrderStock::default();
     returned.refund("RF1", &[ret("1", 1)]);
     returned.pay(&ev("p"), payer(None), &[line("1", "TEE", 1)]);
-    let taken = returned.take_pending(99, &shelves);
+    let taken = returned.take_pending(&oref("O1"), 99, &shelves);
     assert!(taken.moves.is_empty());
     assert_eq!(returned.ship(shipment()), Err(ShipError::NothingToShip));
 }
@@ -308,6 +334,8 @@ enum Step {
     Ship(usize),
     /// A restock's fill of an order's backorders of a SKU.
     Fill(usize, usize),
+    /// The SKU's pool spread over this many buckets.
+    Rebucket(usize, u64),
 }
 
 const SKUS: usize = 2;
@@ -322,6 +350,7 @@ fn step() -> impl Strategy<Value = Step> {
         (0usize..12, 0usize..3, 1u32..6).prop_map(|(o, l, q)| Step::Refund(o, l, q)),
         (0usize..12).prop_map(Step::Ship),
         (0usize..12, 0..SKUS).prop_map(|(o, s)| Step::Fill(o, s)),
+        (0..SKUS, 0u64..5).prop_map(|(s, k)| Step::Rebucket(s, k)),
     ]
 }
 
@@ -361,9 +390,25 @@ proptest! {
                         .collect();
                     let mut o = OrderStock::default();
                     o.pay(&ev("p"), payer(t.map(|i| &tiers[i])), &lines);
-                    // One SKU a transaction, as an order of many goes.
+                    // One SKU a transaction, as an order of many goes,
+                    // each drawn first from the home cell and its own
+                    // bucket, as the store reads a spread SKU, and again
+                    // from every cell when that is short.
+                    let order = oref(&format!("O{}", orders.len()));
                     while o.has_pending() {
-                        let taken = o.take_pending(1, &shelves);
+                        let view: BTreeMap<Sku, SkuStock> = shelves
+                            .iter()
+                            .map(|(s, st)| (s.clone(), own_cells(st, levels::lane(&order.to_string(), st.lanes))))
+                            .collect();
+                        let mut tried = o.clone();
+                        let taken = tried.take_pending(&order, 1, &view);
+                        if taken.backordered.is_empty() {
+                            apply(&mut shelves, &taken.moves);
+                            o = tried;
+                            continue;
+                        }
+                        let view = shelves.clone();
+                        let taken = o.take_pending(&order, 1, &view);
                         apply(&mut shelves, &taken.moves);
                     }
                     orders.push(o);
@@ -411,6 +456,17 @@ proptest! {
                     let shipment = Shipment { at: chrono::DateTime::UNIX_EPOCH, reference: None };
                     prop_assert_eq!(o.ship(shipment).is_ok(), ready || o.shipped.is_some());
                 }
+                Step::Rebucket(s, k) => {
+                    let shelf = shelves.entry(skus[s].clone()).or_default();
+                    let m = shelf.rebucket(k).unwrap();
+                    shelf.apply(&m).unwrap();
+                    shelf.lanes = k as u8;
+                    let pools: Vec<u64> = (0..k as u8).map(|b| shelf.buckets.get(&b).map_or(0, |c| c.pool)).collect();
+                    if k > 0 {
+                        prop_assert_eq!(shelf.home().pool, 0);
+                        prop_assert!(pools.iter().max().unwrap() - pools.iter().min().unwrap() <= 1, "{:?}", pools);
+                    }
+                }
             }
             for o in &mut orders {
                 while o.has_releasing() {
@@ -423,6 +479,11 @@ proptest! {
                 let held = || orders.iter().flat_map(|o| o.lines.values()).filter(|l| &l.sku == sku);
                 prop_assert_eq!(shelf.allocated, held().map(|l| u64::from(l.reserved)).sum::<u64>());
                 prop_assert_eq!(shelf.backordered, held().map(|l| u64::from(l.short)).sum::<u64>());
+                // Each bucket holds what its orders' draws and backorders say.
+                for (b, cell) in &shelf.buckets {
+                    prop_assert_eq!(cell.allocated, held().map(|l| l.draw.as_ref().and_then(|d| d.buckets.get(b)).copied().unwrap_or(0)).sum::<u64>());
+                    prop_assert_eq!(cell.backordered, held().filter(|l| l.lane == Some(*b)).map(|l| u64::from(l.short)).sum::<u64>());
+                }
             }
             for o in &orders {
                 for l in o.lines.values() {

@@ -17,9 +17,14 @@
 //! below zero, and that every buyer is answered, allocated or backordered,
 //! with none dead-lettered.
 //!
+//! With `BUCKETS=K` the SKU's pool is spread over K buckets first (see
+//! docs/stock.md, "Hot SKUs"), and the figures say how the writes spread:
+//! the most any one item of the SKU took, against the orders.
+//!
 //! ```text
 //! make bench-flash
 //! cargo run -p local-stack --bin flash-sale -- --iterations 2000
+//! BUCKETS=16 cargo run -p local-stack --bin flash-sale
 //! ```
 //!
 //! It starts its own moto server and kills it, by its pid, when done. It
@@ -60,11 +65,17 @@ async fn main() -> anyhow::Result<()> {
         "at least {} buyers: a quarter of them Gold, to take Gold's {GOLD_RESERVE}",
         4 * UNITS
     );
+    let buckets: u8 = match std::env::var("BUCKETS") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("BUCKETS={v} is not a number of buckets"))?,
+        _ => 0,
+    };
     let build = bench::build();
-    println!("flash-sale: {n} buyers for {UNITS} units, {build} build");
+    println!("flash-sale: {n} buyers for {UNITS} units, {buckets} bucket(s), {build} build");
     bench::with_stack(
         |_| {},
-        async |stack, endpoint| measure(stack, endpoint, n, build).await,
+        async |stack, endpoint| measure(stack, endpoint, n, buckets, build).await,
     )
     .await
 }
@@ -108,7 +119,13 @@ fn paid(i: usize) -> Message {
     })
 }
 
-async fn measure(stack: &LocalStack, endpoint: &str, n: usize, build: &str) -> anyhow::Result<()> {
+async fn measure(
+    stack: &LocalStack,
+    endpoint: &str,
+    n: usize,
+    buckets: u8,
+    build: &str,
+) -> anyhow::Result<()> {
     let mut api = ApiClient::for_stack(stack);
     local_stack::demo::load(&mut api).await?;
     let r = api
@@ -122,6 +139,12 @@ async fn measure(stack: &LocalStack, endpoint: &str, n: usize, build: &str) -> a
         )
         .await?;
     ensure!(r.status == 200, "setting the reserve: {}", r.body);
+    if buckets > 0 {
+        let r = api
+            .put(&format!("skus/{SKU}/buckets"), &json!({"buckets": buckets}))
+            .await?;
+        ensure!(r.status == 200, "spreading the stock: {}", r.body);
+    }
     stack.wait_idle(std::time::Duration::from_secs(60)).await?;
 
     let handler = stack.stock_allocation()?;
@@ -168,6 +191,21 @@ async fn measure(stack: &LocalStack, endpoint: &str, n: usize, build: &str) -> a
         );
     }
     let usage = stack.dynamo_usage.snapshot();
+    // Writes on each of the SKU's items: what one item's write rate is a
+    // share of.
+    let mut per_item = std::collections::BTreeMap::<&str, u64>::new();
+    for w in usage
+        .writes
+        .iter()
+        .filter(|w| w.pk == format!("SKU#{SKU}") && !w.check_only)
+    {
+        *per_item.entry(w.sk.as_str()).or_default() += 1;
+    }
+    let (hottest, hottest_writes) = per_item
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(k, n)| ((*k).to_owned(), *n))
+        .unwrap_or_default();
 
     let s = api.get(&format!("skus/{SKU}/stock")).await?.body;
     let part = |f: &str| s[f].as_u64().unwrap_or(u64::MAX);
@@ -244,9 +282,15 @@ async fn measure(stack: &LocalStack, endpoint: &str, n: usize, build: &str) -> a
         n as u64 - UNITS
     );
     println!(
+        "  hottest item of the SKU: {hottest}, written by {hottest_writes} of {n} orders ({:.3} an order); {} item(s) written",
+        hottest_writes as f64 / n as f64,
+        per_item.len()
+    );
+    println!(
         "{}",
         json!({
-            "bench": "flash-sale", "build": build, "buyers": n, "units": UNITS,
+            "bench": "flash-sale", "build": build, "buyers": n, "units": UNITS, "buckets": buckets,
+            "hottest_item": hottest, "hottest_item_writes": hottest_writes,
             "allocation_per_s": alloc_rate, "raw_per_s": raw_rate, "ratio": alloc_rate / raw_rate,
             "raw_transaction_per_s": tx_rate, "ratio_to_transaction": alloc_rate / tx_rate,
             "requests_per_order": requests,

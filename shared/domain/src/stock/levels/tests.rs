@@ -38,6 +38,7 @@ fn a_tier_draws_its_reserve_then_the_pool_and_never_another_tiers() {
                 tier: tier("gold"),
                 units: 4
             }),
+            buckets: BTreeMap::new(),
         }
     );
     s.apply(&SkuStock::take(&d)).unwrap();
@@ -212,4 +213,78 @@ proptest! {
             }
         }
     }
+}
+
+/// A spread SKU: the pool evenly over the buckets, the reserves at home; a
+/// draw takes its own bucket first, then the others, so it is short only
+/// when every cell is.
+#[test]
+fn a_spread_pool_is_drawn_from_the_orders_bucket_then_the_others() {
+    let mut s = stocked(10);
+    s.apply(&s.replan(&BTreeMap::from([(tier("gold"), 2)])).unwrap())
+        .unwrap();
+    let m = s.rebucket(3).unwrap();
+    s.apply(&m).unwrap();
+    s.lanes = 3;
+    let pools: Vec<u64> = s.buckets.values().map(|c| c.pool).collect();
+    assert_eq!(pools, vec![3, 3, 2], "the odd units to the lowest");
+    assert_eq!(
+        (s.home().pool, s.home().on_hand),
+        (0, 2),
+        "the reserve stays home"
+    );
+    assert!(s.is_consistent());
+    assert_eq!(
+        s.rebucket(65),
+        Err(LevelsError::TooManyBuckets { asked: 65 })
+    );
+
+    // Bucket 2 holds 2: a line of 4 takes them, then bucket 0's.
+    let d = s.draw_in(None, 4, Some(2)).unwrap();
+    assert_eq!(d.buckets, BTreeMap::from([(0, 2), (2, 2)]));
+    s.apply(&SkuStock::take(&d)).unwrap();
+    assert_eq!((s.buckets[&0].allocated, s.buckets[&2].pool), (2, 0));
+    // Gold takes its reserve at home first, then a bucket.
+    let g = s.draw_in(Some(&tier("gold")), 3, Some(2)).unwrap();
+    assert_eq!(
+        (g.reserved(), g.buckets.clone()),
+        (2, BTreeMap::from([(0, 1)]))
+    );
+    s.apply(&SkuStock::take(&g)).unwrap();
+    assert!(s.is_consistent());
+    // 3 left in the pool, over buckets 0 and 1: a line of 4 is short.
+    assert_eq!(s.draw_in(None, 4, Some(1)), None);
+    assert_eq!(s.draw_in(None, 3, Some(1)).unwrap().units(), 3);
+
+    // Given back, each unit returns to its bucket; a count spreads again.
+    s.apply(&SkuStock::give_back(&d)).unwrap();
+    assert_eq!((s.buckets[&0].pool, s.buckets[&2].pool), (2, 2));
+    s.apply(&s.recount(12, &tiers()).unwrap()).unwrap();
+    let pools: Vec<u64> = s.buckets.values().map(|c| c.pool).collect();
+    assert_eq!(pools, vec![3, 3, 3]);
+    assert!(s.is_consistent());
+    // Back to one item: the pool goes home, allocations stay in the buckets.
+    s.apply(&s.rebucket(0).unwrap()).unwrap();
+    s.lanes = 0;
+    assert_eq!(s.home().pool, 9);
+    assert_eq!(s.buckets[&0].allocated, 1);
+    assert!(s.is_consistent());
+}
+
+#[test]
+fn a_draw_split_gives_back_home_units_first_then_the_last_buckets() {
+    let mut d = Draw {
+        pool: 5,
+        reserve: None,
+        buckets: BTreeMap::from([(0, 2), (3, 2)]),
+    };
+    let part = d.split_off(2);
+    assert_eq!(
+        (part.pool, part.buckets.clone()),
+        (2, BTreeMap::from([(3, 1)]))
+    );
+    assert_eq!(d.buckets, BTreeMap::from([(0, 2), (3, 1)]));
+    let rest = d.split_off(9);
+    assert_eq!(rest.buckets, BTreeMap::from([(0, 2), (3, 1)]));
+    assert_eq!(d.units(), 0);
 }
