@@ -418,13 +418,16 @@ async fn a_spread_skus_payments_write_their_own_buckets_and_not_the_home_item() 
     let stock_writes: Vec<_> = usage
         .writes
         .iter()
-        .filter(|w| w.pk == "SKU#TEE-WHITE" && !w.check_only)
+        .filter(|w| w.pk.starts_with("SKU#TEE-WHITE") && !w.check_only)
         .collect();
-    let home = stock_writes.iter().filter(|w| w.sk == "STOCK").count();
+    let home = stock_writes
+        .iter()
+        .filter(|w| w.pk == "SKU#TEE-WHITE" && w.sk == "STOCK")
+        .count();
     let mut per_bucket = std::collections::BTreeMap::<&str, u64>::new();
     for w in &stock_writes {
-        if w.sk.starts_with("STOCK#") {
-            *per_bucket.entry(w.sk.as_str()).or_default() += 1;
+        if w.pk.starts_with("SKU#TEE-WHITE#B") {
+            *per_bucket.entry(w.pk.as_str()).or_default() += 1;
         }
     }
     println!(

@@ -266,6 +266,17 @@ async fn per_tier_permissions_are_enforced() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["stock"]["TEE-WHITE"], 5000);
     assert_eq!(r.body["stock"]["JACKET-DOWN"], 40);
+    // Spread over buckets, the SKU's pool is theirs: the lookup sums them.
+    let r = api
+        .put("skus/JACKET-DOWN/buckets", &json!({"buckets": 4}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api
+        .prices_query("d-shanghai", &["JACKET-DOWN"], &[("include", "stock")])
+        .await
+        .unwrap();
+    assert_eq!(r.body["stock"]["JACKET-DOWN"], 40, "{}", r.body);
     // A tier without see_promotions never sees a promotion price, even one
     // that lists it.
     let mut book = local_stack::demo::price_book_with_promotion(Utc::now());

@@ -168,14 +168,22 @@ impl Tally {
     }
 }
 
-/// What the aggregate of each month and cell moves by.
-pub type SalesMoves = BTreeMap<(Month, Cell), Tally>;
+/// What the aggregate of each month, shard and cell moves by.
+pub type SalesMoves = BTreeMap<(Month, u32, Cell), Tally>;
 
 /// What one order's change of contribution moves in the sales aggregate:
 /// the difference, in the month it was paid in and the cell its payment
 /// named, so a refund in December takes back from November's cell, and the
-/// aggregate is always the sum of the orders' contributions.
-pub fn sales_move(before: Contribution, after: Contribution, paid: &PaidFacts) -> SalesMoves {
+/// aggregate is always the sum of the orders' contributions. The shard is
+/// the order's ([`order_shard`]): so a refund takes back from the shard its
+/// payment added to, and a seller's orders spread over every shard, however
+/// busy the seller.
+pub fn sales_move(
+    before: Contribution,
+    after: Contribution,
+    paid: &PaidFacts,
+    shard: u32,
+) -> SalesMoves {
     let cell = Cell {
         region: paid.region.clone(),
         tier: paid.tier.clone(),
@@ -183,7 +191,7 @@ pub fn sales_move(before: Contribution, after: Contribution, paid: &PaidFacts) -
     let mut out = SalesMoves::new();
     for (c, sign) in [(before, -1i64), (after, 1)] {
         let Some(day) = c.day else { continue };
-        let slot = out.entry((day.month(), cell.clone())).or_default();
+        let slot = out.entry((day.month(), shard, cell.clone())).or_default();
         let sales = if sign < 0 { -c.sales } else { c.sales };
         slot.add(Tally {
             sales,
@@ -192,6 +200,11 @@ pub fn sales_move(before: Contribution, after: Contribution, paid: &PaidFacts) -
     }
     out.retain(|_, t| !t.is_zero());
     out
+}
+
+/// The shard an order's sales go to.
+pub fn order_shard(order: &crate::ids::OrderRef) -> u32 {
+    shard_of(&order.to_string())
 }
 
 /// Adds `more` into `into`, dropping cells that net to nothing.
@@ -626,15 +639,16 @@ mod tests {
             sales: money("100"),
             live: 1,
         };
-        let first = sales_move(Contribution::default(), paid_c, &paid);
+        let first = sales_move(Contribution::default(), paid_c, &paid, 3);
         let refunded = Contribution {
             day: Some(nov),
             sales: money("0"),
             live: 0,
         };
-        let second = sales_move(paid_c, refunded, &paid);
+        let second = sales_move(paid_c, refunded, &paid, 3);
         let key = (
             nov.month(),
+            3,
             Cell {
                 region: paid.region.clone(),
                 tier: paid.tier.clone(),

@@ -259,11 +259,16 @@ pub fn stage<'a>(mut read: FirstRead<'a>, events: &[OrderEvent]) -> Staged<'a> {
     // The sales cells: each changed order's contribution moves the cell
     // and month its payment named.
     let mut sales_moves = SalesMoves::new();
-    for entry in entries.values().filter(|e| e.changed) {
+    for (order, entry) in entries.iter().filter(|(_, e)| e.changed) {
         if let Some(paid) = &entry.record.paid {
             analytics::merge_moves(
                 &mut sales_moves,
-                analytics::sales_move(entry.before, entry.record.contribution(), paid),
+                analytics::sales_move(
+                    entry.before,
+                    entry.record.contribution(),
+                    paid,
+                    analytics::order_shard(order),
+                ),
             );
         }
     }

@@ -228,15 +228,23 @@ pub struct Load<'a> {
     /// How long a transaction is in flight, for the chance of overlap.
     pub transaction_seconds: f64,
     pub seed: u64,
+    /// The most popular SKUs spread over buckets: (how many, buckets).
+    /// Their payments write the order's bucket instead of the stock item,
+    /// as the store writes a spread SKU (docs/stock.md, "Hot SKUs").
+    pub spread: Option<(usize, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
     /// The network roll-up, pulls amortized per window.
     Now,
-    /// Every ancestor in the seller's transaction.
+    /// Every ancestor in the seller's transaction, and the sales cells
+    /// sharded by seller.
     Before,
 }
+
+/// The regions buyers are drawn from: China's provincial divisions.
+const PROVINCES: usize = 34;
 
 /// What the model computes for one design at one rate.
 #[derive(Debug, Clone, Default)]
@@ -291,6 +299,7 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
     }
     let seller_rank = Zipf::new(sellers.len(), 1.0);
     let sku_rank = Zipf::new(load.skus, 1.0);
+    let region_rank = Zipf::new(PROVINCES, 1.0);
     let orders = (load.orders_per_second * load.seconds) as usize;
 
     let mut units: HashMap<String, f64> = HashMap::new();
@@ -339,8 +348,35 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
         let mut total = 0.0;
         let mut by_tx: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         let mut seller_tx = None;
+        let region = region_rank.draw(&mut rng);
+        // The hash of the order, for what the store spreads by order.
+        let order_hash = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
         for w in &template.order {
-            let (pk, sk) = (concrete(&w.pk), concrete(&w.sk));
+            // Sales cells are sharded by order (by seller before), tier
+            // moves by distributor.
+            let pk = if w.sk.starts_with("SALES#") && design == Design::Now {
+                w.pk.replace("{SH}", &format!("{:02}", order_hash % 16))
+            } else {
+                w.pk.clone()
+            };
+            let (mut pk, mut sk) = (concrete(&pk), concrete(&w.sk));
+            // The buyer's region: one of the provinces, by a power law
+            // (the recording has one region for every order).
+            if let Some(rest) = sk.strip_prefix("SALES#")
+                && let Some((_, tier)) = rest.rsplit_once('#')
+            {
+                sk = format!("SALES#R{region:02}#{tier}");
+            }
+            if let Some((top, buckets)) = load.spread
+                && sk == "STOCK"
+                && let Some(k) = pk
+                    .strip_prefix("SKU#sku")
+                    .and_then(|k| k.parse::<usize>().ok())
+                && k < top
+            {
+                // The order's bucket: its hash, as the store takes it.
+                pk = format!("{pk}#B{:02}", order_hash % u64::from(buckets));
+            }
             let others = w.pk.starts_with("DIST#{A") && (sk == "METRICS" || sk.starts_with("NET#"));
             write(&pk, &sk, w.units, others);
             total += w.units;
@@ -634,6 +670,7 @@ mod tests {
             skus: 1,
             transaction_seconds: 0.01,
             seed: 1,
+            spread: None,
         };
         let now = model(&load, Design::Now);
         let before = model(&load, Design::Before);
@@ -643,5 +680,39 @@ mod tests {
         let deep = now.units_by_depth[&3];
         assert!(deep > 4.0 && deep < 5.0, "{deep}");
         assert!(now.hottest_item.0 < before.hottest_item.0);
+    }
+
+    /// A spread SKU's orders write its buckets, each a share of them.
+    #[test]
+    fn a_spread_skus_writes_are_shared_by_its_buckets() {
+        let mut rng = Rng::new(7);
+        let brand = Brand::generate(&[50], &mut rng);
+        let template = Template {
+            order: vec![RoleWrite {
+                pk: "SKU#{K0}".into(),
+                sk: "STOCK".into(),
+                units: 2.0,
+                tx: Some(1),
+            }],
+            pulls: vec![],
+            pull_count: 0,
+        };
+        let templates = BTreeMap::from([((1, 1), template)]);
+        let mut load = Load {
+            brand: &brand,
+            templates: &templates,
+            orders_per_second: 1_000.0,
+            seconds: 4.0,
+            window_seconds: 1.0,
+            skus: 1,
+            transaction_seconds: 0.01,
+            seed: 3,
+            spread: None,
+        };
+        let one = model(&load, Design::Now).hottest_item.0;
+        assert_eq!(one, 2_000.0, "every order on the one item");
+        load.spread = Some((1, 8));
+        let spread = model(&load, Design::Now).hottest_item.0;
+        assert!(spread < one / 6.0 && spread >= one / 8.0, "{spread}");
     }
 }

@@ -66,11 +66,11 @@ impl MonthStats {
 
 impl Table {
     /// The updates that move the sales cells by `moves`, in `shard`.
-    pub(crate) fn sales_updates(&self, moves: &SalesMoves, shard: u32) -> Vec<TransactWriteItem> {
+    pub(crate) fn sales_updates(&self, moves: &SalesMoves) -> Vec<TransactWriteItem> {
         moves
             .iter()
-            .map(|((month, cell), t)| {
-                let (pk, sk) = keys::sales_cell(*month, shard, cell);
+            .map(|((month, shard, cell), t)| {
+                let (pk, sk) = keys::sales_cell(*month, *shard, cell);
                 let mut sets = vec!["entity_type = :e", "tier = :t"];
                 let mut update = Update::builder()
                     .table_name(&self.name)

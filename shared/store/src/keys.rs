@@ -25,7 +25,7 @@
 //! | rule set | `RULESET` | `CURRENT` / `V#{version:06}` | current version; every version kept |
 //! | review run | `REVIEW#{YYYY-MM}` or `REVIEW#{YYYY-MM-DD}` | `RUN` | one per period (a month; a day for rules with rolling windows): its instant and progress counters |
 //! | what-if run | `WHATIF#{id}` | `RUN`, `COUNTS`, `LIST#{instant}#{tier}#{cursor hash}`, `PAGE#{instant}#{listing}#{n}`, `TALLY#{instant}#{shard:02}` | the draft, its instant and partitions; one item per listing message (its pages, its continuation; recorded once, its pages added to `COUNTS`) and a marker per page, named by what they cover so a redelivery meets the first; each page's tally summed into one of 16 shards with its marker; batch get the counters and shards for the results; TTL a week |
-//! | sales cell | `STATS#{YYYY-MM}#{shard:02}` | `SALES#{region}#{tier}` | a month's sales and live orders by buyer's region and seller's tier, one shard of 16 (by seller); query the 16 partitions of a month |
+//! | sales cell | `STATS#{YYYY-MM}#{shard:02}` | `SALES#{region}#{tier}` | a month's sales and live orders by buyer's region and seller's tier, one shard of 16 (by order, so a busy seller's orders spread); query the 16 partitions of a month |
 //! | tier moves | `STATS#{YYYY-MM}#{shard:02}` | `MOVES` | a month's moves into and out of every tier (`up_in#gold`), one shard (by distributor); read with the sales cells |
 //! | tier members | `STATS#MEMBERS#{shard:02}` | `MEMBERS` | members of every tier now (`m#gold`), one shard (by distributor); batch get the 16 |
 //! | price disorder | `DISORDER#{YYYY-MM-DD}` | `{seller}#{platform}#{store}#{order}` | one per order resold below a floor: its violating lines; query a day, or a seller's by prefix |
@@ -141,14 +141,14 @@ pub fn stock(sku: &Sku) -> Key {
     (format!("SKU#{sku}"), "STOCK".into())
 }
 
-/// Bucket `b` of a SKU whose pool is spread (see [`crate::stock`]): beside
-/// the stock item, after it in sort order.
+/// Bucket `b` of a SKU whose pool is spread (see [`crate::stock`]): a
+/// partition of its own, since DynamoDB serves about 1,000 write units a
+/// second per partition as per item, and the point of the buckets is to
+/// take the SKU past that. (A SKU holds no `#`, so no SKU's own partition
+/// is named so.)
 pub fn stock_bucket(sku: &Sku, b: u8) -> Key {
-    (format!("SKU#{sku}"), format!("STOCK#{b:02}"))
+    (format!("SKU#{sku}#B{b:02}"), "STOCK".into())
 }
-
-/// Sort keys of a SKU's buckets start with this.
-pub const STOCK_BUCKET_PREFIX: &str = "STOCK#";
 
 /// The sort keys of a SKU's past days of demand start with this.
 pub const SKU_DEMAND_PREFIX: &str = "DEMAND#";

@@ -31,7 +31,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
-use tier_domain::analytics;
 use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::ids::{DistributorId, OrderRef};
@@ -473,7 +472,7 @@ impl Table {
                 calendar,
             ));
         }
-        tx.extend(self.sales_updates(&plan.sales_moves, analytics::shard_of(distributor.as_str())));
+        tx.extend(self.sales_updates(&plan.sales_moves));
         tx.extend(
             plan.disorder
                 .iter()

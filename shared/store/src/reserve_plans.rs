@@ -13,13 +13,15 @@
 //!   a year and a month;
 //! - `PLAN`: the last plan, with the inputs that gave it.
 //!
-//! A spread SKU's buckets (`STOCK#{b:02}`) each keep a running day of their
-//! own, for the payments that write them.
+//! A spread SKU's buckets each keep a running day of their own, for the
+//! payments that write them.
 //!
 //! One strongly consistent Query reads the history, the plan and the stock
-//! together (the sort keys `DEMAND#…` < `PLAN` < `STOCK` < `STOCK#…`); the
-//! new reserves and the plan are written in one transaction, the reserves
-//! conditional on on hand and the reserves being as read.
+//! together (the sort keys `DEMAND#…` < `PLAN` < `STOCK`), and a spread
+//! SKU's buckets, in partitions of their own, are read in one BatchGetItem
+//! after it; the new reserves and the plan are written in one transaction,
+//! the reserves conditional on on hand (every cell's) and the reserves
+//! being as read.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -168,8 +170,7 @@ impl Table {
                 .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
                 .expression_attribute_values(":pk", s(&pk))
                 .expression_attribute_values(":from", s(keys::sku_demand(sku, from).1))
-                // `~` sorts after every bucket's number.
-                .expression_attribute_values(":to", s(format!("{}~", keys::STOCK_BUCKET_PREFIX)))
+                .expression_attribute_values(":to", s(&stock_sk))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
@@ -184,25 +185,13 @@ impl Table {
                     read.plan = Some(item::get_json(&i, "plan")?);
                 } else if sk == stock_sk {
                     let (stock, legacy) = crate::stock::parse(&i)?;
-                    let shelf = read.stock.get_or_insert_with(Default::default);
-                    // Buckets sort after the home item, so none is read yet.
-                    shelf.0 = Shelf {
+                    let shelf = Shelf {
                         stock,
                         exists: true,
                         cells: crate::stock::cells_of(&i)?,
                         last_sync: None,
                     };
-                    shelf.1 = legacy;
-                    if let Some(r) = parse_running(&i)? {
-                        add_day(&mut read.demand, r.day, r.units);
-                    }
-                } else if let Some(b) = sk.strip_prefix(keys::STOCK_BUCKET_PREFIX) {
-                    let b: u8 = b
-                        .parse()
-                        .map_err(|_| StoreError::corrupt(&item::key_of(&i), "not a bucket"))?;
-                    if let Some((shelf, _)) = read.stock.as_mut() {
-                        shelf.stock.add_cell(b, crate::stock::parse_bucket(&i)?);
-                    }
+                    read.stock = Some((shelf, legacy));
                     if let Some(r) = parse_running(&i)? {
                         add_day(&mut read.demand, r.day, r.units);
                     }
@@ -210,9 +199,30 @@ impl Table {
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(read),
+                _ => break,
             }
         }
+        let Some((shelf, _)) = read.stock.as_mut() else {
+            return Ok(read);
+        };
+        let buckets: Vec<keys::Key> = (0..shelf.cells)
+            .map(|b| keys::stock_bucket(sku, b))
+            .collect();
+        if buckets.is_empty() {
+            return Ok(read);
+        }
+        let found = self.batch_get(&buckets, true).await?;
+        for (b, key) in buckets.iter().enumerate() {
+            if let Some(i) = found.get(key) {
+                shelf
+                    .stock
+                    .add_cell(b as u8, crate::stock::parse_bucket(i)?);
+                if let Some(r) = parse_running(i)? {
+                    add_day(&mut read.demand, r.day, r.units);
+                }
+            }
+        }
+        Ok(read)
     }
 
     /// Computes `sku`'s reserve plan at `at` and puts it in place: the

@@ -10,7 +10,7 @@
 //! one `available` count; they are converted the first time they are read,
 //! and every write is conditional on the conversion having happened.
 //!
-//! A hot SKU's pool is spread over bucket items (`STOCK#{b:02}`, see
+//! A hot SKU's pool is spread over bucket items (`SKU#{sku}#B{b:02}`, see
 //! [`tier_domain::stock::levels`]) so that concurrent payments write
 //! different items. The home item says over how many (`lanes`) and how many
 //! bucket items may exist (`cells`: buckets beyond the lanes keep what

@@ -197,9 +197,9 @@ async fn measure(
     for w in usage
         .writes
         .iter()
-        .filter(|w| w.pk == format!("SKU#{SKU}") && !w.check_only)
+        .filter(|w| w.pk.starts_with(&format!("SKU#{SKU}")) && !w.check_only)
     {
-        *per_item.entry(w.sk.as_str()).or_default() += 1;
+        *per_item.entry(w.pk.as_str()).or_default() += 1;
     }
     let (hottest, hottest_writes) = per_item
         .iter()

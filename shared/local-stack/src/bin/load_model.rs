@@ -36,6 +36,8 @@ const TOP: &str = "d-hangzhou";
 /// Distributors at levels 1 to 6: 100,000 with the root.
 const LEVEL_SIZES: [usize; 6] = [20, 200, 1_800, 8_000, 25_000, 64_979];
 const WINDOW_SECONDS: f64 = 2.0;
+/// The 20 most popular SKUs (of 1,000) spread over 32 buckets each.
+const SPREAD: (usize, u32) = (20, 32);
 const TRANSACTION_SECONDS: f64 = 0.025;
 
 fn level(i: usize) -> String {
@@ -131,7 +133,11 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
     );
     let mut rows = Vec::new();
     for (rate, seconds) in [(500.0, 20.0), (5_000.0, 10.0), (20_000.0, 5.0)] {
-        for design in [Design::Before, Design::Now] {
+        for (design, spread) in [
+            (Design::Before, None),
+            (Design::Now, None),
+            (Design::Now, Some(SPREAD)),
+        ] {
             let f = load_model::model(
                 &Load {
                     brand: &brand,
@@ -142,12 +148,14 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                     skus: 1_000,
                     transaction_seconds: TRANSACTION_SECONDS,
                     seed: 42,
+                    spread,
                 },
                 design,
             );
-            let name = match design {
-                Design::Before => "before",
-                Design::Now => "now",
+            let name = match (design, spread) {
+                (Design::Before, _) => "before",
+                (Design::Now, None) => "now",
+                (Design::Now, Some(_)) => "now, hot SKUs spread",
             };
             println!("\n{rate} orders/s, {name}:");
             for (label, (wcu, what), note) in [
