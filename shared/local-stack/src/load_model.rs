@@ -253,6 +253,8 @@ pub struct Figures {
     pub hottest_item: (f64, String),
     /// The same, leaving out SKU stock items.
     pub hottest_non_stock: (f64, String),
+    /// The hottest SKU stock item (a bucket, for a spread SKU).
+    pub hottest_stock: (f64, String),
     pub hottest_partition: (f64, String),
     /// The hottest item an order writes for someone other than its seller
     /// (uplines' and ancestors' metrics, edges): what grows with the network.
@@ -520,6 +522,7 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
     Figures {
         hottest_item: hottest(&|_| true, &units),
         hottest_non_stock: hottest(&|k| !k.starts_with("SKU#"), &units),
+        hottest_stock: hottest(&|k| k.starts_with("SKU#"), &units),
         hottest_partition: hottest(&|_| true, &partitions),
         hottest_network: hottest(&|_| true, &network),
         units_by_depth: by_depth

@@ -177,7 +177,8 @@ impl Table {
             let read = self
                 .read_stock_with(&first, std::slice::from_ref(&record_key), Some(order))
                 .await?;
-            let (mut stock, mut running, mut partial) = (read.stock, read.running, read.partial);
+            let (mut stock, mut running, mut partial, mut cells) =
+                (read.stock, read.running, read.partial, read.cells);
             let (mut record, version) = parse_record(read.extra.get(&record_key))?;
             let was = record.backordered_skus();
             let payment = record.pay(event, payer, lines);
@@ -211,6 +212,7 @@ impl Table {
                 stock.extend(more.stock);
                 running.extend(more.running);
                 partial.extend(more.partial);
+                cells.extend(more.cells);
             }
             let paid = record.clone();
             let mut taken = record.take_pending(order, skus_per_transaction(&stock), &stock);
@@ -218,10 +220,8 @@ impl Table {
             // every bucket before it is backordered: no false sold-out.
             let short: BTreeSet<Sku> = taken.backordered.intersection(&partial).cloned().collect();
             if !short.is_empty() {
-                let more = self.read_stock_with(&short, &[], None).await?;
-                running.retain(|(sku, _), _| !short.contains(sku));
-                stock.extend(more.stock);
-                running.extend(more.running);
+                self.read_other_buckets(&short, &cells, &mut stock, &mut running)
+                    .await?;
                 partial.retain(|sku| !short.contains(sku));
                 record = paid;
                 taken = record.take_pending(order, skus_per_transaction(&stock), &stock);

@@ -501,6 +501,43 @@ impl Table {
         Ok(read)
     }
 
+    /// Completes a payment's read of `skus` (their home items and own
+    /// buckets, in `stock`) with every other bucket, in one request.
+    pub(crate) async fn read_other_buckets(
+        &self,
+        skus: &BTreeSet<Sku>,
+        cells: &BTreeMap<Sku, u8>,
+        stock: &mut BTreeMap<Sku, SkuStock>,
+        running: &mut BTreeMap<(Sku, Option<u8>), RunningDemand>,
+    ) -> Result<(), StoreError> {
+        let wanted: Vec<(Sku, u8)> = skus
+            .iter()
+            .flat_map(|sku| {
+                let read = stock.get(sku);
+                (0..cells.get(sku).copied().unwrap_or(0))
+                    .filter(move |b| read.is_some_and(|s| !s.buckets.contains_key(b)))
+                    .map(move |b| (sku.clone(), b))
+            })
+            .collect();
+        let keys: Vec<keys::Key> = wanted
+            .iter()
+            .map(|(sku, b)| keys::stock_bucket(sku, *b))
+            .collect();
+        let found = self.batch_get(&keys, true).await?;
+        for ((sku, b), key) in wanted.into_iter().zip(keys) {
+            let Some(i) = found.get(&key) else {
+                continue;
+            };
+            if let Some(s) = stock.get_mut(&sku) {
+                s.add_cell(b, parse_bucket(i)?);
+            }
+            if let Some(r) = crate::reserve_plans::parse_running(i)? {
+                running.insert((sku, Some(b)), r);
+            }
+        }
+        Ok(())
+    }
+
     /// One SKU's stock, every cell, with what a change of it needs.
     pub(crate) async fn read_shelf(&self, sku: &Sku) -> Result<Shelf, StoreError> {
         let skus = BTreeSet::from([sku.clone()]);

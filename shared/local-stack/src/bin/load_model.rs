@@ -161,6 +161,7 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
             for (label, (wcu, what), note) in [
                 ("hottest item", &f.hottest_item, ""),
                 ("hottest non-stock", &f.hottest_non_stock, ""),
+                ("hottest stock item", &f.hottest_stock, ""),
                 ("hottest partition", &f.hottest_partition, ""),
                 (
                     "hottest upline's",
@@ -189,6 +190,7 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                 "hottest_item_wcu": bench::r2(f.hottest_item.0), "hottest_item": f.hottest_item.1,
                 "hottest_non_stock_wcu": bench::r2(f.hottest_non_stock.0),
                 "hottest_non_stock": f.hottest_non_stock.1,
+                "hottest_stock_wcu": bench::r2(f.hottest_stock.0),
                 "hottest_partition_wcu": bench::r2(f.hottest_partition.0),
                 "hottest_upline_wcu": bench::r2(f.hottest_network.0),
                 "units_by_depth": f.units_by_depth.iter()
