@@ -18,6 +18,7 @@
 //! | store owner | two distributors claiming one store |
 //! | review run not exists | two starts of one review |
 //! | what-if run not exists or expired | two starts of one what-if, same and other draft |
+//! | what-if tally shard `version` | two pages on one shard |
 //! | API key `revoked_at` if not exists | two revocations |
 //! | webhook receipt (none: consumers de-duplicate) | one webhook delivered twice at once |
 
@@ -306,6 +307,66 @@ async fn two_allocations_of_a_spread_skus_last_unit_across_buckets_reserve_it_on
         (&json!(1), &json!(0), &json!(1), &json!(1)),
         "{s}"
     );
+    stack.stop().await;
+}
+
+/// Two pages of a what-if finish on one tally shard: the gated page reads
+/// the shard, the other counts itself first, and the gated page's write,
+/// conditional on the shard's version as read, fails and is made again
+/// from what the other left. Both count, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_what_if_pages_on_one_tally_shard_both_count() {
+    use tier_domain::what_if::Tally;
+    use tier_store::what_if::{Listing, WhatIfStart};
+    let (stack, _api) = spawn_stack().await;
+    let name = stack.table_name();
+    let at = Utc::now();
+    let draft = json!({"tiers": []});
+    let table = direct(&name);
+    assert!(matches!(
+        table
+            .start_what_if("race", &draft, at, &["-".to_owned()])
+            .await
+            .unwrap(),
+        WhatIfStart::Created(_)
+    ));
+    let listing = Listing {
+        pages: 40,
+        next: None,
+        next_cursor: None,
+    };
+    table
+        .record_what_if_listing("race", at, "-#0", &listing)
+        .await
+        .unwrap();
+    table.mark_what_if_sent("race").await.unwrap();
+    // Two of the listing's pages whose tallies share a shard.
+    let shard = |n: u64| tier_messages::fnv1a(&format!("-#0#{n}")) % 16;
+    let other = (1..40).find(|n| shard(*n) == shard(0)).unwrap();
+    let tally = |evaluated: u64| Tally {
+        evaluated,
+        ..Default::default()
+    };
+    let interleave = Interleave::default();
+    let rival_name = name.clone();
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        direct(&rival_name)
+            .record_what_if_page("race", at, &format!("-#0#{other}"), &tally(7))
+            .await
+            .unwrap();
+    });
+    gated(&stack, &interleave)
+        .record_what_if_page("race", at, "-#0#0", &tally(5))
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the competitor went first");
+    assert_eq!(
+        interleave.sent(Write::TransactWriteItems),
+        2,
+        "the refused write and its retry"
+    );
+    let s = table.what_if_results("race").await.unwrap().unwrap();
+    assert_eq!((s.pages_done, s.tally.evaluated), (2, 12));
     stack.stop().await;
 }
 

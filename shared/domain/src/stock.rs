@@ -276,6 +276,7 @@ impl OrderStock {
     /// absent has none): each line draws on the order's tier's reserve,
     /// then the pool, in line order, and a line the two cannot fill whole
     /// is backordered.
+    ///
     /// A spread SKU's line draws on the home cell, then on the bucket
     /// `order` hashes to, then on the others read ([`SkuStock::draw_in`]),
     /// and is backordered in that bucket.

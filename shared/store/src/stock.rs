@@ -463,15 +463,19 @@ impl Table {
             if legacy {
                 self.convert_legacy(sku).await?;
             }
-            match order.as_deref().and_then(|o| levels::lane(o, stock.lanes)) {
-                Some(b) => {
-                    buckets.push((sku.clone(), b));
+            let cells = cells_of(&i)?;
+            match order.as_deref() {
+                // A payment reads its own bucket, if the SKU is spread: the
+                // others only when that is short. (A SKU spread before and
+                // no longer keeps its pool at home.)
+                Some(o) if cells > 0 => {
+                    buckets.extend(levels::lane(o, stock.lanes).map(|b| (sku.clone(), b)));
                     read.partial.insert(sku.clone());
                 }
-                None => buckets.extend((0..cells_of(&i)?).map(|b| (sku.clone(), b))),
+                _ => buckets.extend((0..cells).map(|b| (sku.clone(), b))),
             }
             read.stock.insert(sku.clone(), stock);
-            read.cells.insert(sku.clone(), cells_of(&i)?);
+            read.cells.insert(sku.clone(), cells);
             if let Some(id) = item::opt_s(&i, LAST_SYNC) {
                 read.last_sync.insert(sku.clone(), id.to_owned());
             }
