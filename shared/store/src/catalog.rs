@@ -40,7 +40,8 @@ const TRANSACTION_ACTIONS: usize = 100;
 
 /// SKUs a payment's transaction may take from `stock` as read: each may
 /// write its home item and every bucket read, its backorder entry and its
-/// day of demand, beside the record. A spread SKU read in full goes alone.
+/// day of demand, beside the record. With a spread SKU read in full, fewer
+/// go together (99 / (3 + K)), one alone from K = 47.
 fn skus_per_transaction(stock: &BTreeMap<Sku, tier_domain::stock::levels::SkuStock>) -> usize {
     let cells = stock.values().map(|s| s.buckets.len()).max().unwrap_or(0);
     ((TRANSACTION_ACTIONS - 1) / (3 + cells)).clamp(1, SKUS_PER_TRANSACTION)
