@@ -234,16 +234,9 @@ impl Table {
         }
         // A spread SKU's pool is in its buckets: one more request, for
         // those SKUs only.
-        if !spread.is_empty() {
-            let keys: Vec<keys::Key> = spread
-                .iter()
-                .map(|(sku, b)| keys::stock_bucket(sku, *b))
-                .collect();
-            let found = self.batch_get(&keys, true).await?;
-            for ((sku, b), key) in spread.into_iter().zip(keys) {
-                if let (Some(i), Some(s)) = (found.get(&key), stock.get_mut(&sku)) {
-                    s.add_cell(b, crate::stock::parse_bucket(i)?);
-                }
+        for (sku, b, cell, _) in self.read_buckets(spread).await? {
+            if let Some(s) = stock.get_mut(&sku) {
+                s.add_cell(b, cell);
             }
         }
         Ok((books, stock))

@@ -205,21 +205,11 @@ impl Table {
         let Some((shelf, _)) = read.stock.as_mut() else {
             return Ok(read);
         };
-        let buckets: Vec<keys::Key> = (0..shelf.cells)
-            .map(|b| keys::stock_bucket(sku, b))
-            .collect();
-        if buckets.is_empty() {
-            return Ok(read);
-        }
-        let found = self.batch_get(&buckets, true).await?;
-        for (b, key) in buckets.iter().enumerate() {
-            if let Some(i) = found.get(key) {
-                shelf
-                    .stock
-                    .add_cell(b as u8, crate::stock::parse_bucket(i)?);
-                if let Some(r) = parse_running(i)? {
-                    add_day(&mut read.demand, r.day, r.units);
-                }
+        let wanted = (0..shelf.cells).map(|b| (sku.clone(), b)).collect();
+        for (_, b, cell, running) in self.read_buckets(wanted).await? {
+            shelf.stock.add_cell(b, cell);
+            if let Some(r) = running {
+                add_day(&mut read.demand, r.day, r.units);
             }
         }
         Ok(read)

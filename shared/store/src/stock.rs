@@ -484,25 +484,51 @@ impl Table {
             }
         }
         read.extra = items;
-        if buckets.is_empty() {
-            return Ok(read);
+        self.add_buckets(buckets, &mut read.stock, &mut read.running)
+            .await?;
+        Ok(read)
+    }
+
+    /// Buckets `wanted` of spread SKUs, strongly consistent, in one request
+    /// per 100: each one's share and its running day, for those that exist.
+    pub(crate) async fn read_buckets(
+        &self,
+        wanted: Vec<(Sku, u8)>,
+    ) -> Result<Vec<(Sku, u8, Cell, Option<RunningDemand>)>, StoreError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
         }
-        let keys: Vec<keys::Key> = buckets
+        let keys: Vec<keys::Key> = wanted
             .iter()
             .map(|(sku, b)| keys::stock_bucket(sku, *b))
             .collect();
         let found = self.batch_get(&keys, true).await?;
-        for ((sku, b), key) in buckets.into_iter().zip(keys) {
-            let Some(i) = found.get(&key) else {
-                continue;
-            };
-            let stock = read.stock.get_mut(&sku).expect("read above");
-            stock.add_cell(b, parse_bucket(i)?);
-            if let Some(running) = crate::reserve_plans::parse_running(i)? {
-                read.running.insert((sku, Some(b)), running);
+        let mut read = Vec::with_capacity(found.len());
+        for ((sku, b), key) in wanted.into_iter().zip(keys) {
+            if let Some(i) = found.get(&key) {
+                let running = crate::reserve_plans::parse_running(i)?;
+                read.push((sku, b, parse_bucket(i)?, running));
             }
         }
         Ok(read)
+    }
+
+    /// Reads buckets `wanted` into the stock read of their SKUs.
+    async fn add_buckets(
+        &self,
+        wanted: Vec<(Sku, u8)>,
+        stock: &mut BTreeMap<Sku, SkuStock>,
+        running: &mut BTreeMap<(Sku, Option<u8>), RunningDemand>,
+    ) -> Result<(), StoreError> {
+        for (sku, b, cell, day) in self.read_buckets(wanted).await? {
+            if let Some(s) = stock.get_mut(&sku) {
+                s.add_cell(b, cell);
+            }
+            if let Some(day) = day {
+                running.insert((sku, Some(b)), day);
+            }
+        }
+        Ok(())
     }
 
     /// Completes a payment's read of `skus` (their home items and own
@@ -523,23 +549,7 @@ impl Table {
                     .map(move |b| (sku.clone(), b))
             })
             .collect();
-        let keys: Vec<keys::Key> = wanted
-            .iter()
-            .map(|(sku, b)| keys::stock_bucket(sku, *b))
-            .collect();
-        let found = self.batch_get(&keys, true).await?;
-        for ((sku, b), key) in wanted.into_iter().zip(keys) {
-            let Some(i) = found.get(&key) else {
-                continue;
-            };
-            if let Some(s) = stock.get_mut(&sku) {
-                s.add_cell(b, parse_bucket(i)?);
-            }
-            if let Some(r) = crate::reserve_plans::parse_running(i)? {
-                running.insert((sku, Some(b)), r);
-            }
-        }
-        Ok(())
+        self.add_buckets(wanted, stock, running).await
     }
 
     /// One SKU's stock, every cell, with what a change of it needs.
