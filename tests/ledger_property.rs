@@ -92,6 +92,17 @@ fn order_events(rng: &mut Rng, order: &str) -> Vec<OrderEvent> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
+    random_streams(0).await;
+}
+
+/// The same with the seller and its upline spread over shards: the parts
+/// add up to what the events give, whichever shard each batch went to.
+#[tokio::test(flavor = "multi_thread")]
+async fn random_streams_of_a_spread_seller_end_in_the_same_totals() {
+    random_streams(3).await;
+}
+
+async fn random_streams(shards: u64) {
     let (stack, api) = clothing_stack().await;
     // Rules that read own and network sales over the last 30 days (so both
     // are kept by day), and freeze commission for 7 days.
@@ -107,6 +118,9 @@ async fn random_streams_end_in_the_recomputed_metrics_commission_and_tier() {
     let rules = table.current_rule_set().await.unwrap().unwrap();
     let seller = DistributorId::parse("d-shanghai").unwrap();
     let upline = DistributorId::parse("d-hangzhou").unwrap();
+    for id in [&seller, &upline] {
+        table.set_metric_shards(id, shards).await.unwrap();
+    }
     let now = Utc::now();
     let today = calendar.day_of(now);
     let month = today.month();

@@ -365,3 +365,176 @@ async fn random_orders_and_pulls_end_in_the_ledgers_totals_at_every_level() {
 fn rng_hours(o: usize) -> i64 {
     (o as i64 * 7) % 48
 }
+
+/// A hot seller spread over shards, and its upline (the level-1 receiver)
+/// too: their orders' counters and commission write shards, never the two
+/// metrics items in a transaction; every read adds the shards up, so the
+/// totals, the seller's tier, the network above, the sorted list, a
+/// duplicate and a refund are what they are unspread.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_sellers_orders_spread_over_shards_and_add_up_everywhere() {
+    let (stack, api) = clothing_stack().await;
+    let mut rules = local_stack::demo::clothing_rule_set();
+    rules["step_ups"] = json!([{"id": "own-sales", "when":
+        {"metric": "sales_amount", "window": "month", "gte": "900"}}]);
+    assert_eq!(api.put("rule-set", &rules).await.unwrap().status, 201);
+    chain(&api).await;
+    let r = api
+        .put(
+            "stores/tmall/jy-shop",
+            &json!({"distributor": "d-jiangyin"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    for (body, status, code) in [
+        (json!({"shards": 65}), 422, "invalid_shards"),
+        (json!({"shards": 1u64 << 40}), 422, "invalid_shards"),
+        (json!({"shards": -1}), 422, "invalid_document"),
+        (json!({"shards": "4"}), 422, "invalid_document"),
+        (json!({"shards": 4, "cells": 8}), 422, "invalid_document"),
+    ] {
+        let r = api
+            .put("distributors/d-jiangyin/shards", &body)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let r = api
+        .put("distributors/d-nobody/shards", &json!({"shards": 4}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("distributor_not_found"))
+    );
+    for id in ["d-jiangyin", "d-wuxi"] {
+        let r = api
+            .put(&format!("distributors/{id}/shards"), &json!({"shards": 4}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            (r.body["shards"].as_u64(), r.body["cells"].as_u64()),
+            (Some(4), Some(4))
+        );
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+
+    stack.dynamo_usage.reset();
+    let now = Utc::now();
+    let paid = |i: usize| {
+        docs::paid(
+            &format!("hot{i}"),
+            &format!("HOT{i}"),
+            &format!("b{i}"),
+            &[("HOODIE-GREY", 1, "150.00")],
+            now,
+        )
+    };
+    for i in 0..8 {
+        api.webhook("tmall", "jy-shop", &paid(i)).await.unwrap();
+    }
+    // An unspread seller with less, ranked in its own transaction.
+    api.webhook(
+        "douyin",
+        "sz-live",
+        &docs::paid("sz1", "SZ1", "b9", &[("HOODIE-GREY", 1, "459.00")], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let usage = stack.dynamo_usage.snapshot();
+    for id in ["d-jiangyin", "d-wuxi"] {
+        let home = format!("DIST#{id}");
+        let moved: Vec<_> = usage
+            .writes
+            .iter()
+            .filter(|w| w.pk == home && w.sk == "METRICS" && w.in_transaction && !w.check_only)
+            .collect();
+        assert!(
+            moved.is_empty(),
+            "{id}'s metrics item in a transaction: {moved:?}"
+        );
+        let shards: std::collections::BTreeSet<_> = usage
+            .writes
+            .iter()
+            .filter(|w| w.pk.starts_with(&format!("{home}#M")) && w.sk == "METRICS")
+            .map(|w| w.pk.clone())
+            .collect();
+        assert!(
+            shards.len() >= 2,
+            "{id}: 8 orders over 4 shards wrote {shards:?}"
+        );
+    }
+
+    // The seller: every order counted once, and its tier moved on its own
+    // order's event.
+    let seller = distributor(&api, "d-jiangyin").await;
+    assert_eq!(dec(&seller["metrics"]["sales"]["lifetime"]), d("1200"));
+    assert_eq!(seller["metrics"]["orders"]["lifetime"], 8);
+    assert_eq!(seller["distributor"]["tier"], "intermediate");
+    assert_eq!(seller["distributor"]["metric_shards"]["shards"], 4);
+    // Its upline's level-1 sales and the commission at its 5 %.
+    let upline = distributor(&api, "d-wuxi").await;
+    assert_eq!(
+        dec(&upline["metrics"]["downline_sales"]["lifetime"]),
+        d("1200")
+    );
+    assert_eq!(dec(&upline["metrics"]["cumulative_commission"]), d("60"));
+    // Above: the pull of a spread downline reads its shards (the top
+    // has d-suzhou's order too).
+    network_is(&api, "d-shanghai", "1200", 8).await;
+    network_is(&api, "d-hangzhou", "1659", 9).await;
+    // The sorted list reads the ranks a refresh set from the shards.
+    let r = api
+        .get("distributors?sort=sales_month&limit=2")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["distributors"][0]["id"], "d-jiangyin", "{}", r.body);
+    assert_eq!(r.body["distributors"][1]["id"], "d-suzhou", "{}", r.body);
+
+    // A duplicate changes nothing; a refund takes back from wherever its
+    // payment went.
+    api.webhook("tmall", "jy-shop", &paid(3)).await.unwrap();
+    api.webhook(
+        "tmall",
+        "jy-shop",
+        &docs::refunded("hot0r", "HOT0", "R1", "150.00", &[], now),
+    )
+    .await
+    .unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let seller = distributor(&api, "d-jiangyin").await;
+    assert_eq!(dec(&seller["metrics"]["sales"]["lifetime"]), d("1050"));
+    assert_eq!(seller["metrics"]["orders"]["lifetime"], 7);
+    let upline = distributor(&api, "d-wuxi").await;
+    assert_eq!(dec(&upline["metrics"]["cumulative_commission"]), d("52.50"));
+    network_is(&api, "d-shanghai", "1050", 7).await;
+    network_is(&api, "d-hangzhou", "1509", 8).await;
+
+    // Back to one item: the next order goes there, and the shards' counts
+    // stay counted.
+    let r = api
+        .put("distributors/d-jiangyin/shards", &json!({"shards": 0}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.body["shards"].as_u64(), r.body["cells"].as_u64()),
+        (Some(0), Some(4))
+    );
+    api.webhook("tmall", "jy-shop", &paid(8)).await.unwrap();
+    stack.wait_idle(IDLE).await.unwrap();
+    let seller = distributor(&api, "d-jiangyin").await;
+    assert_eq!(dec(&seller["metrics"]["sales"]["lifetime"]), d("1200"));
+    assert_eq!(seller["metrics"]["orders"]["lifetime"], 8);
+    network_is(&api, "d-shanghai", "1200", 8).await;
+    network_is(&api, "d-hangzhou", "1659", 9).await;
+    stack.stop().await;
+}

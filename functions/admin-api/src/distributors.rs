@@ -2,6 +2,15 @@
 //! overrides and commission withdrawals.
 
 use super::*;
+use tier_store::shards::ShardsError;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShardsBody {
+    /// Shards the distributor's counters are spread over; 0: its metrics
+    /// item alone.
+    shards: u64,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +115,7 @@ impl AdminApi {
             tier_locked: false,
             last_review: None,
             backfilled: None,
+            metric_shards: Default::default(),
             ancestors,
         };
         self.table
@@ -152,6 +162,34 @@ impl AdminApi {
         Ok(http::json(
             StatusCode::OK,
             &json!({"distributor": profile, "metrics": metrics, "tier_history": history}),
+        ))
+    }
+
+    /// Spreads a hot seller's counters over shards (docs/cost.md, "Hot
+    /// sellers"): its orders, and the commission they pay its receivers if
+    /// those are spread too, write one shard each.
+    pub(crate) async fn put_shards(
+        &self,
+        id: DistributorId,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let b: ShardsBody = http::parse_json(body)?;
+        let spread = self
+            .table
+            .set_metric_shards(&id, b.shards)
+            .await
+            .map_err(|e| match e {
+                ShardsError::UnknownDistributor(id) => ApiError::not_found(
+                    "distributor_not_found",
+                    format!("distributor {id} does not exist"),
+                ),
+                ShardsError::Invalid(e) => ApiError::unprocessable("invalid_shards", e.to_string()),
+                ShardsError::Store(e) => e.into(),
+            })?;
+        tracing::info!(distributor = %id, shards = spread.shards, cells = spread.cells, "counters spread");
+        Ok(http::json(
+            StatusCode::OK,
+            &json!({"distributor_id": id, "shards": spread.shards, "cells": spread.cells}),
         ))
     }
 

@@ -32,6 +32,7 @@
 //! | POST | `/v1/admin/stock:sync` | the ERP's stock: every SKU's count (snapshot) or what changed (deltas, once per sync id), CSV or JSON; a file with a bad line changes nothing |
 //! | PUT | `/v1/admin/skus/{sku}/reserves` | set the units kept for each tier; the pool takes up the difference (refused where the rule set plans them) |
 //! | POST | `/v1/admin/stock:plan` | compute reserve plans now: one SKU's, or every SKU's in the price book |
+//! | PUT | `/v1/admin/distributors/{id}/shards` | spread a hot seller's counters over 0 to 64 shards, so its orders, and the commission they pay its receivers, write different items |
 //! | PUT | `/v1/admin/skus/{sku}/buckets` | spread a hot SKU's pool over 0 to 64 buckets, so its payments write different items |
 //! | GET | `/v1/admin/orders/{platform}/{store}/{order}/reservations` | an order's line reservations |
 //! | GET | `/v1/admin/dead-letters?queue=` | what a queue's consumer parked, with each reason |
@@ -233,6 +234,9 @@ impl AdminApi {
                     .collect();
                 self.set_tier(id(d, DistributorId::parse)?, actor, body)
                     .await
+            }
+            (Method::PUT, ["v1", "admin", "distributors", d, "shards"]) => {
+                self.put_shards(id(d, DistributorId::parse)?, body).await
             }
             (Method::PUT, ["v1", "admin", "distributors", d, "tier-lock"]) => {
                 let d = id(d, DistributorId::parse)?;

@@ -216,6 +216,9 @@ impl TierEvaluation {
                     // The ancestors above the upline take the seller's results
                     // from the upline's network, by pull.
                     self.signal_pull(&outcome.ancestors, now).await?;
+                    if outcome.ranks_stale {
+                        self.signal_ranks(distributor, now).await?;
+                    }
                     // Uplines' metrics moved: their tiers may move with them. A
                     // redelivery re-evaluates both receivers, in case the first
                     // delivery committed and then failed before doing so.

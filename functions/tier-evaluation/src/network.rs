@@ -15,6 +15,23 @@ impl TierEvaluation {
     /// Asks the second ancestor in `ancestors` (upline first) to pull the
     /// first's network: the way a change counted at the upline reaches
     /// everyone above it. Nothing to ask below two levels.
+    /// Asks for a spread seller's ranks to be set from its shards, once a
+    /// window however many of its orders arrive.
+    pub(crate) async fn signal_ranks(
+        &self,
+        seller: &DistributorId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        let own = NetworkPull {
+            upline: seller.clone(),
+            downline: seller.clone(),
+        };
+        self.rollup
+            .send_pulls(&[own], self.rollup_seconds, now)
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn signal_pull(
         &self,
         ancestors: &[DistributorId],
@@ -47,6 +64,16 @@ impl TierEvaluation {
             return Ok(());
         };
         let upline = &first.upline;
+        // Its own name as the downline: a spread seller's shards, pulled
+        // into the ranks on its metrics item once a window.
+        if pulls.iter().any(|p| p.downline == *upline) {
+            let refreshed = self.table.refresh_ranks(upline).await?;
+            tracing::info!(distributor = %upline, refreshed, "ranks refreshed from shards");
+        }
+        let pulls: Vec<&NetworkPull> = pulls.iter().filter(|p| p.downline != *upline).collect();
+        let Some(first) = pulls.first() else {
+            return Ok(());
+        };
         let mut downlines: Vec<DistributorId> = pulls.iter().map(|p| p.downline.clone()).collect();
         downlines.sort();
         downlines.dedup();

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Day, Month};
+use crate::ids::OrderRef;
 use crate::money::Money;
 
 /// A metric a rule can use.
@@ -130,6 +131,20 @@ where
 
     pub fn month(&self, month: Month) -> T {
         self.by_month.get(&month).copied().unwrap_or_default()
+    }
+
+    /// Adds another part's totals to these: a distributor whose counters
+    /// are spread over shards is the sum of its parts.
+    pub fn absorb(&mut self, other: &Buckets<T>) {
+        self.lifetime = self.lifetime + other.lifetime;
+        for (month, v) in &other.by_month {
+            let slot = self.by_month.entry(*month).or_default();
+            *slot = *slot + *v;
+        }
+        for (day, v) in &other.by_day {
+            let slot = self.by_day.entry(*day).or_default();
+            *slot = *slot + *v;
+        }
     }
 
     /// The `days` days ending with `last`, inclusive.
@@ -254,6 +269,32 @@ impl Metrics {
 
     pub fn purchased_quantity(&self, sku: &crate::ids::Sku) -> Decimal {
         Decimal::from(self.purchased.get(sku).copied().unwrap_or(0))
+    }
+
+    /// Adds a shard's counters to these (see [`shard_of`]): every field is
+    /// a sum, so the parts add up to the whole in any order.
+    pub fn absorb(&mut self, part: &Metrics) {
+        self.sales.absorb(&part.sales);
+        self.orders.absorb(&part.orders);
+        self.downline_sales.absorb(&part.downline_sales);
+        self.downline_orders.absorb(&part.downline_orders);
+        self.downline_sales_all.absorb(&part.downline_sales_all);
+        self.downline_orders_all.absorb(&part.downline_orders_all);
+        self.downline_users_all += part.downline_users_all;
+        self.valid_downline_users_all += part.valid_downline_users_all;
+        self.downline_users += part.downline_users;
+        self.valid_downline_users += part.valid_downline_users;
+        self.downline_distributors += part.downline_distributors;
+        self.downline_distributors_all += part.downline_distributors_all;
+        self.cumulative_commission = self.cumulative_commission + part.cumulative_commission;
+        self.withdrawn_commission = self.withdrawn_commission + part.withdrawn_commission;
+        for (day, amount) in &part.frozen_commission {
+            let slot = self.frozen_commission.entry(*day).or_default();
+            *slot = *slot + *amount;
+        }
+        for (sku, q) in &part.purchased {
+            *self.purchased.entry(sku.clone()).or_default() += q;
+        }
     }
 
     pub fn apply(&mut self, delta: &MetricsDelta) {
@@ -416,9 +457,100 @@ pub fn only_kinds(delta: &MetricsDelta, kinds: &BTreeSet<String>) -> MetricsDelt
     }
 }
 
+/// The most shards one distributor's counters may be spread over: a
+/// read sums them all, so more cost every evaluation a read unit each.
+pub const MAX_SHARDS: u8 = 64;
+
+/// How a hot distributor's counters are spread (docs/cost.md, "Hot
+/// sellers"). An order's contribution is added to one shard, chosen by
+/// the order, instead of the distributor's own metrics item, so a seller
+/// with hundreds of orders a second spreads its writes, and the receivers
+/// of its commission theirs, over `shards` items. Reads add up every
+/// shard that may hold something: `cells`, the most there ever were, since
+/// a shard keeps its counters when the distributor is spread over fewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetricShards {
+    pub shards: u8,
+    pub cells: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a distributor's counters are spread over 0 to {MAX_SHARDS} shards, not {0}")]
+pub struct TooManyShards(pub u64);
+
+impl MetricShards {
+    /// Spread over `shards` from now on; what the old shards hold stays
+    /// counted.
+    pub fn spread(self, shards: u64) -> Result<MetricShards, TooManyShards> {
+        let k = u8::try_from(shards)
+            .ok()
+            .filter(|k| *k <= MAX_SHARDS)
+            .ok_or(TooManyShards(shards))?;
+        Ok(MetricShards {
+            shards: k,
+            cells: self.cells.max(k),
+        })
+    }
+
+    /// The shard an order's contribution goes to; `None` when the
+    /// distributor is not spread (its own metrics item takes it).
+    pub fn shard_of(self, order: &OrderRef) -> Option<u8> {
+        (self.shards > 0)
+            .then(|| (crate::analytics::fnv1a(&order.to_string()) % u32::from(self.shards)) as u8)
+    }
+
+    pub fn is_spread(self) -> bool {
+        self.cells > 0
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == MetricShards::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_add_up_to_the_whole_and_keep_what_they_held() {
+        let day = m("2026-11");
+        let deltas: Vec<MetricsDelta> = (1..=7)
+            .map(|i| MetricsDelta {
+                sales: vec![(day, Money::cents(i * 100))],
+                orders: vec![(day, 1)],
+                cumulative_commission: Money::cents(i),
+                frozen_commission: vec![(day, Money::cents(i))],
+                downline_users: 1,
+                ..Default::default()
+            })
+            .collect();
+        let mut whole = Metrics::default();
+        let mut parts = vec![Metrics::default(); 3];
+        for (i, d) in deltas.iter().enumerate() {
+            whole.apply(d);
+            parts[i % 3].apply(d);
+        }
+        let mut summed = Metrics::default();
+        for p in &parts {
+            summed.absorb(p);
+        }
+        assert_eq!(summed, whole);
+
+        let spread = MetricShards::default().spread(8).unwrap();
+        assert_eq!((spread.shards, spread.cells), (8, 8));
+        let order = crate::ids::OrderRef::parse("tmall/hz/TM-1").unwrap();
+        assert!(spread.shard_of(&order).unwrap() < 8);
+        // Fewer shards: new orders go to the first two, reads keep all 8.
+        let fewer = spread.spread(2).unwrap();
+        assert_eq!((fewer.shards, fewer.cells), (2, 8));
+        assert!(fewer.shard_of(&order).unwrap() < 2);
+        let none = fewer.spread(0).unwrap();
+        assert_eq!(none.shard_of(&order), None);
+        assert!(none.is_spread());
+        assert_eq!(spread.spread(65), Err(TooManyShards(65)));
+        assert_eq!(spread.spread(1 << 40), Err(TooManyShards(1 << 40)));
+    }
 
     /// The 15th of month `s`.
     fn m(s: &str) -> Day {

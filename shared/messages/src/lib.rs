@@ -67,7 +67,8 @@ pub enum Message {
     /// difference into its own network metrics ([`tier_domain::network`]).
     /// Sent by tier evaluation to the roll-up queue (FIFO, grouped by
     /// upline, one message per pair and window), and by itself after each
-    /// pull, for the next upline up.
+    /// pull, for the next upline up. A pull whose downline is the upline
+    /// itself sets a spread seller's sales ranks from its shards.
     #[serde(rename = "network_pull.v1")]
     NetworkPullV1(NetworkPull),
     /// A SKU has stock to give its backorders: they are filled by priority,

@@ -107,8 +107,9 @@ impl Table {
     ) -> Result<WithdrawOutcome, StoreError> {
         let wkey = keys::withdrawal(id, request_id);
         for _ in 0..5 {
+            let pkey = keys::distributor(id);
             let items = self
-                .batch_get(&[wkey.clone(), keys::metrics(id)], true)
+                .batch_get(&[wkey.clone(), keys::metrics(id), pkey.clone()], true)
                 .await?;
             if let Some(w) = items.get(&wkey) {
                 let previous = Withdrawal {
@@ -126,7 +127,16 @@ impl Table {
                 });
             }
             let mitem = items.get(&keys::metrics(id));
-            let metrics = mitem.map(parse_metrics).transpose()?.unwrap_or_default();
+            let mut metrics = mitem.map(parse_metrics).transpose()?.unwrap_or_default();
+            // A spread receiver's commission is in its shards too. They are
+            // not guarded here: what moves them at that rate is new
+            // commission, frozen until it settles (docs/cost.md, "Hot
+            // sellers").
+            if let Some(p) = items.get(&pkey) {
+                let profile = crate::distributors::parse_profile(p)?;
+                self.add_shards(&mut [(&profile, &mut metrics)], true)
+                    .await?;
+            }
             let mversion = mitem
                 .map(|i| item::get_u64_or_zero(i, "mversion"))
                 .transpose()?

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tier_domain::calendar::BrandCalendar;
 use tier_domain::ids::{DistributorId, Platform, StoreId, TierId};
-use tier_domain::metrics::Metrics;
+use tier_domain::metrics::{MetricShards, Metrics};
 use tier_domain::tier::TierChange;
 
 use crate::error::StoreError;
@@ -42,6 +42,10 @@ pub struct Distributor {
     /// distributor's ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfilled: Option<u64>,
+    /// A hot seller's counters spread over shards (docs/cost.md, "Hot
+    /// sellers"); none for most.
+    #[serde(default, skip_serializing_if = "MetricShards::is_default")]
+    pub metric_shards: MetricShards,
 }
 
 /// How deep a network may be: each profile lists its ancestors, and a
@@ -114,6 +118,19 @@ pub(crate) fn parse_profile(item: &Item) -> Result<Distributor, StoreError> {
             .contains_key("backfilled")
             .then(|| item::get_u64_or_zero(item, "backfilled"))
             .transpose()?,
+        metric_shards: {
+            let count = |name: &str| -> Result<u8, StoreError> {
+                let k = item::get_u64_or_zero(item, name)?;
+                u8::try_from(k)
+                    .ok()
+                    .filter(|k| *k <= tier_domain::metrics::MAX_SHARDS)
+                    .ok_or_else(|| corrupt(&format!("{name} {k} is out of range")))
+            };
+            MetricShards {
+                shards: count("metric_shards")?,
+                cells: count("metric_cells")?,
+            }
+        },
     })
 }
 
@@ -296,12 +313,15 @@ impl Table {
         let Some(profile) = items.get(&pkey) else {
             return Ok(None);
         };
-        let metrics = items
+        let mut metrics = items
             .get(&mkey)
             .map(parse_metrics)
             .transpose()?
             .unwrap_or_default();
-        Ok(Some((parse_profile(profile)?, metrics)))
+        let profile = parse_profile(profile)?;
+        self.add_shards(&mut [(&profile, &mut metrics)], true)
+            .await?;
+        Ok(Some((profile, metrics)))
     }
 
     /// Moves a distributor to `change.to` if its tier is still at
@@ -498,6 +518,9 @@ impl Table {
             .map(crate::rules::parse_rule_set)
             .transpose()?;
         let distributor = items.get(&pkey).map(parse_profile).transpose()?;
+        if let Some(d) = &distributor {
+            self.add_shards(&mut [(d, &mut metrics)], true).await?;
+        }
         if let (Some(r), Some(_)) = (&rules, &distributor) {
             self.load_daily(
                 &mut [(id, &mut metrics)],
@@ -618,6 +641,11 @@ impl Table {
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
+        {
+            let mut parts: Vec<(&Distributor, &mut Metrics)> =
+                rows.iter_mut().map(|(d, m)| (&*d, m)).collect();
+            self.add_shards(&mut parts, false).await?;
+        }
         let mut daily: Vec<(&DistributorId, &mut Metrics)> =
             rows.iter_mut().map(|(d, m)| (&d.id, m)).collect();
         self.load_daily(&mut daily, today, spans, false).await?;

@@ -57,6 +57,13 @@ pub fn metrics(id: &DistributorId) -> Key {
     (format!("DIST#{id}"), "METRICS".into())
 }
 
+/// One shard of a spread distributor's counters
+/// ([`tier_domain::metrics::MetricShards`]): a partition of its own, since
+/// DynamoDB's write limit holds per partition as well as per item.
+pub fn metrics_shard(id: &DistributorId, shard: u8) -> Key {
+    (format!("DIST#{id}#M{shard:02}"), "METRICS".into())
+}
+
 pub fn daily(id: &DistributorId, month: tier_domain::calendar::Month) -> Key {
     (format!("DIST#{id}"), format!("DAILY#{month}"))
 }

@@ -35,7 +35,7 @@ use tier_domain::calendar::{BrandCalendar, Day};
 use tier_domain::commission::CommissionEntry;
 use tier_domain::ids::{DistributorId, OrderRef};
 use tier_domain::ledger::OrderRecord;
-use tier_domain::metrics::{Metrics, MetricsDelta};
+use tier_domain::metrics::{MetricShards, Metrics, MetricsDelta};
 use tier_domain::money::Money;
 use tier_domain::order::OrderEvent;
 use tier_domain::plan;
@@ -47,9 +47,10 @@ use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::metrics::{
     check_writable, daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update,
-    metrics_update_pruning, parse_metrics, stale_buckets,
+    metrics_update_pruning, parse_metrics, shard_update, stale_buckets,
 };
 use crate::rules::{PublishedRuleSet, parse_rule_set};
+use crate::shards;
 use crate::table::{Table, TxOutcome};
 
 /// Conditional writes that lose a race are retried from a fresh read this
@@ -81,6 +82,11 @@ pub struct GroupOutcome {
     /// Commission the receivers gained (a refund makes it negative), for
     /// the operators' metrics.
     pub commission_earned: Money,
+    /// A spread distributor's tier changed on a read its shards may have
+    /// moved past: evaluated once more ([`crate::shards`]).
+    recheck: bool,
+    /// A spread seller's sales moved: its ranks wait for its refresh.
+    pub ranks_stale: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +212,8 @@ impl GroupOutcome {
             }
         }
         self.ancestors = later.ancestors;
+        self.recheck = later.recheck;
+        self.ranks_stale |= later.ranks_stale;
         self
     }
 }
@@ -254,6 +262,18 @@ impl Table {
                 .try_group(distributor, events, calendar, today, known_rules, decide)
                 .await?
             {
+                Pass::Done(outcome) if outcome.recheck => {
+                    let again = Box::pin(self.apply_group(
+                        distributor,
+                        &[],
+                        calendar,
+                        today,
+                        known_rules,
+                        decide,
+                    ))
+                    .await?;
+                    return Ok(outcome.then(again));
+                }
                 Pass::Done(outcome) => return Ok(*outcome),
                 Pass::Raced => crate::table::backoff(attempt + 1).await,
                 Pass::TooLarge => {
@@ -362,6 +382,8 @@ impl Table {
             .map(|b| keys::buyer(distributor, b))
             .collect();
         round2.extend(seller_daily.iter().cloned());
+        let spread = profile.metric_shards;
+        round2.extend(shards::shard_keys([(distributor, spread)]));
         round2.extend(wants.receivers.iter().map(keys::distributor));
         round2.extend(
             wants
@@ -381,6 +403,8 @@ impl Table {
                 merge_daily(&mut metrics, item)?;
             }
         }
+        shards::absorb_shards(distributor, spread, &round2_items, &mut metrics)?;
+        let mut receiver_shards = HashMap::new();
         let mut second = plan::SecondRead::default();
         for buyer in &wants.buyers {
             if let Some(i) = round2_items.get(&keys::buyer(distributor, buyer)) {
@@ -391,9 +415,9 @@ impl Table {
         }
         for r in &wants.receivers {
             if let Some(i) = round2_items.get(&keys::distributor(r)) {
-                second
-                    .receiver_tiers
-                    .insert(r.clone(), parse_profile(i)?.tier);
+                let receiver = parse_profile(i)?;
+                receiver_shards.insert(r.clone(), receiver.metric_shards);
+                second.receiver_tiers.insert(r.clone(), receiver.tier);
             }
         }
         for (r, o) in &wants.commission_entries {
@@ -421,13 +445,17 @@ impl Table {
         let mut tx = Vec::new();
         tx.extend(plan.buyers.iter().map(|b| self.buyer_put(distributor, b)));
         tx.extend(plan.entries.iter().map(|e| self.entry_put(distributor, e)));
+        // A spread distributor's part of the batch goes to the shard of the
+        // batch's first order: any shard counts the same, and a retry of the
+        // batch picks the same one.
+        let shard_of = |shards: MetricShards| orders.first().and_then(|o| shards.shard_of(o));
         for (receiver, delta) in &plan.receiver_deltas {
             outcome.commission_earned = outcome.commission_earned + delta.cumulative_commission;
-            tx.push(
-                TransactWriteItem::builder()
-                    .update(metrics_update(self, receiver, delta, None))
-                    .build(),
-            );
+            let update = match receiver_shards.get(receiver).copied().and_then(shard_of) {
+                Some(b) => shard_update(self, receiver, b, delta),
+                None => metrics_update(self, receiver, delta, None),
+            };
+            tx.push(TransactWriteItem::builder().update(update).build());
             outcome.commission_receivers.push(receiver.clone());
         }
 
@@ -440,14 +468,31 @@ impl Table {
             .unwrap_or_default();
         // The sorted lists' ranks move only with own sales: set from the
         // metrics as they will stand, so the index is never a sum of races.
-        let ranks: Vec<_> = if outcome.delta.sales.is_empty() {
+        let seller_shard = shard_of(spread);
+        let ranks: Vec<_> = if outcome.delta.sales.is_empty() || seller_shard.is_some() {
             Vec::new()
         } else {
             tier_domain::ranking::sales_ranks(&metrics, distributor)
                 .map(|r| crate::ranking::sales_rank_attributes(distributor, &r).to_vec())
                 .unwrap_or_default()
         };
-        if !outcome.delta.is_empty() || !stale.is_empty() {
+        if let Some(b) = seller_shard {
+            // Spread: the shard takes the batch, and the metrics item is
+            // left alone; a tier change still checks its version (pulls and
+            // withdrawals write it) and is looked at again once committed.
+            outcome.ranks_stale = !outcome.delta.sales.is_empty();
+            if !outcome.delta.is_empty() {
+                tx.push(
+                    TransactWriteItem::builder()
+                        .update(shard_update(self, distributor, b, &outcome.delta))
+                        .build(),
+                );
+            }
+            if outcome.change.is_some() {
+                tx.push(self.metrics_unchanged_check(distributor, mversion));
+                outcome.recheck = true;
+            }
+        } else if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(
                 TransactWriteItem::builder()
                     .update(metrics_update_pruning(

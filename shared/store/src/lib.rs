@@ -48,6 +48,7 @@ pub mod reserve_plans;
 pub mod reviews;
 pub mod rules;
 pub mod secrets;
+pub mod shards;
 pub mod stock;
 pub mod table;
 pub mod users;

@@ -297,6 +297,31 @@ pub(crate) fn metrics_update_pruning(
     remove: &[String],
     set: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
 ) -> Update {
+    metrics_update_at(table, keys::metrics(id), delta, expected, remove, set)
+}
+
+/// The `ADD` update of `delta` to one shard of a spread distributor's
+/// counters: unconditional, as a receiver's is, since the ledger entry's
+/// version in the same transaction is what makes it count once; the shard's
+/// own version moves, so a tier decided from a read is written over it
+/// only as [`crate::shards`] says.
+pub(crate) fn shard_update(
+    table: &Table,
+    id: &DistributorId,
+    shard: u8,
+    delta: &MetricsDelta,
+) -> Update {
+    metrics_update_at(table, keys::metrics_shard(id, shard), delta, None, &[], &[])
+}
+
+fn metrics_update_at(
+    table: &Table,
+    (pk, sk): keys::Key,
+    delta: &MetricsDelta,
+    expected: Option<u64>,
+    remove: &[String],
+    set: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+) -> Update {
     let mut a = Adds::default();
     let mut push = |attr: String, value: String| a.push(attr, value);
     // Each monthly bucket moved, and the lifetime total by their sum.
@@ -346,7 +371,6 @@ pub(crate) fn metrics_update_pruning(
     } = a;
     names.insert("#e".into(), keys::ENTITY.into());
     values.insert(":e".into(), s("metrics"));
-    let (pk, sk) = keys::metrics(id);
     let mut sets = vec!["#e = :e".to_owned()];
     for (i, (attr, value)) in set.iter().enumerate() {
         names.insert(format!("#s{i}"), (*attr).to_owned());

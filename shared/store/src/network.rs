@@ -109,6 +109,23 @@ impl Table {
                 .map(parse_profile)
                 .transpose()?
                 .ok_or_else(|| PullError::UnknownDistributor(upline.clone()))?;
+            // A spread downline's counters are its metrics item and its
+            // shards: one more read, only when a downline is spread.
+            let mut spread = Vec::new();
+            for d in downlines {
+                if let Some(p) = read.get(&keys::distributor(d)) {
+                    let child = parse_profile(p)?;
+                    if child.metric_shards.is_spread() {
+                        spread.push((d, child.metric_shards));
+                    }
+                }
+            }
+            let wanted = crate::shards::shard_keys(spread.iter().map(|(d, s)| (*d, *s)));
+            let shard_items = if wanted.is_empty() {
+                Default::default()
+            } else {
+                self.batch_get(&wanted, true).await?
+            };
             let mut total = NetworkTotals::default();
             let mut tx = Vec::new();
             for d in downlines {
@@ -123,10 +140,13 @@ impl Table {
                         downline: d.clone(),
                     });
                 }
-                let now = match read.get(&keys::metrics(d)) {
-                    Some(m) => NetworkTotals::of(&parse_metrics(m)?),
-                    None => NetworkTotals::default(),
-                };
+                let mut metrics = read
+                    .get(&keys::metrics(d))
+                    .map(parse_metrics)
+                    .transpose()?
+                    .unwrap_or_default();
+                crate::shards::absorb_shards(d, child.metric_shards, &shard_items, &mut metrics)?;
+                let now = NetworkTotals::of(&metrics);
                 let ekey = keys::network_edge(upline, d);
                 let (seen, version) = match read.get(&ekey) {
                     Some(e) => (

@@ -104,6 +104,7 @@ async fn measure(stack: &LocalStack, n: usize, build: &str) -> anyhow::Result<()
             tier_locked: false,
             last_review: None,
             backfilled: None,
+            metric_shards: Default::default(),
             ancestors: Vec::new(),
         };
         let _turn = stack.turns.lock().await;
