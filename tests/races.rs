@@ -8,6 +8,7 @@
 //! | guard | race |
 //! |---|---|
 //! | metrics `mversion` | two groups of one distributor |
+//! | a spread seller's shards (none: the change is looked at again) | a change racing an order on a shard |
 //! | ledger entry `version` | a refund racing its order's payment |
 //! | downline user `live_orders` / not exists | a registration racing the first order, both ways |
 //! | commission balance (withdrawal) | two withdrawals of one balance |
@@ -423,6 +424,15 @@ async fn apply(
 }
 
 fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::OrderEvent {
+    paid_by(event, order_id, quantity, "b-race")
+}
+
+fn paid_by(
+    event: &str,
+    order_id: &str,
+    quantity: u32,
+    buyer: &str,
+) -> tier_domain::order::OrderEvent {
     let lines = vec![OrderLine {
         quantity,
         unit_price: Money::parse("199.00").unwrap(),
@@ -435,7 +445,7 @@ fn paid(event: &str, order_id: &str, quantity: u32) -> tier_domain::order::Order
         distributor: DistributorId::parse("d-shanghai").unwrap(),
         occurred_at: Utc::now(),
         kind: tier_domain::order::OrderEventKind::Paid {
-            buyer: tier_domain::ids::BuyerId::parse("b-race").unwrap(),
+            buyer: tier_domain::ids::BuyerId::parse(buyer).unwrap(),
             total: lines.iter().map(|l| l.amount).sum(),
             lines,
             urgent: false,
@@ -472,6 +482,73 @@ async fn two_groups_of_one_distributor_both_count() {
     assert_eq!(metrics["orders"]["lifetime"], 2);
     let upline = &distributor(&api, "d-hangzhou").await["metrics"];
     assert_eq!(dec(&upline["downline_sales"]["lifetime"]), d("597.00"));
+    stack.stop().await;
+}
+
+/// A spread seller's change is not guarded by its shards: an order added
+/// to a shard between a batch's read and its commit is seen by the
+/// evaluation that follows every committed change. Here the competitor's
+/// order lands first, unguarded; the batch's change to intermediate (on
+/// 398, read without it) commits; the evaluation after it reads 597 and
+/// moves the seller on to senior.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spread_sellers_change_racing_an_order_on_a_shard_is_looked_at_again() {
+    let (stack, api) = clothing_stack().await;
+    let id = DistributorId::parse("d-shanghai").unwrap();
+    direct(&stack.table_name())
+        .set_metric_shards(&id, 4)
+        .await
+        .unwrap();
+    let interleave = Interleave::default();
+    let name = stack.table_name();
+    interleave.before_next(Write::TransactWriteItems, move || async move {
+        // Another buyer: nothing of the batch's but the seller is shared.
+        let outcome = apply(&direct(&name), paid_by("race-b", "RACE-B", 1, "b-other")).await;
+        assert_eq!(outcome.recorded, 1);
+    });
+    let calendar = tier_domain::calendar::BrandCalendar::default();
+    // Intermediate from 300 of sales, senior from 500.
+    let decide = |p: &tier_store::distributors::Distributor,
+                  m: &tier_domain::metrics::Metrics,
+                  _: Option<&_>| {
+        let sales = m.sales.lifetime;
+        let to = if sales >= Money::parse("500.00").unwrap() {
+            "senior"
+        } else if sales >= Money::parse("300.00").unwrap() {
+            "intermediate"
+        } else {
+            return None;
+        };
+        (p.tier.as_ref().map(|t| t.as_str()) != Some(to))
+            .then(|| tier_change(to, tier_domain::tier::Cause::Assignment))
+    };
+    let outcome = gated(&stack, &interleave)
+        .apply_group(
+            &id,
+            &[paid("race-a", "RACE-A", 2)],
+            &calendar,
+            calendar.day_of(Utc::now()),
+            None,
+            &decide,
+        )
+        .await
+        .unwrap();
+    assert_eq!(interleave.fired(), 1, "the competitor went first");
+    assert_eq!(outcome.recorded, 1);
+    let view = distributor(&api, "d-shanghai").await;
+    assert_eq!(dec(&view["metrics"]["sales"]["lifetime"]), d("597.00"));
+    assert_eq!(
+        view["distributor"]["tier"], "senior",
+        "{}",
+        view["tier_history"]
+    );
+    let changes: Vec<_> = view["tier_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(changes[..2], ["senior", "intermediate"], "{changes:?}");
     stack.stop().await;
 }
 

@@ -232,6 +232,17 @@ pub struct Load<'a> {
     /// Their payments write the order's bucket instead of the stock item,
     /// as the store writes a spread SKU (docs/stock.md, "Hot SKUs").
     pub spread: Option<(usize, u32)>,
+    /// The distributors whose metrics orders write most, as sellers or as
+    /// receivers of commission (upline and the one above), spread over
+    /// shards: (how many, shards), as an operator spreads the hottest.
+    /// Orders write the order's shard instead of their metrics item, as
+    /// the store writes a spread distributor (docs/cost.md, "Hot
+    /// sellers"), and a spread seller's ranks are set once a window.
+    pub spread_sellers: Option<(usize, u8)>,
+    /// Whether the brand pays level-2 commission (the recordings do): off,
+    /// the second receiver's writes (its metrics and its commission entry)
+    /// are left out.
+    pub level2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +272,8 @@ pub struct Figures {
     pub hottest_network: (f64, String),
     /// Mean write units an order, by the seller's depth (1 to 6).
     pub units_by_depth: BTreeMap<u8, f64>,
+    /// The same for 1-line orders alone.
+    pub units_by_depth_one_line: BTreeMap<u8, f64>,
     /// Orders by the seller's depth.
     pub orders_by_depth: BTreeMap<u8, usize>,
     /// The chance that a transaction shares an item with another in flight.
@@ -280,6 +293,8 @@ struct Tx {
 fn role_of(key: &str) -> String {
     if key.starts_with("SKU#") {
         "SKU stock".into()
+    } else if key.contains("#M") && key.ends_with("|METRICS") {
+        "metrics shard".into()
     } else if key.contains("METRICS") {
         "metrics".into()
     } else if key.starts_with("STATS#") {
@@ -312,6 +327,28 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
     // (upline, window) → edges dirtied, each with the orders that did.
     let mut dirty: HashMap<(u32, u64), BTreeMap<u32, Vec<usize>>> = HashMap::new();
     let mut order_units: Vec<(u8, f64)> = Vec::with_capacity(orders);
+    let mut one_line: Vec<bool> = Vec::with_capacity(orders);
+    // The spread sellers (the busiest by rank) and every receiver of their
+    // commission.
+    let mut spread_ids: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    let mut spread_sellers: std::collections::HashSet<u32> = std::collections::HashSet::new();
+    if let Some((top, _)) = load.spread_sellers {
+        // Each distributor's share of the orders whose metrics writes name
+        // it: its own, and those of the sellers one and two levels below.
+        let mut share: HashMap<u32, f64> = HashMap::new();
+        for (rank, s) in sellers.iter().enumerate() {
+            let p = 1.0 / (rank + 1) as f64;
+            let receivers = if load.level2 { 2 } else { 1 };
+            for d in std::iter::once(*s).chain(brand.ancestors(*s).into_iter().take(receivers)) {
+                *share.entry(d).or_default() += p;
+            }
+        }
+        let mut hottest: Vec<(u32, f64)> = share.into_iter().collect();
+        hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        spread_ids.extend(hottest.iter().take(top).map(|(d, _)| *d));
+        spread_sellers = spread_ids.clone();
+    }
+    let mut ranks_refreshed: std::collections::HashSet<(u32, u64)> = Default::default();
     // `others`: written for someone other than the order's seller.
     let mut write = |pk: &str, sk: &str, u: f64, others: bool| {
         *units.entry(format!("{pk}|{sk}")).or_default() += u;
@@ -353,7 +390,11 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
         let region = region_rank.draw(&mut rng);
         // The hash of the order, for what the store spreads by order.
         let order_hash = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        for w in &template.order {
+        for w in template
+            .order
+            .iter()
+            .filter(|w| load.level2 || !w.pk.starts_with("DIST#{A2}"))
+        {
             // Sales cells are sharded by order (by seller before), tier
             // moves by distributor.
             let pk = if w.sk.starts_with("SALES#") && design == Design::Now {
@@ -368,6 +409,16 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
                 && let Some((_, tier)) = rest.rsplit_once('#')
             {
                 sk = format!("SALES#R{region:02}#{tier}");
+            }
+            if let Some((_, shards)) = load.spread_sellers
+                && sk == "METRICS"
+                && let Some(id) = pk
+                    .strip_prefix("DIST#d")
+                    .and_then(|d| d.parse::<u32>().ok())
+                && spread_ids.contains(&id)
+            {
+                // The order's shard, as the store takes it.
+                pk = format!("{pk}#M{:02}", order_hash % u64::from(shards));
             }
             if let Some((top, buckets)) = load.spread
                 && sk == "STOCK"
@@ -428,7 +479,16 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
                     .push(n);
             }
         }
+        if spread_sellers.contains(&seller) {
+            // Its ranks, set from the shards once a window.
+            let window = ((n as f64 / load.orders_per_second) / load.window_seconds) as u64;
+            if ranks_refreshed.insert((seller, window)) {
+                write(&format!("DIST#d{seller}"), "METRICS", 1.0, false);
+                total += 1.0;
+            }
+        }
         order_units.push((depth, total));
+        one_line.push(lines == 1);
     }
     if design == Design::Now {
         // What one pull writes besides its edge (the upline's metrics, its
@@ -473,10 +533,16 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
             }
         }
     }
-    for (depth, u) in &order_units {
+    let mut by_depth_one: BTreeMap<u8, (f64, usize)> = BTreeMap::new();
+    for ((depth, u), one) in order_units.iter().zip(&one_line) {
         let slot = by_depth.entry(*depth).or_default();
         slot.0 += u;
         slot.1 += 1;
+        if *one {
+            let slot = by_depth_one.entry(*depth).or_default();
+            slot.0 += u;
+            slot.1 += 1;
+        }
     }
 
     // The chance of overlap: a transaction in flight for τ meets another on
@@ -530,6 +596,10 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
             .map(|(d, (u, n))| (*d, u / *n as f64))
             .collect(),
         orders_by_depth: by_depth.iter().map(|(d, (_, n))| (*d, *n)).collect(),
+        units_by_depth_one_line: by_depth_one
+            .iter()
+            .map(|(d, (u, n))| (*d, u / *n as f64))
+            .collect(),
         conflict_chance: all / txs.len().max(1) as f64,
         conflict_chance_non_stock: non_stock / non_stock_n.max(1) as f64,
     }
@@ -674,6 +744,8 @@ mod tests {
             transaction_seconds: 0.01,
             seed: 1,
             spread: None,
+            spread_sellers: None,
+            level2: true,
         };
         let now = model(&load, Design::Now);
         let before = model(&load, Design::Before);
@@ -711,11 +783,67 @@ mod tests {
             transaction_seconds: 0.01,
             seed: 3,
             spread: None,
+            spread_sellers: None,
+            level2: true,
         };
         let one = model(&load, Design::Now).hottest_item.0;
         assert_eq!(one, 2_000.0, "every order on the one item");
         load.spread = Some((1, 8));
         let spread = model(&load, Design::Now).hottest_item.0;
         assert!(spread < one / 6.0 && spread >= one / 8.0, "{spread}");
+    }
+
+    /// A spread seller's orders, and the commission they pay its upline,
+    /// write their shards, each a share of them; its ranks are written once
+    /// a window.
+    #[test]
+    fn a_spread_sellers_writes_are_shared_by_its_shards() {
+        let mut rng = Rng::new(7);
+        // One seller under the root: every order is its.
+        let brand = Brand::generate(&[1], &mut rng);
+        let template = Template {
+            order: vec![
+                RoleWrite {
+                    pk: "DIST#{S}".into(),
+                    sk: "METRICS".into(),
+                    units: 2.0,
+                    tx: Some(1),
+                },
+                RoleWrite {
+                    pk: "DIST#{A1}".into(),
+                    sk: "METRICS".into(),
+                    units: 2.0,
+                    tx: Some(1),
+                },
+            ],
+            pulls: vec![],
+            pull_count: 0,
+        };
+        let templates = BTreeMap::from([((1, 1), template)]);
+        let mut load = Load {
+            brand: &brand,
+            templates: &templates,
+            orders_per_second: 1_000.0,
+            seconds: 4.0,
+            window_seconds: 1.0,
+            skus: 1,
+            transaction_seconds: 0.01,
+            seed: 3,
+            spread: None,
+            spread_sellers: None,
+            level2: true,
+        };
+        let one = model(&load, Design::Now);
+        assert_eq!(one.hottest_item.0, 2_000.0, "every order on each item");
+        load.spread_sellers = Some((2, 8));
+        let spread = model(&load, Design::Now);
+        let hottest = spread.hottest_item.0;
+        assert!(
+            hottest < 2_000.0 / 6.0 && hottest >= 2_000.0 / 8.0,
+            "{hottest}"
+        );
+        assert_eq!(spread.hottest_item.1, "metrics shard");
+        // 4 units an order, and the ranks: 1 unit a window of 1,000 orders.
+        assert_eq!(spread.units_by_depth_one_line[&1], 4.001);
     }
 }

@@ -490,7 +490,6 @@ impl Table {
             }
             if outcome.change.is_some() {
                 tx.push(self.metrics_unchanged_check(distributor, mversion));
-                outcome.recheck = true;
             }
         } else if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(
@@ -508,6 +507,9 @@ impl Table {
         } else if outcome.change.is_some() {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
+        // Orders may have added to the shards since they were read, by this
+        // batch or an evaluation alike: a change is looked at once more.
+        outcome.recheck = spread.shards > 0 && outcome.change.is_some();
         if let Some(change) = &outcome.change {
             tx.extend(self.tier_items(
                 distributor,

@@ -38,6 +38,9 @@ const LEVEL_SIZES: [usize; 6] = [20, 200, 1_800, 8_000, 25_000, 64_979];
 const WINDOW_SECONDS: f64 = 2.0;
 /// The 20 most popular SKUs (of 1,000) spread over 32 buckets each.
 const SPREAD: (usize, u32) = (20, 32);
+/// The 50 distributors (of 100,000) whose metrics orders write most, as
+/// sellers or receivers, spread over 16 shards each.
+const SPREAD_SELLERS: (usize, u8) = (50, 16);
 const TRANSACTION_SECONDS: f64 = 0.025;
 
 fn level(i: usize) -> String {
@@ -133,10 +136,12 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
     );
     let mut rows = Vec::new();
     for (rate, seconds) in [(500.0, 20.0), (5_000.0, 10.0), (20_000.0, 5.0)] {
-        for (design, spread) in [
-            (Design::Before, None),
-            (Design::Now, None),
-            (Design::Now, Some(SPREAD)),
+        for (design, spread, spread_sellers, level2) in [
+            (Design::Before, None, None, true),
+            (Design::Now, None, None, true),
+            (Design::Now, Some(SPREAD), None, true),
+            (Design::Now, Some(SPREAD), Some(SPREAD_SELLERS), true),
+            (Design::Now, Some(SPREAD), Some(SPREAD_SELLERS), false),
         ] {
             let f = load_model::model(
                 &Load {
@@ -149,13 +154,19 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                     transaction_seconds: TRANSACTION_SECONDS,
                     seed: 42,
                     spread,
+                    spread_sellers,
+                    level2,
                 },
                 design,
             );
-            let name = match (design, spread) {
-                (Design::Before, _) => "before",
-                (Design::Now, None) => "now",
-                (Design::Now, Some(_)) => "now, hot SKUs spread",
+            let name = match (design, spread, spread_sellers, level2) {
+                (Design::Before, ..) => "before",
+                (Design::Now, None, ..) => "now",
+                (Design::Now, Some(_), None, _) => "now, hot SKUs spread",
+                (Design::Now, Some(_), Some(_), true) => "now, hot SKUs and distributors spread",
+                (Design::Now, Some(_), Some(_), false) => {
+                    "the same, at a brand without level-2 commission"
+                }
             };
             println!("\n{rate} orders/s, {name}:");
             for (label, (wcu, what), note) in [
@@ -181,6 +192,12 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                 by_depth.join("  "),
                 f.orders_by_depth
             );
+            let one_line: Vec<String> = f
+                .units_by_depth_one_line
+                .iter()
+                .map(|(d, u)| format!("{d}: {u:.2}"))
+                .collect();
+            println!("  units a 1-line order     {}", one_line.join("  "));
             println!(
                 "  chance a transaction meets another on an item: {:.4} (stock left out: {:.4})",
                 f.conflict_chance, f.conflict_chance_non_stock
@@ -194,6 +211,9 @@ fn report(templates: &BTreeMap<(u8, usize), Template>) {
                 "hottest_partition_wcu": bench::r2(f.hottest_partition.0),
                 "hottest_upline_wcu": bench::r2(f.hottest_network.0),
                 "units_by_depth": f.units_by_depth.iter()
+                    .map(|(d, u)| (d.to_string(), json!(bench::r2(*u))))
+                    .collect::<serde_json::Map<_, _>>(),
+                "units_by_depth_one_line": f.units_by_depth_one_line.iter()
                     .map(|(d, u)| (d.to_string(), json!(bench::r2(*u))))
                     .collect::<serde_json::Map<_, _>>(),
                 "conflict_chance": f.conflict_chance,
