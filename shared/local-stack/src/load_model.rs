@@ -839,7 +839,7 @@ mod tests {
         let spread = model(&load, Design::Now);
         let hottest = spread.hottest_item.0;
         assert!(
-            hottest < 2_000.0 / 6.0 && hottest >= 2_000.0 / 8.0,
+            (2_000.0 / 8.0..2_000.0 / 6.0).contains(&hottest),
             "{hottest}"
         );
         assert_eq!(spread.hottest_item.1, "metrics shard");
