@@ -120,6 +120,54 @@ async fn one_line_order_costs() {
     stack.stop().await;
 }
 
+/// A spread seller's 1-line order, its upline spread too: the same write
+/// units on shards instead of the two metrics items, plus the ranks set
+/// from the shards (1 unit, once a window); the reads add the shards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spread_sellers_order_costs_its_units_on_shards_and_its_ranks_once() {
+    let (stack, api) = clothing_stack().await;
+    for id in ["d-shanghai", "d-hangzhou"] {
+        let r = api
+            .put(
+                &format!("distributors/{id}/shards"),
+                &serde_json::json!({"shards": 8}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    stack.wait_idle(IDLE).await.unwrap();
+    let now = Utc::now();
+    stack.dynamo_usage.reset();
+    let doc = docs::paid("sp1", "SP1", "b1", &[("TEE-WHITE", 1, "199.00")], now);
+    assert_eq!(
+        api.webhook("jd", "sh-outlet", &doc).await.unwrap().status,
+        202
+    );
+    stack.wait_idle(IDLE).await.unwrap();
+    let usage = stack.dynamo_usage.snapshot();
+    println!(
+        "a spread seller's 1-line order: requests {}  write units {}  read units {}  {:?}",
+        usage.total_requests(),
+        usage.write_units,
+        usage.read_units,
+        usage.requests
+    );
+    // 16 as unspread, and 1 for the ranks.
+    assert_eq!(usage.write_units, 17.0, "{usage:?}");
+    for id in ["d-shanghai", "d-hangzhou"] {
+        let home: Vec<_> = usage
+            .writes
+            .iter()
+            .filter(|w| w.pk == format!("DIST#{id}") && w.sk == "METRICS")
+            .collect();
+        let expected = usize::from(id == "d-shanghai");
+        assert_eq!(home.len(), expected, "{id}: {home:?}");
+        assert!(home.iter().all(|w| !w.in_transaction), "{id}: {home:?}");
+    }
+    stack.stop().await;
+}
+
 /// A burst for one distributor: the events of a batch share one
 /// transaction, so one metrics write per batch, not per order.
 #[tokio::test(flavor = "multi_thread")]

@@ -100,6 +100,14 @@ async fn every_function_is_allowed_what_it_does() {
         .unwrap()
         .0;
     assert_eq!(ship.status, 200, "{}", ship.body);
+    // A hot seller and its upline spread: shards, and the ranks' refresh.
+    for id in ["d-shanghai", "d-hangzhou"] {
+        let r = api
+            .put(&format!("distributors/{id}/shards"), &json!({"shards": 4}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
     let paid = docs::paid("r2", "ROLE-2", "b2", &[("TEE-WHITE", 1, "199.00")], now);
     api.webhook("jd", "sh-outlet", &paid).await.unwrap();
     stack.wait_idle(IDLE).await.unwrap();

@@ -15,23 +15,6 @@ impl TierEvaluation {
     /// Asks the second ancestor in `ancestors` (upline first) to pull the
     /// first's network: the way a change counted at the upline reaches
     /// everyone above it. Nothing to ask below two levels.
-    /// Asks for a spread seller's ranks to be set from its shards, once a
-    /// window however many of its orders arrive.
-    pub(crate) async fn signal_ranks(
-        &self,
-        seller: &DistributorId,
-        now: DateTime<Utc>,
-    ) -> Result<(), Failure> {
-        let own = NetworkPull {
-            upline: seller.clone(),
-            downline: seller.clone(),
-        };
-        self.rollup
-            .send_pulls(&[own], self.rollup_seconds, now)
-            .await?;
-        Ok(())
-    }
-
     pub(crate) async fn signal_pull(
         &self,
         ancestors: &[DistributorId],
@@ -40,6 +23,25 @@ impl TierEvaluation {
         let [downline, upline, ..] = ancestors else {
             return Ok(());
         };
+        self.send_pull(upline, downline, now).await
+    }
+
+    /// Asks for a spread seller's ranks to be set from its shards, once a
+    /// window however many of its orders arrive: a pull of itself.
+    pub(crate) async fn signal_ranks(
+        &self,
+        seller: &DistributorId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        self.send_pull(seller, seller, now).await
+    }
+
+    async fn send_pull(
+        &self,
+        upline: &DistributorId,
+        downline: &DistributorId,
+        now: DateTime<Utc>,
+    ) -> Result<(), Failure> {
         let pull = NetworkPull {
             upline: upline.clone(),
             downline: downline.clone(),

@@ -480,7 +480,9 @@ impl Table {
             // Spread: the shard takes the batch, and the metrics item is
             // left alone; a tier change still checks its version (pulls and
             // withdrawals write it) and is looked at again once committed.
-            outcome.ranks_stale = !outcome.delta.sales.is_empty();
+            // A redelivery too: its first delivery may have committed and
+            // stopped before asking.
+            outcome.ranks_stale = !outcome.delta.sales.is_empty() || plan.duplicates > 0;
             if !outcome.delta.is_empty() {
                 tx.push(
                     TransactWriteItem::builder()
