@@ -476,6 +476,26 @@ async fn an_operator_runs_the_brand_from_the_command_line() {
         admin_distributor(&api, "d-suzhou").await["tier_locked"],
         false
     );
+    // Spread a hot seller, then back to one item; a bad count is the
+    // API's refusal.
+    let r = tiers(&stack, &["distributors", "spread", "d-suzhou", "8"]).await;
+    assert!(
+        r.stdout
+            .contains("d-suzhou's orders are spread over 8 shards"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        admin_distributor(&api, "d-suzhou").await["metric_shards"]["shards"],
+        8
+    );
+    let r = tiers(&stack, &["distributors", "spread", "d-suzhou", "0"]).await;
+    assert!(
+        r.stdout.contains("the 8 shards keep what they hold"),
+        "{r:#?}"
+    );
+    let r = tiers(&stack, &["distributors", "spread", "d-suzhou", "65"]).await;
+    assert_ne!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("invalid_shards"), "{r:#?}");
     let r = tiers(&stack, &["distributors", "lock", "d-suzhou"])
         .await
         .exits(0);

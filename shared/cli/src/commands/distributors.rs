@@ -1,4 +1,4 @@
-//! `tiers distributors list | about-to-move | show | override | lock | unlock`.
+//! `tiers distributors list | about-to-move | show | override | lock | unlock | spread`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -71,6 +71,10 @@ pub enum Cmd {
     Lock { id: String },
     /// Lift a lock: automatic changes resume.
     Unlock { id: String },
+    /// Spread a hot seller's counters over SHARDS items (0 to 64; 0: one
+    /// item again), so its orders, and the commission they pay it as a
+    /// receiver, write different items. Spread its upline too.
+    Spread { id: String, shards: u64 },
 }
 
 pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
@@ -149,6 +153,24 @@ pub async fn run(cmd: Cmd, ctx: &Ctx) -> Result<(), CliError> {
                 .to_owned();
             ctx.out
                 .emit(&answer, || format!("{id} is locked in {tier}"));
+        }
+        Cmd::Spread { id, shards } => {
+            let answer = client
+                .put(
+                    &format!("distributors/{}/shards", seg(&id)),
+                    json!({"shards": shards}),
+                )
+                .await?;
+            ctx.out.emit(&answer, || {
+                let count = |k: &str| answer[k].as_u64().unwrap_or(0);
+                match (count("shards"), count("cells")) {
+                    (0, 0) => format!("{id}'s counters are in one item"),
+                    (0, cells) => format!(
+                        "{id}'s new orders go to one item; the {cells} shards keep what they hold"
+                    ),
+                    (k, _) => format!("{id}'s orders are spread over {k} shards"),
+                }
+            });
         }
         Cmd::Unlock { id } => {
             let answer = client
