@@ -109,25 +109,7 @@ impl Table {
                 .map(parse_profile)
                 .transpose()?
                 .ok_or_else(|| PullError::UnknownDistributor(upline.clone()))?;
-            // A spread downline's counters are its metrics item and its
-            // shards: one more read, only when a downline is spread.
-            let mut spread = Vec::new();
-            for d in downlines {
-                if let Some(p) = read.get(&keys::distributor(d)) {
-                    let child = parse_profile(p)?;
-                    if child.metric_shards.is_spread() {
-                        spread.push((d, child.metric_shards));
-                    }
-                }
-            }
-            let wanted = crate::shards::shard_keys(spread.iter().map(|(d, s)| (*d, *s)));
-            let shard_items = if wanted.is_empty() {
-                Default::default()
-            } else {
-                self.batch_get(&wanted, true).await?
-            };
-            let mut total = NetworkTotals::default();
-            let mut tx = Vec::new();
+            let mut children = Vec::with_capacity(downlines.len());
             for d in downlines {
                 let child = read
                     .get(&keys::distributor(d))
@@ -140,6 +122,21 @@ impl Table {
                         downline: d.clone(),
                     });
                 }
+                children.push(child);
+            }
+            // A spread downline's counters are its metrics item and its
+            // shards: one more read, only when a downline is spread.
+            let wanted =
+                crate::shards::shard_keys(children.iter().map(|c| (&c.id, c.metric_shards)));
+            let shard_items = if wanted.is_empty() {
+                Default::default()
+            } else {
+                self.batch_get(&wanted, true).await?
+            };
+            let mut total = NetworkTotals::default();
+            let mut tx = Vec::new();
+            for child in &children {
+                let d = &child.id;
                 let mut metrics = read
                     .get(&keys::metrics(d))
                     .map(parse_metrics)
