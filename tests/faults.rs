@@ -6,7 +6,8 @@
 //! sales, orders, downline users, commission, tiers and stock, with nothing
 //! left on a dead-letter queue once what was parked is redriven. A third of
 //! the orders come from two levels below the top, so the top's network
-//! metrics go through the roll-up's pulls, faulted too.
+//! metrics go through the roll-up's pulls, faulted too; their seller and
+//! its upline are spread over shards.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -92,6 +93,15 @@ async fn extend(api: &ApiClient) {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    // A seller and its upline spread over shards: their counters and
+    // commission go through the faults on shards.
+    for id in ["d-kunshan", "d-suzhou"] {
+        let r = api
+            .put(&format!("distributors/{id}/shards"), &json!({"shards": 4}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
 }
 
 /// The brand loaded and extended under a prefix of its own, with no stack
