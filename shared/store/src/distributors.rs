@@ -521,9 +521,9 @@ impl Table {
         if let Some(d) = &distributor {
             self.add_shards(&mut [(d, &mut metrics)], true).await?;
         }
-        if let (Some(r), Some(_)) = (&rules, &distributor) {
+        if let (Some(r), Some(d)) = (&rules, &distributor) {
             self.load_daily(
-                &mut [(id, &mut metrics)],
+                &mut [(id, d.metric_shards, &mut metrics)],
                 today,
                 &r.rules.daily_spans(),
                 true,
@@ -646,8 +646,10 @@ impl Table {
                 rows.iter_mut().map(|(d, m)| (&*d, m)).collect();
             self.add_shards(&mut parts, false).await?;
         }
-        let mut daily: Vec<(&DistributorId, &mut Metrics)> =
-            rows.iter_mut().map(|(d, m)| (&d.id, m)).collect();
+        let mut daily: Vec<(&DistributorId, MetricShards, &mut Metrics)> = rows
+            .iter_mut()
+            .map(|(d, m)| (&d.id, d.metric_shards, m))
+            .collect();
         self.load_daily(&mut daily, today, spans, false).await?;
         Ok(rows)
     }

@@ -64,6 +64,12 @@ pub fn metrics_shard(id: &DistributorId, shard: u8) -> Key {
     (format!("DIST#{id}#M{shard:02}"), "METRICS".into())
 }
 
+/// A shard's daily item: a spread distributor's days, as its shard's
+/// counters (see [`metrics_shard`]).
+pub fn daily_shard(id: &DistributorId, shard: u8, month: tier_domain::calendar::Month) -> Key {
+    (metrics_shard(id, shard).0, format!("DAILY#{month}"))
+}
+
 pub fn daily(id: &DistributorId, month: tier_domain::calendar::Month) -> Key {
     (format!("DIST#{id}"), format!("DAILY#{month}"))
 }

@@ -46,7 +46,7 @@ use crate::error::StoreError;
 use crate::item::{self, n, new_item, s};
 use crate::keys;
 use crate::metrics::{
-    check_writable, daily_keys, daily_kinds, daily_updates, merge_daily, metrics_update,
+    check_writable, daily_keys, daily_kinds, daily_updates_in, merge_daily, metrics_update,
     metrics_update_pruning, parse_metrics, shard_update, stale_buckets,
 };
 use crate::rules::{PublishedRuleSet, parse_rule_set};
@@ -375,14 +375,14 @@ impl Table {
         // The second read: buyers, the seller's daily items, the receivers
         // and the receivers' entries the plan needs.
         let wants = staged.wants();
-        let seller_daily = daily_keys(distributor, today, &spans);
+        let spread = profile.metric_shards;
+        let seller_daily = daily_keys(distributor, spread, today, &spans);
         let mut round2: Vec<keys::Key> = wants
             .buyers
             .iter()
             .map(|b| keys::buyer(distributor, b))
             .collect();
         round2.extend(seller_daily.iter().cloned());
-        let spread = profile.metric_shards;
         round2.extend(shards::shard_keys([(distributor, spread)]));
         round2.extend(wants.receivers.iter().map(keys::distributor));
         round2.extend(
@@ -528,8 +528,14 @@ impl Table {
                 .map(|(day, r)| self.disorder_put(*day, r)),
         );
         for (id, moves) in &plan.daily_moves {
+            // Spread, a day's moves go where its counters went.
+            let shard = if id == distributor {
+                seller_shard
+            } else {
+                receiver_shards.get(id).copied().and_then(shard_of)
+            };
             tx.extend(
-                daily_updates(self, id, moves)
+                daily_updates_in(self, id, shard, moves)
                     .into_iter()
                     .map(|u| TransactWriteItem::builder().update(u).build()),
             );

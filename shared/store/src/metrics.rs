@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::Update;
 use rust_decimal::Decimal;
 use tier_domain::calendar::{Day, Month};
 use tier_domain::ids::DistributorId;
-use tier_domain::metrics::{Buckets, Metric, Metrics, MetricsDelta};
+use tier_domain::metrics::{Buckets, Metric, MetricShards, Metrics, MetricsDelta};
 use tier_domain::money::Money;
 
 use crate::error::StoreError;
@@ -548,6 +548,17 @@ pub(crate) fn daily_updates(
     id: &DistributorId,
     delta: &MetricsDelta,
 ) -> Vec<Update> {
+    daily_updates_in(table, id, None, delta)
+}
+
+/// As [`daily_updates`], into one shard's daily items for a spread
+/// distributor (`Some(shard)`).
+pub(crate) fn daily_updates_in(
+    table: &Table,
+    id: &DistributorId,
+    shard: Option<u8>,
+    delta: &MetricsDelta,
+) -> Vec<Update> {
     let mut by_month: BTreeMap<Month, BTreeMap<String, Decimal>> = BTreeMap::new();
     for (kind, moves) in bucket_moves(delta) {
         for (day, v) in moves.into_iter().filter(|(_, v)| !v.is_zero()) {
@@ -562,7 +573,10 @@ pub(crate) fn daily_updates(
         .into_iter()
         .filter(|(_, adds)| adds.values().any(|v| !v.is_zero()))
         .map(|(month, adds)| {
-            let (pk, sk) = keys::daily(id, month);
+            let (pk, sk) = match shard {
+                Some(b) => keys::daily_shard(id, b, month),
+                None => keys::daily(id, month),
+            };
             let mut names = HashMap::from([
                 ("#e".to_owned(), keys::ENTITY.to_owned()),
                 ("#t".to_owned(), keys::TTL.to_owned()),
@@ -594,9 +608,11 @@ pub(crate) fn daily_updates(
         .collect()
 }
 
-/// The daily items the rolling windows in `spans` read as of `today`.
+/// The daily items the rolling windows in `spans` read as of `today`: the
+/// distributor's own and, spread, each shard's.
 pub(crate) fn daily_keys(
     id: &DistributorId,
+    shards: MetricShards,
     today: Day,
     spans: &BTreeMap<Metric, u32>,
 ) -> Vec<keys::Key> {
@@ -604,16 +620,17 @@ pub(crate) fn daily_keys(
         return Vec::new();
     };
     let first = today.minus_days(longest - 1).month();
-    today
-        .month()
-        .since(first)
-        .into_iter()
-        .map(|m| keys::daily(id, m))
-        .collect()
+    let months = today.month().since(first);
+    let mut out: Vec<keys::Key> = months.iter().map(|m| keys::daily(id, *m)).collect();
+    for b in 0..shards.cells {
+        out.extend(months.iter().map(|m| keys::daily_shard(id, b, *m)));
+    }
+    out
 }
 
 /// Adds a daily item's buckets to `metrics` (the monthly and lifetime
-/// totals already hold them).
+/// totals already hold them); a spread distributor's shards add to the
+/// same days.
 pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), StoreError> {
     let key = item::key_of(item);
     let corrupt = |why: String| StoreError::corrupt(&key, why);
@@ -638,9 +655,10 @@ pub(crate) fn merge_daily(metrics: &mut Metrics, item: &Item) -> Result<(), Stor
             continue;
         };
         if let Some(b) = money_buckets(metrics, kind) {
-            b.by_day.insert(day, money(item, name)?);
+            let slot = b.by_day.entry(day).or_default();
+            *slot = *slot + money(item, name)?;
         } else if let Some(b) = count_buckets(metrics, kind) {
-            b.by_day.insert(day, item::get_i64(item, name)?);
+            *b.by_day.entry(day).or_default() += item::get_i64(item, name)?;
         }
     }
     Ok(())
@@ -651,21 +669,21 @@ impl Table {
     /// of `rows`' metrics, in one batch.
     pub(crate) async fn load_daily(
         &self,
-        rows: &mut [(&DistributorId, &mut Metrics)],
+        rows: &mut [(&DistributorId, MetricShards, &mut Metrics)],
         today: Day,
         spans: &BTreeMap<Metric, u32>,
         consistent: bool,
     ) -> Result<(), StoreError> {
         let wanted: Vec<keys::Key> = rows
             .iter()
-            .flat_map(|(id, _)| daily_keys(id, today, spans))
+            .flat_map(|(id, shards, _)| daily_keys(id, *shards, today, spans))
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let items = self.batch_get(&wanted, consistent).await?;
-        for (id, metrics) in rows.iter_mut() {
-            for key in daily_keys(id, today, spans) {
+        for (id, shards, metrics) in rows.iter_mut() {
+            for key in daily_keys(id, *shards, today, spans) {
                 if let Some(item) = items.get(&key) {
                     merge_daily(metrics, item)?;
                 }
