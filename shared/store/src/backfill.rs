@@ -20,7 +20,6 @@ use tier_domain::ledger::OrderRecord;
 use tier_domain::metrics::{Metric, MetricsDelta};
 use tier_domain::plan;
 
-use crate::distributors::parse_profile;
 use crate::error::StoreError;
 use crate::item::{self, Item, n, s};
 use crate::keys;
@@ -53,13 +52,7 @@ impl Table {
         after: Option<&str>,
         limit: i32,
     ) -> Result<Option<(Backfilled, Option<String>)>, StoreError> {
-        let Some(profile) = self
-            .get(&keys::distributor(distributor), true)
-            .await?
-            .as_ref()
-            .map(parse_profile)
-            .transpose()?
-        else {
+        let Some(profile) = self.distributor_consistent(distributor).await? else {
             return Ok(None);
         };
         let kinds = daily_kinds(&daily.iter().map(|m| (*m, 1)).collect());

@@ -295,7 +295,24 @@ impl Table {
     }
 
     pub async fn distributor(&self, id: &DistributorId) -> Result<Option<Distributor>, StoreError> {
-        self.get(&keys::distributor(id), false)
+        self.profile(id, false).await
+    }
+
+    /// The profile as written last (a strongly consistent read), for a
+    /// write that is conditional on what it holds.
+    pub(crate) async fn distributor_consistent(
+        &self,
+        id: &DistributorId,
+    ) -> Result<Option<Distributor>, StoreError> {
+        self.profile(id, true).await
+    }
+
+    async fn profile(
+        &self,
+        id: &DistributorId,
+        consistent: bool,
+    ) -> Result<Option<Distributor>, StoreError> {
+        self.get(&keys::distributor(id), consistent)
             .await?
             .as_ref()
             .map(parse_profile)

@@ -141,13 +141,7 @@ impl Table {
         shards: u64,
     ) -> Result<MetricShards, ShardsError> {
         for attempt in 0..8 {
-            let Some(profile) = self
-                .get(&keys::distributor(id), true)
-                .await?
-                .as_ref()
-                .map(parse_profile)
-                .transpose()?
-            else {
+            let Some(profile) = self.distributor_consistent(id).await? else {
                 return Err(ShardsError::UnknownDistributor(id.clone()));
             };
             let now = profile.metric_shards;

@@ -10,7 +10,6 @@ use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use tier_domain::ids::{BuyerId, DistributorId};
 use tier_domain::metrics::MetricsDelta;
 
-use crate::distributors::parse_profile;
 use crate::item::{n, new_item, s};
 use crate::keys;
 use crate::ledger::GroupError;
@@ -38,12 +37,7 @@ impl Table {
         distributor: &DistributorId,
         user: &BuyerId,
     ) -> Result<Registered, GroupError> {
-        let profile = self
-            .get(&keys::distributor(distributor), true)
-            .await?
-            .as_ref()
-            .map(parse_profile)
-            .transpose()?;
+        let profile = self.distributor_consistent(distributor).await?;
         let profile = profile.ok_or_else(|| GroupError::UnknownDistributor(distributor.clone()))?;
         let bkey = keys::buyer(distributor, user);
         let put = Put::builder()
