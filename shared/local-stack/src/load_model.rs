@@ -328,10 +328,9 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
     let mut dirty: HashMap<(u32, u64), BTreeMap<u32, Vec<usize>>> = HashMap::new();
     let mut order_units: Vec<(u8, f64)> = Vec::with_capacity(orders);
     let mut one_line: Vec<bool> = Vec::with_capacity(orders);
-    // The spread sellers (the busiest by rank) and every receiver of their
-    // commission.
+    // The spread distributors: those whose metrics orders write most, as
+    // sellers or as receivers of commission.
     let mut spread_ids: std::collections::HashSet<u32> = std::collections::HashSet::new();
-    let mut spread_sellers: std::collections::HashSet<u32> = std::collections::HashSet::new();
     if let Some((top, _)) = load.spread_sellers {
         // Each distributor's share of the orders whose metrics writes name
         // it: its own, and those of the sellers one and two levels below.
@@ -346,7 +345,6 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
         let mut hottest: Vec<(u32, f64)> = share.into_iter().collect();
         hottest.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         spread_ids.extend(hottest.iter().take(top).map(|(d, _)| *d));
-        spread_sellers = spread_ids.clone();
     }
     let mut ranks_refreshed: std::collections::HashSet<(u32, u64)> = Default::default();
     // `others`: written for someone other than the order's seller.
@@ -479,7 +477,7 @@ pub fn model(load: &Load<'_>, design: Design) -> Figures {
                     .push(n);
             }
         }
-        if spread_sellers.contains(&seller) {
+        if spread_ids.contains(&seller) {
             // Its ranks, set from the shards once a window.
             let window = ((n as f64 / load.orders_per_second) / load.window_seconds) as u64;
             if ranks_refreshed.insert((seller, window)) {
