@@ -476,12 +476,15 @@ impl Table {
                 .map(|r| crate::ranking::sales_rank_attributes(distributor, &r).to_vec())
                 .unwrap_or_default()
         };
+        // Whether the metrics item is written, under its version; if not, a
+        // tier change checks that version instead.
+        let mut guarded = false;
         if let Some(b) = seller_shard {
             // Spread: the shard takes the batch, and the metrics item is
-            // left alone; a tier change still checks its version (pulls and
-            // withdrawals write it) and is looked at again once committed.
-            // A redelivery too: its first delivery may have committed and
-            // stopped before asking.
+            // left alone (pulls and withdrawals write it); a tier change is
+            // looked at again once committed. The ranks wait for their
+            // refresh, after a redelivery too: its first delivery may have
+            // committed and stopped before asking.
             outcome.ranks_stale = !outcome.delta.sales.is_empty() || plan.duplicates > 0;
             if !outcome.delta.is_empty() {
                 tx.push(
@@ -489,9 +492,6 @@ impl Table {
                         .update(shard_update(self, distributor, b, &outcome.delta))
                         .build(),
                 );
-            }
-            if outcome.change.is_some() {
-                tx.push(self.metrics_unchanged_check(distributor, mversion));
             }
         } else if !outcome.delta.is_empty() || !stale.is_empty() {
             tx.push(
@@ -506,7 +506,9 @@ impl Table {
                     ))
                     .build(),
             );
-        } else if outcome.change.is_some() {
+            guarded = true;
+        }
+        if outcome.change.is_some() && !guarded {
             tx.push(self.metrics_unchanged_check(distributor, mversion));
         }
         // Orders may have added to the shards since they were read, by this
